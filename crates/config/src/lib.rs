@@ -1,0 +1,794 @@
+//! Portcullis configuration: YAML schema → validated model, with errors that name the field.
+//!
+//! Two layers (STYLE.md §4): [`schema`] is what users write (serde,
+//! `deny_unknown_fields`, secure defaults); [`model`] is what the gateway
+//! runs on. [`parse`] goes from one to the other and reports *every*
+//! problem it finds with the field path and the reason; it never panics.
+
+pub mod model;
+pub mod schema;
+
+pub use model::*;
+
+use http::{HeaderName, HeaderValue, Method};
+use schema::{RawAuthPolicy, RawConfig, RawMode, RawPlaintext};
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// One thing wrong with a config, located by its field path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The file is not valid YAML or does not fit the schema.
+    #[error("{0}")]
+    Schema(FieldError),
+    /// The file fits the schema but describes an invalid gateway.
+    #[error("{} problem(s):\n{}", .0.len(), .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<FieldError>),
+}
+
+impl LoadError {
+    /// Every field error this load produced (one for schema errors).
+    pub fn field_errors(&self) -> Vec<FieldError> {
+        match self {
+            LoadError::Io { path, source } => vec![FieldError {
+                path: path.display().to_string(),
+                message: source.to_string(),
+            }],
+            LoadError::Schema(e) => vec![e.clone()],
+            LoadError::Invalid(v) => v.clone(),
+        }
+    }
+}
+
+/// Reads and validates a config file; relative paths in it are resolved
+/// against the file's directory.
+pub fn load(path: &Path) -> Result<Config, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let base = path
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    parse(&text, &base)
+}
+
+/// Parses and validates config text; `base_dir` resolves relative paths.
+pub fn parse(text: &str, base_dir: &Path) -> Result<Config, LoadError> {
+    let de = yaml_serde::Deserializer::from_str(text);
+    let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        LoadError::Schema(FieldError {
+            path: if path == "." {
+                "(top level)".into()
+            } else {
+                path
+            },
+            message: e.into_inner().to_string(),
+        })
+    })?;
+    Validator::default().config(raw, base_dir)
+}
+
+#[derive(Default)]
+struct Validator {
+    errors: Vec<FieldError>,
+}
+
+impl Validator {
+    fn err(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(FieldError {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    fn config(mut self, raw: RawConfig, base_dir: &Path) -> Result<Config, LoadError> {
+        let mode = match raw.mode {
+            RawMode::Production => Mode::Production,
+            RawMode::Dev => Mode::Dev,
+        };
+        let resolve = |p: &str| -> PathBuf {
+            let p = Path::new(p);
+            if p.is_absolute() {
+                p.to_owned()
+            } else {
+                base_dir.join(p)
+            }
+        };
+
+        let listeners = self.listeners(&raw, mode, &resolve);
+        let limits = self.limits(&raw.limits);
+        let correlation_header = match &raw.correlation.header {
+            None => HeaderName::from_static("x-correlation-id"),
+            Some(h) => self.header_name("correlation.header", h),
+        };
+        let request_remove_headers = raw
+            .request
+            .remove_headers
+            .iter()
+            .enumerate()
+            .map(|(i, h)| self.header_name(&format!("request.remove_headers[{i}]"), h))
+            .collect();
+        let response_remove_headers = raw
+            .response
+            .remove_headers
+            .iter()
+            .enumerate()
+            .map(|(i, h)| self.header_name(&format!("response.remove_headers[{i}]"), h))
+            .collect();
+        let events = Events {
+            stdout: raw.events.stdout,
+            file: raw.events.file.as_deref().map(resolve),
+        };
+
+        let mut upstreams = Vec::new();
+        for (name, u) in &raw.upstreams {
+            if let Some(up) = self.upstream(name, u, &resolve) {
+                upstreams.push(up);
+            }
+        }
+        let apis = self.apis(&raw, &upstreams);
+
+        if self.errors.is_empty() {
+            Ok(Config {
+                mode,
+                base_dir: base_dir.to_owned(),
+                worker_threads: (raw.runtime.worker_threads > 0)
+                    .then_some(raw.runtime.worker_threads),
+                listeners,
+                limits,
+                correlation_header,
+                request_remove_headers,
+                response_remove_headers,
+                events,
+                upstreams,
+                apis,
+            })
+        } else {
+            Err(LoadError::Invalid(self.errors))
+        }
+    }
+
+    fn header_name(&mut self, path: &str, value: &str) -> HeaderName {
+        HeaderName::from_bytes(value.as_bytes()).unwrap_or_else(|_| {
+            self.err(path, format!("`{value}` is not a valid HTTP header name"));
+            HeaderName::from_static("x-invalid")
+        })
+    }
+
+    fn listeners(
+        &mut self,
+        raw: &RawConfig,
+        mode: Mode,
+        resolve: &dyn Fn(&str) -> PathBuf,
+    ) -> Vec<Listener> {
+        if raw.listeners.is_empty() {
+            self.err("listeners", "at least one listener is required");
+        }
+        let mut names = BTreeSet::new();
+        let mut out = Vec::new();
+        for (i, l) in raw.listeners.iter().enumerate() {
+            let p = format!("listeners[{i}]");
+            if !names.insert(l.name.clone()) {
+                self.err(
+                    format!("{p}.name"),
+                    format!("duplicate listener name `{}`", l.name),
+                );
+            }
+            let bind = match l.bind.parse::<SocketAddr>() {
+                Ok(a) => a,
+                Err(_) => {
+                    self.err(
+                        format!("{p}.bind"),
+                        format!("`{}` is not IP:port (e.g. 127.0.0.1:8443)", l.bind),
+                    );
+                    continue;
+                }
+            };
+            let kind = match (&l.tls, l.plaintext) {
+                (Some(_), Some(_)) => {
+                    self.err(&p, "set either `tls` or `plaintext`, not both");
+                    continue;
+                }
+                (None, None) => {
+                    self.err(
+                        format!("{p}.tls"),
+                        "missing: listeners serve TLS; a plain listener needs `plaintext: redirect`",
+                    );
+                    continue;
+                }
+                (Some(t), None) => {
+                    let allow_tls12 = match t.min_version.as_deref() {
+                        None | Some("1.3") => false,
+                        Some("1.2") => true,
+                        Some(v) => {
+                            self.err(
+                                format!("{p}.tls.min_version"),
+                                format!("`{v}` is not supported: use \"1.3\" (default) or \"1.2\""),
+                            );
+                            false
+                        }
+                    };
+                    ListenerKind::Tls(ServerTls {
+                        cert: resolve(&t.cert),
+                        key: resolve(&t.key),
+                        allow_tls12,
+                    })
+                }
+                (None, Some(RawPlaintext::Redirect)) => ListenerKind::Redirect {
+                    https_port: l.redirect_https_port.unwrap_or(443),
+                },
+                (None, Some(RawPlaintext::DangerousServe)) => {
+                    if mode != Mode::Dev {
+                        self.err(
+                            format!("{p}.plaintext"),
+                            "`dangerous_serve` is only allowed with `mode: dev`; use `redirect` or TLS",
+                        );
+                    }
+                    ListenerKind::DangerousPlaintext
+                }
+            };
+            if l.redirect_https_port.is_some() && !matches!(kind, ListenerKind::Redirect { .. }) {
+                self.err(
+                    format!("{p}.redirect_https_port"),
+                    "only meaningful with `plaintext: redirect`",
+                );
+            }
+            out.push(Listener {
+                name: l.name.clone(),
+                bind,
+                kind,
+            });
+        }
+        out
+    }
+
+    fn limits(&mut self, l: &schema::RawLimits) -> Limits {
+        let positive = |v: &mut Self, name: &str, value: u64| {
+            if value == 0 {
+                v.err(format!("limits.{name}"), "must be greater than 0");
+            }
+        };
+        positive(self, "header_read_timeout_ms", l.header_read_timeout_ms);
+        positive(self, "tls_handshake_timeout_ms", l.tls_handshake_timeout_ms);
+        positive(self, "body_read_timeout_ms", l.body_read_timeout_ms);
+        positive(self, "max_connections", l.max_connections as u64);
+        positive(
+            self,
+            "h2_max_concurrent_streams",
+            u64::from(l.h2_max_concurrent_streams),
+        );
+        if l.max_header_bytes < 8192 {
+            self.err("limits.max_header_bytes", "must be at least 8192");
+        }
+        Limits {
+            header_read_timeout: Duration::from_millis(l.header_read_timeout_ms),
+            tls_handshake_timeout: Duration::from_millis(l.tls_handshake_timeout_ms),
+            max_header_bytes: l.max_header_bytes,
+            max_body_bytes: l.max_body_bytes,
+            max_connections: l.max_connections,
+            h2_max_concurrent_streams: l.h2_max_concurrent_streams,
+            h2_max_pending_reset_streams: l.h2_max_pending_reset_streams,
+            h2_max_local_error_reset_streams: l.h2_max_local_error_reset_streams,
+            body_read_timeout: Duration::from_millis(l.body_read_timeout_ms),
+        }
+    }
+
+    fn upstream(
+        &mut self,
+        name: &str,
+        u: &schema::RawUpstream,
+        resolve: &dyn Fn(&str) -> PathBuf,
+    ) -> Option<Upstream> {
+        let p = format!("upstreams.{name}");
+        let uri: http::Uri = match u.url.parse() {
+            Ok(uri) => uri,
+            Err(_) => {
+                self.err(format!("{p}.url"), format!("`{}` is not a URL", u.url));
+                return None;
+            }
+        };
+        let scheme = match uri.scheme_str() {
+            Some("https") => {
+                if u.dangerous_plaintext_upstream {
+                    self.err(
+                        format!("{p}.dangerous_plaintext_upstream"),
+                        "set only for http:// upstreams",
+                    );
+                }
+                UpstreamScheme::Https
+            }
+            Some("http") if u.dangerous_plaintext_upstream => UpstreamScheme::DangerousHttp,
+            Some("http") => {
+                self.err(
+                    format!("{p}.url"),
+                    "plaintext upstream refused: use https:// (or set dangerous_plaintext_upstream: true)",
+                );
+                return None;
+            }
+            _ => {
+                self.err(format!("{p}.url"), "must start with https://");
+                return None;
+            }
+        };
+        let Some(authority) = uri.authority().cloned() else {
+            self.err(format!("{p}.url"), "missing host");
+            return None;
+        };
+        if uri.query().is_some() {
+            self.err(format!("{p}.url"), "must not contain a query string");
+        }
+        let ca = u.ca.as_deref().map(resolve);
+        if scheme == UpstreamScheme::Https && ca.is_none() {
+            self.err(
+                format!("{p}.ca"),
+                "missing: trust anchors for upstream TLS must be explicit (a PEM bundle)",
+            );
+        }
+        let server_name = u
+            .server_name
+            .clone()
+            .unwrap_or_else(|| authority.host().trim_matches(['[', ']']).to_owned());
+        if rustls_name_ok(&server_name).is_err() {
+            self.err(
+                format!("{p}.server_name"),
+                format!("`{server_name}` is not a DNS name or IP address"),
+            );
+        }
+        for (field, v) in [
+            ("connect_timeout_ms", u.connect_timeout_ms),
+            ("request_timeout_ms", u.request_timeout_ms),
+        ] {
+            if v == 0 {
+                self.err(format!("{p}.{field}"), "must be greater than 0");
+            }
+        }
+        Some(Upstream {
+            name: name.to_owned(),
+            scheme,
+            authority,
+            base_path: uri.path().trim_end_matches('/').to_owned(),
+            ca,
+            server_name,
+            connect_timeout: Duration::from_millis(u.connect_timeout_ms),
+            request_timeout: Duration::from_millis(u.request_timeout_ms),
+            pool_idle_timeout: Duration::from_millis(u.pool_idle_timeout_ms),
+            pool_max_idle_per_host: u.pool_max_idle_per_host,
+        })
+    }
+
+    fn apis(&mut self, raw: &RawConfig, upstreams: &[Upstream]) -> Vec<Api> {
+        let mut mounts = BTreeSet::new();
+        let mut names = BTreeSet::new();
+        let mut out = Vec::new();
+        if raw.apis.is_empty() {
+            self.err("apis", "at least one API is required");
+        }
+        for (a, api) in raw.apis.iter().enumerate() {
+            let p = format!("apis[{a}]");
+            if !names.insert(api.name.clone()) {
+                self.err(
+                    format!("{p}.name"),
+                    format!("duplicate API name `{}`", api.name),
+                );
+            }
+            let base_path = match api.base_path.as_deref() {
+                None | Some("/") => String::new(),
+                Some(b) => {
+                    let trimmed = b.trim_end_matches('/');
+                    if !b.starts_with('/') || template_problem(trimmed, false).is_some() {
+                        self.err(
+                            format!("{p}.base_path"),
+                            "must be a literal path like /v1 (letters, digits, . _ ~ -)",
+                        );
+                    }
+                    trimmed.to_owned()
+                }
+            };
+            let mut hosts: Vec<String> = api.hosts.iter().map(|h| h.to_ascii_lowercase()).collect();
+            hosts.sort();
+            for h in &hosts {
+                if h.is_empty() || h.contains([':', '/', ' ']) {
+                    self.err(
+                        format!("{p}.hosts"),
+                        format!("`{h}` is not a host name (no port)"),
+                    );
+                }
+            }
+            if !mounts.insert((hosts.clone(), base_path.clone())) {
+                self.err(
+                    format!("{p}.base_path"),
+                    "another API is mounted at the same hosts and base path",
+                );
+            }
+            let upstream = upstreams.iter().position(|u| u.name == api.upstream);
+            if upstream.is_none() {
+                self.err(
+                    format!("{p}.upstream"),
+                    format!("no upstream named `{}` in `upstreams`", api.upstream),
+                );
+            }
+            let cors = api
+                .cors
+                .as_ref()
+                .map(|c| self.cors(&format!("{p}.cors"), c));
+            let routes = self.routes(&p, &api.routes);
+            out.push(Api {
+                name: api.name.clone(),
+                hosts,
+                base_path,
+                upstream: upstream.unwrap_or(0),
+                cors,
+                routes,
+            });
+        }
+        out
+    }
+
+    fn routes(&mut self, p: &str, raw: &[schema::RawRoute]) -> Vec<Route> {
+        if raw.is_empty() {
+            self.err(format!("{p}.routes"), "an API needs at least one route");
+        }
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::new();
+        for (r, route) in raw.iter().enumerate() {
+            let rp = format!("{p}.routes[{r}]");
+            if let Some(problem) = template_problem(&route.path, true) {
+                self.err(format!("{rp}.path"), problem);
+            }
+            if route.methods.is_empty() {
+                self.err(format!("{rp}.methods"), "at least one method is required");
+            }
+            let mut methods = Vec::new();
+            for (m, name) in route.methods.iter().enumerate() {
+                let upper = name.to_ascii_uppercase();
+                let method = match upper.as_str() {
+                    "GET" => Method::GET,
+                    "HEAD" => Method::HEAD,
+                    "POST" => Method::POST,
+                    "PUT" => Method::PUT,
+                    "PATCH" => Method::PATCH,
+                    "DELETE" => Method::DELETE,
+                    "OPTIONS" => Method::OPTIONS,
+                    _ => {
+                        self.err(
+                            format!("{rp}.methods[{m}]"),
+                            format!(
+                                "`{name}` is not allowed: use GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS (TRACE and CONNECT are never routed)"
+                            ),
+                        );
+                        continue;
+                    }
+                };
+                if !seen.insert((shape_of(&route.path), upper.clone())) {
+                    self.err(
+                        format!("{rp}.methods[{m}]"),
+                        format!("{upper} {} is declared twice", route.path),
+                    );
+                }
+                methods.push(method);
+            }
+            let auth = match route.auth {
+                RawAuthPolicy::Public => AuthPolicy::Public,
+            };
+            out.push(Route {
+                path: route.path.clone(),
+                methods,
+                auth,
+            });
+        }
+        out
+    }
+
+    fn cors(&mut self, p: &str, c: &schema::RawCors) -> Cors {
+        let origins = if c.allowed_origins.iter().any(|o| o == "*") {
+            if c.allowed_origins.len() > 1 {
+                self.err(
+                    format!("{p}.allowed_origins"),
+                    "`*` cannot be combined with other origins",
+                );
+            }
+            if c.allow_credentials {
+                self.err(
+                    format!("{p}.allow_credentials"),
+                    "credentials cannot be allowed for any origin (`*`): list the origins",
+                );
+            }
+            AllowedOrigins::Any
+        } else {
+            let mut list = Vec::new();
+            for (i, o) in c.allowed_origins.iter().enumerate() {
+                let ok = (o.starts_with("https://") || o.starts_with("http://"))
+                    && !o
+                        .trim_start_matches("https://")
+                        .trim_start_matches("http://")
+                        .contains('/')
+                    && o.len() > "https://".len() - 1;
+                match HeaderValue::from_str(o) {
+                    Ok(v) if ok => list.push(v),
+                    _ => self.err(
+                        format!("{p}.allowed_origins[{i}]"),
+                        format!("`{o}` is not an origin like https://app.example.com"),
+                    ),
+                }
+            }
+            if list.is_empty() && c.allowed_origins.is_empty() {
+                self.err(
+                    format!("{p}.allowed_origins"),
+                    "list at least one origin, or remove `cors`",
+                );
+            }
+            AllowedOrigins::List(list)
+        };
+        let names = |v: &mut Self, field: &str, list: &[String]| -> Vec<HeaderName> {
+            list.iter()
+                .enumerate()
+                .map(|(i, h)| v.header_name(&format!("{p}.{field}[{i}]"), h))
+                .collect()
+        };
+        Cors {
+            origins,
+            allow_credentials: c.allow_credentials,
+            allowed_headers: names(self, "allowed_headers", &c.allowed_headers),
+            expose_headers: names(self, "expose_headers", &c.expose_headers),
+            max_age_s: c.max_age_s,
+        }
+    }
+}
+
+/// Why a path template is invalid, if it is. Segments are literals of
+/// unreserved characters or, when `params` is set, a whole-segment `{name}`.
+fn template_problem(path: &str, params: bool) -> Option<String> {
+    if path.is_empty() {
+        return params.then(|| "must not be empty".to_owned());
+    }
+    if !path.starts_with('/') {
+        return Some("must start with /".into());
+    }
+    if path == "/" {
+        return None;
+    }
+    for seg in path[1..].split('/') {
+        if seg.is_empty() {
+            return Some("empty segment (`//` or trailing `/`)".into());
+        }
+        if seg == "." || seg == ".." {
+            return Some("`.` and `..` segments are not allowed".into());
+        }
+        if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            if !params {
+                return Some("parameters are not allowed here".into());
+            }
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return Some(format!(
+                    "parameter `{seg}` must be {{name}} with letters, digits or _"
+                ));
+            }
+        } else if !seg
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+        {
+            return Some(format!(
+                "segment `{seg}` may only hold letters, digits, - . _ ~ or be a whole {{param}}"
+            ));
+        }
+    }
+    None
+}
+
+/// The template with parameter names erased, so `/a/{x}` and `/a/{y}` collide.
+fn shape_of(path: &str) -> String {
+    path.split('/')
+        .map(|s| if s.starts_with('{') { "{}" } else { s })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn rustls_name_ok(name: &str) -> Result<(), ()> {
+    if name.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(());
+    }
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        });
+    if ok { Ok(()) } else { Err(()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+listeners:
+  - name: public
+    bind: 127.0.0.1:8443
+    tls: { cert: gw.pem, key: gw.key }
+upstreams:
+  orders: { url: "https://127.0.0.1:9443/base", ca: ca.pem }
+apis:
+  - name: orders
+    upstream: orders
+    routes:
+      - { path: /orders, methods: [GET, POST], auth: public }
+      - { path: "/orders/{id}", methods: [GET], auth: public }
+"#;
+
+    fn errors(text: &str) -> Vec<String> {
+        match parse(text, Path::new("/etc/portcullis")) {
+            Ok(_) => vec![],
+            Err(e) => e.field_errors().iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn minimal_config_is_valid_with_secure_defaults() {
+        let c = parse(MINIMAL, Path::new("/etc/portcullis")).unwrap();
+        assert_eq!(c.mode, Mode::Production);
+        let ListenerKind::Tls(t) = &c.listeners[0].kind else {
+            panic!()
+        };
+        assert!(!t.allow_tls12, "TLS 1.3 only by default");
+        assert_eq!(t.key, Path::new("/etc/portcullis/gw.key"));
+        assert_eq!(c.upstreams[0].base_path, "/base");
+        assert_eq!(c.upstreams[0].server_name, "127.0.0.1");
+        assert_eq!(c.correlation_header, "x-correlation-id");
+    }
+
+    #[test]
+    fn route_without_auth_policy_is_refused_with_its_path() {
+        // AUTHN-06: deny by default, no implicit public route.
+        let text = MINIMAL.replace(
+            ", auth: public }\n      - { path: \"/orders/{id}\"",
+            " }\n      - { path: \"/orders/{id}\"",
+        );
+        let errs = errors(&text);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].starts_with("apis[0].routes[0]"), "{errs:?}");
+        assert!(errs[0].contains("missing field `auth`"), "{errs:?}");
+    }
+
+    #[test]
+    fn unknown_field_is_an_error_with_path() {
+        let text = MINIMAL.replace("upstream: orders\n", "upstream: orders\n    colour: blue\n");
+        let errs = errors(&text);
+        assert!(errs[0].starts_with("apis[0]"), "{errs:?}");
+        assert!(errs[0].contains("unknown field `colour`"), "{errs:?}");
+    }
+
+    #[test]
+    fn plaintext_upstream_needs_dangerous_opt_in() {
+        let text = MINIMAL.replace("https://127.0.0.1:9443/base", "http://127.0.0.1:9443");
+        let errs = errors(&text);
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("upstreams.orders.url") && e.contains("plaintext")),
+            "{errs:?}"
+        );
+        let ok = text.replace("ca: ca.pem", "dangerous_plaintext_upstream: true");
+        let c = parse(&ok, Path::new("/")).unwrap();
+        assert!(
+            c.weakenings()
+                .iter()
+                .any(|w| w.path == "upstreams.orders.dangerous_plaintext_upstream")
+        );
+    }
+
+    #[test]
+    fn https_upstream_needs_explicit_trust_anchors() {
+        let errs = errors(&MINIMAL.replace(", ca: ca.pem", ""));
+        assert_eq!(
+            errs,
+            vec![
+                "upstreams.orders.ca: missing: trust anchors for upstream TLS must be explicit (a PEM bundle)"
+            ]
+        );
+    }
+
+    #[test]
+    fn plaintext_listener_serving_needs_dev_mode() {
+        let text = MINIMAL.replace(
+            "    tls: { cert: gw.pem, key: gw.key }\n",
+            "    tls: { cert: gw.pem, key: gw.key }\n  - name: plain\n    bind: 127.0.0.1:8080\n    plaintext: dangerous_serve\n",
+        );
+        let errs = errors(&text);
+        assert!(
+            errs.iter().any(|e| e.starts_with("listeners[1].plaintext")),
+            "{errs:?}"
+        );
+        let c = parse(&format!("mode: dev\n{text}"), Path::new("/")).unwrap();
+        let paths: Vec<_> = c.weakenings().into_iter().map(|w| w.path).collect();
+        assert!(paths.contains(&"mode".to_string()));
+        assert!(paths.contains(&"listeners[1].plaintext".to_string()));
+    }
+
+    #[test]
+    fn weakenings_list_public_routes_and_tls12() {
+        let text = MINIMAL.replace("key: gw.key }", "key: gw.key, min_version: \"1.2\" }");
+        let c = parse(&text, Path::new("/")).unwrap();
+        let paths: Vec<_> = c.weakenings().into_iter().map(|w| w.path).collect();
+        assert_eq!(
+            paths,
+            vec![
+                "listeners[0].tls.min_version",
+                "apis[0].routes[0].auth",
+                "apis[0].routes[1].auth"
+            ]
+        );
+    }
+
+    #[test]
+    fn cors_wildcard_with_credentials_is_refused() {
+        // OUTPUT-11: never `*` with credentials.
+        let text = MINIMAL.replace(
+            "    upstream: orders\n",
+            "    upstream: orders\n    cors: { allowed_origins: [\"*\"], allow_credentials: true }\n",
+        );
+        let errs = errors(&text);
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("apis[0].cors.allow_credentials")),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn bad_templates_methods_and_duplicates_are_all_reported() {
+        let text = MINIMAL
+            .replace(
+                "path: /orders, methods: [GET, POST]",
+                "path: /orders/../x, methods: [TRACE, GET]",
+            )
+            .replace(
+                "\"/orders/{id}\", methods: [GET]",
+                "\"/orders/{id}\", methods: [GET, get]",
+            );
+        let errs = errors(&text);
+        assert!(
+            errs.iter().any(|e| e.starts_with("apis[0].routes[0].path")),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("apis[0].routes[0].methods[0]") && e.contains("TRACE")),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("apis[0].routes[1].methods[1]") && e.contains("twice")),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn invalid_yaml_reports_location() {
+        let errs = errors("listeners: [\n");
+        assert_eq!(errs.len(), 1);
+    }
+}

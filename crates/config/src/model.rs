@@ -1,0 +1,227 @@
+//! The validated configuration model: what the gateway runs on.
+//!
+//! Built only through [`crate::load`]/[`crate::parse`], so every value here
+//! has passed validation: invalid states are not representable (a route
+//! always has an authentication policy, a plaintext upstream always carries
+//! the explicit `dangerous_` opt-in, CORS never pairs `*` with credentials).
+
+use http::{HeaderName, HeaderValue, Method};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Production,
+    /// Development shortcuts allowed (self-signed leaves, plaintext listeners).
+    Dev,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub mode: Mode,
+    /// Directory relative paths in the file were resolved against.
+    pub base_dir: PathBuf,
+    /// Data-plane worker threads; `None` = one per core.
+    pub worker_threads: Option<usize>,
+    pub listeners: Vec<Listener>,
+    pub limits: Limits,
+    pub correlation_header: HeaderName,
+    /// Request headers removed before the upstream sees the request (DATA-02).
+    pub request_remove_headers: Vec<HeaderName>,
+    /// Response headers removed before the client sees the response (OUTPUT-06).
+    pub response_remove_headers: Vec<HeaderName>,
+    pub events: Events,
+    pub upstreams: Vec<Upstream>,
+    pub apis: Vec<Api>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Listener {
+    pub name: String,
+    pub bind: SocketAddr,
+    pub kind: ListenerKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum ListenerKind {
+    Tls(ServerTls),
+    /// Plain HTTP that only answers with a redirect to HTTPS.
+    Redirect {
+        https_port: u16,
+    },
+    /// Plain HTTP serving the APIs: dev mode only.
+    DangerousPlaintext,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// TLS 1.2 (ECDHE + AEAD only) accepted besides TLS 1.3.
+    pub allow_tls12: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub header_read_timeout: Duration,
+    pub tls_handshake_timeout: Duration,
+    pub max_header_bytes: usize,
+    pub max_body_bytes: usize,
+    pub max_connections: usize,
+    pub h2_max_concurrent_streams: u32,
+    pub h2_max_pending_reset_streams: usize,
+    pub h2_max_local_error_reset_streams: usize,
+    pub body_read_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Events {
+    pub stdout: bool,
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamScheme {
+    Https,
+    /// Plain HTTP, only with `dangerous_plaintext_upstream: true`.
+    DangerousHttp,
+}
+
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub name: String,
+    pub scheme: UpstreamScheme,
+    /// `host:port` as written in the URL.
+    pub authority: http::uri::Authority,
+    /// Path prefix prepended to every forwarded path; empty for `/`.
+    pub base_path: String,
+    /// Trust anchors; always present for `Https`.
+    pub ca: Option<PathBuf>,
+    /// Name sent as SNI and matched against the certificate's SAN.
+    pub server_name: String,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub pool_idle_timeout: Duration,
+    pub pool_max_idle_per_host: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Api {
+    pub name: String,
+    /// Lower-case host names without port; empty = any host.
+    pub hosts: Vec<String>,
+    /// Mount prefix without trailing slash; empty for `/`.
+    pub base_path: String,
+    /// Index into [`Config::upstreams`].
+    pub upstream: usize,
+    pub cors: Option<Cors>,
+    pub routes: Vec<Route>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// Template relative to the API's base path, e.g. `/orders/{id}`.
+    pub path: String,
+    pub methods: Vec<Method>,
+    pub auth: AuthPolicy,
+}
+
+/// How a route authenticates its callers (AUTHN-06: every route has one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthPolicy {
+    /// Explicitly unauthenticated; reported by `check`.
+    Public,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowedOrigins {
+    /// `*`: any origin, never with credentials.
+    Any,
+    List(Vec<HeaderValue>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Cors {
+    pub origins: AllowedOrigins,
+    pub allow_credentials: bool,
+    pub allowed_headers: Vec<HeaderName>,
+    pub expose_headers: Vec<HeaderName>,
+    pub max_age_s: u32,
+}
+
+/// A setting that weakens a secure default; `check` lists every one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Weakening {
+    pub path: String,
+    pub message: String,
+}
+
+impl Config {
+    /// Every weakened default in this config, in file order.
+    pub fn weakenings(&self) -> Vec<Weakening> {
+        let mut out = Vec::new();
+        let mut push = |path: String, message: &str| {
+            out.push(Weakening {
+                path,
+                message: message.to_owned(),
+            });
+        };
+        if self.mode == Mode::Dev {
+            push(
+                "mode".into(),
+                "dev mode: self-signed certificates and plaintext listeners are allowed",
+            );
+        }
+        for (i, l) in self.listeners.iter().enumerate() {
+            match &l.kind {
+                ListenerKind::Tls(t) if t.allow_tls12 => push(
+                    format!("listeners[{i}].tls.min_version"),
+                    "TLS 1.2 accepted (ECDHE + AEAD suites only); the default is TLS 1.3 only",
+                ),
+                ListenerKind::DangerousPlaintext => push(
+                    format!("listeners[{i}].plaintext"),
+                    "plaintext HTTP listener serves APIs (dangerous_serve)",
+                ),
+                _ => {}
+            }
+        }
+        for u in &self.upstreams {
+            if u.scheme == UpstreamScheme::DangerousHttp {
+                push(
+                    format!("upstreams.{}.dangerous_plaintext_upstream", u.name),
+                    "upstream reached over plaintext HTTP",
+                );
+            }
+        }
+        for (a, api) in self.apis.iter().enumerate() {
+            if let Some(c) = &api.cors
+                && c.origins == AllowedOrigins::Any
+            {
+                push(
+                    format!("apis[{a}].cors.allowed_origins"),
+                    "CORS allows any origin (`*`)",
+                );
+            }
+            for (r, route) in api.routes.iter().enumerate() {
+                if route.auth == AuthPolicy::Public {
+                    push(
+                        format!("apis[{a}].routes[{r}].auth"),
+                        &format!(
+                            "public route (no authentication): {} {}{}",
+                            route
+                                .methods
+                                .iter()
+                                .map(Method::as_str)
+                                .collect::<Vec<_>>()
+                                .join(","),
+                            api.base_path,
+                            route.path
+                        ),
+                    );
+                }
+            }
+        }
+        out
+    }
+}

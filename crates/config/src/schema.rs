@@ -1,0 +1,274 @@
+//! The external configuration schema: what a user writes in `gateway.yaml`.
+//!
+//! Every struct denies unknown fields so a typo is an error, not a silently
+//! ignored setting. Defaults are the secure ones; each is explained once in
+//! `docs/defaults.md`. Nothing here is trusted: [`crate::model`] validates it.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// Top level of `gateway.yaml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// `production` (default) or `dev`. Dev mode allows self-signed leaf
+    /// certificates and plaintext listeners; `check` reports it.
+    #[serde(default)]
+    pub mode: RawMode,
+    #[serde(default)]
+    pub runtime: RawRuntime,
+    pub listeners: Vec<RawListener>,
+    #[serde(default)]
+    pub limits: RawLimits,
+    #[serde(default)]
+    pub correlation: RawCorrelation,
+    #[serde(default)]
+    pub request: RawRequestHygiene,
+    #[serde(default)]
+    pub response: RawResponseHardening,
+    #[serde(default)]
+    pub events: RawEvents,
+    pub upstreams: BTreeMap<String, RawUpstream>,
+    pub apis: Vec<RawApi>,
+}
+
+#[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawMode {
+    #[default]
+    Production,
+    Dev,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRuntime {
+    /// Worker threads of the data plane; 0 or absent means one per core.
+    #[serde(default)]
+    pub worker_threads: usize,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListener {
+    pub name: String,
+    /// `IP:port`; port 0 picks a free port.
+    pub bind: String,
+    /// TLS settings; required unless `plaintext` is set.
+    pub tls: Option<RawServerTls>,
+    /// A listener without TLS either only redirects to HTTPS (`redirect`) or,
+    /// in dev mode only, serves plaintext (`dangerous_serve`).
+    pub plaintext: Option<RawPlaintext>,
+    /// With `plaintext: redirect`: the HTTPS port to redirect to (default 443).
+    pub redirect_https_port: Option<u16>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawPlaintext {
+    Redirect,
+    DangerousServe,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServerTls {
+    /// PEM file with the certificate chain, leaf first.
+    pub cert: String,
+    /// PEM file with the private key; must not be readable by group or others.
+    pub key: String,
+    /// `"1.3"` (default) or `"1.2"` (then only ECDHE + AEAD suites).
+    #[serde(default)]
+    pub min_version: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    #[serde(default = "defaults::header_read_timeout_ms")]
+    pub header_read_timeout_ms: u64,
+    #[serde(default = "defaults::tls_handshake_timeout_ms")]
+    pub tls_handshake_timeout_ms: u64,
+    #[serde(default = "defaults::max_header_bytes")]
+    pub max_header_bytes: usize,
+    #[serde(default = "defaults::max_body_bytes")]
+    pub max_body_bytes: usize,
+    #[serde(default = "defaults::max_connections")]
+    pub max_connections: usize,
+    #[serde(default = "defaults::h2_max_concurrent_streams")]
+    pub h2_max_concurrent_streams: u32,
+    #[serde(default = "defaults::h2_max_pending_reset_streams")]
+    pub h2_max_pending_reset_streams: usize,
+    #[serde(default = "defaults::h2_max_local_error_reset_streams")]
+    pub h2_max_local_error_reset_streams: usize,
+    #[serde(default = "defaults::body_read_timeout_ms")]
+    pub body_read_timeout_ms: u64,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout_ms: defaults::header_read_timeout_ms(),
+            tls_handshake_timeout_ms: defaults::tls_handshake_timeout_ms(),
+            max_header_bytes: defaults::max_header_bytes(),
+            max_body_bytes: defaults::max_body_bytes(),
+            max_connections: defaults::max_connections(),
+            h2_max_concurrent_streams: defaults::h2_max_concurrent_streams(),
+            h2_max_pending_reset_streams: defaults::h2_max_pending_reset_streams(),
+            h2_max_local_error_reset_streams: defaults::h2_max_local_error_reset_streams(),
+            body_read_timeout_ms: defaults::body_read_timeout_ms(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCorrelation {
+    /// Header carrying the correlation id (default `X-Correlation-ID`).
+    pub header: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRequestHygiene {
+    /// Extra request headers never forwarded upstream (DATA-02), e.g. `Cookie`.
+    #[serde(default)]
+    pub remove_headers: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawResponseHardening {
+    /// Extra response headers never returned to clients (OUTPUT-06).
+    #[serde(default)]
+    pub remove_headers: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEvents {
+    /// Write security events as JSON lines to standard output.
+    #[serde(default)]
+    pub stdout: bool,
+    /// Append security events as JSON lines to this file.
+    pub file: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstream {
+    /// `https://host:port/base`; `http://` only with `dangerous_plaintext_upstream`.
+    pub url: String,
+    /// PEM bundle of the trust anchors for this upstream (required for https).
+    pub ca: Option<String>,
+    /// Name checked against the upstream certificate's SAN and sent as SNI;
+    /// defaults to the URL's host.
+    pub server_name: Option<String>,
+    #[serde(default = "defaults::connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    #[serde(default = "defaults::request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    #[serde(default = "defaults::pool_idle_timeout_ms")]
+    pub pool_idle_timeout_ms: u64,
+    #[serde(default = "defaults::pool_max_idle_per_host")]
+    pub pool_max_idle_per_host: usize,
+    #[serde(default)]
+    pub dangerous_plaintext_upstream: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApi {
+    pub name: String,
+    /// Hosts this API answers for; empty means any host.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// Path prefix the API is mounted at, e.g. `/v1`; default `/`.
+    #[serde(default)]
+    pub base_path: Option<String>,
+    /// Name of an entry in `upstreams`.
+    pub upstream: String,
+    pub cors: Option<RawCors>,
+    pub routes: Vec<RawRoute>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCors {
+    /// Exact origins, e.g. `https://app.example.com`. `*` is allowed only
+    /// without credentials.
+    pub allowed_origins: Vec<String>,
+    #[serde(default)]
+    pub allow_credentials: bool,
+    #[serde(default)]
+    pub allowed_headers: Vec<String>,
+    #[serde(default)]
+    pub expose_headers: Vec<String>,
+    #[serde(default = "defaults::cors_max_age_s")]
+    pub max_age_s: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    /// Path template relative to `base_path`, e.g. `/orders/{id}`.
+    pub path: String,
+    pub methods: Vec<String>,
+    /// Authentication policy; there is no default (deny by default).
+    pub auth: RawAuthPolicy,
+}
+
+/// How a route authenticates callers. Later policies (API keys, bearer
+/// tokens, mTLS) are further variants of this enum.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawAuthPolicy {
+    /// No authentication: must be written out explicitly and is reported by `check`.
+    Public,
+}
+
+/// Secure defaults, each one reasoned in `docs/defaults.md`.
+pub mod defaults {
+    pub fn header_read_timeout_ms() -> u64 {
+        10_000
+    }
+    pub fn tls_handshake_timeout_ms() -> u64 {
+        10_000
+    }
+    pub fn max_header_bytes() -> usize {
+        16 * 1024
+    }
+    pub fn max_body_bytes() -> usize {
+        1024 * 1024
+    }
+    pub fn max_connections() -> usize {
+        10_000
+    }
+    pub fn h2_max_concurrent_streams() -> u32 {
+        100
+    }
+    pub fn h2_max_pending_reset_streams() -> usize {
+        20
+    }
+    pub fn h2_max_local_error_reset_streams() -> usize {
+        64
+    }
+    pub fn body_read_timeout_ms() -> u64 {
+        30_000
+    }
+    pub fn connect_timeout_ms() -> u64 {
+        2_000
+    }
+    pub fn request_timeout_ms() -> u64 {
+        30_000
+    }
+    pub fn pool_idle_timeout_ms() -> u64 {
+        60_000
+    }
+    pub fn pool_max_idle_per_host() -> usize {
+        64
+    }
+    pub fn cors_max_age_s() -> u32 {
+        600
+    }
+}

@@ -1,0 +1,129 @@
+//! A development PKI for the quickstart and the tests: one CA and leaf
+//! certificates it issues. Labelled as development material everywhere it
+//! appears; private keys are written with mode 0600 (TLS-07).
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
+};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// A development certificate authority.
+pub struct DevCa {
+    issuer: CertifiedIssuer<'static, KeyPair>,
+}
+
+impl std::fmt::Debug for DevCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DevCa")
+    }
+}
+
+/// A certificate and its key, in PEM.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+/// Paths of a certificate and key written to disk.
+#[derive(Debug, Clone)]
+pub struct IssuedFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl DevCa {
+    pub fn new(name: &str) -> Result<Self, rcgen::Error> {
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, name);
+        dn.push(
+            DnType::OrganizationName,
+            "Portcullis development PKI (not for production)",
+        );
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(1));
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let key = KeyPair::generate()?;
+        Ok(Self {
+            issuer: CertifiedIssuer::self_signed(params, key)?,
+        })
+    }
+
+    pub fn cert_pem(&self) -> String {
+        self.issuer.pem()
+    }
+
+    /// Issues a leaf for the given names (DNS names or IP addresses).
+    pub fn issue(&self, names: &[&str], client: bool) -> Result<Issued, rcgen::Error> {
+        let mut params =
+            CertificateParams::new(names.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())?;
+        let mut dn = DistinguishedName::new();
+        dn.push(
+            DnType::CommonName,
+            names.first().copied().unwrap_or("portcullis-dev"),
+        );
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = if client {
+            vec![ExtendedKeyUsagePurpose::ClientAuth]
+        } else {
+            vec![ExtendedKeyUsagePurpose::ServerAuth]
+        };
+        let key = KeyPair::generate()?;
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok(Issued {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+
+    /// Issues a leaf and writes `<stem>.pem` and `<stem>.key` (mode 0600) in `dir`.
+    pub fn issue_to(
+        &self,
+        dir: &Path,
+        stem: &str,
+        names: &[&str],
+        client: bool,
+    ) -> std::io::Result<IssuedFiles> {
+        let issued = self.issue(names, client).map_err(std::io::Error::other)?;
+        let cert = dir.join(format!("{stem}.pem"));
+        let key = dir.join(format!("{stem}.key"));
+        std::fs::write(&cert, issued.cert_pem)?;
+        write_private(&key, issued.key_pem.as_bytes())?;
+        Ok(IssuedFiles { cert, key })
+    }
+}
+
+/// A self-signed leaf (for tests of the TLS-02 refusal).
+pub fn self_signed_leaf(names: &[&str]) -> Result<Issued, rcgen::Error> {
+    let key = KeyPair::generate()?;
+    let cert = CertificateParams::new(names.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())?
+        .self_signed(&key)?;
+    Ok(Issued {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
+}
+
+/// Writes a file readable only by its owner.
+pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        let mut f = options.open(path)?;
+        // An existing file keeps its mode on open: tighten it explicitly.
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        f.write_all(contents)
+    }
+    #[cfg(not(unix))]
+    {
+        options.open(path)?.write_all(contents)
+    }
+}

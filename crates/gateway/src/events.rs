@@ -1,0 +1,228 @@
+//! Security events (OPS-01): one structured event per rejection, shaped after
+//! OCSF API Activity (class 6003), written as JSON lines to a file and/or
+//! standard output by a writer thread, so a slow disk never blocks a
+//! request. Events carry the correlation id (DATA-04) and never a header
+//! value, body or query string, so secrets cannot leak into them.
+
+use crate::rejection::Rejection;
+use serde::Serialize;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::sync::broadcast;
+
+/// What the pipeline knew about a request when it decided.
+#[derive(Debug)]
+pub struct EventContext<'a> {
+    pub correlation_id: &'a str,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub host: &'a str,
+    pub client: SocketAddr,
+    pub listener: &'a str,
+    pub api: Option<&'a str>,
+    pub operation: Option<&'a str>,
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct SecurityEvent {
+    /// Milliseconds since the Unix epoch.
+    pub time: u64,
+    pub class_uid: u32,
+    pub class_name: String,
+    pub category_uid: u32,
+    pub activity_id: u32,
+    pub type_uid: u32,
+    pub severity_id: u8,
+    pub severity: String,
+    pub status_id: u8,
+    pub status: String,
+    /// Stable reason code (the rejection's problem type).
+    pub status_code: String,
+    /// Internal detail for operators; never sent to the client.
+    pub message: String,
+    pub metadata: Metadata,
+    pub http_request: HttpRequest,
+    pub http_response: HttpResponse,
+    pub src_endpoint: Endpoint,
+    pub api: Api,
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct Metadata {
+    pub product: Product,
+    pub version: String,
+    pub correlation_uid: String,
+    pub listener: String,
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct Product {
+    pub name: String,
+    pub vendor_name: String,
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct HttpRequest {
+    pub http_method: String,
+    pub url: Url,
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct Url {
+    pub hostname: String,
+    /// Path only: query strings can carry secrets.
+    pub path: String,
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct HttpResponse {
+    pub code: u16,
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct Endpoint {
+    pub ip: String,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct Api {
+    pub service: Option<String>,
+    pub operation: Option<String>,
+}
+
+/// Longest path or host copied into an event.
+const MAX_FIELD: usize = 256;
+
+fn bounded(s: &str) -> String {
+    if s.len() <= MAX_FIELD {
+        return s.to_owned();
+    }
+    let mut end = MAX_FIELD;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+impl SecurityEvent {
+    pub fn rejection(r: &Rejection, ctx: &EventContext<'_>) -> Self {
+        let activity_id = match ctx.method {
+            "POST" => 1,
+            "GET" | "HEAD" => 2,
+            "PUT" | "PATCH" => 3,
+            "DELETE" => 4,
+            _ => 99,
+        };
+        let severity = r.severity();
+        Self {
+            time: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+            class_uid: 6003,
+            class_name: "API Activity".into(),
+            category_uid: 6,
+            activity_id,
+            type_uid: 6003 * 100 + activity_id,
+            severity_id: severity as u8,
+            severity: severity.name().into(),
+            status_id: 2,
+            status: "Failure".into(),
+            status_code: r.code().into(),
+            message: bounded(&r.to_string()),
+            metadata: Metadata {
+                product: Product {
+                    name: "Portcullis".into(),
+                    vendor_name: "Portcullis".into(),
+                },
+                version: "1.1.0".into(),
+                correlation_uid: ctx.correlation_id.to_owned(),
+                listener: ctx.listener.to_owned(),
+            },
+            http_request: HttpRequest {
+                http_method: bounded(ctx.method),
+                url: Url {
+                    hostname: bounded(ctx.host),
+                    path: bounded(ctx.path),
+                },
+            },
+            http_response: HttpResponse {
+                code: r.status().as_u16(),
+            },
+            src_endpoint: Endpoint {
+                ip: ctx.client.ip().to_string(),
+                port: ctx.client.port(),
+            },
+            api: Api {
+                service: ctx.api.map(str::to_owned),
+                operation: ctx.operation.map(str::to_owned),
+            },
+        }
+    }
+}
+
+/// Where events go. Cloning shares the same writer.
+#[derive(Debug, Clone)]
+pub struct EventSink {
+    writer: Option<mpsc::Sender<String>>,
+    tap: broadcast::Sender<SecurityEvent>,
+}
+
+impl EventSink {
+    /// Starts the writer thread for the configured destinations.
+    pub fn start(stdout: bool, file: Option<&Path>) -> std::io::Result<Self> {
+        let (tap, _) = broadcast::channel(1024);
+        if !stdout && file.is_none() {
+            return Ok(Self { writer: None, tap });
+        }
+        let mut out: Vec<Box<dyn Write + Send>> = Vec::new();
+        if let Some(path) = file {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?;
+            out.push(Box::new(std::io::BufWriter::new(f)));
+        }
+        if stdout {
+            out.push(Box::new(std::io::BufWriter::new(std::io::stdout())));
+        }
+        let (tx, rx) = mpsc::channel::<String>();
+        std::thread::Builder::new()
+            .name("portcullis-events".into())
+            .spawn(move || {
+                while let Ok(line) = rx.recv() {
+                    let mut batch = vec![line];
+                    batch.extend(rx.try_iter());
+                    for w in &mut out {
+                        for l in &batch {
+                            let _ = w.write_all(l.as_bytes());
+                            let _ = w.write_all(b"\n");
+                        }
+                        let _ = w.flush();
+                    }
+                }
+            })?;
+        Ok(Self {
+            writer: Some(tx),
+            tap,
+        })
+    }
+
+    pub fn emit(&self, event: SecurityEvent) {
+        if let Some(w) = &self.writer
+            && let Ok(line) = serde_json::to_string(&event)
+            && w.send(line).is_err()
+        {
+            tracing::error!("security event writer stopped; event not written");
+        }
+        let _ = self.tap.send(event);
+    }
+
+    /// A live feed of events (tests, and later the admin plane).
+    pub fn subscribe(&self) -> broadcast::Receiver<SecurityEvent> {
+        self.tap.subscribe()
+    }
+}

@@ -1,0 +1,238 @@
+//! Request hygiene: framing checks on the way in, and the header set an
+//! upstream receives (AUTHN-11, DATA-02).
+//!
+//! The upstream request's headers are built by copying what is allowed, not
+//! by deleting what is known bad: hop-by-hop headers and those the client
+//! names in `Connection`, method-override headers, client-sent
+//! `Forwarded`/`X-Forwarded-*`/`X-Real-IP`, anything in the gateway's own
+//! `x-portcullis-` namespace and the configured sensitive headers never
+//! cross. The gateway then adds its own forwarding headers and the
+//! correlation id.
+
+use crate::rejection::Rejection;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use std::net::SocketAddr;
+
+/// The gateway's own header namespace; client copies are always removed.
+pub const GATEWAY_NAMESPACE: &str = "x-portcullis-";
+
+/// Refuses ambiguous framing (request smuggling): both `Content-Length` and
+/// `Transfer-Encoding`, or several `Content-Length` values.
+pub fn check_framing(headers: &HeaderMap) -> Result<(), Rejection> {
+    let lengths = headers.get_all(header::CONTENT_LENGTH).iter().count();
+    if lengths > 0 && headers.contains_key(header::TRANSFER_ENCODING) {
+        return Err(Rejection::AmbiguousFraming(
+            "Content-Length with Transfer-Encoding",
+        ));
+    }
+    if lengths > 1 {
+        return Err(Rejection::AmbiguousFraming(
+            "several Content-Length headers",
+        ));
+    }
+    if let Some(v) = headers.get(header::CONTENT_LENGTH)
+        && (v.is_empty() || !v.as_bytes().iter().all(u8::is_ascii_digit))
+    {
+        return Err(Rejection::AmbiguousFraming(
+            "Content-Length is not a single number",
+        ));
+    }
+    Ok(())
+}
+
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+    )
+}
+
+/// Removes hop-by-hop headers from an upstream response.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    for n in named {
+        headers.remove(n);
+    }
+    for n in [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    ] {
+        headers.remove(n);
+    }
+}
+
+fn is_never_forwarded(name: &HeaderName) -> bool {
+    let n = name.as_str();
+    is_hop_by_hop(name)
+        || n == "host"
+        || n == "content-length"
+        || n == "forwarded"
+        || n == "x-real-ip"
+        || n == "x-client-ip"
+        || n.starts_with("x-forwarded-")
+        || n == "x-http-method-override"
+        || n == "x-http-method"
+        || n == "x-method-override"
+        || n.starts_with(GATEWAY_NAMESPACE)
+}
+
+/// What the gateway knows about the client, for the forwarding headers.
+#[derive(Debug, Clone, Copy)]
+pub struct Forwarding<'a> {
+    pub client: SocketAddr,
+    pub host: &'a str,
+    pub tls: bool,
+}
+
+/// Builds the header set for the upstream request.
+pub fn upstream_headers(
+    incoming: &HeaderMap,
+    remove: &[HeaderName],
+    correlation: (&HeaderName, &HeaderValue),
+    fwd: Forwarding<'_>,
+) -> HeaderMap {
+    // Headers the client asked to treat as hop-by-hop.
+    let connection_named: Vec<String> = incoming
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect();
+    let mut out = HeaderMap::with_capacity(incoming.len() + 4);
+    for (name, value) in incoming {
+        if is_never_forwarded(name)
+            || name == correlation.0
+            || remove.contains(name)
+            || connection_named.iter().any(|c| c == name.as_str())
+        {
+            continue;
+        }
+        out.append(name.clone(), value.clone());
+    }
+    out.insert(correlation.0.clone(), correlation.1.clone());
+    let proto = if fwd.tls { "https" } else { "http" };
+    let ip = fwd.client.ip();
+    let for_value = if ip.is_ipv6() {
+        format!("\"[{ip}]\"")
+    } else {
+        ip.to_string()
+    };
+    // `host` is validated header text or empty; quote it as RFC 7239 allows.
+    let host_ok =
+        !fwd.host.is_empty() && fwd.host.bytes().all(|b| b.is_ascii_graphic() && b != b'"');
+    let forwarded = if host_ok {
+        format!("for={for_value};proto={proto};host=\"{}\"", fwd.host)
+    } else {
+        format!("for={for_value};proto={proto}")
+    };
+    if let Ok(v) = HeaderValue::from_str(&forwarded) {
+        out.insert(header::FORWARDED, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&ip.to_string()) {
+        out.insert(HeaderName::from_static("x-forwarded-for"), v);
+    }
+    out.insert(
+        HeaderName::from_static("x-forwarded-proto"),
+        HeaderValue::from_static(proto),
+    );
+    if host_ok && let Ok(v) = HeaderValue::from_str(fwd.host) {
+        out.insert(HeaderName::from_static("x-forwarded-host"), v);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn framing_conflicts_are_refused() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("5"));
+        assert!(check_framing(&h).is_ok());
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        assert!(check_framing(&h).is_err());
+        let mut h = HeaderMap::new();
+        h.append(header::CONTENT_LENGTH, HeaderValue::from_static("5"));
+        h.append(header::CONTENT_LENGTH, HeaderValue::from_static("6"));
+        assert!(check_framing(&h).is_err());
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("+5"));
+        assert!(check_framing(&h).is_err());
+    }
+
+    #[test]
+    fn spoofable_and_hop_by_hop_headers_never_cross() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("connection", "keep-alive, x-secret-hop"),
+            ("x-secret-hop", "1"),
+            ("keep-alive", "timeout=5"),
+            ("x-forwarded-for", "1.2.3.4"),
+            ("forwarded", "for=1.2.3.4"),
+            ("x-http-method-override", "DELETE"),
+            ("x-portcullis-claims", "{\"admin\":true}"),
+            ("x-correlation-id", "client-id"),
+            ("cookie", "session=1"),
+            ("accept", "application/json"),
+        ] {
+            h.append(HeaderName::from_static(k), HeaderValue::from_static(v));
+        }
+        let cid = (
+            HeaderName::from_static("x-correlation-id"),
+            HeaderValue::from_static("gw-id"),
+        );
+        let out = upstream_headers(
+            &h,
+            &[header::COOKIE],
+            (&cid.0, &cid.1),
+            Forwarding {
+                client: "10.1.2.3:5555".parse().unwrap(),
+                host: "api.example",
+                tls: true,
+            },
+        );
+        for gone in [
+            "connection",
+            "x-secret-hop",
+            "keep-alive",
+            "x-http-method-override",
+            "x-portcullis-claims",
+            "cookie",
+        ] {
+            assert!(out.get(gone).is_none(), "{gone}");
+        }
+        assert_eq!(out["x-forwarded-for"], "10.1.2.3");
+        assert_eq!(
+            out["forwarded"],
+            "for=10.1.2.3;proto=https;host=\"api.example\""
+        );
+        assert_eq!(out["x-correlation-id"], "gw-id");
+        assert_eq!(out["accept"], "application/json");
+    }
+}

@@ -1,0 +1,250 @@
+//! Portcullis data plane: listeners, TLS, the request pipeline, upstreams and security events.
+//!
+//! [`Gateway::build`] turns a validated [`Config`] into everything the data
+//! plane needs (TLS configurations, route table, upstream clients, event
+//! sink) without binding a socket, so `check` runs exactly the same code as
+//! `run`. [`Gateway::start`] binds the listeners; [`RunningGateway::shutdown`]
+//! stops accepting and lets in-flight requests finish.
+
+pub mod correlation;
+pub mod devpki;
+pub mod events;
+pub mod hardening;
+pub mod hygiene;
+mod listener;
+pub mod path;
+pub mod pipeline;
+pub mod rejection;
+pub mod routes;
+pub mod tls;
+pub mod upstream;
+
+use bytes::Bytes;
+use events::EventSink;
+use http::HeaderName;
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use portcullis_config::{Config, Limits, ListenerKind};
+use routes::RouteTable;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Semaphore, watch};
+use upstream::UpstreamClient;
+
+/// Body of every response the gateway sends: its own (problem bodies,
+/// preflights) or an upstream's, streamed.
+pub type GatewayBody = Either<Full<Bytes>, Incoming>;
+
+/// Everything a request needs, shared by all connections.
+#[derive(Debug)]
+pub struct State {
+    pub routes: RouteTable,
+    pub upstreams: Vec<UpstreamClient>,
+    pub limits: Limits,
+    pub correlation_header: HeaderName,
+    pub request_remove_headers: Vec<HeaderName>,
+    pub response_remove_headers: Vec<HeaderName>,
+    pub events: EventSink,
+}
+
+/// What is known about the connection a request arrived on.
+#[derive(Debug)]
+pub struct ConnInfo {
+    pub listener: Arc<str>,
+    pub remote: SocketAddr,
+    pub tls: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("{path}: {source}")]
+    Tls { path: String, source: tls::TlsError },
+    #[error(transparent)]
+    Routes(#[from] routes::RouteTableError),
+    #[error("events.file: cannot open {file}: {source}")]
+    Events {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("listeners[{index}].bind: cannot listen on {addr}: {source}")]
+    Bind {
+        index: usize,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+enum PreparedKind {
+    Tls(tokio_rustls::TlsAcceptor),
+    Redirect { https_port: u16 },
+    Plain,
+}
+
+struct PreparedListener {
+    name: Arc<str>,
+    bind: SocketAddr,
+    kind: PreparedKind,
+}
+
+/// A gateway built from a config, not yet listening.
+pub struct Gateway {
+    state: Arc<State>,
+    listeners: Vec<PreparedListener>,
+}
+
+impl Gateway {
+    /// Loads certificates and keys, compiles routes, builds upstream
+    /// clients. Fails with the config field at fault.
+    pub fn build(config: &Config) -> Result<Self, BuildError> {
+        let mut listeners = Vec::new();
+        for (i, l) in config.listeners.iter().enumerate() {
+            let kind = match &l.kind {
+                ListenerKind::Tls(t) => {
+                    let server = tls::server_config(&t.cert, &t.key, t.allow_tls12, config.mode)
+                        .map_err(|source| BuildError::Tls {
+                            path: format!("listeners[{i}].tls"),
+                            source,
+                        })?;
+                    PreparedKind::Tls(tokio_rustls::TlsAcceptor::from(server))
+                }
+                ListenerKind::Redirect { https_port } => PreparedKind::Redirect {
+                    https_port: *https_port,
+                },
+                ListenerKind::DangerousPlaintext => PreparedKind::Plain,
+            };
+            listeners.push(PreparedListener {
+                name: l.name.as_str().into(),
+                bind: l.bind,
+                kind,
+            });
+        }
+        let upstreams = config
+            .upstreams
+            .iter()
+            .map(|u| {
+                UpstreamClient::build(u).map_err(|source| BuildError::Tls {
+                    path: format!("upstreams.{}", u.name),
+                    source,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let routes = RouteTable::build(config)?;
+        let events = EventSink::start(config.events.stdout, config.events.file.as_deref())
+            .map_err(|source| BuildError::Events {
+                file: config
+                    .events
+                    .file
+                    .as_ref()
+                    .map_or_else(String::new, |f| f.display().to_string()),
+                source,
+            })?;
+        Ok(Self {
+            state: Arc::new(State {
+                routes,
+                upstreams,
+                limits: config.limits.clone(),
+                correlation_header: config.correlation_header.clone(),
+                request_remove_headers: config.request_remove_headers.clone(),
+                response_remove_headers: config.response_remove_headers.clone(),
+                events,
+            }),
+            listeners,
+        })
+    }
+
+    pub fn events(&self) -> &EventSink {
+        &self.state.events
+    }
+
+    /// Binds every listener and starts serving.
+    pub async fn start(self) -> Result<RunningGateway, BuildError> {
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let max = self.state.limits.max_connections;
+        let connections = Arc::new(Semaphore::new(max));
+        let http = Arc::new(listener::http_builder(&self.state.limits));
+        let mut addrs = Vec::new();
+        let mut bound = Vec::new();
+        for (index, l) in self.listeners.into_iter().enumerate() {
+            let socket = tokio::net::TcpListener::bind(l.bind)
+                .await
+                .map_err(|source| BuildError::Bind {
+                    index,
+                    addr: l.bind,
+                    source,
+                })?;
+            let addr = socket.local_addr().map_err(|source| BuildError::Bind {
+                index,
+                addr: l.bind,
+                source,
+            })?;
+            addrs.push((l.name.to_string(), addr));
+            bound.push((socket, l));
+        }
+        let mut tasks = Vec::new();
+        for (socket, l) in bound {
+            tracing::info!(listener = &*l.name, %l.bind, "listening");
+            tasks.push(tokio::spawn(listener::accept_loop(
+                socket,
+                Arc::new(l),
+                self.state.clone(),
+                http.clone(),
+                connections.clone(),
+                shutdown_rx.clone(),
+            )));
+        }
+        Ok(RunningGateway {
+            addrs,
+            state: self.state,
+            shutdown_tx,
+            tasks,
+            connections,
+            max_connections: max,
+        })
+    }
+}
+
+/// A gateway that is serving.
+#[derive(Debug)]
+pub struct RunningGateway {
+    addrs: Vec<(String, SocketAddr)>,
+    state: Arc<State>,
+    shutdown_tx: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    connections: Arc<Semaphore>,
+    max_connections: usize,
+}
+
+impl RunningGateway {
+    /// The bound address of a listener, by name.
+    pub fn addr(&self, listener: &str) -> Option<SocketAddr> {
+        self.addrs
+            .iter()
+            .find(|(n, _)| n == listener)
+            .map(|(_, a)| *a)
+    }
+
+    pub fn addrs(&self) -> &[(String, SocketAddr)] {
+        &self.addrs
+    }
+
+    pub fn events(&self) -> &EventSink {
+        &self.state.events
+    }
+
+    /// Stops accepting, asks every connection to finish its in-flight
+    /// requests, and waits up to `grace` for them.
+    pub async fn shutdown(self, grace: Duration) {
+        let _ = self.shutdown_tx.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        let all = u32::try_from(self.max_connections).unwrap_or(u32::MAX);
+        if tokio::time::timeout(grace, self.connections.acquire_many(all))
+            .await
+            .is_err()
+        {
+            tracing::warn!("shutdown grace period over with connections still open");
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! The request pipeline, top to bottom in the order of DESIGN.md.
+//!
+//! Each stage passes the request on or returns a [`Rejection`]; [`handle`]
+//! turns a rejection into its problem response and its one security event,
+//! and hardens every response, errors included. Authorization completes
+//! before the first byte reaches a backend: the upstream stage is the last
+//! one that can see the request.
+
+use crate::correlation::{self, CorrelationId};
+use crate::events::{EventContext, SecurityEvent};
+use crate::hardening;
+use crate::hygiene::{self, Forwarding};
+use crate::path;
+use crate::rejection::Rejection;
+use crate::{ConnInfo, GatewayBody, State};
+use bytes::Bytes;
+use http::header::{self, HeaderMap};
+use http::request::Parts;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
+use hyper::body::{Body, Incoming};
+use portcullis_config::{AuthPolicy, Limits};
+use std::convert::Infallible;
+use std::sync::Arc;
+
+/// What the pipeline learned before it decided, for events and CORS.
+#[derive(Default)]
+struct Decided {
+    api: Option<usize>,
+    operation: Option<Arc<str>>,
+    preflight: bool,
+}
+
+/// Serves one request on a data-plane listener.
+pub async fn handle(
+    state: Arc<State>,
+    conn: Arc<ConnInfo>,
+    request: Request<Incoming>,
+) -> Result<Response<GatewayBody>, Infallible> {
+    let (parts, body) = request.into_parts();
+    // 2. correlation: decided first so that every answer carries an id.
+    let correlation = correlation::from_request(&parts.headers, &state.correlation_header);
+    let mut decided = Decided::default();
+    let result = run(&state, &conn, &parts, body, &correlation, &mut decided).await;
+    let mut response = match result {
+        Ok(response) => response,
+        Err(rejection) => {
+            // 12. event: exactly one per rejection.
+            let api = decided.api.map(|i| state.routes.api(i).name.as_str());
+            state.events.emit(SecurityEvent::rejection(
+                &rejection,
+                &EventContext {
+                    correlation_id: correlation.as_str(),
+                    method: parts.method.as_str(),
+                    path: parts.uri.path(),
+                    host: request_host(&parts),
+                    client: conn.remote,
+                    listener: &conn.listener,
+                    api,
+                    operation: decided.operation.as_deref(),
+                },
+            ));
+            tracing::debug!(
+                correlation_id = correlation.as_str(),
+                reason = rejection.code(),
+                "request rejected"
+            );
+            rejection
+                .to_response(correlation.as_str(), state.correlation_header.as_str())
+                .map(Either::Left)
+        }
+    };
+    // 11. response hardening, on every response.
+    hardening::apply(
+        response.headers_mut(),
+        &state.response_remove_headers,
+        (&state.correlation_header, &correlation.value),
+        conn.tls,
+    );
+    if !decided.preflight
+        && let Some(cors) = decided.api.and_then(|i| state.routes.api(i).cors.as_ref())
+    {
+        hardening::cors_response(
+            response.headers_mut(),
+            cors,
+            parts.headers.get(header::ORIGIN),
+        );
+    }
+    Ok(response)
+}
+
+async fn run(
+    state: &State,
+    conn: &ConnInfo,
+    parts: &Parts,
+    body: Incoming,
+    correlation: &CorrelationId,
+    decided: &mut Decided,
+) -> Result<Response<GatewayBody>, Rejection> {
+    // 1. connection re-check (client certificates): PKI issue.
+    // 2. correlation
+    if correlation.refused {
+        return Err(Rejection::BadCorrelationId);
+    }
+    hygiene::check_framing(&parts.headers)?;
+
+    // 3. route
+    let path = path::normalize(parts.uri.path())?;
+    let host = request_host(parts);
+    let matched = state.routes.lookup(host, &path)?;
+    decided.api = Some(matched.api_index);
+    if let Some(cors) = &matched.api.cors
+        && hardening::is_preflight(&parts.method, &parts.headers)
+    {
+        decided.preflight = true;
+        let response = hardening::preflight(cors, matched.group, &parts.headers)?;
+        return Ok(response.map(|()| Either::Left(Full::default())));
+    }
+    let route = matched.group.route(&parts.method)?;
+    decided.operation = Some(route.operation.clone());
+
+    // 4. kill switch, 5. application, 6. token, 7. authorization, 8. throttle:
+    // every route carries an explicit policy; `public` is the only one so far.
+    match route.auth {
+        AuthPolicy::Public => {}
+    }
+
+    // 9. content
+    let body = read_body(body, &parts.headers, &state.limits).await?;
+
+    // 10. upstream
+    let upstream = &state.upstreams[matched.api.upstream];
+    let uri = upstream.uri(
+        &path::encode_for_upstream(matched.remainder),
+        parts.uri.query(),
+    )?;
+    let mut upstream_request = Request::new(Full::new(body));
+    *upstream_request.method_mut() = parts.method.clone();
+    *upstream_request.uri_mut() = uri;
+    *upstream_request.headers_mut() = hygiene::upstream_headers(
+        &parts.headers,
+        &state.request_remove_headers,
+        (&state.correlation_header, &correlation.value),
+        Forwarding {
+            client: conn.remote,
+            host,
+            tls: conn.tls,
+        },
+    );
+    let response = upstream.send(upstream_request).await?;
+
+    // 11. response: upstream error bodies never reach the client.
+    if response.status().is_server_error() {
+        return Err(Rejection::UpstreamFault(response.status()));
+    }
+    let (mut head, body) = response.into_parts();
+    hygiene::strip_hop_by_hop(&mut head.headers);
+    hardening::strip_cors(&mut head.headers);
+    Ok(Response::from_parts(head, Either::Right(body)))
+}
+
+/// The host the client addressed, without port (HTTP/2 `:authority` or HTTP/1 `Host`).
+pub fn request_host(parts: &Parts) -> &str {
+    let authority = parts
+        .uri
+        .host()
+        .or_else(|| {
+            parts
+                .headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+        })
+        .unwrap_or("");
+    strip_port(authority)
+}
+
+fn strip_port(authority: &str) -> &str {
+    if authority.starts_with('[') {
+        return authority
+            .split_once(']')
+            .map_or(authority, |(h, _)| &h[1..]);
+    }
+    authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+}
+
+/// Reads the whole body within the size and time limits. Bodies are
+/// buffered (bounded) so that nothing reaches the upstream before every
+/// check on the request has passed.
+async fn read_body(
+    body: Incoming,
+    headers: &HeaderMap,
+    limits: &Limits,
+) -> Result<Bytes, Rejection> {
+    let too_large = Rejection::PayloadTooLarge {
+        limit: limits.max_body_bytes,
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits.max_body_bytes as u64) {
+        return Err(too_large);
+    }
+    if body.is_end_stream() {
+        return Ok(Bytes::new());
+    }
+    let limited = Limited::new(body, limits.max_body_bytes);
+    match tokio::time::timeout(limits.body_read_timeout, limited.collect()).await {
+        Err(_) => Err(Rejection::BodyUnreadable("body read timed out".into())),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large),
+        Ok(Err(e)) => Err(Rejection::BodyUnreadable(e.to_string())),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+    }
+}
+
+/// The plain-HTTP listener's only answer: a permanent redirect to HTTPS (TLS-05).
+pub async fn redirect(
+    state: Arc<State>,
+    conn: Arc<ConnInfo>,
+    https_port: u16,
+    request: Request<Incoming>,
+) -> Result<Response<GatewayBody>, Infallible> {
+    let (parts, _) = request.into_parts();
+    let correlation = correlation::from_request(&parts.headers, &state.correlation_header);
+    let host = request_host(&parts);
+    let valid_host = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-'));
+    let target = parts
+        .uri
+        .path_and_query()
+        .map_or("/", http::uri::PathAndQuery::as_str);
+    let location = if https_port == 443 {
+        format!("https://{host}{target}")
+    } else {
+        format!("https://{host}:{https_port}{target}")
+    };
+    let mut response = match (valid_host, http::HeaderValue::from_str(&location)) {
+        (true, Ok(location)) => {
+            let mut r = Response::new(Either::Left(Full::default()));
+            *r.status_mut() = http::StatusCode::PERMANENT_REDIRECT;
+            r.headers_mut().insert(header::LOCATION, location);
+            r
+        }
+        _ => {
+            let rejection = Rejection::BadHost;
+            state.events.emit(SecurityEvent::rejection(
+                &rejection,
+                &EventContext {
+                    correlation_id: correlation.as_str(),
+                    method: parts.method.as_str(),
+                    path: parts.uri.path(),
+                    host,
+                    client: conn.remote,
+                    listener: &conn.listener,
+                    api: None,
+                    operation: None,
+                },
+            ));
+            rejection
+                .to_response(correlation.as_str(), state.correlation_header.as_str())
+                .map(Either::Left)
+        }
+    };
+    hardening::apply(
+        response.headers_mut(),
+        &state.response_remove_headers,
+        (&state.correlation_header, &correlation.value),
+        false,
+    );
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn strip_port_handles_ipv4_ipv6_and_names() {
+        assert_eq!(super::strip_port("api.example:8443"), "api.example");
+        assert_eq!(super::strip_port("api.example"), "api.example");
+        assert_eq!(super::strip_port("[::1]:8443"), "::1");
+        assert_eq!(super::strip_port("127.0.0.1:1"), "127.0.0.1");
+    }
+}

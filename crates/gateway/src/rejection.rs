@@ -1,0 +1,212 @@
+//! The one rejection type, and the one place that turns it into a response.
+//!
+//! Every error the gateway produces, and every upstream 5xx, ends here as an
+//! RFC 9457 `application/problem+json` body with a stable `type`, a `detail`
+//! that tells the caller how to fix the request and nothing internal, and
+//! the correlation id (OUTPUT-01, OUTPUT-02, OUTPUT-04, OUTPUT-05, OUTPUT-14).
+//! The `Display` text is internal detail: it goes to security events only.
+
+use crate::path::PathError;
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body_util::Full;
+
+/// Why the gateway refused a request (or replaced an upstream answer).
+#[derive(Debug, thiserror::Error)]
+pub enum Rejection {
+    /// Both `Content-Length` and `Transfer-Encoding`, or conflicting lengths.
+    #[error("ambiguous message framing: {0}")]
+    AmbiguousFraming(&'static str),
+    /// The path failed strict normalisation.
+    #[error("path refused: {0}")]
+    BadPath(#[from] PathError),
+    /// The `Host` (or `:authority`) is missing or not a host name.
+    #[error("missing or invalid host")]
+    BadHost,
+    /// The client's correlation id is not in the accepted format.
+    #[error("malformed correlation id")]
+    BadCorrelationId,
+    /// No API or route declares this path (AUTHZ-10: nothing passes unmatched).
+    #[error("no route declares this path")]
+    UnknownRoute,
+    /// The path is declared, but not for this method.
+    #[error("method not declared for this route")]
+    MethodNotAllowed { allow: HeaderValue },
+    /// The body (declared or streamed) exceeds the limit.
+    #[error("body larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    /// The client stopped sending the body or sent it too slowly.
+    #[error("request body unreadable: {0}")]
+    BodyUnreadable(String),
+    /// A CORS preflight from an origin that is not on the allowlist.
+    #[error("CORS preflight from an origin not on the allowlist")]
+    CorsOriginDenied,
+    /// The upstream could not be reached (connect, TLS, protocol error).
+    #[error("upstream unreachable: {0}")]
+    UpstreamUnavailable(String),
+    /// The upstream did not answer within the request timeout.
+    #[error("upstream timed out")]
+    UpstreamTimeout,
+    /// The upstream answered with a 5xx; its body never reaches the client.
+    #[error("upstream answered {0}")]
+    UpstreamFault(StatusCode),
+}
+
+/// How severe a rejection is for the security event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Severity {
+    Informational = 1,
+    Low = 2,
+    Medium = 3,
+    High = 4,
+}
+
+impl Severity {
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Informational => "Informational",
+            Severity::Low => "Low",
+            Severity::Medium => "Medium",
+            Severity::High => "High",
+        }
+    }
+}
+
+impl Rejection {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Rejection::AmbiguousFraming(_)
+            | Rejection::BadPath(_)
+            | Rejection::BadHost
+            | Rejection::BadCorrelationId
+            | Rejection::BodyUnreadable(_) => StatusCode::BAD_REQUEST,
+            Rejection::UnknownRoute => StatusCode::NOT_FOUND,
+            Rejection::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Rejection::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Rejection::CorsOriginDenied => StatusCode::FORBIDDEN,
+            Rejection::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
+            Rejection::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Rejection::UpstreamFault(s) => *s,
+        }
+    }
+
+    /// Stable machine-readable reason; also the last part of the problem `type`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Rejection::AmbiguousFraming(_) => "ambiguous-framing",
+            Rejection::BadPath(_) => "bad-path",
+            Rejection::BadHost => "bad-host",
+            Rejection::BadCorrelationId => "bad-correlation-id",
+            Rejection::UnknownRoute => "unknown-route",
+            Rejection::MethodNotAllowed { .. } => "method-not-allowed",
+            Rejection::PayloadTooLarge { .. } => "payload-too-large",
+            Rejection::BodyUnreadable(_) => "body-unreadable",
+            Rejection::CorsOriginDenied => "cors-origin-denied",
+            Rejection::UpstreamUnavailable(_) => "upstream-unavailable",
+            Rejection::UpstreamTimeout => "upstream-timeout",
+            Rejection::UpstreamFault(_) => "upstream-error",
+        }
+    }
+
+    pub fn severity(&self) -> Severity {
+        match self {
+            Rejection::AmbiguousFraming(_) | Rejection::BadPath(_) => Severity::High,
+            Rejection::CorsOriginDenied
+            | Rejection::UpstreamUnavailable(_)
+            | Rejection::UpstreamTimeout
+            | Rejection::UpstreamFault(_) => Severity::Medium,
+            Rejection::UnknownRoute
+            | Rejection::MethodNotAllowed { .. }
+            | Rejection::PayloadTooLarge { .. }
+            | Rejection::BadHost
+            | Rejection::BadCorrelationId => Severity::Low,
+            Rejection::BodyUnreadable(_) => Severity::Informational,
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            Rejection::AmbiguousFraming(_) => "Ambiguous message framing",
+            Rejection::BadPath(_) => "Path not accepted",
+            Rejection::BadHost => "Invalid host",
+            Rejection::BadCorrelationId => "Invalid correlation id",
+            Rejection::UnknownRoute => "Not found",
+            Rejection::MethodNotAllowed { .. } => "Method not allowed",
+            Rejection::PayloadTooLarge { .. } => "Payload too large",
+            Rejection::BodyUnreadable(_) => "Request body incomplete",
+            Rejection::CorsOriginDenied => "Origin not allowed",
+            Rejection::UpstreamUnavailable(_) => "Bad gateway",
+            Rejection::UpstreamTimeout => "Gateway timeout",
+            Rejection::UpstreamFault(_) => "Upstream error",
+        }
+    }
+
+    /// What the caller can do about it; never internal detail.
+    fn detail(&self, correlation_header: &str) -> String {
+        match self {
+            Rejection::AmbiguousFraming(_) => "Send either Content-Length or Transfer-Encoding, not both, and at most one Content-Length value.".into(),
+            Rejection::BadPath(e) => format!("The request path {}. Send a plain path without dot segments, encoded separators, encoded dots or double encoding.", e.client_reason()),
+            Rejection::BadHost => "Send a Host header with the host name of this API.".into(),
+            Rejection::BadCorrelationId => format!("The {correlation_header} header must be 1 to 128 characters of letters, digits, '.', '_' or '-'; omit it to have one generated."),
+            Rejection::UnknownRoute => "No API operation is declared at this path. Check the path against the API documentation.".into(),
+            Rejection::MethodNotAllowed { .. } => "This path does not accept this method; the Allow header lists the methods it accepts.".into(),
+            Rejection::PayloadTooLarge { limit } => format!("The request body must not exceed {limit} bytes."),
+            Rejection::BodyUnreadable(_) => "The request body ended early or arrived too slowly; send the complete body.".into(),
+            Rejection::CorsOriginDenied => "This origin is not allowed to call this API from a browser.".into(),
+            Rejection::UpstreamUnavailable(_) => "The service behind this API could not be reached. Retry later; quote the correlation id if it persists.".into(),
+            Rejection::UpstreamTimeout => "The service behind this API did not answer in time. Retry later; quote the correlation id if it persists.".into(),
+            Rejection::UpstreamFault(_) => "The service behind this API failed to handle the request. Quote the correlation id when reporting it.".into(),
+        }
+    }
+
+    /// The client-facing response: problem body and the headers due for this
+    /// rejection. Hardening headers are added by the caller like for any response.
+    pub fn to_response(
+        &self,
+        correlation_id: &str,
+        correlation_header: &str,
+    ) -> Response<Full<Bytes>> {
+        let status = self.status();
+        let body = serde_json::json!({
+            "type": format!("urn:portcullis:problem:{}", self.code()),
+            "title": self.title(),
+            "status": status.as_u16(),
+            "detail": self.detail(correlation_header),
+            "correlation_id": correlation_id,
+        });
+        let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if let Rejection::MethodNotAllowed { allow } = self {
+            headers.insert(header::ALLOW, allow.clone());
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn problem_body_has_stable_type_and_no_internal_detail() {
+        let r = Rejection::UpstreamUnavailable("tcp connect error: 10.0.0.7:8443 refused".into());
+        let resp = r.to_response("abc", "X-Correlation-ID");
+        assert_eq!(resp.status(), 502);
+        assert_eq!(
+            resp.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["type"], "urn:portcullis:problem:upstream-unavailable");
+        assert_eq!(v["status"], 502);
+        assert_eq!(v["correlation_id"], "abc");
+        assert!(!String::from_utf8_lossy(&body).contains("10.0.0.7"));
+    }
+}

@@ -1,0 +1,248 @@
+//! The route table: host + base path select an API, the path template and
+//! method select a route. Deny by default (AUTHN-06, AUTHZ-10): what no
+//! route declares is 404, a declared path with another method is 405 with
+//! `Allow`, and nothing is ever passed through unmatched.
+
+use crate::rejection::Rejection;
+use http::{HeaderValue, Method};
+use portcullis_config::{Api, AuthPolicy, Config, Cors};
+use std::sync::Arc;
+
+/// One mounted API with its compiled router.
+#[derive(Debug)]
+pub struct MountedApi {
+    pub name: String,
+    hosts: Vec<String>,
+    base_path: String,
+    pub upstream: usize,
+    pub cors: Option<Cors>,
+    router: matchit::Router<usize>,
+    groups: Vec<RouteGroup>,
+}
+
+/// All routes sharing one path template.
+#[derive(Debug)]
+pub struct RouteGroup {
+    pub template: String,
+    routes: Vec<(Method, RouteInfo)>,
+    allow: HeaderValue,
+}
+
+/// What the pipeline needs to know about the matched route.
+#[derive(Debug, Clone)]
+pub struct RouteInfo {
+    /// `METHOD /base/template`, used in events and logs.
+    pub operation: Arc<str>,
+    pub auth: AuthPolicy,
+}
+
+/// A path matched to an API and a route group; the method is checked next.
+#[derive(Debug)]
+pub struct PathMatch<'a> {
+    pub api_index: usize,
+    pub api: &'a MountedApi,
+    pub group: &'a RouteGroup,
+    /// The decoded path below the API's base path (starts with `/`).
+    pub remainder: &'a str,
+}
+
+impl RouteGroup {
+    pub fn route(&self, method: &Method) -> Result<&RouteInfo, Rejection> {
+        self.routes
+            .iter()
+            .find(|(m, _)| m == method)
+            .map(|(_, r)| r)
+            .ok_or_else(|| Rejection::MethodNotAllowed {
+                allow: self.allow.clone(),
+            })
+    }
+
+    pub fn allows(&self, method: &Method) -> bool {
+        self.routes.iter().any(|(m, _)| m == method)
+    }
+
+    pub fn allow_header(&self) -> &HeaderValue {
+        &self.allow
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct RouteTableError {
+    pub path: String,
+    pub message: String,
+}
+
+#[derive(Debug)]
+pub struct RouteTable {
+    apis: Vec<MountedApi>,
+    /// Indices into `apis`, most specific first: host-bound before any-host,
+    /// longer base path before shorter.
+    order: Vec<usize>,
+}
+
+impl RouteTable {
+    pub fn build(config: &Config) -> Result<Self, RouteTableError> {
+        let mut apis = Vec::new();
+        for (a, api) in config.apis.iter().enumerate() {
+            apis.push(mount(a, api)?);
+        }
+        let mut order: Vec<usize> = (0..apis.len()).collect();
+        order.sort_by_key(|&i| {
+            let api: &MountedApi = &apis[i];
+            (api.hosts.is_empty(), std::cmp::Reverse(api.base_path.len()))
+        });
+        Ok(Self { apis, order })
+    }
+
+    pub fn api(&self, index: usize) -> &MountedApi {
+        &self.apis[index]
+    }
+
+    /// Finds the route group for a host and a normalised path.
+    pub fn lookup<'a>(&'a self, host: &str, path: &'a str) -> Result<PathMatch<'a>, Rejection> {
+        for &i in &self.order {
+            let api = &self.apis[i];
+            if !api.hosts.is_empty() && !api.hosts.iter().any(|h| h.eq_ignore_ascii_case(host)) {
+                continue;
+            }
+            let Some(rest) = path.strip_prefix(api.base_path.as_str()) else {
+                continue;
+            };
+            let remainder = match rest {
+                "" => "/",
+                r if r.starts_with('/') => r,
+                _ => continue, // `/v10` is not below `/v1`
+            };
+            // The most specific mount for this host decides: no fall-through.
+            let matched = api
+                .router
+                .at(remainder)
+                .map_err(|_| Rejection::UnknownRoute)?;
+            return Ok(PathMatch {
+                api_index: i,
+                api,
+                group: &api.groups[*matched.value],
+                remainder,
+            });
+        }
+        Err(Rejection::UnknownRoute)
+    }
+}
+
+fn mount(a: usize, api: &Api) -> Result<MountedApi, RouteTableError> {
+    let mut router = matchit::Router::new();
+    let mut groups: Vec<RouteGroup> = Vec::new();
+    for (r, route) in api.routes.iter().enumerate() {
+        let index = if let Some(i) = groups.iter().position(|g| g.template == route.path) {
+            i
+        } else {
+            router
+                .insert(route.path.clone(), groups.len())
+                .map_err(|e| RouteTableError {
+                    path: format!("apis[{a}].routes[{r}].path"),
+                    message: format!("conflicts with another route: {e}"),
+                })?;
+            groups.push(RouteGroup {
+                template: route.path.clone(),
+                routes: Vec::new(),
+                allow: HeaderValue::from_static(""),
+            });
+            groups.len() - 1
+        };
+        for m in &route.methods {
+            groups[index].routes.push((
+                m.clone(),
+                RouteInfo {
+                    operation: format!("{m} {}{}", api.base_path, route.path).into(),
+                    auth: route.auth,
+                },
+            ));
+        }
+    }
+    for g in &mut groups {
+        let mut methods: Vec<&str> = g.routes.iter().map(|(m, _)| m.as_str()).collect();
+        methods.sort_unstable();
+        methods.dedup();
+        g.allow =
+            HeaderValue::from_str(&methods.join(", ")).expect("method names are valid header text");
+    }
+    Ok(MountedApi {
+        name: api.name.clone(),
+        hosts: api.hosts.clone(),
+        base_path: api.base_path.clone(),
+        upstream: api.upstream,
+        cors: api.cors.clone(),
+        router,
+        groups,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn table() -> RouteTable {
+        let text = r#"
+listeners: [{ name: l, bind: "127.0.0.1:0", tls: { cert: c, key: k } }]
+upstreams: { u: { url: "https://127.0.0.1:1", ca: ca } }
+apis:
+  - name: v1
+    base_path: /v1
+    upstream: u
+    routes:
+      - { path: /orders, methods: [GET, POST], auth: public }
+      - { path: "/orders/{id}", methods: [GET, DELETE], auth: public }
+  - name: admin-host
+    hosts: [admin.example]
+    base_path: /v1
+    upstream: u
+    routes:
+      - { path: /status, methods: [GET], auth: public }
+  - name: root
+    upstream: u
+    routes:
+      - { path: /, methods: [GET], auth: public }
+"#;
+        RouteTable::build(&portcullis_config::parse(text, Path::new("/")).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn matches_templates_and_methods() {
+        let t = table();
+        let m = t.lookup("api.example", "/v1/orders/42").unwrap();
+        assert_eq!(m.api.name, "v1");
+        assert_eq!(m.group.template, "/orders/{id}");
+        assert_eq!(m.remainder, "/orders/42");
+        assert_eq!(
+            &*m.group.route(&Method::GET).unwrap().operation,
+            "GET /v1/orders/{id}"
+        );
+        let Err(Rejection::MethodNotAllowed { allow }) = m.group.route(&Method::PUT) else {
+            panic!()
+        };
+        assert_eq!(allow, "DELETE, GET");
+    }
+
+    #[test]
+    fn unknown_paths_are_not_found_and_never_fall_through() {
+        let t = table();
+        for p in ["/v1/nothing", "/v1/orders/42/x", "/v10/orders", "/other"] {
+            assert!(
+                matches!(t.lookup("api.example", p), Err(Rejection::UnknownRoute)),
+                "{p}"
+            );
+        }
+        // The host-bound API shadows the any-host one at the same base path.
+        assert!(matches!(
+            t.lookup("ADMIN.example", "/v1/orders"),
+            Err(Rejection::UnknownRoute)
+        ));
+        assert_eq!(
+            t.lookup("admin.example", "/v1/status").unwrap().api.name,
+            "admin-host"
+        );
+        assert_eq!(t.lookup("x", "/").unwrap().api.name, "root");
+    }
+}

@@ -1,0 +1,198 @@
+//! TLS for listeners and upstreams (TLS-02, TLS-03, TLS-04, TLS-05, TLS-07, TLS-09).
+//!
+//! - Listeners: TLS 1.3 only by default; with `min_version: "1.2"` the TLS
+//!   1.2 suites are restricted to ECDHE key exchange with AEAD ciphers, so
+//!   export-grade, CBC, RC4, 3DES and static-RSA suites do not exist here.
+//! - Private keys are refused when the file is readable by group or others,
+//!   and key material never appears in errors or logs.
+//! - A self-signed leaf is refused outside dev mode.
+//! - Upstreams: TLS 1.3 only, chain and name verified against the trust
+//!   anchors named in config (no system roots).
+
+use portcullis_config::Mode;
+use rustls::crypto::CryptoProvider;
+use rustls::{ClientConfig, RootCertStore, ServerConfig, SupportedCipherSuite};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read {path}: {reason}")]
+    Read { path: PathBuf, reason: String },
+    #[error("{path} holds no PEM certificate")]
+    NoCertificate { path: PathBuf },
+    #[error("{path} holds no PEM private key (PKCS#8, PKCS#1 or SEC1)")]
+    NoKey { path: PathBuf },
+    #[error(
+        "{path} is readable by group or others (mode {mode:o}): run `chmod 600 {path}` (TLS-07)"
+    )]
+    KeyPermissions { path: PathBuf, mode: u32 },
+    #[error(
+        "{path}: the leaf certificate is self-signed; use a certificate issued by your CA, or `mode: dev` for development (TLS-02)"
+    )]
+    SelfSigned { path: PathBuf },
+    #[error("{path}: certificate cannot be parsed")]
+    BadCertificate { path: PathBuf },
+    #[error("certificate and key do not form a usable TLS identity: {0}")]
+    Identity(String),
+}
+
+/// The crypto provider with only the suites Portcullis allows: every TLS 1.3
+/// suite, and for TLS 1.2 only ECDHE + AEAD.
+pub fn provider() -> CryptoProvider {
+    let mut p = rustls::crypto::aws_lc_rs::default_provider();
+    p.cipher_suites.retain(|s| allowed_suite(*s));
+    p
+}
+
+fn allowed_suite(s: SupportedCipherSuite) -> bool {
+    match s {
+        SupportedCipherSuite::Tls13(_) => true,
+        SupportedCipherSuite::Tls12(_) => {
+            let name = format!("{:?}", s.suite());
+            name.starts_with("TLS_ECDHE_")
+                && (name.contains("_GCM_") || name.contains("CHACHA20_POLY1305"))
+        }
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|e| TlsError::Read {
+        path: path.to_owned(),
+        reason: e.kind().to_string(),
+    })
+}
+
+/// Loads a PEM certificate chain.
+pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let pem = read(path)?;
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<_, _>>()
+        .map_err(|_| TlsError::BadCertificate {
+            path: path.to_owned(),
+        })?;
+    if certs.is_empty() {
+        return Err(TlsError::NoCertificate {
+            path: path.to_owned(),
+        });
+    }
+    Ok(certs)
+}
+
+/// Loads a private key, refusing a file readable by group or others.
+pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    check_key_permissions(path)?;
+    let pem = read(path)?;
+    PrivateKeyDer::from_pem_slice(&pem).map_err(|_| TlsError::NoKey {
+        path: path.to_owned(),
+    })
+}
+
+#[cfg(unix)]
+fn check_key_permissions(path: &Path) -> Result<(), TlsError> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).map_err(|e| TlsError::Read {
+        path: path.to_owned(),
+        reason: e.kind().to_string(),
+    })?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(TlsError::KeyPermissions {
+            path: path.to_owned(),
+            mode,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_key_permissions(_: &Path) -> Result<(), TlsError> {
+    Ok(())
+}
+
+/// Whether a DER certificate names itself as issuer.
+pub fn is_self_signed(cert: &CertificateDer<'_>) -> Option<bool> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    Some(parsed.issuer() == parsed.subject())
+}
+
+/// Builds a listener's TLS configuration.
+pub fn server_config(
+    cert_path: &Path,
+    key_path: &Path,
+    allow_tls12: bool,
+    mode: Mode,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let certs = load_certs(cert_path)?;
+    match is_self_signed(&certs[0]) {
+        None => {
+            return Err(TlsError::BadCertificate {
+                path: cert_path.to_owned(),
+            });
+        }
+        Some(true) if mode != Mode::Dev => {
+            return Err(TlsError::SelfSigned {
+                path: cert_path.to_owned(),
+            });
+        }
+        Some(_) => {}
+    }
+    let key = load_key(key_path)?;
+    let versions: &[&rustls::SupportedProtocolVersion] = if allow_tls12 {
+        &[&rustls::version::TLS13, &rustls::version::TLS12]
+    } else {
+        &[&rustls::version::TLS13]
+    };
+    let mut config = ServerConfig::builder_with_provider(Arc::new(provider()))
+        .with_protocol_versions(versions)
+        .map_err(|e| TlsError::Identity(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| TlsError::Identity(e.to_string()))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Builds an upstream's TLS client configuration: TLS 1.3, the configured
+/// trust anchors only.
+pub fn upstream_client_config(ca_path: &Path) -> Result<ClientConfig, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for cert in load_certs(ca_path)? {
+        roots.add(cert).map_err(|_| TlsError::BadCertificate {
+            path: ca_path.to_owned(),
+        })?;
+    }
+    Ok(ClientConfig::builder_with_provider(Arc::new(provider()))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| TlsError::Identity(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_forward_secret_aead_suites_exist() {
+        // TLS-03: no export, CBC, RC4, 3DES or static-RSA suite can be negotiated.
+        let p = provider();
+        assert!(!p.cipher_suites.is_empty());
+        for s in &p.cipher_suites {
+            let name = format!("{:?}", s.suite());
+            assert!(
+                name.starts_with("TLS13_") || name.starts_with("TLS_ECDHE_"),
+                "{name}"
+            );
+            assert!(
+                !name.contains("CBC")
+                    && !name.contains("RC4")
+                    && !name.contains("3DES")
+                    && !name.contains("EXPORT"),
+                "{name}"
+            );
+        }
+    }
+}
