@@ -6,6 +6,7 @@
 //! `run`. [`Gateway::start`] binds the listeners; [`RunningGateway::shutdown`]
 //! stops accepting and lets in-flight requests finish.
 
+pub mod backend_server;
 pub mod correlation;
 pub mod devpki;
 pub mod events;

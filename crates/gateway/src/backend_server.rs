@@ -1,0 +1,96 @@
+//! A small HTTPS server (HTTP/1.1 and HTTP/2) for the quickstart's demo
+//! backend and the test harness's recording backend. Not part of the data
+//! plane: it buffers whole requests and answers from a handler function.
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Response<Full<Bytes>>> + Send>>;
+/// Answers one buffered request; also told the peer address.
+pub type Handler = Arc<dyn Fn(Request<Bytes>, SocketAddr) -> HandlerFuture + Send + Sync>;
+
+/// A running backend server.
+pub struct BackendServer {
+    pub addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for BackendServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackendServer").field("addr", &self.addr).finish_non_exhaustive()
+    }
+}
+
+impl BackendServer {
+    /// Binds `bind` and serves TLS with `tls` (ALPN h2 and http/1.1 are set here).
+    pub async fn start(bind: SocketAddr, tls: rustls::ServerConfig, handler: Handler) -> std::io::Result<Self> {
+        let mut tls = tls;
+        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+        let listener = tokio::net::TcpListener::bind(bind).await?;
+        let addr = listener.local_addr()?;
+        let (shutdown, mut rx) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            loop {
+                let (stream, peer) = tokio::select! {
+                    r = listener.accept() => match r { Ok(p) => p, Err(_) => continue },
+                    _ = rx.changed() => return,
+                };
+                let acceptor = acceptor.clone();
+                let handler = handler.clone();
+                let mut conn_rx = rx.clone();
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(stream).await else { return };
+                    let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
+                        let handler = handler.clone();
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let body = body.collect().await.map(http_body_util::Collected::to_bytes).unwrap_or_default();
+                            Ok::<_, std::convert::Infallible>(handler(Request::from_parts(parts, body), peer).await)
+                        }
+                    });
+                    let builder = auto::Builder::new(TokioExecutor::new());
+                    let conn = builder.serve_connection(TokioIo::new(tls), svc);
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        _ = conn.as_mut() => {}
+                        _ = conn_rx.changed() => {
+                            conn.as_mut().graceful_shutdown();
+                            let _ = conn.await;
+                        }
+                    }
+                });
+            }
+        });
+        Ok(Self { addr, shutdown, task })
+    }
+
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// A server TLS configuration from PEM text (for demo and test backends).
+pub fn tls_from_pem(cert_pem: &str, key_pem: &str) -> Result<rustls::ServerConfig, rustls::Error> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| rustls::Error::General("bad certificate PEM".into()))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|_| rustls::Error::General("bad key PEM".into()))?;
+    rustls::ServerConfig::builder_with_provider(Arc::new(crate::tls::provider()))
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+}
