@@ -27,13 +27,19 @@ pub struct BackendServer {
 
 impl std::fmt::Debug for BackendServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BackendServer").field("addr", &self.addr).finish_non_exhaustive()
+        f.debug_struct("BackendServer")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 
 impl BackendServer {
     /// Binds `bind` and serves TLS with `tls` (ALPN h2 and http/1.1 are set here).
-    pub async fn start(bind: SocketAddr, tls: rustls::ServerConfig, handler: Handler) -> std::io::Result<Self> {
+    pub async fn start(
+        bind: SocketAddr,
+        tls: rustls::ServerConfig,
+        handler: Handler,
+    ) -> std::io::Result<Self> {
         let mut tls = tls;
         tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
@@ -50,13 +56,21 @@ impl BackendServer {
                 let handler = handler.clone();
                 let mut conn_rx = rx.clone();
                 tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(stream).await else { return };
+                    let Ok(tls) = acceptor.accept(stream).await else {
+                        return;
+                    };
                     let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
                         let handler = handler.clone();
                         async move {
                             let (parts, body) = req.into_parts();
-                            let body = body.collect().await.map(http_body_util::Collected::to_bytes).unwrap_or_default();
-                            Ok::<_, std::convert::Infallible>(handler(Request::from_parts(parts, body), peer).await)
+                            let body = body
+                                .collect()
+                                .await
+                                .map(http_body_util::Collected::to_bytes)
+                                .unwrap_or_default();
+                            Ok::<_, std::convert::Infallible>(
+                                handler(Request::from_parts(parts, body), peer).await,
+                            )
                         }
                     });
                     let builder = auto::Builder::new(TokioExecutor::new());
@@ -72,7 +86,11 @@ impl BackendServer {
                 });
             }
         });
-        Ok(Self { addr, shutdown, task })
+        Ok(Self {
+            addr,
+            shutdown,
+            task,
+        })
     }
 
     pub async fn stop(self) {
@@ -88,7 +106,8 @@ pub fn tls_from_pem(cert_pem: &str, key_pem: &str) -> Result<rustls::ServerConfi
     let certs = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|_| rustls::Error::General("bad certificate PEM".into()))?;
-    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|_| rustls::Error::General("bad key PEM".into()))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+        .map_err(|_| rustls::Error::General("bad key PEM".into()))?;
     rustls::ServerConfig::builder_with_provider(Arc::new(crate::tls::provider()))
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_no_client_auth()

@@ -1,5 +1,4 @@
-//! Request hygiene: framing checks on the way in, and the header set an
-//! upstream receives (AUTHN-11, DATA-02).
+//! Request hygiene: the header set an upstream receives (AUTHN-11, DATA-02).
 //!
 //! The upstream request's headers are built by copying what is allowed, not
 //! by deleting what is known bad: hop-by-hop headers and those the client
@@ -9,36 +8,11 @@
 //! cross. The gateway then adds its own forwarding headers and the
 //! correlation id.
 
-use crate::rejection::Rejection;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use std::net::SocketAddr;
 
 /// The gateway's own header namespace; client copies are always removed.
 pub const GATEWAY_NAMESPACE: &str = "x-portcullis-";
-
-/// Refuses ambiguous framing (request smuggling): both `Content-Length` and
-/// `Transfer-Encoding`, or several `Content-Length` values.
-pub fn check_framing(headers: &HeaderMap) -> Result<(), Rejection> {
-    let lengths = headers.get_all(header::CONTENT_LENGTH).iter().count();
-    if lengths > 0 && headers.contains_key(header::TRANSFER_ENCODING) {
-        return Err(Rejection::AmbiguousFraming(
-            "Content-Length with Transfer-Encoding",
-        ));
-    }
-    if lengths > 1 {
-        return Err(Rejection::AmbiguousFraming(
-            "several Content-Length headers",
-        ));
-    }
-    if let Some(v) = headers.get(header::CONTENT_LENGTH)
-        && (v.is_empty() || !v.as_bytes().iter().all(u8::is_ascii_digit))
-    {
-        return Err(Rejection::AmbiguousFraming(
-            "Content-Length is not a single number",
-        ));
-    }
-    Ok(())
-}
 
 fn is_hop_by_hop(name: &HeaderName) -> bool {
     matches!(
@@ -166,25 +140,6 @@ pub fn upstream_headers(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn framing_conflicts_are_refused() {
-        let mut h = HeaderMap::new();
-        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("5"));
-        assert!(check_framing(&h).is_ok());
-        h.insert(
-            header::TRANSFER_ENCODING,
-            HeaderValue::from_static("chunked"),
-        );
-        assert!(check_framing(&h).is_err());
-        let mut h = HeaderMap::new();
-        h.append(header::CONTENT_LENGTH, HeaderValue::from_static("5"));
-        h.append(header::CONTENT_LENGTH, HeaderValue::from_static("6"));
-        assert!(check_framing(&h).is_err());
-        let mut h = HeaderMap::new();
-        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("+5"));
-        assert!(check_framing(&h).is_err());
-    }
 
     #[test]
     fn spoofable_and_hop_by_hop_headers_never_cross() {

@@ -10,6 +10,7 @@ pub mod backend_server;
 pub mod correlation;
 pub mod devpki;
 pub mod events;
+pub mod framing;
 pub mod hardening;
 pub mod hygiene;
 mod listener;
@@ -55,6 +56,9 @@ pub struct ConnInfo {
     pub listener: Arc<str>,
     pub remote: SocketAddr,
     pub tls: bool,
+    /// Raised by [`framing::FramingGuard`] when an HTTP/1 header block held
+    /// both `Content-Length` and `Transfer-Encoding`.
+    pub ambiguous_framing: Arc<std::sync::atomic::AtomicBool>,
 }
 
 #[derive(Debug, thiserror::Error)]

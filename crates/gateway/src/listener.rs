@@ -3,6 +3,7 @@
 //! (slowloris), header size limits, and HTTP/2 stream and reset-flood
 //! limits (rapid reset, CVE-2023-44487).
 
+use crate::framing::FramingGuard;
 use crate::pipeline;
 use crate::{ConnInfo, GatewayBody, PreparedKind, PreparedListener, State};
 use http::{Request, Response};
@@ -69,6 +70,7 @@ pub(crate) async fn accept_loop(
             listener: listener.name.clone(),
             remote,
             tls: matches!(listener.kind, PreparedKind::Tls(_)),
+            ambiguous_framing: Arc::default(),
         });
         tokio::spawn(connection(
             stream,
@@ -107,12 +109,31 @@ async fn connection(
                     return;
                 }
             };
+            let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+            let flag = conn.ambiguous_framing.clone();
             let svc = service_fn(move |req| pipeline::handle(state.clone(), conn.clone(), req));
-            serve(&http, TokioIo::new(tls), svc, shutdown).await;
+            if h2 {
+                serve(&http, TokioIo::new(tls), svc, shutdown).await;
+            } else {
+                serve(
+                    &http,
+                    TokioIo::new(FramingGuard::new(tls, flag)),
+                    svc,
+                    shutdown,
+                )
+                .await;
+            }
         }
         PreparedKind::Plain => {
+            let flag = conn.ambiguous_framing.clone();
             let svc = service_fn(move |req| pipeline::handle(state.clone(), conn.clone(), req));
-            serve(&http, TokioIo::new(stream), svc, shutdown).await;
+            serve(
+                &http,
+                TokioIo::new(FramingGuard::new(stream, flag)),
+                svc,
+                shutdown,
+            )
+            .await;
         }
         PreparedKind::Redirect { https_port } => {
             let port = *https_port;

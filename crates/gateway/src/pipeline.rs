@@ -8,6 +8,7 @@
 
 use crate::correlation::{self, CorrelationId};
 use crate::events::{EventContext, SecurityEvent};
+use crate::framing;
 use crate::hardening;
 use crate::hygiene::{self, Forwarding};
 use crate::path;
@@ -102,7 +103,15 @@ async fn run(
     if correlation.refused {
         return Err(Rejection::BadCorrelationId);
     }
-    hygiene::check_framing(&parts.headers)?;
+    if conn
+        .ambiguous_framing
+        .load(std::sync::atomic::Ordering::Acquire)
+    {
+        return Err(Rejection::AmbiguousFraming(
+            "Content-Length with Transfer-Encoding",
+        ));
+    }
+    framing::check_headers(&parts.headers)?;
 
     // 3. route
     let path = path::normalize(parts.uri.path())?;

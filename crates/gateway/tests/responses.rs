@@ -8,14 +8,31 @@ use http_body_util::Full;
 use portcullis_testkit::{ORDERS_API, Proto, TestEnv, TestResponse};
 
 fn assert_hardened(r: &TestResponse) {
-    for banner in ["server", "x-powered-by", "x-aspnet-version", "x-aspnetmvc-version", "x-runtime", "via"] {
-        assert!(r.headers.get(banner).is_none(), "{banner} leaked: {:?}", r.headers);
+    for banner in [
+        "server",
+        "x-powered-by",
+        "x-aspnet-version",
+        "x-aspnetmvc-version",
+        "x-runtime",
+        "via",
+    ] {
+        assert!(
+            r.headers.get(banner).is_none(),
+            "{banner} leaked: {:?}",
+            r.headers
+        );
     }
     assert_eq!(r.header("cache-control"), Some("no-store"));
     assert_eq!(r.header("pragma"), Some("no-cache"));
-    assert_eq!(r.header("strict-transport-security"), Some("max-age=31536000; includeSubDomains"));
+    assert_eq!(
+        r.header("strict-transport-security"),
+        Some("max-age=31536000; includeSubDomains")
+    );
     assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
-    assert_eq!(r.header("content-security-policy"), Some("default-src 'none'; frame-ancestors 'none'"));
+    assert_eq!(
+        r.header("content-security-policy"),
+        Some("default-src 'none'; frame-ancestors 'none'")
+    );
     assert_eq!(r.header("referrer-policy"), Some("no-referrer"));
     assert!(r.header("x-correlation-id").is_some());
 }
@@ -42,11 +59,24 @@ async fn success_responses_are_hardened_and_banners_removed() {
             .unwrap()
     });
     for proto in [Proto::Http1, Proto::Http2] {
-        let r = gw.send(proto, gw.request("GET", "/v1/orders").body(Default::default()).unwrap()).await;
+        let r = gw
+            .send(
+                proto,
+                gw.request("GET", "/v1/orders")
+                    .body(Default::default())
+                    .unwrap(),
+            )
+            .await;
         assert_eq!(r.status, 200);
         assert_hardened(&r);
-        assert!(r.header("x-internal-host").is_none(), "configured sensitive header removed (OUTPUT-06)");
-        assert!(r.header("access-control-allow-origin").is_none(), "the upstream never decides CORS");
+        assert!(
+            r.header("x-internal-host").is_none(),
+            "configured sensitive header removed (OUTPUT-06)"
+        );
+        assert!(
+            r.header("access-control-allow-origin").is_none(),
+            "the upstream never decides CORS"
+        );
     }
     gw.stop().await;
 }
@@ -56,7 +86,13 @@ async fn error_responses_are_problem_json_and_hardened() {
     let env = TestEnv::new().await;
     let gw = env.gateway(ORDERS_API).start().await;
     let r = gw
-        .send(Proto::Http1, gw.request("GET", "/v1/nope").header("x-correlation-id", "trace-1").body(Default::default()).unwrap())
+        .send(
+            Proto::Http1,
+            gw.request("GET", "/v1/nope")
+                .header("x-correlation-id", "trace-1")
+                .body(Default::default())
+                .unwrap(),
+        )
         .await;
     assert_eq!(r.status, 404);
     assert_hardened(&r);
@@ -101,30 +137,52 @@ async fn upstream_5xx_body_with_stack_trace_never_reaches_client() {
 async fn unreachable_upstream_is_502_with_generic_body() {
     let env = TestEnv::new().await;
     // A port that was free a moment ago: nothing listens there.
-    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut gw = env
         .gateway(&ORDERS_API.replace("upstream: backend", "upstream: dead"))
         .extra_upstream(
             "dead",
-            &format!("url: https://127.0.0.1:{free}\nca: {}\nconnect_timeout_ms: 500", env.ca_path.display()),
+            &format!(
+                "url: https://127.0.0.1:{free}\nca: {}\nconnect_timeout_ms: 500",
+                env.ca_path.display()
+            ),
         )
         .start()
         .await;
     let r = gw.get("/v1/orders").await;
     assert_eq!(r.status, 502);
     assert_hardened(&r);
-    assert_eq!(r.json()["type"], "urn:portcullis:problem:upstream-unavailable");
-    assert!(!r.text().contains(&free.to_string()), "no internal address in the body: {}", r.text());
+    assert_eq!(
+        r.json()["type"],
+        "urn:portcullis:problem:upstream-unavailable"
+    );
+    assert!(
+        !r.text().contains(&free.to_string()),
+        "no internal address in the body: {}",
+        r.text()
+    );
     let event = gw.next_event().await;
     assert_eq!(event.status_code, "upstream-unavailable");
-    assert!(event.message.contains("dead"), "the event keeps the detail: {}", event.message);
+    assert!(
+        event.message.contains("dead"),
+        "the event keeps the detail: {}",
+        event.message
+    );
     gw.stop().await;
 }
 
 #[tokio::test]
 async fn slow_upstream_is_504() {
     let env = TestEnv::new().await;
-    let gw = env.gateway(ORDERS_API).upstream("request_timeout_ms: 300").start().await;
+    let gw = env
+        .gateway(ORDERS_API)
+        .upstream("request_timeout_ms: 300")
+        .start()
+        .await;
     env.reply_with(|_| {
         Response::builder()
             .header(portcullis_testkit::DELAY_HEADER, "1500")
@@ -162,25 +220,45 @@ async fn cors_allows_only_listed_origins() {
             .unwrap()
     };
     // Allowlisted origin: preflight answered at the gateway.
-    let r = gw.send(Proto::Http1, preflight("https://app.example.com")).await;
+    let r = gw
+        .send(Proto::Http1, preflight("https://app.example.com"))
+        .await;
     assert_eq!(r.status, 204);
-    assert_eq!(r.header("access-control-allow-origin"), Some("https://app.example.com"));
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
     assert_eq!(r.header("access-control-allow-credentials"), Some("true"));
     assert_eq!(r.header("access-control-allow-methods"), Some("GET, POST"));
     // Unlisted origin: refused, no CORS headers, never reflected.
-    let r = gw.send(Proto::Http1, preflight("https://evil.example")).await;
+    let r = gw
+        .send(Proto::Http1, preflight("https://evil.example"))
+        .await;
     assert_eq!(r.status, 403);
     assert!(r.header("access-control-allow-origin").is_none());
     assert_eq!(gw.next_event().await.status_code, "cors-origin-denied");
     // Actual requests.
-    let get = |origin: &str| gw.request("GET", "/v1/orders").header("origin", origin).body(Full::default()).unwrap();
+    let get = |origin: &str| {
+        gw.request("GET", "/v1/orders")
+            .header("origin", origin)
+            .body(Full::default())
+            .unwrap()
+    };
     let r = gw.send(Proto::Http1, get("https://app.example.com")).await;
-    assert_eq!(r.header("access-control-allow-origin"), Some("https://app.example.com"));
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
     assert!(r.headers.get_all("vary").iter().any(|v| v == "Origin"));
     let r = gw.send(Proto::Http1, get("https://evil.example")).await;
     assert_eq!(r.status, 200);
     assert!(r.header("access-control-allow-origin").is_none());
     assert!(r.header("access-control-allow-credentials").is_none());
-    assert!(env.received().iter().all(|r| r.method != http::Method::OPTIONS), "preflights never reach the backend");
+    assert!(
+        env.received()
+            .iter()
+            .all(|r| r.method != http::Method::OPTIONS),
+        "preflights never reach the backend"
+    );
     gw.stop().await;
 }

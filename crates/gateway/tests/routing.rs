@@ -8,7 +8,14 @@ async fn declared_route_reaches_backend_over_http1_and_http2() {
     let env = TestEnv::new().await;
     let gw = env.gateway(ORDERS_API).start().await;
     for proto in [Proto::Http1, Proto::Http2] {
-        let r = gw.send(proto, gw.request("GET", "/v1/orders/42?expand=items").body(Default::default()).unwrap()).await;
+        let r = gw
+            .send(
+                proto,
+                gw.request("GET", "/v1/orders/42?expand=items")
+                    .body(Default::default())
+                    .unwrap(),
+            )
+            .await;
         assert_eq!(r.status, 200, "{proto:?}: {}", r.text());
         assert_eq!(r.json(), serde_json::json!({"ok": true}));
     }
@@ -24,13 +31,22 @@ async fn declared_route_reaches_backend_over_http1_and_http2() {
 async fn unknown_path_is_404_and_never_reaches_backend() {
     let env = TestEnv::new().await;
     let mut gw = env.gateway(ORDERS_API).start().await;
-    for path in ["/v1/unknown", "/v1/orders/1/items", "/v2/orders", "/", "/v1orders"] {
+    for path in [
+        "/v1/unknown",
+        "/v1/orders/1/items",
+        "/v2/orders",
+        "/",
+        "/v1orders",
+    ] {
         let r = gw.get(path).await;
         assert_eq!(r.status, 404, "{path}");
         assert_eq!(r.json()["type"], "urn:portcullis:problem:unknown-route");
         assert_eq!(gw.next_event().await.status_code, "unknown-route");
     }
-    assert!(env.received().is_empty(), "nothing is passed through unmatched");
+    assert!(
+        env.received().is_empty(),
+        "nothing is passed through unmatched"
+    );
     gw.stop().await;
 }
 
@@ -39,7 +55,14 @@ async fn declared_path_with_other_method_is_405_with_allow() {
     let env = TestEnv::new().await;
     let gw = env.gateway(ORDERS_API).start().await;
     for method in ["PUT", "PATCH", "TRACE", "FOO"] {
-        let r = gw.send(Proto::Http1, gw.request(method, "/v1/orders/7").body(Default::default()).unwrap()).await;
+        let r = gw
+            .send(
+                Proto::Http1,
+                gw.request(method, "/v1/orders/7")
+                    .body(Default::default())
+                    .unwrap(),
+            )
+            .await;
         assert_eq!(r.status, 405, "{method}");
         assert_eq!(r.header("allow"), Some("DELETE, GET"));
         assert_eq!(r.header("content-type"), Some("application/problem+json"));
@@ -65,13 +88,20 @@ async fn ambiguous_paths_are_refused_before_routing() {
         "/v1/orders/a\\b",
     ];
     for path in cases {
-        let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
         let answer = gw.raw_exchange(request.as_bytes()).await;
         assert!(answer.starts_with("HTTP/1.1 400"), "{path}: {answer}");
-        assert!(answer.contains("urn:portcullis:problem:bad-path"), "{path}: {answer}");
+        assert!(
+            answer.contains("urn:portcullis:problem:bad-path"),
+            "{path}: {answer}"
+        );
         assert_eq!(gw.next_event().await.status_code, "bad-path");
     }
-    assert!(env.received().is_empty(), "no refused path reached the backend");
+    assert!(
+        env.received().is_empty(),
+        "no refused path reached the backend"
+    );
     gw.stop().await;
 }
 
@@ -89,7 +119,13 @@ async fn host_bound_api_only_answers_its_host() {
     let r = gw.get("/status").await; // Host: 127.0.0.1
     assert_eq!(r.status, 404);
     let r = gw
-        .send(Proto::Http1, gw.request("GET", "/status").header("host", "internal.example").body(Default::default()).unwrap())
+        .send(
+            Proto::Http1,
+            gw.request("GET", "/status")
+                .header("host", "internal.example")
+                .body(Default::default())
+                .unwrap(),
+        )
         .await;
     assert_eq!(r.status, 200);
     gw.stop().await;

@@ -120,7 +120,10 @@ impl TestEnv {
     }
 
     /// Replaces how the backend answers.
-    pub fn reply_with(&self, reply: impl Fn(&Recorded) -> Response<Full<Bytes>> + Send + Sync + 'static) {
+    pub fn reply_with(
+        &self,
+        reply: impl Fn(&Recorded) -> Response<Full<Bytes>> + Send + Sync + 'static,
+    ) {
         *self.reply.lock().unwrap() = Arc::new(reply);
     }
 
@@ -229,7 +232,10 @@ impl GatewayBuilder<'_> {
     pub async fn start(self) -> TestGateway {
         match self.try_start().await {
             Ok(gw) => gw,
-            Err(e) => panic!("gateway did not start: {e}\n--- config ---\n{}", self.yaml()),
+            Err(e) => panic!(
+                "gateway did not start: {e}\n--- config ---\n{}",
+                self.yaml()
+            ),
         }
     }
 
@@ -240,7 +246,10 @@ impl GatewayBuilder<'_> {
         let events = gateway.events().subscribe();
         let running = gateway.start().await.map_err(|e| e.to_string())?;
         Ok(TestGateway {
-            addr: running.addr("public").or_else(|| running.addrs().first().map(|a| a.1)).unwrap(),
+            addr: running
+                .addr("public")
+                .or_else(|| running.addrs().first().map(|a| a.1))
+                .unwrap(),
             running: Some(running),
             events,
             ca_pem: self.env.ca.cert_pem(),
@@ -268,7 +277,10 @@ pub struct TestResponse {
 impl TestResponse {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body))
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
         })
     }
 
@@ -297,11 +309,13 @@ impl TestGateway {
         for c in rustls_pki_types::CertificateDer::pem_slice_iter(self.ca_pem.as_bytes()) {
             roots.add(c.unwrap()).unwrap();
         }
-        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth()
+        rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth()
     }
 
     pub fn client(&self, proto: Proto) -> HttpsClient {
@@ -346,7 +360,11 @@ impl TestGateway {
     }
 
     pub async fn get(&self, path: &str) -> TestResponse {
-        self.send(Proto::Http1, self.request("GET", path).body(Full::default()).unwrap()).await
+        self.send(
+            Proto::Http1,
+            self.request("GET", path).body(Full::default()).unwrap(),
+        )
+        .await
     }
 
     /// Waits for the next security event (bounded).
@@ -372,7 +390,10 @@ impl TestGateway {
         let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
         let tcp = tokio::net::TcpStream::connect(self.addr).await.unwrap();
         connector
-            .connect(rustls_pki_types::ServerName::try_from("localhost").unwrap(), tcp)
+            .connect(
+                rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+                tcp,
+            )
             .await
             .unwrap()
     }
