@@ -78,13 +78,18 @@ pub fn parse(text: &str, base_dir: &Path) -> Result<Config, LoadError> {
     let de = yaml_serde::Deserializer::from_str(text);
     let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
+        let message = e.into_inner().to_string();
+        // yaml_serde already prefixes some messages with the path.
+        let message = message
+            .strip_prefix(&format!("{path}: "))
+            .map_or_else(|| message.clone(), str::to_owned);
         LoadError::Schema(FieldError {
             path: if path == "." {
                 "(top level)".into()
             } else {
                 path
             },
-            message: e.into_inner().to_string(),
+            message,
         })
     })?;
     Validator::default().config(raw, base_dir)

@@ -144,6 +144,7 @@ impl TestEnv {
             top: String::new(),
             upstream_extra: String::new(),
             more_upstreams: String::new(),
+            upstream_ca: None,
             listeners: None,
         }
     }
@@ -165,6 +166,7 @@ pub struct GatewayBuilder<'a> {
     top: String,
     upstream_extra: String,
     more_upstreams: String,
+    upstream_ca: Option<PathBuf>,
     listeners: Option<String>,
 }
 
@@ -196,6 +198,13 @@ impl GatewayBuilder<'_> {
         self
     }
 
+    /// Trust anchors for the `backend` upstream other than the test CA.
+    #[must_use]
+    pub fn upstream_ca(mut self, path: &Path) -> Self {
+        self.upstream_ca = Some(path.to_owned());
+        self
+    }
+
     /// Replaces the default single TLS listener.
     #[must_use]
     pub fn listeners(mut self, yaml: &str) -> Self {
@@ -212,12 +221,33 @@ impl GatewayBuilder<'_> {
                 gw.key.display()
             )
         });
-        let mut upstream = format!(
-            "    url: https://127.0.0.1:{}\n    ca: {}\n    server_name: backend.test\n",
-            self.env.backend.addr.port(),
-            self.env.ca_path.display()
-        );
-        for line in self.upstream_extra.lines().filter(|l| !l.trim().is_empty()) {
+        let defaults = [
+            format!("url: https://127.0.0.1:{}", self.env.backend.addr.port()),
+            format!(
+                "ca: {}",
+                self.upstream_ca
+                    .as_deref()
+                    .unwrap_or(&self.env.ca_path)
+                    .display()
+            ),
+            "server_name: backend.test".to_owned(),
+        ];
+        let overridden = |line: &str| {
+            let key = line.split(':').next().unwrap_or("");
+            self.upstream_extra
+                .lines()
+                .any(|l| l.trim().starts_with(&format!("{key}:")))
+        };
+        let mut upstream = String::new();
+        for line in defaults
+            .iter()
+            .map(String::as_str)
+            .filter(|l| !overridden(l))
+            .chain(self.upstream_extra.lines())
+        {
+            if line.trim().is_empty() {
+                continue;
+            }
             upstream.push_str("    ");
             upstream.push_str(line.trim());
             upstream.push('\n');
@@ -303,6 +333,11 @@ pub enum Proto {
 }
 
 impl TestGateway {
+    /// The CA that issued the gateway's certificate.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
     pub fn client_config(&self) -> rustls::ClientConfig {
         let mut roots = rustls::RootCertStore::empty();
         use rustls_pki_types::pem::PemObject;
