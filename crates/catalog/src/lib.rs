@@ -1,1 +1,226 @@
-//! placeholder
+//! The checklist catalogue: every checklist ID with its enforcement, its
+//! assessment planes, its status and the tests that prove it.
+//!
+//! The data lives in `controls.toml` beside this crate; `docs/controls.md`
+//! is generated from it (`portcullis controls`), and the tests below keep
+//! the two, and the named tests, honest.
+
+use serde::Deserialize;
+use std::fmt::Write;
+
+/// How far a control is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Enforced as described, with tests.
+    Implemented,
+    /// Partly enforced, with tests for the part that is; `next` says which issue completes it.
+    Partial,
+    /// Not yet built; `next` says which issue builds it.
+    Planned,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Implemented => "implemented",
+            Status::Partial => "partial",
+            Status::Planned => "planned",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Control {
+    pub id: String,
+    /// Position of the item in the source checklist (1..=83).
+    pub item: u32,
+    pub title: String,
+    pub enforce: String,
+    /// `spec`, `config`, `live`, `ask`.
+    pub assess: Vec<String>,
+    pub status: Status,
+    /// The issue that builds or completes the control.
+    #[serde(default)]
+    pub next: Option<String>,
+    /// `path/from/workspace/root.rs::test_fn`.
+    #[serde(default)]
+    pub tests: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Catalog {
+    pub control: Vec<Control>,
+}
+
+/// Number of items in the source checklist.
+pub const ITEMS: u32 = 83;
+
+impl Catalog {
+    /// The catalogue compiled into the binary.
+    pub fn load() -> Self {
+        toml::from_str(include_str!("../controls.toml"))
+            .expect("controls.toml is checked by the catalogue tests")
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Control> {
+        self.control.iter().find(|c| c.id == id)
+    }
+
+    /// `docs/controls.md`.
+    pub fn to_markdown(&self) -> String {
+        let mut out = String::from(
+            "# Controls: checklist ID → enforcement → tests\n\n\
+             Generated from `crates/catalog/controls.toml` by `portcullis controls`; \
+             a test fails when this file and the catalogue disagree.\n\n",
+        );
+        let count = |s: Status| self.control.iter().filter(|c| c.status == s).count();
+        let _ = write!(
+            out,
+            "{} implemented, {} partial, {} planned, of {} items.\n\n",
+            count(Status::Implemented),
+            count(Status::Partial),
+            count(Status::Planned),
+            self.control.len()
+        );
+        out.push_str("| ID | item | status | enforcement at the gateway | assess | tests |\n|---|---|---|---|---|---|\n");
+        for c in &self.control {
+            let status = match (&c.status, &c.next) {
+                (Status::Implemented, _) | (_, None) => c.status.as_str().to_owned(),
+                (s, Some(n)) => format!("{} ({n})", s.as_str()),
+            };
+            let tests = c
+                .tests
+                .iter()
+                .map(|t| format!("`{t}`"))
+                .collect::<Vec<_>>()
+                .join("<br>");
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} |",
+                c.id,
+                c.title.replace('|', "\\|"),
+                status,
+                c.enforce.replace('|', "\\|"),
+                c.assess.join(", "),
+                tests
+            );
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+    use std::path::{Path, PathBuf};
+
+    fn root() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    }
+
+    #[test]
+    fn every_checklist_item_has_exactly_one_id_with_enforcement_and_assessment() {
+        let c = Catalog::load();
+        assert_eq!(c.control.len(), ITEMS as usize);
+        let ids: BTreeSet<_> = c.control.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids.len(), ITEMS as usize, "duplicate IDs");
+        let items: BTreeSet<_> = c.control.iter().map(|c| c.item).collect();
+        assert_eq!(
+            items,
+            (1..=ITEMS).collect(),
+            "every item 1..=83 exactly once"
+        );
+        let groups = [
+            "TLS", "AUTHN", "AUTHZ", "DATA", "INPUT", "OUTPUT", "CONTRACT", "OPS", "PROC",
+        ];
+        for ctl in &c.control {
+            let (group, n) = ctl.id.split_once('-').expect("GROUP-NN");
+            assert!(groups.contains(&group), "{}", ctl.id);
+            assert!(n.len() == 2 && n.parse::<u32>().is_ok(), "{}", ctl.id);
+            assert!(
+                !ctl.enforce.trim().is_empty() && !ctl.title.trim().is_empty(),
+                "{}",
+                ctl.id
+            );
+            assert!(!ctl.assess.is_empty(), "{} has no assessment", ctl.id);
+            for a in &ctl.assess {
+                assert!(
+                    ["spec", "config", "live", "ask"].contains(&a.as_str()),
+                    "{}: {a}",
+                    ctl.id
+                );
+            }
+            if ctl.status != Status::Implemented {
+                assert!(
+                    ctl.next.is_some(),
+                    "{} must say which issue builds it",
+                    ctl.id
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn implemented_controls_name_tests_that_exist() {
+        let c = Catalog::load();
+        for ctl in c.control.iter().filter(|c| c.status != Status::Planned) {
+            assert!(
+                !ctl.tests.is_empty(),
+                "{} is {} but names no test",
+                ctl.id,
+                ctl.status.as_str()
+            );
+            for t in &ctl.tests {
+                let (file, name) = t
+                    .split_once("::")
+                    .unwrap_or_else(|| panic!("{}: `{t}` is not path::fn", ctl.id));
+                let text = std::fs::read_to_string(root().join(file))
+                    .unwrap_or_else(|_| panic!("{}: test file {file} does not exist", ctl.id));
+                let decl = format!("fn {name}(");
+                let pos = text
+                    .find(&decl)
+                    .unwrap_or_else(|| panic!("{}: no `{decl}` in {file}", ctl.id));
+                let before = &text[..pos];
+                let attr = before.rfind("#[").map_or("", |i| &before[i..]);
+                assert!(
+                    attr.contains("test]"),
+                    "{}: `{name}` in {file} is not a test",
+                    ctl.id
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn docs_controls_md_is_generated_from_the_catalogue() {
+        let path = root().join("docs/controls.md");
+        let want = Catalog::load().to_markdown();
+        if std::env::var_os("UPDATE_CONTROLS").is_some() {
+            std::fs::write(&path, &want).unwrap();
+        }
+        let have = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            have == want,
+            "docs/controls.md is out of date: run `UPDATE_CONTROLS=1 cargo test -p portcullis-catalog` or `portcullis controls > docs/controls.md`"
+        );
+    }
+
+    #[test]
+    fn workspace_forbids_unsafe_code() {
+        // PROC-04: memory-safe code, enforced for every crate.
+        let manifest = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+        assert!(manifest.contains("unsafe_code = \"forbid\""));
+        for member in ["config", "gateway", "catalog", "portcullis", "testkit"] {
+            let m = std::fs::read_to_string(root().join(format!("crates/{member}/Cargo.toml")))
+                .unwrap();
+            assert!(
+                m.contains("[lints]\nworkspace = true"),
+                "{member} does not inherit the workspace lints"
+            );
+        }
+    }
+}

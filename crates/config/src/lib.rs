@@ -92,7 +92,7 @@ pub fn parse(text: &str, base_dir: &Path) -> Result<Config, LoadError> {
             message,
         })
     })?;
-    Validator::default().config(raw, base_dir)
+    Validator::default().config(&raw, base_dir)
 }
 
 #[derive(Default)]
@@ -108,7 +108,7 @@ impl Validator {
         });
     }
 
-    fn config(mut self, raw: RawConfig, base_dir: &Path) -> Result<Config, LoadError> {
+    fn config(mut self, raw: &RawConfig, base_dir: &Path) -> Result<Config, LoadError> {
         let mode = match raw.mode {
             RawMode::Production => Mode::Production,
             RawMode::Dev => Mode::Dev,
@@ -122,7 +122,7 @@ impl Validator {
             }
         };
 
-        let listeners = self.listeners(&raw, mode, &resolve);
+        let listeners = self.listeners(raw, mode, &resolve);
         let limits = self.limits(&raw.limits);
         let correlation_header = match &raw.correlation.header {
             None => HeaderName::from_static("x-correlation-id"),
@@ -153,7 +153,7 @@ impl Validator {
                 upstreams.push(up);
             }
         }
-        let apis = self.apis(&raw, &upstreams);
+        let apis = self.apis(raw, &upstreams);
 
         if self.errors.is_empty() {
             Ok(Config {
@@ -201,15 +201,12 @@ impl Validator {
                     format!("duplicate listener name `{}`", l.name),
                 );
             }
-            let bind = match l.bind.parse::<SocketAddr>() {
-                Ok(a) => a,
-                Err(_) => {
-                    self.err(
-                        format!("{p}.bind"),
-                        format!("`{}` is not IP:port (e.g. 127.0.0.1:8443)", l.bind),
-                    );
-                    continue;
-                }
+            let Ok(bind) = l.bind.parse::<SocketAddr>() else {
+                self.err(
+                    format!("{p}.bind"),
+                    format!("`{}` is not IP:port (e.g. 127.0.0.1:8443)", l.bind),
+                );
+                continue;
             };
             let kind = match (&l.tls, l.plaintext) {
                 (Some(_), Some(_)) => {
@@ -307,12 +304,9 @@ impl Validator {
         resolve: &dyn Fn(&str) -> PathBuf,
     ) -> Option<Upstream> {
         let p = format!("upstreams.{name}");
-        let uri: http::Uri = match u.url.parse() {
-            Ok(uri) => uri,
-            Err(_) => {
-                self.err(format!("{p}.url"), format!("`{}` is not a URL", u.url));
-                return None;
-            }
+        let Ok(uri) = u.url.parse::<http::Uri>() else {
+            self.err(format!("{p}.url"), format!("`{}` is not a URL", u.url));
+            return None;
         };
         let scheme = match uri.scheme_str() {
             Some("https") => {

@@ -188,7 +188,7 @@ impl Gateway {
         }
         let mut tasks = Vec::new();
         for (socket, l) in bound {
-            tracing::info!(listener = &*l.name, %l.bind, "listening");
+            tracing::info!(listener = &*l.name, addr = %socket.local_addr().map_or(l.bind, |a| a), "listening");
             tasks.push(tokio::spawn(listener::accept_loop(
                 socket,
                 Arc::new(l),

@@ -137,8 +137,9 @@ async fn connection(
         }
         PreparedKind::Redirect { https_port } => {
             let port = *https_port;
-            let svc =
-                service_fn(move |req| pipeline::redirect(state.clone(), conn.clone(), port, req));
+            let svc = service_fn(move |req| {
+                std::future::ready(pipeline::redirect(&state, &conn, port, req))
+            });
             serve(&http, TokioIo::new(stream), svc, shutdown).await;
         }
     }

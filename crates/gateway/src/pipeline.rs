@@ -223,9 +223,9 @@ async fn read_body(
 }
 
 /// The plain-HTTP listener's only answer: a permanent redirect to HTTPS (TLS-05).
-pub async fn redirect(
-    state: Arc<State>,
-    conn: Arc<ConnInfo>,
+pub fn redirect(
+    state: &State,
+    conn: &ConnInfo,
     https_port: u16,
     request: Request<Incoming>,
 ) -> Result<Response<GatewayBody>, Infallible> {
@@ -245,14 +245,13 @@ pub async fn redirect(
     } else {
         format!("https://{host}:{https_port}{target}")
     };
-    let mut response = match (valid_host, http::HeaderValue::from_str(&location)) {
-        (true, Ok(location)) => {
-            let mut r = Response::new(Either::Left(Full::default()));
-            *r.status_mut() = http::StatusCode::PERMANENT_REDIRECT;
-            r.headers_mut().insert(header::LOCATION, location);
-            r
-        }
-        _ => {
+    let mut response = if valid_host && let Ok(location) = http::HeaderValue::from_str(&location) {
+        let mut r = Response::new(Either::Left(Full::default()));
+        *r.status_mut() = http::StatusCode::PERMANENT_REDIRECT;
+        r.headers_mut().insert(header::LOCATION, location);
+        r
+    } else {
+        {
             let rejection = Rejection::BadHost;
             state.events.emit(SecurityEvent::rejection(
                 &rejection,

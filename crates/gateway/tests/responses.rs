@@ -63,7 +63,7 @@ async fn success_responses_are_hardened_and_banners_removed() {
             .send(
                 proto,
                 gw.request("GET", "/v1/orders")
-                    .body(Default::default())
+                    .body(Full::default())
                     .unwrap(),
             )
             .await;
@@ -90,7 +90,7 @@ async fn error_responses_are_problem_json_and_hardened() {
             Proto::Http1,
             gw.request("GET", "/v1/nope")
                 .header("x-correlation-id", "trace-1")
-                .body(Default::default())
+                .body(Full::default())
                 .unwrap(),
         )
         .await;

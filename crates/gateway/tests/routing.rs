@@ -1,6 +1,7 @@
 //! Deny by default and strict path normalisation (AUTHN-06, AUTHZ-10), with
 //! real HTTPS requests through a running gateway.
 
+use http_body_util::Full;
 use portcullis_testkit::{ORDERS_API, Proto, TestEnv};
 
 #[tokio::test]
@@ -12,7 +13,7 @@ async fn declared_route_reaches_backend_over_http1_and_http2() {
             .send(
                 proto,
                 gw.request("GET", "/v1/orders/42?expand=items")
-                    .body(Default::default())
+                    .body(Full::default())
                     .unwrap(),
             )
             .await;
@@ -59,7 +60,7 @@ async fn declared_path_with_other_method_is_405_with_allow() {
             .send(
                 Proto::Http1,
                 gw.request(method, "/v1/orders/7")
-                    .body(Default::default())
+                    .body(Full::default())
                     .unwrap(),
             )
             .await;
@@ -108,13 +109,13 @@ async fn ambiguous_paths_are_refused_before_routing() {
 #[tokio::test]
 async fn host_bound_api_only_answers_its_host() {
     let env = TestEnv::new().await;
-    let apis = r#"
+    let apis = r"
   - name: internal
     hosts: [internal.example]
     upstream: backend
     routes:
       - { path: /status, methods: [GET], auth: public }
-"#;
+";
     let gw = env.gateway(apis).start().await;
     let r = gw.get("/status").await; // Host: 127.0.0.1
     assert_eq!(r.status, 404);
@@ -123,7 +124,7 @@ async fn host_bound_api_only_answers_its_host() {
             Proto::Http1,
             gw.request("GET", "/status")
                 .header("host", "internal.example")
-                .body(Default::default())
+                .body(Full::default())
                 .unwrap(),
         )
         .await;

@@ -3,10 +3,12 @@
 
 use portcullis_gateway::devpki::{self, DevCa};
 use portcullis_testkit::{ORDERS_API, TestEnv};
+use rustls_pki_types::pem::PemObject;
+use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn tls12_only_client(gw: &portcullis_testkit::TestGateway) -> tokio_rustls::TlsConnector {
-    use rustls_pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     for c in rustls_pki_types::CertificateDer::pem_slice_iter(gw.ca_pem().as_bytes()) {
         roots.add(c.unwrap()).unwrap();
@@ -77,7 +79,6 @@ async fn tls12_opt_in_negotiates_only_ecdhe_aead() {
 #[tokio::test]
 async fn group_readable_private_key_is_refused() {
     let env = TestEnv::new().await;
-    use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(
         &env.gateway_cert.key,
         std::fs::Permissions::from_mode(0o640),
@@ -178,7 +179,6 @@ async fn plaintext_listener_only_redirects_to_https() {
     );
     let gw = env.gateway(ORDERS_API).listeners(&listeners).start().await;
     let http_addr = gw.running.as_ref().unwrap().addr("http").unwrap();
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(http_addr).await.unwrap();
     s.write_all(b"GET /v1/orders?x=1 HTTP/1.1\r\nHost: api.example\r\nConnection: close\r\n\r\n")
         .await

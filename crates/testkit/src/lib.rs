@@ -189,7 +189,9 @@ impl GatewayBuilder<'_> {
     /// Another upstream entry, `name` with its fields as `key: value` lines.
     #[must_use]
     pub fn extra_upstream(mut self, name: &str, fields: &str) -> Self {
-        self.more_upstreams.push_str(&format!("  {name}:\n"));
+        self.more_upstreams.push_str("  ");
+        self.more_upstreams.push_str(name);
+        self.more_upstreams.push_str(":\n");
         for line in fields.lines().filter(|l| !l.trim().is_empty()) {
             self.more_upstreams.push_str("    ");
             self.more_upstreams.push_str(line.trim());
@@ -323,7 +325,56 @@ impl TestResponse {
     }
 }
 
-type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+/// A TLS client configuration trusting only `ca_pem`.
+pub fn client_config(ca_pem: &str) -> rustls::ClientConfig {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(c.expect("CA PEM")).expect("CA certificate");
+    }
+    rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("default versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth()
+}
+
+/// An HTTPS client trusting only `ca_pem`, speaking `proto`.
+pub fn https_client(ca_pem: &str, proto: Proto) -> HttpsClient {
+    let builder = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(client_config(ca_pem))
+        .https_only();
+    let connector = match proto {
+        Proto::Http1 => builder.enable_http1().build(),
+        Proto::Http2 => builder.enable_http2().build(),
+    };
+    let mut b = Client::builder(TokioExecutor::new());
+    if proto == Proto::Http2 {
+        b.http2_only(true);
+    }
+    b.build(connector)
+}
+
+/// Sends a request and collects the response (bounded to 20 s).
+pub async fn fetch(client: &HttpsClient, req: Request<Full<Bytes>>) -> TestResponse {
+    let resp = tokio::time::timeout(Duration::from_secs(20), client.request(req))
+        .await
+        .expect("request timed out")
+        .expect("request failed");
+    let version = resp.version();
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.expect("body").to_bytes();
+    TestResponse {
+        status: parts.status,
+        version,
+        headers: parts.headers,
+        body,
+    }
+}
+
+pub type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// Protocol a test client speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -339,33 +390,11 @@ impl TestGateway {
     }
 
     pub fn client_config(&self) -> rustls::ClientConfig {
-        let mut roots = rustls::RootCertStore::empty();
-        use rustls_pki_types::pem::PemObject;
-        for c in rustls_pki_types::CertificateDer::pem_slice_iter(self.ca_pem.as_bytes()) {
-            roots.add(c.unwrap()).unwrap();
-        }
-        rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth()
+        client_config(&self.ca_pem)
     }
 
     pub fn client(&self, proto: Proto) -> HttpsClient {
-        let builder = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(self.client_config())
-            .https_only();
-        let connector = match proto {
-            Proto::Http1 => builder.enable_http1().build(),
-            Proto::Http2 => builder.enable_http2().build(),
-        };
-        let mut b = Client::builder(TokioExecutor::new());
-        if proto == Proto::Http2 {
-            b.http2_only(true);
-        }
-        b.build(connector)
+        https_client(&self.ca_pem, proto)
     }
 
     /// The gateway URL for a path (the certificate names 127.0.0.1).
@@ -374,19 +403,7 @@ impl TestGateway {
     }
 
     pub async fn send(&self, proto: Proto, req: Request<Full<Bytes>>) -> TestResponse {
-        let resp = tokio::time::timeout(Duration::from_secs(20), self.client(proto).request(req))
-            .await
-            .expect("request timed out")
-            .expect("request failed");
-        let version = resp.version();
-        let (parts, body) = resp.into_parts();
-        let body = body.collect().await.expect("body").to_bytes();
-        TestResponse {
-            status: parts.status,
-            version,
-            headers: parts.headers,
-            body,
-        }
+        fetch(&self.client(proto), req).await
     }
 
     /// A request builder for `method path` on this gateway.

@@ -1,0 +1,182 @@
+//! The binary as a user meets it: `quickstart` brings up a working demo
+//! whose printed commands give the promised answers, and `check` names the
+//! field at fault.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use portcullis_testkit::{Proto, fetch, https_client};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
+
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_for_file(path: &Path, child: &mut std::process::Child) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && let Ok(v) = serde_json::from_str(&text)
+        {
+            return v;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("quickstart exited early: {status}");
+        }
+        assert!(Instant::now() < deadline, "quickstart.json did not appear");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn quickstart_serves_the_promised_answers_and_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut child = Child(
+        Command::new(BIN)
+            .args(["quickstart", "--port", "0", "--data-dir"])
+            .arg(&data)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let facts = wait_for_file(&data.join("quickstart.json"), &mut child.0);
+    let ca = std::fs::read_to_string(facts["ca_cert"].as_str().unwrap()).unwrap();
+    let base = facts["gateway_url"].as_str().unwrap();
+    let examples = facts["examples"].as_array().unwrap();
+    assert!(examples.len() >= 3);
+    let client = https_client(&ca, Proto::Http1);
+    for e in examples {
+        let mut req = http::Request::builder()
+            .method(e["method"].as_str().unwrap())
+            .uri(format!("{base}{}", e["path"].as_str().unwrap()));
+        let body = match e["body"].as_str() {
+            Some(b) => {
+                req = req.header("content-type", "application/json");
+                Full::new(Bytes::from(b.to_owned()))
+            }
+            None => Full::default(),
+        };
+        let r = fetch(&client, req.body(body).unwrap()).await;
+        assert_eq!(
+            u64::from(r.status.as_u16()),
+            e["expected_status"].as_u64().unwrap(),
+            "{}: {}",
+            e["name"],
+            r.text()
+        );
+        assert_eq!(r.header("cache-control"), Some("no-store"));
+        assert!(r.header("server").is_none());
+    }
+    // The printed curl commands give the same answers, where curl exists.
+    if Command::new("curl").arg("--version").output().is_ok() {
+        for e in examples {
+            let out = Command::new("sh")
+                .arg("-c")
+                .arg(e["curl"].as_str().unwrap())
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            let status = text.split_whitespace().nth(1).unwrap_or("");
+            assert_eq!(
+                status,
+                e["expected_status"].to_string(),
+                "{}: {text}",
+                e["curl"]
+            );
+        }
+    }
+    // The quickstart config is valid and `check` lists its weakened defaults.
+    let check = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(facts["config"].as_str().unwrap())
+        .output()
+        .unwrap();
+    assert!(check.status.success());
+    assert!(String::from_utf8_lossy(&check.stdout).contains("public route"));
+    // SIGTERM stops everything cleanly.
+    let pid = child.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(s) = child.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "quickstart did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn check_reports_the_field_and_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("gateway.yaml");
+    std::fs::write(
+        &cfg,
+        "listeners:\n  - { name: a, bind: \"127.0.0.1:0\", tls: { cert: c.pem, key: k.pem } }\nupstreams:\n  u: { url: \"http://10.0.0.1\" }\napis:\n  - name: x\n    upstream: u\n    routes:\n      - { path: /a, methods: [GET] }\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("apis[0].routes[0]") && err.contains("missing field `auth`"),
+        "{err}"
+    );
+    std::fs::write(
+        &cfg,
+        "listeners:\n  - { name: a, bind: \"127.0.0.1:0\", tls: { cert: c.pem, key: k.pem } }\nupstreams:\n  u: { url: \"http://10.0.0.1\" }\napis:\n  - name: x\n    upstream: u\n    routes:\n      - { path: /a, methods: [GET], auth: public }\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("upstreams.u.url") && err.contains("plaintext upstream refused"),
+        "{err}"
+    );
+    // A missing key file is reported with the listener's field path.
+    std::fs::write(
+        &cfg,
+        "listeners:\n  - { name: a, bind: \"127.0.0.1:0\", tls: { cert: c.pem, key: k.pem } }\nupstreams:\n  u: { url: \"http://10.0.0.1\", dangerous_plaintext_upstream: true }\napis:\n  - name: x\n    upstream: u\n    routes:\n      - { path: /a, methods: [GET], auth: public }\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("listeners[0].tls") && err.contains("c.pem"),
+        "{err}"
+    );
+}
