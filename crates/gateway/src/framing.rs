@@ -55,6 +55,14 @@ pub struct Scanner {
 }
 
 impl Scanner {
+    /// A scanner at the start of a connection.
+    pub fn new() -> Self {
+        Self {
+            line_is_blank: true,
+            ..Self::default()
+        }
+    }
+
     /// Feeds bytes; returns true when a header block with both headers was seen.
     pub fn feed(&mut self, bytes: &[u8]) -> bool {
         let mut ambiguous = false;
@@ -104,10 +112,7 @@ impl<S> FramingGuard<S> {
     pub fn new(inner: S, flag: Arc<AtomicBool>) -> Self {
         Self {
             inner,
-            scanner: Scanner {
-                line_is_blank: true,
-                ..Scanner::default()
-            },
+            scanner: Scanner::new(),
             flag,
         }
     }
@@ -182,10 +187,7 @@ mod tests {
     }
 
     fn scan(chunks: &[&[u8]]) -> bool {
-        let mut s = Scanner {
-            line_is_blank: true,
-            ..Scanner::default()
-        };
+        let mut s = Scanner::new();
         chunks.iter().fold(false, |acc, c| acc | s.feed(c))
     }
 

@@ -1,0 +1,364 @@
+#!/usr/bin/env python3
+"""Portcullis benchmarks against nginx and HAProxy, per shared BENCH.md.
+
+Layout (2 cores): CPU0 runs the load generator and the upstream (nginx, one
+worker, fixed ~140-byte JSON); CPU1 runs the system under test with one
+worker. Loopback only; every run is bounded in time. Prints one table with
+req/s, CPU microseconds per request of the SUT, p50/p99 at a fixed rate,
+and ratios against peers measured in the same run.
+
+Usage: bench/run.sh [--quick] [--scenarios S0,S1,S2,S2c,S7]
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BODY = '{"id":"1001","item":"book","quantity":1,"status":"shipped","total":{"amount":"12.50","currency":"EUR"},"tags":["a","b"]}'
+PORTS = {
+    "upstream": 18080,
+    "portcullis": 18181,
+    "portcullis-tls": 18182,
+    "nginx": 18281,
+    "nginx-tls": 18282,
+    "nginx-tls-hdr": 18283,
+    "haproxy": 18381,
+    "haproxy-tls": 18382,
+    "haproxy-tls-hdr": 18383,
+}
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, shell=True, check=True, text=True, capture_output=True, **kw)
+
+
+def cpu_ticks(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime + stime
+        except FileNotFoundError:
+            pass
+    return total
+
+
+def children(pid):
+    """The pid and all its descendants (nginx/haproxy workers)."""
+    out = [pid]
+    try:
+        kids = sh(f"pgrep -P {pid}").stdout.split()
+    except subprocess.CalledProcessError:
+        kids = []
+    for k in kids:
+        out += children(int(k))
+    return out
+
+
+def wait_port(port, timeout=15):
+    import socket
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+class Proc:
+    def __init__(self, cmd, cpu, name, port):
+        self.name = name
+        self.p = subprocess.Popen(
+            ["taskset", "-c", str(cpu)] + cmd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        wait_port(port)
+
+    def pids(self):
+        return children(self.p.pid)
+
+    def stop(self):
+        try:
+            os.killpg(self.p.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            self.p.wait(5)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.p.pid, signal.SIGKILL)
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def make_certs(d):
+    key = os.path.join(d, "key.pem")
+    cert = os.path.join(d, "cert.pem")
+    sh(
+        f"openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 "
+        f"-subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 "
+        f"-keyout {key} -out {cert}"
+    )
+    os.chmod(key, 0o600)
+    write(os.path.join(d, "combined.pem"), open(cert).read() + open(key).read())
+    return cert, key
+
+
+def configs(d, cert, key):
+    up = PORTS["upstream"]
+    upstream = write(
+        os.path.join(d, "upstream.conf"),
+        f"""worker_processes 1; daemon off; pid {d}/upstream.pid; error_log /dev/null;
+events {{ worker_connections 4096; }}
+http {{ access_log off; keepalive_requests 1000000;
+  server {{ listen 127.0.0.1:{up} backlog=4096;
+    location / {{ default_type application/json; return 200 '{BODY}'; }} }} }}
+""",
+    )
+    hdrs = "\n".join(
+        f"    add_header {k} \"{v}\" always;"
+        for k, v in [
+            ("Cache-Control", "no-store"),
+            ("Pragma", "no-cache"),
+            ("Strict-Transport-Security", "max-age=31536000; includeSubDomains"),
+            ("X-Content-Type-Options", "nosniff"),
+            ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"),
+            ("Referrer-Policy", "no-referrer"),
+        ]
+    )
+    nginx = write(
+        os.path.join(d, "nginx.conf"),
+        f"""worker_processes 1; daemon off; pid {d}/nginx.pid; error_log /dev/null;
+events {{ worker_connections 4096; }}
+http {{ access_log off; server_tokens off; keepalive_requests 1000000;
+  upstream u {{ server 127.0.0.1:{up}; keepalive 64; }}
+  server {{ listen 127.0.0.1:{PORTS['nginx']} backlog=4096;
+    location / {{ proxy_pass http://u; proxy_http_version 1.1; proxy_set_header Connection ""; }} }}
+  server {{ listen 127.0.0.1:{PORTS['nginx-tls']} ssl backlog=4096; ssl_certificate {cert}; ssl_certificate_key {key}; ssl_protocols TLSv1.3;
+    location / {{ proxy_pass http://u; proxy_http_version 1.1; proxy_set_header Connection ""; }} }}
+  server {{ listen 127.0.0.1:{PORTS['nginx-tls-hdr']} ssl backlog=4096; ssl_certificate {cert}; ssl_certificate_key {key}; ssl_protocols TLSv1.3;
+    location / {{ proxy_pass http://u; proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_hide_header Server; proxy_hide_header X-Powered-By; proxy_hide_header Cache-Control;
+{hdrs} }} }} }}
+""",
+    )
+    hap_hdrs = "\n".join(
+        f"  http-response set-header {k} \"{v}\""
+        for k, v in [
+            ("Cache-Control", "no-store"),
+            ("Pragma", "no-cache"),
+            ("Strict-Transport-Security", "max-age=31536000; includeSubDomains"),
+            ("X-Content-Type-Options", "nosniff"),
+            ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"),
+            ("Referrer-Policy", "no-referrer"),
+        ]
+    )
+    haproxy = write(
+        os.path.join(d, "haproxy.cfg"),
+        f"""global
+  nbthread 1
+  maxconn 20000
+defaults
+  mode http
+  timeout connect 2s
+  timeout client 30s
+  timeout server 30s
+  option http-keep-alive
+frontend plain
+  bind 127.0.0.1:{PORTS['haproxy']}
+  default_backend be
+frontend tls
+  bind 127.0.0.1:{PORTS['haproxy-tls']} ssl crt {d}/combined.pem ssl-min-ver TLSv1.3
+  default_backend be
+frontend tlshdr
+  bind 127.0.0.1:{PORTS['haproxy-tls-hdr']} ssl crt {d}/combined.pem ssl-min-ver TLSv1.3
+  http-response del-header Server
+  http-response del-header X-Powered-By
+{hap_hdrs}
+  default_backend be
+backend be
+  http-reuse always
+  server s1 127.0.0.1:{up}
+""",
+    )
+
+    def gw(port, tls):
+        listener = (
+            f"    tls: {{ cert: {cert}, key: {key} }}\n" if tls else "    plaintext: dangerous_serve\n"
+        )
+        return write(
+            os.path.join(d, f"portcullis-{port}.yaml"),
+            f"""mode: dev
+runtime: {{ worker_threads: 1 }}
+listeners:
+  - name: public
+    bind: 127.0.0.1:{port}
+{listener}upstreams:
+  nginx: {{ url: "http://127.0.0.1:{up}", dangerous_plaintext_upstream: true }}
+apis:
+  - name: bench
+    upstream: nginx
+    routes:
+      - {{ path: "/orders/{{id}}", methods: [GET], auth: public }}
+""",
+        )
+
+    return upstream, nginx, haproxy, gw(PORTS["portcullis"], False), gw(PORTS["portcullis-tls"], True)
+
+
+def wrk(url, seconds, close=False):
+    hdr = '-H "Connection: close" ' if close else ""
+    out = sh(f"taskset -c 0 wrk -t1 -c32 -d{seconds}s --latency {hdr}{url}").stdout
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"(\d+) requests in", out)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return float(m.group(1)), int(total.group(1)), int(errors.group(1)) if errors else 0
+
+
+def oha(url, rate, seconds):
+    if not shutil.which("oha"):
+        return None, None
+    out = sh(
+        f"taskset -c 0 oha -z {seconds}s -q {rate} -c 32 --latency-correction --no-tui --output-format json --insecure {url}"
+    ).stdout
+    j = json.loads(out)
+    pct = j.get("latencyPercentiles", {})
+    return pct.get("p50"), pct.get("p99")
+
+
+
+
+def measure(name, url, sut, seconds, close=False, rate=5000, lat_seconds=10):
+    wrk(url, 2, close)  # warm-up
+    pids = sut.pids() if sut else []
+    t0 = cpu_ticks(pids)
+    rps, n, errors = wrk(url, seconds, close)
+    t1 = cpu_ticks(pids)
+    cpu_us = (t1 - t0) / CLK_TCK * 1e6 / n if sut and n else None
+    p50 = p99 = None
+    if not close:
+        p50, p99 = oha(url, rate, lat_seconds)
+    return {"name": name, "rps": rps, "cpu_us": cpu_us, "p50": p50, "p99": p99, "errors": errors}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--reps", type=int, default=None)
+    ap.add_argument("--scenarios", default="S0,S1,S2,S2c,S7")
+    ap.add_argument("--binary", default=os.path.join(ROOT, "target/release/portcullis"))
+    ap.add_argument("--json", default=None, help="also write raw results here")
+    a = ap.parse_args()
+    reps = a.reps or (1 if a.quick else 3)
+    seconds = 4 if a.quick else 10
+    lat_seconds = 3 if a.quick else 10
+    scen = a.scenarios.split(",")
+    d = tempfile.mkdtemp(prefix="portcullis-bench-")
+    cert, key = make_certs(d)
+    up_conf, nginx_conf, hap_conf, gw_plain, gw_tls = configs(d, cert, key)
+    path = "/orders/1001"
+    upstream = Proc(["nginx", "-c", up_conf], 0, "upstream", PORTS["upstream"])
+    runs = {}
+    try:
+        for rep in range(reps):
+            order = ["portcullis", "nginx", "haproxy"]
+            if rep % 2:
+                order.reverse()
+            if "S0" in scen:
+                runs.setdefault("S0 direct nginx", []).append(
+                    measure("S0", f"http://127.0.0.1:{PORTS['upstream']}{path}", None, seconds, lat_seconds=lat_seconds)
+                )
+            for sut_name in order:
+                if sut_name == "portcullis":
+                    procs = [
+                        Proc([a.binary, "run", "--config", gw_plain], 1, "portcullis", PORTS["portcullis"]),
+                        Proc([a.binary, "run", "--config", gw_tls], 1, "portcullis-tls", PORTS["portcullis-tls"]),
+                    ]
+                    ports = {"S1": PORTS["portcullis"], "S2": PORTS["portcullis-tls"], "S7": PORTS["portcullis-tls"]}
+                    owner = {"S1": procs[0], "S2": procs[1], "S7": procs[1]}
+                elif sut_name == "nginx":
+                    procs = [Proc(["nginx", "-c", nginx_conf], 1, "nginx", PORTS["nginx"])]
+                    ports = {"S1": PORTS["nginx"], "S2": PORTS["nginx-tls"], "S7": PORTS["nginx-tls-hdr"]}
+                    owner = {k: procs[0] for k in ports}
+                else:
+                    procs = [Proc(["haproxy", "-f", hap_conf], 1, "haproxy", PORTS["haproxy"])]
+                    ports = {"S1": PORTS["haproxy"], "S2": PORTS["haproxy-tls"], "S7": PORTS["haproxy-tls-hdr"]}
+                    owner = {k: procs[0] for k in ports}
+                try:
+                    for s in ["S1", "S2", "S2c", "S7"]:
+                        if s not in scen:
+                            continue
+                        key_s = "S2" if s == "S2c" else s
+                        scheme = "http" if s == "S1" else "https"
+                        url = f"{scheme}://127.0.0.1:{ports[key_s]}{path}"
+                        r = measure(s, url, owner[key_s], seconds, close=(s == "S2c"), lat_seconds=lat_seconds)
+                        runs.setdefault(f"{s} {sut_name}", []).append(r)
+                finally:
+                    for p in procs:
+                        p.stop()
+    finally:
+        upstream.stop()
+
+    def med(name, field):
+        vals = [r[field] for r in runs.get(name, []) if r[field] is not None]
+        return (statistics.median(vals), min(vals), max(vals)) if vals else (None, None, None)
+
+    print(f"# Portcullis benchmark {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC")
+    print(f"# {platform.node()} {platform.machine()} {os.cpu_count()} cores; reps={reps}, {seconds}s measured, wrk -t1 -c32; latency: oha at 5000 req/s, {lat_seconds}s")
+    direct = med("S0 direct nginx", "rps")[0]
+    print(f"| run | req/s (median, min–max) | × direct | CPU µs/req | p50 ms | p99 ms | non-2xx |")
+    print("|---|---|---|---|---|---|---|")
+    for name in runs:
+        rps, lo, hi = med(name, "rps")
+        cpu = med(name, "cpu_us")[0]
+        p50 = med(name, "p50")[0]
+        p99 = med(name, "p99")[0]
+        errs = sum(r["errors"] for r in runs[name])
+        ratio = f"{rps / direct:.2f}" if direct else "—"
+        f = lambda v, fmt: (fmt % v) if v is not None else "—"
+        print(
+            f"| {name} | {rps:,.0f} ({lo:,.0f}–{hi:,.0f}) | {ratio} | {f(cpu, '%.1f')} | {f(p50 and p50 * 1000, '%.3f')} | {f(p99 and p99 * 1000, '%.3f')} | {errs} |"
+        )
+    print()
+    for s in ["S1", "S2", "S2c", "S7"]:
+        ours = med(f"{s} portcullis", "rps")[0]
+        for peer in ["nginx", "haproxy"]:
+            theirs = med(f"{s} {peer}", "rps")[0]
+            if ours and theirs:
+                oc = med(f"{s} portcullis", "cpu_us")[0]
+                pc = med(f"{s} {peer}", "cpu_us")[0]
+                cpu_ratio = f", CPU/req {oc / pc:.2f}× theirs" if oc and pc else ""
+                print(f"{s}: portcullis / {peer} throughput = {ours / theirs:.2f}×{cpu_ratio}")
+    d0 = med("S0 direct nginx", "p99")[0]
+    for name in runs:
+        p99 = med(name, "p99")[0]
+        if d0 and p99 and not name.startswith("S0"):
+            print(f"{name}: added p99 at 5000 req/s = {(p99 - d0) * 1e6:.0f} µs")
+    if a.json:
+        write(a.json, json.dumps(runs, indent=1))
+    shutil.rmtree(d, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
