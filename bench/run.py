@@ -40,6 +40,16 @@ PORTS = {
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
+HARDENING = [
+    ("Cache-Control", "no-store"),
+    ("Pragma", "no-cache"),
+    ("Strict-Transport-Security", "max-age=31536000; includeSubDomains"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"),
+    ("Referrer-Policy", "no-referrer"),
+]
+
+
 def sh(cmd, **kw):
     return subprocess.run(cmd, shell=True, check=True, text=True, capture_output=True, **kw)
 
@@ -138,14 +148,7 @@ http {{ access_log off; keepalive_requests 1000000;
     )
     hdrs = "\n".join(
         f"    add_header {k} \"{v}\" always;"
-        for k, v in [
-            ("Cache-Control", "no-store"),
-            ("Pragma", "no-cache"),
-            ("Strict-Transport-Security", "max-age=31536000; includeSubDomains"),
-            ("X-Content-Type-Options", "nosniff"),
-            ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"),
-            ("Referrer-Policy", "no-referrer"),
-        ]
+        for k, v in HARDENING
     )
     nginx = write(
         os.path.join(d, "nginx.conf"),
@@ -165,14 +168,7 @@ http {{ access_log off; server_tokens off; keepalive_requests 1000000;
     )
     hap_hdrs = "\n".join(
         f"  http-response set-header {k} \"{v}\""
-        for k, v in [
-            ("Cache-Control", "no-store"),
-            ("Pragma", "no-cache"),
-            ("Strict-Transport-Security", "max-age=31536000; includeSubDomains"),
-            ("X-Content-Type-Options", "nosniff"),
-            ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"),
-            ("Referrer-Policy", "no-referrer"),
-        ]
+        for k, v in HARDENING
     )
     haproxy = write(
         os.path.join(d, "haproxy.cfg"),

@@ -46,29 +46,16 @@ pub async fn handle(
     let mut response = match result {
         Ok(response) => response,
         Err(rejection) => {
-            // 12. event: exactly one per rejection.
             let api = decided.api.map(|i| state.routes.api(i).name.as_str());
-            state.events.emit(SecurityEvent::rejection(
+            reject(
+                &state,
+                &conn,
+                &parts,
+                &correlation,
                 &rejection,
-                &EventContext {
-                    correlation_id: correlation.as_str(),
-                    method: parts.method.as_str(),
-                    path: parts.uri.path(),
-                    host: request_host(&parts),
-                    client: conn.remote,
-                    listener: &conn.listener,
-                    api,
-                    operation: decided.operation.as_deref(),
-                },
-            ));
-            tracing::debug!(
-                correlation_id = correlation.as_str(),
-                reason = rejection.code(),
-                "request rejected"
-            );
-            rejection
-                .to_response(correlation.as_str(), state.correlation_header.as_str())
-                .map(Either::Left)
+                api,
+                decided.operation.as_deref(),
+            )
         }
     };
     // 11. response hardening, on every response.
@@ -168,6 +155,39 @@ async fn run(
     Ok(Response::from_parts(head, Either::Right(body)))
 }
 
+/// 12. event: exactly one per rejection; then the problem response.
+fn reject(
+    state: &State,
+    conn: &ConnInfo,
+    parts: &Parts,
+    correlation: &CorrelationId,
+    rejection: &Rejection,
+    api: Option<&str>,
+    operation: Option<&str>,
+) -> Response<GatewayBody> {
+    state.events.emit(SecurityEvent::rejection(
+        rejection,
+        &EventContext {
+            correlation_id: correlation.as_str(),
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
+            host: request_host(parts),
+            client: conn.remote,
+            listener: &conn.listener,
+            api,
+            operation,
+        },
+    ));
+    tracing::debug!(
+        correlation_id = correlation.as_str(),
+        reason = rejection.code(),
+        "request rejected"
+    );
+    rejection
+        .to_response(correlation.as_str(), state.correlation_header.as_str())
+        .map(Either::Left)
+}
+
 /// The host the client addressed, without port (HTTP/2 `:authority` or HTTP/1 `Host`).
 pub fn request_host(parts: &Parts) -> &str {
     let authority = parts
@@ -251,25 +271,15 @@ pub fn redirect(
         r.headers_mut().insert(header::LOCATION, location);
         r
     } else {
-        {
-            let rejection = Rejection::BadHost;
-            state.events.emit(SecurityEvent::rejection(
-                &rejection,
-                &EventContext {
-                    correlation_id: correlation.as_str(),
-                    method: parts.method.as_str(),
-                    path: parts.uri.path(),
-                    host,
-                    client: conn.remote,
-                    listener: &conn.listener,
-                    api: None,
-                    operation: None,
-                },
-            ));
-            rejection
-                .to_response(correlation.as_str(), state.correlation_header.as_str())
-                .map(Either::Left)
-        }
+        reject(
+            state,
+            conn,
+            &parts,
+            &correlation,
+            &Rejection::BadHost,
+            None,
+            None,
+        )
     };
     hardening::apply(
         response.headers_mut(),

@@ -58,16 +58,7 @@ async fn connections_over_the_cap_are_refused() {
     let a = gw.raw_tls().await;
     let b = gw.raw_tls().await;
     // The third connection is accepted by the kernel and closed by the gateway.
-    let mut config = gw.client_config();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
-    let third = connector
-        .connect(
-            rustls_pki_types::ServerName::try_from("localhost").unwrap(),
-            tcp,
-        )
-        .await;
+    let third = gw.try_tls(&[b"http/1.1"]).await;
     assert!(third.is_err(), "third connection must be refused");
     drop((a, b));
     // Capacity comes back once the connections are gone (bounded wait).
@@ -91,17 +82,7 @@ async fn http2_rapid_reset_flood_is_cut_off() {
         .with("limits: { h2_max_pending_reset_streams: 5 }")
         .start()
         .await;
-    let mut config = gw.client_config();
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
-    let tls = connector
-        .connect(
-            rustls_pki_types::ServerName::try_from("localhost").unwrap(),
-            tcp,
-        )
-        .await
-        .unwrap();
+    let tls = gw.try_tls(&[b"h2"]).await.unwrap();
     let (mut send, connection) = h2::client::handshake(tls).await.unwrap();
     let driver = tokio::spawn(connection);
     let mut refused = false;

@@ -126,13 +126,16 @@ async fn quickstart_serves_the_promised_answers_and_stops_cleanly() {
     assert!(status.success(), "{status}");
 }
 
-#[test]
-fn check_reports_the_field_and_the_reason() {
+/// Runs `check` on a config made of the given upstream and route lines;
+/// asserts it fails and returns its standard error.
+fn check_fails(upstream: &str, route: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("gateway.yaml");
     std::fs::write(
         &cfg,
-        "listeners:\n  - { name: a, bind: \"127.0.0.1:0\", tls: { cert: c.pem, key: k.pem } }\nupstreams:\n  u: { url: \"http://10.0.0.1\" }\napis:\n  - name: x\n    upstream: u\n    routes:\n      - { path: /a, methods: [GET] }\n",
+        format!(
+            "listeners:\n  - {{ name: a, bind: \"127.0.0.1:0\", tls: {{ cert: c.pem, key: k.pem }} }}\nupstreams:\n  u: {upstream}\napis:\n  - name: x\n    upstream: u\n    routes:\n      - {route}\n"
+        ),
     )
     .unwrap();
     let out = Command::new(BIN)
@@ -141,40 +144,32 @@ fn check_reports_the_field_and_the_reason() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn check_reports_the_field_and_the_reason() {
+    let err = check_fails(
+        r#"{ url: "http://10.0.0.1" }"#,
+        "{ path: /a, methods: [GET] }",
+    );
     assert!(
         err.contains("apis[0].routes[0]") && err.contains("missing field `auth`"),
         "{err}"
     );
-    std::fs::write(
-        &cfg,
-        "listeners:\n  - { name: a, bind: \"127.0.0.1:0\", tls: { cert: c.pem, key: k.pem } }\nupstreams:\n  u: { url: \"http://10.0.0.1\" }\napis:\n  - name: x\n    upstream: u\n    routes:\n      - { path: /a, methods: [GET], auth: public }\n",
-    )
-    .unwrap();
-    let out = Command::new(BIN)
-        .args(["check", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = check_fails(
+        r#"{ url: "http://10.0.0.1" }"#,
+        "{ path: /a, methods: [GET], auth: public }",
+    );
     assert!(
         err.contains("upstreams.u.url") && err.contains("plaintext upstream refused"),
         "{err}"
     );
-    // A missing key file is reported with the listener's field path.
-    std::fs::write(
-        &cfg,
-        "listeners:\n  - { name: a, bind: \"127.0.0.1:0\", tls: { cert: c.pem, key: k.pem } }\nupstreams:\n  u: { url: \"http://10.0.0.1\", dangerous_plaintext_upstream: true }\napis:\n  - name: x\n    upstream: u\n    routes:\n      - { path: /a, methods: [GET], auth: public }\n",
-    )
-    .unwrap();
-    let out = Command::new(BIN)
-        .args(["check", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    // A missing certificate file is reported with the listener's field path.
+    let err = check_fails(
+        r#"{ url: "http://10.0.0.1", dangerous_plaintext_upstream: true }"#,
+        "{ path: /a, methods: [GET], auth: public }",
+    );
     assert!(
         err.contains("listeners[0].tls") && err.contains("c.pem"),
         "{err}"

@@ -435,19 +435,28 @@ impl TestGateway {
         }
     }
 
-    /// Opens a raw TLS connection (HTTP/1.1 ALPN) for hand-written requests.
-    pub async fn raw_tls(&self) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    /// Opens a TLS connection offering the given ALPN protocols.
+    pub async fn try_tls(
+        &self,
+        alpn: &[&[u8]],
+    ) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
         let mut config = self.client_config();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-        let tcp = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        let tcp = tokio::net::TcpStream::connect(self.addr).await?;
         connector
             .connect(
-                rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+                rustls_pki_types::ServerName::try_from("localhost").expect("valid name"),
                 tcp,
             )
             .await
-            .unwrap()
+    }
+
+    /// Opens a raw TLS connection (HTTP/1.1 ALPN) for hand-written requests.
+    pub async fn raw_tls(&self) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+        self.try_tls(&[b"http/1.1"])
+            .await
+            .expect("TLS connection to the gateway")
     }
 
     /// Sends raw bytes on a fresh TLS connection and returns everything the
