@@ -174,7 +174,7 @@ http {{ access_log off; server_tokens off; keepalive_requests 1000000;
         os.path.join(d, "haproxy.cfg"),
         f"""global
   nbthread 1
-  maxconn 20000
+  maxconn 4096
 defaults
   mode http
   timeout connect 2s
