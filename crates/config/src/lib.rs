@@ -154,6 +154,8 @@ impl Validator {
             }
         }
         let apis = self.apis(raw, &upstreams);
+        let identity = raw.identity.as_ref().map(|i| self.identity(i, &resolve));
+        self.protected_routes_have_identity(&apis, identity.as_ref());
 
         if self.errors.is_empty() {
             Ok(Config {
@@ -167,6 +169,7 @@ impl Validator {
                 request_remove_headers,
                 response_remove_headers,
                 events,
+                identity,
                 upstreams,
                 apis,
             })
@@ -488,8 +491,43 @@ impl Validator {
                 }
                 methods.push(method);
             }
-            let auth = match route.auth {
+            let auth = match &route.auth {
                 RawAuthPolicy::Public => AuthPolicy::Public,
+                RawAuthPolicy::Protected(p) => {
+                    if !p.api_key && !p.token {
+                        self.err(
+                            format!("{rp}.auth"),
+                            "a protected route needs `api_key: true`, `token: true` or both (or write `public`)",
+                        );
+                    }
+                    if !p.scopes.is_empty() && !p.token {
+                        self.err(
+                            format!("{rp}.auth.scopes"),
+                            "scopes are checked on tokens: set `token: true`",
+                        );
+                    }
+                    if !p.apps.is_empty() && !p.api_key {
+                        self.err(
+                            format!("{rp}.auth.apps"),
+                            "applications are identified by API key: set `api_key: true`",
+                        );
+                    }
+                    for (i, sc) in p.scopes.iter().enumerate() {
+                        if sc.is_empty()
+                            || !sc
+                                .bytes()
+                                .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+                        {
+                            self.err(format!("{rp}.auth.scopes[{i}]"), "a scope is printable ASCII without spaces, quotes or backslashes (RFC 6749 §3.3)");
+                        }
+                    }
+                    AuthPolicy::Protected(Protected {
+                        api_key: p.api_key,
+                        token: p.token,
+                        scopes: p.scopes.clone(),
+                        apps: p.apps.clone(),
+                    })
+                }
             };
             out.push(Route {
                 path: route.path.clone(),
@@ -498,6 +536,109 @@ impl Validator {
             });
         }
         out
+    }
+
+    fn identity(&mut self, i: &schema::RawIdentity, resolve: &dyn Fn(&str) -> PathBuf) -> Identity {
+        let api_key_header = match &i.api_key_header {
+            None => HeaderName::from_static("x-api-key"),
+            Some(h) => self.header_name("identity.api_key_header", h),
+        };
+        if i.max_token_bytes < 256 {
+            self.err("identity.max_token_bytes", "must be at least 256");
+        }
+        let mut issuers = Vec::new();
+        for (n, is) in i.issuers.iter().enumerate() {
+            let p = format!("identity.issuers[{n}]");
+            if is.issuer.is_empty() {
+                self.err(format!("{p}.issuer"), "must not be empty");
+            }
+            if is.audiences.is_empty() {
+                self.err(
+                    format!("{p}.audiences"),
+                    "list at least one accepted audience",
+                );
+            }
+            let algorithms: Vec<String> = if is.algorithms.is_empty() {
+                DEFAULT_ALGORITHMS.iter().map(|a| (*a).to_owned()).collect()
+            } else {
+                is.algorithms.clone()
+            };
+            for (k, a) in algorithms.iter().enumerate() {
+                if !ASYMMETRIC_ALGORITHMS.contains(&a.as_str()) {
+                    let why = if a.starts_with("HS") {
+                        "symmetric (HMAC) algorithms are not accepted: a shared secret at the gateway can mint tokens"
+                    } else if a.eq_ignore_ascii_case("none") {
+                        "unsigned tokens are never accepted"
+                    } else {
+                        "unknown algorithm"
+                    };
+                    self.err(
+                        format!("{p}.algorithms[{k}]"),
+                        format!("`{a}`: {why}; use {}", ASYMMETRIC_ALGORITHMS.join(", ")),
+                    );
+                }
+            }
+            if issuers.iter().any(|x: &Issuer| x.issuer == is.issuer) {
+                self.err(format!("{p}.issuer"), "duplicate issuer");
+            }
+            issuers.push(Issuer {
+                issuer: is.issuer.clone(),
+                audiences: is.audiences.clone(),
+                jwks_file: resolve(&is.jwks_file),
+                algorithms,
+                require_typ: is.require_typ.clone(),
+            });
+        }
+        let path = |v: &mut Self, field: &str, value: Option<&String>, default: &str| -> String {
+            let p = value.map_or(default, String::as_str).to_owned();
+            if template_problem(&p, false).is_some() || p == "/" {
+                v.err(
+                    format!("identity.{field}"),
+                    "must be a literal path like /oauth2/revoke",
+                );
+            }
+            p
+        };
+        Identity {
+            data_dir: resolve(&i.data_dir),
+            api_key_header,
+            clock_skew: Duration::from_secs(i.clock_skew_s),
+            max_token_bytes: i.max_token_bytes,
+            issuers,
+            revocation_path: path(
+                self,
+                "revocation_path",
+                i.revocation_path.as_ref(),
+                "/oauth2/revoke",
+            ),
+            revoke_all_path: path(
+                self,
+                "revoke_all_path",
+                i.revoke_all_path.as_ref(),
+                "/oauth2/revoke-all",
+            ),
+        }
+    }
+
+    fn protected_routes_have_identity(&mut self, apis: &[Api], identity: Option<&Identity>) {
+        for (a, api) in apis.iter().enumerate() {
+            for (r, route) in api.routes.iter().enumerate() {
+                let AuthPolicy::Protected(p) = &route.auth else {
+                    continue;
+                };
+                match identity {
+                    None => self.err(
+                        format!("apis[{a}].routes[{r}].auth"),
+                        "protected routes need an `identity` section (data_dir, issuers)",
+                    ),
+                    Some(i) if p.token && i.issuers.is_empty() => self.err(
+                        format!("apis[{a}].routes[{r}].auth.token"),
+                        "tokens need at least one entry in identity.issuers",
+                    ),
+                    Some(_) => {}
+                }
+            }
+        }
     }
 
     fn cors(&mut self, p: &str, c: &schema::RawCors) -> Cors {

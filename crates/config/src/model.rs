@@ -32,6 +32,7 @@ pub struct Config {
     /// Response headers removed before the client sees the response (OUTPUT-06).
     pub response_remove_headers: Vec<HeaderName>,
     pub events: Events,
+    pub identity: Option<Identity>,
     pub upstreams: Vec<Upstream>,
     pub apis: Vec<Api>,
 }
@@ -128,11 +129,53 @@ pub struct Route {
 }
 
 /// How a route authenticates its callers (AUTHN-06: every route has one).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthPolicy {
     /// Explicitly unauthenticated; reported by `check`.
     Public,
+    Protected(Protected),
 }
+
+/// What a protected route requires; at least one of `api_key`, `token`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Protected {
+    pub api_key: bool,
+    pub token: bool,
+    /// All of these scopes (only with `token`).
+    pub scopes: Vec<String>,
+    /// Only these applications (only with `api_key`); empty = any active one.
+    pub apps: Vec<String>,
+}
+
+/// Applications, API keys and token issuers.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub data_dir: PathBuf,
+    pub api_key_header: HeaderName,
+    pub clock_skew: Duration,
+    pub max_token_bytes: usize,
+    pub issuers: Vec<Issuer>,
+    pub revocation_path: String,
+    pub revoke_all_path: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Issuer {
+    pub issuer: String,
+    pub audiences: Vec<String>,
+    pub jwks_file: PathBuf,
+    /// Asymmetric JWS algorithms only (`none` and HS* are refused).
+    pub algorithms: Vec<String>,
+    pub require_typ: Option<String>,
+}
+
+/// JWS algorithms an issuer may use.
+pub const ASYMMETRIC_ALGORITHMS: [&str; 9] = [
+    "EdDSA", "ES256", "ES384", "PS256", "PS384", "PS512", "RS256", "RS384", "RS512",
+];
+
+/// The default allowlist.
+pub const DEFAULT_ALGORITHMS: [&str; 5] = ["EdDSA", "ES256", "ES384", "PS256", "RS256"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AllowedOrigins {

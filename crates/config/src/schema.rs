@@ -28,6 +28,8 @@ pub struct RawConfig {
     pub response: RawResponseHardening,
     #[serde(default)]
     pub events: RawEvents,
+    /// Applications, API keys and bearer tokens; required when a route is protected.
+    pub identity: Option<RawIdentity>,
     pub upstreams: BTreeMap<String, RawUpstream>,
     pub apis: Vec<RawApi>,
 }
@@ -218,13 +220,99 @@ pub struct RawRoute {
     pub auth: RawAuthPolicy,
 }
 
-/// How a route authenticates callers. Later policies (API keys, bearer
-/// tokens, mTLS) are further variants of this enum.
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
+/// How a route authenticates callers: the word `public`, or a policy map.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RawAuthPolicy {
     /// No authentication: must be written out explicitly and is reported by `check`.
     Public,
+    Protected(RawProtected),
+}
+
+/// A protected route's requirements.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProtected {
+    /// The calling application must present an API key (AUTHN-04).
+    #[serde(default)]
+    pub api_key: bool,
+    /// The caller must present a valid bearer token (AUTHN-02).
+    #[serde(default)]
+    pub token: bool,
+    /// Scopes the token must carry, all of them (AUTHZ-02).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Applications allowed on this route (AUTHZ-01); empty means any active application.
+    #[serde(default)]
+    pub apps: Vec<String>,
+}
+
+impl<'de> Deserialize<'de> for RawAuthPolicy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawAuthPolicy;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(
+                    "`public` or a policy like { api_key: true, token: true, scopes: [...] }",
+                )
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                match v {
+                    "public" => Ok(RawAuthPolicy::Public),
+                    other => Err(E::custom(format!(
+                        "`{other}` is not a policy: use `public` or {{ api_key: true, token: true, scopes: [...] }}"
+                    ))),
+                }
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                RawProtected::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(RawAuthPolicy::Protected)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIdentity {
+    /// Directory for the store (`portcullis.db`) and the key pepper; relative
+    /// to the config file.
+    pub data_dir: String,
+    /// Header carrying the API key (default `X-API-Key`). Never the query string.
+    pub api_key_header: Option<String>,
+    /// Allowed clock skew for `exp`, `nbf` and `iat`, in seconds (default 60).
+    #[serde(default = "defaults::clock_skew_s")]
+    pub clock_skew_s: u64,
+    /// Longest accepted bearer token, in bytes (default 8192).
+    #[serde(default = "defaults::max_token_bytes")]
+    pub max_token_bytes: usize,
+    /// Trusted token issuers.
+    #[serde(default)]
+    pub issuers: Vec<RawIssuer>,
+    /// Path of the self-service revocation endpoint (RFC 7009); default `/oauth2/revoke`.
+    pub revocation_path: Option<String>,
+    /// Path of the "revoke all my tokens" endpoint; default `/oauth2/revoke-all`.
+    pub revoke_all_path: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIssuer {
+    /// The exact `iss` value.
+    pub issuer: String,
+    /// Accepted `aud` values; at least one.
+    pub audiences: Vec<String>,
+    /// A JWKS document on disk (re-read when it changes).
+    pub jwks_file: String,
+    /// Allowed `alg` values; default EdDSA, ES256, ES384, PS256, RS256.
+    #[serde(default)]
+    pub algorithms: Vec<String>,
+    /// Require this `typ` header (e.g. `at+jwt`, RFC 9068).
+    pub require_typ: Option<String>,
 }
 
 /// Secure defaults, each one reasoned in `docs/defaults.md`.
@@ -270,5 +358,11 @@ pub mod defaults {
     }
     pub fn cors_max_age_s() -> u32 {
         600
+    }
+    pub fn clock_skew_s() -> u64 {
+        60
+    }
+    pub fn max_token_bytes() -> usize {
+        8192
     }
 }

@@ -6,6 +6,7 @@
 //! `run`. [`Gateway::start`] binds the listeners; [`RunningGateway::shutdown`]
 //! stops accepting and lets in-flight requests finish.
 
+pub mod apikeys;
 pub mod backend_server;
 pub mod correlation;
 pub mod devpki;
@@ -13,12 +14,15 @@ pub mod events;
 pub mod framing;
 pub mod hardening;
 pub mod hygiene;
+pub mod identity;
 mod listener;
 pub mod path;
 pub mod pipeline;
 pub mod rejection;
 pub mod routes;
+pub mod store;
 pub mod tls;
+pub mod tokens;
 pub mod upstream;
 
 use bytes::Bytes;
@@ -48,6 +52,8 @@ pub struct State {
     pub request_remove_headers: Vec<HeaderName>,
     pub response_remove_headers: Vec<HeaderName>,
     pub events: EventSink,
+    /// Applications, keys and tokens; present when the config has `identity`.
+    pub identity: Option<Arc<identity::IdentityState>>,
 }
 
 /// What is known about the connection a request arrived on.
@@ -67,6 +73,8 @@ pub enum BuildError {
     Tls { path: String, source: tls::TlsError },
     #[error(transparent)]
     Routes(#[from] routes::RouteTableError),
+    #[error(transparent)]
+    Identity(#[from] identity::IdentityError),
     #[error("events.file: cannot open {file}: {source}")]
     Events {
         file: String,
@@ -135,6 +143,11 @@ impl Gateway {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let routes = RouteTable::build(config)?;
+        let identity = config
+            .identity
+            .as_ref()
+            .map(identity::IdentityState::open)
+            .transpose()?;
         let events = EventSink::start(config.events.stdout, config.events.file.as_deref())
             .map_err(|source| BuildError::Events {
                 file: config
@@ -153,6 +166,7 @@ impl Gateway {
                 request_remove_headers: config.request_remove_headers.clone(),
                 response_remove_headers: config.response_remove_headers.clone(),
                 events,
+                identity,
             }),
             listeners,
         })

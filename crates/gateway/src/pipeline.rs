@@ -11,6 +11,7 @@ use crate::events::{EventContext, SecurityEvent};
 use crate::framing;
 use crate::hardening;
 use crate::hygiene::{self, Forwarding};
+use crate::identity::IdentityState;
 use crate::path;
 use crate::rejection::Rejection;
 use crate::{ConnInfo, GatewayBody, State};
@@ -42,7 +43,15 @@ pub async fn handle(
     // 2. correlation: decided first so that every answer carries an id.
     let correlation = correlation::from_request(&parts.headers, &state.correlation_header);
     let mut decided = Decided::default();
-    let result = run(&state, &conn, &parts, body, &correlation, &mut decided).await;
+    let result = run(
+        &state,
+        &conn,
+        &parts,
+        Some(body),
+        &correlation,
+        &mut decided,
+    )
+    .await;
     let mut response = match result {
         Ok(response) => response,
         Err(rejection) => {
@@ -81,7 +90,7 @@ async fn run(
     state: &State,
     conn: &ConnInfo,
     parts: &Parts,
-    body: Incoming,
+    mut body: Option<Incoming>,
     correlation: &CorrelationId,
     decided: &mut Decided,
 ) -> Result<Response<GatewayBody>, Rejection> {
@@ -103,6 +112,12 @@ async fn run(
     // 3. route
     let path = path::normalize(parts.uri.path())?;
     let host = request_host(parts);
+    if let Some(identity) = &state.identity
+        && let Some(response) =
+            self_service(identity, parts, &path, &mut body, &state.limits).await?
+    {
+        return Ok(response);
+    }
     let matched = state.routes.lookup(host, &path)?;
     decided.api = Some(matched.api_index);
     if let Some(cors) = &matched.api.cors
@@ -115,14 +130,28 @@ async fn run(
     let route = matched.group.route(&parts.method)?;
     decided.operation = Some(route.operation.clone());
 
-    // 4. kill switch, 5. application, 6. token, 7. authorization, 8. throttle:
-    // every route carries an explicit policy; `public` is the only one so far.
-    match route.auth {
-        AuthPolicy::Public => {}
+    // 4. kill switch: control-plane issue.
+    // 5. application, 6. token, 7. authorization, per request (AUTHZ-05).
+    if state.identity.is_some() {
+        IdentityState::refuse_query_credentials(parts.uri.query())?;
     }
+    match &route.auth {
+        AuthPolicy::Public => {}
+        AuthPolicy::Protected(policy) => {
+            // Config validation guarantees identity for protected routes; fail closed anyway.
+            let identity = state.identity.as_ref().ok_or_else(|| {
+                Rejection::StoreUnavailable("protected route without identity".into())
+            })?;
+            identity.authenticate(policy, &parts.headers)?;
+        }
+    }
+    // 8. throttle: throttling issue.
 
     // 9. content
-    let body = read_body(body, &parts.headers, &state.limits).await?;
+    let body = match body.take() {
+        Some(b) => read_body(b, &parts.headers, &state.limits).await?,
+        None => Bytes::new(),
+    };
 
     // 10. upstream
     let upstream = &state.upstreams[matched.api.upstream];
@@ -131,11 +160,16 @@ async fn run(
         parts.uri.query(),
     )?;
     let mut upstream_request = Request::new(Full::new(body));
+    let mut remove = state.request_remove_headers.clone();
+    if let Some(identity) = &state.identity {
+        // The API key authenticates the application to the gateway only.
+        remove.push(identity.config.api_key_header.clone());
+    }
     *upstream_request.method_mut() = parts.method.clone();
     *upstream_request.uri_mut() = uri;
     *upstream_request.headers_mut() = hygiene::upstream_headers(
         &parts.headers,
-        &state.request_remove_headers,
+        &remove,
         (&state.correlation_header, &correlation.value),
         Forwarding {
             client: conn.remote,
@@ -186,6 +220,41 @@ fn reject(
     rejection
         .to_response(correlation.as_str(), state.correlation_header.as_str())
         .map(Either::Left)
+}
+
+/// The gateway's own endpoints: self-service token revocation (AUTHZ-07).
+async fn self_service(
+    identity: &IdentityState,
+    parts: &Parts,
+    path: &str,
+    body: &mut Option<Incoming>,
+    limits: &Limits,
+) -> Result<Option<Response<GatewayBody>>, Rejection> {
+    let all = path == identity.config.revoke_all_path;
+    if !all && path != identity.config.revocation_path {
+        return Ok(None);
+    }
+    if parts.method != http::Method::POST {
+        return Err(Rejection::MethodNotAllowed {
+            allow: http::HeaderValue::from_static("POST"),
+        });
+    }
+    IdentityState::refuse_query_credentials(parts.uri.query())?;
+    let bytes = match body.take() {
+        Some(b) => read_body(b, &parts.headers, limits).await?,
+        None => Bytes::new(),
+    };
+    if all {
+        identity.revoke_all(&parts.headers)?;
+    } else {
+        identity.revoke(&parts.headers, &bytes)?;
+    }
+    let mut r = Response::new(Either::Left(Full::new(Bytes::from_static(b"{}"))));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    Ok(Some(r))
 }
 
 /// The host the client addressed, without port (HTTP/2 `:authority` or HTTP/1 `Host`).

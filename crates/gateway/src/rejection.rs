@@ -32,6 +32,27 @@ pub enum Rejection {
     /// The path is declared, but not for this method.
     #[error("method not declared for this route")]
     MethodNotAllowed { allow: HeaderValue },
+    /// A credential (API key, access token) in the query string (AUTHN-04).
+    #[error("credential in the query string")]
+    CredentialInQuery,
+    /// No API key header on a route that needs one.
+    #[error("missing API key")]
+    MissingApiKey,
+    /// The API key is malformed, unknown, revoked, expired or its application disabled.
+    #[error("API key refused: {0}")]
+    InvalidApiKey(&'static str),
+    /// No bearer token on a route that needs one.
+    #[error("missing bearer token")]
+    MissingToken,
+    /// The bearer token failed validation or is revoked.
+    #[error("bearer token refused: {0}")]
+    InvalidToken(crate::tokens::TokenError),
+    /// Authenticated, but not allowed here (scope or application).
+    #[error("forbidden: {reason}")]
+    InsufficientScope { scope: String, reason: &'static str },
+    /// The identity store could not be used; fail closed.
+    #[error("identity store unavailable: {0}")]
+    StoreUnavailable(String),
     /// The body (declared or streamed) exceeds the limit.
     #[error("body larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
@@ -79,7 +100,14 @@ impl Rejection {
             | Rejection::BadPath(_)
             | Rejection::BadHost
             | Rejection::BadCorrelationId
+            | Rejection::CredentialInQuery
             | Rejection::BodyUnreadable(_) => StatusCode::BAD_REQUEST,
+            Rejection::MissingApiKey
+            | Rejection::InvalidApiKey(_)
+            | Rejection::MissingToken
+            | Rejection::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            Rejection::InsufficientScope { .. } => StatusCode::FORBIDDEN,
+            Rejection::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::UnknownRoute => StatusCode::NOT_FOUND,
             Rejection::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Rejection::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -99,6 +127,13 @@ impl Rejection {
             Rejection::BadCorrelationId => "bad-correlation-id",
             Rejection::UnknownRoute => "unknown-route",
             Rejection::MethodNotAllowed { .. } => "method-not-allowed",
+            Rejection::CredentialInQuery => "credential-in-query",
+            Rejection::MissingApiKey => "missing-api-key",
+            Rejection::InvalidApiKey(_) => "invalid-api-key",
+            Rejection::MissingToken => "missing-token",
+            Rejection::InvalidToken(_) => "invalid-token",
+            Rejection::InsufficientScope { .. } => "insufficient-scope",
+            Rejection::StoreUnavailable(_) => "store-unavailable",
             Rejection::PayloadTooLarge { .. } => "payload-too-large",
             Rejection::BodyUnreadable(_) => "body-unreadable",
             Rejection::CorsOriginDenied => "cors-origin-denied",
@@ -110,7 +145,13 @@ impl Rejection {
 
     pub fn severity(&self) -> Severity {
         match self {
-            Rejection::AmbiguousFraming(_) | Rejection::BadPath(_) => Severity::High,
+            Rejection::AmbiguousFraming(_)
+            | Rejection::BadPath(_)
+            | Rejection::InvalidToken(_)
+            | Rejection::CredentialInQuery
+            | Rejection::StoreUnavailable(_) => Severity::High,
+            Rejection::InvalidApiKey(_) | Rejection::InsufficientScope { .. } => Severity::Medium,
+            Rejection::MissingApiKey | Rejection::MissingToken => Severity::Low,
             Rejection::CorsOriginDenied
             | Rejection::UpstreamUnavailable(_)
             | Rejection::UpstreamTimeout
@@ -132,6 +173,13 @@ impl Rejection {
             Rejection::BadCorrelationId => "Invalid correlation id",
             Rejection::UnknownRoute => "Not found",
             Rejection::MethodNotAllowed { .. } => "Method not allowed",
+            Rejection::CredentialInQuery => "Credential in the query string",
+            Rejection::MissingApiKey
+            | Rejection::InvalidApiKey(_)
+            | Rejection::MissingToken
+            | Rejection::InvalidToken(_) => "Unauthorized",
+            Rejection::InsufficientScope { .. } => "Forbidden",
+            Rejection::StoreUnavailable(_) => "Service unavailable",
             Rejection::PayloadTooLarge { .. } => "Payload too large",
             Rejection::BodyUnreadable(_) => "Request body incomplete",
             Rejection::CorsOriginDenied => "Origin not allowed",
@@ -150,6 +198,14 @@ impl Rejection {
             Rejection::BadCorrelationId => format!("The {correlation_header} header must be 1 to 128 characters of letters, digits, '.', '_' or '-'; omit it to have one generated."),
             Rejection::UnknownRoute => "No API operation is declared at this path. Check the path against the API documentation.".into(),
             Rejection::MethodNotAllowed { .. } => "This path does not accept this method; the Allow header lists the methods it accepts.".into(),
+            Rejection::CredentialInQuery => "Credentials are never accepted in the URL. Send the API key in its header and the token in the Authorization header; rotate a key that was sent in a URL.".into(),
+            Rejection::MissingApiKey => "This operation needs the calling application's API key in its header.".into(),
+            Rejection::InvalidApiKey(_) => "The API key was not accepted. Check that it is current and that its application is active.".into(),
+            Rejection::MissingToken => "This operation needs a bearer token: send `Authorization: Bearer <token>`.".into(),
+            Rejection::InvalidToken(_) => "The bearer token was not accepted. Obtain a new token and retry.".into(),
+            Rejection::InsufficientScope { scope, .. } if !scope.is_empty() => format!("The caller is not allowed to perform this operation. It needs the scopes: {scope}."),
+            Rejection::InsufficientScope { .. } => "The caller is not allowed to perform this operation.".into(),
+            Rejection::StoreUnavailable(_) => "The request could not be authorized right now. Retry later; quote the correlation id if it persists.".into(),
             Rejection::PayloadTooLarge { limit } => format!("The request body must not exceed {limit} bytes."),
             Rejection::BodyUnreadable(_) => "The request body ended early or arrived too slowly; send the complete body.".into(),
             Rejection::CorsOriginDenied => "This origin is not allowed to call this API from a browser.".into(),
@@ -181,8 +237,38 @@ impl Rejection {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if let Rejection::MethodNotAllowed { allow } = self {
-            headers.insert(header::ALLOW, allow.clone());
+        match self {
+            Rejection::MethodNotAllowed { allow } => {
+                headers.insert(header::ALLOW, allow.clone());
+            }
+            // RFC 6750 §3: the challenge says what was wrong, never why in detail.
+            Rejection::MissingToken => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"Bearer realm="portcullis""#),
+                );
+            }
+            Rejection::InvalidToken(_) => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"Bearer realm="portcullis", error="invalid_token""#),
+                );
+            }
+            Rejection::MissingApiKey | Rejection::InvalidApiKey(_) => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"APIKey realm="portcullis""#),
+                );
+            }
+            Rejection::InsufficientScope { scope, .. } => {
+                let v = format!(
+                    r#"Bearer realm="portcullis", error="insufficient_scope", scope="{scope}""#
+                );
+                if let Ok(v) = HeaderValue::from_str(&v) {
+                    headers.insert(header::WWW_AUTHENTICATE, v);
+                }
+            }
+            _ => {}
         }
         response
     }

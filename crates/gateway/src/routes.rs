@@ -155,7 +155,7 @@ fn mount(a: usize, api: &Api) -> Result<MountedApi, RouteTableError> {
                 m.clone(),
                 RouteInfo {
                     operation: format!("{m} {}{}", api.base_path, route.path).into(),
-                    auth: route.auth,
+                    auth: route.auth.clone(),
                 },
             ));
         }

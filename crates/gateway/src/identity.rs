@@ -1,0 +1,476 @@
+//! Identity at the gateway: which application calls (API key), on whose
+//! behalf (bearer token), and whether that is allowed here. Stages 5, 6 and
+//! 7 of the pipeline, plus self-service token revocation (AUTHZ-07).
+//!
+//! Everything is evaluated per request against the current snapshot of the
+//! store (AUTHZ-05): a revoked key, disabled application or revoked token is
+//! refused on the very next request. A store or key-file fault never lets a
+//! request through.
+
+use crate::apikeys::{self, Pepper};
+use crate::rejection::Rejection;
+use crate::store::{Revocation, Snapshot, SqliteStore, Store, StoreError};
+use crate::tokens::{self, TokenError, VerifiedToken};
+use arc_swap::ArcSwap;
+use http::HeaderMap;
+use http::header::AUTHORIZATION;
+use jsonwebtoken::jwk::JwkSet;
+use portcullis_config::{Identity, Issuer, Protected};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Longest token lifetime accepted, and so how long a "revoke all" entry is kept.
+pub const MAX_TOKEN_LIFETIME_S: i64 = 24 * 3600;
+
+/// Query parameter names that carry credentials and are never accepted.
+const CREDENTIAL_PARAMS: [&str; 6] = [
+    "api_key",
+    "apikey",
+    "api-key",
+    "x-api-key",
+    "access_token",
+    "key",
+];
+
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The verified identity of a request: one typed claim set (AUTHN-01).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClaimSet {
+    /// Application name, from the API key.
+    pub application: Option<String>,
+    pub token: Option<VerifiedToken>,
+    /// `api_key`, `bearer`.
+    pub methods: Vec<&'static str>,
+}
+
+struct IssuerState {
+    config: Issuer,
+    keys: ArcSwap<JwkSet>,
+    modified: std::sync::Mutex<Option<SystemTime>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error("identity.data_dir: {0}")]
+    Pepper(#[from] apikeys::PepperError),
+    #[error("identity.data_dir: {0}")]
+    Store(#[from] StoreError),
+    #[error("identity.issuers[{index}].jwks_file: {reason}")]
+    Jwks { index: usize, reason: String },
+}
+
+/// Identity state shared by every request.
+pub struct IdentityState {
+    pub config: Identity,
+    pepper: Pepper,
+    store: Arc<dyn Store>,
+    snapshot: ArcSwap<Snapshot>,
+    issuers: Vec<IssuerState>,
+}
+
+impl std::fmt::Debug for IdentityState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentityState").finish_non_exhaustive()
+    }
+}
+
+fn read_jwks(path: &std::path::Path) -> Result<(JwkSet, Option<SystemTime>), String> {
+    let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let text =
+        std::fs::read(path).map_err(|e| format!("cannot read {}: {}", path.display(), e.kind()))?;
+    if text.len() > 1024 * 1024 {
+        return Err("JWKS larger than 1 MiB".into());
+    }
+    let set: JwkSet =
+        serde_json::from_slice(&text).map_err(|e| format!("not a JWKS document: {e}"))?;
+    Ok((set, modified))
+}
+
+impl IdentityState {
+    /// Opens the store and reads the pepper and every issuer's keys.
+    pub fn open(config: &Identity) -> Result<Arc<Self>, IdentityError> {
+        let pepper = Pepper::load_or_create(&config.data_dir)?;
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir)?);
+        let snapshot = ArcSwap::from_pointee(store.snapshot()?);
+        let mut issuers = Vec::new();
+        for (index, i) in config.issuers.iter().enumerate() {
+            let (keys, modified) =
+                read_jwks(&i.jwks_file).map_err(|reason| IdentityError::Jwks { index, reason })?;
+            issuers.push(IssuerState {
+                config: i.clone(),
+                keys: ArcSwap::from_pointee(keys),
+                modified: std::sync::Mutex::new(modified),
+            });
+        }
+        let state = Arc::new(Self {
+            config: config.clone(),
+            pepper,
+            store,
+            snapshot,
+            issuers,
+        });
+        spawn_refresher(Arc::downgrade(&state));
+        Ok(state)
+    }
+
+    /// Re-reads the store into the snapshot now.
+    pub fn refresh(&self) -> Result<(), StoreError> {
+        self.snapshot.store(Arc::new(self.store.snapshot()?));
+        Ok(())
+    }
+
+    /// Re-reads JWKS files that changed; keeps the last good keys on error.
+    fn refresh_keys(&self) {
+        for i in &self.issuers {
+            let modified = std::fs::metadata(&i.config.jwks_file)
+                .and_then(|m| m.modified())
+                .ok();
+            let mut last = i
+                .modified
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if modified.is_some() && modified != *last {
+                match read_jwks(&i.config.jwks_file) {
+                    Ok((keys, m)) => {
+                        i.keys.store(Arc::new(keys));
+                        *last = m;
+                        tracing::info!(issuer = %i.config.issuer, "JWKS reloaded");
+                    }
+                    Err(e) => {
+                        tracing::error!(issuer = %i.config.issuer, error = %e, "JWKS reload failed; keeping the last good keys");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Refuses credentials in the query string (AUTHN-04): 400, never accepted.
+    pub fn refuse_query_credentials(query: Option<&str>) -> Result<(), Rejection> {
+        let Some(q) = query else { return Ok(()) };
+        for pair in q.split('&') {
+            let name = pair.split('=').next().unwrap_or("");
+            let name = percent_encoding::percent_decode_str(name).decode_utf8_lossy();
+            if CREDENTIAL_PARAMS
+                .iter()
+                .any(|c| name.eq_ignore_ascii_case(c))
+            {
+                return Err(Rejection::CredentialInQuery);
+            }
+        }
+        Ok(())
+    }
+
+    /// Stage 5, application: the API key from its header (AUTHN-04, OPS-04).
+    pub fn application(&self, headers: &HeaderMap) -> Result<String, Rejection> {
+        let mut values = headers.get_all(&self.config.api_key_header).iter();
+        let (Some(value), None) = (values.next(), values.next()) else {
+            return Err(Rejection::MissingApiKey);
+        };
+        let key = value
+            .to_str()
+            .map_err(|_| Rejection::InvalidApiKey("not text"))?;
+        let id = apikeys::key_id(key).ok_or(Rejection::InvalidApiKey("not a Portcullis key"))?;
+        let snap = self.snapshot.load();
+        let record = snap
+            .keys
+            .get(id)
+            .ok_or(Rejection::InvalidApiKey("unknown or revoked key"))?;
+        if !self.pepper.verify(key, &record.mac) {
+            return Err(Rejection::InvalidApiKey("unknown key"));
+        }
+        if record.expires_at.is_some_and(|e| e <= now()) {
+            return Err(Rejection::InvalidApiKey("expired key"));
+        }
+        let app = snap
+            .apps
+            .get(&record.app_id)
+            .ok_or(Rejection::InvalidApiKey("no application"))?;
+        if !app.enabled {
+            return Err(Rejection::InvalidApiKey("application disabled"));
+        }
+        Ok(app.name.clone())
+    }
+
+    /// Stage 6, token: a bearer token, verified and checked against revocations.
+    pub fn token(&self, headers: &HeaderMap) -> Result<VerifiedToken, Rejection> {
+        let mut values = headers.get_all(AUTHORIZATION).iter();
+        let (Some(value), None) = (values.next(), values.next()) else {
+            return Err(Rejection::MissingToken);
+        };
+        let value = value
+            .to_str()
+            .map_err(|_| Rejection::InvalidToken(TokenError::Malformed))?;
+        let token = match value.split_once(' ') {
+            Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => t.trim(),
+            _ => return Err(Rejection::MissingToken),
+        };
+        self.verify_token(token)
+    }
+
+    fn verify_token(&self, token: &str) -> Result<VerifiedToken, Rejection> {
+        if token.len() > self.config.max_token_bytes {
+            return Err(Rejection::InvalidToken(TokenError::TooLarge(
+                self.config.max_token_bytes,
+            )));
+        }
+        let iss = tokens::unverified_issuer(token)
+            .ok_or(Rejection::InvalidToken(TokenError::Malformed))?;
+        let issuer = self
+            .issuers
+            .iter()
+            .find(|i| i.config.issuer == iss)
+            .ok_or(Rejection::InvalidToken(TokenError::UnknownIssuer))?;
+        let now = now();
+        let t = tokens::verify(
+            token,
+            &issuer.config,
+            &issuer.keys.load(),
+            self.config.clock_skew.as_secs(),
+            MAX_TOKEN_LIFETIME_S,
+            now,
+        )
+        .map_err(Rejection::InvalidToken)?;
+        let snap = self.snapshot.load();
+        if snap
+            .revoked_jti
+            .contains_key(&(t.issuer.clone(), t.token_id.clone()))
+        {
+            return Err(Rejection::InvalidToken(TokenError::Revoked));
+        }
+        if let Some(sub) = &t.subject
+            && let Some(before) = snap.revoked_before.get(&(t.issuer.clone(), sub.clone()))
+            // Without `iat` the token cannot prove it is newer: fail closed.
+            && t.issued_at.is_none_or(|iat| iat <= *before)
+        {
+            return Err(Rejection::InvalidToken(TokenError::Revoked));
+        }
+        Ok(t)
+    }
+
+    /// Stages 5–7 for a protected route; returns the request's claim set.
+    pub fn authenticate(
+        &self,
+        policy: &Protected,
+        headers: &HeaderMap,
+    ) -> Result<ClaimSet, Rejection> {
+        let mut claims = ClaimSet::default();
+        if policy.api_key {
+            claims.application = Some(self.application(headers)?);
+            claims.methods.push("api_key");
+        }
+        if policy.token {
+            claims.token = Some(self.token(headers)?);
+            claims.methods.push("bearer");
+        }
+        authorize(policy, &claims)?;
+        Ok(claims)
+    }
+
+    /// Self-service revocation (RFC 7009 style): the caller proves it holds a
+    /// valid token (and, when it sends one, a valid API key), then revokes
+    /// that token, or another token of the same subject named in `token=`.
+    pub fn revoke(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), Rejection> {
+        if headers.contains_key(&self.config.api_key_header) {
+            self.application(headers)?;
+        }
+        let caller = self.token(headers)?;
+        let named = form_value(body, "token");
+        let target = match named.as_deref() {
+            None => caller.clone(),
+            Some(t) => match self.verify_token(t) {
+                Ok(t) => t,
+                // RFC 7009 §2.2: an invalid token is answered 200; nothing to revoke.
+                Err(_) => return Ok(()),
+            },
+        };
+        if target.issuer != caller.issuer
+            || target.subject != caller.subject
+            || target.subject.is_none() && target != caller
+        {
+            return Err(Rejection::InsufficientScope {
+                scope: String::new(),
+                reason: "a token may only revoke tokens of its own subject",
+            });
+        }
+        self.store_revocation(&Revocation {
+            issuer: target.issuer.clone(),
+            jti: Some(target.token_id.clone()),
+            subject: None,
+            revoked_before: None,
+            expires_at: target.expires_at,
+        })
+    }
+
+    /// "Revoke all my tokens": every token of the caller's subject issued until now.
+    pub fn revoke_all(&self, headers: &HeaderMap) -> Result<(), Rejection> {
+        if headers.contains_key(&self.config.api_key_header) {
+            self.application(headers)?;
+        }
+        let caller = self.token(headers)?;
+        let Some(subject) = caller.subject.clone() else {
+            return Err(Rejection::InvalidToken(TokenError::Claim(
+                "no `sub`: nothing to revoke by subject",
+            )));
+        };
+        let now = now();
+        self.store_revocation(&Revocation {
+            issuer: caller.issuer,
+            jti: None,
+            subject: Some(subject),
+            revoked_before: Some(now),
+            expires_at: now + MAX_TOKEN_LIFETIME_S + self.config.clock_skew.as_secs() as i64,
+        })
+    }
+
+    fn store_revocation(&self, r: &Revocation) -> Result<(), Rejection> {
+        self.store
+            .revoke_token(r, now())
+            .and_then(|()| self.refresh())
+            .map_err(|e| Rejection::StoreUnavailable(e.to_string()))
+    }
+}
+
+/// Stage 7, authorization: application allowlist and required scopes
+/// (AUTHZ-01, AUTHZ-02, AUTHZ-11), computed per request, never cached
+/// (AUTHZ-05).
+pub fn authorize(policy: &Protected, claims: &ClaimSet) -> Result<(), Rejection> {
+    if !policy.apps.is_empty() {
+        let allowed = claims
+            .application
+            .as_ref()
+            .is_some_and(|a| policy.apps.iter().any(|p| p == a));
+        if !allowed {
+            return Err(Rejection::InsufficientScope {
+                scope: policy.scopes.join(" "),
+                reason: "application not allowed on this route",
+            });
+        }
+    }
+    if !policy.scopes.is_empty() {
+        let have = claims
+            .token
+            .as_ref()
+            .map_or(&[][..], |t| t.scopes.as_slice());
+        if !policy.scopes.iter().all(|s| have.contains(s)) {
+            return Err(Rejection::InsufficientScope {
+                scope: policy.scopes.join(" "),
+                reason: "token lacks a required scope",
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A field of an `application/x-www-form-urlencoded` body.
+fn form_value(body: &[u8], name: &str) -> Option<String> {
+    std::str::from_utf8(body).ok()?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == name).then(|| {
+            percent_encoding::percent_decode_str(&v.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+    })
+}
+
+/// Reloads the snapshot when the store changes (from any process), re-reads
+/// changed JWKS files, and purges expired revocations. Stops with the state.
+fn spawn_refresher(state: Weak<IdentityState>) {
+    let _ = std::thread::Builder::new().name("portcullis-identity".into()).spawn(move || {
+        let mut last_version = None;
+        let mut ticks = 0u64;
+        loop {
+            std::thread::sleep(Duration::from_millis(200));
+            let Some(s) = state.upgrade() else { return };
+            match s.store.version() {
+                Ok(v) if Some(v) != last_version => {
+                    if let Err(e) = s.refresh() {
+                        tracing::error!(error = %e, "store snapshot refresh failed; keeping the last one");
+                    } else {
+                        last_version = Some(v);
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "store unreachable"),
+            }
+            s.refresh_keys();
+            ticks += 1;
+            if ticks % 300 == 0 {
+                let _ = s.store.purge_revocations(now());
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(scopes: &[&str]) -> VerifiedToken {
+        VerifiedToken {
+            issuer: "i".into(),
+            subject: Some("s".into()),
+            audience: vec![],
+            scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+            expires_at: 0,
+            issued_at: None,
+            token_id: "t".into(),
+            client_id: None,
+        }
+    }
+
+    #[test]
+    fn authorization_needs_every_scope_and_an_allowed_app() {
+        let policy = Protected {
+            api_key: true,
+            token: true,
+            scopes: vec!["a".into(), "b".into()],
+            apps: vec!["web".into()],
+        };
+        let ok = ClaimSet {
+            application: Some("web".into()),
+            token: Some(token(&["b", "a", "c"])),
+            methods: vec![],
+        };
+        assert!(authorize(&policy, &ok).is_ok());
+        let missing = ClaimSet {
+            token: Some(token(&["a"])),
+            ..ok.clone()
+        };
+        assert!(matches!(
+            authorize(&policy, &missing),
+            Err(Rejection::InsufficientScope { .. })
+        ));
+        let other_app = ClaimSet {
+            application: Some("batch".into()),
+            ..ok.clone()
+        };
+        assert!(matches!(
+            authorize(&policy, &other_app),
+            Err(Rejection::InsufficientScope { .. })
+        ));
+        let no_token = ClaimSet { token: None, ..ok };
+        assert!(authorize(&policy, &no_token).is_err());
+    }
+
+    #[test]
+    fn credentials_in_the_query_are_refused() {
+        for q in [
+            "api_key=x",
+            "a=1&API_KEY=x",
+            "access_token=t",
+            "api%5Fkey=x",
+        ] {
+            assert!(
+                IdentityState::refuse_query_credentials(Some(q)).is_err(),
+                "{q}"
+            );
+        }
+        assert!(IdentityState::refuse_query_credentials(Some("page=2&keyword=x")).is_ok());
+    }
+}

@@ -1,0 +1,272 @@
+//! Bearer token validation (AUTHN-02, AUTHN-07, AUTHN-08, AUTHN-13).
+//!
+//! OAuth 2.0 bearer tokens as signed JWTs (RFC 6750, RFC 9068): the header
+//! is checked before any key is chosen (`alg` on the issuer's asymmetric
+//! allowlist, never `none` or HS*; `crit` refused; `jku`, `x5u`, `jwk` and
+//! `x5c` never followed but refused; optional `typ`), the key comes only
+//! from the issuer's configured JWKS and must agree with the header
+//! (`kty`/curve family, `alg`, `use`), then signature, `iss`, `aud`, `exp`,
+//! `nbf` and `iat` (bounded skew) and the maximum lifetime are checked.
+//! Revocation is checked by the caller against the current snapshot, on
+//! every request.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::{
+    AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse,
+};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use portcullis_config::Issuer;
+use serde::Deserialize;
+use std::str::FromStr;
+
+/// Why a token was refused; the text goes to events, never to the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("token larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("not a compact JWS (three base64url parts)")]
+    Malformed,
+    #[error("header: {0}")]
+    Header(&'static str),
+    #[error("algorithm `{0}` not allowed for this issuer")]
+    Algorithm(String),
+    #[error("unknown issuer")]
+    UnknownIssuer,
+    #[error("no key in the issuer's JWKS matches kid {0:?}")]
+    UnknownKey(Option<String>),
+    #[error("the JWK does not fit the token's algorithm: {0}")]
+    KeyMismatch(&'static str),
+    #[error("signature or claims invalid: {0}")]
+    Invalid(String),
+    #[error("claim: {0}")]
+    Claim(&'static str),
+    #[error("token revoked")]
+    Revoked,
+}
+
+/// The verified claims of a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedToken {
+    pub issuer: String,
+    pub subject: Option<String>,
+    pub audience: Vec<String>,
+    pub scopes: Vec<String>,
+    pub expires_at: i64,
+    pub issued_at: Option<i64>,
+    /// `jti`, or `sha256:<hex>` of the token when it has none (for revocation).
+    pub token_id: String,
+    pub client_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    iss: String,
+    sub: Option<String>,
+    #[serde(default)]
+    aud: Audience,
+    exp: i64,
+    iat: Option<i64>,
+    jti: Option<String>,
+    scope: Option<String>,
+    scp: Option<Vec<String>>,
+    client_id: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(untagged)]
+enum Audience {
+    One(String),
+    Many(Vec<String>),
+    #[default]
+    None,
+}
+
+/// Header fields that matter, read before any key is chosen.
+#[derive(Deserialize)]
+struct RawHeader {
+    alg: Option<String>,
+    kid: Option<String>,
+    typ: Option<String>,
+    crit: Option<serde_json::Value>,
+    jku: Option<serde_json::Value>,
+    x5u: Option<serde_json::Value>,
+    jwk: Option<serde_json::Value>,
+    x5c: Option<serde_json::Value>,
+    enc: Option<serde_json::Value>,
+}
+
+fn segment(token: &str, n: usize) -> Option<&str> {
+    token.split('.').nth(n)
+}
+
+/// The `iss` of a token, unverified, to pick the issuer's configuration.
+pub fn unverified_issuer(token: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Iss {
+        iss: Option<String>,
+    }
+    let payload = URL_SAFE_NO_PAD.decode(segment(token, 1)?).ok()?;
+    serde_json::from_slice::<Iss>(&payload).ok()?.iss
+}
+
+/// Checks the token's shape and header; returns the algorithm and kid.
+fn check_header(token: &str, issuer: &Issuer) -> Result<(Algorithm, Option<String>), TokenError> {
+    if token.split('.').count() != 3 || token.split('.').any(str::is_empty) {
+        return Err(TokenError::Malformed);
+    }
+    let header = URL_SAFE_NO_PAD
+        .decode(segment(token, 0).ok_or(TokenError::Malformed)?)
+        .map_err(|_| TokenError::Malformed)?;
+    let h: RawHeader =
+        serde_json::from_slice(&header).map_err(|_| TokenError::Header("not a JSON object"))?;
+    if h.enc.is_some() {
+        return Err(TokenError::Header(
+            "encrypted tokens (JWE) are not accepted yet",
+        ));
+    }
+    if h.crit.is_some() {
+        return Err(TokenError::Header(
+            "`crit` names extensions this gateway does not understand",
+        ));
+    }
+    if h.jku.is_some() || h.x5u.is_some() || h.jwk.is_some() || h.x5c.is_some() {
+        return Err(TokenError::Header(
+            "embedded or remote key references (jku, x5u, jwk, x5c) are refused",
+        ));
+    }
+    let alg = h.alg.ok_or(TokenError::Header("missing `alg`"))?;
+    if !issuer.algorithms.contains(&alg) {
+        return Err(TokenError::Algorithm(alg));
+    }
+    if let Some(want) = &issuer.require_typ {
+        let typ = h.typ.as_deref().unwrap_or("");
+        let typ = typ.strip_prefix("application/").unwrap_or(typ);
+        if !typ.eq_ignore_ascii_case(want) {
+            return Err(TokenError::Header("wrong `typ`"));
+        }
+    }
+    let alg = Algorithm::from_str(&alg).map_err(|_| TokenError::Algorithm(alg))?;
+    Ok((alg, h.kid))
+}
+
+/// The JWK to verify with: by `kid`, or the only key when there is no `kid`;
+/// it must agree with the algorithm.
+fn select_key<'a>(
+    jwks: &'a JwkSet,
+    alg: Algorithm,
+    kid: Option<&str>,
+) -> Result<&'a Jwk, TokenError> {
+    let jwk = match kid {
+        Some(kid) => jwks.find(kid),
+        None if jwks.keys.len() == 1 => jwks.keys.first(),
+        None => None,
+    }
+    .ok_or_else(|| TokenError::UnknownKey(kid.map(str::to_owned)))?;
+    if let Some(KeyAlgorithm::HS256 | KeyAlgorithm::HS384 | KeyAlgorithm::HS512) =
+        jwk.common.key_algorithm
+    {
+        return Err(TokenError::KeyMismatch("symmetric key"));
+    }
+    if let Some(ka) = jwk.common.key_algorithm
+        && format!("{ka:?}") != format!("{alg:?}")
+    {
+        return Err(TokenError::KeyMismatch(
+            "the JWK's `alg` differs from the token's",
+        ));
+    }
+    if let Some(u) = &jwk.common.public_key_use
+        && *u != PublicKeyUse::Signature
+    {
+        return Err(TokenError::KeyMismatch("the JWK is not for signatures"));
+    }
+    let fits = match (&jwk.algorithm, alg) {
+        (AlgorithmParameters::EllipticCurve(p), Algorithm::ES256) => p.curve == EllipticCurve::P256,
+        (AlgorithmParameters::EllipticCurve(p), Algorithm::ES384) => p.curve == EllipticCurve::P384,
+        (AlgorithmParameters::RSA(_), a) => matches!(
+            a,
+            Algorithm::RS256
+                | Algorithm::RS384
+                | Algorithm::RS512
+                | Algorithm::PS256
+                | Algorithm::PS384
+                | Algorithm::PS512
+        ),
+        (AlgorithmParameters::OctetKeyPair(p), Algorithm::EdDSA) => {
+            p.curve == EllipticCurve::Ed25519
+        }
+        _ => false,
+    };
+    if fits {
+        Ok(jwk)
+    } else {
+        Err(TokenError::KeyMismatch(
+            "key type does not fit the algorithm",
+        ))
+    }
+}
+
+/// Verifies a token against one issuer's configuration and keys.
+pub fn verify(
+    token: &str,
+    issuer: &Issuer,
+    jwks: &JwkSet,
+    skew_s: u64,
+    max_lifetime_s: i64,
+    now: i64,
+) -> Result<VerifiedToken, TokenError> {
+    let (alg, kid) = check_header(token, issuer)?;
+    let jwk = select_key(jwks, alg, kid.as_deref())?;
+    let key = DecodingKey::from_jwk(jwk).map_err(|e| TokenError::Invalid(e.to_string()))?;
+    let mut v = Validation::new(alg);
+    v.leeway = skew_s;
+    v.validate_nbf = true;
+    v.set_issuer(&[&issuer.issuer]);
+    v.set_audience(&issuer.audiences);
+    v.set_required_spec_claims(&["exp", "iss", "aud"]);
+    let data = jsonwebtoken::decode::<Claims>(token, &key, &v)
+        .map_err(|e| TokenError::Invalid(e.to_string()))?;
+    let c = data.claims;
+    let skew = skew_s as i64;
+    if let Some(iat) = c.iat
+        && iat > now + skew
+    {
+        return Err(TokenError::Claim("`iat` is in the future"));
+    }
+    if c.exp - now > max_lifetime_s + skew {
+        return Err(TokenError::Claim(
+            "lifetime longer than this gateway accepts",
+        ));
+    }
+    let token_id = match c.jti {
+        Some(j) if !j.is_empty() && j.len() <= 256 => j,
+        Some(_) => return Err(TokenError::Claim("`jti` empty or too long")),
+        None => {
+            let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+            format!("sha256:{}", URL_SAFE_NO_PAD.encode(d.as_ref()))
+        }
+    };
+    let mut scopes: Vec<String> = c
+        .scope
+        .as_deref()
+        .unwrap_or("")
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    scopes.extend(c.scp.unwrap_or_default());
+    Ok(VerifiedToken {
+        issuer: c.iss,
+        subject: c.sub,
+        audience: match c.aud {
+            Audience::One(a) => vec![a],
+            Audience::Many(v) => v,
+            Audience::None => vec![],
+        },
+        scopes,
+        expires_at: c.exp,
+        issued_at: c.iat,
+        token_id,
+        client_id: c.client_id,
+    })
+}

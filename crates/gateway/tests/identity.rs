@@ -1,0 +1,503 @@
+//! Identity at the gateway: API keys (AUTHN-04, AUTHZ-01, OPS-04), bearer
+//! tokens (AUTHN-02, AUTHN-08, AUTHN-13, AUTHN-14), scopes (AUTHZ-02,
+//! AUTHZ-08, AUTHZ-11), per-request evaluation (AUTHZ-05) and self-service
+//! revocation (AUTHZ-07), with real HTTPS requests.
+
+use http_body_util::Full;
+use portcullis_testkit::{Proto, TestEnv, TestGateway, TestIssuer, TestResponse};
+use std::time::Duration;
+
+const API: &str = r#"
+  - name: orders
+    base_path: /v1
+    upstream: backend
+    routes:
+      - { path: /orders, methods: [GET], auth: { api_key: true, token: true, scopes: [orders:read] } }
+      - { path: /orders, methods: [POST], auth: { api_key: true, token: true, scopes: [orders:write], apps: [web] } }
+      - { path: "/orders/{id}", methods: [GET], auth: { api_key: true } }
+      - { path: /health, methods: [GET], auth: public }
+"#;
+
+const ISS: &str = "https://issuer.test";
+
+struct Setup {
+    env: TestEnv,
+    issuer: TestIssuer,
+    jwks: std::path::PathBuf,
+    gw: TestGateway,
+    key: String,
+}
+
+async fn setup() -> Setup {
+    let env = TestEnv::new().await;
+    let issuer = TestIssuer::new(ISS, "k1");
+    let jwks = env.path().join("jwks.json");
+    let key = env.provision_app("web");
+    let identity = env.identity_yaml(&issuer, &jwks);
+    let gw = env.gateway(API).with(&identity).start().await;
+    Setup {
+        env,
+        issuer,
+        jwks,
+        gw,
+        key,
+    }
+}
+
+async fn call(
+    gw: &TestGateway,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    token: Option<&str>,
+) -> TestResponse {
+    let mut req = gw.request(method, path);
+    if let Some(k) = key {
+        req = req.header("x-api-key", k);
+    }
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    gw.send(Proto::Http1, req.body(Full::default()).unwrap())
+        .await
+}
+
+const INVALID: &str = r#"Bearer realm="portcullis", error="invalid_token""#;
+
+#[tokio::test]
+async fn token_attack_matrix_gives_exact_status_and_challenge() {
+    let mut s = setup().await;
+    let good = s.issuer.claims("alice", "orders:read orders:write");
+    let now = portcullis_gateway::identity::now();
+    let other = TestIssuer::new(ISS, "k-unknown");
+    let with = |f: &dyn Fn(&mut serde_json::Value)| {
+        let mut c = good.clone();
+        f(&mut c);
+        s.issuer.mint(&c)
+    };
+    let valid = s.issuer.mint(&good);
+    let (head, payload, sig) = {
+        let mut parts = valid.split('.');
+        (
+            parts.next().unwrap().to_owned(),
+            parts.next().unwrap().to_owned(),
+            parts.next().unwrap().to_owned(),
+        )
+    };
+    let tampered_payload = {
+        let mut c = good.clone();
+        c["scope"] = "orders:read orders:write admin".into();
+        let forged = TestIssuer::forge(&serde_json::json!({}), &c, b"");
+        format!("{head}.{}.{sig}", forged.split('.').nth(1).unwrap())
+    };
+    let alg_none = TestIssuer::forge(
+        &serde_json::json!({"alg": "none", "typ": "at+jwt", "kid": "k1"}),
+        &good,
+        b"",
+    );
+    let hs256_with_public_key = {
+        use aws_lc_rs::hmac;
+        let header = serde_json::json!({"alg": "HS256", "typ": "at+jwt", "kid": "k1"});
+        let unsigned = TestIssuer::forge(&header, &good, b"");
+        let signing_input = unsigned.rsplit_once('.').unwrap().0.to_owned();
+        let public_jwk = s.issuer.jwk().to_string();
+        let tag = hmac::sign(
+            &hmac::Key::new(hmac::HMAC_SHA256, public_jwk.as_bytes()),
+            signing_input.as_bytes(),
+        );
+        TestIssuer::forge(&header, &good, tag.as_ref())
+    };
+    let header_with = |extra: serde_json::Value| {
+        let mut hdr = serde_json::json!({"alg": "ES256", "typ": "at+jwt", "kid": "k1"});
+        hdr.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        // Signed with the real key, so only the header field can be the reason.
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some("k1".into());
+        header.typ = Some("at+jwt".into());
+        if let Some(u) = hdr.get("jku") {
+            header.jku = Some(u.as_str().unwrap().into());
+        }
+        if let Some(u) = hdr.get("x5u") {
+            header.x5u = Some(u.as_str().unwrap().into());
+        }
+        if hdr.get("crit").is_some() {
+            header.extras.insert("crit", vec!["exp-ext"]);
+        }
+        s.issuer.mint_with(&header, &good)
+    };
+    let cases: Vec<(&str, Option<String>, u16, Option<&str>)> = vec![
+        ("no token", None, 401, Some(r#"Bearer realm="portcullis""#)),
+        ("malformed", Some("not-a-jwt".into()), 401, Some(INVALID)),
+        ("alg none", Some(alg_none), 401, Some(INVALID)),
+        (
+            "HS256 signed with the issuer's public key",
+            Some(hs256_with_public_key),
+            401,
+            Some(INVALID),
+        ),
+        ("unknown kid", Some(other.mint(&good)), 401, Some(INVALID)),
+        (
+            "wrong iss",
+            Some(with(&|c| c["iss"] = "https://evil.test".into())),
+            401,
+            Some(INVALID),
+        ),
+        (
+            "wrong aud",
+            Some(with(&|c| c["aud"] = "payments-api".into())),
+            401,
+            Some(INVALID),
+        ),
+        (
+            "expired",
+            Some(with(&|c| c["exp"] = (now - 3600).into())),
+            401,
+            Some(INVALID),
+        ),
+        (
+            "nbf in the future",
+            Some(with(&|c| c["nbf"] = (now + 3600).into())),
+            401,
+            Some(INVALID),
+        ),
+        (
+            "missing exp",
+            Some(with(&|c| {
+                c.as_object_mut().unwrap().remove("exp");
+            })),
+            401,
+            Some(INVALID),
+        ),
+        (
+            "lifetime over a day",
+            Some(with(&|c| c["exp"] = (now + 10 * 86400).into())),
+            401,
+            Some(INVALID),
+        ),
+        (
+            "unknown crit",
+            Some(header_with(serde_json::json!({"crit": ["exp-ext"]}))),
+            401,
+            Some(INVALID),
+        ),
+        (
+            "jku elsewhere",
+            Some(header_with(
+                serde_json::json!({"jku": "https://evil.test/jwks"}),
+            )),
+            401,
+            Some(INVALID),
+        ),
+        (
+            "x5u elsewhere",
+            Some(header_with(
+                serde_json::json!({"x5u": "https://evil.test/cert"}),
+            )),
+            401,
+            Some(INVALID),
+        ),
+        (
+            "oversized",
+            Some(with(&|c| c["pad"] = "x".repeat(10_000).into())),
+            401,
+            Some(INVALID),
+        ),
+        (
+            "tampered payload",
+            Some(tampered_payload),
+            401,
+            Some(INVALID),
+        ),
+        (
+            "tampered signature",
+            Some(format!(
+                "{head}.{payload}.{}",
+                sig.chars().rev().collect::<String>()
+            )),
+            401,
+            Some(INVALID),
+        ),
+        (
+            "valid without scope",
+            Some(with(&|c| c["scope"] = "profile".into())),
+            403,
+            Some(r#"Bearer realm="portcullis", error="insufficient_scope", scope="orders:read""#),
+        ),
+        ("valid", Some(valid.clone()), 200, None),
+    ];
+    for (name, token, status, challenge) in cases {
+        let r = call(&s.gw, "GET", "/v1/orders", Some(&s.key), token.as_deref()).await;
+        assert_eq!(r.status.as_u16(), status, "{name}: {}", r.text());
+        assert_eq!(r.header("www-authenticate"), challenge, "{name}");
+        if status != 200 {
+            assert_eq!(
+                r.header("content-type"),
+                Some("application/problem+json"),
+                "{name}"
+            );
+            let e = s.gw.next_event().await;
+            assert_eq!(
+                e.http_response.code, status,
+                "{name}: one event per rejection"
+            );
+        }
+    }
+    s.gw.assert_no_pending_event();
+    assert_eq!(
+        s.env.received().len(),
+        1,
+        "only the valid request reached the backend"
+    );
+    assert!(
+        s.env.received()[0].headers.get("x-api-key").is_none(),
+        "the API key never reaches the backend"
+    );
+    s.gw.stop().await;
+}
+
+#[tokio::test]
+async fn api_keys_identify_the_application_and_fail_closed() {
+    let mut s = setup().await;
+    let token = s
+        .issuer
+        .mint(&s.issuer.claims("alice", "orders:read orders:write"));
+    // No key, a malformed key, a well-formed unknown key: 401.
+    for key in [
+        None,
+        Some("nope"),
+        Some("pcsk_0123456789ab_0000000000000000000000000000000000000000000000000000000000000000"),
+    ] {
+        let r = call(&s.gw, "GET", "/v1/orders/1", key, None).await;
+        assert_eq!(r.status, 401, "{key:?}");
+        assert_eq!(
+            r.header("www-authenticate"),
+            Some(r#"APIKey realm="portcullis""#)
+        );
+        s.gw.next_event().await;
+    }
+    assert_eq!(
+        call(&s.gw, "GET", "/v1/orders/1", Some(&s.key), None)
+            .await
+            .status,
+        200
+    );
+    // A key in the query string is refused even with a valid header key.
+    let r = call(
+        &s.gw,
+        "GET",
+        &format!("/v1/orders/1?api_key={}", s.key),
+        Some(&s.key),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json()["type"],
+        "urn:portcullis:problem:credential-in-query"
+    );
+    assert!(
+        !s.gw
+            .next_event()
+            .await
+            .http_request
+            .url
+            .path
+            .contains("pcsk_")
+    );
+    // A known application that the route does not allow: 403.
+    let batch_key = s.env.provision_app("batch");
+    let ok = wait_for(&s.gw, "/v1/orders/1", &batch_key, 200).await;
+    assert!(ok, "a key issued while running is picked up");
+    let r =
+        s.gw.send(
+            Proto::Http1,
+            s.gw.request("POST", "/v1/orders")
+                .header("x-api-key", &batch_key)
+                .header("authorization", format!("Bearer {token}"))
+                .body(Full::default())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    assert!(
+        r.header("www-authenticate")
+            .unwrap()
+            .contains(r#"error="insufficient_scope""#)
+    );
+    s.gw.next_event().await;
+    // Disabling the application or revoking the key takes effect on the next requests (AUTHZ-05).
+    {
+        use portcullis_gateway::store::Store;
+        let (store, _) = s.env.store();
+        store.set_app_enabled("batch", false).unwrap();
+    }
+    assert!(
+        wait_for(&s.gw, "/v1/orders/1", &batch_key, 401).await,
+        "disabled application refused"
+    );
+    {
+        use portcullis_gateway::store::Store;
+        let (store, _) = s.env.store();
+        let id = portcullis_gateway::apikeys::key_id(&s.key)
+            .unwrap()
+            .to_owned();
+        store
+            .revoke_key(&id, portcullis_gateway::identity::now())
+            .unwrap();
+    }
+    assert!(
+        wait_for(&s.gw, "/v1/orders/1", &s.key, 401).await,
+        "revoked key refused"
+    );
+    s.gw.stop().await;
+}
+
+/// Polls (bounded) until the store change is visible to the gateway.
+async fn wait_for(gw: &TestGateway, path: &str, key: &str, status: u16) -> bool {
+    for _ in 0..50 {
+        if call(gw, "GET", path, Some(key), None).await.status == status {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn self_service_revocation_takes_effect_at_once_and_survives_restart() {
+    let mut s = setup().await;
+    let t1 = s.issuer.mint(&s.issuer.claims("alice", "orders:read"));
+    let t2 = s.issuer.mint(&s.issuer.claims("alice", "orders:read"));
+    let bob = s.issuer.mint(&s.issuer.claims("bob", "orders:read"));
+    assert_eq!(
+        call(&s.gw, "GET", "/v1/orders", Some(&s.key), Some(&t1))
+            .await
+            .status,
+        200
+    );
+    // Revoke t1 with t1 itself (RFC 7009).
+    let r = call(&s.gw, "POST", "/oauth2/revoke", Some(&s.key), Some(&t1)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = call(&s.gw, "GET", "/v1/orders", Some(&s.key), Some(&t1)).await;
+    assert_eq!(r.status, 401, "revoked on the very next request");
+    assert_eq!(r.header("www-authenticate"), Some(INVALID));
+    assert_eq!(s.gw.next_event().await.status_code, "invalid-token");
+    // bob cannot revoke alice's token.
+    let r =
+        s.gw.send(
+            Proto::Http1,
+            s.gw.request("POST", "/oauth2/revoke")
+                .header("x-api-key", &s.key)
+                .header("authorization", format!("Bearer {bob}"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(Full::new(format!("token={t2}").into()))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    s.gw.next_event().await;
+    assert_eq!(
+        call(&s.gw, "GET", "/v1/orders", Some(&s.key), Some(&t2))
+            .await
+            .status,
+        200
+    );
+    // "Revoke all my tokens" by subject.
+    assert_eq!(
+        call(&s.gw, "POST", "/oauth2/revoke-all", Some(&s.key), Some(&t2))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        call(&s.gw, "GET", "/v1/orders", Some(&s.key), Some(&t2))
+            .await
+            .status,
+        401
+    );
+    s.gw.next_event().await;
+    assert_eq!(
+        call(&s.gw, "GET", "/v1/orders", Some(&s.key), Some(&bob))
+            .await
+            .status,
+        200,
+        "other subjects unaffected"
+    );
+    // After a restart on the same store, revocations still hold.
+    s.gw.stop().await;
+    let identity = format!(
+        "identity:\n  data_dir: {}\n  issuers:\n    - issuer: {ISS}\n      audiences: [orders-api]\n      jwks_file: {}\n      require_typ: at+jwt\n",
+        s.env.identity_dir().display(),
+        s.jwks.display()
+    );
+    let gw = s.env.gateway(API).with(&identity).start().await;
+    assert_eq!(
+        call(&gw, "GET", "/v1/orders", Some(&s.key), Some(&t1))
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        call(&gw, "GET", "/v1/orders", Some(&s.key), Some(&t2))
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        call(&gw, "GET", "/v1/orders", Some(&s.key), Some(&bob))
+            .await
+            .status,
+        200
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn jwks_rotation_is_picked_up_and_a_broken_jwks_keeps_the_last_good_keys() {
+    let s = setup().await;
+    let old = s.issuer.mint(&s.issuer.claims("alice", "orders:read"));
+    let next = TestIssuer::new(ISS, "k2");
+    let new_token = next.mint(&next.claims("alice", "orders:read"));
+    assert_eq!(
+        call(&s.gw, "GET", "/v1/orders", Some(&s.key), Some(&new_token))
+            .await
+            .status,
+        401
+    );
+    // Rotation: both keys published; no restart.
+    TestIssuer::write_jwks(&s.jwks, &[&s.issuer, &next]);
+    let mut accepted = false;
+    for _ in 0..60 {
+        if call(&s.gw, "GET", "/v1/orders", Some(&s.key), Some(&new_token))
+            .await
+            .status
+            == 200
+        {
+            accepted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        accepted,
+        "token signed with the rotated-in key accepted without restart"
+    );
+    // A broken JWKS file: the last good keys stay in force.
+    std::fs::write(&s.jwks, "{ not json").unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        call(&s.gw, "GET", "/v1/orders", Some(&s.key), Some(&old))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        call(&s.gw, "GET", "/v1/orders", Some(&s.key), Some(&new_token))
+            .await
+            .status,
+        200
+    );
+    s.gw.stop().await;
+}
