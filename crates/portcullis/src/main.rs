@@ -4,6 +4,8 @@ mod quickstart;
 
 use clap::{Parser, Subcommand};
 use portcullis_gateway::Gateway;
+use portcullis_gateway::apikeys::{self, Pepper};
+use portcullis_gateway::store::{SqliteStore, Store, StoreError};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -42,6 +44,60 @@ enum Command {
     },
     /// Print the checklist catalogue as Markdown (docs/controls.md).
     Controls,
+    /// Manage applications (in the store named by the config's `identity.data_dir`).
+    Apps {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: AppsAction,
+    },
+    /// Manage API keys; a key is shown once, only its digest is stored.
+    Keys {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+    /// Mint a fresh token from the quickstart's demo issuer (development only).
+    DemoToken {
+        #[arg(long, default_value = "portcullis-data")]
+        data_dir: PathBuf,
+        #[arg(long, default_value = "demo-user")]
+        subject: String,
+        #[arg(long, default_value = "orders:read orders:write")]
+        scope: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AppsAction {
+    Create { name: String },
+    List,
+    Disable { name: String },
+    Enable { name: String },
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Issue a new key for an application.
+    Issue {
+        #[arg(long)]
+        app: String,
+    },
+    List {
+        #[arg(long)]
+        app: Option<String>,
+    },
+    /// Revoke a key by its id (the part after `pcsk_`, before the second `_`).
+    Revoke { id: String },
+    /// Issue a new key; the application's other keys stay valid for the overlap.
+    Rotate {
+        #[arg(long)]
+        app: String,
+        /// Seconds the old keys stay valid.
+        #[arg(long, default_value_t = 86_400)]
+        overlap_s: i64,
+    },
 }
 
 /// Exit codes: 0 success, 1 invalid config or failed start, 2 usage.
@@ -62,7 +118,139 @@ fn main() -> ExitCode {
             print!("{}", portcullis_catalog::Catalog::load().to_markdown());
             ExitCode::SUCCESS
         }
+        Command::Apps { config, action } => admin(&config, |store, _| apps(store, action)),
+        Command::Keys { config, action } => {
+            admin(&config, |store, pepper| keys(store, pepper, action))
+        }
+        Command::DemoToken {
+            data_dir,
+            subject,
+            scope,
+        } => match quickstart::mint_demo_token(&data_dir, &subject, &scope) {
+            Ok(t) => {
+                println!("{t}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("cannot mint a demo token: {e:#}");
+                ExitCode::from(1)
+            }
+        },
     }
+}
+
+/// Opens the store named by a config's identity section and runs `f`.
+fn admin(path: &Path, f: impl FnOnce(&dyn Store, &Pepper) -> Result<(), StoreError>) -> ExitCode {
+    let config = match portcullis_config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{}: invalid config", path.display());
+            for fe in e.field_errors() {
+                eprintln!("  error: {fe}");
+            }
+            return ExitCode::from(1);
+        }
+    };
+    let Some(identity) = config.identity else {
+        eprintln!(
+            "{}: no `identity` section: applications and keys live in identity.data_dir",
+            path.display()
+        );
+        return ExitCode::from(1);
+    };
+    let opened = std::fs::create_dir_all(&identity.data_dir)
+        .map_err(|e| e.to_string())
+        .and_then(|()| SqliteStore::open(&identity.data_dir).map_err(|e| e.to_string()))
+        .and_then(|s| {
+            Pepper::load_or_create(&identity.data_dir)
+                .map(|p| (s, p))
+                .map_err(|e| e.to_string())
+        });
+    let (store, pepper) = match opened {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("identity.data_dir: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match f(&store, &pepper) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn apps(store: &dyn Store, action: AppsAction) -> Result<(), StoreError> {
+    let now = portcullis_gateway::identity::now();
+    match action {
+        AppsAction::Create { name } => {
+            let app = store.create_app(&name, now)?;
+            println!("created application {} ({})", app.name, app.id);
+        }
+        AppsAction::List => {
+            for a in store.apps()? {
+                println!(
+                    "{}\t{}\t{}",
+                    a.name,
+                    if a.enabled { "enabled" } else { "disabled" },
+                    a.id
+                );
+            }
+        }
+        AppsAction::Disable { name } => {
+            store.set_app_enabled(&name, false)?;
+            println!("disabled {name}: its keys are refused from the next request");
+        }
+        AppsAction::Enable { name } => {
+            store.set_app_enabled(&name, true)?;
+            println!("enabled {name}");
+        }
+    }
+    Ok(())
+}
+
+fn keys(store: &dyn Store, pepper: &Pepper, action: KeysAction) -> Result<(), StoreError> {
+    let now = portcullis_gateway::identity::now();
+    match action {
+        KeysAction::Issue { app } => {
+            let (id, key) = apikeys::issue(store, pepper, &app, now)?;
+            println!("key id {id} for {app}; shown once, store it now:");
+            println!("{key}");
+        }
+        KeysAction::Rotate { app, overlap_s } => {
+            let (id, key) = apikeys::rotate(store, pepper, &app, overlap_s, now)?;
+            println!("key id {id} for {app}; older keys stay valid for {overlap_s} s. Shown once:");
+            println!("{key}");
+        }
+        KeysAction::Revoke { id } => {
+            store.revoke_key(&id, now)?;
+            println!("revoked key {id}");
+        }
+        KeysAction::List { app } => {
+            let app_id = app
+                .map(|a| store.app_by_name(&a))
+                .transpose()?
+                .map(|a| a.id);
+            let names: std::collections::HashMap<String, String> =
+                store.apps()?.into_iter().map(|a| (a.id, a.name)).collect();
+            for k in store.keys(app_id.as_deref())? {
+                let state = match (k.revoked_at, k.expires_at) {
+                    (Some(_), _) => "revoked".to_owned(),
+                    (None, Some(e)) if e <= now => "expired".to_owned(),
+                    (None, Some(e)) => format!("expires in {} s", e - now),
+                    (None, None) => "active".to_owned(),
+                };
+                println!(
+                    "{}\t{}\t{state}",
+                    k.id,
+                    names.get(&k.app_id).map_or("?", String::as_str)
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Loads and fully builds a config (TLS files, keys, routes, upstreams),

@@ -26,6 +26,7 @@ struct Example {
     name: &'static str,
     method: &'static str,
     path: &'static str,
+    headers: Vec<[String; 2]>,
     body: Option<&'static str>,
     expected_status: u16,
     curl: String,
@@ -39,9 +40,20 @@ struct Facts {
     events_file: PathBuf,
     openapi: PathBuf,
     backend_url: String,
+    api_key: String,
+    token: String,
+    token_without_write_scope: String,
+    revoke_endpoint: String,
+    revoke_all_endpoint: String,
+    mint_token_command: String,
     development_pki: &'static str,
     examples: Vec<Example>,
 }
+
+/// The demo token issuer: its name, key file and JWKS file.
+pub const DEMO_ISSUER: &str = "https://issuer.quickstart.invalid";
+const DEMO_AUDIENCE: &str = "orders-api";
+const DEMO_APP: &str = "demo-app";
 
 pub fn main(data_dir: &Path, port: u16) -> ExitCode {
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -61,6 +73,72 @@ pub fn main(data_dir: &Path, port: u16) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Creates (once) the demo issuer's ES256 signing key and its JWKS file.
+fn demo_issuer(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+    use base64::Engine;
+    std::fs::create_dir_all(dir)?;
+    let key_path = dir.join("signing-key.pem");
+    let jwks_path = dir.join("jwks.json");
+    if !key_path.exists() {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        write_private(&key_path, key.serialize_pem().as_bytes())?;
+        let raw = key.public_key_raw();
+        let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        let jwks = serde_json::json!({"keys": [{
+            "kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": "demo-1",
+            "x": b64(&raw[1..33]), "y": b64(&raw[33..65]),
+        }]});
+        std::fs::write(&jwks_path, jwks.to_string())?;
+    }
+    Ok((key_path, jwks_path))
+}
+
+/// Mints a demo access token (ES256, `typ: at+jwt`, one hour).
+pub fn mint_demo_token(data_dir: &Path, subject: &str, scope: &str) -> anyhow::Result<String> {
+    let (key_path, _) = demo_issuer(&data_dir.join("demo-issuer"))?;
+    let pem = std::fs::read(&key_path)?;
+    let key = jsonwebtoken::EncodingKey::from_ec_pem(&pem)?;
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = Some("demo-1".into());
+    header.typ = Some("at+jwt".into());
+    let now = portcullis_gateway::identity::now();
+    let claims = serde_json::json!({
+        "iss": DEMO_ISSUER, "sub": subject, "aud": DEMO_AUDIENCE, "scope": scope,
+        "iat": now, "exp": now + 3600, "jti": uuid_v7(), "client_id": DEMO_APP,
+    });
+    Ok(jsonwebtoken::encode(&header, &claims, &key)?)
+}
+
+fn uuid_v7() -> String {
+    // The correlation module already makes UUIDv7s; reuse its header value.
+    let h = portcullis_gateway::correlation::from_request(
+        &http::HeaderMap::new(),
+        &http::HeaderName::from_static("x"),
+    );
+    h.as_str().to_owned()
+}
+
+/// The demo application with a fresh key (earlier quickstart keys are revoked).
+fn demo_app_key(identity_dir: &Path) -> anyhow::Result<String> {
+    use portcullis_gateway::store::{SqliteStore, Store, StoreError};
+    std::fs::create_dir_all(identity_dir)?;
+    let store = SqliteStore::open(identity_dir)?;
+    let pepper = portcullis_gateway::apikeys::Pepper::load_or_create(identity_dir)?;
+    let now = portcullis_gateway::identity::now();
+    match store.create_app(DEMO_APP, now) {
+        Ok(_) | Err(StoreError::AppExists(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    store.set_app_enabled(DEMO_APP, true)?;
+    let app = store.app_by_name(DEMO_APP)?;
+    for k in store.keys(Some(&app.id))? {
+        if k.revoked_at.is_none() {
+            store.revoke_key(&k.id, now)?;
+        }
+    }
+    Ok(portcullis_gateway::apikeys::issue(&store, &pepper, DEMO_APP, now)?.1)
 }
 
 async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
@@ -88,6 +166,14 @@ async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
     let openapi = data_dir.join("orders-openapi.yaml");
     std::fs::write(&openapi, OPENAPI)?;
 
+    // Identity: the demo application's key and the demo issuer's tokens.
+    let identity_dir = data_dir.join("identity");
+    let api_key = demo_app_key(&identity_dir)?;
+    let (_, jwks_path) = demo_issuer(&data_dir.join("demo-issuer"))?;
+    let token = mint_demo_token(&data_dir, "demo-user", "orders:read orders:write")?;
+    let token_read_only = mint_demo_token(&data_dir, "demo-user", "orders:read")?;
+    let token_to_revoke = mint_demo_token(&data_dir, "demo-user-2", "orders:read orders:write")?;
+
     // The demo backend: TLS, reachable only on loopback.
     let backend = BackendServer::start(
         "127.0.0.1:0".parse()?,
@@ -100,7 +186,16 @@ async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
     let config_path = data_dir.join("gateway.yaml");
     std::fs::write(
         &config_path,
-        gateway_yaml(port, backend.addr, &gw.cert, &gw.key, &ca_path, &events),
+        gateway_yaml(&GatewayFiles {
+            port,
+            backend: backend.addr,
+            cert: &gw.cert,
+            key: &gw.key,
+            ca: &ca_path,
+            events: &events,
+            identity: &identity_dir,
+            jwks: &jwks_path,
+        }),
     )?;
     // Same path as `portcullis run`: load, validate, build.
     let config = portcullis_config::load(&config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -115,56 +210,119 @@ async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
     };
     let addr = running.addr("public").context("public listener")?;
     let base = format!("https://127.0.0.1:{}", addr.port());
-    let curl = |extra: &str, path: &str| {
-        format!(
-            "curl -sS -i --cacert {} {extra}{base}{path}",
-            ca_path.display()
-        )
+    let example = |name: &'static str,
+                   method: &'static str,
+                   path: &'static str,
+                   headers: Vec<[String; 2]>,
+                   body: Option<&'static str>,
+                   expected_status: u16| {
+        let mut curl = format!("curl -sS -i --cacert {}", ca_path.display());
+        if method != "GET" {
+            curl.push_str(&format!(" -X {method}"));
+        }
+        for [k, v] in &headers {
+            curl.push_str(&format!(" -H '{k}: {v}'"));
+        }
+        if let Some(b) = body {
+            curl.push_str(&format!(" -H 'Content-Type: application/json' -d '{b}'"));
+        }
+        if path.contains("..") {
+            curl.push_str(" --path-as-is");
+        }
+        curl.push_str(&format!(" {base}{path}"));
+        Example {
+            name,
+            method,
+            path,
+            headers,
+            body,
+            expected_status,
+            curl,
+        }
     };
+    let key = |k: &str| ["X-API-Key".to_owned(), k.to_owned()];
+    let bearer = |t: &str| ["Authorization".to_owned(), format!("Bearer {t}")];
     let examples = vec![
-        Example {
-            name: "good call",
-            method: "GET",
-            path: "/v1/orders",
-            body: None,
-            expected_status: 200,
-            curl: curl("", "/v1/orders"),
-        },
-        Example {
-            name: "create an order",
-            method: "POST",
-            path: "/v1/orders",
-            body: Some(r#"{"item":"book","quantity":1}"#),
-            expected_status: 201,
-            curl: curl(
-                r#"-X POST -H 'Content-Type: application/json' -d '{"item":"book","quantity":1}' "#,
-                "/v1/orders",
-            ),
-        },
-        Example {
-            name: "unknown path: 404, nothing reaches the backend",
-            method: "GET",
-            path: "/v1/admin",
-            body: None,
-            expected_status: 404,
-            curl: curl("", "/v1/admin"),
-        },
-        Example {
-            name: "undeclared method: 405 with Allow",
-            method: "DELETE",
-            path: "/v1/orders",
-            body: None,
-            expected_status: 405,
-            curl: curl("-X DELETE ", "/v1/orders"),
-        },
-        Example {
-            name: "path traversal: 400",
-            method: "GET",
-            path: "/v1/orders/../admin",
-            body: None,
-            expected_status: 400,
-            curl: curl("--path-as-is ", "/v1/orders/../admin"),
-        },
+        example(
+            "good call",
+            "GET",
+            "/v1/orders",
+            vec![key(&api_key), bearer(&token)],
+            None,
+            200,
+        ),
+        example(
+            "create an order",
+            "POST",
+            "/v1/orders",
+            vec![key(&api_key), bearer(&token)],
+            Some(r#"{"item":"book","quantity":1}"#),
+            201,
+        ),
+        example(
+            "no API key: 401",
+            "GET",
+            "/v1/orders",
+            vec![bearer(&token)],
+            None,
+            401,
+        ),
+        example(
+            "bad token: 401",
+            "GET",
+            "/v1/orders",
+            vec![key(&api_key), bearer("not.a.token")],
+            None,
+            401,
+        ),
+        example(
+            "token without the write scope: 403",
+            "POST",
+            "/v1/orders",
+            vec![key(&api_key), bearer(&token_read_only)],
+            Some(r#"{"item":"book","quantity":1}"#),
+            403,
+        ),
+        example(
+            "unknown path: 404, nothing reaches the backend",
+            "GET",
+            "/v1/admin",
+            vec![],
+            None,
+            404,
+        ),
+        example(
+            "undeclared method: 405 with Allow",
+            "DELETE",
+            "/v1/orders",
+            vec![],
+            None,
+            405,
+        ),
+        example(
+            "path traversal: 400",
+            "GET",
+            "/v1/orders/../admin",
+            vec![],
+            None,
+            400,
+        ),
+        example(
+            "revoke a token (self-service)",
+            "POST",
+            "/oauth2/revoke",
+            vec![key(&api_key), bearer(&token_to_revoke)],
+            None,
+            200,
+        ),
+        example(
+            "...and retry with it: 401",
+            "GET",
+            "/v1/orders",
+            vec![key(&api_key), bearer(&token_to_revoke)],
+            None,
+            401,
+        ),
     ];
     let facts = Facts {
         gateway_url: base.clone(),
@@ -173,12 +331,18 @@ async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
         events_file: events.clone(),
         openapi,
         backend_url: format!("https://127.0.0.1:{}", backend.addr.port()),
-        development_pki: "DEVELOPMENT ONLY: the CA and keys in pki/ are generated for this demo",
+        api_key: api_key.clone(),
+        token: token.clone(),
+        token_without_write_scope: token_read_only,
+        revoke_endpoint: format!("{base}/oauth2/revoke"),
+        revoke_all_endpoint: format!("{base}/oauth2/revoke-all"),
+        mint_token_command: format!("portcullis demo-token --data-dir {}", data_dir.display()),
+        development_pki: "DEVELOPMENT ONLY: the CA, keys and demo token issuer in this directory are generated for this demo",
         examples,
     };
     let json_path = data_dir.join("quickstart.json");
     let tmp = data_dir.join("quickstart.json.tmp");
-    std::fs::write(&tmp, serde_json::to_string_pretty(&facts)?)?;
+    write_private(&tmp, serde_json::to_string_pretty(&facts)?.as_bytes())?;
     std::fs::rename(&tmp, &json_path)?;
 
     println!("Portcullis quickstart is running.");
@@ -190,11 +354,18 @@ async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
     );
     println!("  config       {}", config_path.display());
     println!("  events       {}", events.display());
-    println!("  facts        {}", json_path.display());
     println!(
-        "  [DEVELOPMENT PKI] {} is a throwaway CA made for this demo.",
+        "  facts        {}  (API key and tokens for scripts)",
+        json_path.display()
+    );
+    println!(
+        "  [DEVELOPMENT] {} is a throwaway CA; the demo token issuer is for this demo only.",
         ca_path.display()
     );
+    println!();
+    println!("  API key ({DEMO_APP}): {api_key}");
+    println!("  token (orders:read orders:write, 1 hour): {token}");
+    println!("  fresh tokens: {}", facts.mint_token_command);
     println!();
     println!("Try:");
     for e in &facts.examples {
@@ -215,17 +386,21 @@ async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn gateway_yaml(
+struct GatewayFiles<'a> {
     port: u16,
     backend: SocketAddr,
-    cert: &Path,
-    key: &Path,
-    ca: &Path,
-    events: &Path,
-) -> String {
+    cert: &'a Path,
+    key: &'a Path,
+    ca: &'a Path,
+    events: &'a Path,
+    identity: &'a Path,
+    jwks: &'a Path,
+}
+
+fn gateway_yaml(f: &GatewayFiles<'_>) -> String {
     format!(
         r#"# Written by `portcullis quickstart`. Every default is the secure one;
-# `portcullis check --config {config_hint}` lists what is weakened.
+# `portcullis check --config gateway.yaml` lists what is weakened.
 mode: production
 listeners:
   - name: public
@@ -233,6 +408,15 @@ listeners:
     tls: {{ cert: {cert}, key: {key} }}
 events:
   file: {events}
+identity:
+  data_dir: {identity}
+  issuers:
+    # DEVELOPMENT: the quickstart's own demo issuer.
+    - issuer: {issuer}
+      audiences: [{audience}]
+      jwks_file: {jwks}
+      algorithms: [ES256]
+      require_typ: at+jwt
 upstreams:
   orders:
     url: https://127.0.0.1:{backend_port}
@@ -245,16 +429,21 @@ apis:
     cors:
       allowed_origins: ["https://app.example.com"]
     routes:
-      # Public until the identity issue adds API keys and tokens; `check` reports them.
-      - {{ path: /orders, methods: [GET, POST], auth: public }}
-      - {{ path: "/orders/{{id}}", methods: [GET], auth: public }}
+      - {{ path: /orders, methods: [GET], auth: {{ api_key: true, token: true, scopes: [orders:read] }} }}
+      - {{ path: /orders, methods: [POST], auth: {{ api_key: true, token: true, scopes: [orders:write], apps: [{app}] }} }}
+      - {{ path: "/orders/{{id}}", methods: [GET], auth: {{ api_key: true, token: true, scopes: [orders:read] }} }}
 "#,
-        config_hint = "gateway.yaml",
-        cert = cert.display(),
-        key = key.display(),
-        events = events.display(),
-        backend_port = backend.port(),
-        ca = ca.display(),
+        port = f.port,
+        cert = f.cert.display(),
+        key = f.key.display(),
+        events = f.events.display(),
+        identity = f.identity.display(),
+        issuer = DEMO_ISSUER,
+        audience = DEMO_AUDIENCE,
+        jwks = f.jwks.display(),
+        backend_port = f.backend.port(),
+        ca = f.ca.display(),
+        app = DEMO_APP,
     )
 }
 

@@ -1,0 +1,24 @@
+//! Bearer-token parsing and verification on arbitrary input: never panics,
+//! and never accepts a token (the fuzzer cannot hold the issuer's key).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use portcullis_config::Issuer;
+use portcullis_gateway::tokens::{unverified_issuer, verify};
+
+const JWKS: &str = r#"{"keys":[{"kty":"EC","crv":"P-256","use":"sig","alg":"ES256","kid":"k1",
+ "x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(token) = std::str::from_utf8(data) else { return };
+    let _ = unverified_issuer(token);
+    let issuer = Issuer {
+        issuer: "https://issuer.test".into(),
+        audiences: vec!["orders-api".into()],
+        jwks_file: "/dev/null".into(),
+        algorithms: vec!["ES256".into(), "EdDSA".into(), "RS256".into()],
+        require_typ: None,
+    };
+    let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_str(JWKS).expect("fixed JWKS");
+    assert!(verify(token, &issuer, &jwks, 60, 86_400, 1_800_000_000).is_err());
+});
