@@ -933,26 +933,61 @@ apis:
             "{ path: /orders, methods: [GET, POST], auth: { token: true, scopes: [orders:read] } }",
         );
         let errs = errors(&protected);
-        assert!(errs.iter().any(|e| e.starts_with("apis[0].routes[0].auth") && e.contains("identity")), "{errs:?}");
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("apis[0].routes[0].auth") && e.contains("identity")),
+            "{errs:?}"
+        );
         let with_identity = format!(
             "identity:\n  data_dir: id\n  issuers:\n    - {{ issuer: https://i.test, audiences: [a], jwks_file: j.json, algorithms: [HS256, none, ES256] }}\n{protected}"
         );
         let errs = errors(&with_identity);
-        assert!(errs.iter().any(|e| e.starts_with("identity.issuers[0].algorithms[0]") && e.contains("symmetric")), "{errs:?}");
-        assert!(errs.iter().any(|e| e.starts_with("identity.issuers[0].algorithms[1]") && e.contains("unsigned")), "{errs:?}");
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("identity.issuers[0].algorithms[0]")
+                    && e.contains("symmetric")),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("identity.issuers[0].algorithms[1]")
+                    && e.contains("unsigned")),
+            "{errs:?}"
+        );
         let ok = with_identity.replace("HS256, none, ES256", "ES256");
         let c = parse(&ok, Path::new("/etc/p")).unwrap();
         let id = c.identity.unwrap();
         assert_eq!(id.api_key_header, "x-api-key");
         assert_eq!(id.data_dir, Path::new("/etc/p/id"));
-        let bad = ok.replace("auth: { token: true, scopes: [orders:read] }", "auth: { scopes: [orders:read], apps: [web] }");
+        let bad = ok.replace(
+            "auth: { token: true, scopes: [orders:read] }",
+            "auth: { scopes: [orders:read], apps: [web] }",
+        );
         let errs = errors(&bad);
-        assert!(errs.iter().any(|e| e.contains("needs `api_key: true`, `token: true`")), "{errs:?}");
-        assert!(errs.iter().any(|e| e.starts_with("apis[0].routes[0].auth.scopes")), "{errs:?}");
-        assert!(errs.iter().any(|e| e.starts_with("apis[0].routes[0].auth.apps")), "{errs:?}");
-        let word = ok.replace("auth: { token: true, scopes: [orders:read] }", "auth: anyone");
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("needs `api_key: true`, `token: true`")),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("apis[0].routes[0].auth.scopes")),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("apis[0].routes[0].auth.apps")),
+            "{errs:?}"
+        );
+        let word = ok.replace(
+            "auth: { token: true, scopes: [orders:read] }",
+            "auth: anyone",
+        );
         let errs = errors(&word);
-        assert!(errs[0].starts_with("apis[0].routes[0].auth") && errs[0].contains("not a policy"), "{errs:?}");
+        assert!(
+            errs[0].starts_with("apis[0].routes[0].auth") && errs[0].contains("not a policy"),
+            "{errs:?}"
+        );
     }
 
     #[test]
