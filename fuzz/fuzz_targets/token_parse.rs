@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
     let issuer = Issuer {
         issuer: "https://issuer.test".into(),
         audiences: vec!["orders-api".into()],
-        jwks_file: "/dev/null".into(),
+        jwks: portcullis_config::JwksSource::File("/dev/null".into()),
         algorithms: vec!["ES256".into(), "EdDSA".into(), "RS256".into()],
         require_typ: None,
     };

@@ -581,10 +581,49 @@ impl Validator {
             if issuers.iter().any(|x: &Issuer| x.issuer == is.issuer) {
                 self.err(format!("{p}.issuer"), "duplicate issuer");
             }
+            let jwks = match (&is.jwks_file, &is.jwks_url) {
+                (Some(f), None) => JwksSource::File(resolve(f)),
+                (None, Some(u)) => {
+                    let url = u
+                        .parse::<http::Uri>()
+                        .ok()
+                        .filter(|u| u.scheme_str() == Some("https") && u.host().is_some());
+                    if url.is_none() {
+                        self.err(
+                            format!("{p}.jwks_url"),
+                            format!(
+                                "`{u}` is not an https:// URL (keys are never fetched in plaintext)"
+                            ),
+                        );
+                    }
+                    if is.jwks_ca.is_none() {
+                        self.err(format!("{p}.jwks_ca"), "missing: trust anchors for the JWKS server must be explicit (a PEM bundle)");
+                    }
+                    if is.jwks_refresh_s < 10 {
+                        self.err(format!("{p}.jwks_refresh_s"), "must be at least 10");
+                    }
+                    if is.jwks_refetch_interval_s < 1 {
+                        self.err(format!("{p}.jwks_refetch_interval_s"), "must be at least 1");
+                    }
+                    JwksSource::Url {
+                        url: url.unwrap_or_default(),
+                        ca: resolve(is.jwks_ca.as_deref().unwrap_or("")),
+                        refresh: Duration::from_secs(is.jwks_refresh_s),
+                        min_refetch: Duration::from_secs(is.jwks_refetch_interval_s),
+                    }
+                }
+                _ => {
+                    self.err(
+                        format!("{p}.jwks_file"),
+                        "set exactly one of `jwks_file` and `jwks_url`",
+                    );
+                    JwksSource::File(PathBuf::new())
+                }
+            };
             issuers.push(Issuer {
                 issuer: is.issuer.clone(),
                 audiences: is.audiences.clone(),
-                jwks_file: resolve(&is.jwks_file),
+                jwks,
                 algorithms,
                 require_typ: is.require_typ.clone(),
             });
@@ -979,6 +1018,23 @@ apis:
                 .any(|e| e.starts_with("apis[0].routes[0].auth.apps")),
             "{errs:?}"
         );
+        let url = ok.replace("jwks_file: j.json", "jwks_url: \"http://idp.test/jwks\"");
+        let errs = errors(&url);
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("identity.issuers[0].jwks_url") && e.contains("https")),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("identity.issuers[0].jwks_ca")),
+            "{errs:?}"
+        );
+        let both = ok.replace(
+            "jwks_file: j.json",
+            "jwks_file: j.json, jwks_url: \"https://idp.test/jwks\"",
+        );
+        assert!(errors(&both).iter().any(|e| e.contains("exactly one of")));
         let word = ok.replace(
             "auth: { token: true, scopes: [orders:read] }",
             "auth: anyone",

@@ -163,10 +163,24 @@ pub struct Identity {
 pub struct Issuer {
     pub issuer: String,
     pub audiences: Vec<String>,
-    pub jwks_file: PathBuf,
+    pub jwks: JwksSource,
     /// Asymmetric JWS algorithms only (`none` and HS* are refused).
     pub algorithms: Vec<String>,
     pub require_typ: Option<String>,
+}
+
+/// Where an issuer's keys come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwksSource {
+    File(PathBuf),
+    /// HTTPS only, verified against `ca`; refreshed every `refresh`.
+    Url {
+        url: http::Uri,
+        ca: PathBuf,
+        refresh: Duration,
+        /// Fewest time between fetches caused by unknown `kid`s.
+        min_refetch: Duration,
+    },
 }
 
 /// JWS algorithms an issuer may use.

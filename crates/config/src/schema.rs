@@ -306,8 +306,18 @@ pub struct RawIssuer {
     pub issuer: String,
     /// Accepted `aud` values; at least one.
     pub audiences: Vec<String>,
-    /// A JWKS document on disk (re-read when it changes).
-    pub jwks_file: String,
+    /// A JWKS document on disk (re-read when it changes). Set this or `jwks_url`.
+    pub jwks_file: Option<String>,
+    /// A JWKS document over HTTPS, refreshed periodically and on an unknown `kid`.
+    pub jwks_url: Option<String>,
+    /// PEM trust anchors for `jwks_url` (required with it).
+    pub jwks_ca: Option<String>,
+    /// Seconds between JWKS refreshes (default 300).
+    #[serde(default = "defaults::jwks_refresh_s")]
+    pub jwks_refresh_s: u64,
+    /// Fewest seconds between two fetches caused by an unknown `kid` (default 10).
+    #[serde(default = "defaults::jwks_refetch_interval_s")]
+    pub jwks_refetch_interval_s: u64,
     /// Allowed `alg` values; default EdDSA, ES256, ES384, PS256, RS256.
     #[serde(default)]
     pub algorithms: Vec<String>,
@@ -361,6 +371,12 @@ pub mod defaults {
     }
     pub fn clock_skew_s() -> u64 {
         60
+    }
+    pub fn jwks_refresh_s() -> u64 {
+        300
+    }
+    pub fn jwks_refetch_interval_s() -> u64 {
+        10
     }
     pub fn max_token_bytes() -> usize {
         8192

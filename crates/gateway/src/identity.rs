@@ -8,6 +8,7 @@
 //! request through.
 
 use crate::apikeys::{self, Pepper};
+use crate::jwks::JwksFetcher;
 use crate::rejection::Rejection;
 use crate::store::{Revocation, Snapshot, SqliteStore, Store, StoreError};
 use crate::tokens::{self, TokenError, VerifiedToken};
@@ -15,7 +16,7 @@ use arc_swap::ArcSwap;
 use http::HeaderMap;
 use http::header::AUTHORIZATION;
 use jsonwebtoken::jwk::JwkSet;
-use portcullis_config::{Identity, Issuer, Protected};
+use portcullis_config::{Identity, Issuer, JwksSource, Protected};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -48,10 +49,18 @@ pub struct ClaimSet {
     pub methods: Vec<&'static str>,
 }
 
+enum KeySource {
+    File {
+        path: std::path::PathBuf,
+        modified: std::sync::Mutex<Option<SystemTime>>,
+    },
+    Url(Box<JwksFetcher>),
+}
+
 struct IssuerState {
     config: Issuer,
     keys: ArcSwap<JwkSet>,
-    modified: std::sync::Mutex<Option<SystemTime>>,
+    source: KeySource,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,7 +69,7 @@ pub enum IdentityError {
     Pepper(#[from] apikeys::PepperError),
     #[error("identity.data_dir: {0}")]
     Store(#[from] StoreError),
-    #[error("identity.issuers[{index}].jwks_file: {reason}")]
+    #[error("identity.issuers[{index}]: {reason}")]
     Jwks { index: usize, reason: String },
 }
 
@@ -99,12 +108,37 @@ impl IdentityState {
         let snapshot = ArcSwap::from_pointee(store.snapshot()?);
         let mut issuers = Vec::new();
         for (index, i) in config.issuers.iter().enumerate() {
-            let (keys, modified) =
-                read_jwks(&i.jwks_file).map_err(|reason| IdentityError::Jwks { index, reason })?;
+            let jwks_error = |reason: String| IdentityError::Jwks { index, reason };
+            let (keys, source) = match &i.jwks {
+                JwksSource::File(path) => {
+                    let (keys, modified) = read_jwks(path).map_err(jwks_error)?;
+                    let modified = std::sync::Mutex::new(modified);
+                    (
+                        keys,
+                        KeySource::File {
+                            path: path.clone(),
+                            modified,
+                        },
+                    )
+                }
+                // Fetched once the runtime runs (Gateway::start), and on demand.
+                JwksSource::Url {
+                    url,
+                    ca,
+                    refresh,
+                    min_refetch,
+                } => (
+                    JwkSet { keys: vec![] },
+                    KeySource::Url(Box::new(
+                        JwksFetcher::new(url.clone(), ca, *refresh, *min_refetch)
+                            .map_err(jwks_error)?,
+                    )),
+                ),
+            };
             issuers.push(IssuerState {
                 config: i.clone(),
                 keys: ArcSwap::from_pointee(keys),
-                modified: std::sync::Mutex::new(modified),
+                source,
             });
         }
         let state = Arc::new(Self {
@@ -125,17 +159,21 @@ impl IdentityState {
     }
 
     /// Re-reads JWKS files that changed; keeps the last good keys on error.
-    fn refresh_keys(&self) {
+    fn refresh_key_files(&self) {
         for i in &self.issuers {
-            let modified = std::fs::metadata(&i.config.jwks_file)
-                .and_then(|m| m.modified())
-                .ok();
-            let mut last = i
-                .modified
+            let KeySource::File {
+                path,
+                modified: last,
+            } = &i.source
+            else {
+                continue;
+            };
+            let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+            let mut last = last
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             if modified.is_some() && modified != *last {
-                match read_jwks(&i.config.jwks_file) {
+                match read_jwks(path) {
                     Ok((keys, m)) => {
                         i.keys.store(Arc::new(keys));
                         *last = m;
@@ -147,6 +185,41 @@ impl IdentityState {
                 }
             }
         }
+    }
+
+    /// Keeps URL-sourced JWKS fresh: a fetch now, then one per refresh
+    /// period. Runs until the state is dropped. Call inside the runtime.
+    pub fn spawn_jwks_refresh(self: &Arc<Self>) {
+        for index in 0..self.issuers.len() {
+            let KeySource::Url(f) = &self.issuers[index].source else {
+                continue;
+            };
+            let period = f.refresh;
+            let weak = Arc::downgrade(self);
+            tokio::spawn(async move {
+                loop {
+                    {
+                        let Some(state) = weak.upgrade() else { return };
+                        let i = &state.issuers[index];
+                        if let KeySource::Url(f) = &i.source {
+                            f.refresh(&i.config.issuer, &i.keys, true).await;
+                        }
+                    }
+                    tokio::time::sleep(period).await;
+                }
+            });
+        }
+    }
+
+    /// JWKS fetches attempted for an issuer (URL sources only).
+    pub fn jwks_fetches(&self, issuer: &str) -> u64 {
+        self.issuers
+            .iter()
+            .find(|i| i.config.issuer == issuer)
+            .map_or(0, |i| match &i.source {
+                KeySource::Url(f) => f.fetches(),
+                KeySource::File { .. } => 0,
+            })
     }
 
     /// Refuses credentials in the query string (AUTHN-04): 400, never accepted.
@@ -197,7 +270,7 @@ impl IdentityState {
     }
 
     /// Stage 6, token: a bearer token, verified and checked against revocations.
-    pub fn token(&self, headers: &HeaderMap) -> Result<VerifiedToken, Rejection> {
+    pub async fn token(&self, headers: &HeaderMap) -> Result<VerifiedToken, Rejection> {
         let mut values = headers.get_all(AUTHORIZATION).iter();
         let (Some(value), None) = (values.next(), values.next()) else {
             return Err(Rejection::MissingToken);
@@ -209,10 +282,10 @@ impl IdentityState {
             Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => t.trim(),
             _ => return Err(Rejection::MissingToken),
         };
-        self.verify_token(token)
+        self.verify_token(token).await
     }
 
-    fn verify_token(&self, token: &str) -> Result<VerifiedToken, Rejection> {
+    async fn verify_token(&self, token: &str) -> Result<VerifiedToken, Rejection> {
         if token.len() > self.config.max_token_bytes {
             return Err(Rejection::InvalidToken(TokenError::TooLarge(
                 self.config.max_token_bytes,
@@ -225,15 +298,25 @@ impl IdentityState {
             .iter()
             .find(|i| i.config.issuer == iss)
             .ok_or(Rejection::InvalidToken(TokenError::UnknownIssuer))?;
-        let now = now();
-        let t = tokens::verify(
-            token,
-            &issuer.config,
-            &issuer.keys.load(),
-            self.config.clock_skew.as_secs(),
-            MAX_TOKEN_LIFETIME_S,
-            now,
-        )
+        let skew = self.config.clock_skew.as_secs();
+        let verify = || {
+            tokens::verify(
+                token,
+                &issuer.config,
+                &issuer.keys.load(),
+                skew,
+                MAX_TOKEN_LIFETIME_S,
+                now(),
+            )
+        };
+        let t = match (verify(), &issuer.source) {
+            // An unknown `kid` may mean the issuer rotated: refetch (single-flight, rate limited) and retry once.
+            (Err(TokenError::UnknownKey(_)), KeySource::Url(f)) => {
+                f.refresh(&issuer.config.issuer, &issuer.keys, false).await;
+                verify()
+            }
+            (result, _) => result,
+        }
         .map_err(Rejection::InvalidToken)?;
         let snap = self.snapshot.load();
         if snap
@@ -253,7 +336,7 @@ impl IdentityState {
     }
 
     /// Stages 5–7 for a protected route; returns the request's claim set.
-    pub fn authenticate(
+    pub async fn authenticate(
         &self,
         policy: &Protected,
         headers: &HeaderMap,
@@ -264,7 +347,7 @@ impl IdentityState {
             claims.methods.push("api_key");
         }
         if policy.token {
-            claims.token = Some(self.token(headers)?);
+            claims.token = Some(self.token(headers).await?);
             claims.methods.push("bearer");
         }
         authorize(policy, &claims)?;
@@ -274,15 +357,15 @@ impl IdentityState {
     /// Self-service revocation (RFC 7009 style): the caller proves it holds a
     /// valid token (and, when it sends one, a valid API key), then revokes
     /// that token, or another token of the same subject named in `token=`.
-    pub fn revoke(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), Rejection> {
+    pub async fn revoke(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), Rejection> {
         if headers.contains_key(&self.config.api_key_header) {
             self.application(headers)?;
         }
-        let caller = self.token(headers)?;
+        let caller = self.token(headers).await?;
         let named = form_value(body, "token");
         let target = match named.as_deref() {
             None => caller.clone(),
-            Some(t) => match self.verify_token(t) {
+            Some(t) => match self.verify_token(t).await {
                 Ok(t) => t,
                 // RFC 7009 §2.2: an invalid token is answered 200; nothing to revoke.
                 Err(_) => return Ok(()),
@@ -307,11 +390,11 @@ impl IdentityState {
     }
 
     /// "Revoke all my tokens": every token of the caller's subject issued until now.
-    pub fn revoke_all(&self, headers: &HeaderMap) -> Result<(), Rejection> {
+    pub async fn revoke_all(&self, headers: &HeaderMap) -> Result<(), Rejection> {
         if headers.contains_key(&self.config.api_key_header) {
             self.application(headers)?;
         }
-        let caller = self.token(headers)?;
+        let caller = self.token(headers).await?;
         let Some(subject) = caller.subject.clone() else {
             return Err(Rejection::InvalidToken(TokenError::Claim(
                 "no `sub`: nothing to revoke by subject",
@@ -398,7 +481,7 @@ fn spawn_refresher(state: Weak<IdentityState>) {
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "store unreachable"),
             }
-            s.refresh_keys();
+            s.refresh_key_files();
             ticks += 1;
             if ticks % 300 == 0 {
                 let _ = s.store.purge_revocations(now());

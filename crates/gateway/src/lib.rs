@@ -15,6 +15,7 @@ pub mod framing;
 pub mod hardening;
 pub mod hygiene;
 pub mod identity;
+pub mod jwks;
 mod listener;
 pub mod path;
 pub mod pipeline;
@@ -200,6 +201,9 @@ impl Gateway {
             addrs.push((l.name.to_string(), addr));
             bound.push((socket, l));
         }
+        if let Some(identity) = &self.state.identity {
+            identity.spawn_jwks_refresh();
+        }
         let mut tasks = Vec::new();
         for (socket, l) in bound {
             tracing::info!(listener = &*l.name, addr = %socket.local_addr().map_or(l.bind, |a| a), "listening");
@@ -249,6 +253,10 @@ impl RunningGateway {
 
     pub fn events(&self) -> &EventSink {
         &self.state.events
+    }
+
+    pub fn identity(&self) -> Option<&Arc<identity::IdentityState>> {
+        self.state.identity.as_ref()
     }
 
     /// Stops accepting, asks every connection to finish its in-flight

@@ -142,7 +142,7 @@ async fn run(
             let identity = state.identity.as_ref().ok_or_else(|| {
                 Rejection::StoreUnavailable("protected route without identity".into())
             })?;
-            identity.authenticate(policy, &parts.headers)?;
+            identity.authenticate(policy, &parts.headers).await?;
         }
     }
     // 8. throttle: throttling issue.
@@ -245,9 +245,9 @@ async fn self_service(
         None => Bytes::new(),
     };
     if all {
-        identity.revoke_all(&parts.headers)?;
+        identity.revoke_all(&parts.headers).await?;
     } else {
-        identity.revoke(&parts.headers, &bytes)?;
+        identity.revoke(&parts.headers, &bytes).await?;
     }
     let mut r = Response::new(Either::Left(Full::new(Bytes::from_static(b"{}"))));
     r.headers_mut().insert(

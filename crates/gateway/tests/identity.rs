@@ -501,3 +501,124 @@ async fn jwks_rotation_is_picked_up_and_a_broken_jwks_keeps_the_last_good_keys()
     );
     s.gw.stop().await;
 }
+
+#[tokio::test]
+async fn jwks_over_https_rotates_survives_outage_and_is_not_flooded() {
+    use bytes::Bytes;
+    use portcullis_gateway::backend_server::{self, BackendServer};
+    use std::sync::{Arc, Mutex};
+    let env = TestEnv::new().await;
+    let k1 = TestIssuer::new(ISS, "k1");
+    let k2 = TestIssuer::new(ISS, "k2");
+    let jwks_of = |keys: &[&TestIssuer]| {
+        serde_json::json!({"keys": keys.iter().map(|k| k.jwk()).collect::<Vec<_>>()}).to_string()
+    };
+    // A real HTTPS JWKS server; `None` makes it answer 503 (an outage).
+    let published: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(Some(jwks_of(&[&k1]))));
+    let hits = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let handler: backend_server::Handler = {
+        let published = published.clone();
+        let hits = hits.clone();
+        Arc::new(move |_req, _peer| {
+            hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let body = published.lock().unwrap().clone();
+            let resp = match body {
+                Some(b) => http::Response::builder()
+                    .header("content-type", "application/json")
+                    .body(Full::new(Bytes::from(b))),
+                None => http::Response::builder()
+                    .status(503)
+                    .body(Full::new(Bytes::new())),
+            };
+            Box::pin(async move { resp.unwrap() })
+        })
+    };
+    let id = env.ca.issue(&["127.0.0.1"], false).unwrap();
+    let server = BackendServer::start(
+        "127.0.0.1:0".parse().unwrap(),
+        backend_server::tls_from_pem(&id.cert_pem, &id.key_pem).unwrap(),
+        handler,
+    )
+    .await
+    .unwrap();
+    let key = env.provision_app("web");
+    let identity = format!(
+        "identity:\n  data_dir: {}\n  issuers:\n    - issuer: {ISS}\n      audiences: [orders-api]\n      jwks_url: https://127.0.0.1:{}/jwks.json\n      jwks_ca: {}\n      jwks_refetch_interval_s: 1\n",
+        env.identity_dir().display(),
+        server.addr.port(),
+        env.ca_path.display()
+    );
+    let gw = env.gateway(API).with(&identity).start().await;
+    let t1 = k1.mint(&k1.claims("alice", "orders:read"));
+    assert_eq!(
+        call(&gw, "GET", "/v1/orders", Some(&key), Some(&t1))
+            .await
+            .status,
+        200
+    );
+    // Rotation: the issuer publishes k2; a k2 token is accepted without a restart.
+    *published.lock().unwrap() = Some(jwks_of(&[&k1, &k2]));
+    let t2 = k2.mint(&k2.claims("alice", "orders:read"));
+    let mut accepted = false;
+    for _ in 0..40 {
+        if call(&gw, "GET", "/v1/orders", Some(&key), Some(&t2))
+            .await
+            .status
+            == 200
+        {
+            accepted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(accepted, "rotated-in key accepted");
+    // A flood of unknown kids: the JWKS server sees at most a couple of fetches.
+    let before = hits.load(std::sync::atomic::Ordering::Relaxed);
+    for n in 0..40 {
+        let forged = TestIssuer::new(ISS, &format!("made-up-{n}"));
+        let r = call(
+            &gw,
+            "GET",
+            "/v1/orders",
+            Some(&key),
+            Some(&forged.mint(&forged.claims("eve", "orders:read"))),
+        )
+        .await;
+        assert_eq!(r.status, 401);
+    }
+    let during = hits.load(std::sync::atomic::Ordering::Relaxed) - before;
+    assert!(
+        during <= 3,
+        "unknown-kid flood caused {during} JWKS fetches"
+    );
+    // Outage: the JWKS server fails; the last good keys stay in force.
+    *published.lock().unwrap() = None;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let unknown = TestIssuer::new(ISS, "k3");
+    assert_eq!(
+        call(
+            &gw,
+            "GET",
+            "/v1/orders",
+            Some(&key),
+            Some(&unknown.mint(&unknown.claims("a", "orders:read")))
+        )
+        .await
+        .status,
+        401
+    );
+    assert_eq!(
+        call(&gw, "GET", "/v1/orders", Some(&key), Some(&t1))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        call(&gw, "GET", "/v1/orders", Some(&key), Some(&t2))
+            .await
+            .status,
+        200
+    );
+    gw.stop().await;
+    server.stop().await;
+}
