@@ -644,6 +644,11 @@ impl Validator {
             clock_skew: Duration::from_secs(i.clock_skew_s),
             max_token_bytes: i.max_token_bytes,
             issuers,
+            decryption_keys: i
+                .decryption_keys
+                .iter()
+                .map(|k| (k.kid.clone(), resolve(&k.key)))
+                .collect(),
             revocation_path: path(
                 self,
                 "revocation_path",

@@ -155,6 +155,8 @@ pub struct Identity {
     pub clock_skew: Duration,
     pub max_token_bytes: usize,
     pub issuers: Vec<Issuer>,
+    /// `(kid, PKCS#8 PEM file)` for nested JWE.
+    pub decryption_keys: Vec<(Option<String>, PathBuf)>,
     pub revocation_path: String,
     pub revoke_all_path: String,
 }

@@ -293,10 +293,22 @@ pub struct RawIdentity {
     /// Trusted token issuers.
     #[serde(default)]
     pub issuers: Vec<RawIssuer>,
+    /// The gateway's private keys (PKCS#8 PEM, mode 0600) for nested JWE
+    /// tokens: RSA for RSA-OAEP-256, P-256 for ECDH-ES+A256KW.
+    #[serde(default)]
+    pub decryption_keys: Vec<RawDecryptionKey>,
     /// Path of the self-service revocation endpoint (RFC 7009); default `/oauth2/revoke`.
     pub revocation_path: Option<String>,
     /// Path of the "revoke all my tokens" endpoint; default `/oauth2/revoke-all`.
     pub revoke_all_path: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDecryptionKey {
+    /// Matched against the JWE header's `kid` when both are present.
+    pub kid: Option<String>,
+    pub key: String,
 }
 
 #[derive(Debug, Deserialize)]

@@ -71,11 +71,14 @@ pub enum IdentityError {
     Store(#[from] StoreError),
     #[error("identity.issuers[{index}]: {reason}")]
     Jwks { index: usize, reason: String },
+    #[error("identity.decryption_keys[{index}]: {reason}")]
+    DecryptionKey { index: usize, reason: String },
 }
 
 /// Identity state shared by every request.
 pub struct IdentityState {
     pub config: Identity,
+    decryption_keys: Vec<(Option<String>, crate::jwe::DecryptionKey)>,
     pepper: Pepper,
     store: Arc<dyn Store>,
     snapshot: ArcSwap<Snapshot>,
@@ -141,8 +144,20 @@ impl IdentityState {
                 source,
             });
         }
+        let mut decryption_keys = Vec::new();
+        for (n, (kid, path)) in config.decryption_keys.iter().enumerate() {
+            let field = |reason: String| IdentityError::DecryptionKey { index: n, reason };
+            // Same rule as TLS keys: refused when readable by group or others (TLS-07).
+            crate::tls::load_key(path).map_err(|e| field(e.to_string()))?;
+            let pem = std::fs::read(path).map_err(|e| field(e.kind().to_string()))?;
+            decryption_keys.push((
+                kid.clone(),
+                crate::jwe::DecryptionKey::from_pkcs8_pem(&pem).map_err(field)?,
+            ));
+        }
         let state = Arc::new(Self {
             config: config.clone(),
+            decryption_keys,
             pepper,
             store,
             snapshot,
@@ -291,6 +306,20 @@ impl IdentityState {
                 self.config.max_token_bytes,
             )));
         }
+        // Nested JWE: decrypt with the gateway's key, then verify the inner JWS.
+        let inner;
+        let token = if crate::jwe::is_jwe(token) {
+            if self.decryption_keys.is_empty() {
+                return Err(Rejection::InvalidToken(TokenError::Header(
+                    "encrypted token, but no decryption key is configured",
+                )));
+            }
+            inner = crate::jwe::decrypt(token, &self.decryption_keys)
+                .map_err(|e| Rejection::InvalidToken(TokenError::Header(e)))?;
+            inner.as_str()
+        } else {
+            token
+        };
         let iss = tokens::unverified_issuer(token)
             .ok_or(Rejection::InvalidToken(TokenError::Malformed))?;
         let issuer = self

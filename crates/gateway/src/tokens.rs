@@ -121,9 +121,7 @@ fn check_header(token: &str, issuer: &Issuer) -> Result<(Algorithm, Option<Strin
     let h: RawHeader =
         serde_json::from_slice(&header).map_err(|_| TokenError::Header("not a JSON object"))?;
     if h.enc.is_some() {
-        return Err(TokenError::Header(
-            "encrypted tokens (JWE) are not accepted yet",
-        ));
+        return Err(TokenError::Header("a JWS header must not carry `enc`"));
     }
     if h.crit.is_some() {
         return Err(TokenError::Header(

@@ -622,3 +622,67 @@ async fn jwks_over_https_rotates_survives_outage_and_is_not_flooded() {
     gw.stop().await;
     server.stop().await;
 }
+
+#[tokio::test]
+async fn nested_jwe_tokens_are_decrypted_then_verified() {
+    let env = TestEnv::new().await;
+    let issuer = TestIssuer::new(ISS, "k1");
+    let jwks = env.path().join("jwks.json");
+    let key = env.provision_app("web");
+    // The gateway's decryption keys (test-only keys, copied with mode 0600).
+    let testdata = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/jwe");
+    let mut pems = Vec::new();
+    for name in ["rsa-private.pem", "ec-private.pem"] {
+        let pem = std::fs::read(testdata.join(name)).unwrap();
+        portcullis_gateway::devpki::write_private(&env.path().join(name), &pem).unwrap();
+        pems.push(pem);
+    }
+    let identity = format!(
+        "{}  decryption_keys:\n    - {{ kid: rsa-1, key: {} }}\n    - {{ kid: ec-1, key: {} }}\n",
+        env.identity_yaml(&issuer, &jwks),
+        env.path().join("rsa-private.pem").display(),
+        env.path().join("ec-private.pem").display()
+    );
+    let mut gw = env.gateway(API).with(&identity).start().await;
+    let inner = issuer.mint(&issuer.claims("alice", "orders:read"));
+    for (pem, kid) in [(&pems[0], "rsa-1"), (&pems[1], "ec-1")] {
+        let jwe = portcullis_testkit::jwe_encrypt(&inner, pem, kid);
+        let r = call(&gw, "GET", "/v1/orders", Some(&key), Some(&jwe)).await;
+        assert_eq!(r.status, 200, "{kid}: {}", r.text());
+    }
+    // An unsigned inner token is refused, however well encrypted.
+    let unsigned = TestIssuer::forge(
+        &serde_json::json!({"alg": "none", "typ": "at+jwt"}),
+        &issuer.claims("alice", "orders:read"),
+        b"",
+    );
+    let r = call(
+        &gw,
+        "GET",
+        "/v1/orders",
+        Some(&key),
+        Some(&portcullis_testkit::jwe_encrypt(
+            &unsigned, &pems[1], "ec-1",
+        )),
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("www-authenticate"), Some(INVALID));
+    gw.next_event().await;
+    // Tampered ciphertext: 401.
+    let jwe = portcullis_testkit::jwe_encrypt(&inner, &pems[0], "rsa-1");
+    let mut parts: Vec<&str> = jwe.split('.').collect();
+    let flipped = if parts[3].starts_with('A') {
+        parts[3].replacen('A', "B", 1)
+    } else {
+        format!("A{}", &parts[3][1..])
+    };
+    parts[3] = &flipped;
+    assert_eq!(
+        call(&gw, "GET", "/v1/orders", Some(&key), Some(&parts.join(".")))
+            .await
+            .status,
+        401
+    );
+    gw.stop().await;
+}

@@ -605,3 +605,85 @@ impl TestEnv {
             .1
     }
 }
+
+/// Encrypts a compact JWS into a nested JWE (`cty: JWT`, A256GCM) for the
+/// holder of `private_pem` (PKCS#8): RSA → RSA-OAEP-256, P-256 → ECDH-ES+A256KW.
+pub fn jwe_encrypt(inner: &str, private_pem: &[u8], kid: &str) -> String {
+    use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+    use aws_lc_rs::agreement::{self, ECDH_P256, PrivateKey, UnparsedPublicKey};
+    use aws_lc_rs::key_wrap::{AES_256, AesKek, KeyWrap};
+    use aws_lc_rs::rsa::{OAEP_SHA256_MGF1SHA256, OaepPublicEncryptingKey, PrivateDecryptingKey};
+    use base64::Engine;
+    use rustls_pki_types::pem::PemObject;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let der =
+        rustls_pki_types::PrivatePkcs8KeyDer::from_pem_slice(private_pem).expect("PKCS#8 PEM");
+    let mut cek = [0u8; 32];
+    let mut iv = [0u8; 12];
+    aws_lc_rs::rand::fill(&mut cek).unwrap();
+    aws_lc_rs::rand::fill(&mut iv).unwrap();
+    let (header, encrypted_key) = if let Ok(rsa) =
+        PrivateDecryptingKey::from_pkcs8(der.secret_pkcs8_der())
+    {
+        let public = OaepPublicEncryptingKey::new(rsa.public_key()).unwrap();
+        let mut out = vec![0u8; public.ciphertext_size()];
+        let ek = public
+            .encrypt(&OAEP_SHA256_MGF1SHA256, &cek, &mut out, None)
+            .unwrap()
+            .to_vec();
+        (
+            serde_json::json!({"alg": "RSA-OAEP-256", "enc": "A256GCM", "cty": "JWT", "kid": kid}),
+            ek,
+        )
+    } else {
+        let recipient =
+            PrivateKey::from_private_key_der(&ECDH_P256, der.secret_pkcs8_der()).unwrap();
+        let recipient_public = recipient.compute_public_key().unwrap();
+        let ephemeral = PrivateKey::generate(&ECDH_P256).unwrap();
+        let epk = ephemeral.compute_public_key().unwrap();
+        let point = epk.as_ref();
+        let kek = agreement::agree(
+            &ephemeral,
+            UnparsedPublicKey::new(&ECDH_P256, recipient_public.as_ref()),
+            (),
+            |z| {
+                Ok(portcullis_gateway::jwe::concat_kdf(
+                    z,
+                    "ECDH-ES+A256KW",
+                    b"",
+                    b"",
+                    256,
+                ))
+            },
+        )
+        .unwrap();
+        let mut out = vec![0u8; 40];
+        let ek = AesKek::new(&AES_256, &kek)
+            .unwrap()
+            .wrap(&cek, &mut out)
+            .unwrap()
+            .to_vec();
+        let epk = serde_json::json!({"kty": "EC", "crv": "P-256", "x": b64(&point[1..33]), "y": b64(&point[33..65])});
+        (
+            serde_json::json!({"alg": "ECDH-ES+A256KW", "enc": "A256GCM", "cty": "JWT", "kid": kid, "epk": epk}),
+            ek,
+        )
+    };
+    let protected = b64(header.to_string().as_bytes());
+    let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &cek).unwrap());
+    let mut data = inner.as_bytes().to_vec();
+    let tag = key
+        .seal_in_place_separate_tag(
+            Nonce::assume_unique_for_key(iv),
+            Aad::from(protected.as_bytes()),
+            &mut data,
+        )
+        .unwrap();
+    format!(
+        "{protected}.{}.{}.{}.{}",
+        b64(&encrypted_key),
+        b64(&iv),
+        b64(&data),
+        b64(tag.as_ref())
+    )
+}
