@@ -638,7 +638,38 @@ impl Validator {
             }
             p
         };
+        let introspection = i.introspection.as_ref().map(|x| {
+            let url = x
+                .url
+                .parse::<http::Uri>()
+                .ok()
+                .filter(|u| u.scheme_str() == Some("https") && u.host().is_some());
+            if url.is_none() {
+                self.err(
+                    "identity.introspection.url",
+                    format!(
+                        "`{}` is not an https:// URL (tokens are never sent in plaintext)",
+                        x.url
+                    ),
+                );
+            }
+            if x.client_id.is_empty() || x.client_id.contains(':') {
+                self.err(
+                    "identity.introspection.client_id",
+                    "must be non-empty and contain no `:`",
+                );
+            }
+            Introspection {
+                url: url.unwrap_or_default(),
+                ca: resolve(&x.ca),
+                client_id: x.client_id.clone(),
+                client_secret_file: resolve(&x.client_secret_file),
+                issuer: x.issuer.clone(),
+                audiences: x.audiences.clone(),
+            }
+        });
         Identity {
+            introspection,
             data_dir: resolve(&i.data_dir),
             api_key_header,
             clock_skew: Duration::from_secs(i.clock_skew_s),
@@ -675,9 +706,9 @@ impl Validator {
                         format!("apis[{a}].routes[{r}].auth"),
                         "protected routes need an `identity` section (data_dir, issuers)",
                     ),
-                    Some(i) if p.token && i.issuers.is_empty() => self.err(
+                    Some(i) if p.token && i.issuers.is_empty() && i.introspection.is_none() => self.err(
                         format!("apis[{a}].routes[{r}].auth.token"),
-                        "tokens need at least one entry in identity.issuers",
+                        "tokens need at least one entry in identity.issuers (or identity.introspection)",
                     ),
                     Some(_) => {}
                 }

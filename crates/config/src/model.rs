@@ -157,6 +157,7 @@ pub struct Identity {
     pub issuers: Vec<Issuer>,
     /// `(kid, PKCS#8 PEM file)` for nested JWE.
     pub decryption_keys: Vec<(Option<String>, PathBuf)>,
+    pub introspection: Option<Introspection>,
     pub revocation_path: String,
     pub revoke_all_path: String,
 }
@@ -169,6 +170,17 @@ pub struct Issuer {
     /// Asymmetric JWS algorithms only (`none` and HS* are refused).
     pub algorithms: Vec<String>,
     pub require_typ: Option<String>,
+}
+
+/// RFC 7662 token introspection for opaque tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Introspection {
+    pub url: http::Uri,
+    pub ca: PathBuf,
+    pub client_id: String,
+    pub client_secret_file: PathBuf,
+    pub issuer: String,
+    pub audiences: Vec<String>,
 }
 
 /// Where an issuer's keys come from.

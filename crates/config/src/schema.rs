@@ -297,10 +297,29 @@ pub struct RawIdentity {
     /// tokens: RSA for RSA-OAEP-256, P-256 for ECDH-ES+A256KW.
     #[serde(default)]
     pub decryption_keys: Vec<RawDecryptionKey>,
+    /// RFC 7662 introspection for opaque (non-JWT) tokens.
+    pub introspection: Option<RawIntrospection>,
     /// Path of the self-service revocation endpoint (RFC 7009); default `/oauth2/revoke`.
     pub revocation_path: Option<String>,
     /// Path of the "revoke all my tokens" endpoint; default `/oauth2/revoke-all`.
     pub revoke_all_path: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIntrospection {
+    /// `https://` endpoint of the authorization server.
+    pub url: String,
+    /// PEM trust anchors for the endpoint.
+    pub ca: String,
+    pub client_id: String,
+    /// File holding the client secret (mode 0600).
+    pub client_secret_file: String,
+    /// Issuer recorded for introspected tokens; a response naming another `iss` is refused.
+    pub issuer: String,
+    /// When set, the response's `aud` must contain one of these.
+    #[serde(default)]
+    pub audiences: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

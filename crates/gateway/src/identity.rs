@@ -71,6 +71,8 @@ pub enum IdentityError {
     Store(#[from] StoreError),
     #[error("identity.issuers[{index}]: {reason}")]
     Jwks { index: usize, reason: String },
+    #[error("identity.introspection: {0}")]
+    Introspection(String),
     #[error("identity.decryption_keys[{index}]: {reason}")]
     DecryptionKey { index: usize, reason: String },
 }
@@ -79,6 +81,7 @@ pub enum IdentityError {
 pub struct IdentityState {
     pub config: Identity,
     decryption_keys: Vec<(Option<String>, crate::jwe::DecryptionKey)>,
+    introspector: Option<crate::introspection::Introspector>,
     pepper: Pepper,
     store: Arc<dyn Store>,
     snapshot: ArcSwap<Snapshot>,
@@ -155,9 +158,16 @@ impl IdentityState {
                 crate::jwe::DecryptionKey::from_pkcs8_pem(&pem).map_err(field)?,
             ));
         }
+        let introspector = config
+            .introspection
+            .as_ref()
+            .map(crate::introspection::Introspector::new)
+            .transpose()
+            .map_err(IdentityError::Introspection)?;
         let state = Arc::new(Self {
             config: config.clone(),
             decryption_keys,
+            introspector,
             pepper,
             store,
             snapshot,
@@ -320,6 +330,17 @@ impl IdentityState {
         } else {
             token
         };
+        // Opaque tokens (not a compact JWS) go to RFC 7662 introspection when configured.
+        if token.split('.').count() != 3
+            && let Some(introspector) = &self.introspector
+        {
+            let skew = self.config.clock_skew.as_secs() as i64;
+            let t = introspector
+                .introspect(token, now(), skew, MAX_TOKEN_LIFETIME_S)
+                .await
+                .map_err(Rejection::InvalidToken)?;
+            return self.not_revoked(t);
+        }
         let iss = tokens::unverified_issuer(token)
             .ok_or(Rejection::InvalidToken(TokenError::Malformed))?;
         let issuer = self
@@ -347,6 +368,11 @@ impl IdentityState {
             (result, _) => result,
         }
         .map_err(Rejection::InvalidToken)?;
+        self.not_revoked(t)
+    }
+
+    /// Revocation by token id and by subject, against the current snapshot.
+    fn not_revoked(&self, t: VerifiedToken) -> Result<VerifiedToken, Rejection> {
         let snap = self.snapshot.load();
         if snap
             .revoked_jti

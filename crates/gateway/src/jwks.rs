@@ -10,10 +10,9 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::Uri;
 use http_body_util::{BodyExt, Empty, Limited};
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use jsonwebtoken::jwk::JwkSet;
 use std::path::Path;
 use std::sync::Arc;
@@ -48,29 +47,9 @@ impl JwksFetcher {
         refresh: Duration,
         min_refetch: Duration,
     ) -> Result<Self, String> {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in crate::tls::load_certs(ca).map_err(|e| e.to_string())? {
-            roots
-                .add(cert)
-                .map_err(|e| format!("{}: {e}", ca.display()))?;
-        }
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(crate::tls::provider()))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(FETCH_TIMEOUT));
-        let connector = HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_only()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(http);
         Ok(Self {
             url,
-            client: Client::builder(TokioExecutor::new()).build(connector),
+            client: crate::tls::https_client(ca, FETCH_TIMEOUT)?,
             refresh,
             min_refetch,
             last_attempt: tokio::sync::Mutex::new(None),

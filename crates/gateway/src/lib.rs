@@ -15,6 +15,7 @@ pub mod framing;
 pub mod hardening;
 pub mod hygiene;
 pub mod identity;
+pub mod introspection;
 pub mod jwe;
 pub mod jwks;
 mod listener;

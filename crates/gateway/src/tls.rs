@@ -171,6 +171,49 @@ pub fn upstream_client_config(ca_path: &Path) -> Result<ClientConfig, TlsError> 
         .with_no_client_auth())
 }
 
+/// An HTTPS client (TLS 1.2+ with the allowed suites, HTTP/1.1 and HTTP/2)
+/// trusting only the anchors in `ca`: for JWKS and introspection endpoints.
+pub fn https_client<B>(
+    ca: &Path,
+    connect_timeout: std::time::Duration,
+) -> Result<
+    hyper_util::client::legacy::Client<
+        hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+        B,
+    >,
+    String,
+>
+where
+    B: http_body::Body + Send + 'static + Unpin,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut roots = RootCertStore::empty();
+    for cert in load_certs(ca).map_err(|e| e.to_string())? {
+        roots
+            .add(cert)
+            .map_err(|e| format!("{}: {e}", ca.display()))?;
+    }
+    let tls = ClientConfig::builder_with_provider(Arc::new(provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(connect_timeout));
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_only()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    Ok(
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build(connector),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -686,3 +686,113 @@ async fn nested_jwe_tokens_are_decrypted_then_verified() {
     );
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn opaque_tokens_are_introspected_every_time_and_fail_closed() {
+    use bytes::Bytes;
+    use portcullis_gateway::backend_server::{self, BackendServer};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let env = TestEnv::new().await;
+    let issuer = TestIssuer::new(ISS, "k1");
+    let jwks = env.path().join("jwks.json");
+    let key = env.provision_app("web");
+    // A real RFC 7662 endpoint over HTTPS, checking the gateway's client credentials.
+    let calls = Arc::new(AtomicU64::new(0));
+    let up = Arc::new(AtomicBool::new(true));
+    let handler: backend_server::Handler = {
+        let calls = calls.clone();
+        let up = up.clone();
+        Arc::new(move |req: http::Request<Bytes>, _peer| {
+            calls.fetch_add(1, Ordering::Relaxed);
+            let now = portcullis_gateway::identity::now();
+            let authorized = req
+                .headers()
+                .get("authorization")
+                .is_some_and(|v| v == "Basic Z2F0ZXdheTpzM2NyM3Q=");
+            let body = String::from_utf8_lossy(req.body()).into_owned();
+            let answer = if !up.load(Ordering::Relaxed) {
+                None
+            } else if !authorized {
+                Some((401, serde_json::json!({"error": "invalid_client"})))
+            } else if body.starts_with("token=opaque%2Dread&") {
+                Some((
+                    200,
+                    serde_json::json!({"active": true, "scope": "orders:read", "sub": "carol", "exp": now + 600, "iat": now, "aud": "orders-api", "iss": "https://as.test"}),
+                ))
+            } else if body.starts_with("token=opaque%2Dno%2Dexp&") {
+                Some((
+                    200,
+                    serde_json::json!({"active": true, "scope": "orders:read", "sub": "carol"}),
+                ))
+            } else {
+                Some((200, serde_json::json!({"active": false})))
+            };
+            let resp = match answer {
+                Some((status, json)) => http::Response::builder()
+                    .status(status)
+                    .header("content-type", "application/json")
+                    .body(Full::new(Bytes::from(json.to_string()))),
+                None => http::Response::builder()
+                    .status(503)
+                    .body(Full::new(Bytes::new())),
+            };
+            Box::pin(async move { resp.unwrap() })
+        })
+    };
+    let id = env.ca.issue(&["127.0.0.1"], false).unwrap();
+    let server = BackendServer::start(
+        "127.0.0.1:0".parse().unwrap(),
+        backend_server::tls_from_pem(&id.cert_pem, &id.key_pem).unwrap(),
+        handler,
+    )
+    .await
+    .unwrap();
+    let secret = env.path().join("introspection-secret");
+    portcullis_gateway::devpki::write_private(&secret, b"s3cr3t\n").unwrap();
+    let identity = format!(
+        "{}  introspection:\n    url: https://127.0.0.1:{}/introspect\n    ca: {}\n    client_id: gateway\n    client_secret_file: {}\n    issuer: https://as.test\n    audiences: [orders-api]\n",
+        env.identity_yaml(&issuer, &jwks),
+        server.addr.port(),
+        env.ca_path.display(),
+        secret.display()
+    );
+    let mut gw = env.gateway(API).with(&identity).start().await;
+    assert_eq!(
+        call(&gw, "GET", "/v1/orders", Some(&key), Some("opaque-read"))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        call(&gw, "GET", "/v1/orders", Some(&key), Some("opaque-read"))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        calls.load(Ordering::Relaxed),
+        2,
+        "answers are not cached (AUTHZ-05)"
+    );
+    for (token, why) in [("opaque-unknown", "inactive"), ("opaque-no-exp", "no exp")] {
+        let r = call(&gw, "GET", "/v1/orders", Some(&key), Some(token)).await;
+        assert_eq!(r.status, 401, "{why}");
+        assert_eq!(r.header("www-authenticate"), Some(INVALID), "{why}");
+        gw.next_event().await;
+    }
+    // Scope still applies to introspected tokens.
+    let r = call(&gw, "POST", "/v1/orders", Some(&key), Some("opaque-read")).await;
+    assert_eq!(r.status, 403);
+    gw.next_event().await;
+    // The authorization server is down: fail closed.
+    up.store(false, Ordering::Relaxed);
+    assert_eq!(
+        call(&gw, "GET", "/v1/orders", Some(&key), Some("opaque-read"))
+            .await
+            .status,
+        401
+    );
+    gw.stop().await;
+    server.stop().await;
+}

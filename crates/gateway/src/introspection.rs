@@ -1,0 +1,180 @@
+//! RFC 7662 token introspection for opaque bearer tokens (AUTHN-02).
+//!
+//! The gateway authenticates to the authorization server with HTTP Basic
+//! (client id + a secret read from a 0600 file), over HTTPS verified against
+//! the configured anchors, bounded in time and size. Answers are never
+//! cached (AUTHZ-05): an inactive, expired, foreign or unanswered token is
+//! refused, and so is one whose answer lacks `exp`.
+
+use crate::tokens::{TokenError, VerifiedToken};
+use base64::Engine;
+use bytes::Bytes;
+use http::HeaderValue;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use portcullis_config::Introspection;
+use serde::Deserialize;
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(5);
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+pub struct Introspector {
+    config: Introspection,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    authorization: HeaderValue,
+}
+
+impl std::fmt::Debug for Introspector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Introspector")
+            .field("url", &self.config.url)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    active: bool,
+    scope: Option<String>,
+    client_id: Option<String>,
+    sub: Option<String>,
+    exp: Option<i64>,
+    iat: Option<i64>,
+    iss: Option<String>,
+    #[serde(default)]
+    aud: Option<serde_json::Value>,
+    jti: Option<String>,
+}
+
+impl Introspector {
+    pub fn new(config: &Introspection) -> Result<Self, String> {
+        // The client secret is a key: the same permission rule applies (TLS-07).
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&config.client_secret_file)
+                .map_err(|e| format!("{}: {}", config.client_secret_file.display(), e.kind()))?
+                .permissions()
+                .mode();
+            if mode & 0o077 != 0 {
+                return Err(format!(
+                    "{} is readable by group or others: run `chmod 600` on it",
+                    config.client_secret_file.display()
+                ));
+            }
+        }
+        let secret = std::fs::read_to_string(&config.client_secret_file)
+            .map_err(|e| format!("{}: {}", config.client_secret_file.display(), e.kind()))?;
+        let credentials = base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            config.client_id,
+            secret.trim()
+        ));
+        let mut authorization = HeaderValue::from_str(&format!("Basic {credentials}"))
+            .map_err(|_| "client secret is not text".to_owned())?;
+        authorization.set_sensitive(true);
+        Ok(Self {
+            config: config.clone(),
+            client: crate::tls::https_client(&config.ca, TIMEOUT)?,
+            authorization,
+        })
+    }
+
+    /// Asks the authorization server about `token`; refuses on any doubt.
+    pub async fn introspect(
+        &self,
+        token: &str,
+        now: i64,
+        skew_s: i64,
+        max_lifetime_s: i64,
+    ) -> Result<VerifiedToken, TokenError> {
+        let body = format!(
+            "token={}&token_type_hint=access_token",
+            percent_encoding::utf8_percent_encode(token, percent_encoding::NON_ALPHANUMERIC)
+        );
+        let request = http::Request::post(self.config.url.clone())
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .header(http::header::ACCEPT, "application/json")
+            .header(http::header::AUTHORIZATION, self.authorization.clone())
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|_| TokenError::Invalid("introspection request".into()))?;
+        let unavailable =
+            |why: String| TokenError::Invalid(format!("introspection unavailable: {why}"));
+        let response = tokio::time::timeout(TIMEOUT, self.client.request(request))
+            .await
+            .map_err(|_| unavailable("timed out".into()))?
+            .map_err(|e| unavailable(e.to_string()))?;
+        if !response.status().is_success() {
+            return Err(unavailable(format!("answered {}", response.status())));
+        }
+        let bytes = tokio::time::timeout(
+            TIMEOUT,
+            Limited::new(response.into_body(), MAX_ANSWER_BYTES).collect(),
+        )
+        .await
+        .map_err(|_| unavailable("timed out".into()))?
+        .map_err(|e| unavailable(e.to_string()))?
+        .to_bytes();
+        let a: Answer =
+            serde_json::from_slice(&bytes).map_err(|_| unavailable("answer is not JSON".into()))?;
+        if !a.active {
+            return Err(TokenError::Claim("inactive (introspection)"));
+        }
+        let exp = a
+            .exp
+            .ok_or(TokenError::Claim("introspection answer without `exp`"))?;
+        if exp + skew_s <= now {
+            return Err(TokenError::Claim("expired (introspection)"));
+        }
+        if exp - now > max_lifetime_s + skew_s {
+            return Err(TokenError::Claim(
+                "lifetime longer than this gateway accepts",
+            ));
+        }
+        if a.iss.as_ref().is_some_and(|i| *i != self.config.issuer) {
+            return Err(TokenError::UnknownIssuer);
+        }
+        let audience: Vec<String> = match a.aud {
+            Some(serde_json::Value::String(s)) => vec![s],
+            Some(serde_json::Value::Array(v)) => v
+                .into_iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect(),
+            _ => vec![],
+        };
+        if !self.config.audiences.is_empty()
+            && !audience.iter().any(|a| self.config.audiences.contains(a))
+        {
+            return Err(TokenError::Claim("audience not accepted (introspection)"));
+        }
+        let token_id = a.jti.unwrap_or_else(|| {
+            let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+            format!(
+                "sha256:{}",
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(d.as_ref())
+            )
+        });
+        Ok(VerifiedToken {
+            issuer: self.config.issuer.clone(),
+            subject: a.sub,
+            audience,
+            scopes: a
+                .scope
+                .unwrap_or_default()
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            expires_at: exp,
+            issued_at: a.iat,
+            token_id,
+            client_id: a.client_id,
+        })
+    }
+}
