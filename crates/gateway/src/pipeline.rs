@@ -43,18 +43,14 @@ pub async fn handle(
     // 2. correlation: decided first so that every answer carries an id.
     let correlation = correlation::from_request(&parts.headers, &state.correlation_header);
     let mut decided = Decided::default();
-    let result = run(
-        &state,
-        &conn,
-        &parts,
-        Some(body),
-        &correlation,
-        &mut decided,
-    )
-    .await;
+    let mut body = Some(body);
+    let result = run(&state, &conn, &parts, &mut body, &correlation, &mut decided).await;
     let mut response = match result {
         Ok(response) => response,
         Err(rejection) => {
+            if let Some(unread) = body.take() {
+                discard_small_body(unread, &parts.headers).await;
+            }
             let api = decided.api.map(|i| state.routes.api(i).name.as_str());
             reject(
                 &state,
@@ -90,7 +86,7 @@ async fn run(
     state: &State,
     conn: &ConnInfo,
     parts: &Parts,
-    mut body: Option<Incoming>,
+    body: &mut Option<Incoming>,
     correlation: &CorrelationId,
     decided: &mut Decided,
 ) -> Result<Response<GatewayBody>, Rejection> {
@@ -113,8 +109,7 @@ async fn run(
     let path = path::normalize(parts.uri.path())?;
     let host = request_host(parts);
     if let Some(identity) = &state.identity
-        && let Some(response) =
-            self_service(identity, parts, &path, &mut body, &state.limits).await?
+        && let Some(response) = self_service(identity, parts, &path, body, &state.limits).await?
     {
         return Ok(response);
     }
@@ -255,6 +250,22 @@ async fn self_service(
         http::HeaderValue::from_static("application/json"),
     );
     Ok(Some(r))
+}
+
+/// Reads and drops a small unread request body before a rejection is sent,
+/// so that clients still uploading see the answer instead of a reset
+/// (nginx's lingering close, bounded: at most 64 KiB and 1 s).
+async fn discard_small_body(body: Incoming, headers: &HeaderMap) {
+    const MAX: u64 = 64 * 1024;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if body.is_end_stream() || declared.is_some_and(|n| n > MAX) {
+        return;
+    }
+    let limited = Limited::new(body, MAX as usize);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), limited.collect()).await;
 }
 
 /// The host the client addressed, without port (HTTP/2 `:authority` or HTTP/1 `Host`).
