@@ -1,5 +1,6 @@
-//! Bearer-token parsing and verification on arbitrary input: never panics,
-//! and never accepts a token (the fuzzer cannot hold the issuer's key).
+//! Bearer-token parsing and verification on arbitrary input, JWS and
+//! nested JWE: never panics, and never accepts a token (the fuzzer holds
+//! neither the issuer's signing key nor a way to forge GCM tags).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -12,6 +13,13 @@ const JWKS: &str = r#"{"keys":[{"kty":"EC","crv":"P-256","use":"sig","alg":"ES25
 fuzz_target!(|data: &[u8]| {
     let Ok(token) = std::str::from_utf8(data) else { return };
     let _ = unverified_issuer(token);
+    if portcullis_gateway::jwe::is_jwe(token) {
+        let keys = vec![(
+            Some("ec-1".to_owned()),
+            portcullis_gateway::jwe::DecryptionKey::from_pkcs8_pem(include_bytes!("../../crates/gateway/testdata/jwe/ec-private.pem")).unwrap(),
+        )];
+        assert!(portcullis_gateway::jwe::decrypt(token, &keys).is_err());
+    }
     let issuer = Issuer {
         issuer: "https://issuer.test".into(),
         audiences: vec!["orders-api".into()],

@@ -410,12 +410,11 @@ impl IdentityState {
     }
 
     /// Self-service revocation (RFC 7009 style): the caller proves it holds a
-    /// valid token (and, when it sends one, a valid API key), then revokes
+    /// valid token and its application's API key, then revokes
     /// that token, or another token of the same subject named in `token=`.
     pub async fn revoke(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), Rejection> {
-        if headers.contains_key(&self.config.api_key_header) {
-            self.application(headers)?;
-        }
+        // The caller proves both: its application's key and the token itself.
+        self.application(headers)?;
         let caller = self.token(headers).await?;
         let named = form_value(body, "token");
         let target = match named.as_deref() {
@@ -446,9 +445,7 @@ impl IdentityState {
 
     /// "Revoke all my tokens": every token of the caller's subject issued until now.
     pub async fn revoke_all(&self, headers: &HeaderMap) -> Result<(), Rejection> {
-        if headers.contains_key(&self.config.api_key_header) {
-            self.application(headers)?;
-        }
+        self.application(headers)?;
         let caller = self.token(headers).await?;
         let Some(subject) = caller.subject.clone() else {
             return Err(Rejection::InvalidToken(TokenError::Claim(

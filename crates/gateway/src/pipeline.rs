@@ -29,6 +29,8 @@ use std::sync::Arc;
 #[derive(Default)]
 struct Decided {
     api: Option<usize>,
+    /// The verified identity, kept for the upstream stage (PKI issue: forwarded as a gateway-signed token).
+    claims: Option<crate::identity::ClaimSet>,
     operation: Option<Arc<str>>,
     preflight: bool,
 }
@@ -137,7 +139,7 @@ async fn run(
             let identity = state.identity.as_ref().ok_or_else(|| {
                 Rejection::StoreUnavailable("protected route without identity".into())
             })?;
-            identity.authenticate(policy, &parts.headers).await?;
+            decided.claims = Some(identity.authenticate(policy, &parts.headers).await?);
         }
     }
     // 8. throttle: throttling issue.

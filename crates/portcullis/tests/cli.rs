@@ -243,6 +243,15 @@ fn apps_and_keys_commands_manage_the_store() {
         list.contains(&id) && list.contains("active") && !list.contains(&key),
         "only the id is listed: {list}"
     );
+    let (code, out, _) = run(&["keys", "rotate", "--app", "web", "--overlap-s", "3600"]);
+    assert_eq!(code, Some(0), "{out}");
+    let rotated = out.lines().last().unwrap().to_owned();
+    assert!(rotated.starts_with("pcsk_") && rotated != key);
+    let (_, list, _) = run(&["keys", "list", "--app", "web"]);
+    assert!(
+        list.contains("expires in"),
+        "the old key keeps an overlap: {list}"
+    );
     assert_eq!(run(&["keys", "revoke", &id]).0, Some(0));
     assert!(run(&["keys", "list"]).1.contains("revoked"));
     // Only the digest is stored: the key itself is nowhere in the data directory.
