@@ -505,7 +505,7 @@ async fn jwks_rotation_is_picked_up_and_a_broken_jwks_keeps_the_last_good_keys()
 #[tokio::test]
 async fn jwks_over_https_rotates_survives_outage_and_is_not_flooded() {
     use bytes::Bytes;
-    use portcullis_gateway::backend_server::{self, BackendServer};
+    use portcullis_gateway::backend_server;
     use std::sync::{Arc, Mutex};
     let env = TestEnv::new().await;
     let k1 = TestIssuer::new(ISS, "k1");
@@ -533,14 +533,7 @@ async fn jwks_over_https_rotates_survives_outage_and_is_not_flooded() {
             Box::pin(async move { resp.unwrap() })
         })
     };
-    let id = env.ca.issue(&["127.0.0.1"], false).unwrap();
-    let server = BackendServer::start(
-        "127.0.0.1:0".parse().unwrap(),
-        backend_server::tls_from_pem(&id.cert_pem, &id.key_pem).unwrap(),
-        handler,
-    )
-    .await
-    .unwrap();
+    let server = env.https_server(handler).await;
     let key = env.provision_app("web");
     let identity = format!(
         "identity:\n  data_dir: {}\n  issuers:\n    - issuer: {ISS}\n      audiences: [orders-api]\n      jwks_url: https://127.0.0.1:{}/jwks.json\n      jwks_ca: {}\n      jwks_refetch_interval_s: 1\n",
@@ -690,7 +683,7 @@ async fn nested_jwe_tokens_are_decrypted_then_verified() {
 #[tokio::test]
 async fn opaque_tokens_are_introspected_every_time_and_fail_closed() {
     use bytes::Bytes;
-    use portcullis_gateway::backend_server::{self, BackendServer};
+    use portcullis_gateway::backend_server;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     let env = TestEnv::new().await;
@@ -740,14 +733,7 @@ async fn opaque_tokens_are_introspected_every_time_and_fail_closed() {
             Box::pin(async move { resp.unwrap() })
         })
     };
-    let id = env.ca.issue(&["127.0.0.1"], false).unwrap();
-    let server = BackendServer::start(
-        "127.0.0.1:0".parse().unwrap(),
-        backend_server::tls_from_pem(&id.cert_pem, &id.key_pem).unwrap(),
-        handler,
-    )
-    .await
-    .unwrap();
+    let server = env.https_server(handler).await;
     let secret = env.path().join("introspection-secret");
     portcullis_gateway::devpki::write_private(&secret, b"s3cr3t\n").unwrap();
     let identity = format!(

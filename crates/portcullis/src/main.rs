@@ -141,15 +141,9 @@ fn main() -> ExitCode {
 
 /// Opens the store named by a config's identity section and runs `f`.
 fn admin(path: &Path, f: impl FnOnce(&dyn Store, &Pepper) -> Result<(), StoreError>) -> ExitCode {
-    let config = match portcullis_config::load(path) {
+    let config = match load_config(path) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("{}: invalid config", path.display());
-            for fe in e.field_errors() {
-                eprintln!("  error: {fe}");
-            }
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     let Some(identity) = config.identity else {
         eprintln!(
@@ -253,19 +247,21 @@ fn keys(store: &dyn Store, pepper: &Pepper, action: KeysAction) -> Result<(), St
     Ok(())
 }
 
+/// Loads and validates a config, printing every problem with its field path.
+fn load_config(path: &Path) -> Result<portcullis_config::Config, ExitCode> {
+    portcullis_config::load(path).map_err(|e| {
+        eprintln!("{}: invalid config", path.display());
+        for fe in e.field_errors() {
+            eprintln!("  error: {fe}");
+        }
+        ExitCode::from(1)
+    })
+}
+
 /// Loads and fully builds a config (TLS files, keys, routes, upstreams),
 /// printing every problem with its field path.
 fn load(path: &Path) -> Result<(portcullis_config::Config, Gateway), ExitCode> {
-    let config = match portcullis_config::load(path) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{}: invalid config", path.display());
-            for fe in e.field_errors() {
-                eprintln!("  error: {fe}");
-            }
-            return Err(ExitCode::from(1));
-        }
-    };
+    let config = load_config(path)?;
     match Gateway::build(&config) {
         Ok(g) => Ok((config, g)),
         Err(e) => {

@@ -594,6 +594,19 @@ impl TestEnv {
         )
     }
 
+    /// An extra HTTPS server on loopback (certificate for 127.0.0.1 from the
+    /// test CA), e.g. a JWKS or introspection endpoint.
+    pub async fn https_server(&self, handler: Handler) -> BackendServer {
+        let id = self.ca.issue(&["127.0.0.1"], false).expect("certificate");
+        BackendServer::start(
+            "127.0.0.1:0".parse().expect("address"),
+            backend_server::tls_from_pem(&id.cert_pem, &id.key_pem).expect("TLS config"),
+            handler,
+        )
+        .await
+        .expect("HTTPS server")
+    }
+
     /// Creates an application and returns a fresh API key for it.
     pub fn provision_app(&self, name: &str) -> String {
         use portcullis_gateway::store::Store;
