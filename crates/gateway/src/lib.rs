@@ -166,7 +166,13 @@ impl Gateway {
                 upstreams,
                 limits: config.limits.clone(),
                 correlation_header: config.correlation_header.clone(),
-                request_remove_headers: config.request_remove_headers.clone(),
+                // The API key authenticates the application to the gateway only.
+                request_remove_headers: config
+                    .request_remove_headers
+                    .iter()
+                    .chain(config.identity.as_ref().map(|i| &i.api_key_header))
+                    .cloned()
+                    .collect(),
                 response_remove_headers: config.response_remove_headers.clone(),
                 events,
                 identity,

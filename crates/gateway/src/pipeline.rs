@@ -157,16 +157,11 @@ async fn run(
         parts.uri.query(),
     )?;
     let mut upstream_request = Request::new(Full::new(body));
-    let mut remove = state.request_remove_headers.clone();
-    if let Some(identity) = &state.identity {
-        // The API key authenticates the application to the gateway only.
-        remove.push(identity.config.api_key_header.clone());
-    }
     *upstream_request.method_mut() = parts.method.clone();
     *upstream_request.uri_mut() = uri;
     *upstream_request.headers_mut() = hygiene::upstream_headers(
         &parts.headers,
-        &remove,
+        &state.request_remove_headers,
         (&state.correlation_header, &correlation.value),
         Forwarding {
             client: conn.remote,
