@@ -405,6 +405,11 @@ impl IdentityState {
             claims.token = Some(self.token(headers).await?);
             claims.methods.push("bearer");
         }
+        if claims.methods.is_empty() {
+            // Config validation forbids a protected route that names no
+            // credential; should one ever get here, it must not pass.
+            return Err(Rejection::MissingApiKey);
+        }
         authorize(policy, &claims)?;
         Ok(claims)
     }
