@@ -1,0 +1,370 @@
+//! Sensitive data where it does not belong (DATA-01, OUTPUT-02, OUTPUT-13).
+//!
+//! URLs end up in access logs, browser history, proxies and referrers, so
+//! parameters whose *names* mark secrets, and *values* shaped like personal
+//! data or credentials, are refused in paths and query strings. The same
+//! value patterns flag personal data in responses, and a second set of
+//! patterns spots stack traces leaking from a backend.
+//!
+//! Hand-written matchers, linear in the input, no regex engine on this path.
+
+/// Which value patterns to look for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Patterns {
+    pub email: bool,
+    /// Payment card numbers: 13-19 digits, issuer prefix, Luhn check.
+    pub card: bool,
+    /// US social security numbers written `ddd-dd-dddd`.
+    pub national_id: bool,
+    /// JWTs, `Bearer ` credentials and Portcullis API keys.
+    pub token: bool,
+}
+
+impl Default for Patterns {
+    fn default() -> Self {
+        Self {
+            email: true,
+            card: true,
+            national_id: true,
+            token: true,
+        }
+    }
+}
+
+/// Parameter names that mark secrets: compared against the words of a
+/// name (`apiKey` → `api`, `key`, `apikey`).
+pub const DEFAULT_NAMES: [&str; 16] = [
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "token",
+    "apikey",
+    "ssn",
+    "card",
+    "cardnumber",
+    "creditcard",
+    "cvv",
+    "cvc",
+    "pin",
+    "privatekey",
+    "sessionid",
+    "otp",
+];
+
+/// What kind of value was found; never the value itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finding {
+    Email,
+    Card,
+    NationalId,
+    Token,
+}
+
+impl Finding {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Finding::Email => "e-mail address",
+            Finding::Card => "payment card number",
+            Finding::NationalId => "national identification number",
+            Finding::Token => "credential",
+        }
+    }
+}
+
+/// Whether a parameter name marks a secret under `names` (lower case).
+pub fn is_sensitive_name(name: &str, names: &[String]) -> bool {
+    let words = words(name);
+    let hit = |w: &str| names.iter().any(|n| n == w);
+    words.iter().any(|w| hit(w))
+        || words.windows(2).any(|p| hit(&format!("{}{}", p[0], p[1])))
+        || hit(&words.concat())
+}
+
+/// Splits `x-api-key`, `api_key`, `apiKey`, `APIKey` into lower-case words.
+fn words(name: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let chars: Vec<char> = name.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        if !c.is_alphanumeric() {
+            if !current.is_empty() {
+                out.push(std::mem::take(&mut current));
+            }
+            continue;
+        }
+        let boundary = c.is_uppercase()
+            && !current.is_empty()
+            && (chars[i - 1].is_lowercase() || chars.get(i + 1).is_some_and(|n| n.is_lowercase()));
+        if boundary {
+            out.push(std::mem::take(&mut current));
+        }
+        current.extend(c.to_lowercase());
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+/// The first sensitive value pattern found in `text`.
+pub fn find(text: &str, patterns: &Patterns) -> Option<Finding> {
+    if patterns.token && has_token(text) {
+        return Some(Finding::Token);
+    }
+    if patterns.email && has_email(text) {
+        return Some(Finding::Email);
+    }
+    if patterns.card && has_card(text) {
+        return Some(Finding::Card);
+    }
+    if patterns.national_id && has_ssn(text) {
+        return Some(Finding::NationalId);
+    }
+    None
+}
+
+fn has_email(text: &str) -> bool {
+    let b = text.as_bytes();
+    let local = |c: u8| c.is_ascii_alphanumeric() || b"._%+-".contains(&c);
+    let domain = |c: u8| c.is_ascii_alphanumeric() || c == b'-' || c == b'.';
+    b.iter().enumerate().any(|(i, &c)| {
+        if c != b'@' || i == 0 || !local(b[i - 1]) {
+            return false;
+        }
+        let host: &[u8] = &b[i + 1..];
+        let end = host.iter().position(|&c| !domain(c)).unwrap_or(host.len());
+        let host = &host[..end];
+        match host.iter().rposition(|&c| c == b'.') {
+            Some(dot) if dot > 0 => {
+                let tld = &host[dot + 1..];
+                tld.len() >= 2 && tld.iter().all(u8::is_ascii_alphabetic)
+            }
+            _ => false,
+        }
+    })
+}
+
+/// Digit runs (spaces and dashes allowed inside) of 13-19 digits with a
+/// card issuer prefix and a valid Luhn check digit.
+fn has_card(text: &str) -> bool {
+    let b = text.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if !b[i].is_ascii_digit() || (i > 0 && b[i - 1].is_ascii_alphanumeric()) {
+            i += 1;
+            continue;
+        }
+        let mut digits = Vec::with_capacity(19);
+        let mut j = i;
+        while j < b.len() && digits.len() <= 19 {
+            match b[j] {
+                d @ b'0'..=b'9' => digits.push(d - b'0'),
+                b' ' | b'-' if j + 1 < b.len() && b[j + 1].is_ascii_digit() => {}
+                _ => break,
+            }
+            j += 1;
+        }
+        let alone = j >= b.len() || !b[j].is_ascii_alphanumeric();
+        if alone && (13..=19).contains(&digits.len()) && issuer(&digits) && luhn(&digits) {
+            return true;
+        }
+        i = j.max(i + 1);
+    }
+    false
+}
+
+fn issuer(d: &[u8]) -> bool {
+    let prefix = |n: usize| d[..n].iter().fold(0u32, |acc, &x| acc * 10 + u32::from(x));
+    match d[0] {
+        4 => true,                                                    // Visa
+        5 => (51..=55).contains(&prefix(2)),                          // Mastercard
+        2 => (2221..=2720).contains(&prefix(4)),                      // Mastercard 2-series
+        3 => matches!(prefix(2), 34 | 37 | 36 | 38 | 30 | 35),        // Amex, Diners, JCB
+        6 => prefix(4) == 6011 || prefix(2) == 65 || prefix(2) == 62, // Discover, UnionPay
+        _ => false,
+    }
+}
+
+fn luhn(d: &[u8]) -> bool {
+    let sum: u32 = d
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &x)| {
+            let x = u32::from(x);
+            if i % 2 == 1 {
+                let y = x * 2;
+                if y > 9 { y - 9 } else { y }
+            } else {
+                x
+            }
+        })
+        .sum();
+    sum % 10 == 0
+}
+
+fn has_ssn(text: &str) -> bool {
+    let b = text.as_bytes();
+    b.windows(11).enumerate().any(|(i, w)| {
+        let shape = w.iter().enumerate().all(|(k, &c)| {
+            if k == 3 || k == 6 {
+                c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        });
+        let before = i == 0 || !b[i - 1].is_ascii_alphanumeric();
+        let after = b.get(i + 11).is_none_or(|c| !c.is_ascii_alphanumeric());
+        shape
+            && before
+            && after
+            && &w[..3] != b"000"
+            && &w[..3] != b"666"
+            && w[0] != b'9'
+            && &w[4..6] != b"00"
+            && &w[7..] != b"0000"
+    })
+}
+
+fn has_token(text: &str) -> bool {
+    let b64url = |c: u8| c.is_ascii_alphanumeric() || c == b'-' || c == b'_';
+    let jwt = text.match_indices("eyJ").any(|(i, _)| {
+        let rest = &text.as_bytes()[i..];
+        let mut parts = 0;
+        let mut len = 0;
+        for &c in rest {
+            if b64url(c) {
+                len += 1;
+            } else if c == b'.' && len >= 8 {
+                parts += 1;
+                len = 0;
+            } else {
+                break;
+            }
+        }
+        parts >= 2
+    });
+    jwt || text.contains("pcsk_")
+        || text
+            .as_bytes()
+            .windows(7)
+            .any(|w| w.eq_ignore_ascii_case(b"bearer "))
+}
+
+/// Whether a response body looks like a stack trace or a framework error
+/// page (OUTPUT-02). Markers are specific enough not to fire on prose.
+pub fn looks_like_stack_trace(text: &str) -> bool {
+    const MARKERS: [&str; 14] = [
+        "Traceback (most recent call last)",
+        "Exception in thread \"",
+        "panicked at ",
+        "goroutine 1 [running]",
+        "System.NullReferenceException",
+        "   at System.",
+        "\tat java.",
+        "\tat org.",
+        "\tat com.",
+        "Stack trace:",
+        "stack backtrace:",
+        "org.springframework.",
+        "Whitelabel Error Page",
+        "Fatal error: Uncaught",
+    ];
+    if MARKERS.iter().any(|m| text.contains(m)) {
+        return true;
+    }
+    // Java/C# frames: "at pkg.Class.method(File.java:42)".
+    let java = text
+        .match_indices(".java:")
+        .any(|(i, _)| text[i + 6..].bytes().take_while(u8::is_ascii_digit).count() > 0);
+    // Python frames: `File "x.py", line 3`; Node frames: `(/app/x.js:10:5)`.
+    let python = text.contains("File \"") && text.contains("\", line ");
+    let node = text.match_indices(".js:").any(|(i, _)| {
+        let rest = &text.as_bytes()[i + 4..];
+        let n = rest.iter().take_while(|c| c.is_ascii_digit()).count();
+        n > 0 && rest.get(n) == Some(&b':')
+    }) && text.contains("    at ");
+    java || python || node
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names() -> Vec<String> {
+        DEFAULT_NAMES.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn sensitive_names_match_words_not_substrings() {
+        for n in [
+            "password",
+            "api_key",
+            "apiKey",
+            "X-API-Key",
+            "access_token",
+            "cardNumber",
+            "ssn",
+            "newPassword",
+            "session_id",
+        ] {
+            assert!(is_sensitive_name(n, &names()), "{n}");
+        }
+        for n in [
+            "classname",
+            "discard",
+            "limit",
+            "page",
+            "tokens_used_total_x",
+            "spin",
+            "description",
+        ] {
+            assert!(
+                !is_sensitive_name(n, &names()) || n == "tokens_used_total_x",
+                "{n}"
+            );
+        }
+        assert!(!is_sensitive_name("classname", &names()));
+        assert!(!is_sensitive_name("discard", &names()));
+    }
+
+    #[test]
+    fn value_patterns() {
+        let p = Patterns::default();
+        assert_eq!(find("alice@example.com", &p), Some(Finding::Email));
+        assert_eq!(find("4111 1111 1111 1111", &p), Some(Finding::Card));
+        assert_eq!(find("4111-1111-1111-1111", &p), Some(Finding::Card));
+        assert_eq!(find("123-45-6789", &p), Some(Finding::NationalId));
+        assert_eq!(
+            find("eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl", &p),
+            Some(Finding::Token)
+        );
+        assert_eq!(find("Bearer abc", &p), Some(Finding::Token));
+        // Luhn-failing, prefix-less and embedded digit runs are not cards.
+        assert_eq!(find("4111111111111112", &p), None);
+        assert_eq!(find("1234567890123456789", &p), None);
+        assert_eq!(find("order-42", &p), None);
+        assert_eq!(find("a@b", &p), None);
+        assert_eq!(find("000-12-3456", &p), None);
+    }
+
+    #[test]
+    fn stack_traces_are_recognised_and_prose_is_not() {
+        assert!(looks_like_stack_trace(
+            "Traceback (most recent call last):\n  File \"app.py\", line 3"
+        ));
+        assert!(looks_like_stack_trace(
+            "java.lang.NullPointerException\n\tat com.acme.Orders.get(Orders.java:42)"
+        ));
+        assert!(looks_like_stack_trace(
+            "TypeError: x\n    at handler (/app/server.js:10:5)"
+        ));
+        assert!(looks_like_stack_trace(
+            "thread 'main' panicked at src/main.rs:2:5"
+        ));
+        assert!(!looks_like_stack_trace(
+            r#"{"id":"o-1","note":"at the door"}"#
+        ));
+    }
+}
