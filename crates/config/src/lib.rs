@@ -153,8 +153,9 @@ impl Validator {
                 upstreams.push(up);
             }
         }
-        let apis = self.apis(raw, &upstreams);
         let identity = raw.identity.as_ref().map(|i| self.identity(i, &resolve));
+        let sensitive = self.sensitive(&raw.sensitive_data);
+        let apis = self.apis(raw, &upstreams, identity.as_ref(), &sensitive, &resolve);
         self.protected_routes_have_identity(&apis, identity.as_ref());
 
         if self.errors.is_empty() {
@@ -172,6 +173,7 @@ impl Validator {
                 identity,
                 upstreams,
                 apis,
+                sensitive,
             })
         } else {
             Err(LoadError::Invalid(self.errors))
@@ -260,10 +262,26 @@ impl Validator {
                     "only meaningful with `plaintext: redirect`",
                 );
             }
+            let environment = l
+                .environment
+                .as_deref()
+                .unwrap_or("production")
+                .to_ascii_lowercase();
+            if environment.is_empty()
+                || !environment
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                self.err(
+                    format!("{p}.environment"),
+                    "an environment name is letters, digits, `-` or `_`",
+                );
+            }
             out.push(Listener {
                 name: l.name.clone(),
                 bind,
                 kind,
+                environment,
             });
         }
         out
@@ -297,6 +315,7 @@ impl Validator {
             h2_max_pending_reset_streams: l.h2_max_pending_reset_streams,
             h2_max_local_error_reset_streams: l.h2_max_local_error_reset_streams,
             body_read_timeout: Duration::from_millis(l.body_read_timeout_ms),
+            max_response_bytes: l.max_response_bytes,
         }
     }
 
@@ -380,7 +399,148 @@ impl Validator {
         })
     }
 
-    fn apis(&mut self, raw: &RawConfig, upstreams: &[Upstream]) -> Vec<Api> {
+    fn sensitive(&mut self, raw: &schema::RawSensitiveData) -> SensitiveData {
+        let mut names: Vec<String> = raw.names.clone().unwrap_or_else(|| {
+            portcullis_contract::sensitive::DEFAULT_NAMES
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect()
+        });
+        names.extend(raw.extra_names.iter().cloned());
+        for (i, n) in names.iter_mut().enumerate() {
+            *n = n.to_ascii_lowercase();
+            if n.is_empty() || !n.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                self.err(
+                    format!("sensitive_data.names[{i}]"),
+                    "a name is letters and digits only (it is matched against the words of a parameter name)",
+                );
+            }
+        }
+        SensitiveData {
+            names,
+            patterns: portcullis_contract::sensitive::Patterns {
+                email: raw.email,
+                card: raw.card,
+                national_id: raw.national_id,
+                token: raw.token,
+            },
+        }
+    }
+
+    /// Compiles an API's OpenAPI document into routes (AUTHN-06, AUTHZ-02, AUTHZ-11).
+    fn contract_routes(
+        &mut self,
+        p: &str,
+        file: &Path,
+        raw: &schema::RawContract,
+        identity: Option<&Identity>,
+        sensitive: &SensitiveData,
+    ) -> Vec<Route> {
+        let at = format!("{p}.openapi");
+        if raw.max_json_depth == 0 || raw.max_json_depth > 100 {
+            self.err(format!("{p}.contract.max_json_depth"), "must be 1 to 100");
+        }
+        if raw.max_json_string_bytes == 0 {
+            self.err(
+                format!("{p}.contract.max_json_string_bytes"),
+                "must be greater than 0",
+            );
+        }
+        let options = portcullis_contract::Options {
+            unknown_properties: match raw.unknown_properties {
+                schema::RawUnknownProperties::Strip => {
+                    portcullis_contract::UnknownProperties::Strip
+                }
+                schema::RawUnknownProperties::Reject => {
+                    portcullis_contract::UnknownProperties::Reject
+                }
+            },
+            json: portcullis_contract::JsonLimits {
+                max_depth: raw.max_json_depth.clamp(1, 100),
+                max_string_bytes: raw.max_json_string_bytes,
+            },
+            api_key_header: identity.map(|i| i.api_key_header.as_str().to_owned()),
+            strip_responses: raw.strip_undeclared_responses,
+            validate_responses: raw.validate_responses,
+            sensitive_names: sensitive.names.clone(),
+        };
+        let contract = match portcullis_contract::load(file, &options) {
+            Ok(c) => c,
+            Err(errors) => {
+                for e in errors {
+                    self.err(format!("{at}#{}", e.pointer), e.message);
+                }
+                return Vec::new();
+            }
+        };
+        let known = |id: &str| contract.operations.iter().any(|o| o.id == id);
+        for (list, name) in [
+            (&raw.public_operations, "public_operations"),
+            (&raw.allow_pii, "allow_pii"),
+        ] {
+            for (i, id) in list.iter().enumerate() {
+                if !known(id) {
+                    self.err(
+                        format!("{p}.contract.{name}[{i}]"),
+                        format!("no operation `{id}` in {}", file.display()),
+                    );
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for op in &contract.operations {
+            if let Some(problem) = template_problem(&op.path, true) {
+                self.err(format!("{at}#{}", op.pointer), problem);
+                continue;
+            }
+            let listed_public = raw.public_operations.iter().any(|id| *id == op.id);
+            let auth = match &op.security {
+                portcullis_contract::Security::None if listed_public => AuthPolicy::Public,
+                portcullis_contract::Security::None => {
+                    self.err(
+                        format!("{at}#{}/security", op.pointer),
+                        format!("operation `{}` has no security requirement: declare one, or list it in {p}.contract.public_operations to make it public on purpose", op.id),
+                    );
+                    continue;
+                }
+                portcullis_contract::Security::Required { .. } if listed_public => {
+                    self.err(
+                        format!("{p}.contract.public_operations"),
+                        format!("operation `{}` has a security requirement; remove it from public_operations", op.id),
+                    );
+                    continue;
+                }
+                portcullis_contract::Security::Required {
+                    api_key,
+                    token,
+                    scopes,
+                } => AuthPolicy::Protected(Protected {
+                    api_key: *api_key,
+                    token: *token,
+                    scopes: scopes.clone(),
+                    apps: Vec::new(),
+                }),
+            };
+            out.push(Route {
+                path: op.path.clone(),
+                methods: vec![op.method.clone()],
+                auth,
+                environments: op.environments.clone(),
+                allow_pii: raw.allow_pii.iter().any(|id| *id == op.id),
+                operation: Some(op.clone()),
+            });
+        }
+        out
+    }
+
+    fn apis(
+        &mut self,
+        raw: &RawConfig,
+        upstreams: &[Upstream],
+        identity: Option<&Identity>,
+        sensitive: &SensitiveData,
+        resolve: &dyn Fn(&str) -> PathBuf,
+    ) -> Vec<Api> {
         let mut mounts = BTreeSet::new();
         let mut names = BTreeSet::new();
         let mut out = Vec::new();
@@ -435,7 +595,18 @@ impl Validator {
                 .cors
                 .as_ref()
                 .map(|c| self.cors(&format!("{p}.cors"), c));
-            let routes = self.routes(&p, &api.routes);
+            let openapi = api.openapi.as_deref().map(resolve);
+            let routes = match &openapi {
+                Some(_) if !api.routes.is_empty() => {
+                    self.err(
+                        format!("{p}.routes"),
+                        "give either `openapi` (routes come from the document) or `routes`, not both",
+                    );
+                    Vec::new()
+                }
+                Some(file) => self.contract_routes(&p, file, &api.contract, identity, sensitive),
+                None => self.routes(&p, &api.routes),
+            };
             out.push(Api {
                 name: api.name.clone(),
                 hosts,
@@ -443,6 +614,8 @@ impl Validator {
                 upstream: upstream.unwrap_or(0),
                 cors,
                 routes,
+                openapi,
+                owner: api.owner.clone(),
             });
         }
         out
@@ -450,7 +623,10 @@ impl Validator {
 
     fn routes(&mut self, p: &str, raw: &[schema::RawRoute]) -> Vec<Route> {
         if raw.is_empty() {
-            self.err(format!("{p}.routes"), "an API needs at least one route");
+            self.err(
+                format!("{p}.routes"),
+                "an API needs `openapi` (its document; recommended) or at least one route",
+            );
         }
         let mut seen = BTreeSet::new();
         let mut out = Vec::new();
@@ -533,6 +709,9 @@ impl Validator {
                 path: route.path.clone(),
                 methods,
                 auth,
+                operation: None,
+                environments: None,
+                allow_pii: false,
             });
         }
         out
@@ -952,6 +1131,7 @@ apis:
             paths,
             vec![
                 "listeners[0].tls.min_version",
+                "apis[0].openapi",
                 "apis[0].routes[0].auth",
                 "apis[0].routes[1].auth"
             ]

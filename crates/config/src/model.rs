@@ -6,8 +6,10 @@
 //! the explicit `dangerous_` opt-in, CORS never pairs `*` with credentials).
 
 use http::{HeaderName, HeaderValue, Method};
+use portcullis_contract::Operation;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +37,16 @@ pub struct Config {
     pub identity: Option<Identity>,
     pub upstreams: Vec<Upstream>,
     pub apis: Vec<Api>,
+    /// Sensitive data refused in URLs (DATA-01).
+    pub sensitive: SensitiveData,
+}
+
+/// What marks a URL as carrying sensitive data (DATA-01).
+#[derive(Debug, Clone)]
+pub struct SensitiveData {
+    /// Lower-case parameter names, matched against the words of a name.
+    pub names: Vec<String>,
+    pub patterns: portcullis_contract::sensitive::Patterns,
 }
 
 #[derive(Debug, Clone)]
@@ -42,6 +54,8 @@ pub struct Listener {
     pub name: String,
     pub bind: SocketAddr,
     pub kind: ListenerKind,
+    /// Lower case; `production` by default (CONTRACT-03).
+    pub environment: String,
 }
 
 #[derive(Debug, Clone)]
@@ -74,6 +88,7 @@ pub struct Limits {
     pub h2_max_pending_reset_streams: usize,
     pub h2_max_local_error_reset_streams: usize,
     pub body_read_timeout: Duration,
+    pub max_response_bytes: usize,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -118,6 +133,9 @@ pub struct Api {
     pub upstream: usize,
     pub cors: Option<Cors>,
     pub routes: Vec<Route>,
+    /// The OpenAPI document the routes were compiled from.
+    pub openapi: Option<PathBuf>,
+    pub owner: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -126,6 +144,12 @@ pub struct Route {
     pub path: String,
     pub methods: Vec<Method>,
     pub auth: AuthPolicy,
+    /// The compiled operation when the route comes from an OpenAPI document.
+    pub operation: Option<Arc<Operation>>,
+    /// Environments the route is served in; `None` = all (CONTRACT-03).
+    pub environments: Option<Vec<String>>,
+    /// Responses may carry `pii` fields unredacted (`contract.allow_pii`).
+    pub allow_pii: bool,
 }
 
 /// How a route authenticates its callers (AUTHN-06: every route has one).
@@ -257,6 +281,30 @@ impl Config {
                 _ => {}
             }
         }
+        for (i, l) in self.listeners.iter().enumerate() {
+            if l.environment != "production" {
+                push(
+                    format!("listeners[{i}].environment"),
+                    &format!(
+                        "listener serves environment `{}`: operations marked for it are reachable here",
+                        l.environment
+                    ),
+                );
+            }
+        }
+        for (name, on) in [
+            ("email", self.sensitive.patterns.email),
+            ("card", self.sensitive.patterns.card),
+            ("national_id", self.sensitive.patterns.national_id),
+            ("token", self.sensitive.patterns.token),
+        ] {
+            if !on {
+                push(
+                    format!("sensitive_data.{name}"),
+                    "a sensitive value pattern is no longer refused in URLs",
+                );
+            }
+        }
         for u in &self.upstreams {
             if u.scheme == UpstreamScheme::DangerousHttp {
                 push(
@@ -274,10 +322,37 @@ impl Config {
                     "CORS allows any origin (`*`)",
                 );
             }
+            if api.openapi.is_none() {
+                push(
+                    format!("apis[{a}].openapi"),
+                    "no OpenAPI document: request bodies, parameters and responses are not checked against a contract",
+                );
+            }
             for (r, route) in api.routes.iter().enumerate() {
+                if let Some(op) = &route.operation {
+                    if route.allow_pii {
+                        push(
+                            format!("apis[{a}].contract.allow_pii"),
+                            &format!("`{}` returns personal data unredacted", op.id),
+                        );
+                    }
+                    if !op.strips_responses() {
+                        push(
+                            format!("apis[{a}].contract.strip_undeclared_responses"),
+                            &format!(
+                                "`{}`: response properties the schema does not declare are passed through",
+                                op.id
+                            ),
+                        );
+                    }
+                }
                 if route.auth == AuthPolicy::Public {
                     push(
-                        format!("apis[{a}].routes[{r}].auth"),
+                        if route.operation.is_some() {
+                            format!("apis[{a}].contract.public_operations")
+                        } else {
+                            format!("apis[{a}].routes[{r}].auth")
+                        },
                         &format!(
                             "public route (no authentication): {} {}{}",
                             route

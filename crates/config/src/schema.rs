@@ -32,6 +32,41 @@ pub struct RawConfig {
     pub identity: Option<RawIdentity>,
     pub upstreams: BTreeMap<String, RawUpstream>,
     pub apis: Vec<RawApi>,
+    /// Sensitive data refused in URLs (DATA-01).
+    #[serde(default)]
+    pub sensitive_data: RawSensitiveData,
+}
+
+/// Parameter names and value patterns refused in paths and query strings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSensitiveData {
+    /// Replaces the default list of sensitive parameter names (matched by word).
+    pub names: Option<Vec<String>>,
+    /// Added to the (default or given) list.
+    #[serde(default)]
+    pub extra_names: Vec<String>,
+    #[serde(default = "defaults::yes")]
+    pub email: bool,
+    #[serde(default = "defaults::yes")]
+    pub card: bool,
+    #[serde(default = "defaults::yes")]
+    pub national_id: bool,
+    #[serde(default = "defaults::yes")]
+    pub token: bool,
+}
+
+impl Default for RawSensitiveData {
+    fn default() -> Self {
+        Self {
+            names: None,
+            extra_names: Vec::new(),
+            email: true,
+            card: true,
+            national_id: true,
+            token: true,
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +98,9 @@ pub struct RawListener {
     pub plaintext: Option<RawPlaintext>,
     /// With `plaintext: redirect`: the HTTPS port to redirect to (default 443).
     pub redirect_https_port: Option<u16>,
+    /// Environment this listener serves (default `production`); operations
+    /// marked `x-environment` for others are not routed here (CONTRACT-03).
+    pub environment: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +143,9 @@ pub struct RawLimits {
     pub h2_max_local_error_reset_streams: usize,
     #[serde(default = "defaults::body_read_timeout_ms")]
     pub body_read_timeout_ms: u64,
+    /// Largest upstream response the gateway buffers to inspect (JSON and text).
+    #[serde(default = "defaults::max_response_bytes")]
+    pub max_response_bytes: usize,
 }
 
 impl Default for RawLimits {
@@ -119,6 +160,7 @@ impl Default for RawLimits {
             h2_max_pending_reset_streams: defaults::h2_max_pending_reset_streams(),
             h2_max_local_error_reset_streams: defaults::h2_max_local_error_reset_streams(),
             body_read_timeout_ms: defaults::body_read_timeout_ms(),
+            max_response_bytes: defaults::max_response_bytes(),
         }
     }
 }
@@ -191,7 +233,63 @@ pub struct RawApi {
     /// Name of an entry in `upstreams`.
     pub upstream: String,
     pub cors: Option<RawCors>,
+    /// The API's OpenAPI 3.0/3.1 document: routes, security, validation.
+    pub openapi: Option<String>,
+    /// How the OpenAPI document is enforced.
+    #[serde(default)]
+    pub contract: RawContract,
+    /// Routes written by hand, for APIs without a document (no content validation).
+    #[serde(default)]
     pub routes: Vec<RawRoute>,
+    /// Team or person answerable for this API (inventory); defaults to the document's.
+    pub owner: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawUnknownProperties {
+    #[default]
+    Strip,
+    Reject,
+}
+
+/// Enforcement settings for an API's OpenAPI document.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawContract {
+    /// operationIds without a security requirement that are public on purpose (AUTHN-06).
+    #[serde(default)]
+    pub public_operations: Vec<String>,
+    /// Undeclared body properties and query parameters: `strip` (default) or `reject`.
+    #[serde(default)]
+    pub unknown_properties: RawUnknownProperties,
+    /// operationIds whose responses may carry `pii` fields unredacted.
+    #[serde(default)]
+    pub allow_pii: Vec<String>,
+    /// Strip response properties the response schema does not declare.
+    #[serde(default = "defaults::yes")]
+    pub strip_undeclared_responses: bool,
+    /// Validate JSON responses against their schema; a mismatch becomes 502.
+    #[serde(default)]
+    pub validate_responses: bool,
+    #[serde(default = "defaults::max_json_depth")]
+    pub max_json_depth: usize,
+    #[serde(default = "defaults::max_json_string_bytes")]
+    pub max_json_string_bytes: usize,
+}
+
+impl Default for RawContract {
+    fn default() -> Self {
+        Self {
+            public_operations: Vec::new(),
+            unknown_properties: RawUnknownProperties::Strip,
+            allow_pii: Vec::new(),
+            strip_undeclared_responses: true,
+            validate_responses: false,
+            max_json_depth: defaults::max_json_depth(),
+            max_json_string_bytes: defaults::max_json_string_bytes(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -411,5 +509,17 @@ pub mod defaults {
     }
     pub fn max_token_bytes() -> usize {
         8192
+    }
+    pub fn yes() -> bool {
+        true
+    }
+    pub fn max_json_depth() -> usize {
+        32
+    }
+    pub fn max_json_string_bytes() -> usize {
+        64 * 1024
+    }
+    pub fn max_response_bytes() -> usize {
+        8 * 1024 * 1024
     }
 }

@@ -981,6 +981,11 @@ impl Operation {
             .flatten()
     }
 
+    /// Whether undeclared response properties are stripped.
+    pub fn strips_responses(&self) -> bool {
+        self.strip_responses
+    }
+
     /// Whether the operation declares a header parameter of this name.
     pub fn declares_header(&self, name: &HeaderName) -> bool {
         STANDARD_HEADERS.contains(&name.as_str())

@@ -4,7 +4,7 @@
 //! request. Events carry the correlation id (DATA-04) and never a header
 //! value, body or query string, so secrets cannot leak into them.
 
-use crate::rejection::Rejection;
+use crate::rejection::{Rejection, Severity};
 use serde::Serialize;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -110,6 +110,36 @@ fn bounded(s: &str) -> String {
 
 impl SecurityEvent {
     pub fn rejection(r: &Rejection, ctx: &EventContext<'_>) -> Self {
+        Self::new(
+            r.code(),
+            r.severity(),
+            &r.to_string(),
+            r.status().as_u16(),
+            false,
+            ctx,
+        )
+    }
+
+    /// A notable decision that let the request through (e.g. personal data
+    /// seen in a response): `status` is Success, the code says what was found.
+    pub fn finding(
+        code: &str,
+        severity: Severity,
+        message: &str,
+        http_code: u16,
+        ctx: &EventContext<'_>,
+    ) -> Self {
+        Self::new(code, severity, message, http_code, true, ctx)
+    }
+
+    fn new(
+        code: &str,
+        severity: Severity,
+        message: &str,
+        http_code: u16,
+        success: bool,
+        ctx: &EventContext<'_>,
+    ) -> Self {
         let activity_id = match ctx.method {
             "POST" => 1,
             "GET" | "HEAD" => 2,
@@ -117,7 +147,6 @@ impl SecurityEvent {
             "DELETE" => 4,
             _ => 99,
         };
-        let severity = r.severity();
         Self {
             time: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -129,10 +158,10 @@ impl SecurityEvent {
             type_uid: 6003 * 100 + activity_id,
             severity_id: severity as u8,
             severity: severity.name().into(),
-            status_id: 2,
-            status: "Failure".into(),
-            status_code: r.code().into(),
-            message: bounded(&r.to_string()),
+            status_id: if success { 1 } else { 2 },
+            status: if success { "Success" } else { "Failure" }.into(),
+            status_code: code.into(),
+            message: bounded(message),
             metadata: Metadata {
                 product: Product {
                     name: "Portcullis".into(),
@@ -149,9 +178,7 @@ impl SecurityEvent {
                     path: bounded(ctx.path),
                 },
             },
-            http_response: HttpResponse {
-                code: r.status().as_u16(),
-            },
+            http_response: HttpResponse { code: http_code },
             src_endpoint: Endpoint {
                 ip: ctx.client.ip().to_string(),
                 port: ctx.client.port(),

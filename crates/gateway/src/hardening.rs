@@ -120,6 +120,7 @@ pub fn preflight(
     cors: &Cors,
     group: &RouteGroup,
     headers: &HeaderMap,
+    environment: &str,
 ) -> Result<Response<()>, Rejection> {
     let origin = headers
         .get(header::ORIGIN)
@@ -128,10 +129,15 @@ pub fn preflight(
     let requested = headers
         .get(header::ACCESS_CONTROL_REQUEST_METHOD)
         .and_then(|m| Method::from_bytes(m.as_bytes()).ok());
-    if !requested.is_some_and(|m| group.allows(&m)) {
-        return Err(Rejection::MethodNotAllowed {
-            allow: group.allow_header().clone(),
-        });
+    match requested {
+        Some(m) => {
+            group.route(&m, environment)?;
+        }
+        None => {
+            return Err(Rejection::MethodNotAllowed {
+                allow: group.allow_header().clone(),
+            });
+        }
     }
     let mut response = Response::new(());
     *response.status_mut() = StatusCode::NO_CONTENT;

@@ -82,6 +82,7 @@ pub struct Forwarding<'a> {
 pub fn upstream_headers(
     incoming: &HeaderMap,
     remove: &[HeaderName],
+    declared: impl Fn(&HeaderName) -> bool,
     correlation: (&HeaderName, &HeaderValue),
     fwd: Forwarding<'_>,
 ) -> HeaderMap {
@@ -100,6 +101,7 @@ pub fn upstream_headers(
             || name == correlation.0
             || remove.contains(name)
             || connection_named.iter().any(|c| c == name.as_str())
+            || !declared(name)
         {
             continue;
         }
@@ -165,6 +167,7 @@ mod tests {
         let out = upstream_headers(
             &h,
             &[header::COOKIE],
+            |_| true,
             (&cid.0, &cid.1),
             Forwarding {
                 client: "10.1.2.3:5555".parse().unwrap(),

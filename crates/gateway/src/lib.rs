@@ -8,6 +8,7 @@
 
 pub mod apikeys;
 pub mod backend_server;
+pub mod content;
 pub mod correlation;
 pub mod devpki;
 pub mod events;
@@ -57,12 +58,16 @@ pub struct State {
     pub events: EventSink,
     /// Applications, keys and tokens; present when the config has `identity`.
     pub identity: Option<Arc<identity::IdentityState>>,
+    /// Sensitive data refused in URLs (DATA-01).
+    pub sensitive: portcullis_config::SensitiveData,
 }
 
 /// What is known about the connection a request arrived on.
 #[derive(Debug)]
 pub struct ConnInfo {
     pub listener: Arc<str>,
+    /// The environment the listener serves (CONTRACT-03).
+    pub environment: Arc<str>,
     pub remote: SocketAddr,
     pub tls: bool,
     /// Raised by [`framing::FramingGuard`] when an HTTP/1 header block held
@@ -99,6 +104,7 @@ enum PreparedKind {
 
 struct PreparedListener {
     name: Arc<str>,
+    environment: Arc<str>,
     bind: SocketAddr,
     kind: PreparedKind,
 }
@@ -131,6 +137,7 @@ impl Gateway {
             };
             listeners.push(PreparedListener {
                 name: l.name.as_str().into(),
+                environment: l.environment.as_str().into(),
                 bind: l.bind,
                 kind,
             });
@@ -176,6 +183,7 @@ impl Gateway {
                 response_remove_headers: config.response_remove_headers.clone(),
                 events,
                 identity,
+                sensitive: config.sensitive.clone(),
             }),
             listeners,
         })

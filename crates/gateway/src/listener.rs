@@ -68,6 +68,7 @@ pub(crate) async fn accept_loop(
         let _ = stream.set_nodelay(true);
         let conn = Arc::new(ConnInfo {
             listener: listener.name.clone(),
+            environment: listener.environment.clone(),
             remote,
             tls: matches!(listener.kind, PreparedKind::Tls(_)),
             ambiguous_framing: Arc::default(),

@@ -6,6 +6,7 @@
 //! before the first byte reaches a backend: the upstream stage is the last
 //! one that can see the request.
 
+use crate::content;
 use crate::correlation::{self, CorrelationId};
 use crate::events::{EventContext, SecurityEvent};
 use crate::framing;
@@ -13,7 +14,7 @@ use crate::hardening;
 use crate::hygiene::{self, Forwarding};
 use crate::identity::IdentityState;
 use crate::path;
-use crate::rejection::Rejection;
+use crate::rejection::{Rejection, Severity};
 use crate::{ConnInfo, GatewayBody, State};
 use bytes::Bytes;
 use http::header::{self, HeaderMap};
@@ -32,6 +33,9 @@ struct Decided {
     /// The verified identity, kept for the upstream stage (PKI issue: forwarded as a gateway-signed token).
     claims: Option<crate::identity::ClaimSet>,
     operation: Option<Arc<str>>,
+    /// The operation's path template replaces the path in events when a
+    /// path parameter is classified `pii` or `secret` (OUTPUT-10).
+    redact_path: bool,
     preflight: bool,
 }
 
@@ -53,16 +57,7 @@ pub async fn handle(
             if let Some(unread) = body.take() {
                 discard_small_body(unread, &parts.headers).await;
             }
-            let api = decided.api.map(|i| state.routes.api(i).name.as_str());
-            reject(
-                &state,
-                &conn,
-                &parts,
-                &correlation,
-                &rejection,
-                api,
-                decided.operation.as_deref(),
-            )
+            reject(&state, &conn, &parts, &correlation, &rejection, &decided)
         }
     };
     // 11. response hardening, on every response.
@@ -109,6 +104,11 @@ async fn run(
 
     // 3. route
     let path = path::normalize(parts.uri.path())?;
+    // Credentials first (AUTHN-04, the more precise answer), then DATA-01.
+    if state.identity.is_some() {
+        IdentityState::refuse_query_credentials(parts.uri.query())?;
+    }
+    content::sensitive_url(&path, parts.uri.query(), &state.sensitive)?;
     let host = request_host(parts);
     if let Some(identity) = &state.identity
         && let Some(response) = self_service(identity, parts, &path, body, &state.limits).await?
@@ -121,17 +121,16 @@ async fn run(
         && hardening::is_preflight(&parts.method, &parts.headers)
     {
         decided.preflight = true;
-        let response = hardening::preflight(cors, matched.group, &parts.headers)?;
+        let response =
+            hardening::preflight(cors, matched.group, &parts.headers, &conn.environment)?;
         return Ok(response.map(|()| Either::Left(Full::default())));
     }
-    let route = matched.group.route(&parts.method)?;
+    let route = matched.group.route(&parts.method, &conn.environment)?;
     decided.operation = Some(route.operation.clone());
+    decided.redact_path = route.contract.as_ref().is_some_and(|op| op.classified_path);
 
     // 4. kill switch: control-plane issue.
     // 5. application, 6. token, 7. authorization, per request (AUTHZ-05).
-    if state.identity.is_some() {
-        IdentityState::refuse_query_credentials(parts.uri.query())?;
-    }
     match &route.auth {
         AuthPolicy::Public => {}
         AuthPolicy::Protected(policy) => {
@@ -144,17 +143,33 @@ async fn run(
     }
     // 8. throttle: throttling issue.
 
-    // 9. content
-    let body = match body.take() {
+    // 9. content: parameters, Accept, body; what is undeclared is dropped.
+    let mut query = parts.uri.query().map(std::borrow::Cow::Borrowed);
+    if let Some(op) = &route.contract {
+        let checked = op
+            .check_params(&matched.params, parts.uri.query(), &parts.headers)
+            .map_err(content::violation)?;
+        if let Some(q) = checked.query {
+            query = (!q.is_empty()).then_some(std::borrow::Cow::Owned(q));
+        }
+        op.check_accept(&parts.headers)
+            .map_err(content::violation)?;
+    }
+    let mut body = match body.take() {
         Some(b) => read_body(b, &parts.headers, &state.limits).await?,
         None => Bytes::new(),
     };
+    if let Some(op) = &route.contract {
+        body = op
+            .check_body(&parts.headers, body)
+            .map_err(content::violation)?;
+    }
 
     // 10. upstream
     let upstream = &state.upstreams[matched.api.upstream];
     let uri = upstream.uri(
         &path::encode_for_upstream(matched.remainder),
-        parts.uri.query(),
+        query.as_deref(),
     )?;
     let mut upstream_request = Request::new(Full::new(body));
     *upstream_request.method_mut() = parts.method.clone();
@@ -162,6 +177,12 @@ async fn run(
     *upstream_request.headers_mut() = hygiene::upstream_headers(
         &parts.headers,
         &state.request_remove_headers,
+        |name| {
+            route
+                .contract
+                .as_ref()
+                .is_none_or(|op| op.declares_header(name))
+        },
         (&state.correlation_header, &correlation.value),
         Forwarding {
             client: conn.remote,
@@ -178,7 +199,56 @@ async fn run(
     let (mut head, body) = response.into_parts();
     hygiene::strip_hop_by_hop(&mut head.headers);
     hardening::strip_cors(&mut head.headers);
-    Ok(Response::from_parts(head, Either::Right(body)))
+    let mut report = content::ResponseReport::default();
+    let body = content::response(
+        route,
+        head.status.as_u16(),
+        &mut head.headers,
+        body,
+        state.limits.max_response_bytes,
+        state.limits.body_read_timeout,
+        &state.sensitive.patterns,
+        &mut report,
+    )
+    .await?;
+    if let Some(found) = report.pii {
+        state.events.emit(SecurityEvent::finding(
+            "personal-data-in-response",
+            Severity::Medium,
+            &format!(
+                "response of an operation without classification carried a {}",
+                found.as_str()
+            ),
+            head.status.as_u16(),
+            &event_context(conn, parts, correlation, decided, state),
+        ));
+    }
+    Ok(Response::from_parts(head, body))
+}
+
+/// What events say about a request; the path is replaced by the
+/// operation's template when a path parameter is classified.
+fn event_context<'a>(
+    conn: &'a ConnInfo,
+    parts: &'a Parts,
+    correlation: &'a CorrelationId,
+    decided: &'a Decided,
+    state: &'a State,
+) -> EventContext<'a> {
+    let path = match (&decided.operation, decided.redact_path) {
+        (Some(op), true) => op.split_once(' ').map_or("", |(_, p)| p),
+        _ => parts.uri.path(),
+    };
+    EventContext {
+        correlation_id: correlation.as_str(),
+        method: parts.method.as_str(),
+        path,
+        host: request_host(parts),
+        client: conn.remote,
+        listener: &conn.listener,
+        api: decided.api.map(|i| state.routes.api(i).name.as_str()),
+        operation: decided.operation.as_deref(),
+    }
 }
 
 /// 12. event: exactly one per rejection; then the problem response.
@@ -188,21 +258,11 @@ fn reject(
     parts: &Parts,
     correlation: &CorrelationId,
     rejection: &Rejection,
-    api: Option<&str>,
-    operation: Option<&str>,
+    decided: &Decided,
 ) -> Response<GatewayBody> {
     state.events.emit(SecurityEvent::rejection(
         rejection,
-        &EventContext {
-            correlation_id: correlation.as_str(),
-            method: parts.method.as_str(),
-            path: parts.uri.path(),
-            host: request_host(parts),
-            client: conn.remote,
-            listener: &conn.listener,
-            api,
-            operation,
-        },
+        &event_context(conn, parts, correlation, decided, state),
     ));
     tracing::debug!(
         correlation_id = correlation.as_str(),
@@ -354,8 +414,7 @@ pub fn redirect(
             &parts,
             &correlation,
             &Rejection::BadHost,
-            None,
-            None,
+            &Decided::default(),
         )
     };
     hardening::apply(

@@ -10,6 +10,7 @@ use crate::path::PathError;
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
+use portcullis_contract::Issue;
 
 /// Why the gateway refused a request (or replaced an upstream answer).
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +72,36 @@ pub enum Rejection {
     /// The upstream answered with a 5xx; its body never reaches the client.
     #[error("upstream answered {0}")]
     UpstreamFault(StatusCode),
+    /// A parameter name or value in the URL carries sensitive data (DATA-01).
+    #[error("sensitive data in the {location}: {what}")]
+    SensitiveInUrl {
+        location: &'static str,
+        /// The parameter name (when the name is the reason) or the kind of value.
+        what: String,
+    },
+    /// The body's media type is not one the operation declares (INPUT-01/02/13).
+    #[error("unsupported media type")]
+    UnsupportedMediaType { allowed: String },
+    /// Nothing in `Accept` is something the operation returns (INPUT-02).
+    #[error("not acceptable")]
+    NotAcceptable { available: String },
+    /// The request does not meet the contract (INPUT-03/04/06/07/09, OUTPUT-05).
+    #[error("request does not meet the contract: {}", summary(.0))]
+    InvalidRequest(Vec<Issue>),
+    /// The upstream response carried a stack trace; it is replaced (OUTPUT-02).
+    #[error("upstream response carried a stack trace")]
+    UpstreamStackTrace,
+    /// The upstream response could not be inspected or broke its contract.
+    #[error("upstream response refused: {0}")]
+    UpstreamContract(&'static str),
+}
+
+fn summary(issues: &[Issue]) -> String {
+    issues
+        .iter()
+        .map(|i| format!("{}{} {}", i.location.as_str(), i.pointer, i.reason))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// How severe a rejection is for the security event.
@@ -101,7 +132,14 @@ impl Rejection {
             | Rejection::BadHost
             | Rejection::BadCorrelationId
             | Rejection::CredentialInQuery
+            | Rejection::SensitiveInUrl { .. }
+            | Rejection::InvalidRequest(_)
             | Rejection::BodyUnreadable(_) => StatusCode::BAD_REQUEST,
+            Rejection::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Rejection::NotAcceptable { .. } => StatusCode::NOT_ACCEPTABLE,
+            Rejection::UpstreamStackTrace | Rejection::UpstreamContract(_) => {
+                StatusCode::BAD_GATEWAY
+            }
             Rejection::MissingApiKey
             | Rejection::InvalidApiKey(_)
             | Rejection::MissingToken
@@ -140,6 +178,12 @@ impl Rejection {
             Rejection::UpstreamUnavailable(_) => "upstream-unavailable",
             Rejection::UpstreamTimeout => "upstream-timeout",
             Rejection::UpstreamFault(_) => "upstream-error",
+            Rejection::SensitiveInUrl { .. } => "sensitive-data-in-url",
+            Rejection::UnsupportedMediaType { .. } => "unsupported-media-type",
+            Rejection::NotAcceptable { .. } => "not-acceptable",
+            Rejection::InvalidRequest(_) => "invalid-request",
+            Rejection::UpstreamStackTrace => "upstream-stack-trace",
+            Rejection::UpstreamContract(_) => "upstream-contract",
         }
     }
 
@@ -149,7 +193,13 @@ impl Rejection {
             | Rejection::BadPath(_)
             | Rejection::InvalidToken(_)
             | Rejection::CredentialInQuery
+            | Rejection::SensitiveInUrl { .. }
+            | Rejection::UpstreamStackTrace
             | Rejection::StoreUnavailable(_) => Severity::High,
+            Rejection::UpstreamContract(_) => Severity::Medium,
+            Rejection::UnsupportedMediaType { .. }
+            | Rejection::NotAcceptable { .. }
+            | Rejection::InvalidRequest(_) => Severity::Low,
             Rejection::InvalidApiKey(_) | Rejection::InsufficientScope { .. } => Severity::Medium,
             Rejection::MissingApiKey | Rejection::MissingToken => Severity::Low,
             Rejection::CorsOriginDenied
@@ -186,6 +236,11 @@ impl Rejection {
             Rejection::UpstreamUnavailable(_) => "Bad gateway",
             Rejection::UpstreamTimeout => "Gateway timeout",
             Rejection::UpstreamFault(_) => "Upstream error",
+            Rejection::SensitiveInUrl { .. } => "Sensitive data in the URL",
+            Rejection::UnsupportedMediaType { .. } => "Unsupported media type",
+            Rejection::NotAcceptable { .. } => "Not acceptable",
+            Rejection::InvalidRequest(_) => "Invalid request",
+            Rejection::UpstreamStackTrace | Rejection::UpstreamContract(_) => "Bad gateway",
         }
     }
 
@@ -212,6 +267,12 @@ impl Rejection {
             Rejection::UpstreamUnavailable(_) => "The service behind this API could not be reached. Retry later; quote the correlation id if it persists.".into(),
             Rejection::UpstreamTimeout => "The service behind this API did not answer in time. Retry later; quote the correlation id if it persists.".into(),
             Rejection::UpstreamFault(_) => "The service behind this API failed to handle the request. Quote the correlation id when reporting it.".into(),
+            Rejection::SensitiveInUrl { location, what } => format!("The request {location} carries sensitive data ({what}). URLs end up in logs and browser history: send such values in a header or the request body, and rotate any secret that was sent in a URL."),
+            Rejection::UnsupportedMediaType { allowed } if allowed.is_empty() => "This operation takes no request body; send none.".into(),
+            Rejection::UnsupportedMediaType { allowed } => format!("Send the body as one of: {allowed} (uncompressed, with a matching Content-Type)."),
+            Rejection::NotAcceptable { available } => format!("This operation answers with: {available}. Accept one of them."),
+            Rejection::InvalidRequest(_) => "The request does not match the API contract; each entry of `errors` names a field and what is wrong with it.".into(),
+            Rejection::UpstreamStackTrace | Rejection::UpstreamContract(_) => "The service behind this API answered with something this gateway does not pass on. Quote the correlation id when reporting it.".into(),
         }
     }
 
@@ -223,13 +284,26 @@ impl Rejection {
         correlation_header: &str,
     ) -> Response<Full<Bytes>> {
         let status = self.status();
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "type": format!("urn:portcullis:problem:{}", self.code()),
             "title": self.title(),
             "status": status.as_u16(),
             "detail": self.detail(correlation_header),
             "correlation_id": correlation_id,
         });
+        // OUTPUT-05: each offending field by pointer and reason, never its value.
+        if let Rejection::InvalidRequest(issues) = self {
+            body["errors"] = issues
+                .iter()
+                .map(|i| {
+                    serde_json::json!({
+                        "in": i.location.as_str(),
+                        "pointer": i.pointer,
+                        "reason": i.reason,
+                    })
+                })
+                .collect();
+        }
         let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
         *response.status_mut() = status;
         let headers = response.headers_mut();

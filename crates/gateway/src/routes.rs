@@ -6,6 +6,7 @@
 use crate::rejection::Rejection;
 use http::{HeaderValue, Method};
 use portcullis_config::{Api, AuthPolicy, Config, Cors};
+use portcullis_contract::Operation;
 use std::sync::Arc;
 
 /// One mounted API with its compiled router.
@@ -26,6 +27,8 @@ pub struct RouteGroup {
     pub template: String,
     routes: Vec<(Method, RouteInfo)>,
     allow: HeaderValue,
+    /// No route of the group is restricted to environments.
+    all_served: bool,
 }
 
 /// What the pipeline needs to know about the matched route.
@@ -34,6 +37,19 @@ pub struct RouteInfo {
     /// `METHOD /base/template`, used in events and logs.
     pub operation: Arc<str>,
     pub auth: AuthPolicy,
+    /// The compiled contract operation, when the API has a document.
+    pub contract: Option<Arc<Operation>>,
+    /// Environments served; `None` = all (CONTRACT-03).
+    environments: Option<Vec<String>>,
+    pub allow_pii: bool,
+}
+
+impl RouteInfo {
+    fn served_in(&self, environment: &str) -> bool {
+        self.environments
+            .as_ref()
+            .is_none_or(|e| e.iter().any(|x| x == environment))
+    }
 }
 
 /// A path matched to an API and a route group; the method is checked next.
@@ -44,26 +60,48 @@ pub struct PathMatch<'a> {
     pub group: &'a RouteGroup,
     /// The decoded path below the API's base path (starts with `/`).
     pub remainder: &'a str,
+    /// Values of the template's parameters, in template order.
+    pub params: Vec<(&'a str, &'a str)>,
 }
 
 impl RouteGroup {
-    pub fn route(&self, method: &Method) -> Result<&RouteInfo, Rejection> {
-        self.routes
-            .iter()
-            .find(|(m, _)| m == method)
-            .map(|(_, r)| r)
-            .ok_or_else(|| Rejection::MethodNotAllowed {
+    /// The route for `method` on a listener serving `environment`. Routes
+    /// of other environments do not exist there: 404 when none is left,
+    /// and they are not listed in `Allow` (CONTRACT-03).
+    pub fn route(&self, method: &Method, environment: &str) -> Result<&RouteInfo, Rejection> {
+        if let Some((_, r)) = self.routes.iter().find(|(m, _)| m == method)
+            && r.served_in(environment)
+        {
+            return Ok(r);
+        }
+        if self.all_served {
+            return Err(Rejection::MethodNotAllowed {
                 allow: self.allow.clone(),
-            })
-    }
-
-    pub fn allows(&self, method: &Method) -> bool {
-        self.routes.iter().any(|(m, _)| m == method)
+            });
+        }
+        let served: Vec<&str> = self
+            .routes
+            .iter()
+            .filter(|(_, r)| r.served_in(environment))
+            .map(|(m, _)| m.as_str())
+            .collect();
+        if served.is_empty() {
+            return Err(Rejection::UnknownRoute);
+        }
+        Err(Rejection::MethodNotAllowed {
+            allow: allow_header(served),
+        })
     }
 
     pub fn allow_header(&self) -> &HeaderValue {
         &self.allow
     }
+}
+
+fn allow_header(mut methods: Vec<&str>) -> HeaderValue {
+    methods.sort_unstable();
+    methods.dedup();
+    HeaderValue::from_str(&methods.join(", ")).expect("method names are valid header text")
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +162,7 @@ impl RouteTable {
                 api,
                 group: &api.groups[*matched.value],
                 remainder,
+                params: matched.params.iter().collect(),
             });
         }
         Err(Rejection::UnknownRoute)
@@ -147,6 +186,7 @@ fn mount(a: usize, api: &Api) -> Result<MountedApi, RouteTableError> {
                 template: route.path.clone(),
                 routes: Vec::new(),
                 allow: HeaderValue::from_static(""),
+                all_served: true,
             });
             groups.len() - 1
         };
@@ -156,16 +196,16 @@ fn mount(a: usize, api: &Api) -> Result<MountedApi, RouteTableError> {
                 RouteInfo {
                     operation: format!("{m} {}{}", api.base_path, route.path).into(),
                     auth: route.auth.clone(),
+                    contract: route.operation.clone(),
+                    environments: route.environments.clone(),
+                    allow_pii: route.allow_pii,
                 },
             ));
         }
     }
     for g in &mut groups {
-        let mut methods: Vec<&str> = g.routes.iter().map(|(m, _)| m.as_str()).collect();
-        methods.sort_unstable();
-        methods.dedup();
-        g.allow =
-            HeaderValue::from_str(&methods.join(", ")).expect("method names are valid header text");
+        g.allow = allow_header(g.routes.iter().map(|(m, _)| m.as_str()).collect());
+        g.all_served = g.routes.iter().all(|(_, r)| r.environments.is_none());
     }
     Ok(MountedApi {
         name: api.name.clone(),
@@ -216,10 +256,11 @@ apis:
         assert_eq!(m.group.template, "/orders/{id}");
         assert_eq!(m.remainder, "/orders/42");
         assert_eq!(
-            &*m.group.route(&Method::GET).unwrap().operation,
+            &*m.group.route(&Method::GET, "production").unwrap().operation,
             "GET /v1/orders/{id}"
         );
-        let Err(Rejection::MethodNotAllowed { allow }) = m.group.route(&Method::PUT) else {
+        let Err(Rejection::MethodNotAllowed { allow }) = m.group.route(&Method::PUT, "production")
+        else {
             panic!()
         };
         assert_eq!(allow, "DELETE, GET");

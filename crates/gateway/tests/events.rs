@@ -41,7 +41,7 @@ async fn one_event_per_rejection_in_the_json_lines_file_and_no_secrets() {
         seen.iter()
             .map(|e| e.status_code.as_str())
             .collect::<Vec<_>>(),
-        ["unknown-route", "method-not-allowed", "bad-path"]
+        ["sensitive-data-in-url", "method-not-allowed", "bad-path"]
     );
     // The writer thread flushes in batches: wait (bounded) for the three lines.
     let mut text = String::new();

@@ -1,0 +1,166 @@
+//! Content stages: sensitive data in URLs (DATA-01, stage 3), and what
+//! leaves the gateway in a response (stage 11: OUTPUT-02, OUTPUT-10,
+//! OUTPUT-13). The request checks themselves are compiled into the
+//! contract's [`Operation`](portcullis_contract::Operation).
+
+use crate::GatewayBody;
+use crate::rejection::Rejection;
+use crate::routes::RouteInfo;
+use bytes::Bytes;
+use http::header::{self, HeaderMap};
+use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
+use hyper::body::{Body, Incoming};
+use portcullis_config::SensitiveData;
+use portcullis_contract::sensitive::{self, Finding};
+use portcullis_contract::{ResponsePlan, ResponseViolation, Violation, media::MediaRange};
+use std::time::Duration;
+
+/// The contract's verdict as the one rejection type.
+pub fn violation(v: Violation) -> Rejection {
+    match v {
+        Violation::UnsupportedMediaType { allowed } => Rejection::UnsupportedMediaType { allowed },
+        Violation::NotAcceptable { available } => Rejection::NotAcceptable { available },
+        Violation::Invalid(issues) => Rejection::InvalidRequest(issues),
+    }
+}
+
+/// DATA-01: parameter names that mark secrets, and values shaped like
+/// personal data or credentials, are refused in the path and the query.
+pub fn sensitive_url(path: &str, query: Option<&str>, s: &SensitiveData) -> Result<(), Rejection> {
+    for segment in path.split('/').filter(|p| !p.is_empty()) {
+        if let Some(f) = sensitive::find(segment, &s.patterns) {
+            return Err(refused("path", f));
+        }
+    }
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let decode = |raw: &str| {
+            percent_encoding::percent_decode_str(&raw.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        let name = decode(name);
+        if sensitive::is_sensitive_name(&name, &s.names) {
+            return Err(Rejection::SensitiveInUrl {
+                location: "query",
+                what: format!("the parameter `{}` names a secret", printable(&name)),
+            });
+        }
+        for text in [&name, &decode(value)] {
+            if let Some(f) = sensitive::find(text, &s.patterns) {
+                return Err(refused("query", f));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn refused(location: &'static str, f: Finding) -> Rejection {
+    Rejection::SensitiveInUrl {
+        location,
+        what: format!("a value shaped like a {}", f.as_str()),
+    }
+}
+
+/// A client-supplied name made safe to quote: bounded, plain characters only.
+fn printable(name: &str) -> String {
+    name.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        .take(64)
+        .collect()
+}
+
+/// What the response stage reports besides a rejection.
+#[derive(Debug, Default)]
+pub struct ResponseReport {
+    /// Personal data seen in a response with no classification (OUTPUT-13).
+    pub pii: Option<Finding>,
+}
+
+/// Stage 11 for bodies: buffer what can be inspected (bounded), replace
+/// stack traces, strip undeclared and classified fields, and scan
+/// unclassified responses for personal data. Binary bodies stream through.
+pub async fn response(
+    route: &RouteInfo,
+    status: u16,
+    headers: &mut HeaderMap,
+    body: Incoming,
+    max_bytes: usize,
+    read_timeout: Duration,
+    patterns: &sensitive::Patterns,
+    report: &mut ResponseReport,
+) -> Result<GatewayBody, Rejection> {
+    if body.is_end_stream() {
+        return Ok(Either::Right(body));
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let plan = match &route.contract {
+        Some(op) => op.response_plan(status, content_type),
+        None => match content_type.and_then(MediaRange::parse) {
+            Some(m) if !m.is_textual() => ResponsePlan::Stream,
+            m => ResponsePlan::Inspect {
+                json: m.is_some_and(|m| m.is_json()),
+                spec: None,
+            },
+        },
+    };
+    let ResponsePlan::Inspect { json, spec } = plan else {
+        return Ok(Either::Right(body));
+    };
+    if headers
+        .get_all(header::CONTENT_ENCODING)
+        .iter()
+        .any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"))
+    {
+        return Err(Rejection::UpstreamContract(
+            "encoded response body cannot be inspected",
+        ));
+    }
+    let bytes =
+        match tokio::time::timeout(read_timeout, Limited::new(body, max_bytes).collect()).await {
+            Err(_) => return Err(Rejection::UpstreamTimeout),
+            Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
+                return Err(Rejection::UpstreamContract(
+                    "response larger than limits.max_response_bytes",
+                ));
+            }
+            Ok(Err(e)) => return Err(Rejection::UpstreamUnavailable(e.to_string())),
+            Ok(Ok(c)) => c.to_bytes(),
+        };
+    let text = String::from_utf8_lossy(&bytes);
+    if sensitive::looks_like_stack_trace(&text) {
+        return Err(Rejection::UpstreamStackTrace);
+    }
+    let mut out: Bytes = bytes.clone();
+    match (&route.contract, spec) {
+        (Some(op), Some(spec)) if json => match op.filter_response(spec, &bytes, route.allow_pii) {
+            Ok(filtered) => {
+                if let Some(b) = filtered.body {
+                    out = b;
+                }
+            }
+            Err(ResponseViolation::NotJson) => {
+                return Err(Rejection::UpstreamContract(
+                    "response is not the JSON its contract declares",
+                ));
+            }
+            Err(ResponseViolation::Invalid(_)) => {
+                return Err(Rejection::UpstreamContract(
+                    "response does not match its schema",
+                ));
+            }
+        },
+        _ => {}
+    }
+    let classified = route
+        .contract
+        .as_ref()
+        .is_some_and(|op| op.classification.is_some());
+    if !classified {
+        report.pii = sensitive::find(&text, patterns);
+    }
+    headers.remove(header::CONTENT_LENGTH);
+    Ok(Either::Left(Full::new(out)))
+}
