@@ -880,13 +880,17 @@ impl Validator {
                 let AuthPolicy::Protected(p) = &route.auth else {
                     continue;
                 };
+                let at = match &route.operation {
+                    Some(op) => format!("apis[{a}].openapi#{}/security", op.pointer),
+                    None => format!("apis[{a}].routes[{r}].auth"),
+                };
                 match identity {
                     None => self.err(
-                        format!("apis[{a}].routes[{r}].auth"),
+                        at,
                         "protected routes need an `identity` section (data_dir, issuers)",
                     ),
                     Some(i) if p.token && i.issuers.is_empty() && i.introspection.is_none() => self.err(
-                        format!("apis[{a}].routes[{r}].auth.token"),
+                        format!("{at}.token"),
                         "tokens need at least one entry in identity.issuers (or identity.introspection)",
                     ),
                     Some(_) => {}
@@ -1039,6 +1043,90 @@ apis:
             Ok(_) => vec![],
             Err(e) => e.field_errors().iter().map(ToString::to_string).collect(),
         }
+    }
+
+    fn demo_config(contract: &str, extra: &str) -> (tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("orders.yaml"),
+            include_str!("../../portcullis/demo/orders-openapi.yaml"),
+        )
+        .unwrap();
+        let text = format!(
+            "{}identity:\n  data_dir: id\n  issuers: [{{ issuer: 'https://i', audiences: [a], jwks_file: j.json }}]\n",
+            MINIMAL.replace(
+                "    routes:\n      - { path: /orders, methods: [GET, POST], auth: public }\n      - { path: \"/orders/{id}\", methods: [GET], auth: public }\n",
+                &format!("    openapi: orders.yaml\n    contract: {{ {contract} }}\n{extra}"),
+            )
+        );
+        (dir, text)
+    }
+
+    #[test]
+    fn routes_and_security_come_from_the_openapi_document() {
+        let (dir, text) = demo_config("public_operations: [getHealth], allow_pii: [getOrder]", "");
+        let c = parse(&text, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let routes = &c.apis[0].routes;
+        let by_id = |id: &str| {
+            routes
+                .iter()
+                .find(|r| r.operation.as_ref().is_some_and(|o| o.id == id))
+                .unwrap()
+        };
+        assert_eq!(routes.len(), 5);
+        assert_eq!(by_id("getHealth").auth, AuthPolicy::Public);
+        let AuthPolicy::Protected(p) = &by_id("createOrder").auth else {
+            panic!()
+        };
+        assert!(p.api_key && p.token);
+        assert_eq!(p.scopes, ["orders:write"]);
+        assert!(by_id("getOrder").allow_pii);
+        assert_eq!(
+            by_id("debugState").environments.as_deref(),
+            Some(&["dev".to_owned()][..])
+        );
+        let weak: Vec<_> = c.weakenings().into_iter().map(|w| w.path).collect();
+        assert!(
+            weak.contains(&"apis[0].contract.public_operations".to_owned()),
+            "{weak:?}"
+        );
+        assert!(
+            weak.contains(&"apis[0].contract.allow_pii".to_owned()),
+            "{weak:?}"
+        );
+    }
+
+    #[test]
+    fn contract_problems_are_reported_with_config_path_and_json_pointer() {
+        // AUTHN-06: an operation without security needs the explicit opt-out.
+        let (dir, text) = demo_config("", "");
+        let errs: Vec<String> = parse(&text, dir.path())
+            .unwrap_err()
+            .field_errors()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].starts_with("apis[0].openapi#/paths/~1health/get/security: operation `getHealth` has no security requirement"),
+            "{errs:?}"
+        );
+        let (dir, text) = demo_config("public_operations: [getHealth, nope]", "");
+        let errs = parse(&text, dir.path()).unwrap_err().field_errors();
+        assert_eq!(errs[0].path, "apis[0].contract.public_operations[1]");
+        let (dir, text) = demo_config(
+            "public_operations: [getHealth]",
+            "    routes: [{ path: /x, methods: [GET], auth: public }]\n",
+        );
+        let errs = parse(&text, dir.path()).unwrap_err().field_errors();
+        assert_eq!(errs[0].path, "apis[0].routes");
+        let (dir, text) = demo_config("public_operations: [getHealth]", "");
+        std::fs::write(dir.path().join("orders.yaml"), "openapi: 3.1.0\npaths:\n  /a:\n    get:\n      responses: {'200': {$ref: 'http://evil.example/x'}}\n").unwrap();
+        let errs = parse(&text, dir.path()).unwrap_err().field_errors();
+        assert_eq!(
+            errs[0].path,
+            "apis[0].openapi#/paths/~1a/get/responses/200/$ref"
+        );
     }
 
     #[test]

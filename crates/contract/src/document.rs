@@ -199,7 +199,7 @@ pub fn deref<'d>(
         match current.get("$ref").and_then(Value::as_str) {
             Some(target) => {
                 current = resolve_ref(doc, target, &at)?;
-                at = target.trim_start_matches('#').to_owned();
+                target.trim_start_matches('#').clone_into(&mut at);
             }
             None => return Ok((current, at)),
         }
@@ -216,7 +216,7 @@ mod tests {
 
     #[test]
     fn remote_and_dangling_references_are_refused_with_pointers() {
-        let doc = r##"{"openapi":"3.1.0","paths":{"/a":{"get":{"responses":{"200":{"$ref":"https://evil.example/x.json"}}}}}}"##;
+        let doc = r#"{"openapi":"3.1.0","paths":{"/a":{"get":{"responses":{"200":{"$ref":"https://evil.example/x.json"}}}}}}"#;
         let e = Document::parse(doc).unwrap_err();
         assert_eq!(e.pointer, "/paths/~1a/get/responses/200/$ref");
         assert!(e.message.contains("remote references are refused"));

@@ -359,7 +359,7 @@ mod tests {
         for n in ["0.1", "123.456", "-1.5e-7", "9007199254740993", "1e300"] {
             let v = p(n).unwrap();
             let back: f64 = v.to_string().parse().unwrap();
-            assert_eq!(back, n.parse::<f64>().unwrap(), "{n}");
+            assert_eq!(back.to_bits(), n.parse::<f64>().unwrap().to_bits(), "{n}");
         }
         assert_eq!(
             p("9007199254740993").unwrap().to_string(),

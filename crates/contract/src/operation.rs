@@ -902,6 +902,10 @@ fn decode_component(raw: &str) -> Option<String> {
         .map(std::borrow::Cow::into_owned)
 }
 
+fn media_list<'a>(it: impl Iterator<Item = &'a MediaRange>) -> String {
+    it.map(ToString::to_string).collect::<Vec<_>>().join(", ")
+}
+
 /// The reason text for a validation error: what is wrong, never the value.
 fn reason(kind: &ValidationErrorKind) -> String {
     use ValidationErrorKind as K;
@@ -1142,15 +1146,11 @@ impl Operation {
                 .is_ok_and(|a| media::acceptable(a, &self.response_media));
             if !ok {
                 return Err(Violation::NotAcceptable {
-                    available: self.media_list(self.response_media.iter()),
+                    available: media_list(self.response_media.iter()),
                 });
             }
         }
         Ok(())
-    }
-
-    fn media_list<'a>(&self, it: impl Iterator<Item = &'a MediaRange>) -> String {
-        it.map(ToString::to_string).collect::<Vec<_>>().join(", ")
     }
 
     /// The request body: media type (INPUT-01/02/13), JSON syntax under
@@ -1168,7 +1168,7 @@ impl Operation {
             return Ok(body);
         }
         let unsupported = || Violation::UnsupportedMediaType {
-            allowed: self.media_list(self.bodies.iter().map(|(m, _)| m)),
+            allowed: media_list(self.bodies.iter().map(|(m, _)| m)),
         };
         if headers
             .get_all(header::CONTENT_ENCODING)

@@ -83,6 +83,14 @@ impl WalkOutcome {
 }
 
 const MAX_UNION_DEPTH: usize = 16;
+
+/// What a node says about one property.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lookup {
+    Shaped(ShapeId),
+    /// Allowed, with nothing known about its value.
+    Free,
+}
 /// The text pii string values are replaced with.
 pub const REDACTED: &str = "[redacted]";
 
@@ -232,15 +240,14 @@ impl Shapes {
             .fold(n.class, |acc, &u| acc.max(self.class_of(u, depth + 1)))
     }
 
-    /// The shape of property `key`: `Some(None)` allowed without a shape,
-    /// `None` not declared.
-    fn property(&self, id: ShapeId, key: &str, depth: usize) -> Option<Option<ShapeId>> {
+    /// The shape of property `key`; `None` when it is not declared.
+    fn property(&self, id: ShapeId, key: &str, depth: usize) -> Option<Lookup> {
         let n = &self.nodes[id];
         if let Some(&p) = n.props.get(key) {
-            return Some(Some(p));
+            return Some(Lookup::Shaped(p));
         }
         if depth > MAX_UNION_DEPTH {
-            return Some(None);
+            return Some(Lookup::Free);
         }
         for &u in &n.union {
             if let Some(found) = self.declared_only(u, key, depth + 1) {
@@ -251,10 +258,10 @@ impl Shapes {
     }
 
     /// Property lookup through declared properties only (no additional).
-    fn declared_only(&self, id: ShapeId, key: &str, depth: usize) -> Option<Option<ShapeId>> {
+    fn declared_only(&self, id: ShapeId, key: &str, depth: usize) -> Option<Lookup> {
         let n = &self.nodes[id];
         if let Some(&p) = n.props.get(key) {
-            return Some(Some(p));
+            return Some(Lookup::Shaped(p));
         }
         if depth > MAX_UNION_DEPTH {
             return None;
@@ -264,13 +271,13 @@ impl Shapes {
             .find_map(|&u| self.declared_only(u, key, depth + 1))
     }
 
-    fn additional(&self, id: ShapeId, depth: usize) -> Option<Option<ShapeId>> {
+    fn additional(&self, id: ShapeId, depth: usize) -> Option<Lookup> {
         let n = &self.nodes[id];
         match n.additional {
-            Additional::Open => Some(None),
-            Additional::Schema(s) => Some(Some(s)),
+            Additional::Open => Some(Lookup::Free),
+            Additional::Schema(s) => Some(Lookup::Shaped(s)),
             Additional::Closed | Additional::NotObject => None,
-            Additional::Inherit if depth > MAX_UNION_DEPTH => Some(None),
+            Additional::Inherit if depth > MAX_UNION_DEPTH => Some(Lookup::Free),
             Additional::Inherit => n.union.iter().find_map(|&u| self.additional(u, depth + 1)),
         }
     }
@@ -328,7 +335,9 @@ impl Shapes {
                         }
                         continue;
                     };
-                    let Some(shape) = shape else { continue };
+                    let Lookup::Shaped(shape) = shape else {
+                        continue;
+                    };
                     if let Some(allow_pii) = redact {
                         match self.class_of(shape, 0) {
                             Some(Classification::Secret) => {

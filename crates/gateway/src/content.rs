@@ -3,9 +3,9 @@
 //! OUTPUT-13). The request checks themselves are compiled into the
 //! contract's [`Operation`](portcullis_contract::Operation).
 
-use crate::GatewayBody;
 use crate::rejection::Rejection;
 use crate::routes::RouteInfo;
+use crate::{GatewayBody, State};
 use bytes::Bytes;
 use http::header::{self, HeaderMap};
 use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
@@ -13,7 +13,6 @@ use hyper::body::{Body, Incoming};
 use portcullis_config::SensitiveData;
 use portcullis_contract::sensitive::{self, Finding};
 use portcullis_contract::{ResponsePlan, ResponseViolation, Violation, media::MediaRange};
-use std::time::Duration;
 
 /// The contract's verdict as the one rejection type.
 pub fn violation(v: Violation) -> Rejection {
@@ -85,11 +84,13 @@ pub async fn response(
     status: u16,
     headers: &mut HeaderMap,
     body: Incoming,
-    max_bytes: usize,
-    read_timeout: Duration,
-    patterns: &sensitive::Patterns,
+    state: &State,
     report: &mut ResponseReport,
 ) -> Result<GatewayBody, Rejection> {
+    let (max_bytes, read_timeout) = (
+        state.limits.max_response_bytes,
+        state.limits.body_read_timeout,
+    );
     if body.is_end_stream() {
         return Ok(Either::Right(body));
     }
@@ -159,7 +160,7 @@ pub async fn response(
         .as_ref()
         .is_some_and(|op| op.classification.is_some());
     if !classified {
-        report.pii = sensitive::find(&text, patterns);
+        report.pii = sensitive::find(&text, &state.sensitive.patterns);
     }
     headers.remove(header::CONTENT_LENGTH);
     Ok(Either::Left(Full::new(out)))

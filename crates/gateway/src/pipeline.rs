@@ -205,9 +205,7 @@ async fn run(
         head.status.as_u16(),
         &mut head.headers,
         body,
-        state.limits.max_response_bytes,
-        state.limits.body_read_timeout,
-        &state.sensitive.patterns,
+        state,
         &mut report,
     )
     .await?;

@@ -160,6 +160,29 @@ pub const ORDERS_API: &str = r#"
       - { path: "/orders/{id}", methods: [GET, DELETE], auth: public }
 "#;
 
+/// The quickstart's demo OpenAPI document: every contract control has a case in it.
+pub const DEMO_OPENAPI: &str = include_str!("../../portcullis/demo/orders-openapi.yaml");
+
+impl TestEnv {
+    /// An `apis:` entry for the demo document (written to the test directory),
+    /// mounted at `/v1` with `getHealth` public; `contract` adds settings
+    /// under `contract:` as `key: value` lines.
+    pub fn contract_api(&self, contract: &str) -> String {
+        let file = self.path().join("orders-openapi.yaml");
+        std::fs::write(&file, DEMO_OPENAPI).expect("write the demo document");
+        let mut out = format!(
+            "  - name: orders\n    base_path: /v1\n    upstream: backend\n    openapi: {}\n    contract:\n      public_operations: [getHealth]\n",
+            file.display()
+        );
+        for line in contract.lines().filter(|l| !l.trim().is_empty()) {
+            out.push_str("      ");
+            out.push_str(line.trim());
+            out.push('\n');
+        }
+        out
+    }
+}
+
 pub struct GatewayBuilder<'a> {
     env: &'a TestEnv,
     apis: String,

@@ -1,0 +1,464 @@
+//! Contract enforcement from the OpenAPI document, with real HTTPS requests
+//! through the gateway to the recording backend: INPUT-01…07, INPUT-09,
+//! INPUT-13, DATA-01, OUTPUT-02, OUTPUT-05, OUTPUT-10, OUTPUT-13,
+//! CONTRACT-02, CONTRACT-03, AUTHZ-02, AUTHZ-11.
+
+use bytes::Bytes;
+use http::Response;
+use http_body_util::Full;
+use portcullis_testkit::{Proto, Recorded, TestEnv, TestGateway, TestIssuer, TestResponse};
+
+const ISS: &str = "https://issuer.test";
+
+struct Setup {
+    env: TestEnv,
+    gw: TestGateway,
+    key: String,
+    token: String,
+    read_only: String,
+}
+
+async fn setup(contract: &str) -> Setup {
+    setup_with(contract, None).await
+}
+
+async fn setup_with(contract: &str, listeners: Option<fn(&TestEnv) -> String>) -> Setup {
+    let env = TestEnv::new().await;
+    let issuer = TestIssuer::new(ISS, "k1");
+    let jwks = env.path().join("jwks.json");
+    let key = env.provision_app("demo");
+    let identity = env.identity_yaml(&issuer, &jwks);
+    let mut builder = env.gateway(&env.contract_api(contract)).with(&identity);
+    if let Some(l) = listeners {
+        builder = builder.listeners(&l(&env));
+    }
+    let gw = builder.start().await;
+    let token = issuer.mint(&issuer.claims("alice", "orders:read orders:write"));
+    let read_only = issuer.mint(&issuer.claims("alice", "orders:read"));
+    Setup {
+        env,
+        gw,
+        key,
+        token,
+        read_only,
+    }
+}
+
+impl Setup {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> TestResponse {
+        let mut req = self
+            .gw
+            .request(method, path)
+            .header("x-api-key", &self.key)
+            .header("authorization", format!("Bearer {}", self.token));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        self.gw
+            .send(
+                Proto::Http1,
+                req.body(Full::new(Bytes::from(body.to_owned()))).unwrap(),
+            )
+            .await
+    }
+
+    async fn post_order(&self, body: &str) -> TestResponse {
+        self.call(
+            "POST",
+            "/v1/orders",
+            &[("content-type", "application/json")],
+            body,
+        )
+        .await
+    }
+
+    fn backend_saw_nothing(&self) {
+        assert!(self.env.received().is_empty(), "{:?}", self.env.received());
+    }
+}
+
+fn reply_json(status: u16, body: &'static str) -> impl Fn(&Recorded) -> Response<Full<Bytes>> {
+    move |_r: &Recorded| {
+        Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from_static(body.as_bytes())))
+            .unwrap()
+    }
+}
+
+/// The problem's `errors` as `(in, pointer)` pairs.
+fn error_pointers(r: &TestResponse) -> Vec<(String, String)> {
+    r.json()["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no errors list: {}", r.text()))
+        .iter()
+        .map(|e| {
+            (
+                e["in"].as_str().unwrap().to_owned(),
+                e["pointer"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn undeclared_properties_query_parameters_and_headers_never_reach_the_backend() {
+    let mut s = setup("").await;
+    s.env
+        .reply_with(reply_json(201, r#"{"id":"1","item":"book","quantity":1}"#));
+    let r = s
+        .call(
+            "POST",
+            "/v1/orders?debug=1&role=admin",
+            &[
+                ("content-type", "application/json"),
+                ("x-internal-debug", "1"),
+                ("x-user-role", "admin"),
+                ("idempotency-key", "order-0001-retry"),
+            ],
+            r#"{"item":"book","quantity":1,"is_admin":true,"owner_id":"other-user"}"#,
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let seen = s.env.received();
+    assert_eq!(seen.len(), 1);
+    let body: serde_json::Value = serde_json::from_slice(&seen[0].body).unwrap();
+    assert_eq!(body, serde_json::json!({"item":"book","quantity":1}));
+    assert_eq!(
+        seen[0].uri.query(),
+        None,
+        "undeclared query parameters stripped"
+    );
+    assert!(seen[0].headers.get("x-internal-debug").is_none());
+    assert!(seen[0].headers.get("x-user-role").is_none());
+    assert_eq!(seen[0].headers["idempotency-key"], "order-0001-retry");
+    assert_eq!(seen[0].headers["content-type"], "application/json");
+    // Declared query parameters pass untouched, undeclared ones are dropped.
+    s.env.reply_with(reply_json(200, r#"{"orders":[]}"#));
+    assert_eq!(
+        s.call("GET", "/v1/orders?limit=5&sort=evil", &[], "")
+            .await
+            .status,
+        200
+    );
+    assert_eq!(s.env.received()[1].uri.query(), Some("limit=5"));
+    s.gw.assert_no_pending_event();
+    s.gw.stop().await;
+}
+
+#[tokio::test]
+async fn reject_mode_refuses_undeclared_properties_with_their_pointers() {
+    let mut s = setup("unknown_properties: reject").await;
+    let r = s
+        .post_order(r#"{"item":"book","quantity":1,"is_admin":true}"#)
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        error_pointers(&r),
+        [("body".to_owned(), "/is_admin".to_owned())]
+    );
+    let r = s.call("GET", "/v1/orders?sort=evil", &[], "").await;
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        error_pointers(&r),
+        [("query".to_owned(), "/sort".to_owned())]
+    );
+    assert_eq!(s.gw.next_event().await.status_code, "invalid-request");
+    s.backend_saw_nothing();
+    s.gw.stop().await;
+}
+
+#[tokio::test]
+async fn bad_json_is_400_with_pointers_and_no_echo() {
+    let mut s = setup("").await;
+    // Duplicate keys: two parsers could read two different quantities.
+    let r = s
+        .post_order(r#"{"item":"book","quantity":1,"quantity":100}"#)
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["type"], "urn:portcullis:problem:invalid-request");
+    assert_eq!(r.json()["errors"][0]["reason"], "an object repeats a key");
+    // Depth bomb.
+    let bomb = format!("{}{}", "[".repeat(50_000), "]".repeat(50_000));
+    let r = s.post_order(&bomb).await;
+    assert_eq!(r.status, 400);
+    assert!(
+        r.json()["errors"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("nested deeper than 32")
+    );
+    // Schema violations name each field, never the value sent.
+    let r = s
+        .post_order(r#"{"item":"<img src=x onerror=alert(1)>","quantity":1000,"receipt_pdf":"%%not-base64%%"}"#)
+        .await;
+    assert_eq!(r.status, 400);
+    let mut pointers = error_pointers(&r);
+    pointers.sort();
+    assert_eq!(
+        pointers,
+        [
+            ("body".to_owned(), "/item".to_owned()),
+            ("body".to_owned(), "/quantity".to_owned()),
+            ("body".to_owned(), "/receipt_pdf".to_owned())
+        ]
+    );
+    let text = r.text();
+    for echoed in ["onerror", "1000", "not-base64"] {
+        assert!(!text.contains(echoed), "{echoed} echoed: {text}");
+    }
+    // A required body that is missing.
+    let r = s.post_order("").await;
+    assert_eq!(r.status, 400);
+    // Header parameters are validated (INPUT-09).
+    let r = s
+        .call(
+            "POST",
+            "/v1/orders",
+            &[
+                ("content-type", "application/json"),
+                ("idempotency-key", "<x>"),
+            ],
+            r#"{"item":"book","quantity":1}"#,
+        )
+        .await;
+    assert_eq!(
+        error_pointers(&r),
+        [("header".to_owned(), "/Idempotency-Key".to_owned())]
+    );
+    // Path parameters too.
+    let r = s.call("GET", "/v1/orders/abc", &[], "").await;
+    assert_eq!(error_pointers(&r), [("path".to_owned(), "/id".to_owned())]);
+    for _ in 0..6 {
+        let e = s.gw.next_event().await;
+        assert_eq!(e.status_code, "invalid-request");
+        assert!(!e.message.contains("onerror"), "{}", e.message);
+    }
+    s.backend_saw_nothing();
+    s.gw.stop().await;
+}
+
+#[tokio::test]
+async fn media_types_are_declared_scripts_refused_and_accept_honoured() {
+    let mut s = setup("").await;
+    let order = r#"{"item":"book","quantity":1}"#;
+    for ct in [
+        "text/plain",
+        "application/javascript",
+        "application/x-www-form-urlencoded",
+    ] {
+        let r = s
+            .call("POST", "/v1/orders", &[("content-type", ct)], order)
+            .await;
+        assert_eq!(r.status, 415, "{ct}");
+        assert_eq!(
+            r.json()["type"],
+            "urn:portcullis:problem:unsupported-media-type"
+        );
+        assert!(
+            r.json()["detail"]
+                .as_str()
+                .unwrap()
+                .contains("application/json")
+        );
+    }
+    let r = s.call("POST", "/v1/orders", &[], order).await;
+    assert_eq!(r.status, 415, "a body without Content-Type");
+    let r = s
+        .call(
+            "GET",
+            "/v1/orders",
+            &[("content-type", "application/json")],
+            order,
+        )
+        .await;
+    assert_eq!(r.status, 415, "a body where the operation takes none");
+    let r = s
+        .call("GET", "/v1/orders", &[("accept", "application/xml")], "")
+        .await;
+    assert_eq!(r.status, 406);
+    assert_eq!(r.json()["type"], "urn:portcullis:problem:not-acceptable");
+    for _ in 0..6 {
+        let _ = s.gw.next_event().await;
+    }
+    s.backend_saw_nothing();
+    s.gw.stop().await;
+}
+
+#[tokio::test]
+async fn sensitive_data_in_the_path_or_query_is_refused() {
+    let mut s = setup("").await;
+    for path in [
+        "/v1/orders/alice@example.com",
+        "/v1/orders/4111111111111111",
+        "/v1/orders?password=hunter2",
+        "/v1/orders?newPassword=x",
+        "/v1/orders?contact=alice%40example.com",
+        "/v1/orders?ref=123-45-6789",
+        "/v1/orders?next=eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl",
+    ] {
+        let r = s.call("GET", path, &[], "").await;
+        assert_eq!(r.status, 400, "{path}");
+        assert_eq!(
+            r.json()["type"],
+            "urn:portcullis:problem:sensitive-data-in-url",
+            "{path}"
+        );
+        let e = s.gw.next_event().await;
+        assert_eq!(e.status_code, "sensitive-data-in-url");
+        assert_eq!(e.severity, "High");
+        for leaked in ["hunter2", "123-45-6789", "c2lnbmF0dXJl"] {
+            assert!(!r.text().contains(leaked) && !e.message.contains(leaked));
+        }
+    }
+    s.backend_saw_nothing();
+    s.gw.stop().await;
+}
+
+#[tokio::test]
+async fn secret_fields_never_leave_and_personal_data_is_redacted() {
+    let mut s = setup("").await;
+    s.env.reply_with(reply_json(
+        200,
+        r#"{"id":"7","item":"book","quantity":1,"customer_email":"alice@example.com","cost_price_cents":700,"db_row_version":42}"#,
+    ));
+    let r = s.call("GET", "/v1/orders/7", &[], "").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"id":"7","item":"book","quantity":1,"customer_email":"[redacted]"})
+    );
+    assert!(
+        r.header("content-length")
+            .is_none_or(|l| l == r.text().len().to_string())
+    );
+    // Classified operations are not pattern-scanned: no event for the e-mail.
+    s.gw.assert_no_pending_event();
+    // Lists are filtered item by item.
+    s.env.reply_with(reply_json(200, r#"{"orders":[{"id":"1","item":"a","quantity":1,"cost_price_cents":1},{"id":"2","item":"b","quantity":2,"cost_price_cents":2}]}"#));
+    let r = s.call("GET", "/v1/orders", &[], "").await;
+    assert!(!r.text().contains("cost_price"), "{}", r.text());
+    s.gw.stop().await;
+
+    // A route allowed to see personal data still never sees secrets.
+    let s = setup("allow_pii: [getOrder]").await;
+    s.env.reply_with(reply_json(200, r#"{"id":"7","item":"book","quantity":1,"customer_email":"alice@example.com","cost_price_cents":700}"#));
+    let r = s.call("GET", "/v1/orders/7", &[], "").await;
+    assert_eq!(r.json()["customer_email"], "alice@example.com");
+    assert!(r.json().get("cost_price_cents").is_none());
+    s.gw.stop().await;
+}
+
+#[tokio::test]
+async fn stack_traces_are_replaced_and_unclassified_personal_data_reported() {
+    let mut s = setup("").await;
+    s.env.reply_with(|_r: &Recorded| {
+        Response::builder()
+            .status(404)
+            .header("content-type", "text/plain")
+            .body(Full::new(Bytes::from_static(
+                b"Traceback (most recent call last):\n  File \"/srv/app/orders.py\", line 42, in get\nKeyError: 'id'",
+            )))
+            .unwrap()
+    });
+    let r = s.call("GET", "/v1/orders/7", &[], "").await;
+    assert_eq!(r.status, 502);
+    assert_eq!(
+        r.json()["type"],
+        "urn:portcullis:problem:upstream-stack-trace"
+    );
+    assert!(!r.text().contains("orders.py"));
+    let e = s.gw.next_event().await;
+    assert_eq!(e.status_code, "upstream-stack-trace");
+    assert_eq!(e.severity, "High");
+
+    // getHealth has no classification: its responses are scanned (OUTPUT-13).
+    s.env.reply_with(reply_json(
+        200,
+        r#"{"status":"up","oncall":"ops@example.com"}"#,
+    ));
+    let r = s.gw.get("/v1/health").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"status":"up"}),
+        "undeclared field stripped"
+    );
+    let e = s.gw.next_event().await;
+    assert_eq!(e.status_code, "personal-data-in-response");
+    assert_eq!(e.status, "Success");
+    assert!(!e.message.contains("ops@example.com"));
+    s.gw.stop().await;
+}
+
+#[tokio::test]
+async fn security_requirements_and_public_operations_come_from_the_document() {
+    let mut s = setup("").await;
+    s.env
+        .reply_with(reply_json(201, r#"{"id":"1","item":"book","quantity":1}"#));
+    // createOrder needs orders:write (AUTHZ-02, AUTHZ-11).
+    let req =
+        s.gw.request("POST", "/v1/orders")
+            .header("x-api-key", &s.key)
+            .header("authorization", format!("Bearer {}", s.read_only))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from_static(
+                br#"{"item":"book","quantity":1}"#,
+            )))
+            .unwrap();
+    let r = s.gw.send(Proto::Http1, req).await;
+    assert_eq!(r.status, 403);
+    assert!(
+        r.header("www-authenticate")
+            .unwrap()
+            .contains("orders:write")
+    );
+    assert_eq!(s.gw.next_event().await.status_code, "insufficient-scope");
+    // listOrders needs the key (document-level security).
+    let req =
+        s.gw.request("GET", "/v1/orders")
+            .header("authorization", format!("Bearer {}", s.token))
+            .body(Full::default())
+            .unwrap();
+    assert_eq!(s.gw.send(Proto::Http1, req).await.status, 401);
+    let _ = s.gw.next_event().await;
+    // getHealth is public by the config's explicit opt-out.
+    s.env.reply_with(reply_json(200, r#"{"status":"up"}"#));
+    assert_eq!(s.gw.get("/v1/health").await.status, 200);
+    // A method the document does not declare.
+    assert_eq!(s.call("DELETE", "/v1/orders", &[], "").await.status, 405);
+    s.gw.stop().await;
+}
+
+fn dev_listener(env: &TestEnv) -> String {
+    format!(
+        "  - name: public\n    bind: 127.0.0.1:0\n    environment: dev\n    tls: {{ cert: {}, key: {} }}\n",
+        env.gateway_cert.cert.display(),
+        env.gateway_cert.key.display()
+    )
+}
+
+#[tokio::test]
+async fn non_production_operations_are_absent_from_production_listeners() {
+    let mut s = setup("").await;
+    s.env.reply_with(reply_json(200, r#"{"debug":true}"#));
+    let r = s.call("GET", "/v1/debug/state", &[], "").await;
+    assert_eq!(r.status, 404);
+    assert_eq!(s.gw.next_event().await.status_code, "unknown-route");
+    s.backend_saw_nothing();
+    s.gw.stop().await;
+
+    // The same operation on a listener serving `dev`.
+    let s = setup_with("", Some(dev_listener)).await;
+    s.env.reply_with(reply_json(200, r#"{"debug":true}"#));
+    let r = s.call("GET", "/v1/debug/state", &[], "").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    s.gw.stop().await;
+}
