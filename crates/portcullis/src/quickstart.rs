@@ -28,7 +28,11 @@ struct Example {
     path: &'static str,
     headers: Vec<[String; 2]>,
     body: Option<&'static str>,
+    /// `Content-Type` of `body`.
+    content_type: &'static str,
     expected_status: u16,
+    /// Text the response body contains (a pointer, a redaction mark).
+    expect_in_body: Option<&'static str>,
     curl: String,
 }
 
@@ -195,6 +199,7 @@ async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
             events: &events,
             identity: &identity_dir,
             jwks: &jwks_path,
+            openapi: &openapi,
         }),
     )?;
     // Same path as `portcullis run`: load, validate, build.
@@ -214,8 +219,9 @@ async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
                    method: &'static str,
                    path: &'static str,
                    headers: Vec<[String; 2]>,
-                   body: Option<&'static str>,
-                   expected_status: u16| {
+                   body: Option<(&'static str, &'static str)>,
+                   expected_status: u16,
+                   expect_in_body: Option<&'static str>| {
         let mut curl = format!("curl -sS -i --cacert {}", ca_path.display());
         if method != "GET" {
             curl.push_str(&format!(" -X {method}"));
@@ -223,41 +229,65 @@ async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
         for [k, v] in &headers {
             curl.push_str(&format!(" -H '{k}: {v}'"));
         }
-        if let Some(b) = body {
-            curl.push_str(&format!(" -H 'Content-Type: application/json' -d '{b}'"));
+        if let Some((content_type, b)) = body {
+            curl.push_str(&format!(" -H 'Content-Type: {content_type}' -d '{b}'"));
         }
         if path.contains("..") {
             curl.push_str(" --path-as-is");
         }
-        curl.push_str(&format!(" {base}{path}"));
+        curl.push_str(&format!(" '{base}{path}'"));
         Example {
             name,
             method,
             path,
             headers,
-            body,
+            body: body.map(|(_, b)| b),
+            content_type: body.map_or("", |(c, _)| c),
             expected_status,
+            expect_in_body,
             curl,
         }
     };
     let key = |k: &str| ["X-API-Key".to_owned(), k.to_owned()];
     let bearer = |t: &str| ["Authorization".to_owned(), format!("Bearer {t}")];
+    let both = || vec![key(&api_key), bearer(&token)];
+    let json = "application/json";
     let examples = vec![
         example(
             "good call",
             "GET",
-            "/v1/orders",
-            vec![key(&api_key), bearer(&token)],
+            "/v1/orders?limit=10",
+            both(),
             None,
             200,
+            Some("orders"),
         ),
         example(
-            "create an order",
+            "create an order (undeclared fields are stripped before the backend)",
             "POST",
             "/v1/orders",
-            vec![key(&api_key), bearer(&token)],
-            Some(r#"{"item":"book","quantity":1}"#),
+            both(),
+            Some((json, r#"{"item":"book","quantity":1,"is_admin":true}"#)),
             201,
+            None,
+        ),
+        example(
+            "read one order: the e-mail leaves redacted, the cost price never leaves",
+            "GET",
+            "/v1/orders/1001",
+            both(),
+            None,
+            200,
+            Some("[redacted]"),
+        ),
+        example(
+            "public by explicit opt-out",
+            "GET",
+            "/v1/health",
+            vec![],
+            None,
+            200,
+            Some("up"),
         ),
         example(
             "no API key: 401",
@@ -266,6 +296,7 @@ async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
             vec![bearer(&token)],
             None,
             401,
+            None,
         ),
         example(
             "bad token: 401",
@@ -274,14 +305,52 @@ async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
             vec![key(&api_key), bearer("not.a.token")],
             None,
             401,
+            None,
         ),
         example(
             "token without the write scope: 403",
             "POST",
             "/v1/orders",
             vec![key(&api_key), bearer(&token_read_only)],
-            Some(r#"{"item":"book","quantity":1}"#),
+            Some((json, r#"{"item":"book","quantity":1}"#)),
             403,
+            None,
+        ),
+        example(
+            "wrong type in a strict schema: 400 naming the field",
+            "POST",
+            "/v1/orders",
+            both(),
+            Some((json, r#"{"item":"book","quantity":"two"}"#)),
+            400,
+            Some("/quantity"),
+        ),
+        example(
+            "wrong media type: 415",
+            "POST",
+            "/v1/orders",
+            both(),
+            Some(("application/x-www-form-urlencoded", "item=book&quantity=1")),
+            415,
+            None,
+        ),
+        example(
+            "personal data in the URL: 400",
+            "GET",
+            "/v1/orders?contact=alice@example.com",
+            both(),
+            None,
+            400,
+            Some("sensitive-data-in-url"),
+        ),
+        example(
+            "development-only operation on a production listener: 404",
+            "GET",
+            "/v1/debug/state",
+            both(),
+            None,
+            404,
+            None,
         ),
         example(
             "unknown path: 404, nothing reaches the backend",
@@ -290,6 +359,7 @@ async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
             vec![],
             None,
             404,
+            None,
         ),
         example(
             "undeclared method: 405 with Allow",
@@ -298,6 +368,7 @@ async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
             vec![],
             None,
             405,
+            None,
         ),
         example(
             "path traversal: 400",
@@ -306,6 +377,7 @@ async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
             vec![],
             None,
             400,
+            None,
         ),
         example(
             "revoke a token (self-service)",
@@ -314,6 +386,7 @@ async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
             vec![key(&api_key), bearer(&token_to_revoke)],
             None,
             200,
+            None,
         ),
         example(
             "...and retry with it: 401",
@@ -322,6 +395,7 @@ async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
             vec![key(&api_key), bearer(&token_to_revoke)],
             None,
             401,
+            None,
         ),
     ];
     let facts = Facts {
@@ -395,6 +469,7 @@ struct GatewayFiles<'a> {
     events: &'a Path,
     identity: &'a Path,
     jwks: &'a Path,
+    openapi: &'a Path,
 }
 
 fn gateway_yaml(f: &GatewayFiles<'_>) -> String {
@@ -428,10 +503,11 @@ apis:
     upstream: orders
     cors:
       allowed_origins: ["https://app.example.com"]
-    routes:
-      - {{ path: /orders, methods: [GET], auth: {{ api_key: true, token: true, scopes: [orders:read] }} }}
-      - {{ path: /orders, methods: [POST], auth: {{ api_key: true, token: true, scopes: [orders:write], apps: [{app}] }} }}
-      - {{ path: "/orders/{{id}}", methods: [GET], auth: {{ api_key: true, token: true, scopes: [orders:read] }} }}
+    # Routes, scopes, schemas and classification labels come from the document.
+    openapi: {openapi}
+    contract:
+      # `getHealth` declares no security requirement: public on purpose.
+      public_operations: [getHealth]
 "#,
         port = f.port,
         cert = f.cert.display(),
@@ -443,7 +519,7 @@ apis:
         jwks = f.jwks.display(),
         backend_port = f.backend.port(),
         ca = f.ca.display(),
-        app = DEMO_APP,
+        openapi = f.openapi.display(),
     )
 }
 
@@ -463,22 +539,33 @@ fn demo_handler() -> Handler {
         };
         let path = req.uri().path().to_owned();
         let response = match (req.method(), path.as_str()) {
+            (&Method::GET, "/health") => reply(StatusCode::OK, r#"{"status":"up"}"#.into()),
             (&Method::GET, "/orders") => reply(
                 StatusCode::OK,
-                r#"{"orders":[{"id":"1001","item":"book","quantity":1},{"id":"1002","item":"lamp","quantity":2}]}"#.into(),
+                r#"{"orders":[{"id":"1001","item":"book","quantity":1,"cost_price_cents":700},{"id":"1002","item":"lamp","quantity":2,"cost_price_cents":1900}]}"#.into(),
             ),
             (&Method::POST, "/orders") => {
                 let order: serde_json::Value = serde_json::from_slice(req.body()).unwrap_or(serde_json::Value::Null);
                 reply(
                     StatusCode::CREATED,
-                    serde_json::json!({"id": "1003", "item": order.get("item"), "quantity": order.get("quantity")}).to_string(),
+                    serde_json::json!({"id": "1003", "item": order.get("item"), "quantity": order.get("quantity"), "received": order}).to_string(),
                 )
             }
             (&Method::GET, p) if p.starts_with("/orders/") => {
                 let id = &p["/orders/".len()..];
-                reply(StatusCode::OK, serde_json::json!({"id": id, "item": "book", "quantity": 1}).to_string())
+                reply(
+                    StatusCode::OK,
+                    serde_json::json!({
+                        "id": id, "item": "book", "quantity": 1,
+                        "customer_email": "alice@example.com",
+                        "cost_price_cents": 700,
+                        "internal_notes": "VIP, do not refund",
+                    })
+                    .to_string(),
+                )
             }
-            _ => reply(StatusCode::NOT_FOUND, r#"{"error":"not found"}"#.into()),
+            (&Method::GET, "/debug/state") => reply(StatusCode::OK, r#"{"heap_mb":12}"#.into()),
+            _ => reply(StatusCode::NOT_FOUND, r#"{"type":"about:blank","title":"Not found","status":404}"#.into()),
         };
         Box::pin(async move { response })
     })

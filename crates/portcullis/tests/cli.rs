@@ -57,7 +57,7 @@ async fn quickstart_serves_the_promised_answers_and_stops_cleanly() {
         .iter()
         .map(|e| e["expected_status"].as_u64().unwrap())
         .collect();
-    for promised in [200, 401, 403, 404, 405, 400] {
+    for promised in [200, 201, 400, 401, 403, 404, 405, 415] {
         assert!(statuses.contains(&promised), "no example gives {promised}");
     }
     for field in [
@@ -81,7 +81,7 @@ async fn quickstart_serves_the_promised_answers_and_stops_cleanly() {
         }
         let body = match e["body"].as_str() {
             Some(b) => {
-                req = req.header("content-type", "application/json");
+                req = req.header("content-type", e["content_type"].as_str().unwrap());
                 Full::new(Bytes::from(b.to_owned()))
             }
             None => Full::default(),
@@ -96,6 +96,16 @@ async fn quickstart_serves_the_promised_answers_and_stops_cleanly() {
         );
         assert_eq!(r.header("cache-control"), Some("no-store"));
         assert!(r.header("server").is_none());
+        if let Some(text) = e["expect_in_body"].as_str() {
+            assert!(r.text().contains(text), "{}: {}", e["name"], r.text());
+        }
+        // The secret-labelled field never leaves the gateway.
+        assert!(
+            !r.text().contains("cost_price"),
+            "{}: {}",
+            e["name"],
+            r.text()
+        );
     }
     // The printed curl commands give the same answers, where curl exists
     // (the revoke example already ran above; its token stays revoked).
