@@ -1,5 +1,6 @@
 //! `portcullis`: the gateway, its config checker and the quickstart demo.
 
+mod inventory;
 mod quickstart;
 
 use clap::{Parser, Subcommand};
@@ -44,6 +45,14 @@ enum Command {
     },
     /// Print the checklist catalogue as Markdown (docs/controls.md).
     Controls,
+    /// List every route: API, method, path, environment, authentication,
+    /// scopes, data classification and owner (CONTRACT-03).
+    Inventory {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(long, value_enum, default_value = "markdown")]
+        format: inventory::Format,
+    },
     /// Manage applications (in the store named by the config's `identity.data_dir`).
     Apps {
         #[arg(long, short)]
@@ -118,6 +127,13 @@ fn main() -> ExitCode {
             print!("{}", portcullis_catalog::Catalog::load().to_markdown());
             ExitCode::SUCCESS
         }
+        Command::Inventory { config, format } => match load_config(&config) {
+            Ok(c) => {
+                print!("{}", inventory::render(&inventory::rows(&c), format));
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
         Command::Apps { config, action } => admin(&config, |store, _| apps(store, action)),
         Command::Keys { config, action } => {
             admin(&config, |store, pepper| keys(store, pepper, action))

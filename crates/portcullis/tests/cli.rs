@@ -141,6 +141,37 @@ async fn quickstart_serves_the_promised_answers_and_stops_cleanly() {
         "{}",
         String::from_utf8_lossy(&check.stderr)
     );
+    // The inventory lists every route with its environment, auth and labels (CONTRACT-03).
+    let inv = Command::new(BIN)
+        .args(["inventory", "--format", "json", "--config"])
+        .arg(facts["config"].as_str().unwrap())
+        .output()
+        .unwrap();
+    assert!(inv.status.success());
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&inv.stdout).unwrap();
+    let row = |id: &str| {
+        rows.iter()
+            .find(|r| r["operation_id"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(rows.len(), 5);
+    assert_eq!(row("debugState")["environment"], "dev");
+    assert_eq!(row("getHealth")["authentication"], "public");
+    assert_eq!(row("getOrder")["classification"], "secret");
+    assert_eq!(
+        row("createOrder")["scopes"],
+        serde_json::json!(["orders:write"])
+    );
+    assert_eq!(row("listOrders")["owner"], "orders-team");
+    for format in ["csv", "markdown"] {
+        let out = Command::new(BIN)
+            .args(["inventory", "--format", format, "--config"])
+            .arg(facts["config"].as_str().unwrap())
+            .output()
+            .unwrap();
+        assert!(String::from_utf8_lossy(&out.stdout).contains("/v1/orders/{id}"));
+    }
     // SIGTERM stops everything cleanly.
     let pid = child.0.id().to_string();
     assert!(
