@@ -6,9 +6,10 @@
 //! the gateway could read the same body differently) and reports where.
 //!
 //! Numbers are limited so that the value the gateway validates is the value
-//! it forwards: integers fit 64 bits, other numbers carry at most 15
-//! significant digits and an exponent within ±308, so re-serialising a
-//! stripped body never changes a number.
+//! it forwards: integers fit 64 bits, other numbers fit a double (at most 17
+//! significant digits, normal magnitude). A backend that reads numbers as
+//! doubles, as JSON parsers do by default, then reads exactly the same value
+//! from a body the gateway re-serialised after stripping it.
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
@@ -69,7 +70,7 @@ impl JsonError {
             JsonError::StringTooLong { limit } => {
                 format!("a string or key is longer than {limit} bytes")
             }
-            JsonError::NumberTooLarge => "a number is too large or too precise: integers must fit in 64 bits, other numbers at most 15 significant digits; send such values as strings".into(),
+            JsonError::NumberTooLarge => "a number is too large or too precise: integers must fit in 64 bits, other numbers in a double (at most 17 significant digits, magnitude 1e-307 to 1e308); send such values as strings".into(),
             JsonError::DuplicateKey { .. } => "an object repeats a key".into(),
         }
     }
@@ -170,26 +171,17 @@ fn number_ok(token: &[u8]) -> Result<(), JsonError> {
         .filter(|b| b.is_ascii_digit())
         .skip_while(|&&b| b == b'0')
         .count();
-    let exp_ok = exponent.is_none_or(|e| {
-        let digits = e
-            .strip_prefix(b"+")
-            .or_else(|| e.strip_prefix(b"-"))
-            .unwrap_or(e);
-        let trimmed: Vec<u8> = digits.iter().copied().skip_while(|&b| b == b'0').collect();
-        trimmed.len() <= 3
-            && std::str::from_utf8(&trimmed)
-                .ok()
-                .and_then(|s| {
-                    if s.is_empty() {
-                        Some(0)
-                    } else {
-                        s.parse::<u32>().ok()
-                    }
-                })
-                .is_some_and(|n| n <= 300)
-    });
     // Trailing zeros of the fraction are not significant for the value.
-    if significant <= 15 + trailing_zeros(mantissa) && exp_ok {
+    if significant > 17 + trailing_zeros(mantissa) {
+        return Err(JsonError::NumberTooLarge);
+    }
+    // The nearest double must be a normal, finite number (no overflow to
+    // infinity, no underflow to zero or into subnormal precision).
+    let value: f64 = std::str::from_utf8(token)
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .ok_or(JsonError::NumberTooLarge)?;
+    if value.is_finite() && (value == 0.0 && significant == 0 || value.is_normal()) {
         Ok(())
     } else {
         Err(JsonError::NumberTooLarge)
