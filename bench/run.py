@@ -7,7 +7,11 @@ worker. Loopback only; every run is bounded in time. Prints one table with
 req/s, CPU microseconds per request of the SUT, p50/p99 at a fixed rate,
 and ratios against peers measured in the same run.
 
-Usage: bench/run.sh [--quick] [--scenarios S0,S1,S2,S2c,S7]
+Usage: bench/run.sh [--quick] [--scenarios S0,S1,S2,S2c,S6,S7]
+
+S6 (OpenAPI request validation) has no installable peer: it is compared with
+the gateway's own S6base in the same run, the same POST bodies (217 B and
+4 KiB) through an API without a contract.
 """
 
 import argparse
@@ -36,7 +40,70 @@ PORTS = {
     "haproxy": 18381,
     "haproxy-tls": 18382,
     "haproxy-tls-hdr": 18383,
+    "portcullis-contract": 18184,
 }
+
+# S6: a 217-byte order and a 4 KiB one, both valid against OPENAPI below.
+BODY_217 = '{"item":"book","quantity":2,"gift_note":"Happy birthday, see you soon!!!!!","customer":{"name":"Alice Example","city":"Lyon","country":"FR"},"tags":["gift","priority"],"delivery":"standard","coupon":"SPRING-2026-VIP"}'
+BODY_4K = (
+    '{"item":"book","quantity":2,"customer":{"name":"Alice Example","city":"Lyon","country":"FR"},"lines":['
+    + ",".join('{"sku":"SKU-%06d","quantity":%d,"note":"handle with care"}' % (i, i % 9 + 1) for i in range(66))
+    + '],"tags":["gift"],"delivery":"standard"}'
+)
+OPENAPI = """openapi: 3.1.0
+info: { title: bench, version: '1' }
+paths:
+  /orders:
+    post:
+      operationId: createOrder
+      security: []
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              additionalProperties: false
+              required: [item, quantity]
+              properties:
+                item: { type: string, maxLength: 64, pattern: "^[a-z ]+$" }
+                quantity: { type: integer, minimum: 1, maximum: 100 }
+                gift_note: { type: string, maxLength: 200 }
+                customer:
+                  type: object
+                  additionalProperties: false
+                  properties:
+                    name: { type: string, maxLength: 100 }
+                    city: { type: string, maxLength: 100 }
+                    country: { type: string, pattern: "^[A-Z]{2}$" }
+                tags: { type: array, maxItems: 10, items: { type: string, maxLength: 20 } }
+                delivery: { type: string, enum: [standard, express] }
+                coupon: { type: string, maxLength: 20, pattern: "^[A-Z0-9-]+$" }
+                lines:
+                  type: array
+                  maxItems: 100
+                  items:
+                    type: object
+                    additionalProperties: false
+                    properties:
+                      sku: { type: string, pattern: "^SKU-[0-9]{6}$" }
+                      quantity: { type: integer, minimum: 1, maximum: 100 }
+                      note: { type: string, maxLength: 100 }
+      responses:
+        '200':
+          description: ok
+          content:
+            application/json:
+              schema:
+                type: object
+                properties:
+                  id: { type: string }
+                  item: { type: string }
+                  quantity: { type: integer }
+                  status: { type: string }
+                  total: { type: object, properties: { amount: { type: string }, currency: { type: string } } }
+                  tags: { type: array, items: { type: string } }
+"""
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -199,7 +266,7 @@ backend be
 """,
     )
 
-    def gw(port, tls):
+    def gw(port, tls, contract=False):
         listener = (
             f"    tls: {{ cert: {cert}, key: {key} }}\n" if tls else "    plaintext: dangerous_serve\n"
         )
@@ -213,18 +280,28 @@ listeners:
 {listener}upstreams:
   nginx: {{ url: "http://127.0.0.1:{up}", dangerous_plaintext_upstream: true }}
 apis:
-  - name: bench
-    upstream: nginx
-    routes:
-      - {{ path: "/orders/{{id}}", methods: [GET], auth: public }}
-""",
+{api}""".format(api=(
+                f"  - name: bench\n    upstream: nginx\n    openapi: {openapi}\n    contract: {{ public_operations: [createOrder] }}\n"
+                if contract
+                else '  - name: bench\n    upstream: nginx\n    routes:\n      - { path: "/orders/{id}", methods: [GET], auth: public }\n      - { path: /orders, methods: [POST], auth: public }\n'
+            )),
         )
 
-    return upstream, nginx, haproxy, gw(PORTS["portcullis"], False), gw(PORTS["portcullis-tls"], True)
+    openapi = write(os.path.join(d, "bench-openapi.yaml"), OPENAPI)
+    return (
+        upstream,
+        nginx,
+        haproxy,
+        gw(PORTS["portcullis"], False),
+        gw(PORTS["portcullis-tls"], True),
+        gw(PORTS["portcullis-contract"], False, contract=True),
+    )
 
 
-def wrk(url, seconds, close=False):
+def wrk(url, seconds, close=False, post=None):
     hdr = '-H "Connection: close" ' if close else ""
+    if post:
+        hdr += f"-s {post} "
     out = sh(f"taskset -c 0 wrk -t1 -c32 -d{seconds}s --latency {hdr}{url}").stdout
     m = re.search(r"Requests/sec:\s+([\d.]+)", out)
     total = re.search(r"(\d+) requests in", out)
@@ -232,11 +309,12 @@ def wrk(url, seconds, close=False):
     return float(m.group(1)), int(total.group(1)), int(errors.group(1)) if errors else 0
 
 
-def oha(url, rate, seconds):
+def oha(url, rate, seconds, body_file=None):
     if not shutil.which("oha"):
         return None, None
+    post = f"-m POST -T application/json -D {body_file} " if body_file else ""
     out = sh(
-        f"taskset -c 0 oha -z {seconds}s -q {rate} -c 32 --latency-correction --no-tui --output-format json --insecure {url}"
+        f"taskset -c 0 oha -z {seconds}s -q {rate} -c 32 --latency-correction --no-tui --output-format json --insecure {post}{url}"
     ).stdout
     j = json.loads(out)
     pct = j.get("latencyPercentiles", {})
@@ -245,16 +323,27 @@ def oha(url, rate, seconds):
 
 
 
-def measure(name, url, sut, seconds, close=False, rate=5000, lat_seconds=10):
-    wrk(url, 2, close)  # warm-up
+def post_files(d, name, body):
+    """A wrk Lua script and an oha body file that POST `body` as JSON."""
+    lua = body.replace("\\", "\\\\").replace('"', '\\"')
+    script = write(
+        os.path.join(d, f"{name}.lua"),
+        f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = "{lua}"\n',
+    )
+    return script, write(os.path.join(d, f"{name}.json"), body)
+
+
+def measure(name, url, sut, seconds, close=False, rate=5000, lat_seconds=10, post=None):
+    script, body_file = post or (None, None)
+    wrk(url, 2, close, script)  # warm-up
     pids = sut.pids() if sut else []
     t0 = cpu_ticks(pids)
-    rps, n, errors = wrk(url, seconds, close)
+    rps, n, errors = wrk(url, seconds, close, script)
     t1 = cpu_ticks(pids)
     cpu_us = (t1 - t0) / CLK_TCK * 1e6 / n if sut and n else None
     p50 = p99 = None
     if not close:
-        p50, p99 = oha(url, rate, lat_seconds)
+        p50, p99 = oha(url, rate, lat_seconds, body_file)
     return {"name": name, "rps": rps, "cpu_us": cpu_us, "p50": p50, "p99": p99, "errors": errors}
 
 
@@ -262,7 +351,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--reps", type=int, default=None)
-    ap.add_argument("--scenarios", default="S0,S1,S2,S2c,S7")
+    ap.add_argument("--scenarios", default="S0,S1,S2,S2c,S6,S7")
     ap.add_argument("--binary", default=os.path.join(ROOT, "target/release/portcullis"))
     ap.add_argument("--json", default=None, help="also write raw results here")
     a = ap.parse_args()
@@ -272,7 +361,8 @@ def main():
     scen = a.scenarios.split(",")
     d = tempfile.mkdtemp(prefix="portcullis-bench-")
     cert, key = make_certs(d)
-    up_conf, nginx_conf, hap_conf, gw_plain, gw_tls = configs(d, cert, key)
+    up_conf, nginx_conf, hap_conf, gw_plain, gw_tls, gw_contract = configs(d, cert, key)
+    posts = {"217B": post_files(d, "body217", BODY_217), "4KiB": post_files(d, "body4k", BODY_4K)}
     path = "/orders/1001"
     upstream = Proc(["nginx", "-c", up_conf], 0, "upstream", PORTS["upstream"])
     runs = {}
@@ -285,6 +375,23 @@ def main():
                 runs.setdefault("S0 direct nginx", []).append(
                     measure("S0", f"http://127.0.0.1:{PORTS['upstream']}{path}", None, seconds, lat_seconds=lat_seconds)
                 )
+            if "S6" in scen:
+                # Own baseline and contract, alternating, same bodies (no peer can validate).
+                procs = [
+                    Proc([a.binary, "run", "--config", gw_plain], 1, "portcullis", PORTS["portcullis"]),
+                    Proc([a.binary, "run", "--config", gw_contract], 1, "portcullis-contract", PORTS["portcullis-contract"]),
+                ]
+                try:
+                    for size, post in posts.items():
+                        pair = [("S6base", procs[0], PORTS["portcullis"]), ("S6", procs[1], PORTS["portcullis-contract"])]
+                        if rep % 2:
+                            pair.reverse()
+                        for s6, proc, port in pair:
+                            r = measure(s6, f"http://127.0.0.1:{port}/orders", proc, seconds, lat_seconds=lat_seconds, post=post)
+                            runs.setdefault(f"{s6} {size} portcullis", []).append(r)
+                finally:
+                    for p in procs:
+                        p.stop()
             for sut_name in order:
                 if sut_name == "portcullis":
                     procs = [
@@ -346,6 +453,13 @@ def main():
                 pc = med(f"{s} {peer}", "cpu_us")[0]
                 cpu_ratio = f", CPU/req {oc / pc:.2f}× theirs" if oc and pc else ""
                 print(f"{s}: portcullis / {peer} throughput = {ours / theirs:.2f}×{cpu_ratio}")
+    for size in ["217B", "4KiB"]:
+        base = med(f"S6base {size} portcullis", "cpu_us")[0]
+        ours = med(f"S6 {size} portcullis", "cpu_us")[0]
+        if base and ours:
+            rb = med(f"S6base {size} portcullis", "rps")[0]
+            ro = med(f"S6 {size} portcullis", "rps")[0]
+            print(f"S6 {size}: contract adds {ours - base:.1f} µs CPU per request ({ro / rb:.2f}× own S6base throughput)")
     d0 = med("S0 direct nginx", "p99")[0]
     for name in runs:
         p99 = med(name, "p99")[0]

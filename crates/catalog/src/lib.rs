@@ -187,7 +187,7 @@ mod tests {
                 let before = &text[..pos];
                 let attr = before.rfind("#[").map_or("", |i| &before[i..]);
                 assert!(
-                    attr.contains("test]"),
+                    attr.contains("test]") || attr.contains("::test("),
                     "{}: `{name}` in {file} is not a test",
                     ctl.id
                 );

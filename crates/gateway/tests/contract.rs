@@ -462,3 +462,45 @@ async fn non_production_operations_are_absent_from_production_listeners() {
     assert_eq!(r.status, 200, "{}", r.text());
     s.gw.stop().await;
 }
+
+#[tokio::test]
+async fn classified_path_parameters_never_reach_events() {
+    let env = TestEnv::new().await;
+    let doc = env.path().join("customers.yaml");
+    std::fs::write(
+        &doc,
+        r#"openapi: 3.1.0
+info: { title: customers, version: "1" }
+paths:
+  /customers/{customerId}:
+    get:
+      operationId: getCustomer
+      security: []
+      parameters:
+        - name: customerId
+          in: path
+          required: true
+          schema: { type: string, maxLength: 20, x-classification: pii }
+      responses:
+        "200":
+          description: ok
+          content: { application/json: { schema: { type: object } } }
+"#,
+    )
+    .unwrap();
+    let api = format!(
+        "  - name: customers\n    base_path: /v1\n    upstream: backend\n    openapi: {}\n    contract: {{ public_operations: [getCustomer] }}\n",
+        doc.display()
+    );
+    let mut gw = env.gateway(&api).start().await;
+    let req = gw
+        .request("GET", "/v1/customers/JANE-DOE-1970")
+        .header("accept", "text/csv")
+        .body(Full::default())
+        .unwrap();
+    assert_eq!(gw.send(Proto::Http1, req).await.status, 406);
+    let e = gw.next_event().await;
+    assert_eq!(e.http_request.url.path, "/v1/customers/{customerId}");
+    assert!(!serde_json::to_string(&e).unwrap().contains("JANE-DOE"));
+    gw.stop().await;
+}
