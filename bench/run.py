@@ -266,9 +266,16 @@ backend be
 """,
     )
 
+    openapi = os.path.join(d, "bench-openapi.yaml")
+
     def gw(port, tls, contract=False):
         listener = (
             f"    tls: {{ cert: {cert}, key: {key} }}\n" if tls else "    plaintext: dangerous_serve\n"
+        )
+        api = (
+            f"  - name: bench\n    upstream: nginx\n    openapi: {openapi}\n    contract: {{ public_operations: [createOrder] }}\n"
+            if contract
+            else '  - name: bench\n    upstream: nginx\n    routes:\n      - { path: "/orders/{id}", methods: [GET], auth: public }\n      - { path: /orders, methods: [POST], auth: public }\n'
         )
         return write(
             os.path.join(d, f"portcullis-{port}.yaml"),
@@ -280,14 +287,10 @@ listeners:
 {listener}upstreams:
   nginx: {{ url: "http://127.0.0.1:{up}", dangerous_plaintext_upstream: true }}
 apis:
-{api}""".format(api=(
-                f"  - name: bench\n    upstream: nginx\n    openapi: {openapi}\n    contract: {{ public_operations: [createOrder] }}\n"
-                if contract
-                else '  - name: bench\n    upstream: nginx\n    routes:\n      - { path: "/orders/{id}", methods: [GET], auth: public }\n      - { path: /orders, methods: [POST], auth: public }\n'
-            )),
+{api}""",
         )
 
-    openapi = write(os.path.join(d, "bench-openapi.yaml"), OPENAPI)
+    write(openapi, OPENAPI)
     return (
         upstream,
         nginx,

@@ -255,13 +255,15 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut out = Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            if out.contains_key(&key) {
-                return Err(de::Error::custom(DUPLICATE));
-            }
             match map.next_value_seed(ValueSeed { path: self.path }) {
-                Ok(v) => {
-                    out.insert(key, v);
-                }
+                Ok(v) => match out.entry(key) {
+                    serde_json::map::Entry::Vacant(slot) => {
+                        slot.insert(v);
+                    }
+                    serde_json::map::Entry::Occupied(_) => {
+                        return Err(de::Error::custom(DUPLICATE));
+                    }
+                },
                 Err(e) => {
                     self.path.borrow_mut().push(key);
                     return Err(e);

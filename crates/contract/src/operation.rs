@@ -955,6 +955,10 @@ fn issues(
     location: Location,
     base: &str,
 ) -> Vec<Issue> {
+    // The common case: valid, answered without building any error.
+    if validator.is_valid(value) {
+        return Vec::new();
+    }
     validator
         .iter_errors(value)
         .take(MAX_ISSUES)

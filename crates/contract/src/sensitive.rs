@@ -155,18 +155,23 @@ fn has_card(text: &str) -> bool {
             i += 1;
             continue;
         }
-        let mut digits = Vec::with_capacity(19);
+        let mut buf = [0u8; 20];
+        let mut count = 0;
         let mut j = i;
-        while j < b.len() && digits.len() <= 19 {
+        while j < b.len() && count < buf.len() {
             match b[j] {
-                d @ b'0'..=b'9' => digits.push(d - b'0'),
+                d @ b'0'..=b'9' => {
+                    buf[count] = d - b'0';
+                    count += 1;
+                }
                 b' ' | b'-' if j + 1 < b.len() && b[j + 1].is_ascii_digit() => {}
                 _ => break,
             }
             j += 1;
         }
+        let digits = &buf[..count];
         let alone = j >= b.len() || !b[j].is_ascii_alphanumeric();
-        if alone && (13..=19).contains(&digits.len()) && issuer(&digits) && luhn(&digits) {
+        if alone && (13..=19).contains(&digits.len()) && issuer(digits) && luhn(digits) {
             return true;
         }
         i = j.max(i + 1);
@@ -255,24 +260,31 @@ fn has_token(text: &str) -> bool {
 /// Whether a response body looks like a stack trace or a framework error
 /// page (OUTPUT-02). Markers are specific enough not to fire on prose.
 pub fn looks_like_stack_trace(text: &str) -> bool {
-    const MARKERS: [&str; 14] = [
-        "Traceback (most recent call last)",
-        "Exception in thread \"",
-        "panicked at ",
-        "goroutine 1 [running]",
-        "System.NullReferenceException",
-        "   at System.",
-        "\tat java.",
-        "\tat org.",
-        "\tat com.",
-        "Stack trace:",
-        "stack backtrace:",
-        "org.springframework.",
-        "Whitelabel Error Page",
-        "Fatal error: Uncaught",
-    ];
-    if MARKERS.iter().any(|m| text.contains(m)) {
+    static MARKERS: std::sync::LazyLock<aho_corasick::AhoCorasick> =
+        std::sync::LazyLock::new(|| {
+            aho_corasick::AhoCorasick::new([
+                "Traceback (most recent call last)",
+                "Exception in thread \"",
+                "panicked at ",
+                "goroutine 1 [running]",
+                "System.NullReferenceException",
+                "   at System.",
+                "\tat java.",
+                "\tat org.",
+                "\tat com.",
+                "Stack trace:",
+                "stack backtrace:",
+                "org.springframework.",
+                "Whitelabel Error Page",
+                "Fatal error: Uncaught",
+            ])
+            .expect("fixed patterns")
+        });
+    if MARKERS.is_match(text) {
         return true;
+    }
+    if !text.contains(".java:") && !text.contains("\", line ") && !text.contains(".js:") {
+        return false;
     }
     // Java/C# frames: "at pkg.Class.method(File.java:42)".
     let java = text

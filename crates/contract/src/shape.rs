@@ -32,7 +32,8 @@ enum Additional {
 #[derive(Debug, Clone)]
 struct Node {
     class: Option<Classification>,
-    props: HashMap<String, ShapeId>,
+    /// Sorted by name: looked up by binary search, no hashing per key.
+    props: Vec<(String, ShapeId)>,
     additional: Additional,
     items: Option<ShapeId>,
     union: Vec<ShapeId>,
@@ -42,7 +43,7 @@ impl Default for Node {
     fn default() -> Self {
         Self {
             class: None,
-            props: HashMap::new(),
+            props: Vec::new(),
             additional: Additional::Open,
             items: None,
             union: Vec::new(),
@@ -93,6 +94,15 @@ enum Lookup {
 }
 /// The text pii string values are replaced with.
 pub const REDACTED: &str = "[redacted]";
+
+impl Node {
+    fn prop(&self, key: &str) -> Option<ShapeId> {
+        self.props
+            .binary_search_by(|(k, _)| k.as_str().cmp(key))
+            .ok()
+            .map(|i| self.props[i].1)
+    }
+}
 
 impl Shapes {
     /// Compiles `schema` (found at `pointer` in `doc`).
@@ -150,8 +160,9 @@ impl Shapes {
             for (name, sub) in props {
                 let p = format!("{pointer}/properties/{}", escape(name));
                 let sid = self.build_at(doc, sub, &p, depth + 1)?;
-                node.props.insert(name.clone(), sid);
+                node.props.push((name.clone(), sid));
             }
+            node.props.sort_by(|a, b| a.0.cmp(&b.0));
         }
         node.additional = match map.get("additionalProperties") {
             Some(Value::Bool(false)) => Additional::Closed,
@@ -211,7 +222,8 @@ impl Shapes {
         let mut best = n.class;
         let children = n
             .props
-            .values()
+            .iter()
+            .map(|(_, id)| id)
             .chain(n.items.iter())
             .chain(n.union.iter())
             .chain(match &n.additional {
@@ -243,7 +255,7 @@ impl Shapes {
     /// The shape of property `key`; `None` when it is not declared.
     fn property(&self, id: ShapeId, key: &str, depth: usize) -> Option<Lookup> {
         let n = &self.nodes[id];
-        if let Some(&p) = n.props.get(key) {
+        if let Some(p) = n.prop(key) {
             return Some(Lookup::Shaped(p));
         }
         if depth > MAX_UNION_DEPTH {
@@ -260,7 +272,7 @@ impl Shapes {
     /// Property lookup through declared properties only (no additional).
     fn declared_only(&self, id: ShapeId, key: &str, depth: usize) -> Option<Lookup> {
         let n = &self.nodes[id];
-        if let Some(&p) = n.props.get(key) {
+        if let Some(p) = n.prop(key) {
             return Some(Lookup::Shaped(p));
         }
         if depth > MAX_UNION_DEPTH {
@@ -319,19 +331,17 @@ impl Shapes {
         }
         match value {
             Value::Object(map) => {
-                let keys: Vec<String> = map.keys().cloned().collect();
-                for key in keys {
-                    let Some(shape) = self.property(id, &key, 0) else {
-                        match undeclared {
-                            Undeclared::Strip => {
-                                map.remove(&key);
-                                out.stripped += 1;
-                            }
-                            Undeclared::Report => {
-                                path.push(key);
-                                out.undeclared.push(crate::json::pointer(path));
-                                path.pop();
-                            }
+                // First what goes (rare, allocates only then), then descend.
+                let mut gone: Vec<String> = Vec::new();
+                for (key, v) in map.iter_mut() {
+                    let Some(shape) = self.property(id, key, 0) else {
+                        if undeclared == Undeclared::Report {
+                            path.push(key.clone());
+                            out.undeclared.push(crate::json::pointer(path));
+                            path.pop();
+                        } else {
+                            gone.push(key.clone());
+                            out.stripped += 1;
                         }
                         continue;
                     };
@@ -341,33 +351,40 @@ impl Shapes {
                     if let Some(allow_pii) = redact {
                         match self.class_of(shape, 0) {
                             Some(Classification::Secret) => {
-                                map.remove(&key);
+                                gone.push(key.clone());
                                 out.removed_secret += 1;
                                 continue;
                             }
                             Some(Classification::Pii) if !allow_pii => {
                                 out.redacted_pii += 1;
-                                let v = map.get_mut(&key).expect("key taken from this map");
                                 if v.is_string() {
                                     *v = Value::String(REDACTED.into());
                                 } else {
-                                    map.remove(&key);
+                                    gone.push(key.clone());
                                 }
                                 continue;
                             }
                             _ => {}
                         }
                     }
-                    if self.reach.get(shape).copied().flatten().is_none()
-                        && undeclared == Undeclared::Strip
-                        && self.is_open_tree(shape)
+                    if !matches!(v, Value::Object(_) | Value::Array(_))
+                        || (self.reach.get(shape).copied().flatten().is_none()
+                            && undeclared == Undeclared::Strip
+                            && self.is_open_tree(shape))
                     {
                         continue;
                     }
-                    path.push(key.clone());
-                    let v = map.get_mut(&key).expect("key taken from this map");
+                    let track = undeclared == Undeclared::Report;
+                    if track {
+                        path.push(key.clone());
+                    }
                     self.walk_at(shape, v, undeclared, redact, out, path);
-                    path.pop();
+                    if track {
+                        path.pop();
+                    }
+                }
+                for key in gone {
+                    map.remove(&key);
                 }
             }
             Value::Array(items) => {
@@ -390,12 +407,18 @@ impl Shapes {
                             *v = Value::String(REDACTED.into());
                             true
                         }
-                        _ => {
-                            path.push(i.to_string());
+                        _ if matches!(v, Value::Object(_) | Value::Array(_)) => {
+                            let track = undeclared == Undeclared::Report;
+                            if track {
+                                path.push(i.to_string());
+                            }
                             self.walk_at(item, v, undeclared, redact, out, path);
-                            path.pop();
+                            if track {
+                                path.pop();
+                            }
                             true
                         }
+                        _ => true,
                     };
                     i += 1;
                     keep

@@ -1,5 +1,11 @@
 //! `portcullis`: the gateway, its config checker and the quickstart demo.
 
+/// mimalloc: the request path allocates many small, short-lived objects
+/// (headers, JSON values); measured faster than the system allocator in
+/// bench/ S1 and S6.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod inventory;
 mod quickstart;
 
