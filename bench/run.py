@@ -50,60 +50,8 @@ BODY_4K = (
     + ",".join('{"sku":"SKU-%06d","quantity":%d,"note":"handle with care"}' % (i, i % 9 + 1) for i in range(66))
     + '],"tags":["gift"],"delivery":"standard"}'
 )
-OPENAPI = """openapi: 3.1.0
-info: { title: bench, version: '1' }
-paths:
-  /orders:
-    post:
-      operationId: createOrder
-      security: []
-      requestBody:
-        required: true
-        content:
-          application/json:
-            schema:
-              type: object
-              additionalProperties: false
-              required: [item, quantity]
-              properties:
-                item: { type: string, maxLength: 64, pattern: "^[a-z ]+$" }
-                quantity: { type: integer, minimum: 1, maximum: 100 }
-                gift_note: { type: string, maxLength: 200 }
-                customer:
-                  type: object
-                  additionalProperties: false
-                  properties:
-                    name: { type: string, maxLength: 100 }
-                    city: { type: string, maxLength: 100 }
-                    country: { type: string, pattern: "^[A-Z]{2}$" }
-                tags: { type: array, maxItems: 10, items: { type: string, maxLength: 20 } }
-                delivery: { type: string, enum: [standard, express] }
-                coupon: { type: string, maxLength: 20, pattern: "^[A-Z0-9-]+$" }
-                lines:
-                  type: array
-                  maxItems: 100
-                  items:
-                    type: object
-                    additionalProperties: false
-                    properties:
-                      sku: { type: string, pattern: "^SKU-[0-9]{6}$" }
-                      quantity: { type: integer, minimum: 1, maximum: 100 }
-                      note: { type: string, maxLength: 100 }
-      responses:
-        '200':
-          description: ok
-          content:
-            application/json:
-              schema:
-                type: object
-                properties:
-                  id: { type: string }
-                  item: { type: string }
-                  quantity: { type: integer }
-                  status: { type: string }
-                  total: { type: object, properties: { amount: { type: string }, currency: { type: string } } }
-                  tags: { type: array, items: { type: string } }
-"""
+# The S6 contract; also used by `cargo run --release -p portcullis-contract --example cost`.
+OPENAPI = open(os.path.join(ROOT, "bench", "s6-openapi.yaml")).read()
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 

@@ -504,3 +504,67 @@ paths:
     assert!(!serde_json::to_string(&e).unwrap().contains("JANE-DOE"));
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn responses_that_cannot_be_inspected_or_break_their_schema_are_refused() {
+    // Too large to inspect: fail closed rather than pass unfiltered data.
+    let env = TestEnv::new().await;
+    let issuer = TestIssuer::new(ISS, "k1");
+    let jwks = env.path().join("jwks.json");
+    let key = env.provision_app("demo");
+    let token = issuer.mint(&issuer.claims("alice", "orders:read"));
+    let identity = env.identity_yaml(&issuer, &jwks);
+    let mut gw = env
+        .gateway(&env.contract_api("validate_responses: true"))
+        .with(&identity)
+        .with("limits: { max_response_bytes: 1024 }")
+        .start()
+        .await;
+    let url = gw.url("/v1/orders/7");
+    let get = || {
+        http::Request::builder()
+            .method("GET")
+            .uri(&url)
+            .header("x-api-key", &key)
+            .header("authorization", format!("Bearer {token}"))
+            .body(Full::default())
+            .unwrap()
+    };
+    let big: &'static str = Box::leak(
+        format!(r#"{{"id":"7","item":"{}","quantity":1}}"#, "x".repeat(2000)).into_boxed_str(),
+    );
+    env.reply_with(reply_json(200, big));
+    let r = gw.send(Proto::Http1, get()).await;
+    assert_eq!(r.status, 502);
+    assert_eq!(r.json()["type"], "urn:portcullis:problem:upstream-contract");
+    assert!(gw.next_event().await.message.contains("max_response_bytes"));
+    // Compressed bodies cannot be inspected either.
+    env.reply_with(|_r: &Recorded| {
+        Response::builder()
+            .status(200)
+            .header("content-type", "application/json")
+            .header("content-encoding", "gzip")
+            .body(Full::new(Bytes::from_static(b"\x1f\x8b\x08\x00")))
+            .unwrap()
+    });
+    assert_eq!(gw.send(Proto::Http1, get()).await.status, 502);
+    let _ = gw.next_event().await;
+    // With validate_responses, a response breaking its schema becomes 502.
+    env.reply_with(reply_json(
+        200,
+        r#"{"id":"7","item":"book","quantity":"one"}"#,
+    ));
+    let r = gw.send(Proto::Http1, get()).await;
+    assert_eq!(r.status, 502);
+    assert!(!r.text().contains("one"));
+    assert!(
+        gw.next_event()
+            .await
+            .message
+            .contains("does not match its schema")
+    );
+    // A conforming one passes.
+    env.reply_with(reply_json(200, r#"{"id":"7","item":"book","quantity":1}"#));
+    assert_eq!(gw.send(Proto::Http1, get()).await.status, 200);
+    gw.stop().await;
+}
