@@ -327,15 +327,11 @@ fn compile_operation(
         errors.push(e);
         Security::None
     });
-    let environments = environments(op.get("x-environment"), ptr)
-        .transpose()
-        .or_else(|| environments(item.get("x-environment"), ptr).transpose())
-        .or_else(|| environments(root.get("x-environment"), "").transpose())
-        .transpose()
-        .unwrap_or_else(|e| {
-            errors.push(e);
-            None
-        });
+    let item_ptr = ptr.rsplit_once('/').map_or("", |(b, _)| b);
+    let environments = operation_environments(root, item, op, item_ptr, ptr).unwrap_or_else(|e| {
+        errors.push(e);
+        None
+    });
     let owner = [
         op.get("x-owner"),
         root.get("x-owner"),
@@ -499,6 +495,44 @@ fn compile_operation(
         strip_responses: options.strip_responses,
         validate_responses: options.validate_responses,
     })
+}
+
+/// CONTRACT-03: `x-environment` on the operation, its path item or the
+/// document, else the environments of the servers that apply to it when
+/// every one of them is marked.
+fn operation_environments(
+    root: &Value,
+    item: &Value,
+    op: &Value,
+    item_ptr: &str,
+    ptr: &str,
+) -> Result<Option<Vec<String>>, ContractError> {
+    for (v, at) in [(op, ptr), (item, item_ptr), (root, "")] {
+        if let Some(e) = environments(v.get("x-environment"), at)? {
+            return Ok(Some(e));
+        }
+    }
+    let servers = [(op, ptr), (item, item_ptr), (root, "")]
+        .into_iter()
+        .find_map(|(v, at)| {
+            v.get("servers")
+                .and_then(Value::as_array)
+                .filter(|l| !l.is_empty())
+                .map(|l| (l, at))
+        });
+    let Some((list, at)) = servers else {
+        return Ok(None);
+    };
+    let mut all = Vec::new();
+    for (i, server) in list.iter().enumerate() {
+        match environments(server.get("x-environment"), &format!("{at}/servers/{i}"))? {
+            Some(e) => all.extend(e),
+            None => return Ok(None),
+        }
+    }
+    all.sort();
+    all.dedup();
+    Ok(Some(all))
 }
 
 fn environments(v: Option<&Value>, ptr: &str) -> Result<Option<Vec<String>>, ContractError> {

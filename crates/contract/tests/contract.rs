@@ -72,7 +72,11 @@ fn operations_security_environments_and_labels_come_from_the_document() {
     // AUTHN-06: `security: []` compiles to no requirement; the config must opt out.
     assert_eq!(get("getHealth").security, Security::None);
     assert_eq!(get("debugState").environments, Some(vec!["dev".to_owned()]));
-    assert_eq!(get("listOrders").environments, None);
+    // The document's only server is marked `production`.
+    assert_eq!(
+        get("listOrders").environments,
+        Some(vec!["production".to_owned()])
+    );
     // CONTRACT-02: labels reach the operation.
     assert_eq!(get("getOrder").classification, Some(Classification::Secret));
     assert_eq!(get("getHealth").classification, None);
@@ -415,4 +419,28 @@ fn openapi_30_nullable_and_recursive_schemas_work() {
     );
     assert_eq!(op.method, Method::POST);
     let _ = Location::Body;
+}
+
+#[test]
+fn servers_marked_non_production_make_their_operations_non_production() {
+    let doc = format!(
+        "{HEAD}servers:\n  - {{ url: 'https://staging.example', x-environment: staging }}\n  - {{ url: 'https://dev.example', x-environment: dev }}\npaths:\n  /a:\n    get:\n      responses: {{'200': {{description: ok}}}}\n  /b:\n    servers: [{{ url: 'https://api.example' }}]\n    get:\n      responses: {{'200': {{description: ok}}}}\n  /c:\n    get:\n      x-environment: production\n      responses: {{'200': {{description: ok}}}}\n"
+    );
+    let c = compile(&doc, &Options::default()).unwrap();
+    let env = |path: &str| {
+        c.operations
+            .iter()
+            .find(|o| o.path == path)
+            .unwrap()
+            .environments
+            .clone()
+    };
+    assert_eq!(
+        env("/a"),
+        Some(vec!["dev".to_owned(), "staging".to_owned()])
+    );
+    // An unmarked server means the operation is not restricted.
+    assert_eq!(env("/b"), None);
+    // The operation's own mark wins.
+    assert_eq!(env("/c"), Some(vec!["production".to_owned()]));
 }
