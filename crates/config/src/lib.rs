@@ -241,6 +241,12 @@ impl Validator {
                         cert: resolve(&t.cert),
                         key: resolve(&t.key),
                         allow_tls12,
+                        client_auth: t.client_auth.as_ref().map(|c| ClientAuth {
+                            required: c.mode == schema::RawClientAuthMode::Required,
+                            ca: resolve(&c.ca),
+                            crls: c.crls.iter().map(|p| resolve(p)).collect(),
+                            allow_stale_crl: c.allow_stale_crl,
+                        }),
                     })
                 }
                 (None, Some(RawPlaintext::Redirect)) => ListenerKind::Redirect {

@@ -75,6 +75,16 @@ pub struct ServerTls {
     pub key: PathBuf,
     /// TLS 1.2 (ECDHE + AEAD only) accepted besides TLS 1.3.
     pub allow_tls12: bool,
+    pub client_auth: Option<ClientAuth>,
+}
+
+/// Mutual TLS on a listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientAuth {
+    pub required: bool,
+    pub ca: PathBuf,
+    pub crls: Vec<PathBuf>,
+    pub allow_stale_crl: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -270,15 +280,33 @@ impl Config {
         }
         for (i, l) in self.listeners.iter().enumerate() {
             match &l.kind {
-                ListenerKind::Tls(t) if t.allow_tls12 => push(
-                    format!("listeners[{i}].tls.min_version"),
-                    "TLS 1.2 accepted (ECDHE + AEAD suites only); the default is TLS 1.3 only",
-                ),
+                ListenerKind::Tls(t) => {
+                    if t.allow_tls12 {
+                        push(
+                            format!("listeners[{i}].tls.min_version"),
+                            "TLS 1.2 accepted (ECDHE + AEAD suites only); the default is TLS 1.3 only",
+                        );
+                    }
+                    if let Some(c) = &t.client_auth {
+                        if c.crls.is_empty() {
+                            push(
+                                format!("listeners[{i}].tls.client_auth.crls"),
+                                "client certificates are not checked for revocation (no CRL)",
+                            );
+                        }
+                        if c.allow_stale_crl {
+                            push(
+                                format!("listeners[{i}].tls.client_auth.allow_stale_crl"),
+                                "certificates are accepted while a CRL is out of date",
+                            );
+                        }
+                    }
+                }
                 ListenerKind::DangerousPlaintext => push(
                     format!("listeners[{i}].plaintext"),
                     "plaintext HTTP listener serves APIs (dangerous_serve)",
                 ),
-                _ => {}
+                ListenerKind::Redirect { .. } => {}
             }
         }
         for (i, l) in self.listeners.iter().enumerate() {

@@ -120,6 +120,32 @@ pub struct RawServerTls {
     /// `"1.3"` (default) or `"1.2"` (then only ECDHE + AEAD suites).
     #[serde(default)]
     pub min_version: Option<String>,
+    /// Client certificates (mutual TLS).
+    pub client_auth: Option<RawClientAuth>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawClientAuthMode {
+    Required,
+    Optional,
+}
+
+/// Mutual TLS on a listener (TLS-01, TLS-08, TLS-10).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClientAuth {
+    /// `required`: no certificate, no connection; `optional`: a certificate is
+    /// verified when presented.
+    pub mode: RawClientAuthMode,
+    /// PEM bundle of the CAs that issue client certificates.
+    pub ca: String,
+    /// PEM or DER CRL files; reloaded when they change and on SIGHUP.
+    #[serde(default)]
+    pub crls: Vec<String>,
+    /// Accept certificates while a CRL is past its `nextUpdate` (default: refuse).
+    #[serde(default)]
+    pub allow_stale_crl: bool,
 }
 
 #[derive(Debug, Deserialize)]

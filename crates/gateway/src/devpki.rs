@@ -58,6 +58,16 @@ impl DevCa {
 
     /// Issues a leaf for the given names (DNS names or IP addresses).
     pub fn issue(&self, names: &[&str], client: bool) -> Result<Issued, rcgen::Error> {
+        self.issue_until(names, client, None)
+    }
+
+    /// Issues a leaf valid until `not_after` (rcgen's default when `None`).
+    pub fn issue_until(
+        &self,
+        names: &[&str],
+        client: bool,
+        not_after: Option<time::OffsetDateTime>,
+    ) -> Result<Issued, rcgen::Error> {
         let mut params =
             CertificateParams::new(names.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())?;
         let mut dn = DistinguishedName::new();
@@ -67,6 +77,10 @@ impl DevCa {
         );
         params.distinguished_name = dn;
         params.is_ca = IsCa::ExplicitNoCa;
+        if let Some(t) = not_after {
+            params.not_before = time::OffsetDateTime::now_utc() - time::Duration::minutes(5);
+            params.not_after = t;
+        }
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = if client {
             vec![ExtendedKeyUsagePurpose::ClientAuth]
@@ -95,6 +109,46 @@ impl DevCa {
         std::fs::write(&cert, issued.cert_pem)?;
         write_private(&key, issued.key_pem.as_bytes())?;
         Ok(IssuedFiles { cert, key })
+    }
+}
+
+impl DevCa {
+    /// A CRL (PEM) revoking the given certificates (PEM), valid until `next_update`.
+    pub fn crl(
+        &self,
+        revoked: &[&str],
+        next_update: time::OffsetDateTime,
+    ) -> Result<String, rcgen::Error> {
+        use rcgen::{
+            CertificateRevocationListParams, KeyIdMethod, RevokedCertParams, SerialNumber,
+        };
+        use rustls_pki_types::pem::PemObject;
+        let now = time::OffsetDateTime::now_utc();
+        let mut revoked_certs = Vec::new();
+        for pem in revoked {
+            let der = rustls_pki_types::CertificateDer::from_pem_slice(pem.as_bytes())
+                .map_err(|_| rcgen::Error::CouldNotParseCertificate)?;
+            let (_, c) = x509_parser::parse_x509_certificate(der.as_ref())
+                .map_err(|_| rcgen::Error::CouldNotParseCertificate)?;
+            revoked_certs.push(RevokedCertParams {
+                serial_number: SerialNumber::from_slice(c.raw_serial()),
+                revocation_time: now - time::Duration::seconds(1),
+                reason_code: None,
+                invalidity_date: None,
+            });
+        }
+        let this_update =
+            (now - time::Duration::minutes(1)).min(next_update - time::Duration::seconds(1));
+        CertificateRevocationListParams {
+            this_update,
+            next_update,
+            crl_number: SerialNumber::from(u64::try_from(now.unix_timestamp()).unwrap_or(1)),
+            issuing_distribution_point: None,
+            revoked_certs,
+            key_identifier_method: KeyIdMethod::Sha256,
+        }
+        .signed_by(&self.issuer)?
+        .pem()
     }
 }
 

@@ -8,6 +8,7 @@
 
 pub mod apikeys;
 pub mod backend_server;
+pub mod clientauth;
 pub mod content;
 pub mod correlation;
 pub mod devpki;
@@ -66,6 +67,10 @@ pub struct State {
 #[derive(Debug)]
 pub struct ConnInfo {
     pub listener: Arc<str>,
+    /// The TLS listener, for the per-request client certificate re-check.
+    pub tls_listener: Option<Arc<clientauth::TlsListener>>,
+    /// The verified client certificate, set after the handshake.
+    pub client_cert: std::sync::OnceLock<clientauth::PeerCert>,
     /// The environment the listener serves (CONTRACT-03).
     pub environment: Arc<str>,
     pub remote: SocketAddr,
@@ -97,7 +102,7 @@ pub enum BuildError {
 }
 
 enum PreparedKind {
-    Tls(tokio_rustls::TlsAcceptor),
+    Tls(Arc<clientauth::TlsListener>),
     Redirect { https_port: u16 },
     Plain,
 }
@@ -122,14 +127,14 @@ impl Gateway {
         let mut listeners = Vec::new();
         for (i, l) in config.listeners.iter().enumerate() {
             let kind = match &l.kind {
-                ListenerKind::Tls(t) => {
-                    let server = tls::server_config(&t.cert, &t.key, t.allow_tls12, config.mode)
-                        .map_err(|source| BuildError::Tls {
+                ListenerKind::Tls(t) => PreparedKind::Tls(Arc::new(
+                    clientauth::TlsListener::new(t, config.mode).map_err(|source| {
+                        BuildError::Tls {
                             path: format!("listeners[{i}].tls"),
                             source,
-                        })?;
-                    PreparedKind::Tls(tokio_rustls::TlsAcceptor::from(server))
-                }
+                        }
+                    })?,
+                )),
                 ListenerKind::Redirect { https_port } => PreparedKind::Redirect {
                     https_port: *https_port,
                 },
@@ -221,6 +226,19 @@ impl Gateway {
             identity.spawn_jwks_refresh();
         }
         let mut tasks = Vec::new();
+        let watched: Vec<Arc<clientauth::TlsListener>> = bound
+            .iter()
+            .filter_map(|(_, l)| match &l.kind {
+                PreparedKind::Tls(t) if t.has_client_auth() => Some(t.clone()),
+                _ => None,
+            })
+            .collect();
+        if !watched.is_empty() {
+            tasks.push(tokio::spawn(clientauth::watch_crls(
+                watched,
+                shutdown_rx.clone(),
+            )));
+        }
         for (socket, l) in bound {
             tracing::info!(listener = &*l.name, addr = %socket.local_addr().map_or(l.bind, |a| a), "listening");
             tasks.push(tokio::spawn(listener::accept_loop(

@@ -68,6 +68,11 @@ pub(crate) async fn accept_loop(
         let _ = stream.set_nodelay(true);
         let conn = Arc::new(ConnInfo {
             listener: listener.name.clone(),
+            tls_listener: match &listener.kind {
+                PreparedKind::Tls(t) => Some(t.clone()),
+                _ => None,
+            },
+            client_cert: std::sync::OnceLock::new(),
             environment: listener.environment.clone(),
             remote,
             tls: matches!(listener.kind, PreparedKind::Tls(_)),
@@ -95,7 +100,8 @@ async fn connection(
     shutdown: watch::Receiver<bool>,
 ) {
     match &listener.kind {
-        PreparedKind::Tls(acceptor) => {
+        PreparedKind::Tls(tls_listener) => {
+            let acceptor = tokio_rustls::TlsAcceptor::from(tls_listener.config());
             let handshake =
                 tokio::time::timeout(state.limits.tls_handshake_timeout, acceptor.accept(stream))
                     .await;
@@ -110,6 +116,15 @@ async fn connection(
                     return;
                 }
             };
+            if let Some(cert) = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .and_then(crate::clientauth::PeerCert::from_der)
+            {
+                let _ = conn.client_cert.set(cert);
+            }
             let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
             let flag = conn.ambiguous_framing.clone();
             let svc = service_fn(move |req| pipeline::handle(state.clone(), conn.clone(), req));

@@ -87,7 +87,12 @@ async fn run(
     correlation: &CorrelationId,
     decided: &mut Decided,
 ) -> Result<Response<GatewayBody>, Rejection> {
-    // 1. connection re-check (client certificates): PKI issue.
+    // 1. connection re-check: the client certificate against the current CRLs and clock.
+    if let Some(tls) = &conn.tls_listener
+        && tls.has_client_auth()
+    {
+        tls.recheck(conn.client_cert.get(), crate::identity::now())?;
+    }
     // 2. correlation
     if correlation.refused {
         return Err(Rejection::BadCorrelationId);

@@ -91,6 +91,9 @@ pub enum Rejection {
     /// The upstream response carried a stack trace; it is replaced (OUTPUT-02).
     #[error("upstream response carried a stack trace")]
     UpstreamStackTrace,
+    /// The client certificate is missing, expired, or revoked now (TLS-08, TLS-10).
+    #[error("client certificate refused: {0}")]
+    ClientCertificate(&'static str),
     /// The upstream response could not be inspected or broke its contract.
     #[error("upstream response refused: {0}")]
     UpstreamContract(&'static str),
@@ -143,7 +146,8 @@ impl Rejection {
             Rejection::MissingApiKey
             | Rejection::InvalidApiKey(_)
             | Rejection::MissingToken
-            | Rejection::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            | Rejection::InvalidToken(_)
+            | Rejection::ClientCertificate(_) => StatusCode::UNAUTHORIZED,
             Rejection::InsufficientScope { .. } => StatusCode::FORBIDDEN,
             Rejection::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::UnknownRoute => StatusCode::NOT_FOUND,
@@ -184,6 +188,7 @@ impl Rejection {
             Rejection::InvalidRequest(_) => "invalid-request",
             Rejection::UpstreamStackTrace => "upstream-stack-trace",
             Rejection::UpstreamContract(_) => "upstream-contract",
+            Rejection::ClientCertificate(_) => "client-certificate-refused",
         }
     }
 
@@ -195,6 +200,7 @@ impl Rejection {
             | Rejection::CredentialInQuery
             | Rejection::SensitiveInUrl { .. }
             | Rejection::UpstreamStackTrace
+            | Rejection::ClientCertificate(_)
             | Rejection::StoreUnavailable(_) => Severity::High,
             Rejection::UpstreamContract(_) => Severity::Medium,
             Rejection::UnsupportedMediaType { .. }
@@ -227,7 +233,8 @@ impl Rejection {
             Rejection::MissingApiKey
             | Rejection::InvalidApiKey(_)
             | Rejection::MissingToken
-            | Rejection::InvalidToken(_) => "Unauthorized",
+            | Rejection::InvalidToken(_)
+            | Rejection::ClientCertificate(_) => "Unauthorized",
             Rejection::InsufficientScope { .. } => "Forbidden",
             Rejection::StoreUnavailable(_) => "Service unavailable",
             Rejection::PayloadTooLarge { .. } => "Payload too large",
@@ -272,6 +279,7 @@ impl Rejection {
             Rejection::UnsupportedMediaType { allowed } => format!("Send the body as one of: {allowed} (uncompressed, with a matching Content-Type)."),
             Rejection::NotAcceptable { available } => format!("This operation answers with: {available}. Accept one of them."),
             Rejection::InvalidRequest(_) => "The request does not match the API contract; each entry of `errors` names a field and what is wrong with it.".into(),
+            Rejection::ClientCertificate(_) => "The client certificate of this connection is no longer accepted (expired or revoked). Reconnect with a current certificate.".into(),
             Rejection::UpstreamStackTrace | Rejection::UpstreamContract(_) => "The service behind this API answered with something this gateway does not pass on. Quote the correlation id when reporting it.".into(),
         }
     }

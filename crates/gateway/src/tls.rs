@@ -124,6 +124,7 @@ pub fn server_config(
     key_path: &Path,
     allow_tls12: bool,
     mode: Mode,
+    client_verifier: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
 ) -> Result<Arc<ServerConfig>, TlsError> {
     let certs = load_certs(cert_path)?;
     match is_self_signed(&certs[0]) {
@@ -145,10 +146,14 @@ pub fn server_config(
     } else {
         &[&rustls::version::TLS13]
     };
-    let mut config = ServerConfig::builder_with_provider(Arc::new(provider()))
+    let builder = ServerConfig::builder_with_provider(Arc::new(provider()))
         .with_protocol_versions(versions)
-        .map_err(|e| TlsError::Identity(e.to_string()))?
-        .with_no_client_auth()
+        .map_err(|e| TlsError::Identity(e.to_string()))?;
+    let builder = match client_verifier {
+        Some(v) => builder.with_client_cert_verifier(v),
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder
         .with_single_cert(certs, key)
         .map_err(|e| TlsError::Identity(e.to_string()))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];

@@ -1,0 +1,262 @@
+//! Client certificates at the edge (TLS-01, TLS-08, TLS-10).
+//!
+//! A TLS listener keeps its `ServerConfig` behind an `ArcSwap`: every new
+//! connection takes the current one. With `client_auth`, the verifier
+//! checks the chain against the listener's client CA and the CRLs at the
+//! handshake; the CRL files are watched (mtime, every 250 ms) and reloaded
+//! on SIGHUP, and a reload swaps in a new config and a new revocation set.
+//!
+//! A handshake is not enough on kept-alive connections: stage 1 of the
+//! pipeline re-checks the peer certificate on **every request** against the
+//! *current* revocation set, its validity period and the CRLs' freshness,
+//! so a certificate revoked or expiring mid-connection is refused on its
+//! next request.
+
+use crate::rejection::Rejection;
+use crate::tls::{self, TlsError};
+use arc_swap::ArcSwap;
+use portcullis_config::{ClientAuth, Mode, ServerTls};
+use rustls::RootCertStore;
+use rustls::server::WebPkiClientVerifier;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer};
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// What the gateway keeps of a verified client certificate.
+#[derive(Debug, Clone)]
+pub struct PeerCert {
+    issuer: Vec<u8>,
+    serial: Vec<u8>,
+    not_before: i64,
+    not_after: i64,
+    /// SHA-256 of the DER certificate (RFC 8705 `x5t#S256`).
+    pub thumbprint: [u8; 32],
+}
+
+impl PeerCert {
+    pub fn from_der(der: &CertificateDer<'_>) -> Option<Self> {
+        let (_, c) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der.as_ref());
+        let mut thumbprint = [0u8; 32];
+        thumbprint.copy_from_slice(digest.as_ref());
+        Some(Self {
+            issuer: c.issuer().as_raw().to_vec(),
+            serial: c.raw_serial().to_vec(),
+            not_before: c.validity().not_before.timestamp(),
+            not_after: c.validity().not_after.timestamp(),
+            thumbprint,
+        })
+    }
+}
+
+/// The CRLs as loaded: what the verifier uses and what stage 1 checks.
+#[derive(Debug, Default)]
+struct Revocations {
+    /// `(issuer DN, serial)` of every revoked certificate.
+    revoked: HashSet<(Vec<u8>, Vec<u8>)>,
+    /// The earliest `nextUpdate` among the CRLs (Unix seconds).
+    next_update: Option<i64>,
+}
+
+struct Loaded {
+    config: Arc<rustls::ServerConfig>,
+    revocations: Revocations,
+    /// `(mtime, len)` of each CRL file when it was read.
+    stamps: Vec<Option<(SystemTime, u64)>>,
+}
+
+/// A TLS listener's configuration, reloadable.
+pub struct TlsListener {
+    tls: ServerTls,
+    mode: Mode,
+    current: ArcSwap<Loaded>,
+}
+
+impl std::fmt::Debug for TlsListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsListener")
+            .field("tls", &self.tls)
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+fn load_crls(
+    auth: &ClientAuth,
+) -> Result<(Vec<CertificateRevocationListDer<'static>>, Revocations), TlsError> {
+    let mut ders = Vec::new();
+    let mut rev = Revocations::default();
+    for path in &auth.crls {
+        let bytes = std::fs::read(path).map_err(|e| TlsError::Read {
+            path: path.clone(),
+            reason: e.kind().to_string(),
+        })?;
+        let mut found: Vec<CertificateRevocationListDer<'static>> =
+            CertificateRevocationListDer::pem_slice_iter(&bytes)
+                .collect::<Result<_, _>>()
+                .unwrap_or_default();
+        if found.is_empty() {
+            found.push(CertificateRevocationListDer::from(bytes));
+        }
+        for der in found {
+            let (_, crl) = x509_parser::parse_x509_crl(der.as_ref())
+                .map_err(|_| TlsError::BadCertificate { path: path.clone() })?;
+            let issuer = crl.issuer().as_raw().to_vec();
+            for r in crl.iter_revoked_certificates() {
+                rev.revoked
+                    .insert((issuer.clone(), r.raw_serial().to_vec()));
+            }
+            let next = crl.next_update().map(|t| t.timestamp());
+            rev.next_update = match (rev.next_update, next) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            ders.push(der);
+        }
+    }
+    Ok((ders, rev))
+}
+
+impl TlsListener {
+    pub fn new(tls: &ServerTls, mode: Mode) -> Result<Self, TlsError> {
+        let loaded = Self::load(tls, mode)?;
+        Ok(Self {
+            tls: tls.clone(),
+            mode,
+            current: ArcSwap::from_pointee(loaded),
+        })
+    }
+
+    fn load(t: &ServerTls, mode: Mode) -> Result<Loaded, TlsError> {
+        let (verifier, revocations, stamps) = match &t.client_auth {
+            None => (None, Revocations::default(), Vec::new()),
+            Some(auth) => {
+                let stamps = auth.crls.iter().map(|p| stamp(p)).collect();
+                let (crls, revocations) = load_crls(auth)?;
+                let mut roots = RootCertStore::empty();
+                for c in tls::load_certs(&auth.ca)? {
+                    roots.add(c).map_err(|_| TlsError::BadCertificate {
+                        path: auth.ca.clone(),
+                    })?;
+                }
+                let mut b = WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    Arc::new(tls::provider()),
+                )
+                .with_crls(crls);
+                if !auth.allow_stale_crl {
+                    b = b.enforce_revocation_expiration();
+                }
+                if !auth.required {
+                    b = b.allow_unauthenticated();
+                }
+                let v = b.build().map_err(|e| TlsError::Identity(e.to_string()))?;
+                (Some(v), revocations, stamps)
+            }
+        };
+        let config = tls::server_config(&t.cert, &t.key, t.allow_tls12, mode, verifier)?;
+        Ok(Loaded {
+            config,
+            revocations,
+            stamps,
+        })
+    }
+
+    /// The configuration for the next handshake.
+    pub fn config(&self) -> Arc<rustls::ServerConfig> {
+        self.current.load().config.clone()
+    }
+
+    pub fn has_client_auth(&self) -> bool {
+        self.tls.client_auth.is_some()
+    }
+
+    /// Reloads when a CRL file changed (or always, with `force`); keeps the
+    /// last good state when the new files cannot be used.
+    pub fn reload_if_changed(&self, force: bool) -> Result<bool, TlsError> {
+        let Some(auth) = &self.tls.client_auth else {
+            return Ok(false);
+        };
+        let stamps: Vec<_> = auth.crls.iter().map(|p| stamp(p)).collect();
+        if !force && stamps == self.current.load().stamps {
+            return Ok(false);
+        }
+        let loaded = Self::load(&self.tls, self.mode)?;
+        self.current.store(Arc::new(loaded));
+        Ok(true)
+    }
+
+    /// Stage 1: the peer certificate on this request, against the current
+    /// CRLs and the clock (401 on failure).
+    pub fn recheck(&self, cert: Option<&PeerCert>, now: i64) -> Result<(), Rejection> {
+        let Some(auth) = &self.tls.client_auth else {
+            return Ok(());
+        };
+        let Some(cert) = cert else {
+            return if auth.required {
+                Err(Rejection::ClientCertificate("no client certificate"))
+            } else {
+                Ok(())
+            };
+        };
+        if now < cert.not_before || now > cert.not_after {
+            return Err(Rejection::ClientCertificate(
+                "client certificate outside its validity period",
+            ));
+        }
+        let current = self.current.load();
+        if !auth.allow_stale_crl && current.revocations.next_update.is_some_and(|n| now > n) {
+            return Err(Rejection::ClientCertificate(
+                "certificate revocation list is out of date",
+            ));
+        }
+        if current
+            .revocations
+            .revoked
+            .contains(&(cert.issuer.clone(), cert.serial.clone()))
+        {
+            return Err(Rejection::ClientCertificate("client certificate revoked"));
+        }
+        Ok(())
+    }
+}
+
+/// Reloads the CRLs of `listeners` when their files change (checked every
+/// 250 ms) and on SIGHUP, until shutdown. A file that cannot be used keeps
+/// the last good state (which fails closed once its CRLs are out of date).
+pub async fn watch_crls(
+    listeners: Vec<Arc<TlsListener>>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+    loop {
+        let force = tokio::select! {
+            _ = tick.tick() => false,
+            Some(()) = async {
+                match hangup.as_mut() {
+                    Some(h) => h.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => true,
+            _ = shutdown.changed() => return,
+        };
+        for l in &listeners {
+            match l.reload_if_changed(force) {
+                Ok(true) => tracing::info!("client certificate revocation lists reloaded"),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "revocation lists not reloaded; the last good ones stay in force");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! Client certificates at the edge (TLS-01, TLS-08, TLS-10): verified at
+//! the handshake against the client CA and CRLs, and again on every request
+//! of a kept-alive connection against the current CRLs and the clock.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use portcullis_gateway::devpki::Issued;
+use portcullis_testkit::{ORDERS_API, TestEnv, TestGateway};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+fn hours(h: i64) -> OffsetDateTime {
+    OffsetDateTime::now_utc() + time::Duration::hours(h)
+}
+
+/// Writes a CRL the way an operator's tooling would: a new file renamed over the old.
+fn write_crl(env: &TestEnv, revoked: &[&str], next_update: OffsetDateTime) -> PathBuf {
+    let path = env.path().join("clients.crl.pem");
+    let tmp = env.path().join("clients.crl.pem.tmp");
+    std::fs::write(&tmp, env.ca.crl(revoked, next_update).unwrap()).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    path
+}
+
+async fn start(env: &TestEnv, crl: &std::path::Path, mode: &str) -> TestGateway {
+    let listeners = format!(
+        "  - name: public\n    bind: 127.0.0.1:0\n    tls:\n      cert: {}\n      key: {}\n      client_auth: {{ mode: {mode}, ca: {}, crls: [{}] }}\n",
+        env.gateway_cert.cert.display(),
+        env.gateway_cert.key.display(),
+        env.ca_path.display(),
+        crl.display()
+    );
+    env.gateway(ORDERS_API).listeners(&listeners).start().await
+}
+
+/// One kept-alive HTTP/1.1 connection presenting `client` (or no certificate).
+async fn connect(
+    env: &TestEnv,
+    gw: &TestGateway,
+    client: Option<&Issued>,
+) -> Result<Sender, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(env.ca.cert_pem().as_bytes()).unwrap())
+        .unwrap();
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots);
+    let mut config = match client {
+        Some(c) => builder
+            .with_client_auth_cert(
+                vec![CertificateDer::from_pem_slice(c.cert_pem.as_bytes()).unwrap()],
+                PrivateKeyDer::from_pem_slice(c.key_pem.as_bytes()).unwrap(),
+            )
+            .unwrap(),
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(gw.addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    Ok(sender)
+}
+
+/// Status and body of one request on `sender`, or the error text.
+async fn get(sender: &mut Sender) -> Result<(u16, String), String> {
+    sender.ready().await.map_err(|e| e.to_string())?;
+    let req = http::Request::get("/v1/orders")
+        .header("host", "localhost")
+        .body(Full::default())
+        .unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(10), sender.send_request(req))
+        .await
+        .map_err(|_| "timed out".to_owned())?
+        .map_err(|e| e.to_string())?;
+    let status = r.status().as_u16();
+    let body = r
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// A new connection with `client` cannot complete a request.
+async fn refused_on_new_connection(env: &TestEnv, gw: &TestGateway, client: Option<&Issued>) {
+    match connect(env, gw, client).await {
+        Err(_) => {}
+        Ok(mut s) => assert!(get(&mut s).await.is_err(), "a new connection was served"),
+    }
+}
+
+async fn wait_for_reload() {
+    tokio::time::sleep(Duration::from_millis(700)).await;
+}
+
+#[tokio::test]
+async fn revoked_certificate_is_refused_on_open_and_new_connections_after_crl_reload() {
+    let env = TestEnv::new().await;
+    let client = env.ca.issue(&["app.demo"], true).unwrap();
+    let crl = write_crl(&env, &[], hours(1));
+    let mut gw = start(&env, &crl, "required").await;
+    // TLS-01: no certificate, no request.
+    refused_on_new_connection(&env, &gw, None).await;
+    let mut open = connect(&env, &gw, Some(&client)).await.unwrap();
+    assert_eq!(get(&mut open).await.unwrap().0, 200);
+    // Revoke: the CRL file changes, the gateway reloads it.
+    write_crl(&env, &[&client.cert_pem], hours(1));
+    wait_for_reload().await;
+    let (status, body) = get(&mut open).await.unwrap();
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("urn:portcullis:problem:client-certificate-refused"));
+    let e = gw.next_event().await;
+    assert_eq!(e.status_code, "client-certificate-refused");
+    assert!(e.message.contains("revoked"));
+    refused_on_new_connection(&env, &gw, Some(&client)).await;
+    // Another, unrevoked certificate still works.
+    let other = env.ca.issue(&["app.other"], true).unwrap();
+    let mut s = connect(&env, &gw, Some(&other)).await.unwrap();
+    assert_eq!(get(&mut s).await.unwrap().0, 200);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn certificate_expiring_mid_connection_is_refused_on_its_next_request() {
+    let env = TestEnv::new().await;
+    let soon = OffsetDateTime::now_utc() + time::Duration::seconds(3);
+    let client = env.ca.issue_until(&["app.demo"], true, Some(soon)).unwrap();
+    let crl = write_crl(&env, &[], hours(1));
+    let mut gw = start(&env, &crl, "required").await;
+    let mut open = connect(&env, &gw, Some(&client)).await.unwrap();
+    assert_eq!(get(&mut open).await.unwrap().0, 200);
+    tokio::time::sleep(Duration::from_millis(4200)).await;
+    assert_eq!(get(&mut open).await.unwrap().0, 401);
+    assert!(gw.next_event().await.message.contains("validity"));
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn stale_crl_fails_closed() {
+    let env = TestEnv::new().await;
+    let client = env.ca.issue(&["app.demo"], true).unwrap();
+    let crl = write_crl(
+        &env,
+        &[],
+        OffsetDateTime::now_utc() + time::Duration::seconds(3),
+    );
+    let mut gw = start(&env, &crl, "required").await;
+    let mut open = connect(&env, &gw, Some(&client)).await.unwrap();
+    assert_eq!(get(&mut open).await.unwrap().0, 200);
+    tokio::time::sleep(Duration::from_millis(4200)).await;
+    assert_eq!(get(&mut open).await.unwrap().0, 401);
+    assert!(gw.next_event().await.message.contains("out of date"));
+    refused_on_new_connection(&env, &gw, Some(&client)).await;
+    // A fresh CRL restores service.
+    write_crl(&env, &[], hours(1));
+    wait_for_reload().await;
+    let mut s = connect(&env, &gw, Some(&client)).await.unwrap();
+    assert_eq!(get(&mut s).await.unwrap().0, 200);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn optional_mode_serves_without_a_certificate_and_checks_one_when_presented() {
+    let env = TestEnv::new().await;
+    let client = env.ca.issue(&["app.demo"], true).unwrap();
+    let crl = write_crl(&env, &[&client.cert_pem], hours(1));
+    let gw = start(&env, &crl, "optional").await;
+    let mut anonymous = connect(&env, &gw, None).await.unwrap();
+    assert_eq!(get(&mut anonymous).await.unwrap().0, 200);
+    refused_on_new_connection(&env, &gw, Some(&client)).await;
+    // A certificate from another CA is refused at the handshake.
+    let stranger = portcullis_gateway::devpki::DevCa::new("Stranger CA")
+        .unwrap()
+        .issue(&["app.demo"], true)
+        .unwrap();
+    refused_on_new_connection(&env, &gw, Some(&stranger)).await;
+    gw.stop().await;
+}
