@@ -391,10 +391,13 @@ impl IdentityState {
     }
 
     /// Stages 5–7 for a protected route; returns the request's claim set.
+    /// `peer_cert` is the SHA-256 thumbprint of the connection's client
+    /// certificate, for certificate-bound tokens (RFC 8705).
     pub async fn authenticate(
         &self,
         policy: &Protected,
         headers: &HeaderMap,
+        peer_cert: Option<&[u8; 32]>,
     ) -> Result<ClaimSet, Rejection> {
         let mut claims = ClaimSet::default();
         if policy.api_key {
@@ -402,7 +405,19 @@ impl IdentityState {
             claims.methods.push("api_key");
         }
         if policy.token {
-            claims.token = Some(self.token(headers).await?);
+            let token = self.token(headers).await?;
+            if let Some(bound) = &token.cert_thumbprint {
+                use base64::Engine;
+                let presented =
+                    peer_cert.map(|t| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(t));
+                let matches = presented.is_some_and(|p| subtle_eq(p.as_bytes(), bound.as_bytes()));
+                if !matches {
+                    return Err(Rejection::InvalidToken(TokenError::Claim(
+                        "certificate-bound token (cnf x5t#S256) used without that client certificate",
+                    )));
+                }
+            }
+            claims.token = Some(token);
             claims.methods.push("bearer");
         }
         if claims.methods.is_empty() {
@@ -478,6 +493,11 @@ impl IdentityState {
 /// Stage 7, authorization: application allowlist and required scopes
 /// (AUTHZ-01, AUTHZ-02, AUTHZ-11), computed per request, never cached
 /// (AUTHZ-05).
+/// Constant-time equality of two byte strings of public length.
+fn subtle_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 pub fn authorize(policy: &Protected, claims: &ClaimSet) -> Result<(), Rejection> {
     if !policy.apps.is_empty() {
         let allowed = claims
@@ -561,6 +581,7 @@ mod tests {
             issued_at: None,
             token_id: "t".into(),
             client_id: None,
+            cert_thumbprint: None,
         }
     }
 

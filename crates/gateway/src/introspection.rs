@@ -47,6 +47,7 @@ struct Answer {
     #[serde(default)]
     aud: Option<serde_json::Value>,
     jti: Option<String>,
+    cnf: Option<crate::tokens::Confirmation>,
 }
 
 impl Introspector {
@@ -175,6 +176,7 @@ impl Introspector {
             issued_at: a.iat,
             token_id,
             client_id: a.client_id,
+            cert_thumbprint: crate::tokens::Confirmation::thumbprint(a.cnf)?,
         })
     }
 }

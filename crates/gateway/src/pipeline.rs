@@ -143,7 +143,8 @@ async fn run(
             let identity = state.identity.as_ref().ok_or_else(|| {
                 Rejection::StoreUnavailable("protected route without identity".into())
             })?;
-            decided.claims = Some(identity.authenticate(policy, &parts.headers).await?);
+            let peer = conn.client_cert.get().map(|c| &c.thumbprint);
+            decided.claims = Some(identity.authenticate(policy, &parts.headers, peer).await?);
         }
     }
     // 8. throttle: throttling issue.

@@ -57,6 +57,32 @@ pub struct VerifiedToken {
     /// `jti`, or `sha256:<hex>` of the token when it has none (for revocation).
     pub token_id: String,
     pub client_id: Option<String>,
+    /// RFC 8705 `cnf.x5t#S256`: the token is usable only over a connection
+    /// presenting the certificate with this SHA-256 thumbprint (base64url).
+    pub cert_thumbprint: Option<String>,
+}
+
+/// RFC 7800 confirmation claim. Only certificate binding (RFC 8705) can be
+/// checked here; a token bound to anything else is refused (fail closed).
+#[derive(Deserialize, Default)]
+pub struct Confirmation {
+    #[serde(rename = "x5t#S256")]
+    x5t_s256: Option<String>,
+    #[serde(flatten)]
+    other: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+impl Confirmation {
+    /// The certificate thumbprint the token is bound to.
+    pub fn thumbprint(cnf: Option<Self>) -> Result<Option<String>, TokenError> {
+        match cnf {
+            None => Ok(None),
+            Some(c) if !c.other.is_empty() || c.x5t_s256.is_none() => Err(TokenError::Claim(
+                "cnf binds the token to something other than a client certificate",
+            )),
+            Some(c) => Ok(c.x5t_s256),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -71,6 +97,7 @@ struct Claims {
     scope: Option<String>,
     scp: Option<Vec<String>>,
     client_id: Option<String>,
+    cnf: Option<Confirmation>,
 }
 
 #[derive(Deserialize, Default)]
@@ -266,5 +293,6 @@ pub fn verify(
         issued_at: c.iat,
         token_id,
         client_id: c.client_id,
+        cert_thumbprint: Confirmation::thumbprint(c.cnf)?,
     })
 }

@@ -29,6 +29,16 @@ fn write_crl(env: &TestEnv, revoked: &[&str], next_update: OffsetDateTime) -> Pa
 }
 
 async fn start(env: &TestEnv, crl: &std::path::Path, mode: &str) -> TestGateway {
+    start_with(env, crl, mode, ORDERS_API, "").await
+}
+
+async fn start_with(
+    env: &TestEnv,
+    crl: &std::path::Path,
+    mode: &str,
+    apis: &str,
+    extra: &str,
+) -> TestGateway {
     let listeners = format!(
         "  - name: public\n    bind: 127.0.0.1:0\n    tls:\n      cert: {}\n      key: {}\n      client_auth: {{ mode: {mode}, ca: {}, crls: [{}] }}\n",
         env.gateway_cert.cert.display(),
@@ -36,7 +46,11 @@ async fn start(env: &TestEnv, crl: &std::path::Path, mode: &str) -> TestGateway 
         env.ca_path.display(),
         crl.display()
     );
-    env.gateway(ORDERS_API).listeners(&listeners).start().await
+    env.gateway(apis)
+        .with(extra)
+        .listeners(&listeners)
+        .start()
+        .await
 }
 
 /// One kept-alive HTTP/1.1 connection presenting `client` (or no certificate).
@@ -81,11 +95,16 @@ async fn connect(
 
 /// Status and body of one request on `sender`, or the error text.
 async fn get(sender: &mut Sender) -> Result<(u16, String), String> {
+    get_with(sender, None).await
+}
+
+async fn get_with(sender: &mut Sender, bearer: Option<&str>) -> Result<(u16, String), String> {
     sender.ready().await.map_err(|e| e.to_string())?;
-    let req = http::Request::get("/v1/orders")
-        .header("host", "localhost")
-        .body(Full::default())
-        .unwrap();
+    let mut req = http::Request::get("/v1/orders").header("host", "localhost");
+    if let Some(t) = bearer {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let req = req.body(Full::default()).unwrap();
     let r = tokio::time::timeout(Duration::from_secs(10), sender.send_request(req))
         .await
         .map_err(|_| "timed out".to_owned())?
@@ -193,5 +212,44 @@ async fn optional_mode_serves_without_a_certificate_and_checks_one_when_presente
         .issue(&["app.demo"], true)
         .unwrap();
     refused_on_new_connection(&env, &gw, Some(&stranger)).await;
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn certificate_bound_token_is_refused_over_another_certificate() {
+    use base64::Engine;
+    let env = TestEnv::new().await;
+    let alice = env.ca.issue(&["app.alice"], true).unwrap();
+    let mallory = env.ca.issue(&["app.mallory"], true).unwrap();
+    let crl = write_crl(&env, &[], hours(1));
+    let issuer = portcullis_testkit::TestIssuer::new("https://issuer.test", "k1");
+    let identity = env.identity_yaml(&issuer, &env.path().join("jwks.json"));
+    let api = "  - name: orders\n    base_path: /v1\n    upstream: backend\n    routes:\n      - { path: /orders, methods: [GET], auth: { token: true } }\n";
+    let mut gw = start_with(&env, &crl, "optional", api, &identity).await;
+    // RFC 8705: the token names Alice's certificate by its SHA-256 thumbprint.
+    let der = CertificateDer::from_pem_slice(alice.cert_pem.as_bytes()).unwrap();
+    let x5t = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der.as_ref()).as_ref());
+    let mut claims = issuer.claims("alice", "orders:read");
+    claims["cnf"] = serde_json::json!({ "x5t#S256": x5t });
+    let bound = issuer.mint(&claims);
+    let mut as_alice = connect(&env, &gw, Some(&alice)).await.unwrap();
+    assert_eq!(get_with(&mut as_alice, Some(&bound)).await.unwrap().0, 200);
+    for client in [Some(&mallory), None] {
+        let mut s = connect(&env, &gw, client).await.unwrap();
+        let (status, _) = get_with(&mut s, Some(&bound)).await.unwrap();
+        assert_eq!(status, 401);
+        let e = gw.next_event().await;
+        assert!(e.message.contains("certificate-bound"), "{}", e.message);
+    }
+    // A binding the gateway cannot check (DPoP `jkt`) is refused, not ignored.
+    let mut claims = issuer.claims("alice", "orders:read");
+    claims["cnf"] = serde_json::json!({ "jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I" });
+    let dpop = issuer.mint(&claims);
+    assert_eq!(get_with(&mut as_alice, Some(&dpop)).await.unwrap().0, 401);
+    // Unbound tokens still work over any connection.
+    let plain = issuer.mint(&issuer.claims("bob", "orders:read"));
+    let mut s = connect(&env, &gw, Some(&mallory)).await.unwrap();
+    assert_eq!(get_with(&mut s, Some(&plain)).await.unwrap().0, 200);
     gw.stop().await;
 }
