@@ -391,9 +391,46 @@ impl Validator {
                 self.err(format!("{p}.{field}"), "must be greater than 0");
             }
         }
+        let client_identity = match (&u.client_cert, &u.client_key) {
+            (Some(c), Some(k)) => Some((resolve(c), resolve(k))),
+            (None, None) => None,
+            _ => {
+                self.err(
+                    format!("{p}.client_cert"),
+                    "give both `client_cert` and `client_key`, or neither",
+                );
+                None
+            }
+        };
+        let mut spki_pins = Vec::new();
+        for (i, pin) in u.spki_pins.iter().enumerate() {
+            use base64::Engine;
+            let text = pin.strip_prefix("sha256/").unwrap_or(pin);
+            match base64::engine::general_purpose::STANDARD.decode(text) {
+                Ok(bytes) if bytes.len() == 32 => {
+                    let mut a = [0u8; 32];
+                    a.copy_from_slice(&bytes);
+                    spki_pins.push(a);
+                }
+                _ => self.err(
+                    format!("{p}.spki_pins[{i}]"),
+                    "a pin is the base64 SHA-256 of the certificate's SubjectPublicKeyInfo (44 characters)",
+                ),
+            }
+        }
+        if scheme == UpstreamScheme::DangerousHttp
+            && (client_identity.is_some() || !spki_pins.is_empty())
+        {
+            self.err(
+                p.clone(),
+                "client certificates and pins need an https upstream",
+            );
+        }
         Some(Upstream {
             name: name.to_owned(),
             scheme,
+            client_identity,
+            spki_pins,
             authority,
             base_path: uri.path().trim_end_matches('/').to_owned(),
             ca,

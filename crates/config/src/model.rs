@@ -118,6 +118,10 @@ pub enum UpstreamScheme {
 pub struct Upstream {
     pub name: String,
     pub scheme: UpstreamScheme,
+    /// The gateway's client certificate and key for mutual TLS.
+    pub client_identity: Option<(PathBuf, PathBuf)>,
+    /// SHA-256 SPKI pins of the upstream certificate; empty = no pinning.
+    pub spki_pins: Vec<[u8; 32]>,
     /// `host:port` as written in the URL.
     pub authority: http::uri::Authority,
     /// Path prefix prepended to every forwarded path; empty for `/`.

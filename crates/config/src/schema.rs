@@ -244,6 +244,14 @@ pub struct RawUpstream {
     pub pool_max_idle_per_host: usize,
     #[serde(default)]
     pub dangerous_plaintext_upstream: bool,
+    /// The gateway's client certificate for this upstream (mutual TLS).
+    pub client_cert: Option<String>,
+    /// Its private key; must not be readable by group or others.
+    pub client_key: Option<String>,
+    /// SHA-256 of the upstream certificate's SubjectPublicKeyInfo, base64
+    /// (`sha256/...` accepted); any one must match.
+    #[serde(default)]
+    pub spki_pins: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -161,19 +161,102 @@ pub fn server_config(
 }
 
 /// Builds an upstream's TLS client configuration: TLS 1.3, the configured
-/// trust anchors only.
-pub fn upstream_client_config(ca_path: &Path) -> Result<ClientConfig, TlsError> {
+/// trust anchors only, optionally the gateway's client certificate (mutual
+/// TLS) and SPKI pins on top of chain and name verification (TLS-06).
+pub fn upstream_client_config(
+    ca_path: &Path,
+    client_identity: Option<&(PathBuf, PathBuf)>,
+    pins: &[[u8; 32]],
+) -> Result<ClientConfig, TlsError> {
     let mut roots = RootCertStore::empty();
     for cert in load_certs(ca_path)? {
         roots.add(cert).map_err(|_| TlsError::BadCertificate {
             path: ca_path.to_owned(),
         })?;
     }
-    Ok(ClientConfig::builder_with_provider(Arc::new(provider()))
+    let provider = Arc::new(provider());
+    let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| TlsError::Identity(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
+        .map_err(|e| TlsError::Identity(e.to_string()))?;
+    let builder = if pins.is_empty() {
+        builder.with_root_certificates(roots)
+    } else {
+        let inner =
+            rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| TlsError::Identity(e.to_string()))?;
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(PinnedVerifier {
+                inner,
+                pins: pins.to_vec(),
+            }))
+    };
+    match client_identity {
+        None => Ok(builder.with_no_client_auth()),
+        Some((cert, key)) => builder
+            .with_client_auth_cert(load_certs(cert)?, load_key(key)?)
+            .map_err(|e| TlsError::Identity(e.to_string())),
+    }
+}
+
+/// Chain and name verification as usual, then the end-entity's
+/// SubjectPublicKeyInfo must hash to one of the pins.
+#[derive(Debug)]
+struct PinnedVerifier {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    pins: Vec<[u8; 32]>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for PinnedVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls_pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let verified = self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        )?;
+        let (_, cert) = x509_parser::parse_x509_certificate(end_entity.as_ref())
+            .map_err(|_| rustls::Error::General("upstream certificate cannot be parsed".into()))?;
+        let spki = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, cert.public_key().raw);
+        if self.pins.iter().any(|p| p.as_slice() == spki.as_ref()) {
+            Ok(verified)
+        } else {
+            Err(rustls::Error::General(
+                "upstream certificate does not match any SPKI pin".into(),
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }
 
 /// An HTTPS client (TLS 1.2+ with the allowed suites, HTTP/1.1 and HTTP/2)

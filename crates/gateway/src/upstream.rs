@@ -41,7 +41,11 @@ impl UpstreamClient {
                     TlsError::Identity(format!("`{}` is not a server name", u.server_name))
                 })?;
                 builder
-                    .with_tls_config(tls::upstream_client_config(ca)?)
+                    .with_tls_config(tls::upstream_client_config(
+                        ca,
+                        u.client_identity.as_ref(),
+                        &u.spki_pins,
+                    )?)
                     .https_only()
                     .with_server_name_resolver(FixedServerNameResolver::new(name))
                     .enable_http1()

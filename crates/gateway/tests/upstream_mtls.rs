@@ -1,0 +1,143 @@
+//! Upstream identity (TLS-04, TLS-06, TLS-09): the gateway presents its
+//! client certificate to upstreams that require one, and refuses an
+//! upstream whose certificate does not match its SPKI pins or its name.
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::Full;
+use portcullis_gateway::backend_server::{self, BackendServer, Handler};
+use portcullis_gateway::devpki::Issued;
+use portcullis_testkit::TestEnv;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+use std::sync::Arc;
+
+fn ok_handler() -> Handler {
+    Arc::new(|_req: Request<Bytes>, _peer| {
+        Box::pin(async {
+            Response::builder()
+                .status(200)
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from_static(b"{\"ok\":true}")))
+                .unwrap()
+        })
+    })
+}
+
+fn spki_pin(cert: &Issued) -> String {
+    use base64::Engine;
+    let der = CertificateDer::from_pem_slice(cert.cert_pem.as_bytes()).unwrap();
+    let (_, c) = x509_parser::parse_x509_certificate(der.as_ref()).unwrap();
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, c.public_key().raw);
+    base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
+}
+
+/// An API at `/<name>` routed to upstream `<name>`.
+fn api(name: &str) -> String {
+    format!(
+        "  - name: {name}\n    base_path: /{name}\n    upstream: {name}\n    routes:\n      - {{ path: /x, methods: [GET], auth: public }}\n"
+    )
+}
+
+#[tokio::test]
+async fn spki_pins_and_names_are_enforced_on_upstream_connections() {
+    let env = TestEnv::new().await;
+    let id = env.ca.issue(&["pinned.test"], false).unwrap();
+    let server = BackendServer::start(
+        "127.0.0.1:0".parse().unwrap(),
+        backend_server::tls_from_pem(&id.cert_pem, &id.key_pem).unwrap(),
+        ok_handler(),
+    )
+    .await
+    .unwrap();
+    let other_key = env.ca.issue(&["pinned.test"], false).unwrap();
+    let upstream = |pin: &str, name: &str| {
+        format!(
+            "url: https://127.0.0.1:{}\nca: {}\nserver_name: {name}\nspki_pins: [\"sha256/{pin}\"]",
+            server.addr.port(),
+            env.ca_path.display()
+        )
+    };
+    let mut gw = env
+        .gateway(&format!(
+            "{}{}{}",
+            api("good"),
+            api("badpin"),
+            api("badname")
+        ))
+        .extra_upstream("good", &upstream(&spki_pin(&id), "pinned.test"))
+        .extra_upstream("badpin", &upstream(&spki_pin(&other_key), "pinned.test"))
+        .extra_upstream("badname", &upstream(&spki_pin(&id), "other.test"))
+        .start()
+        .await;
+    assert_eq!(gw.get("/good/x").await.status, 200);
+    let r = gw.get("/badpin/x").await;
+    assert_eq!(r.status, 502);
+    assert!(!r.text().contains("pin"), "no detail to the client");
+    let e = gw.next_event().await;
+    assert_eq!(e.status_code, "upstream-unavailable");
+    assert!(e.message.contains("SPKI pin"), "{}", e.message);
+    assert_eq!(gw.get("/badname/x").await.status, 502);
+    assert!(gw.next_event().await.message.contains("badname"));
+    gw.stop().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_gateway_presents_its_client_certificate_to_upstreams_that_require_one() {
+    let env = TestEnv::new().await;
+    let id = env.ca.issue(&["backend.mtls"], false).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(env.ca.cert_pem().as_bytes()).unwrap())
+        .unwrap();
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
+    )
+    .build()
+    .unwrap();
+    let server_tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_client_cert_verifier(verifier)
+    .with_single_cert(
+        vec![CertificateDer::from_pem_slice(id.cert_pem.as_bytes()).unwrap()],
+        rustls_pki_types::PrivateKeyDer::from_pem_slice(id.key_pem.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    let server = BackendServer::start("127.0.0.1:0".parse().unwrap(), server_tls, ok_handler())
+        .await
+        .unwrap();
+    let gw_client = env
+        .ca
+        .issue_to(env.path(), "gateway-client", &["gateway.internal"], true)
+        .unwrap();
+    let upstream = |extra: &str| {
+        format!(
+            "url: https://127.0.0.1:{}\nca: {}\nserver_name: backend.mtls\n{extra}",
+            server.addr.port(),
+            env.ca_path.display()
+        )
+    };
+    let mut gw = env
+        .gateway(&format!("{}{}", api("withcert"), api("nocert")))
+        .extra_upstream(
+            "withcert",
+            &upstream(&format!(
+                "client_cert: {}\nclient_key: {}",
+                gw_client.cert.display(),
+                gw_client.key.display()
+            )),
+        )
+        .extra_upstream("nocert", &upstream(""))
+        .start()
+        .await;
+    assert_eq!(gw.get("/withcert/x").await.status, 200);
+    assert_eq!(gw.get("/nocert/x").await.status, 502);
+    let _ = gw.next_event().await;
+    gw.stop().await;
+    server.stop().await;
+}
