@@ -9,6 +9,9 @@ use rcgen::{
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+/// The CRL distribution point named in development certificates.
+pub const DEV_CRL_URI: &str = "http://pki.portcullis-dev.invalid/ca.crl";
+
 /// A development certificate authority.
 pub struct DevCa {
     issuer: CertifiedIssuer<'static, KeyPair>,
@@ -45,6 +48,7 @@ impl DevCa {
         );
         params.distinguished_name = dn;
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(1));
+        params.serial_number = Some(serial());
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         let key = KeyPair::generate()?;
         Ok(Self {
@@ -61,7 +65,7 @@ impl DevCa {
         self.issue_until(names, client, None)
     }
 
-    /// Issues a leaf valid until `not_after` (rcgen's default when `None`).
+    /// Issues a leaf valid until `not_after` (60 days from now when `None`).
     pub fn issue_until(
         &self,
         names: &[&str],
@@ -76,11 +80,25 @@ impl DevCa {
             names.first().copied().unwrap_or("portcullis-dev"),
         );
         params.distinguished_name = dn;
-        params.is_ca = IsCa::ExplicitNoCa;
-        if let Some(t) = not_after {
-            params.not_before = time::OffsetDateTime::now_utc() - time::Duration::minutes(5);
-            params.not_after = t;
-        }
+        // No basicConstraints on a leaf: DER forbids encoding `cA: FALSE`,
+        // and strict parsers (sslyze, Python cryptography) refuse it.
+        params.is_ca = IsCa::NoCa;
+        params.serial_number = Some(serial());
+        // RFC 5280 §4.2.1.1: required in CA-issued certificates; strict
+        // validators refuse a chain without it.
+        params.use_authority_key_identifier_extension = true;
+        // Where relying parties find revocation status. The development CA
+        // writes its CRL as a file (quickstart: pki/ca.crl); the name under
+        // the reserved `.invalid` domain says so rather than pointing at a
+        // server that would have to exist.
+        params.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+            uris: vec![DEV_CRL_URI.to_owned()],
+        }];
+        // Short-lived leaves: 60 days unless asked otherwise (Mozilla's
+        // "modern" profile wants under 90).
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::minutes(5);
+        params.not_after = not_after.unwrap_or(now + time::Duration::days(60));
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = if client {
             vec![ExtendedKeyUsagePurpose::ClientAuth]
@@ -150,6 +168,14 @@ impl DevCa {
         .signed_by(&self.issuer)?
         .pem()
     }
+}
+
+/// A random, positive 16-byte serial number (RFC 5280 §4.1.2.2).
+fn serial() -> rcgen::SerialNumber {
+    let mut bytes = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut bytes).expect("system randomness");
+    bytes[0] = (bytes[0] & 0x7f) | 0x01;
+    rcgen::SerialNumber::from_slice(&bytes)
 }
 
 /// A self-signed leaf (for tests of the TLS-02 refusal).

@@ -162,6 +162,14 @@ async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
     let ca = DevCa::new("Portcullis Quickstart Development CA")?;
     let ca_path = pki.join("ca.pem");
     std::fs::write(&ca_path, ca.cert_pem())?;
+    // The CA's (empty) revocation list, named by its certificates' CRL distribution point.
+    std::fs::write(
+        pki.join("ca.crl"),
+        ca.crl(
+            &[],
+            time::OffsetDateTime::now_utc() + time::Duration::days(7),
+        )?,
+    )?;
     let gw = ca.issue_to(&pki, "gateway", &["localhost", "127.0.0.1"], false)?;
     let upstream = ca.issue(&["orders.internal"], false)?;
     std::fs::write(pki.join("orders-backend.pem"), &upstream.cert_pem)?;
