@@ -302,6 +302,73 @@ where
     )
 }
 
+/// What `check` reports about certificates and upstream identities (TLS-08,
+/// TLS-10, AUTHN-10): wildcard names, certificates that expire within 30
+/// days (or already have), upstreams that cannot tell the gateway from any
+/// other caller, and upstream identities that are bare IP addresses.
+pub fn certificate_findings(
+    config: &portcullis_config::Config,
+) -> Vec<portcullis_config::Weakening> {
+    let mut out = Vec::new();
+    let now = crate::identity::now();
+    let cert = |path: &Path, field: String, out: &mut Vec<portcullis_config::Weakening>| {
+        let Ok(certs) = load_certs(path) else { return };
+        let Ok((_, c)) = x509_parser::parse_x509_certificate(certs[0].as_ref()) else {
+            return;
+        };
+        let wildcard = c
+            .subject_alternative_name()
+            .ok()
+            .flatten()
+            .is_some_and(|san| {
+                san.value.general_names.iter().any(|n| {
+                matches!(n, x509_parser::extensions::GeneralName::DNSName(d) if d.starts_with("*."))
+            })
+            });
+        if wildcard {
+            out.push(portcullis_config::Weakening {
+                path: field.clone(),
+                message: "wildcard certificate: it identifies every host of its domain, not this system (TLS-08)".into(),
+            });
+        }
+        let left = c.validity().not_after.timestamp() - now;
+        if left < 30 * 86_400 {
+            out.push(portcullis_config::Weakening {
+                path: field,
+                message: if left < 0 {
+                    "certificate has expired".into()
+                } else {
+                    format!("certificate expires in {} days (TLS-10)", left / 86_400)
+                },
+            });
+        }
+    };
+    for (i, l) in config.listeners.iter().enumerate() {
+        if let portcullis_config::ListenerKind::Tls(t) = &l.kind {
+            cert(&t.cert, format!("listeners[{i}].tls.cert"), &mut out);
+        }
+    }
+    for u in &config.upstreams {
+        if u.scheme != portcullis_config::UpstreamScheme::Https {
+            continue;
+        }
+        match &u.client_identity {
+            Some((c, _)) => cert(c, format!("upstreams.{}.client_cert", u.name), &mut out),
+            None => out.push(portcullis_config::Weakening {
+                path: format!("upstreams.{}.client_cert", u.name),
+                message: "the gateway presents no client certificate: this backend cannot tell the gateway from any other caller (AUTHN-10)".into(),
+            }),
+        }
+        if u.server_name.parse::<std::net::IpAddr>().is_ok() {
+            out.push(portcullis_config::Weakening {
+                path: format!("upstreams.{}.server_name", u.name),
+                message: "the upstream's expected identity is an IP address; name the service it must be (server_name) (TLS-08)".into(),
+            });
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -141,3 +141,66 @@ async fn the_gateway_presents_its_client_certificate_to_upstreams_that_require_o
     gw.stop().await;
     server.stop().await;
 }
+
+#[tokio::test]
+async fn check_reports_wildcards_expiring_certificates_and_anonymous_upstreams() {
+    let env = TestEnv::new().await;
+    let wild = env
+        .ca
+        .issue_to(env.path(), "wild", &["*.example.test"], false)
+        .unwrap();
+    let soon = env
+        .ca
+        .issue_until(
+            &["gateway.client"],
+            true,
+            Some(time::OffsetDateTime::now_utc() + time::Duration::days(10)),
+        )
+        .unwrap();
+    let (cert, key) = (env.path().join("soon.pem"), env.path().join("soon.key"));
+    std::fs::write(&cert, &soon.cert_pem).unwrap();
+    portcullis_gateway::devpki::write_private(&key, soon.key_pem.as_bytes()).unwrap();
+    let listeners = format!(
+        "  - name: public\n    bind: 127.0.0.1:0\n    tls: {{ cert: {}, key: {} }}\n",
+        wild.cert.display(),
+        wild.key.display()
+    );
+    let yaml = env
+        .gateway(&format!("{}{}", api("good"), api("soon")))
+        .listeners(&listeners)
+        .extra_upstream(
+            "soon",
+            &format!(
+                "url: https://10.0.0.7:8443\nca: {}\nclient_cert: {}\nclient_key: {}",
+                env.ca_path.display(),
+                cert.display(),
+                key.display()
+            ),
+        )
+        .extra_upstream(
+            "good",
+            &format!(
+                "url: https://127.0.0.1:1\nca: {}\nserver_name: good.internal",
+                env.ca_path.display()
+            ),
+        )
+        .yaml();
+    let config = portcullis_config::parse(&yaml, env.path()).unwrap();
+    let found: Vec<String> = portcullis_gateway::tls::certificate_findings(&config)
+        .into_iter()
+        .map(|w| format!("{}: {}", w.path, w.message))
+        .collect();
+    let has = |prefix: &str, text: &str| {
+        found
+            .iter()
+            .any(|f| f.starts_with(prefix) && f.contains(text))
+    };
+    assert!(has("listeners[0].tls.cert", "wildcard"), "{found:?}");
+    assert!(has("upstreams.soon.client_cert", "expires in"), "{found:?}");
+    assert!(
+        has("upstreams.good.client_cert", "no client certificate"),
+        "{found:?}"
+    );
+    assert!(has("upstreams.soon.server_name", "IP address"), "{found:?}");
+    assert!(!has("upstreams.good.server_name", ""), "{found:?}");
+}

@@ -300,7 +300,8 @@ fn check(path: &Path) -> ExitCode {
         Err(code) => return code,
     };
     println!("{}: valid", path.display());
-    let weakened = config.weakenings();
+    let mut weakened = config.weakenings();
+    weakened.extend(portcullis_gateway::tls::certificate_findings(&config));
     if weakened.is_empty() {
         println!("no weakened defaults");
     } else {
@@ -317,7 +318,11 @@ fn run(path: &Path) -> ExitCode {
         Ok(v) => v,
         Err(code) => return code,
     };
-    for w in config.weakenings() {
+    for w in config
+        .weakenings()
+        .into_iter()
+        .chain(portcullis_gateway::tls::certificate_findings(&config))
+    {
         tracing::warn!(field = %w.path, "weakened default: {}", w.message);
     }
     let mut rt = tokio::runtime::Builder::new_multi_thread();

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use portcullis_gateway::Gateway;
-use portcullis_gateway::backend_server::{self, BackendServer, Handler};
+use portcullis_gateway::backend_server::{BackendServer, Handler};
 use portcullis_gateway::devpki::{DevCa, write_private};
 use serde::Serialize;
 use std::net::SocketAddr;
@@ -186,10 +186,12 @@ async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
     let token_read_only = mint_demo_token(&data_dir, "demo-user", "orders:read")?;
     let token_to_revoke = mint_demo_token(&data_dir, "demo-user-2", "orders:read orders:write")?;
 
-    // The demo backend: TLS, reachable only on loopback.
+    // The demo backend: TLS on loopback, and it answers only callers with a
+    // client certificate from the development CA: the gateway (AUTHN-10).
+    let gateway_client = ca.issue_to(&pki, "gateway-client", &["gateway.quickstart"], true)?;
     let backend = BackendServer::start(
         "127.0.0.1:0".parse()?,
-        backend_server::tls_from_pem(&upstream.cert_pem, &upstream.key_pem)?,
+        backend_tls(&ca.cert_pem(), &upstream.cert_pem, &upstream.key_pem)?,
         demo_handler(),
     )
     .await?;
@@ -208,6 +210,7 @@ async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
             identity: &identity_dir,
             jwks: &jwks_path,
             openapi: &openapi,
+            client: &gateway_client,
         }),
     )?;
     // Same path as `portcullis run`: load, validate, build.
@@ -445,6 +448,11 @@ async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
         ca_path.display()
     );
     println!();
+    println!(
+        "  [mTLS] the backend answers only the gateway's client certificate: `curl --cacert {} {}/orders` is refused at the TLS handshake.",
+        ca_path.display(),
+        facts.backend_url
+    );
     println!("  API key ({DEMO_APP}): {api_key}");
     println!("  token (orders:read orders:write, 1 hour): {token}");
     println!("  fresh tokens: {}", facts.mint_token_command);
@@ -478,6 +486,7 @@ struct GatewayFiles<'a> {
     identity: &'a Path,
     jwks: &'a Path,
     openapi: &'a Path,
+    client: &'a portcullis_gateway::devpki::IssuedFiles,
 }
 
 fn gateway_yaml(f: &GatewayFiles<'_>) -> String {
@@ -505,6 +514,9 @@ upstreams:
     url: https://127.0.0.1:{backend_port}
     ca: {ca}
     server_name: orders.internal
+    # The gateway's client certificate: the backend refuses anyone else.
+    client_cert: {client_cert}
+    client_key: {client_key}
 apis:
   - name: orders
     base_path: /v1
@@ -528,7 +540,35 @@ apis:
         backend_port = f.backend.port(),
         ca = f.ca.display(),
         openapi = f.openapi.display(),
+        client_cert = f.client.cert.display(),
+        client_key = f.client.key.display(),
     )
+}
+
+/// The demo backend's TLS: its certificate, and client certificates required
+/// from the development CA (only the gateway holds one).
+fn backend_tls(
+    ca_pem: &str,
+    cert_pem: &str,
+    key_pem: &str,
+) -> anyhow::Result<rustls::ServerConfig> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_slice(ca_pem.as_bytes())?)?;
+    let provider = Arc::new(portcullis_gateway::tls::provider());
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()?;
+    Ok(rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(
+            vec![CertificateDer::from_pem_slice(cert_pem.as_bytes())?],
+            PrivateKeyDer::from_pem_slice(key_pem.as_bytes())?,
+        )?)
 }
 
 /// The demo orders backend. It sends platform banners and a cacheable

@@ -141,6 +141,19 @@ async fn quickstart_serves_the_promised_answers_and_stops_cleanly() {
         "{}",
         String::from_utf8_lossy(&check.stderr)
     );
+    // AUTHN-10: the demo backend answers the gateway's client certificate only.
+    let backend = facts["backend_url"].as_str().unwrap();
+    let pki = Path::new(facts["ca_cert"].as_str().unwrap())
+        .parent()
+        .unwrap();
+    assert!(
+        direct_call(backend, &ca, None).await.is_none(),
+        "the backend answered a caller without the gateway's certificate"
+    );
+    let with_cert = direct_call(backend, &ca, Some(pki))
+        .await
+        .unwrap_or_default();
+    assert!(with_cert.starts_with("HTTP/1.1 200"), "{with_cert}");
     // The inventory lists every route with its environment, auth and labels (CONTRACT-03).
     let inv = Command::new(BIN)
         .args(["inventory", "--format", "json", "--config"])
@@ -193,6 +206,49 @@ async fn quickstart_serves_the_promised_answers_and_stops_cleanly() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "{status}");
+}
+
+/// A raw HTTP/1.1 call straight to the demo backend (bypassing the gateway),
+/// with the gateway's client certificate from `pki` or none. `None` when
+/// the backend refused to answer.
+async fn direct_call(backend: &str, ca_pem: &str, pki: Option<&Path>) -> Option<String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap())
+        .unwrap();
+    let builder = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots);
+    let config = match pki {
+        Some(dir) => builder
+            .with_client_auth_cert(
+                vec![CertificateDer::from_pem_file(dir.join("gateway-client.pem")).unwrap()],
+                PrivateKeyDer::from_pem_file(dir.join("gateway-client.key")).unwrap(),
+            )
+            .unwrap(),
+        None => builder.with_no_client_auth(),
+    };
+    let addr = backend.trim_start_matches("https://");
+    let tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(ServerName::try_from("orders.internal").unwrap(), tcp)
+        .await
+        .ok()?;
+    tls.write_all(b"GET /health HTTP/1.1\r\nHost: orders.internal\r\nConnection: close\r\n\r\n")
+        .await
+        .ok()?;
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut out))
+        .await
+        .ok()?
+        .ok()?;
+    (!out.is_empty()).then(|| String::from_utf8_lossy(&out).into_owned())
 }
 
 /// Runs `check` on a config made of the given upstream and route lines;
