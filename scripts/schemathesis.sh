@@ -15,35 +15,9 @@ cd "$(dirname "$0")/.."
 ST_VERSION=4.32.5
 VENV=target/schemathesis-venv
 
-as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
-if ! command -v python3 >/dev/null || ! python3 -m venv --help >/dev/null 2>&1; then
-  echo "schemathesis: installing python3 and python3-venv (Debian)"
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >/dev/null
-fi
-if [ ! -x "$VENV/bin/st" ] || [ "$("$VENV/bin/st" --version 2>/dev/null)" != "st, version $ST_VERSION" ]; then
-  echo "schemathesis: installing schemathesis $ST_VERSION into $VENV"
-  rm -rf "$VENV"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check "schemathesis==$ST_VERSION"
-fi
-
-cargo build -q -p portcullis --locked
-DATA=$(mktemp -d)
-QS_PID=
-cleanup() {
-  if [ -n "$QS_PID" ]; then kill "$QS_PID" 2>/dev/null || true; wait "$QS_PID" 2>/dev/null || true; fi
-  rm -rf "$DATA"
-}
-trap cleanup EXIT
-target/debug/portcullis quickstart --port 0 --data-dir "$DATA/qs" >"$DATA/quickstart.log" 2>&1 &
-QS_PID=$!
-for _ in $(seq 1 200); do
-  [ -s "$DATA/qs/quickstart.json" ] && break
-  if ! kill -0 "$QS_PID" 2>/dev/null; then cat "$DATA/quickstart.log"; exit 1; fi
-  sleep 0.1
-done
-fact() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$DATA/qs/quickstart.json" "$1"; }
+. scripts/judge-lib.sh
+pip_tool "$VENV" schemathesis "$ST_VERSION"
+start_quickstart
 
 "$VENV/bin/st" run "$(fact openapi)" \
   --url "$(fact gateway_url)/v1" \

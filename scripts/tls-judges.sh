@@ -9,38 +9,11 @@ cd "$(dirname "$0")/.."
 SSLYZE_VERSION=6.3.1
 VENV=target/sslyze-venv
 
-as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
-need=()
-command -v testssl >/dev/null || need+=(testssl.sh)
-{ command -v python3 >/dev/null && python3 -m venv --help >/dev/null 2>&1; } || need+=(python3 python3-venv)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "tls-judges: installing ${need[*]} (Debian)"
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-if [ ! -x "$VENV/bin/pip" ] || ! "$VENV/bin/pip" show sslyze 2>/dev/null | grep -qx "Version: $SSLYZE_VERSION"; then
-  echo "tls-judges: installing sslyze $SSLYZE_VERSION into $VENV"
-  rm -rf "$VENV"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check "sslyze==$SSLYZE_VERSION"
-fi
-
-cargo build -q -p portcullis --locked
-DATA=$(mktemp -d)
-QS_PID=
-cleanup() {
-  if [ -n "$QS_PID" ]; then kill "$QS_PID" 2>/dev/null || true; wait "$QS_PID" 2>/dev/null || true; fi
-  rm -rf "$DATA"
-}
-trap cleanup EXIT
-target/debug/portcullis quickstart --port 0 --data-dir "$DATA/qs" >"$DATA/quickstart.log" 2>&1 &
-QS_PID=$!
-for _ in $(seq 1 200); do
-  [ -s "$DATA/qs/quickstart.json" ] && break
-  if ! kill -0 "$QS_PID" 2>/dev/null; then cat "$DATA/quickstart.log"; exit 1; fi
-  sleep 0.1
-done
-URL=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['gateway_url'])" "$DATA/qs/quickstart.json")
+. scripts/judge-lib.sh
+command -v testssl >/dev/null || apt_install testssl.sh
+pip_tool "$VENV" sslyze "$SSLYZE_VERSION"
+start_quickstart
+URL=$(fact gateway_url)
 HOSTPORT=${URL#https://}
 CA="$DATA/qs/pki/ca.pem"
 
