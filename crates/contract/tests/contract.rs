@@ -4,8 +4,8 @@
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method};
 use portcullis_contract::{
-    Classification, Location, Operation, Options, ResponsePlan, Security, UnknownProperties,
-    Violation, compile,
+    Classification, Operation, Options, ResponsePlan, Security, UnknownProperties, Violation,
+    compile,
 };
 use std::sync::Arc;
 
@@ -418,7 +418,6 @@ fn openapi_30_nullable_and_recursive_schemas_work() {
         )]
     );
     assert_eq!(op.method, Method::POST);
-    let _ = Location::Body;
 }
 
 #[test]

@@ -294,8 +294,15 @@ impl IdentityState {
         Ok(app.name.clone())
     }
 
-    /// Stage 6, token: a bearer token, verified and checked against revocations.
-    pub async fn token(&self, headers: &HeaderMap) -> Result<VerifiedToken, Rejection> {
+    /// Stage 6, token: a bearer token, verified and checked against
+    /// revocations. A certificate-bound token (RFC 8705 `cnf.x5t#S256`) is
+    /// accepted only when `peer_cert`, the SHA-256 of the connection's client
+    /// certificate, is that certificate: for every use, revocation included.
+    pub async fn token(
+        &self,
+        headers: &HeaderMap,
+        peer_cert: Option<&[u8; 32]>,
+    ) -> Result<VerifiedToken, Rejection> {
         let mut values = headers.get_all(AUTHORIZATION).iter();
         let (Some(value), None) = (values.next(), values.next()) else {
             return Err(Rejection::MissingToken);
@@ -307,7 +314,22 @@ impl IdentityState {
             Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => t.trim(),
             _ => return Err(Rejection::MissingToken),
         };
-        self.verify_token(token).await
+        let verified = self.verify_token(token).await?;
+        if let Some(bound) = &verified.cert_thumbprint {
+            use base64::Engine;
+            let presented =
+                peer_cert.map(|t| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(t));
+            let matches = presented.is_some_and(|p| {
+                aws_lc_rs::constant_time::verify_slices_are_equal(p.as_bytes(), bound.as_bytes())
+                    .is_ok()
+            });
+            if !matches {
+                return Err(Rejection::InvalidToken(TokenError::Claim(
+                    "certificate-bound token (cnf x5t#S256) used without that client certificate",
+                )));
+            }
+        }
+        Ok(verified)
     }
 
     async fn verify_token(&self, token: &str) -> Result<VerifiedToken, Rejection> {
@@ -405,19 +427,7 @@ impl IdentityState {
             claims.methods.push("api_key");
         }
         if policy.token {
-            let token = self.token(headers).await?;
-            if let Some(bound) = &token.cert_thumbprint {
-                use base64::Engine;
-                let presented =
-                    peer_cert.map(|t| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(t));
-                let matches = presented.is_some_and(|p| subtle_eq(p.as_bytes(), bound.as_bytes()));
-                if !matches {
-                    return Err(Rejection::InvalidToken(TokenError::Claim(
-                        "certificate-bound token (cnf x5t#S256) used without that client certificate",
-                    )));
-                }
-            }
-            claims.token = Some(token);
+            claims.token = Some(self.token(headers, peer_cert).await?);
             claims.methods.push("bearer");
         }
         if claims.methods.is_empty() {
@@ -432,10 +442,15 @@ impl IdentityState {
     /// Self-service revocation (RFC 7009 style): the caller proves it holds a
     /// valid token and its application's API key, then revokes
     /// that token, or another token of the same subject named in `token=`.
-    pub async fn revoke(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), Rejection> {
+    pub async fn revoke(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        peer_cert: Option<&[u8; 32]>,
+    ) -> Result<(), Rejection> {
         // The caller proves both: its application's key and the token itself.
         self.application(headers)?;
-        let caller = self.token(headers).await?;
+        let caller = self.token(headers, peer_cert).await?;
         let named = form_value(body, "token");
         let target = match named.as_deref() {
             None => caller.clone(),
@@ -464,9 +479,13 @@ impl IdentityState {
     }
 
     /// "Revoke all my tokens": every token of the caller's subject issued until now.
-    pub async fn revoke_all(&self, headers: &HeaderMap) -> Result<(), Rejection> {
+    pub async fn revoke_all(
+        &self,
+        headers: &HeaderMap,
+        peer_cert: Option<&[u8; 32]>,
+    ) -> Result<(), Rejection> {
         self.application(headers)?;
-        let caller = self.token(headers).await?;
+        let caller = self.token(headers, peer_cert).await?;
         let Some(subject) = caller.subject.clone() else {
             return Err(Rejection::InvalidToken(TokenError::Claim(
                 "no `sub`: nothing to revoke by subject",
@@ -493,11 +512,6 @@ impl IdentityState {
 /// Stage 7, authorization: application allowlist and required scopes
 /// (AUTHZ-01, AUTHZ-02, AUTHZ-11), computed per request, never cached
 /// (AUTHZ-05).
-/// Constant-time equality of two byte strings of public length.
-fn subtle_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 pub fn authorize(policy: &Protected, claims: &ClaimSet) -> Result<(), Rejection> {
     if !policy.apps.is_empty() {
         let allowed = claims

@@ -116,13 +116,13 @@ async fn connection(
                     return;
                 }
             };
-            if let Some(cert) = tls
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|c| c.first())
-                .and_then(crate::clientauth::PeerCert::from_der)
-            {
+            // A verified certificate the gateway cannot re-check per request
+            // would escape revocation and expiry: close instead (fail closed).
+            if let Some(der) = tls.get_ref().1.peer_certificates().and_then(|c| c.first()) {
+                let Some(cert) = crate::clientauth::PeerCert::from_der(der) else {
+                    tracing::debug!(remote = %conn.remote, "client certificate cannot be parsed");
+                    return;
+                };
                 let _ = conn.client_cert.set(cert);
             }
             let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");

@@ -116,7 +116,8 @@ async fn run(
     content::sensitive_url(&path, parts.uri.query(), &state.sensitive)?;
     let host = request_host(parts);
     if let Some(identity) = &state.identity
-        && let Some(response) = self_service(identity, parts, &path, body, &state.limits).await?
+        && let Some(response) =
+            self_service(identity, conn, parts, &path, body, &state.limits).await?
     {
         return Ok(response);
     }
@@ -152,8 +153,9 @@ async fn run(
     // 9. content: parameters, Accept, body; what is undeclared is dropped.
     let mut query = parts.uri.query().map(std::borrow::Cow::Borrowed);
     if let Some(op) = &route.contract {
+        let path_params: Vec<(&str, &str)> = matched.params.iter().collect();
         let checked = op
-            .check_params(&matched.params, parts.uri.query(), &parts.headers)
+            .check_params(&path_params, parts.uri.query(), &parts.headers)
             .map_err(content::violation)?;
         if let Some(q) = checked.query {
             query = (!q.is_empty()).then_some(std::borrow::Cow::Owned(q));
@@ -281,6 +283,7 @@ fn reject(
 /// The gateway's own endpoints: self-service token revocation (AUTHZ-07).
 async fn self_service(
     identity: &IdentityState,
+    conn: &ConnInfo,
     parts: &Parts,
     path: &str,
     body: &mut Option<Incoming>,
@@ -300,10 +303,11 @@ async fn self_service(
         Some(b) => read_body(b, &parts.headers, limits).await?,
         None => Bytes::new(),
     };
+    let peer = conn.client_cert.get().map(|c| &c.thumbprint);
     if all {
-        identity.revoke_all(&parts.headers).await?;
+        identity.revoke_all(&parts.headers, peer).await?;
     } else {
-        identity.revoke(&parts.headers, &bytes).await?;
+        identity.revoke(&parts.headers, &bytes, peer).await?;
     }
     let mut r = Response::new(Either::Left(Full::new(Bytes::from_static(b"{}"))));
     r.headers_mut().insert(

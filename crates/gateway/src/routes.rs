@@ -60,8 +60,8 @@ pub struct PathMatch<'a> {
     pub group: &'a RouteGroup,
     /// The decoded path below the API's base path (starts with `/`).
     pub remainder: &'a str,
-    /// Values of the template's parameters, in template order.
-    pub params: Vec<(&'a str, &'a str)>,
+    /// Values of the template's parameters.
+    pub params: matchit::Params<'a, 'a>,
 }
 
 impl RouteGroup {
@@ -162,7 +162,7 @@ impl RouteTable {
                 api,
                 group: &api.groups[*matched.value],
                 remainder,
-                params: matched.params.iter().collect(),
+                params: matched.params,
             });
         }
         Err(Rejection::UnknownRoute)

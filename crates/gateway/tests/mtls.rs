@@ -225,6 +225,7 @@ async fn certificate_bound_token_is_refused_over_another_certificate() {
     let issuer = portcullis_testkit::TestIssuer::new("https://issuer.test", "k1");
     let identity = env.identity_yaml(&issuer, &env.path().join("jwks.json"));
     let api = "  - name: orders\n    base_path: /v1\n    upstream: backend\n    routes:\n      - { path: /orders, methods: [GET], auth: { token: true } }\n";
+    let key = env.provision_app("web");
     let mut gw = start_with(&env, &crl, "optional", api, &identity).await;
     // RFC 8705: the token names Alice's certificate by its SHA-256 thumbprint.
     let der = CertificateDer::from_pem_slice(alice.cert_pem.as_bytes()).unwrap();
@@ -242,6 +243,22 @@ async fn certificate_bound_token_is_refused_over_another_certificate() {
         let e = gw.next_event().await;
         assert!(e.message.contains("certificate-bound"), "{}", e.message);
     }
+    // Self-service revocation is a use of the token too: bound, like any other.
+    let mut s = connect(&env, &gw, Some(&mallory)).await.unwrap();
+    s.ready().await.unwrap();
+    let req = http::Request::post("/oauth2/revoke-all")
+        .header("host", "localhost")
+        .header("x-api-key", &key)
+        .header("authorization", format!("Bearer {bound}"))
+        .body(Full::default())
+        .unwrap();
+    assert_eq!(s.send_request(req).await.unwrap().status(), 401);
+    assert!(gw.next_event().await.message.contains("certificate-bound"));
+    assert_eq!(
+        get_with(&mut as_alice, Some(&bound)).await.unwrap().0,
+        200,
+        "not revoked"
+    );
     // A binding the gateway cannot check (DPoP `jkt`) is refused, not ignored.
     let mut claims = issuer.claims("alice", "orders:read");
     claims["cnf"] = serde_json::json!({ "jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I" });
