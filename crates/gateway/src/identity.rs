@@ -80,7 +80,7 @@ pub enum IdentityError {
 /// Identity state shared by every request.
 pub struct IdentityState {
     pub config: Identity,
-    decryption_keys: Vec<(Option<String>, crate::jwe::DecryptionKey)>,
+    decryption_keys: Vec<(Option<String>, portcullis_jose::jwe::DecryptionKey)>,
     introspector: Option<crate::introspection::Introspector>,
     pepper: Pepper,
     store: Arc<dyn Store>,
@@ -155,7 +155,7 @@ impl IdentityState {
             let pem = std::fs::read(path).map_err(|e| field(e.kind().to_string()))?;
             decryption_keys.push((
                 kid.clone(),
-                crate::jwe::DecryptionKey::from_pkcs8_pem(&pem).map_err(field)?,
+                portcullis_jose::jwe::DecryptionKey::from_pkcs8_pem(&pem).map_err(field)?,
             ));
         }
         let introspector = config
@@ -340,13 +340,13 @@ impl IdentityState {
         }
         // Nested JWE: decrypt with the gateway's key, then verify the inner JWS.
         let inner;
-        let token = if crate::jwe::is_jwe(token) {
+        let token = if portcullis_jose::jwe::is_jwe(token) {
             if self.decryption_keys.is_empty() {
                 return Err(Rejection::InvalidToken(TokenError::Header(
                     "encrypted token, but no decryption key is configured",
                 )));
             }
-            inner = crate::jwe::decrypt(token, &self.decryption_keys)
+            inner = portcullis_jose::jwe::decrypt(token, &self.decryption_keys)
                 .map_err(|e| Rejection::InvalidToken(TokenError::Header(e)))?;
             inner.as_str()
         } else {

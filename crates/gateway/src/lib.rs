@@ -18,7 +18,6 @@ pub mod hardening;
 pub mod hygiene;
 pub mod identity;
 pub mod introspection;
-pub mod jwe;
 pub mod jwks;
 mod listener;
 pub mod path;

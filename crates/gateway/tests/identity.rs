@@ -623,7 +623,7 @@ async fn nested_jwe_tokens_are_decrypted_then_verified() {
     let jwks = env.path().join("jwks.json");
     let key = env.provision_app("web");
     // The gateway's decryption keys (test-only keys, copied with mode 0600).
-    let testdata = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/jwe");
+    let testdata = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../jose/testdata/jwe");
     let mut pems = Vec::new();
     for name in ["rsa-private.pem", "ec-private.pem"] {
         let pem = std::fs::read(testdata.join(name)).unwrap();

@@ -1,6 +1,7 @@
-//! Nested JWE (RFC 7516/7518): signed-then-encrypted bearer tokens
-//! (AUTHN-08). Decrypted with the gateway's own keys, then the inner JWS is
-//! verified like any other token; an unsigned inner token is refused there.
+//! Nested JWE (RFC 7516/7518): signed-then-encrypted tokens. The gateway
+//! decrypts client bearer tokens with its own keys (AUTHN-08) and then
+//! verifies the inner JWS like any other token; it encrypts context tokens
+//! to a backend's public key, and the backend guard decrypts them.
 //!
 //! Only `RSA-OAEP-256` and `ECDH-ES+A256KW` (P-256) key management with
 //! `A256GCM` content encryption; no compression (`zip`), which would open a
@@ -12,7 +13,10 @@
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use aws_lc_rs::agreement::{self, ECDH_P256, PrivateKey, UnparsedPublicKey};
 use aws_lc_rs::key_wrap::{AES_256, AesKek, KeyWrap};
-use aws_lc_rs::rsa::{OAEP_SHA256_MGF1SHA256, OaepPrivateDecryptingKey, PrivateDecryptingKey};
+use aws_lc_rs::rsa::{
+    OAEP_SHA256_MGF1SHA256, OaepPrivateDecryptingKey, OaepPublicEncryptingKey,
+    PrivateDecryptingKey, PublicEncryptingKey,
+};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
@@ -48,6 +52,149 @@ impl DecryptionKey {
             .map(DecryptionKey::EcP256)
             .map_err(|_| "neither an RSA nor a P-256 key".to_owned())
     }
+}
+
+/// A public key tokens are encrypted to.
+pub enum EncryptionKey {
+    Rsa(OaepPublicEncryptingKey),
+    /// A P-256 public key as X.509 SubjectPublicKeyInfo DER.
+    EcP256(Vec<u8>),
+}
+
+impl std::fmt::Debug for EncryptionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            EncryptionKey::Rsa(_) => "EncryptionKey::Rsa",
+            EncryptionKey::EcP256(_) => "EncryptionKey::EcP256",
+        })
+    }
+}
+
+impl EncryptionKey {
+    /// Reads a `PUBLIC KEY` PEM (SubjectPublicKeyInfo): RSA (RSA-OAEP-256,
+    /// at least 2048 bits) or P-256 (ECDH-ES+A256KW).
+    pub fn from_spki_pem(pem: &[u8]) -> Result<Self, String> {
+        use rustls_pki_types::SubjectPublicKeyInfoDer;
+        use rustls_pki_types::pem::PemObject;
+        let der = SubjectPublicKeyInfoDer::from_pem_slice(pem)
+            .map_err(|_| "not a PUBLIC KEY PEM (SubjectPublicKeyInfo)".to_owned())?;
+        if let Ok(rsa) = PublicEncryptingKey::from_der(der.as_ref()) {
+            if rsa.key_size_bits() < 2048 {
+                return Err("RSA key shorter than 2048 bits".into());
+            }
+            return OaepPublicEncryptingKey::new(rsa)
+                .map(EncryptionKey::Rsa)
+                .map_err(|_| "unusable RSA key".to_owned());
+        }
+        let probe = PrivateKey::generate(&ECDH_P256).map_err(|_| "no randomness".to_owned())?;
+        agreement::agree(
+            &probe,
+            UnparsedPublicKey::new(&ECDH_P256, der.as_ref()),
+            (),
+            |_| Ok(()),
+        )
+        .map_err(|()| "neither an RSA nor a P-256 public key".to_owned())?;
+        Ok(EncryptionKey::EcP256(der.as_ref().to_vec()))
+    }
+}
+
+impl EncryptionKey {
+    /// The public half of a PKCS#8 PEM private key (for tests and tools
+    /// that hold both halves).
+    pub fn public_of_pkcs8_pem(pem: &[u8]) -> Result<Self, String> {
+        use aws_lc_rs::encoding::{AsDer, PublicKeyX509Der};
+        use rustls_pki_types::PrivatePkcs8KeyDer;
+        use rustls_pki_types::pem::PemObject;
+        let der = PrivatePkcs8KeyDer::from_pem_slice(pem)
+            .map_err(|_| "not a PKCS#8 PEM private key".to_owned())?;
+        if let Ok(rsa) = PrivateDecryptingKey::from_pkcs8(der.secret_pkcs8_der()) {
+            return OaepPublicEncryptingKey::new(rsa.public_key())
+                .map(EncryptionKey::Rsa)
+                .map_err(|_| "unusable RSA key".to_owned());
+        }
+        let ec = PrivateKey::from_private_key_der(&ECDH_P256, der.secret_pkcs8_der())
+            .map_err(|_| "neither an RSA nor a P-256 key".to_owned())?;
+        let public = ec
+            .compute_public_key()
+            .map_err(|_| "bad P-256 key".to_owned())?;
+        let spki: PublicKeyX509Der<'_> = public.as_der().map_err(|_| "bad P-256 key".to_owned())?;
+        Ok(EncryptionKey::EcP256(spki.as_ref().to_vec()))
+    }
+}
+
+/// Encrypts `plaintext` (a compact JWS) into a compact nested JWE (`cty:
+/// JWT`, `enc: A256GCM`) for the holder of `key`'s private half.
+pub fn encrypt(
+    plaintext: &str,
+    key: &EncryptionKey,
+    kid: Option<&str>,
+) -> Result<String, &'static str> {
+    let mut cek = [0u8; 32];
+    let mut iv = [0u8; 12];
+    aws_lc_rs::rand::fill(&mut cek).map_err(|_| "no randomness")?;
+    aws_lc_rs::rand::fill(&mut iv).map_err(|_| "no randomness")?;
+    let mut header = serde_json::Map::new();
+    header.insert("enc".into(), "A256GCM".into());
+    header.insert("cty".into(), "JWT".into());
+    if let Some(kid) = kid {
+        header.insert("kid".into(), kid.into());
+    }
+    let encrypted_key = match key {
+        EncryptionKey::Rsa(public) => {
+            header.insert("alg".into(), "RSA-OAEP-256".into());
+            let mut out = vec![0u8; public.ciphertext_size()];
+            public
+                .encrypt(&OAEP_SHA256_MGF1SHA256, &cek, &mut out, None)
+                .map_err(|_| "content key does not encrypt")?
+                .to_vec()
+        }
+        EncryptionKey::EcP256(recipient) => {
+            header.insert("alg".into(), "ECDH-ES+A256KW".into());
+            let ephemeral = PrivateKey::generate(&ECDH_P256).map_err(|_| "no randomness")?;
+            let epk = ephemeral
+                .compute_public_key()
+                .map_err(|_| "ephemeral key")?;
+            let point = epk.as_ref();
+            let kek = agreement::agree(
+                &ephemeral,
+                UnparsedPublicKey::new(&ECDH_P256, recipient.as_slice()),
+                "recipient key",
+                |z| Ok(concat_kdf(z, "ECDH-ES+A256KW", b"", b"", 256)),
+            )?;
+            let mut out = vec![0u8; 40];
+            let wrapped = AesKek::new(&AES_256, &kek)
+                .map_err(|_| "key wrap")?
+                .wrap(&cek, &mut out)
+                .map_err(|_| "key wrap")?
+                .to_vec();
+            header.insert(
+                "epk".into(),
+                serde_json::json!({
+                    "kty": "EC", "crv": "P-256",
+                    "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+                    "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+                }),
+            );
+            wrapped
+        }
+    };
+    let protected = URL_SAFE_NO_PAD.encode(serde_json::Value::Object(header).to_string());
+    let content = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &cek).map_err(|_| "content key")?);
+    let mut data = plaintext.as_bytes().to_vec();
+    let tag = content
+        .seal_in_place_separate_tag(
+            Nonce::assume_unique_for_key(iv),
+            Aad::from(protected.as_bytes()),
+            &mut data,
+        )
+        .map_err(|_| "content does not encrypt")?;
+    Ok(format!(
+        "{protected}.{}.{}.{}.{}",
+        URL_SAFE_NO_PAD.encode(encrypted_key),
+        URL_SAFE_NO_PAD.encode(iv),
+        URL_SAFE_NO_PAD.encode(data),
+        URL_SAFE_NO_PAD.encode(tag.as_ref())
+    ))
 }
 
 #[derive(Deserialize)]
@@ -213,6 +360,50 @@ mod tests {
             assert!(is_jwe(token));
             assert_eq!(decrypt(token, &keys()).unwrap(), v["plaintext"], "{name}");
         }
+    }
+
+    fn public_pem(private: &[u8]) -> Vec<u8> {
+        use rustls_pki_types::PrivatePkcs8KeyDer;
+        use rustls_pki_types::pem::PemObject;
+        let der = PrivatePkcs8KeyDer::from_pem_slice(private).unwrap();
+        use aws_lc_rs::encoding::AsDer;
+        let spki = if let Ok(rsa) = PrivateDecryptingKey::from_pkcs8(der.secret_pkcs8_der()) {
+            rsa.public_key().as_der().unwrap().as_ref().to_vec()
+        } else {
+            let k = PrivateKey::from_private_key_der(&ECDH_P256, der.secret_pkcs8_der()).unwrap();
+            let public = k.compute_public_key().unwrap();
+            AsDer::<aws_lc_rs::encoding::PublicKeyX509Der>::as_der(&public)
+                .unwrap()
+                .as_ref()
+                .to_vec()
+        };
+        let b64 = base64::engine::general_purpose::STANDARD.encode(spki);
+        format!("-----BEGIN PUBLIC KEY-----\n{b64}\n-----END PUBLIC KEY-----\n").into_bytes()
+    }
+
+    #[test]
+    fn encrypts_to_rsa_and_p256_public_keys_and_round_trips() {
+        for (kid, pem) in [
+            (
+                "rsa-1",
+                &include_bytes!("../testdata/jwe/rsa-private.pem")[..],
+            ),
+            (
+                "ec-1",
+                &include_bytes!("../testdata/jwe/ec-private.pem")[..],
+            ),
+        ] {
+            let key = EncryptionKey::from_spki_pem(&public_pem(pem)).unwrap();
+            let token = encrypt("a.b.c", &key, Some(kid)).unwrap();
+            assert!(is_jwe(token.as_str()));
+            assert_eq!(decrypt(&token, &keys()).unwrap(), "a.b.c", "{kid}");
+        }
+        assert!(
+            EncryptionKey::from_spki_pem(
+                b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"
+            )
+            .is_err()
+        );
     }
 
     #[test]
