@@ -128,7 +128,7 @@ impl Validator {
             None => HeaderName::from_static("x-correlation-id"),
             Some(h) => self.header_name("correlation.header", h),
         };
-        let request_remove_headers = raw
+        let request_remove_headers: Vec<HeaderName> = raw
             .request
             .remove_headers
             .iter()
@@ -154,6 +154,13 @@ impl Validator {
             }
         }
         let identity = raw.identity.as_ref().map(|i| self.identity(i, &resolve));
+        let context_token = self.context_token(raw, identity.as_ref(), &resolve);
+        // A client must never be able to hand a backend its own context token.
+        let mut request_remove_headers: Vec<HeaderName> = request_remove_headers;
+        request_remove_headers.push(context_token.as_ref().map_or(
+            HeaderName::from_static(portcullis_jose::context::DEFAULT_HEADER),
+            |c| c.header.clone(),
+        ));
         let sensitive = self.sensitive(&raw.sensitive_data);
         let apis = self.apis(raw, &upstreams, identity.as_ref(), &sensitive, &resolve);
         self.protected_routes_have_identity(&apis, identity.as_ref());
@@ -171,6 +178,7 @@ impl Validator {
                 response_remove_headers,
                 events,
                 identity,
+                context_token,
                 upstreams,
                 apis,
                 sensitive,
@@ -426,11 +434,24 @@ impl Validator {
                 "client certificates and pins need an https upstream",
             );
         }
+        if scheme == UpstreamScheme::DangerousHttp && !u.crls.is_empty() {
+            self.err(format!("{p}.crls"), "CRLs need an https upstream");
+        }
+        let context_audience = u
+            .context_audience
+            .clone()
+            .unwrap_or_else(|| name.to_owned());
+        if context_audience.is_empty() {
+            self.err(format!("{p}.context_audience"), "must not be empty");
+        }
         Some(Upstream {
             name: name.to_owned(),
             scheme,
             client_identity,
             spki_pins,
+            crls: u.crls.iter().map(|c| resolve(c)).collect(),
+            context_audience,
+            context_encrypt_to: u.context_encrypt_to.as_deref().map(resolve),
             authority,
             base_path: uri.path().trim_end_matches('/').to_owned(),
             ca,
@@ -439,6 +460,89 @@ impl Validator {
             request_timeout: Duration::from_millis(u.request_timeout_ms),
             pool_idle_timeout: Duration::from_millis(u.pool_idle_timeout_ms),
             pool_max_idle_per_host: u.pool_max_idle_per_host,
+        })
+    }
+
+    fn context_token(
+        &mut self,
+        raw: &RawConfig,
+        identity: Option<&Identity>,
+        resolve: &dyn Fn(&str) -> PathBuf,
+    ) -> Option<ContextToken> {
+        let default = schema::RawContextToken {
+            enabled: true,
+            header: None,
+            issuer: None,
+            keys_dir: None,
+            lifetime_s: 30,
+            rotate_after_s: 7 * 24 * 3600,
+            overlap_s: 3600,
+            jwks_bind: None,
+        };
+        let explicit = raw.context_token.is_some();
+        let c = raw.context_token.as_ref().unwrap_or(&default);
+        if !c.enabled {
+            return None;
+        }
+        let p = "context_token";
+        let keys_dir = match (&c.keys_dir, identity) {
+            (Some(d), _) => resolve(d),
+            (None, Some(i)) => i.data_dir.join("context-keys"),
+            // Nowhere to keep a signing key: off, and `check` says so.
+            (None, None) if !explicit => return None,
+            (None, None) => {
+                self.err(
+                    format!("{p}.keys_dir"),
+                    "missing: where the signing keys live (or configure `identity`, whose data_dir is the default)",
+                );
+                return None;
+            }
+        };
+        if !(1..=portcullis_jose::context::MAX_LIFETIME_S as u64).contains(&c.lifetime_s) {
+            self.err(format!("{p}.lifetime_s"), "must be 1 to 30 seconds");
+        }
+        if c.overlap_s < c.lifetime_s.max(60) {
+            self.err(
+                format!("{p}.overlap_s"),
+                "must be at least 60 s and the token lifetime, so tokens signed by a replaced key still verify",
+            );
+        }
+        if c.rotate_after_s <= c.overlap_s {
+            self.err(
+                format!("{p}.rotate_after_s"),
+                "must be longer than overlap_s",
+            );
+        }
+        let header = match &c.header {
+            None => HeaderName::from_static(portcullis_jose::context::DEFAULT_HEADER),
+            Some(h) => self.header_name(&format!("{p}.header"), h),
+        };
+        let jwks_bind = c.jwks_bind.as_ref().and_then(|b| match b.parse::<SocketAddr>() {
+            Ok(a) if a.ip().is_loopback() => Some(a),
+            Ok(_) => {
+                self.err(
+                    format!("{p}.jwks_bind"),
+                    "the JWKS is served over plain HTTP and only on a loopback address (never a public listener)",
+                );
+                None
+            }
+            Err(_) => {
+                self.err(format!("{p}.jwks_bind"), format!("`{b}` is not IP:port"));
+                None
+            }
+        });
+        let issuer = c.issuer.clone().unwrap_or_else(|| "portcullis".into());
+        if issuer.is_empty() {
+            self.err(format!("{p}.issuer"), "must not be empty");
+        }
+        Some(ContextToken {
+            header,
+            issuer,
+            keys_dir,
+            lifetime: Duration::from_secs(c.lifetime_s),
+            rotate_after: Duration::from_secs(c.rotate_after_s),
+            overlap: Duration::from_secs(c.overlap_s),
+            jwks_bind,
         })
     }
 
@@ -1262,11 +1366,70 @@ apis:
             paths,
             vec![
                 "listeners[0].tls.min_version",
+                "context_token.enabled",
+                "upstreams.orders.crls",
                 "apis[0].openapi",
                 "apis[0].routes[0].auth",
                 "apis[0].routes[1].auth"
             ]
         );
+    }
+
+    #[test]
+    fn context_token_is_on_with_identity_and_its_limits_are_checked() {
+        // AUTHN-12: with identity configured, context tokens are on by default.
+        let with_identity = format!(
+            "{MINIMAL}identity:\n  data_dir: /var/lib/pc\n  issuers: [{{ issuer: 'https://i', audiences: [a], jwks_file: j.json }}]\n"
+        );
+        let c = parse(&with_identity, Path::new("/")).unwrap();
+        let ct = c.context_token.as_ref().unwrap();
+        assert_eq!(ct.keys_dir, Path::new("/var/lib/pc/context-keys"));
+        assert_eq!(ct.lifetime, Duration::from_secs(30));
+        assert_eq!(c.upstreams[0].context_audience, "orders");
+        // Client copies are always removed, whatever the setting.
+        assert!(
+            c.request_remove_headers
+                .iter()
+                .any(|h| h == "portcullis-context")
+        );
+        let off = parse(
+            &format!("{with_identity}context_token: {{ enabled: false }}\n"),
+            Path::new("/"),
+        )
+        .unwrap();
+        assert!(off.context_token.is_none());
+        assert!(
+            off.request_remove_headers
+                .iter()
+                .any(|h| h == "portcullis-context")
+        );
+        assert!(
+            off.weakenings()
+                .iter()
+                .any(|w| w.path == "context_token.enabled")
+        );
+        let errs = errors(&format!(
+            "{MINIMAL}context_token: {{ lifetime_s: 300, overlap_s: 10, jwks_bind: '0.0.0.0:9901' }}\n"
+        ));
+        for field in ["context_token.keys_dir"] {
+            assert!(
+                errs.iter().any(|e| e.starts_with(field)),
+                "{field}: {errs:?}"
+            );
+        }
+        let errs = errors(&format!(
+            "{MINIMAL}context_token: {{ keys_dir: k, lifetime_s: 300, overlap_s: 10, jwks_bind: '0.0.0.0:9901' }}\n"
+        ));
+        for field in [
+            "context_token.lifetime_s",
+            "context_token.overlap_s",
+            "context_token.jwks_bind",
+        ] {
+            assert!(
+                errs.iter().any(|e| e.starts_with(field)),
+                "{field}: {errs:?}"
+            );
+        }
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub struct Config {
     pub response_remove_headers: Vec<HeaderName>,
     pub events: Events,
     pub identity: Option<Identity>,
+    /// Gateway-signed context tokens for upstreams; `None` when turned off.
+    pub context_token: Option<ContextToken>,
     pub upstreams: Vec<Upstream>,
     pub apis: Vec<Api>,
     /// Sensitive data refused in URLs (DATA-01).
@@ -122,6 +124,12 @@ pub struct Upstream {
     pub client_identity: Option<(PathBuf, PathBuf)>,
     /// SHA-256 SPKI pins of the upstream certificate; empty = no pinning.
     pub spki_pins: Vec<[u8; 32]>,
+    /// CRLs checked against the upstream's certificate chain.
+    pub crls: Vec<PathBuf>,
+    /// `aud` of the context tokens minted for this upstream.
+    pub context_audience: String,
+    /// Public key the context tokens are encrypted to (nested JWE).
+    pub context_encrypt_to: Option<PathBuf>,
     /// `host:port` as written in the URL.
     pub authority: http::uri::Authority,
     /// Path prefix prepended to every forwarded path; empty for `/`.
@@ -183,6 +191,19 @@ pub struct Protected {
     pub scopes: Vec<String>,
     /// Only these applications (only with `api_key`); empty = any active one.
     pub apps: Vec<String>,
+}
+
+/// The token the gateway mints for each upstream request.
+#[derive(Debug, Clone)]
+pub struct ContextToken {
+    pub header: HeaderName,
+    pub issuer: String,
+    pub keys_dir: PathBuf,
+    pub lifetime: Duration,
+    pub rotate_after: Duration,
+    pub overlap: Duration,
+    /// Loopback listener for the JWKS.
+    pub jwks_bind: Option<SocketAddr>,
 }
 
 /// Applications, API keys and token issuers.
@@ -337,7 +358,19 @@ impl Config {
                 );
             }
         }
+        if self.context_token.is_none() {
+            push(
+                "context_token.enabled".into(),
+                "backends receive no gateway-signed context token: they cannot verify that a request came through the gateway, nor its identity",
+            );
+        }
         for u in &self.upstreams {
+            if u.scheme == UpstreamScheme::Https && u.crls.is_empty() {
+                push(
+                    format!("upstreams.{}.crls", u.name),
+                    "the upstream's certificate is not checked for revocation (no CRL)",
+                );
+            }
             if u.scheme == UpstreamScheme::DangerousHttp {
                 push(
                     format!("upstreams.{}.dangerous_plaintext_upstream", u.name),

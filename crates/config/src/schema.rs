@@ -30,6 +30,8 @@ pub struct RawConfig {
     pub events: RawEvents,
     /// Applications, API keys and bearer tokens; required when a route is protected.
     pub identity: Option<RawIdentity>,
+    /// The gateway-signed context token sent to every upstream.
+    pub context_token: Option<RawContextToken>,
     pub upstreams: BTreeMap<String, RawUpstream>,
     pub apis: Vec<RawApi>,
     /// Sensitive data refused in URLs (DATA-01).
@@ -252,6 +254,41 @@ pub struct RawUpstream {
     /// (`sha256/...` accepted); any one must match.
     #[serde(default)]
     pub spki_pins: Vec<String>,
+    /// CRL files (PEM or DER) for the upstream's certificate chain.
+    #[serde(default)]
+    pub crls: Vec<String>,
+    /// Audience of the context tokens minted for this upstream; default the upstream's name.
+    pub context_audience: Option<String>,
+    /// The upstream's public key (`PUBLIC KEY` PEM: RSA or P-256): context
+    /// tokens are then encrypted to it (nested JWE).
+    pub context_encrypt_to: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawContextToken {
+    /// `false` turns context tokens off (a weakening `check` reports).
+    #[serde(default = "defaults::yes")]
+    pub enabled: bool,
+    /// Request header carrying the token (default `portcullis-context`).
+    pub header: Option<String>,
+    /// `iss` of the tokens (default `portcullis`).
+    pub issuer: Option<String>,
+    /// Signing keys (Ed25519, PKCS#8, mode 0600) and the published
+    /// `jwks.json`; default `<identity.data_dir>/context-keys`.
+    pub keys_dir: Option<String>,
+    /// Token lifetime, 1 to 30 seconds (default 30).
+    #[serde(default = "defaults::context_lifetime_s")]
+    pub lifetime_s: u64,
+    /// Age after which the signing key is replaced (default 7 days).
+    #[serde(default = "defaults::context_rotate_after_s")]
+    pub rotate_after_s: u64,
+    /// How long a replaced key stays published (default 1 hour).
+    #[serde(default = "defaults::context_overlap_s")]
+    pub overlap_s: u64,
+    /// Loopback address of a plain HTTP listener serving only
+    /// `/.well-known/jwks.json` (never a data-plane listener).
+    pub jwks_bind: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -490,6 +527,15 @@ pub struct RawIssuer {
 
 /// Secure defaults, each one reasoned in `docs/defaults.md`.
 pub mod defaults {
+    pub fn context_lifetime_s() -> u64 {
+        30
+    }
+    pub fn context_rotate_after_s() -> u64 {
+        7 * 24 * 3600
+    }
+    pub fn context_overlap_s() -> u64 {
+        3600
+    }
     pub fn header_read_timeout_ms() -> u64 {
         10_000
     }

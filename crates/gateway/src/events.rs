@@ -132,6 +132,22 @@ impl SecurityEvent {
         Self::new(code, severity, message, http_code, true, ctx)
     }
 
+    /// Something the gateway itself did or failed to do, outside any
+    /// request (key rotation, CRL reload, a shared store's outage).
+    pub fn operational(code: &str, severity: Severity, message: &str) -> Self {
+        let ctx = EventContext {
+            correlation_id: "",
+            method: "",
+            path: "",
+            host: "",
+            client: SocketAddr::from(([0, 0, 0, 0], 0)),
+            listener: "",
+            api: None,
+            operation: None,
+        };
+        Self::new(code, severity, message, 0, true, &ctx)
+    }
+
     fn new(
         code: &str,
         severity: Severity,

@@ -7,6 +7,7 @@
 //! stops accepting and lets in-flight requests finish.
 
 pub mod apikeys;
+pub mod attest;
 pub mod backend_server;
 pub mod clientauth;
 pub mod content;
@@ -60,6 +61,8 @@ pub struct State {
     pub identity: Option<Arc<identity::IdentityState>>,
     /// Sensitive data refused in URLs (DATA-01).
     pub sensitive: portcullis_config::SensitiveData,
+    /// Mints the context token for upstreams; `None` when turned off.
+    pub attestor: Option<Arc<attest::Attestor>>,
 }
 
 /// What is known about the connection a request arrived on.
@@ -87,6 +90,13 @@ pub enum BuildError {
     Routes(#[from] routes::RouteTableError),
     #[error(transparent)]
     Identity(#[from] identity::IdentityError),
+    #[error(transparent)]
+    Attest(#[from] attest::AttestError),
+    #[error("context_token.jwks_bind: cannot listen on {addr}: {source}")]
+    JwksBind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("events.file: cannot open {file}: {source}")]
     Events {
         file: String,
@@ -117,6 +127,7 @@ struct PreparedListener {
 pub struct Gateway {
     state: Arc<State>,
     listeners: Vec<PreparedListener>,
+    jwks_bind: Option<SocketAddr>,
 }
 
 impl Gateway {
@@ -162,6 +173,11 @@ impl Gateway {
             .as_ref()
             .map(identity::IdentityState::open)
             .transpose()?;
+        let attestor = config
+            .context_token
+            .as_ref()
+            .map(|c| attest::Attestor::open(c, &config.upstreams).map(Arc::new))
+            .transpose()?;
         let events = EventSink::start(config.events.stdout, config.events.file.as_deref())
             .map_err(|source| BuildError::Events {
                 file: config
@@ -188,7 +204,9 @@ impl Gateway {
                 events,
                 identity,
                 sensitive: config.sensitive.clone(),
+                attestor,
             }),
+            jwks_bind: config.context_token.as_ref().and_then(|c| c.jwks_bind),
             listeners,
         })
     }
@@ -225,6 +243,28 @@ impl Gateway {
             identity.spawn_jwks_refresh();
         }
         let mut tasks = Vec::new();
+        if let Some(attestor) = &self.state.attestor {
+            tasks.push(tokio::spawn(attest::rotate_keys(
+                attestor.clone(),
+                self.state.events.clone(),
+                shutdown_rx.clone(),
+            )));
+            if let Some(bind) = self.jwks_bind {
+                let socket = tokio::net::TcpListener::bind(bind)
+                    .await
+                    .map_err(|source| BuildError::JwksBind { addr: bind, source })?;
+                let addr = socket
+                    .local_addr()
+                    .map_err(|source| BuildError::JwksBind { addr: bind, source })?;
+                tracing::info!(%addr, "serving the context-token JWKS");
+                addrs.push(("jwks".to_owned(), addr));
+                tasks.push(tokio::spawn(attest::serve_jwks(
+                    attestor.clone(),
+                    socket,
+                    shutdown_rx.clone(),
+                )));
+            }
+        }
         let watched: Vec<Arc<clientauth::TlsListener>> = bound
             .iter()
             .filter_map(|(_, l)| match &l.kind {
@@ -290,6 +330,10 @@ impl RunningGateway {
 
     pub fn identity(&self) -> Option<&Arc<identity::IdentityState>> {
         self.state.identity.as_ref()
+    }
+
+    pub fn attestor(&self) -> Option<&Arc<attest::Attestor>> {
+        self.state.attestor.as_ref()
     }
 
     /// Stops accepting, asks every connection to finish its in-flight

@@ -30,7 +30,7 @@ use std::sync::Arc;
 #[derive(Default)]
 struct Decided {
     api: Option<usize>,
-    /// The verified identity, kept for the upstream stage (PKI issue: forwarded as a gateway-signed token).
+    /// The verified identity, forwarded in the gateway-signed context token.
     claims: Option<crate::identity::ClaimSet>,
     operation: Option<Arc<str>>,
     /// The operation's path template replaces the path in events when a
@@ -198,6 +198,18 @@ async fn run(
             tls: conn.tls,
         },
     );
+    if let Some(attestor) = &state.attestor {
+        let token = attestor.mint(
+            matched.api.upstream,
+            decided.claims.as_ref(),
+            conn.client_cert.get().map(|c| &c.thumbprint),
+            correlation.as_str(),
+            decided.operation.as_deref(),
+        )?;
+        upstream_request
+            .headers_mut()
+            .insert(attestor.header().clone(), token);
+    }
     let response = upstream.send(upstream_request).await?;
 
     // 11. response: upstream error bodies never reach the client.

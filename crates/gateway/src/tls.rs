@@ -91,7 +91,7 @@ pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
 }
 
 #[cfg(unix)]
-fn check_key_permissions(path: &Path) -> Result<(), TlsError> {
+pub(crate) fn check_key_permissions(path: &Path) -> Result<(), TlsError> {
     use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(path).map_err(|e| TlsError::Read {
         path: path.to_owned(),
@@ -108,7 +108,7 @@ fn check_key_permissions(path: &Path) -> Result<(), TlsError> {
 }
 
 #[cfg(not(unix))]
-fn check_key_permissions(_: &Path) -> Result<(), TlsError> {
+pub(crate) fn check_key_permissions(_: &Path) -> Result<(), TlsError> {
     Ok(())
 }
 
