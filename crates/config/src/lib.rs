@@ -1411,12 +1411,10 @@ apis:
         let errs = errors(&format!(
             "{MINIMAL}context_token: {{ lifetime_s: 300, overlap_s: 10, jwks_bind: '0.0.0.0:9901' }}\n"
         ));
-        for field in ["context_token.keys_dir"] {
-            assert!(
-                errs.iter().any(|e| e.starts_with(field)),
-                "{field}: {errs:?}"
-            );
-        }
+        assert!(
+            errs.iter().any(|e| e.starts_with("context_token.keys_dir")),
+            "{errs:?}"
+        );
         let errs = errors(&format!(
             "{MINIMAL}context_token: {{ keys_dir: k, lifetime_s: 300, overlap_s: 10, jwks_bind: '0.0.0.0:9901' }}\n"
         ));

@@ -59,10 +59,21 @@ impl BackendServer {
                     let Ok(tls) = acceptor.accept(stream).await else {
                         return;
                     };
+                    // The verified client certificate, for handlers that check who calls.
+                    let client_cert = tls
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|c| c.first())
+                        .map(|c| c.clone().into_owned());
                     let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
                         let handler = handler.clone();
+                        let client_cert = client_cert.clone();
                         async move {
-                            let (parts, body) = req.into_parts();
+                            let (mut parts, body) = req.into_parts();
+                            if let Some(cert) = client_cert {
+                                parts.extensions.insert(cert);
+                            }
                             let body = body
                                 .collect()
                                 .await
@@ -97,6 +108,96 @@ impl BackendServer {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
     }
+}
+
+/// A [`Handler`] as a tower service, so tower layers (such as the backend
+/// guard) can wrap it.
+#[derive(Clone)]
+pub struct HandlerService(pub Handler);
+
+impl tower_service::Service<Request<Bytes>> for HandlerService {
+    type Response = Response<Full<Bytes>>;
+    type Error = std::convert::Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Bytes>) -> Self::Future {
+        let peer = req
+            .extensions()
+            .get::<SocketAddr>()
+            .copied()
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let fut = (self.0)(req, peer);
+        Box::pin(async move { Ok(fut.await) })
+    }
+}
+
+/// A tower service (e.g. a [`HandlerService`] behind layers) as a [`Handler`].
+pub fn from_service<S>(service: S) -> Handler
+where
+    S: tower_service::Service<
+            Request<Bytes>,
+            Response = Response<Full<Bytes>>,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send,
+{
+    Arc::new(move |mut req: Request<Bytes>, peer| {
+        let mut service = service.clone();
+        req.extensions_mut().insert(peer);
+        Box::pin(async move {
+            if std::future::poll_fn(|cx| service.poll_ready(cx))
+                .await
+                .is_err()
+            {
+                unreachable!("infallible");
+            }
+            match service.call(req).await {
+                Ok(r) => r,
+                Err(e) => match e {},
+            }
+        })
+    })
+}
+
+/// A server TLS configuration that requires a client certificate issued by
+/// `ca_pem` (mutual TLS), from PEM text.
+pub fn mtls_from_pem(
+    ca_pem: &str,
+    cert_pem: &str,
+    key_pem: &str,
+) -> Result<rustls::ServerConfig, rustls::Error> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let bad = |what: &str| rustls::Error::General(format!("bad {what} PEM"));
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).map_err(|_| bad("CA"))?)?;
+    let provider = Arc::new(crate::tls::provider());
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .map_err(|e| rustls::Error::General(e.to_string()))?;
+    rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(
+            vec![
+                CertificateDer::from_pem_slice(cert_pem.as_bytes())
+                    .map_err(|_| bad("certificate"))?,
+            ],
+            PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|_| bad("key"))?,
+        )
 }
 
 /// A server TLS configuration from PEM text (for demo and test backends).

@@ -363,10 +363,10 @@ mod tests {
     }
 
     fn public_pem(private: &[u8]) -> Vec<u8> {
+        use aws_lc_rs::encoding::AsDer;
         use rustls_pki_types::PrivatePkcs8KeyDer;
         use rustls_pki_types::pem::PemObject;
         let der = PrivatePkcs8KeyDer::from_pem_slice(private).unwrap();
-        use aws_lc_rs::encoding::AsDer;
         let spki = if let Ok(rsa) = PrivateDecryptingKey::from_pkcs8(der.secret_pkcs8_der()) {
             rsa.public_key().as_der().unwrap().as_ref().to_vec()
         } else {

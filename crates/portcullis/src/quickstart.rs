@@ -191,7 +191,11 @@ async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
     let gateway_client = ca.issue_to(&pki, "gateway-client", &["gateway.quickstart"], true)?;
     let backend = BackendServer::start(
         "127.0.0.1:0".parse()?,
-        backend_tls(&ca.cert_pem(), &upstream.cert_pem, &upstream.key_pem)?,
+        portcullis_gateway::backend_server::mtls_from_pem(
+            &ca.cert_pem(),
+            &upstream.cert_pem,
+            &upstream.key_pem,
+        )?,
         demo_handler(),
     )
     .await?;
@@ -543,32 +547,6 @@ apis:
         client_cert = f.client.cert.display(),
         client_key = f.client.key.display(),
     )
-}
-
-/// The demo backend's TLS: its certificate, and client certificates required
-/// from the development CA (only the gateway holds one).
-fn backend_tls(
-    ca_pem: &str,
-    cert_pem: &str,
-    key_pem: &str,
-) -> anyhow::Result<rustls::ServerConfig> {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(CertificateDer::from_pem_slice(ca_pem.as_bytes())?)?;
-    let provider = Arc::new(portcullis_gateway::tls::provider());
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-        Arc::new(roots),
-        provider.clone(),
-    )
-    .build()?;
-    Ok(rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(
-            vec![CertificateDer::from_pem_slice(cert_pem.as_bytes())?],
-            PrivateKeyDer::from_pem_slice(key_pem.as_bytes())?,
-        )?)
 }
 
 /// The demo orders backend. It sends platform banners and a cacheable

@@ -350,24 +350,49 @@ impl TestResponse {
 
 /// A TLS client configuration trusting only `ca_pem`.
 pub fn client_config(ca_pem: &str) -> rustls::ClientConfig {
+    client_config_with(ca_pem, None)
+}
+
+/// A client TLS configuration trusting only `ca_pem`, presenting the
+/// `(certificate PEM, key PEM)` identity when one is given (mutual TLS).
+pub fn client_config_with(ca_pem: &str, identity: Option<(&str, &str)>) -> rustls::ClientConfig {
     use rustls_pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     for c in rustls_pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         roots.add(c.expect("CA PEM")).expect("CA certificate");
     }
-    rustls::ClientConfig::builder_with_provider(Arc::new(
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::aws_lc_rs::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .expect("default versions")
-    .with_root_certificates(roots)
-    .with_no_client_auth()
+    .with_root_certificates(roots);
+    match identity {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => builder
+            .with_client_auth_cert(
+                rustls_pki_types::CertificateDer::pem_slice_iter(cert.as_bytes())
+                    .collect::<Result<Vec<_>, _>>()
+                    .expect("certificate PEM"),
+                rustls_pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes()).expect("key PEM"),
+            )
+            .expect("client identity"),
+    }
 }
 
 /// An HTTPS client trusting only `ca_pem`, speaking `proto`.
 pub fn https_client(ca_pem: &str, proto: Proto) -> HttpsClient {
+    https_client_with(ca_pem, None, proto)
+}
+
+/// An HTTPS client trusting only `ca_pem`, presenting `identity` if given.
+pub fn https_client_with(
+    ca_pem: &str,
+    identity: Option<(&str, &str)>,
+    proto: Proto,
+) -> HttpsClient {
     let builder = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(client_config(ca_pem))
+        .with_tls_config(client_config_with(ca_pem, identity))
         .https_only();
     let connector = match proto {
         Proto::Http1 => builder.enable_http1().build(),
