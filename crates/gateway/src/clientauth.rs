@@ -34,6 +34,9 @@ pub struct PeerCert {
     not_after: i64,
     /// SHA-256 of the DER certificate (RFC 8705 `x5t#S256`).
     pub thumbprint: [u8; 32],
+    /// DNS and URI subject alternative names, which can identify a
+    /// certificate-bound application.
+    pub names: Vec<String>,
 }
 
 impl PeerCert {
@@ -42,7 +45,26 @@ impl PeerCert {
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der.as_ref());
         let mut thumbprint = [0u8; 32];
         thumbprint.copy_from_slice(digest.as_ref());
+        let names = c
+            .subject_alternative_name()
+            .ok()
+            .flatten()
+            .map(|san| {
+                san.value
+                    .general_names
+                    .iter()
+                    .filter_map(|n| match n {
+                        x509_parser::extensions::GeneralName::DNSName(d) => {
+                            Some(d.to_ascii_lowercase())
+                        }
+                        x509_parser::extensions::GeneralName::URI(u) => Some((*u).to_owned()),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         Some(Self {
+            names,
             issuer: c.issuer().as_raw().to_vec(),
             serial: c.raw_serial().to_vec(),
             not_before: c.validity().not_before.timestamp(),

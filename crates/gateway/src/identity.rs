@@ -8,6 +8,7 @@
 //! request through.
 
 use crate::apikeys::{self, Pepper};
+use crate::clientauth::PeerCert;
 use crate::jwks::JwksFetcher;
 use crate::rejection::Rejection;
 use crate::store::{Revocation, Snapshot, SqliteStore, Store, StoreError};
@@ -45,7 +46,7 @@ pub struct ClaimSet {
     /// Application name, from the API key.
     pub application: Option<String>,
     pub token: Option<VerifiedToken>,
-    /// `api_key`, `bearer`.
+    /// `api_key`, `mtls` (certificate-bound application), `bearer`.
     pub methods: Vec<&'static str>,
 }
 
@@ -263,8 +264,36 @@ impl IdentityState {
         Ok(())
     }
 
-    /// Stage 5, application: the API key from its header (AUTHN-04, OPS-04).
-    pub fn application(&self, headers: &HeaderMap) -> Result<String, Rejection> {
+    /// Stage 5, application: from the API key in its header (AUTHN-04,
+    /// OPS-04) and/or from a client certificate whose SAN is bound to an
+    /// application (already verified and re-checked in stage 1). When both
+    /// are presented they must name the same application.
+    pub fn application(
+        &self,
+        headers: &HeaderMap,
+        peer: Option<&PeerCert>,
+    ) -> Result<(String, &'static [&'static str]), Rejection> {
+        let snap = self.snapshot.load();
+        let by_certificate = match peer {
+            Some(p) => certificate_application(&snap, p)?,
+            None => None,
+        };
+        if !headers.contains_key(&self.config.api_key_header) {
+            return by_certificate
+                .map(|app| (app, &["mtls"][..]))
+                .ok_or(Rejection::MissingApiKey);
+        }
+        let by_key = self.key_application(&snap, headers)?;
+        match by_certificate {
+            None => Ok((by_key, &["api_key"])),
+            Some(app) if app == by_key => Ok((app, &["api_key", "mtls"])),
+            Some(_) => Err(Rejection::InvalidApiKey(
+                "the API key and the client certificate belong to different applications",
+            )),
+        }
+    }
+
+    fn key_application(&self, snap: &Snapshot, headers: &HeaderMap) -> Result<String, Rejection> {
         let mut values = headers.get_all(&self.config.api_key_header).iter();
         let (Some(value), None) = (values.next(), values.next()) else {
             return Err(Rejection::MissingApiKey);
@@ -273,7 +302,6 @@ impl IdentityState {
             .to_str()
             .map_err(|_| Rejection::InvalidApiKey("not text"))?;
         let id = apikeys::key_id(key).ok_or(Rejection::InvalidApiKey("not a Portcullis key"))?;
-        let snap = self.snapshot.load();
         let record = snap
             .keys
             .get(id)
@@ -413,21 +441,22 @@ impl IdentityState {
     }
 
     /// Stages 5–7 for a protected route; returns the request's claim set.
-    /// `peer_cert` is the SHA-256 thumbprint of the connection's client
-    /// certificate, for certificate-bound tokens (RFC 8705).
+    /// `peer` is the connection's verified client certificate: it can name
+    /// the application, and binds certificate-bound tokens (RFC 8705).
     pub async fn authenticate(
         &self,
         policy: &Protected,
         headers: &HeaderMap,
-        peer_cert: Option<&[u8; 32]>,
+        peer: Option<&PeerCert>,
     ) -> Result<ClaimSet, Rejection> {
         let mut claims = ClaimSet::default();
         if policy.api_key {
-            claims.application = Some(self.application(headers)?);
-            claims.methods.push("api_key");
+            let (app, methods) = self.application(headers, peer)?;
+            claims.application = Some(app);
+            claims.methods.extend_from_slice(methods);
         }
         if policy.token {
-            claims.token = Some(self.token(headers, peer_cert).await?);
+            claims.token = Some(self.token(headers, peer.map(|p| &p.thumbprint)).await?);
             claims.methods.push("bearer");
         }
         if claims.methods.is_empty() {
@@ -446,11 +475,11 @@ impl IdentityState {
         &self,
         headers: &HeaderMap,
         body: &[u8],
-        peer_cert: Option<&[u8; 32]>,
+        peer: Option<&PeerCert>,
     ) -> Result<(), Rejection> {
-        // The caller proves both: its application's key and the token itself.
-        self.application(headers)?;
-        let caller = self.token(headers, peer_cert).await?;
+        // The caller proves both: its application and the token itself.
+        self.application(headers, peer)?;
+        let caller = self.token(headers, peer.map(|p| &p.thumbprint)).await?;
         let named = form_value(body, "token");
         let target = match named.as_deref() {
             None => caller.clone(),
@@ -482,10 +511,10 @@ impl IdentityState {
     pub async fn revoke_all(
         &self,
         headers: &HeaderMap,
-        peer_cert: Option<&[u8; 32]>,
+        peer: Option<&PeerCert>,
     ) -> Result<(), Rejection> {
-        self.application(headers)?;
-        let caller = self.token(headers, peer_cert).await?;
+        self.application(headers, peer)?;
+        let caller = self.token(headers, peer.map(|p| &p.thumbprint)).await?;
         let Some(subject) = caller.subject.clone() else {
             return Err(Rejection::InvalidToken(TokenError::Claim(
                 "no `sub`: nothing to revoke by subject",
@@ -506,6 +535,31 @@ impl IdentityState {
             .revoke_token(r, now())
             .and_then(|()| self.refresh())
             .map_err(|e| Rejection::StoreUnavailable(e.to_string()))
+    }
+}
+
+/// The application a client certificate is bound to, by its SANs; a
+/// certificate naming two applications is ambiguous and refused.
+fn certificate_application(snap: &Snapshot, peer: &PeerCert) -> Result<Option<String>, Rejection> {
+    let mut found: Option<&crate::store::Application> = None;
+    for name in &peer.names {
+        let Some(id) = snap.cert_apps.get(name) else {
+            continue;
+        };
+        let app = snap
+            .apps
+            .get(id)
+            .ok_or(Rejection::InvalidApiKey("no application"))?;
+        if found.is_some_and(|f| f.id != app.id) {
+            return Err(Rejection::InvalidApiKey(
+                "the client certificate names more than one application",
+            ));
+        }
+        found = Some(app);
+    }
+    match found {
+        Some(app) if !app.enabled => Err(Rejection::InvalidApiKey("application disabled")),
+        found => Ok(found.map(|a| a.name.clone())),
     }
 }
 

@@ -144,7 +144,7 @@ async fn run(
             let identity = state.identity.as_ref().ok_or_else(|| {
                 Rejection::StoreUnavailable("protected route without identity".into())
             })?;
-            let peer = conn.client_cert.get().map(|c| &c.thumbprint);
+            let peer = conn.client_cert.get();
             decided.claims = Some(identity.authenticate(policy, &parts.headers, peer).await?);
         }
     }
@@ -315,7 +315,7 @@ async fn self_service(
         Some(b) => read_body(b, &parts.headers, limits).await?,
         None => Bytes::new(),
     };
-    let peer = conn.client_cert.get().map(|c| &c.thumbprint);
+    let peer = conn.client_cert.get();
     if all {
         identity.revoke_all(&parts.headers, peer).await?;
     } else {

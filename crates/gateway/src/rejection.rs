@@ -261,7 +261,7 @@ impl Rejection {
             Rejection::UnknownRoute => "No API operation is declared at this path. Check the path against the API documentation.".into(),
             Rejection::MethodNotAllowed { .. } => "This path does not accept this method; the Allow header lists the methods it accepts.".into(),
             Rejection::CredentialInQuery => "Credentials are never accepted in the URL. Send the API key in its header and the token in the Authorization header; rotate a key that was sent in a URL.".into(),
-            Rejection::MissingApiKey => "This operation needs the calling application's API key in its header.".into(),
+            Rejection::MissingApiKey => "This operation needs the calling application's API key in its header, or a client certificate bound to the application.".into(),
             Rejection::InvalidApiKey(_) => "The API key was not accepted. Check that it is current and that its application is active.".into(),
             Rejection::MissingToken => "This operation needs a bearer token: send `Authorization: Bearer <token>`.".into(),
             Rejection::InvalidToken(_) => "The bearer token was not accepted. Obtain a new token and retry.".into(),

@@ -22,6 +22,10 @@ pub enum StoreError {
     AppExists(String),
     #[error("no API key with id `{0}`")]
     NoSuchKey(String),
+    #[error("certificate name `{0}` is already bound to an application")]
+    SanBound(String),
+    #[error("no application is bound to certificate name `{0}`")]
+    NoSuchBinding(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +72,8 @@ pub struct Snapshot {
     pub revoked_jti: HashMap<(String, String), i64>,
     /// `(issuer, subject)` → tokens issued before this time are revoked.
     pub revoked_before: HashMap<(String, String), i64>,
+    /// Client certificate SAN (DNS name or URI) → application id.
+    pub cert_apps: HashMap<String, String>,
 }
 
 /// Storage of identity data.
@@ -87,6 +93,11 @@ pub trait Store: Send + Sync {
     fn revoke_token(&self, r: &Revocation, now: i64) -> Result<(), StoreError>;
     /// Drops revocations whose tokens have all expired.
     fn purge_revocations(&self, now: i64) -> Result<usize, StoreError>;
+    /// Client certificates whose SAN is `san` identify application `app`.
+    fn bind_certificate(&self, app: &str, san: &str, now: i64) -> Result<(), StoreError>;
+    fn unbind_certificate(&self, san: &str) -> Result<(), StoreError>;
+    /// `(san, application name)`, by SAN.
+    fn certificate_bindings(&self) -> Result<Vec<(String, String)>, StoreError>;
 }
 
 /// Migrations, applied in order; the database's `user_version` is the count applied.
@@ -114,6 +125,12 @@ const MIGRATIONS: &[&str] = &[
         created_at INTEGER NOT NULL
     );
     CREATE UNIQUE INDEX token_revocations_jti ON token_revocations(issuer, jti) WHERE jti IS NOT NULL;",
+    // Certificate-bound applications: a client certificate SAN names one application.
+    "CREATE TABLE app_certificates (
+        san TEXT PRIMARY KEY,
+        app_id TEXT NOT NULL REFERENCES applications(id),
+        created_at INTEGER NOT NULL
+    );",
 ];
 
 /// The embedded SQLite store.
@@ -208,6 +225,11 @@ impl Store for SqliteStore {
                     r.get::<_, i64>(4)?,
                 ))
             })?;
+            let mut q = c.prepare("SELECT san, app_id FROM app_certificates")?;
+            for row in q.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+                let (san, app) = row?;
+                s.cert_apps.insert(san, app);
+            }
             for row in rows {
                 let (issuer, jti, subject, before, expires) = row?;
                 if let Some(jti) = jti {
@@ -219,6 +241,44 @@ impl Store for SqliteStore {
                 }
             }
             Ok(s)
+        })
+    }
+
+    fn bind_certificate(&self, app: &str, san: &str, now: i64) -> Result<(), StoreError> {
+        let app = self.app_by_name(app)?;
+        self.with(|c| {
+            match c.execute(
+                "INSERT INTO app_certificates (san, app_id, created_at) VALUES (?1, ?2, ?3)",
+                params![san, app.id, now],
+            ) {
+                Ok(_) => Ok(()),
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    Err(StoreError::SanBound(san.to_owned()))
+                }
+                Err(e) => Err(e.into()),
+            }
+        })
+    }
+
+    fn unbind_certificate(&self, san: &str) -> Result<(), StoreError> {
+        self.with(|c| {
+            if c.execute("DELETE FROM app_certificates WHERE san = ?1", params![san])? == 0 {
+                Err(StoreError::NoSuchBinding(san.to_owned()))
+            } else {
+                Ok(())
+            }
+        })
+    }
+
+    fn certificate_bindings(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.with(|c| {
+            let mut q = c.prepare(
+                "SELECT b.san, a.name FROM app_certificates b JOIN applications a ON a.id = b.app_id ORDER BY b.san",
+            )?;
+            Ok(q.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?)
         })
     }
 

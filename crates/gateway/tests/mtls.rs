@@ -99,10 +99,22 @@ async fn get(sender: &mut Sender) -> Result<(u16, String), String> {
 }
 
 async fn get_with(sender: &mut Sender, bearer: Option<&str>) -> Result<(u16, String), String> {
+    let authorization = bearer.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = authorization
+        .iter()
+        .map(|a| ("authorization", a.as_str()))
+        .collect();
+    get_headers(sender, &headers).await
+}
+
+async fn get_headers(
+    sender: &mut Sender,
+    headers: &[(&str, &str)],
+) -> Result<(u16, String), String> {
     sender.ready().await.map_err(|e| e.to_string())?;
     let mut req = http::Request::get("/v1/orders").header("host", "localhost");
-    if let Some(t) = bearer {
-        req = req.header("authorization", format!("Bearer {t}"));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
     }
     let req = req.body(Full::default()).unwrap();
     let r = tokio::time::timeout(Duration::from_secs(10), sender.send_request(req))
@@ -269,4 +281,104 @@ async fn certificate_bound_token_is_refused_over_another_certificate() {
     let mut s = connect(&env, &gw, Some(&mallory)).await.unwrap();
     assert_eq!(get_with(&mut s, Some(&plain)).await.unwrap().0, 200);
     gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_certificate_bound_to_an_application_identifies_it() {
+    use portcullis_gateway::store::Store;
+    let env = TestEnv::new().await;
+    let demo = env.ca.issue(&["demo-app.clients.test"], true).unwrap();
+    let stranger = env.ca.issue(&["stranger.clients.test"], true).unwrap();
+    let crl = write_crl(&env, &[], hours(1));
+    let issuer = portcullis_testkit::TestIssuer::new("https://issuer.test", "k1");
+    let identity = env.identity_yaml(&issuer, &env.path().join("jwks.json"));
+    let api = "  - name: orders\n    base_path: /v1\n    upstream: backend\n    routes:\n      - { path: /orders, methods: [GET], auth: { api_key: true, apps: [demo] } }\n";
+    let web_key = env.provision_app("web");
+    let demo_key = env.provision_app("demo");
+    let (store, _) = env.store();
+    store
+        .bind_certificate(
+            "demo",
+            "demo-app.clients.test",
+            portcullis_gateway::identity::now(),
+        )
+        .unwrap();
+    let mut gw = start_with(&env, &crl, "optional", api, &identity).await;
+
+    // The certificate alone names the application; the backend is told how.
+    let mut as_demo = connect(&env, &gw, Some(&demo)).await.unwrap();
+    assert_eq!(get(&mut as_demo).await.unwrap().0, 200);
+    let context = context_claims(&env);
+    assert_eq!(context["app"], "demo");
+    assert_eq!(context["amr"], serde_json::json!(["mtls"]));
+    assert!(context["cnf"]["x5t#S256"].is_string());
+    // Alongside its own key: both say `demo`.
+    assert_eq!(
+        get_headers(&mut as_demo, &[("x-api-key", &demo_key)])
+            .await
+            .unwrap()
+            .0,
+        200
+    );
+    assert_eq!(
+        context_claims(&env)["amr"],
+        serde_json::json!(["api_key", "mtls"])
+    );
+    // With another application's key: contradictory, refused.
+    let (status, body) = get_headers(&mut as_demo, &[("x-api-key", &web_key)])
+        .await
+        .unwrap();
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        gw.next_event()
+            .await
+            .message
+            .contains("different applications")
+    );
+    // An unbound certificate identifies nothing; `web` is not allowed here.
+    let mut as_stranger = connect(&env, &gw, Some(&stranger)).await.unwrap();
+    assert_eq!(get(&mut as_stranger).await.unwrap().0, 401);
+    assert_eq!(gw.next_event().await.status_code, "missing-api-key");
+    assert_eq!(
+        get_headers(&mut as_stranger, &[("x-api-key", &web_key)])
+            .await
+            .unwrap()
+            .0,
+        403
+    );
+    let _ = gw.next_event().await;
+    // Disabled: refused on the next request of the open connection.
+    store.set_app_enabled("demo", false).unwrap();
+    gw.running
+        .as_ref()
+        .unwrap()
+        .identity()
+        .unwrap()
+        .refresh()
+        .unwrap();
+    assert_eq!(get(&mut as_demo).await.unwrap().0, 401);
+    assert!(
+        gw.next_event()
+            .await
+            .message
+            .contains("application disabled")
+    );
+    gw.stop().await;
+}
+
+/// The claims of the context token the backend received last.
+fn context_claims(env: &TestEnv) -> serde_json::Value {
+    use base64::Engine;
+    let received = env.received();
+    let token = received.last().unwrap().headers["portcullis-context"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap()
 }

@@ -86,10 +86,29 @@ enum Command {
 
 #[derive(Subcommand)]
 enum AppsAction {
-    Create { name: String },
+    Create {
+        name: String,
+    },
     List,
-    Disable { name: String },
-    Enable { name: String },
+    Disable {
+        name: String,
+    },
+    Enable {
+        name: String,
+    },
+    /// Client certificates carrying this SAN (DNS name or URI) identify the
+    /// application, alongside or instead of an API key.
+    BindCert {
+        name: String,
+        #[arg(long)]
+        san: String,
+    },
+    UnbindCert {
+        #[arg(long)]
+        san: String,
+    },
+    /// Certificate names bound to applications.
+    Certs,
 }
 
 #[derive(Subcommand)]
@@ -222,6 +241,25 @@ fn apps(store: &dyn Store, action: AppsAction) -> Result<(), StoreError> {
         AppsAction::Enable { name } => {
             store.set_app_enabled(&name, true)?;
             println!("enabled {name}");
+        }
+        AppsAction::BindCert { name, san } => {
+            // DNS names are compared in lower case, URIs exactly.
+            let san = if san.contains(':') {
+                san
+            } else {
+                san.to_ascii_lowercase()
+            };
+            store.bind_certificate(&name, &san, now)?;
+            println!("client certificates naming {san} now identify {name}");
+        }
+        AppsAction::UnbindCert { san } => {
+            store.unbind_certificate(&san)?;
+            println!("{san} no longer identifies an application");
+        }
+        AppsAction::Certs => {
+            for (san, app) in store.certificate_bindings()? {
+                println!("{san}\t{app}");
+            }
         }
     }
     Ok(())
