@@ -263,6 +263,8 @@ impl Attestor {
         let changed = before != kept.iter().map(|k| k.kid.clone()).collect::<Vec<_>>();
         if changed {
             write_atomically(&dir.join("jwks.json"), &jwks)?;
+        }
+        if changed && !before.is_empty() {
             tracing::info!(kid = %kept.last().map_or("", |k| k.kid.as_str()), published = kept.len(), "context token keys updated");
         }
         self.ring.store(Arc::new(KeyRing {

@@ -12,16 +12,16 @@
 //! so a certificate revoked or expiring mid-connection is refused on its
 //! next request.
 
-use crate::rejection::Rejection;
+use crate::rejection::{Rejection, Severity};
 use crate::tls::{self, TlsError};
 use arc_swap::ArcSwap;
-use portcullis_config::{ClientAuth, Mode, ServerTls};
+use portcullis_config::{Mode, ServerTls};
 use rustls::RootCertStore;
 use rustls::server::WebPkiClientVerifier;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer};
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -76,7 +76,7 @@ impl PeerCert {
 
 /// The CRLs as loaded: what the verifier uses and what stage 1 checks.
 #[derive(Debug, Default)]
-struct Revocations {
+pub(crate) struct Revocations {
     /// `(issuer DN, serial)` of every revoked certificate.
     revoked: HashSet<(Vec<u8>, Vec<u8>)>,
     /// The earliest `nextUpdate` among the CRLs (Unix seconds).
@@ -106,17 +106,24 @@ impl std::fmt::Debug for TlsListener {
     }
 }
 
-fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
-    let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok()?, m.len()))
+/// `(mtime, len)` of each file, to notice a change.
+pub(crate) fn stamps(paths: &[PathBuf]) -> Vec<Option<(SystemTime, u64)>> {
+    paths
+        .iter()
+        .map(|path| {
+            let m = std::fs::metadata(path).ok()?;
+            Some((m.modified().ok()?, m.len()))
+        })
+        .collect()
 }
 
-fn load_crls(
-    auth: &ClientAuth,
+/// Reads CRL files (PEM, or one DER CRL per file).
+pub(crate) fn load_crls(
+    paths: &[PathBuf],
 ) -> Result<(Vec<CertificateRevocationListDer<'static>>, Revocations), TlsError> {
     let mut ders = Vec::new();
     let mut rev = Revocations::default();
-    for path in &auth.crls {
+    for path in paths {
         let bytes = std::fs::read(path).map_err(|e| TlsError::Read {
             path: path.clone(),
             reason: e.kind().to_string(),
@@ -161,8 +168,8 @@ impl TlsListener {
         let (verifier, revocations, stamps) = match &t.client_auth {
             None => (None, Revocations::default(), Vec::new()),
             Some(auth) => {
-                let stamps = auth.crls.iter().map(|p| stamp(p)).collect();
-                let (crls, revocations) = load_crls(auth)?;
+                let stamps = stamps(&auth.crls);
+                let (crls, revocations) = load_crls(&auth.crls)?;
                 let mut roots = RootCertStore::empty();
                 for c in tls::load_certs(&auth.ca)? {
                     roots.add(c).map_err(|_| TlsError::BadCertificate {
@@ -207,8 +214,7 @@ impl TlsListener {
         let Some(auth) = &self.tls.client_auth else {
             return Ok(false);
         };
-        let stamps: Vec<_> = auth.crls.iter().map(|p| stamp(p)).collect();
-        if !force && stamps == self.current.load().stamps {
+        if !force && stamps(&auth.crls) == self.current.load().stamps {
             return Ok(false);
         }
         let loaded = Self::load(&self.tls, self.mode)?;
@@ -251,15 +257,43 @@ impl TlsListener {
     }
 }
 
-/// Reloads the CRLs of `listeners` when their files change (checked every
-/// 250 ms) and on SIGHUP, until shutdown. A file that cannot be used keeps
-/// the last good state (which fails closed once its CRLs are out of date).
+/// Something holding CRLs that are reloaded when their files change.
+pub trait CrlHolder: Send + Sync {
+    /// Reloads when a file changed (or always, with `force`); keeps the last
+    /// good state when the new files cannot be used.
+    fn reload_crls(&self, force: bool) -> Result<bool, TlsError>;
+    /// Config path of the holder, for events.
+    fn crl_owner(&self) -> String;
+}
+
+impl CrlHolder for TlsListener {
+    fn reload_crls(&self, force: bool) -> Result<bool, TlsError> {
+        self.reload_if_changed(force)
+    }
+    fn crl_owner(&self) -> String {
+        format!(
+            "listener with client CA {}",
+            self.tls
+                .client_auth
+                .as_ref()
+                .map_or_else(String::new, |a| a.ca.display().to_string())
+        )
+    }
+}
+
+/// Reloads the CRLs of `holders` (listeners and upstreams) when their files
+/// change (checked every 250 ms) and on SIGHUP, until shutdown. A file that
+/// cannot be used keeps the last good state (which fails closed once its
+/// CRLs are out of date) and raises an event.
 pub async fn watch_crls(
-    listeners: Vec<Arc<TlsListener>>,
+    holders: Vec<Arc<dyn CrlHolder>>,
+    events: crate::events::EventSink,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+    // One event per failure, not one per poll while the file stays broken.
+    let mut failing = vec![false; holders.len()];
     loop {
         let force = tokio::select! {
             _ = tick.tick() => false,
@@ -271,12 +305,23 @@ pub async fn watch_crls(
             } => true,
             _ = shutdown.changed() => return,
         };
-        for l in &listeners {
-            match l.reload_if_changed(force) {
-                Ok(true) => tracing::info!("client certificate revocation lists reloaded"),
-                Ok(false) => {}
+        for (h, failing) in holders.iter().zip(failing.iter_mut()) {
+            match h.reload_crls(force) {
+                Ok(changed) => {
+                    if changed {
+                        tracing::info!(owner = %h.crl_owner(), "certificate revocation lists reloaded");
+                    }
+                    *failing = false;
+                }
+                Err(_) if *failing => {}
                 Err(e) => {
+                    *failing = true;
                     tracing::error!(error = %e, "revocation lists not reloaded; the last good ones stay in force");
+                    events.emit(crate::events::SecurityEvent::operational(
+                        "crl-reload-failed",
+                        Severity::High,
+                        &format!("{}: {e}", h.crl_owner()),
+                    ));
                 }
             }
         }

@@ -51,7 +51,7 @@ pub type GatewayBody = Either<Full<Bytes>, Incoming>;
 #[derive(Debug)]
 pub struct State {
     pub routes: RouteTable,
-    pub upstreams: Vec<UpstreamClient>,
+    pub upstreams: Vec<Arc<UpstreamClient>>,
     pub limits: Limits,
     pub correlation_header: HeaderName,
     pub request_remove_headers: Vec<HeaderName>,
@@ -161,10 +161,12 @@ impl Gateway {
             .upstreams
             .iter()
             .map(|u| {
-                UpstreamClient::build(u).map_err(|source| BuildError::Tls {
-                    path: format!("upstreams.{}", u.name),
-                    source,
-                })
+                UpstreamClient::build(u)
+                    .map(Arc::new)
+                    .map_err(|source| BuildError::Tls {
+                        path: format!("upstreams.{}", u.name),
+                        source,
+                    })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let routes = RouteTable::build(config)?;
@@ -265,16 +267,26 @@ impl Gateway {
                 )));
             }
         }
-        let watched: Vec<Arc<clientauth::TlsListener>> = bound
+        let mut watched: Vec<Arc<dyn clientauth::CrlHolder>> = bound
             .iter()
             .filter_map(|(_, l)| match &l.kind {
-                PreparedKind::Tls(t) if t.has_client_auth() => Some(t.clone()),
+                PreparedKind::Tls(t) if t.has_client_auth() => {
+                    Some(t.clone() as Arc<dyn clientauth::CrlHolder>)
+                }
                 _ => None,
             })
             .collect();
+        watched.extend(
+            self.state
+                .upstreams
+                .iter()
+                .filter(|u| u.has_crls())
+                .map(|u| u.clone() as Arc<dyn clientauth::CrlHolder>),
+        );
         if !watched.is_empty() {
             tasks.push(tokio::spawn(clientauth::watch_crls(
                 watched,
+                self.state.events.clone(),
                 shutdown_rx.clone(),
             )));
         }

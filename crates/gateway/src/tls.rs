@@ -162,12 +162,15 @@ pub fn server_config(
 
 /// Builds an upstream's TLS client configuration: TLS 1.3, the configured
 /// trust anchors only, optionally the gateway's client certificate (mutual
-/// TLS) and SPKI pins on top of chain and name verification (TLS-06).
+/// TLS), CRLs and SPKI pins on top of chain and name verification (TLS-06).
+/// The returned verifier reloads CRLs and tells when the earliest peer
+/// certificate of the current pool expires.
 pub fn upstream_client_config(
     ca_path: &Path,
     client_identity: Option<&(PathBuf, PathBuf)>,
     pins: &[[u8; 32]],
-) -> Result<ClientConfig, TlsError> {
+    crls: &[PathBuf],
+) -> Result<(ClientConfig, Arc<UpstreamVerifier>), TlsError> {
     let mut roots = RootCertStore::empty();
     for cert in load_certs(ca_path)? {
         roots.add(cert).map_err(|_| TlsError::BadCertificate {
@@ -175,40 +178,124 @@ pub fn upstream_client_config(
         })?;
     }
     let provider = Arc::new(provider());
-    let builder = ClientConfig::builder_with_provider(provider.clone())
+    let verifier = Arc::new(UpstreamVerifier::new(
+        Arc::new(roots),
+        provider.clone(),
+        pins.to_vec(),
+        crls.to_vec(),
+    )?);
+    let builder = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| TlsError::Identity(e.to_string()))?;
-    let builder = if pins.is_empty() {
-        builder.with_root_certificates(roots)
-    } else {
-        let inner =
-            rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
-                .build()
-                .map_err(|e| TlsError::Identity(e.to_string()))?;
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(PinnedVerifier {
-                inner,
-                pins: pins.to_vec(),
-            }))
-    };
-    match client_identity {
-        None => Ok(builder.with_no_client_auth()),
+        .map_err(|e| TlsError::Identity(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier.clone());
+    let mut config = match client_identity {
+        None => builder.with_no_client_auth(),
         Some((cert, key)) => builder
             .with_client_auth_cert(load_certs(cert)?, load_key(key)?)
-            .map_err(|e| TlsError::Identity(e.to_string())),
+            .map_err(|e| TlsError::Identity(e.to_string()))?,
+    };
+    // A resumed session skips certificate verification: every new upstream
+    // connection must verify the current chain against the current CRLs.
+    config.resumption = rustls::client::Resumption::disabled();
+    Ok((config, verifier))
+}
+
+/// The verification state built from the CRL files.
+struct Crls {
+    verifier: Arc<rustls::client::WebPkiServerVerifier>,
+    stamps: Vec<Option<(std::time::SystemTime, u64)>>,
+}
+
+/// Upstream certificate verification: chain, name and revocation (a CRL
+/// past its `nextUpdate` fails closed) by webpki, then the SPKI pins; and
+/// the earliest `notAfter` of the certificates accepted for the current
+/// connection pool, so that no pooled connection outlives its peer's
+/// certificate.
+pub struct UpstreamVerifier {
+    roots: Arc<RootCertStore>,
+    provider: Arc<CryptoProvider>,
+    pins: Vec<[u8; 32]>,
+    crl_paths: Vec<PathBuf>,
+    crls: arc_swap::ArcSwap<Crls>,
+    earliest_expiry: std::sync::atomic::AtomicI64,
+}
+
+impl std::fmt::Debug for UpstreamVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamVerifier")
+            .field("crls", &self.crl_paths)
+            .finish_non_exhaustive()
     }
 }
 
-/// Chain and name verification as usual, then the end-entity's
-/// SubjectPublicKeyInfo must hash to one of the pins.
-#[derive(Debug)]
-struct PinnedVerifier {
-    inner: Arc<rustls::client::WebPkiServerVerifier>,
-    pins: Vec<[u8; 32]>,
+impl UpstreamVerifier {
+    fn new(
+        roots: Arc<RootCertStore>,
+        provider: Arc<CryptoProvider>,
+        pins: Vec<[u8; 32]>,
+        crl_paths: Vec<PathBuf>,
+    ) -> Result<Self, TlsError> {
+        let crls = Self::load(&roots, &provider, &crl_paths)?;
+        Ok(Self {
+            roots,
+            provider,
+            pins,
+            crl_paths,
+            crls: arc_swap::ArcSwap::from_pointee(crls),
+            earliest_expiry: std::sync::atomic::AtomicI64::new(i64::MAX),
+        })
+    }
+
+    fn load(
+        roots: &Arc<RootCertStore>,
+        provider: &Arc<CryptoProvider>,
+        paths: &[PathBuf],
+    ) -> Result<Crls, TlsError> {
+        let stamps = crate::clientauth::stamps(paths);
+        let (ders, _) = crate::clientauth::load_crls(paths)?;
+        let mut b = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            roots.clone(),
+            provider.clone(),
+        );
+        if !ders.is_empty() {
+            b = b.with_crls(ders).enforce_revocation_expiration();
+        }
+        let verifier = b.build().map_err(|e| TlsError::Identity(e.to_string()))?;
+        Ok(Crls { verifier, stamps })
+    }
+
+    pub fn has_crls(&self) -> bool {
+        !self.crl_paths.is_empty()
+    }
+
+    /// Reloads the CRLs when their files changed; `Ok(true)` when it did.
+    pub fn reload_if_changed(&self, force: bool) -> Result<bool, TlsError> {
+        if self.crl_paths.is_empty()
+            || !force && crate::clientauth::stamps(&self.crl_paths) == self.crls.load().stamps
+        {
+            return Ok(false);
+        }
+        let crls = Self::load(&self.roots, &self.provider, &self.crl_paths)?;
+        self.crls.store(Arc::new(crls));
+        Ok(true)
+    }
+
+    /// Unix seconds when the first certificate accepted for the current
+    /// pool expires (`i64::MAX` when none was).
+    pub fn earliest_expiry(&self) -> i64 {
+        self.earliest_expiry
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// A new pool starts: nothing accepted yet.
+    pub fn reset_expiry(&self) {
+        self.earliest_expiry
+            .store(i64::MAX, std::sync::atomic::Ordering::Release);
+    }
 }
 
-impl rustls::client::danger::ServerCertVerifier for PinnedVerifier {
+impl rustls::client::danger::ServerCertVerifier for UpstreamVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -217,7 +304,7 @@ impl rustls::client::danger::ServerCertVerifier for PinnedVerifier {
         ocsp_response: &[u8],
         now: rustls_pki_types::UnixTime,
     ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        let verified = self.inner.verify_server_cert(
+        let verified = self.crls.load().verifier.verify_server_cert(
             end_entity,
             intermediates,
             server_name,
@@ -226,14 +313,19 @@ impl rustls::client::danger::ServerCertVerifier for PinnedVerifier {
         )?;
         let (_, cert) = x509_parser::parse_x509_certificate(end_entity.as_ref())
             .map_err(|_| rustls::Error::General("upstream certificate cannot be parsed".into()))?;
-        let spki = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, cert.public_key().raw);
-        if self.pins.iter().any(|p| p.as_slice() == spki.as_ref()) {
-            Ok(verified)
-        } else {
-            Err(rustls::Error::General(
-                "upstream certificate does not match any SPKI pin".into(),
-            ))
+        if !self.pins.is_empty() {
+            let spki = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, cert.public_key().raw);
+            if !self.pins.iter().any(|p| p.as_slice() == spki.as_ref()) {
+                return Err(rustls::Error::General(
+                    "upstream certificate does not match any SPKI pin".into(),
+                ));
+            }
         }
+        self.earliest_expiry.fetch_min(
+            cert.validity().not_after.timestamp(),
+            std::sync::atomic::Ordering::AcqRel,
+        );
+        Ok(verified)
     }
 
     fn verify_tls12_signature(
@@ -242,7 +334,10 @@ impl rustls::client::danger::ServerCertVerifier for PinnedVerifier {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
+        self.crls
+            .load()
+            .verifier
+            .verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -251,11 +346,14 @@ impl rustls::client::danger::ServerCertVerifier for PinnedVerifier {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
+        self.crls
+            .load()
+            .verifier
+            .verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.inner.supported_verify_schemes()
+        self.crls.load().verifier.supported_verify_schemes()
     }
 }
 

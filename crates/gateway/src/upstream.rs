@@ -1,8 +1,13 @@
-//! Upstream connections (TLS-04, TLS-09): a pooled client per upstream,
-//! TLS 1.3 with chain and server-name verification against the configured
-//! trust anchors on every new connection, and connect, request and idle
-//! timeouts. Connect failures map to 502, timeouts to 504; upstream error
-//! detail stays in events.
+//! Upstream connections (TLS-04, TLS-06, TLS-09): a pooled client per
+//! upstream, TLS 1.3 with chain, server-name, revocation (CRLs) and pin
+//! verification against the configured trust anchors on every new
+//! connection, and connect, request and idle timeouts. Connect failures map
+//! to 502, timeouts to 504; upstream error detail stays in events.
+//!
+//! A pooled connection never outlives what its handshake verified: when the
+//! earliest upstream certificate accepted for the pool expires, or the CRLs
+//! change, the pool is replaced and every later request opens (and
+//! verifies) a new connection.
 
 use crate::rejection::Rejection;
 use crate::tls::{self, TlsError};
@@ -18,10 +23,17 @@ use portcullis_config::{Upstream, UpstreamScheme};
 use rustls_pki_types::ServerName;
 use std::time::Duration;
 
+type Pool = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
 #[derive(Debug)]
 pub struct UpstreamClient {
     pub name: String,
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    pool: arc_swap::ArcSwap<Pool>,
+    connector: HttpsConnector<HttpConnector>,
+    pool_idle_timeout: Duration,
+    pool_max_idle_per_host: usize,
+    /// Present for https upstreams.
+    verifier: Option<std::sync::Arc<tls::UpstreamVerifier>>,
     scheme: &'static str,
     authority: http::uri::Authority,
     base_path: String,
@@ -35,17 +47,21 @@ impl UpstreamClient {
         http.set_connect_timeout(Some(u.connect_timeout));
         http.set_nodelay(true);
         let builder = HttpsConnectorBuilder::new();
+        let mut verifier = None;
         let connector = match (u.scheme, &u.ca) {
             (UpstreamScheme::Https, Some(ca)) => {
                 let name = ServerName::try_from(u.server_name.clone()).map_err(|_| {
                     TlsError::Identity(format!("`{}` is not a server name", u.server_name))
                 })?;
+                let (config, v) = tls::upstream_client_config(
+                    ca,
+                    u.client_identity.as_ref(),
+                    &u.spki_pins,
+                    &u.crls,
+                )?;
+                verifier = Some(v);
                 builder
-                    .with_tls_config(tls::upstream_client_config(
-                        ca,
-                        u.client_identity.as_ref(),
-                        &u.spki_pins,
-                    )?)
+                    .with_tls_config(config)
                     .https_only()
                     .with_server_name_resolver(FixedServerNameResolver::new(name))
                     .enable_http1()
@@ -72,15 +88,14 @@ impl UpstreamClient {
                 .enable_http1()
                 .wrap_connector(http),
         };
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(u.pool_idle_timeout)
-            .pool_max_idle_per_host(u.pool_max_idle_per_host)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(connector);
+        let pool = new_pool(&connector, u.pool_idle_timeout, u.pool_max_idle_per_host);
         Ok(Self {
             name: u.name.clone(),
-            client,
+            pool: arc_swap::ArcSwap::from_pointee(pool),
+            connector,
+            pool_idle_timeout: u.pool_idle_timeout,
+            pool_max_idle_per_host: u.pool_max_idle_per_host,
+            verifier,
             scheme: match u.scheme {
                 UpstreamScheme::Https => "https",
                 UpstreamScheme::DangerousHttp => "http",
@@ -110,12 +125,31 @@ impl UpstreamClient {
             .map_err(|e| Rejection::UpstreamUnavailable(format!("cannot build upstream URI: {e}")))
     }
 
+    /// Replaces the connection pool: idle connections close, and the next
+    /// request connects (and verifies the peer) anew.
+    fn renew_pool(&self) {
+        if let Some(v) = &self.verifier {
+            v.reset_expiry();
+        }
+        self.pool.store(std::sync::Arc::new(new_pool(
+            &self.connector,
+            self.pool_idle_timeout,
+            self.pool_max_idle_per_host,
+        )));
+    }
+
     /// Sends the request; the response head must arrive within the request timeout.
     pub async fn send(
         &self,
         request: Request<Full<Bytes>>,
     ) -> Result<Response<Incoming>, Rejection> {
-        match tokio::time::timeout(self.request_timeout, self.client.request(request)).await {
+        if let Some(v) = &self.verifier
+            && crate::identity::now() >= v.earliest_expiry()
+        {
+            self.renew_pool();
+        }
+        let pool = self.pool.load_full();
+        match tokio::time::timeout(self.request_timeout, pool.request(request)).await {
             Err(_) => Err(Rejection::UpstreamTimeout),
             Ok(Err(e)) => Err(Rejection::UpstreamUnavailable(format!(
                 "{}: {}",
@@ -124,6 +158,43 @@ impl UpstreamClient {
             ))),
             Ok(Ok(response)) => Ok(response),
         }
+    }
+}
+
+fn new_pool(
+    connector: &HttpsConnector<HttpConnector>,
+    idle_timeout: Duration,
+    max_idle: usize,
+) -> Pool {
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(idle_timeout)
+        .pool_max_idle_per_host(max_idle)
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .build(connector.clone())
+}
+
+impl UpstreamClient {
+    pub fn has_crls(&self) -> bool {
+        self.verifier.as_ref().is_some_and(|v| v.has_crls())
+    }
+}
+
+impl crate::clientauth::CrlHolder for UpstreamClient {
+    fn reload_crls(&self, force: bool) -> Result<bool, TlsError> {
+        let Some(v) = &self.verifier else {
+            return Ok(false);
+        };
+        let changed = v.reload_if_changed(force)?;
+        if changed {
+            // Connections verified against the old lists must not be reused.
+            self.renew_pool();
+        }
+        Ok(changed)
+    }
+
+    fn crl_owner(&self) -> String {
+        format!("upstreams.{}", self.name)
     }
 }
 

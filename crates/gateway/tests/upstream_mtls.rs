@@ -204,3 +204,97 @@ async fn check_reports_wildcards_expiring_certificates_and_anonymous_upstreams()
     assert!(has("upstreams.soon.server_name", "IP address"), "{found:?}");
     assert!(!has("upstreams.good.server_name", ""), "{found:?}");
 }
+
+/// A backend on loopback serving `id`.
+async fn backend_with(id: &Issued) -> BackendServer {
+    BackendServer::start(
+        "127.0.0.1:0".parse().unwrap(),
+        backend_server::tls_from_pem(&id.cert_pem, &id.key_pem).unwrap(),
+        ok_handler(),
+    )
+    .await
+    .unwrap()
+}
+
+/// A gateway with API `/up` on upstream `up`: `server`, with `extra` lines.
+async fn gateway_to(
+    env: &TestEnv,
+    server: &BackendServer,
+    extra: &str,
+) -> portcullis_testkit::TestGateway {
+    env.gateway(&api("up"))
+        .extra_upstream(
+            "up",
+            &format!(
+                "url: https://127.0.0.1:{}\nca: {}\n{extra}",
+                server.addr.port(),
+                env.ca_path.display()
+            ),
+        )
+        .start()
+        .await
+}
+
+fn write_crl(env: &TestEnv, revoked: &[&str]) -> std::path::PathBuf {
+    let path = env.path().join("upstreams.crl.pem");
+    let tmp = env.path().join("upstreams.crl.pem.tmp");
+    let next = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    std::fs::write(&tmp, env.ca.crl(revoked, next).unwrap()).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn an_upstream_certificate_revoked_by_a_reloaded_crl_is_not_reused_from_the_pool() {
+    let env = TestEnv::new().await;
+    let id = env.ca.issue(&["crl.test"], false).unwrap();
+    let server = backend_with(&id).await;
+    let crl = write_crl(&env, &[]);
+    let mut gw = gateway_to(
+        &env,
+        &server,
+        &format!("server_name: crl.test\ncrls: [{}]", crl.display()),
+    )
+    .await;
+    // A kept-alive pooled connection now exists.
+    assert_eq!(gw.get("/up/x").await.status, 200);
+    assert_eq!(gw.get("/up/x").await.status, 200);
+    write_crl(&env, &[&id.cert_pem]);
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let r = gw.get("/up/x").await;
+    assert_eq!(r.status, 502, "the pooled connection was reused");
+    let e = gw.next_event().await;
+    assert!(
+        e.message.to_lowercase().contains("revoked"),
+        "{}",
+        e.message
+    );
+    gw.stop().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn pooled_upstream_connections_do_not_outlive_the_upstream_certificate() {
+    let env = TestEnv::new().await;
+    let expires = time::OffsetDateTime::now_utc() + time::Duration::seconds(3);
+    let id = env
+        .ca
+        .issue_until(&["short.test"], false, Some(expires))
+        .unwrap();
+    let server = backend_with(&id).await;
+    let mut gw = gateway_to(&env, &server, "server_name: short.test").await;
+    assert_eq!(gw.get("/up/x").await.status, 200);
+    // Past the certificate's notAfter the idle pooled connection (idle
+    // timeout 60 s) would still work; it must not be used.
+    tokio::time::sleep(std::time::Duration::from_millis(4200)).await;
+    let r = gw.get("/up/x").await;
+    assert_eq!(r.status, 502, "a connection outlived its peer certificate");
+    let e = gw.next_event().await;
+    assert!(
+        e.message.to_lowercase().contains("expired"),
+        "{}",
+        e.message
+    );
+    gw.stop().await;
+    server.stop().await;
+}

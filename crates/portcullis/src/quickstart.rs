@@ -33,6 +33,8 @@ struct Example {
     expected_status: u16,
     /// Text the response body contains (a pointer, a redaction mark).
     expect_in_body: Option<&'static str>,
+    /// `[certificate, key]` files presented as the TLS client certificate.
+    client_certificate: Option<[PathBuf; 2]>,
     curl: String,
 }
 
@@ -49,6 +51,13 @@ struct Facts {
     token_without_write_scope: String,
     revoke_endpoint: String,
     revoke_all_endpoint: String,
+    /// The gateway's context-token keys (loopback listener).
+    context_jwks_url: String,
+    /// The demo application's client certificate (bound to it: mTLS identifies the app).
+    client_cert: PathBuf,
+    client_key: PathBuf,
+    /// A call straight to the backend, bypassing the gateway: refused by the guard.
+    direct_backend_call: String,
     mint_token_command: String,
     development_pki: &'static str,
     examples: Vec<Example>,
@@ -58,6 +67,10 @@ struct Facts {
 pub const DEMO_ISSUER: &str = "https://issuer.quickstart.invalid";
 const DEMO_AUDIENCE: &str = "orders-api";
 const DEMO_APP: &str = "demo-app";
+/// DNS SAN of the demo application's client certificate, bound to it in the store.
+const DEMO_APP_SAN: &str = "demo-app.clients.quickstart";
+/// DNS SAN of the gateway's client certificate, which the backend guard requires.
+const GATEWAY_CLIENT_SAN: &str = "gateway.quickstart";
 
 pub fn main(data_dir: &Path, port: u16) -> ExitCode {
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -142,6 +155,11 @@ fn demo_app_key(identity_dir: &Path) -> anyhow::Result<String> {
             store.revoke_key(&k.id, now)?;
         }
     }
+    // Its client certificate identifies it too (certificate-bound application).
+    match store.bind_certificate(DEMO_APP, DEMO_APP_SAN, now) {
+        Ok(()) | Err(StoreError::SanBound(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
     Ok(portcullis_gateway::apikeys::issue(&store, &pepper, DEMO_APP, now)?.1)
 }
 
@@ -186,9 +204,14 @@ async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
     let token_read_only = mint_demo_token(&data_dir, "demo-user", "orders:read")?;
     let token_to_revoke = mint_demo_token(&data_dir, "demo-user-2", "orders:read orders:write")?;
 
-    // The demo backend: TLS on loopback, and it answers only callers with a
-    // client certificate from the development CA: the gateway (AUTHN-10).
-    let gateway_client = ca.issue_to(&pki, "gateway-client", &["gateway.quickstart"], true)?;
+    // The demo backend: TLS on loopback, client certificates from the
+    // development CA required, and behind the guard: a request without the
+    // gateway's certificate and a context token minted for it is refused
+    // (AUTHN-10, AUTHN-12). The guard needs the gateway's JWKS address, so
+    // it is installed once the gateway runs.
+    let gateway_client = ca.issue_to(&pki, "gateway-client", &[GATEWAY_CLIENT_SAN], true)?;
+    let demo_client = ca.issue_to(&pki, "demo-app-client", &[DEMO_APP_SAN], true)?;
+    let guarded: Arc<std::sync::OnceLock<Handler>> = Arc::default();
     let backend = BackendServer::start(
         "127.0.0.1:0".parse()?,
         portcullis_gateway::backend_server::mtls_from_pem(
@@ -196,7 +219,13 @@ async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
             &upstream.cert_pem,
             &upstream.key_pem,
         )?,
-        demo_handler(),
+        {
+            let guarded = guarded.clone();
+            Arc::new(move |req, peer| match guarded.get() {
+                Some(h) => h(req, peer),
+                None => Box::pin(async { portcullis_guard::refusal_response::<Full<Bytes>>() }),
+            })
+        },
     )
     .await?;
 
@@ -230,6 +259,37 @@ async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
     };
     let addr = running.addr("public").context("public listener")?;
     let base = format!("https://127.0.0.1:{}", addr.port());
+    let jwks_url = format!(
+        "http://{}/.well-known/jwks.json",
+        running.addr("jwks").context("JWKS listener")?
+    );
+    let guard = {
+        use tower_layer::Layer;
+        let mut config = portcullis_guard::GuardConfig::new(
+            "portcullis",
+            "orders",
+            portcullis_guard::Keys::Url {
+                url: jwks_url.parse()?,
+                ca: None,
+            },
+        );
+        config.gateway_peer_names = vec![GATEWAY_CLIENT_SAN.to_owned()];
+        let guard = Arc::new(portcullis_guard::Guard::new(config).map_err(anyhow::Error::msg)?);
+        guard.reload_keys().await.map_err(anyhow::Error::msg)?;
+        portcullis_guard::GuardLayer::new(guard).layer(
+            portcullis_gateway::backend_server::HandlerService(demo_handler()),
+        )
+    };
+    guarded
+        .set(portcullis_gateway::backend_server::from_service(guard))
+        .map_err(|_| anyhow::anyhow!("guard installed twice"))?;
+    let cert_args = |files: &portcullis_gateway::devpki::IssuedFiles| {
+        format!(
+            " --cert {} --key {}",
+            files.cert.display(),
+            files.key.display()
+        )
+    };
     let example = |name: &'static str,
                    method: &'static str,
                    path: &'static str,
@@ -238,6 +298,10 @@ async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
                    expected_status: u16,
                    expect_in_body: Option<&'static str>| {
         let mut curl = format!("curl -sS -i --cacert {}", ca_path.display());
+        let client_certificate = (name.contains("mTLS")).then(|| {
+            curl.push_str(&cert_args(&demo_client));
+            [demo_client.cert.clone(), demo_client.key.clone()]
+        });
         if method != "GET" {
             curl.push_str(&format!(" -X {method}"));
         }
@@ -260,6 +324,7 @@ async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
             content_type: body.map_or("", |(c, _)| c),
             expected_status,
             expect_in_body,
+            client_certificate,
             curl,
         }
     };
@@ -294,6 +359,15 @@ async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
             None,
             200,
             Some("[redacted]"),
+        ),
+        example(
+            "mTLS: the demo app's client certificate identifies it, no API key",
+            "GET",
+            "/v1/orders",
+            vec![bearer(&token)],
+            None,
+            200,
+            Some("orders"),
         ),
         example(
             "public by explicit opt-out",
@@ -425,6 +499,15 @@ async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
         token_without_write_scope: token_read_only,
         revoke_endpoint: format!("{base}/oauth2/revoke"),
         revoke_all_endpoint: format!("{base}/oauth2/revoke-all"),
+        context_jwks_url: jwks_url.clone(),
+        client_cert: demo_client.cert.clone(),
+        client_key: demo_client.key.clone(),
+        direct_backend_call: format!(
+            "curl -sS -i --cacert {ca}{cert} --resolve orders.internal:{port}:127.0.0.1 https://orders.internal:{port}/orders",
+            ca = ca_path.display(),
+            cert = cert_args(&demo_client),
+            port = backend.addr.port()
+        ),
         mint_token_command: format!("portcullis demo-token --data-dir {}", data_dir.display()),
         development_pki: "DEVELOPMENT ONLY: the CA, keys and demo token issuer in this directory are generated for this demo",
         examples,
@@ -453,9 +536,18 @@ async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
     );
     println!();
     println!(
-        "  [mTLS] the backend answers only the gateway's client certificate: `curl --cacert {} {}/orders` is refused at the TLS handshake.",
-        ca_path.display(),
-        facts.backend_url
+        "  [mTLS] the backend requires a client certificate: `{}` is refused at the TLS handshake;",
+        facts
+            .direct_backend_call
+            .replace(&cert_args(&demo_client), "")
+    );
+    println!(
+        "         with one, its guard still wants the gateway's certificate and a context token (401):\n         {}",
+        facts.direct_backend_call
+    );
+    println!(
+        "  context-token keys (loopback only): {}",
+        facts.context_jwks_url
     );
     println!("  API key ({DEMO_APP}): {api_key}");
     println!("  token (orders:read orders:write, 1 hour): {token}");
@@ -501,7 +593,13 @@ mode: production
 listeners:
   - name: public
     bind: 127.0.0.1:{port}
-    tls: {{ cert: {cert}, key: {key} }}
+    tls:
+      cert: {cert}
+      key: {key}
+      # Client certificates are optional here; one bound to an application
+      # identifies it (`portcullis apps certs`), and is re-checked against
+      # the CRL on every request.
+      client_auth: {{ mode: optional, ca: {ca}, crls: [{crl}] }}
 events:
   file: {events}
 identity:
@@ -513,9 +611,14 @@ identity:
       jwks_file: {jwks}
       algorithms: [ES256]
       require_typ: at+jwt
+# Each upstream request carries a 30-second EdDSA token signed by the
+# gateway (audience `orders`); backends verify it with portcullis-guard.
+context_token:
+  jwks_bind: 127.0.0.1:0
 upstreams:
   orders:
     url: https://127.0.0.1:{backend_port}
+    crls: [{crl}]
     ca: {ca}
     server_name: orders.internal
     # The gateway's client certificate: the backend refuses anyone else.
@@ -543,6 +646,7 @@ apis:
         jwks = f.jwks.display(),
         backend_port = f.backend.port(),
         ca = f.ca.display(),
+        crl = f.ca.with_file_name("ca.crl").display(),
         openapi = f.openapi.display(),
         client_cert = f.client.cert.display(),
         client_key = f.client.key.display(),

@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use http_body_util::Full;
-use portcullis_testkit::{Proto, fetch, https_client};
+use portcullis_testkit::{Proto, fetch, https_client, https_client_with};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -72,7 +72,13 @@ async fn quickstart_serves_the_promised_answers_and_stops_cleanly() {
         );
     }
     let client = https_client(&ca, Proto::Http1);
+    let read = |v: &serde_json::Value| std::fs::read_to_string(v.as_str().unwrap()).unwrap();
     for e in examples {
+        let with_cert = e["client_certificate"].as_array().map(|files| {
+            let (cert, key) = (read(&files[0]), read(&files[1]));
+            https_client_with(&ca, Some((&cert, &key)), Proto::Http1)
+        });
+        let client = with_cert.as_ref().unwrap_or(&client);
         let mut req = http::Request::builder()
             .method(e["method"].as_str().unwrap())
             .uri(format!("{base}{}", e["path"].as_str().unwrap()));
@@ -86,7 +92,7 @@ async fn quickstart_serves_the_promised_answers_and_stops_cleanly() {
             }
             None => Full::default(),
         };
-        let r = fetch(&client, req.body(body).unwrap()).await;
+        let r = fetch(client, req.body(body).unwrap()).await;
         assert_eq!(
             u64::from(r.status.as_u16()),
             e["expected_status"].as_u64().unwrap(),
@@ -114,13 +120,7 @@ async fn quickstart_serves_the_promised_answers_and_stops_cleanly() {
             .iter()
             .filter(|e| !e["path"].as_str().unwrap().contains("revoke"))
         {
-            let out = Command::new("sh")
-                .arg("-c")
-                .arg(e["curl"].as_str().unwrap())
-                .output()
-                .unwrap();
-            let text = String::from_utf8_lossy(&out.stdout);
-            let status = text.split_whitespace().nth(1).unwrap_or("");
+            let (status, text) = curl(e["curl"].as_str().unwrap());
             assert_eq!(
                 status,
                 e["expected_status"].to_string(),
@@ -141,19 +141,33 @@ async fn quickstart_serves_the_promised_answers_and_stops_cleanly() {
         "{}",
         String::from_utf8_lossy(&check.stderr)
     );
-    // AUTHN-10: the demo backend answers the gateway's client certificate only.
+    // AUTHN-10/12: the demo backend refuses a caller without a client
+    // certificate at TLS, and its guard refuses any direct call, even with
+    // the gateway's own certificate, for want of a context token.
     let backend = facts["backend_url"].as_str().unwrap();
     let pki = Path::new(facts["ca_cert"].as_str().unwrap())
         .parent()
         .unwrap();
     assert!(
         direct_call(backend, &ca, None).await.is_none(),
-        "the backend answered a caller without the gateway's certificate"
+        "the backend answered a caller without a client certificate"
     );
-    let with_cert = direct_call(backend, &ca, Some(pki))
-        .await
-        .unwrap_or_default();
-    assert!(with_cert.starts_with("HTTP/1.1 200"), "{with_cert}");
+    for stem in ["gateway-client", "demo-app-client"] {
+        let answer = direct_call(backend, &ca, Some(&pki.join(stem)))
+            .await
+            .unwrap_or_default();
+        assert!(answer.starts_with("HTTP/1.1 401"), "{stem}: {answer}");
+        assert!(answer.contains("gateway-attestation-required"), "{answer}");
+    }
+    // The printed direct call gives the same answer.
+    if Command::new("curl").arg("--version").output().is_ok() {
+        let (status, text) = curl(facts["direct_backend_call"].as_str().unwrap());
+        assert_eq!(status, "401", "{text}");
+    }
+    // The gateway publishes its context-token keys on the loopback JWKS listener.
+    let jwks_url = facts["context_jwks_url"].as_str().unwrap();
+    let jwks = http_get_plain(jwks_url).await;
+    assert!(jwks.contains("\"crv\":\"Ed25519\""), "{jwks}");
     // The inventory lists every route with its environment, auth and labels (CONTRACT-03).
     let inv = Command::new(BIN)
         .args(["inventory", "--format", "json", "--config"])
@@ -208,10 +222,34 @@ async fn quickstart_serves_the_promised_answers_and_stops_cleanly() {
     assert!(status.success(), "{status}");
 }
 
+/// Runs a printed curl command (`-i`): the status and the whole output.
+fn curl(command: &str) -> (String, String) {
+    let out = Command::new("sh").arg("-c").arg(command).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let status = text.split_whitespace().nth(1).unwrap_or("").to_owned();
+    (status, text)
+}
+
+/// A plain HTTP GET on loopback; the response as text.
+async fn http_get_plain(url: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.trim_start_matches("http://");
+    let (addr, path) = rest.split_at(rest.find('/').unwrap());
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut out = Vec::new();
+    tcp.read_to_end(&mut out).await.unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// A raw HTTP/1.1 call straight to the demo backend (bypassing the gateway),
-/// with the gateway's client certificate from `pki` or none. `None` when
-/// the backend refused to answer.
-async fn direct_call(backend: &str, ca_pem: &str, pki: Option<&Path>) -> Option<String> {
+/// with the client certificate `<stem>.pem`/`<stem>.key` or none. `None`
+/// when the backend refused to answer.
+async fn direct_call(backend: &str, ca_pem: &str, stem: Option<&Path>) -> Option<String> {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -225,11 +263,11 @@ async fn direct_call(backend: &str, ca_pem: &str, pki: Option<&Path>) -> Option<
     .with_safe_default_protocol_versions()
     .unwrap()
     .with_root_certificates(roots);
-    let config = match pki {
-        Some(dir) => builder
+    let config = match stem {
+        Some(stem) => builder
             .with_client_auth_cert(
-                vec![CertificateDer::from_pem_file(dir.join("gateway-client.pem")).unwrap()],
-                PrivateKeyDer::from_pem_file(dir.join("gateway-client.key")).unwrap(),
+                vec![CertificateDer::from_pem_file(stem.with_extension("pem")).unwrap()],
+                PrivateKeyDer::from_pem_file(stem.with_extension("key")).unwrap(),
             )
             .unwrap(),
         None => builder.with_no_client_auth(),
