@@ -7,7 +7,12 @@ worker. Loopback only; every run is bounded in time. Prints one table with
 req/s, CPU microseconds per request of the SUT, p50/p99 at a fixed rate,
 and ratios against peers measured in the same run.
 
-Usage: bench/run.sh [--quick] [--scenarios S0,S1,S2,S2c,S6,S7]
+Usage: bench/run.sh [--quick] [--scenarios S0,S1,S2,S2c,S2m,S2mc,S6,S7]
+
+S2m/S2mc: S2 with mutual TLS (client certificate required, checked against
+a CRL), keep-alive and one new connection per request. wrk cannot present
+a client certificate, so these use oha (--cert/--key) for every system
+under test alike.
 
 S6 (OpenAPI request validation) has no installable peer: it is compared with
 the gateway's own S6base in the same run, the same POST bodies (217 B and
@@ -41,6 +46,9 @@ PORTS = {
     "haproxy-tls": 18382,
     "haproxy-tls-hdr": 18383,
     "portcullis-contract": 18184,
+    "portcullis-mtls": 18185,
+    "nginx-mtls": 18284,
+    "haproxy-mtls": 18384,
 }
 
 # S6: a 217-byte order and a 4 KiB one, both valid against OPENAPI below.
@@ -106,16 +114,33 @@ def wait_port(port, timeout=15):
     raise RuntimeError(f"nothing listens on {port}")
 
 
+def port_free(port):
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", port), 0.2).close()
+        return False
+    except OSError:
+        return True
+
+
 class Proc:
     def __init__(self, cmd, cpu, name, port):
         self.name = name
+        # A leftover from an interrupted run would answer in our place.
+        if not port_free(port):
+            raise RuntimeError(f"port {port} is already in use: stop the old process first")
         self.p = subprocess.Popen(
             ["taskset", "-c", str(cpu)] + cmd,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        wait_port(port)
+        try:
+            wait_port(port)
+        except RuntimeError:
+            self.stop()
+            raise
 
     def pids(self):
         return children(self.p.pid)
@@ -129,6 +154,19 @@ class Proc:
             self.p.wait(5)
         except subprocess.TimeoutExpired:
             os.killpg(self.p.pid, signal.SIGKILL)
+
+
+def start_all(*specs):
+    """Starts every process, or none: a failure stops those already started."""
+    started = []
+    try:
+        for spec in specs:
+            started.append(Proc(*spec))
+    except Exception:
+        for p in started:
+            p.stop()
+        raise
+    return started
 
 
 def write(path, text):
@@ -148,6 +186,40 @@ def make_certs(d):
     os.chmod(key, 0o600)
     write(os.path.join(d, "combined.pem"), open(cert).read() + open(key).read())
     return cert, key
+
+
+def make_client_pki(d):
+    """A client CA, a client certificate it issued, and its (empty) CRL."""
+    j = lambda n: os.path.join(d, n)
+    sh(
+        f"openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=bench-client-ca "
+        f"-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign "
+        f"-keyout {j('client-ca.key')} -out {j('client-ca.pem')}"
+    )
+    sh(
+        f"openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=bench-client "
+        f"-keyout {j('client.key')} -out {j('client.csr')}"
+    )
+    write(j("client.ext"), "extendedKeyUsage=clientAuth\nsubjectAltName=DNS:client.bench\n")
+    sh(
+        f"openssl x509 -req -in {j('client.csr')} -CA {j('client-ca.pem')} -CAkey {j('client-ca.key')} "
+        f"-CAcreateserial -days 2 -extfile {j('client.ext')} -out {j('client.pem')}"
+    )
+    write(j("index.txt"), "")
+    write(j("crlnumber"), "01\n")
+    # A v2 CRL (CRL number, AKI), as RFC 5280 profiles and webpki require.
+    write(
+        j("ca.cnf"),
+        f"[ca]\ndefault_ca=c\n[c]\ndatabase={j('index.txt')}\ncrlnumber={j('crlnumber')}\n"
+        "default_md=sha256\ndefault_crl_days=2\ncrl_extensions=crl_ext\n[crl_ext]\nauthorityKeyIdentifier=keyid:always\n",
+    )
+    sh(
+        f"openssl ca -batch -gencrl -config {j('ca.cnf')} -keyfile {j('client-ca.key')} "
+        f"-cert {j('client-ca.pem')} -out {j('client-ca.crl')}"
+    )
+    for k in ("client-ca.key", "client.key"):
+        os.chmod(j(k), 0o600)
+    return j("client-ca.pem"), j("client-ca.crl"), j("client.pem"), j("client.key")
 
 
 def configs(d, cert, key):
@@ -174,6 +246,9 @@ http {{ access_log off; server_tokens off; keepalive_requests 1000000;
   server {{ listen 127.0.0.1:{PORTS['nginx']} backlog=4096;
     location / {{ proxy_pass http://u; proxy_http_version 1.1; proxy_set_header Connection ""; }} }}
   server {{ listen 127.0.0.1:{PORTS['nginx-tls']} ssl backlog=4096; ssl_certificate {cert}; ssl_certificate_key {key}; ssl_protocols TLSv1.3;
+    location / {{ proxy_pass http://u; proxy_http_version 1.1; proxy_set_header Connection ""; }} }}
+  server {{ listen 127.0.0.1:{PORTS['nginx-mtls']} ssl backlog=4096; ssl_certificate {cert}; ssl_certificate_key {key}; ssl_protocols TLSv1.3;
+    ssl_verify_client on; ssl_client_certificate {d}/client-ca.pem; ssl_crl {d}/client-ca.crl;
     location / {{ proxy_pass http://u; proxy_http_version 1.1; proxy_set_header Connection ""; }} }}
   server {{ listen 127.0.0.1:{PORTS['nginx-tls-hdr']} ssl backlog=4096; ssl_certificate {cert}; ssl_certificate_key {key}; ssl_protocols TLSv1.3;
     location / {{ proxy_pass http://u; proxy_http_version 1.1; proxy_set_header Connection "";
@@ -202,6 +277,9 @@ frontend plain
 frontend tls
   bind 127.0.0.1:{PORTS['haproxy-tls']} ssl crt {d}/combined.pem ssl-min-ver TLSv1.3
   default_backend be
+frontend mtls
+  bind 127.0.0.1:{PORTS['haproxy-mtls']} ssl crt {d}/combined.pem ssl-min-ver TLSv1.3 verify required ca-file {d}/client-ca.pem crl-file {d}/client-ca.crl
+  default_backend be
 frontend tlshdr
   bind 127.0.0.1:{PORTS['haproxy-tls-hdr']} ssl crt {d}/combined.pem ssl-min-ver TLSv1.3
   http-response del-header Server
@@ -216,9 +294,12 @@ backend be
 
     openapi = os.path.join(d, "bench-openapi.yaml")
 
-    def gw(port, tls, contract=False):
+    def gw(port, tls, contract=False, mtls=False):
+        client_auth = (
+            f", client_auth: {{ mode: required, ca: {d}/client-ca.pem, crls: [{d}/client-ca.crl] }}" if mtls else ""
+        )
         listener = (
-            f"    tls: {{ cert: {cert}, key: {key} }}\n" if tls else "    plaintext: dangerous_serve\n"
+            f"    tls: {{ cert: {cert}, key: {key}{client_auth} }}\n" if tls else "    plaintext: dangerous_serve\n"
         )
         api = (
             f"  - name: bench\n    upstream: nginx\n    openapi: {openapi}\n    contract: {{ public_operations: [createOrder] }}\n"
@@ -246,6 +327,7 @@ apis:
         gw(PORTS["portcullis"], False),
         gw(PORTS["portcullis-tls"], True),
         gw(PORTS["portcullis-contract"], False, contract=True),
+        gw(PORTS["portcullis-mtls"], True, mtls=True),
     )
 
 
@@ -284,6 +366,30 @@ def post_files(d, name, body):
     return script, write(os.path.join(d, f"{name}.json"), body)
 
 
+def oha_load(url, seconds, close, client):
+    """Throughput with oha (for client certificates): (req/s, requests, non-2xx)."""
+    cert, key = client
+    flags = "--disable-keepalive " if close else ""
+    out = sh(
+        f"taskset -c 0 oha -z {seconds}s -c 32 --no-tui --output-format json --insecure "
+        f"--cert {cert} --key {key} {flags}{url}"
+    ).stdout
+    j = json.loads(out)
+    codes = {int(k): v for k, v in j.get("statusCodeDistribution", {}).items()}
+    n = sum(codes.values())
+    return n / seconds, n, sum(v for k, v in codes.items() if not 200 <= k < 300)
+
+
+def measure_mtls(name, url, sut, seconds, close, client):
+    oha_load(url, 2, close, client)  # warm-up
+    pids = sut.pids()
+    t0 = cpu_ticks(pids)
+    rps, n, errors = oha_load(url, seconds, close, client)
+    t1 = cpu_ticks(pids)
+    cpu_us = (t1 - t0) / CLK_TCK * 1e6 / n if n else None
+    return {"name": name, "rps": rps, "cpu_us": cpu_us, "p50": None, "p99": None, "errors": errors}
+
+
 def measure(name, url, sut, seconds, close=False, rate=5000, lat_seconds=10, post=None):
     script, body_file = post or (None, None)
     wrk(url, 2, close, script)  # warm-up
@@ -302,7 +408,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--reps", type=int, default=None)
-    ap.add_argument("--scenarios", default="S0,S1,S2,S2c,S6,S7")
+    ap.add_argument("--scenarios", default="S0,S1,S2,S2c,S2m,S2mc,S6,S7")
     ap.add_argument("--binary", default=os.path.join(ROOT, "target/release/portcullis"))
     ap.add_argument("--json", default=None, help="also write raw results here")
     a = ap.parse_args()
@@ -312,7 +418,9 @@ def main():
     scen = a.scenarios.split(",")
     d = tempfile.mkdtemp(prefix="portcullis-bench-")
     cert, key = make_certs(d)
-    up_conf, nginx_conf, hap_conf, gw_plain, gw_tls, gw_contract = configs(d, cert, key)
+    _, _, client_cert, client_key = make_client_pki(d)
+    client = (client_cert, client_key)
+    up_conf, nginx_conf, hap_conf, gw_plain, gw_tls, gw_contract, gw_mtls = configs(d, cert, key)
     posts = {"217B": post_files(d, "body217", BODY_217), "4KiB": post_files(d, "body4k", BODY_4K)}
     path = "/orders/1001"
     upstream = Proc(["nginx", "-c", up_conf], 0, "upstream", PORTS["upstream"])
@@ -328,10 +436,10 @@ def main():
                 )
             if "S6" in scen:
                 # Own baseline and contract, alternating, same bodies (no peer can validate).
-                procs = [
-                    Proc([a.binary, "run", "--config", gw_plain], 1, "portcullis", PORTS["portcullis"]),
-                    Proc([a.binary, "run", "--config", gw_contract], 1, "portcullis-contract", PORTS["portcullis-contract"]),
-                ]
+                procs = start_all(
+                    ([a.binary, "run", "--config", gw_plain], 1, "portcullis", PORTS["portcullis"]),
+                    ([a.binary, "run", "--config", gw_contract], 1, "portcullis-contract", PORTS["portcullis-contract"]),
+                )
                 try:
                     for size, post in posts.items():
                         pair = [("S6base", procs[0], PORTS["portcullis"]), ("S6", procs[1], PORTS["portcullis-contract"])]
@@ -345,28 +453,32 @@ def main():
                         p.stop()
             for sut_name in order:
                 if sut_name == "portcullis":
-                    procs = [
-                        Proc([a.binary, "run", "--config", gw_plain], 1, "portcullis", PORTS["portcullis"]),
-                        Proc([a.binary, "run", "--config", gw_tls], 1, "portcullis-tls", PORTS["portcullis-tls"]),
-                    ]
-                    ports = {"S1": PORTS["portcullis"], "S2": PORTS["portcullis-tls"], "S7": PORTS["portcullis-tls"]}
-                    owner = {"S1": procs[0], "S2": procs[1], "S7": procs[1]}
+                    procs = start_all(
+                        ([a.binary, "run", "--config", gw_plain], 1, "portcullis", PORTS["portcullis"]),
+                        ([a.binary, "run", "--config", gw_tls], 1, "portcullis-tls", PORTS["portcullis-tls"]),
+                        ([a.binary, "run", "--config", gw_mtls], 1, "portcullis-mtls", PORTS["portcullis-mtls"]),
+                    )
+                    ports = {"S1": PORTS["portcullis"], "S2": PORTS["portcullis-tls"], "S7": PORTS["portcullis-tls"], "S2m": PORTS["portcullis-mtls"]}
+                    owner = {"S1": procs[0], "S2": procs[1], "S7": procs[1], "S2m": procs[2]}
                 elif sut_name == "nginx":
                     procs = [Proc(["nginx", "-c", nginx_conf], 1, "nginx", PORTS["nginx"])]
-                    ports = {"S1": PORTS["nginx"], "S2": PORTS["nginx-tls"], "S7": PORTS["nginx-tls-hdr"]}
+                    ports = {"S1": PORTS["nginx"], "S2": PORTS["nginx-tls"], "S7": PORTS["nginx-tls-hdr"], "S2m": PORTS["nginx-mtls"]}
                     owner = {k: procs[0] for k in ports}
                 else:
                     procs = [Proc(["haproxy", "-f", hap_conf], 1, "haproxy", PORTS["haproxy"])]
-                    ports = {"S1": PORTS["haproxy"], "S2": PORTS["haproxy-tls"], "S7": PORTS["haproxy-tls-hdr"]}
+                    ports = {"S1": PORTS["haproxy"], "S2": PORTS["haproxy-tls"], "S7": PORTS["haproxy-tls-hdr"], "S2m": PORTS["haproxy-mtls"]}
                     owner = {k: procs[0] for k in ports}
                 try:
-                    for s in ["S1", "S2", "S2c", "S7"]:
+                    for s in ["S1", "S2", "S2c", "S2m", "S2mc", "S7"]:
                         if s not in scen:
                             continue
-                        key_s = "S2" if s == "S2c" else s
+                        key_s = {"S2c": "S2", "S2mc": "S2m"}.get(s, s)
                         scheme = "http" if s == "S1" else "https"
                         url = f"{scheme}://127.0.0.1:{ports[key_s]}{path}"
-                        r = measure(s, url, owner[key_s], seconds, close=(s == "S2c"), lat_seconds=lat_seconds)
+                        if key_s == "S2m":
+                            r = measure_mtls(s, url, owner[key_s], seconds, s == "S2mc", client)
+                        else:
+                            r = measure(s, url, owner[key_s], seconds, close=(s == "S2c"), lat_seconds=lat_seconds)
                         runs.setdefault(f"{s} {sut_name}", []).append(r)
                 finally:
                     for p in procs:
@@ -395,7 +507,7 @@ def main():
             f"| {name} | {rps:,.0f} ({lo:,.0f}–{hi:,.0f}) | {ratio} | {f(cpu, '%.1f')} | {f(p50 and p50 * 1000, '%.3f')} | {f(p99 and p99 * 1000, '%.3f')} | {errs} |"
         )
     print()
-    for s in ["S1", "S2", "S2c", "S7"]:
+    for s in ["S1", "S2", "S2c", "S2m", "S2mc", "S7"]:
         ours = med(f"{s} portcullis", "rps")[0]
         for peer in ["nginx", "haproxy"]:
             theirs = med(f"{s} {peer}", "rps")[0]

@@ -675,6 +675,8 @@ impl Validator {
                 environments: op.environments.clone(),
                 allow_pii: raw.allow_pii.iter().any(|id| *id == op.id),
                 operation: Some(op.clone()),
+                rate_limits: Vec::new(),
+                concurrency: None,
             });
         }
         out
@@ -754,6 +756,8 @@ impl Validator {
                 Some(file) => self.contract_routes(&p, file, &api.contract, identity, sensitive),
                 None => self.routes(&p, &api.routes),
             };
+            let mut routes = routes;
+            let rate_limits = self.limits_for(&p, api, &mut routes);
             out.push(Api {
                 name: api.name.clone(),
                 hosts,
@@ -763,9 +767,101 @@ impl Validator {
                 routes,
                 openapi,
                 owner: api.owner.clone(),
+                rate_limits,
             });
         }
         out
+    }
+
+    /// Validates `rate_limits` and `route_limits` and attaches the latter to
+    /// their routes; returns the API-wide limits. A limit keyed by
+    /// application or subject needs every route it covers to establish one.
+    fn limits_for(
+        &mut self,
+        p: &str,
+        api: &schema::RawApi,
+        routes: &mut [Route],
+    ) -> Vec<RateLimit> {
+        let api_limits: Vec<RateLimit> = api
+            .rate_limits
+            .iter()
+            .enumerate()
+            .map(|(i, l)| self.rate_limit(&format!("{p}.rate_limits[{i}]"), l))
+            .collect();
+        for (i, l) in api_limits.iter().enumerate() {
+            for route in routes.iter() {
+                self.limit_key_available(&format!("{p}.rate_limits[{i}].per"), l.per, route);
+            }
+        }
+        for (name, raw) in &api.route_limits {
+            let rp = format!("{p}.route_limits.{name}");
+            let Some(route) = routes.iter_mut().find(|r| {
+                r.operation
+                    .as_ref()
+                    .map_or(r.path == *name, |op| op.id == *name)
+            }) else {
+                self.err(
+                    rp,
+                    "no such route: name an `operationId` of the document, or the `path` of a hand-written route",
+                );
+                continue;
+            };
+            for (i, l) in raw.rate_limits.iter().enumerate() {
+                let lp = format!("{rp}.rate_limits[{i}]");
+                let limit = self.rate_limit(&lp, l);
+                self.limit_key_available(&format!("{lp}.per"), limit.per, route);
+                route.rate_limits.push(limit);
+            }
+            if raw.concurrency == Some(0) {
+                self.err(format!("{rp}.concurrency"), "must be at least 1");
+            }
+            route.concurrency = raw.concurrency;
+        }
+        api_limits
+    }
+
+    fn rate_limit(&mut self, p: &str, l: &schema::RawRateLimit) -> RateLimit {
+        if l.requests == 0 {
+            self.err(format!("{p}.requests"), "must be at least 1");
+        }
+        if l.per_seconds == 0 || l.per_seconds > 86_400 {
+            self.err(format!("{p}.per_seconds"), "must be 1 to 86400 seconds");
+        }
+        let burst = l.burst.unwrap_or(l.requests);
+        if burst == 0 {
+            self.err(format!("{p}.burst"), "must be at least 1");
+        }
+        RateLimit {
+            per: match l.per {
+                schema::RawLimitKey::Application => LimitKey::Application,
+                schema::RawLimitKey::Subject => LimitKey::Subject,
+                schema::RawLimitKey::Route => LimitKey::Route,
+                schema::RawLimitKey::Client => LimitKey::Client,
+            },
+            requests: l.requests.max(1),
+            period: Duration::from_secs(l.per_seconds.max(1)),
+            burst: burst.max(1),
+        }
+    }
+
+    fn limit_key_available(&mut self, p: &str, key: LimitKey, route: &Route) {
+        let (needed, has) = match (key, &route.auth) {
+            (LimitKey::Application, AuthPolicy::Protected(pr)) => ("an API key", pr.api_key),
+            (LimitKey::Subject, AuthPolicy::Protected(pr)) => ("a bearer token", pr.token),
+            (LimitKey::Application, AuthPolicy::Public) => ("an API key", false),
+            (LimitKey::Subject, AuthPolicy::Public) => ("a bearer token", false),
+            (LimitKey::Route | LimitKey::Client, _) => return,
+        };
+        if !has {
+            self.err(
+                p,
+                format!(
+                    "keyed by {} but `{}` does not require {needed}: use `client` or `route` there",
+                    key.as_str(),
+                    route.path
+                ),
+            );
+        }
     }
 
     fn routes(&mut self, p: &str, raw: &[schema::RawRoute]) -> Vec<Route> {
@@ -859,6 +955,8 @@ impl Validator {
                 operation: None,
                 environments: None,
                 allow_pii: false,
+                rate_limits: Vec::new(),
+                concurrency: None,
             });
         }
         out

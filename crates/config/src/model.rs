@@ -158,6 +158,37 @@ pub struct Api {
     /// The OpenAPI document the routes were compiled from.
     pub openapi: Option<PathBuf>,
     pub owner: Option<String>,
+    /// Budgets shared by all routes of the API (INPUT-08).
+    pub rate_limits: Vec<RateLimit>,
+}
+
+/// What a rate limit counts by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitKey {
+    Application,
+    Subject,
+    Route,
+    Client,
+}
+
+impl LimitKey {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitKey::Application => "application",
+            LimitKey::Subject => "subject",
+            LimitKey::Route => "route",
+            LimitKey::Client => "client",
+        }
+    }
+}
+
+/// A GCRA limit: `requests` per `period` on average, `burst` at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimit {
+    pub per: LimitKey,
+    pub requests: u32,
+    pub period: Duration,
+    pub burst: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -172,6 +203,10 @@ pub struct Route {
     pub environments: Option<Vec<String>>,
     /// Responses may carry `pii` fields unredacted (`contract.allow_pii`).
     pub allow_pii: bool,
+    /// This route's own budgets (`route_limits`).
+    pub rate_limits: Vec<RateLimit>,
+    /// Requests of this route in flight at once.
+    pub concurrency: Option<u32>,
 }
 
 /// How a route authenticates its callers (AUTHN-06: every route has one).

@@ -314,6 +314,46 @@ pub struct RawApi {
     pub routes: Vec<RawRoute>,
     /// Team or person answerable for this API (inventory); defaults to the document's.
     pub owner: Option<String>,
+    /// Rate limits over the whole API: one budget per key across its routes.
+    #[serde(default)]
+    pub rate_limits: Vec<RawRateLimit>,
+    /// Limits of one route, by `operationId` (document) or route `path`
+    /// (hand-written routes): its own rate limits and a concurrency cap.
+    #[serde(default)]
+    pub route_limits: BTreeMap<String, RawRouteLimits>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawLimitKey {
+    /// The calling application (API key or bound client certificate).
+    Application,
+    /// The token's subject.
+    Subject,
+    /// Everyone calling the route together.
+    Route,
+    /// The client's IP address.
+    Client,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateLimit {
+    pub per: RawLimitKey,
+    /// Requests allowed per `per_seconds` on average.
+    pub requests: u32,
+    pub per_seconds: u64,
+    /// Requests accepted at once after a quiet period (default `requests`).
+    pub burst: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRouteLimits {
+    #[serde(default)]
+    pub rate_limits: Vec<RawRateLimit>,
+    /// Requests of this route in flight at once, across all callers.
+    pub concurrency: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]

@@ -63,6 +63,9 @@ impl KeyRing {
 struct Recipient {
     audience: String,
     encrypt_to: Option<EncryptionKey>,
+    /// False for a plaintext (`dangerous_plaintext_upstream`) upstream: the
+    /// context never travels unencrypted on the wire (DATA-05).
+    send: bool,
 }
 
 /// Mints context tokens and keeps the signing keys.
@@ -180,6 +183,7 @@ impl Attestor {
                 Ok(Recipient {
                     audience: u.context_audience.clone(),
                     encrypt_to,
+                    send: u.scheme == portcullis_config::UpstreamScheme::Https,
                 })
             })
             .collect::<Result<Vec<_>, AttestError>>()?;
@@ -274,7 +278,8 @@ impl Attestor {
         Ok(changed)
     }
 
-    /// Stage 10: the context token for one upstream request.
+    /// Stage 10: the context token for one upstream request; `None` for a
+    /// plaintext upstream, which is never sent one.
     pub fn mint(
         &self,
         upstream: usize,
@@ -282,8 +287,11 @@ impl Attestor {
         peer_cert: Option<&[u8; 32]>,
         correlation_id: &str,
         operation: Option<&str>,
-    ) -> Result<HeaderValue, Rejection> {
+    ) -> Result<Option<HeaderValue>, Rejection> {
         let recipient = &self.recipients[upstream];
+        if !recipient.send {
+            return Ok(None);
+        }
         let now = crate::identity::now();
         let mut jti = [0u8; 16];
         aws_lc_rs::rand::fill(&mut jti)
@@ -327,6 +335,7 @@ impl Attestor {
             })?,
         };
         HeaderValue::try_from(value)
+            .map(Some)
             .map_err(|_| Rejection::StoreUnavailable("context token is not a header value".into()))
     }
 }
@@ -412,5 +421,53 @@ pub async fn rotate_keys(
                 &e.to_string(),
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attestor(upstream: &str) -> (tempfile::TempDir, Attestor) {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = format!(
+            "mode: dev\nlisteners: [{{ name: p, bind: '127.0.0.1:0', plaintext: dangerous_serve }}]\nupstreams:\n  u: {upstream}\ncontext_token: {{ keys_dir: keys }}\napis: [{{ name: a, upstream: u, routes: [{{ path: /x, methods: [GET], auth: public }}] }}]\n"
+        );
+        let config = portcullis_config::parse(&yaml, dir.path()).unwrap();
+        let a = Attestor::open(config.context_token.as_ref().unwrap(), &config.upstreams).unwrap();
+        (dir, a)
+    }
+
+    #[test]
+    fn context_never_travels_to_a_plaintext_upstream() {
+        // DATA-05: a plaintext upstream gets no context token at all.
+        let (_d, plain) =
+            attestor("{ url: 'http://127.0.0.1:1', dangerous_plaintext_upstream: true }");
+        assert_eq!(plain.mint(0, None, None, "c", None).unwrap(), None);
+        let (_d, tls) = attestor("{ url: 'https://127.0.0.1:1', ca: ca.pem }");
+        let token = tls.mint(0, None, None, "c", None).unwrap().unwrap();
+        assert_eq!(token.to_str().unwrap().split('.').count(), 3);
+    }
+
+    #[test]
+    fn signing_keys_readable_by_others_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let (dir, a) = attestor("{ url: 'https://127.0.0.1:1', ca: ca.pem }");
+        let key = std::fs::read_dir(dir.path().join("keys"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == "p8"))
+            .unwrap();
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        drop(a);
+        let e = read_keys(&dir.path().join("keys"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("readable by group or others"), "{e}");
     }
 }

@@ -26,6 +26,7 @@ pub mod pipeline;
 pub mod rejection;
 pub mod routes;
 pub mod store;
+pub mod throttle;
 pub mod tls;
 pub mod tokens;
 pub mod upstream;
@@ -63,6 +64,8 @@ pub struct State {
     pub sensitive: portcullis_config::SensitiveData,
     /// Mints the context token for upstreams; `None` when turned off.
     pub attestor: Option<Arc<attest::Attestor>>,
+    /// Rate limits and concurrency caps (stage 8).
+    pub throttle: throttle::Throttle,
 }
 
 /// What is known about the connection a request arrived on.
@@ -169,7 +172,8 @@ impl Gateway {
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let routes = RouteTable::build(config)?;
+        let (throttle, limits) = throttle::Throttle::build(config);
+        let routes = RouteTable::build(config, &limits)?;
         let identity = config
             .identity
             .as_ref()
@@ -207,6 +211,7 @@ impl Gateway {
                 identity,
                 sensitive: config.sensitive.clone(),
                 attestor,
+                throttle,
             }),
             jwks_bind: config.context_token.as_ref().and_then(|c| c.jwks_bind),
             listeners,

@@ -148,7 +148,14 @@ async fn run(
             decided.claims = Some(identity.authenticate(policy, &parts.headers, peer).await?);
         }
     }
-    // 8. throttle: throttling issue.
+    // 8. throttle: rate limits by application, subject, route or client;
+    // the concurrency permit is held until the upstream has answered.
+    let admitted = state.throttle.admit(
+        &route.limits,
+        decided.claims.as_ref(),
+        conn.remote.ip(),
+        &route.operation,
+    )?;
 
     // 9. content: parameters, Accept, body; what is undeclared is dropped.
     let mut query = parts.uri.query().map(std::borrow::Cow::Borrowed);
@@ -198,14 +205,15 @@ async fn run(
             tls: conn.tls,
         },
     );
-    if let Some(attestor) = &state.attestor {
-        let token = attestor.mint(
+    if let Some(attestor) = &state.attestor
+        && let Some(token) = attestor.mint(
             matched.api.upstream,
             decided.claims.as_ref(),
             conn.client_cert.get().map(|c| &c.thumbprint),
             correlation.as_str(),
             decided.operation.as_deref(),
-        )?;
+        )?
+    {
         upstream_request
             .headers_mut()
             .insert(attestor.header().clone(), token);
@@ -241,6 +249,12 @@ async fn run(
             &event_context(conn, parts, correlation, decided, state),
         ));
     }
+    if let Some((policy, limit)) = admitted.headers {
+        head.headers
+            .insert(http::HeaderName::from_static("ratelimit-policy"), policy);
+        head.headers
+            .insert(http::HeaderName::from_static("ratelimit"), limit);
+    }
     Ok(Response::from_parts(head, body))
 }
 
@@ -269,7 +283,8 @@ fn event_context<'a>(
     }
 }
 
-/// 12. event: exactly one per rejection; then the problem response.
+/// Stage 12, event: one per rejection (except repeated throttling of one
+/// key within its window), then the problem response.
 fn reject(
     state: &State,
     conn: &ConnInfo,
@@ -278,10 +293,12 @@ fn reject(
     rejection: &Rejection,
     decided: &Decided,
 ) -> Response<GatewayBody> {
-    state.events.emit(SecurityEvent::rejection(
-        rejection,
-        &event_context(conn, parts, correlation, decided, state),
-    ));
+    if rejection.emits_event() {
+        state.events.emit(SecurityEvent::rejection(
+            rejection,
+            &event_context(conn, parts, correlation, decided, state),
+        ));
+    }
     tracing::debug!(
         correlation_id = correlation.as_str(),
         reason = rejection.code(),

@@ -8,7 +8,7 @@
 
 use crate::path::PathError;
 use bytes::Bytes;
-use http::{HeaderValue, Response, StatusCode, header};
+use http::{HeaderName, HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
 use portcullis_contract::Issue;
 
@@ -97,6 +97,16 @@ pub enum Rejection {
     /// The upstream response could not be inspected or broke its contract.
     #[error("upstream response refused: {0}")]
     UpstreamContract(&'static str),
+    /// A rate limit or concurrency cap was reached (INPUT-08). `event` is
+    /// false for repeats within the key's window: one event per window.
+    #[error("{reason}")]
+    RateLimited {
+        retry_after_s: u64,
+        policy: Option<HeaderValue>,
+        limit: Option<HeaderValue>,
+        reason: &'static str,
+        event: bool,
+    },
 }
 
 fn summary(issues: &[Issue]) -> String {
@@ -157,7 +167,14 @@ impl Rejection {
             Rejection::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
             Rejection::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Rejection::UpstreamFault(s) => *s,
+            Rejection::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
+    }
+
+    /// Whether this rejection raises a security event (all do, except
+    /// repeated throttling within one window).
+    pub fn emits_event(&self) -> bool {
+        !matches!(self, Rejection::RateLimited { event: false, .. })
     }
 
     /// Stable machine-readable reason; also the last part of the problem `type`.
@@ -189,6 +206,7 @@ impl Rejection {
             Rejection::UpstreamStackTrace => "upstream-stack-trace",
             Rejection::UpstreamContract(_) => "upstream-contract",
             Rejection::ClientCertificate(_) => "client-certificate-refused",
+            Rejection::RateLimited { .. } => "rate-limited",
         }
     }
 
@@ -218,6 +236,7 @@ impl Rejection {
             | Rejection::BadHost
             | Rejection::BadCorrelationId => Severity::Low,
             Rejection::BodyUnreadable(_) => Severity::Informational,
+            Rejection::RateLimited { .. } => Severity::Medium,
         }
     }
 
@@ -248,6 +267,7 @@ impl Rejection {
             Rejection::NotAcceptable { .. } => "Not acceptable",
             Rejection::InvalidRequest(_) => "Invalid request",
             Rejection::UpstreamStackTrace | Rejection::UpstreamContract(_) => "Bad gateway",
+            Rejection::RateLimited { .. } => "Too many requests",
         }
     }
 
@@ -281,6 +301,7 @@ impl Rejection {
             Rejection::InvalidRequest(_) => "The request does not match the API contract; each entry of `errors` names a field and what is wrong with it.".into(),
             Rejection::ClientCertificate(_) => "The client certificate of this connection is no longer accepted (expired or revoked). Reconnect with a current certificate.".into(),
             Rejection::UpstreamStackTrace | Rejection::UpstreamContract(_) => "The service behind this API answered with something this gateway does not pass on. Quote the correlation id when reporting it.".into(),
+            Rejection::RateLimited { retry_after_s, .. } => format!("Too many requests for this limit. Retry after {retry_after_s} s (Retry-After); the RateLimit-Policy header states the limits."),
         }
     }
 
@@ -341,6 +362,20 @@ impl Rejection {
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static(r#"APIKey realm="portcullis""#),
                 );
+            }
+            Rejection::RateLimited {
+                retry_after_s,
+                policy,
+                limit,
+                ..
+            } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_s));
+                if let Some(p) = policy {
+                    headers.insert(HeaderName::from_static("ratelimit-policy"), p.clone());
+                }
+                if let Some(l) = limit {
+                    headers.insert(HeaderName::from_static("ratelimit"), l.clone());
+                }
             }
             Rejection::InsufficientScope { scope, .. } => {
                 let v = format!(

@@ -4,6 +4,7 @@
 //! `Allow`, and nothing is ever passed through unmatched.
 
 use crate::rejection::Rejection;
+use crate::throttle::RouteLimits;
 use http::{HeaderValue, Method};
 use portcullis_config::{Api, AuthPolicy, Config, Cors};
 use portcullis_contract::Operation;
@@ -42,6 +43,8 @@ pub struct RouteInfo {
     /// Environments served; `None` = all (CONTRACT-03).
     environments: Option<Vec<String>>,
     pub allow_pii: bool,
+    /// Stage 8: the route's rate limits and concurrency cap.
+    pub limits: Arc<RouteLimits>,
 }
 
 impl RouteInfo {
@@ -120,10 +123,15 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
-    pub fn build(config: &Config) -> Result<Self, RouteTableError> {
+    /// Compiles every API's routes; `limits[api][route]` are the throttle
+    /// limits of each route (from [`crate::throttle::Throttle::build`]).
+    pub fn build(
+        config: &Config,
+        limits: &[Vec<Arc<RouteLimits>>],
+    ) -> Result<Self, RouteTableError> {
         let mut apis = Vec::new();
         for (a, api) in config.apis.iter().enumerate() {
-            apis.push(mount(a, api)?);
+            apis.push(mount(a, api, limits.get(a).map_or(&[][..], Vec::as_slice))?);
         }
         let mut order: Vec<usize> = (0..apis.len()).collect();
         order.sort_by_key(|&i| {
@@ -169,7 +177,7 @@ impl RouteTable {
     }
 }
 
-fn mount(a: usize, api: &Api) -> Result<MountedApi, RouteTableError> {
+fn mount(a: usize, api: &Api, limits: &[Arc<RouteLimits>]) -> Result<MountedApi, RouteTableError> {
     let mut router = matchit::Router::new();
     let mut groups: Vec<RouteGroup> = Vec::new();
     for (r, route) in api.routes.iter().enumerate() {
@@ -199,6 +207,7 @@ fn mount(a: usize, api: &Api) -> Result<MountedApi, RouteTableError> {
                     contract: route.operation.clone(),
                     environments: route.environments.clone(),
                     allow_pii: route.allow_pii,
+                    limits: limits.get(r).cloned().unwrap_or_default(),
                 },
             ));
         }
@@ -245,7 +254,11 @@ apis:
     routes:
       - { path: /, methods: [GET], auth: public }
 "#;
-        RouteTable::build(&portcullis_config::parse(text, Path::new("/")).unwrap()).unwrap()
+        RouteTable::build(
+            &portcullis_config::parse(text, Path::new("/")).unwrap(),
+            &[],
+        )
+        .unwrap()
     }
 
     #[test]

@@ -58,6 +58,9 @@ struct Facts {
     client_key: PathBuf,
     /// A call straight to the backend, bypassing the gateway: refused by the guard.
     direct_backend_call: String,
+    /// 400 quick calls to `listOrders`: the demo app's budget (200 at once,
+    /// then 10 a second) runs out and the rest are 429.
+    rate_limit_burst: String,
     mint_token_command: String,
     development_pki: &'static str,
     examples: Vec<Example>,
@@ -502,6 +505,10 @@ async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
         context_jwks_url: jwks_url.clone(),
         client_cert: demo_client.cert.clone(),
         client_key: demo_client.key.clone(),
+        rate_limit_burst: format!(
+            "for i in $(seq 400); do curl -s -o /dev/null -w '%{{http_code}}\\n' --cacert {} -H 'X-API-Key: {api_key}' -H 'Authorization: Bearer {token}' '{base}/v1/orders'; done | sort | uniq -c",
+            ca_path.display()
+        ),
         direct_backend_call: format!(
             "curl -sS -i --cacert {ca}{cert} --resolve orders.internal:{port}:127.0.0.1 https://orders.internal:{port}/orders",
             ca = ca_path.display(),
@@ -558,6 +565,10 @@ async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
         println!("  # {} (expect {})", e.name, e.expected_status);
         println!("  {}", e.curl);
     }
+    println!(
+        "  # a burst of 400 calls meets the demo app's limit on listOrders (expect some 429 with Retry-After)"
+    );
+    println!("  {}", facts.rate_limit_burst);
     println!();
     println!(
         "Check the config and its weakened defaults:  portcullis check --config {}",
@@ -635,6 +646,10 @@ apis:
     contract:
       # `getHealth` declares no security requirement: public on purpose.
       public_operations: [getHealth]
+    # Each application may list orders 600 times a minute, 200 at once.
+    route_limits:
+      listOrders:
+        rate_limits: [{{ per: application, requests: 600, per_seconds: 60, burst: 200 }}]
 "#,
         port = f.port,
         cert = f.cert.display(),

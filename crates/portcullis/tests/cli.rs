@@ -199,6 +199,61 @@ async fn quickstart_serves_the_promised_answers_and_stops_cleanly() {
             .unwrap();
         assert!(String::from_utf8_lossy(&out.stdout).contains("/v1/orders/{id}"));
     }
+    // INPUT-08: a burst meets the demo app's limit on listOrders: 429 with
+    // Retry-After and the RateLimit fields, and one event for the window.
+    let started = Instant::now();
+    let (mut ok, mut limited) = (0u32, 0u32);
+    let mut last_429 = None;
+    for _ in 0..400 {
+        let req = http::Request::get(format!("{base}/v1/orders"))
+            .header("x-api-key", facts["api_key"].as_str().unwrap())
+            .header(
+                "authorization",
+                format!("Bearer {}", facts["token"].as_str().unwrap()),
+            )
+            .body(Full::default())
+            .unwrap();
+        let r = fetch(&client, req).await;
+        match r.status.as_u16() {
+            200 => ok += 1,
+            429 => {
+                limited += 1;
+                last_429 = Some(r);
+            }
+            other => panic!("unexpected {other}: {}", r.text()),
+        }
+    }
+    let refill = started.elapsed().as_secs_f64() * 10.0;
+    assert!(
+        f64::from(ok) <= 200.0 + refill + 6.0,
+        "{ok} accepted in {:?}",
+        started.elapsed()
+    );
+    assert!(limited > 0);
+    let r = last_429.unwrap();
+    assert!(
+        r.header("retry-after")
+            .is_some_and(|v| v.parse::<u64>().unwrap() >= 1)
+    );
+    assert_eq!(
+        r.header("ratelimit-policy"),
+        Some("\"application\";q=600;w=60")
+    );
+    assert_eq!(r.json()["type"], "urn:portcullis:problem:rate-limited");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let events_file = facts["events_file"].as_str().unwrap();
+    let throttled = loop {
+        let n = std::fs::read_to_string(events_file)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("\"rate-limited\""))
+            .count();
+        if n > 0 || Instant::now() > deadline {
+            break n;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(throttled, 1, "one event per throttled key and window");
     // SIGTERM stops everything cleanly.
     let pid = child.0.id().to_string();
     assert!(

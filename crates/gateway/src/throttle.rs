@@ -1,0 +1,413 @@
+//! Stage 8, throttle (INPUT-08): GCRA rate limits keyed by application,
+//! subject, route or client address, per API (one budget across its
+//! routes) and per route, and a concurrency cap per route.
+//!
+//! GCRA keeps one number per key, the theoretical arrival time (TAT): a
+//! request at `now` is allowed when `TAT - tolerance <= now`, and then moves
+//! TAT one emission interval (`period / requests`) on; `tolerance` is
+//! `(burst - 1)` intervals. Keys live in sharded maps, hashed with a
+//! per-process random key (no attacker-chosen collisions); idle keys (TAT in
+//! the past) are evicted when a shard fills, and a shard still full refuses
+//! new keys rather than forget budgets (fail closed). A limit whose key is
+//! missing (a subject limit without a `sub`) refuses the request.
+//!
+//! A refusal is 429 with `Retry-After` and the IETF `RateLimit` /
+//! `RateLimit-Policy` fields; the security event is raised once per key and
+//! window, not for every refused request.
+
+use crate::identity::ClaimSet;
+use crate::rejection::Rejection;
+use http::HeaderValue;
+use portcullis_config::{Config, LimitKey, RateLimit};
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+const SHARDS: usize = 64;
+/// Keys remembered per shard (262,144 in all, a few MiB).
+const KEYS_PER_SHARD: usize = 4096;
+
+struct Spec {
+    per: LimitKey,
+    interval_ns: u64,
+    tolerance_ns: u64,
+    period_s: u64,
+    /// This limit's item in `RateLimit-Policy`.
+    policy: String,
+}
+
+#[derive(Clone, Copy)]
+struct Entry {
+    tat: u64,
+    /// No event for this key before this time (one per window).
+    quiet_until: u64,
+}
+
+/// The limits that apply to one route.
+#[derive(Debug, Default)]
+pub struct RouteLimits {
+    ids: Vec<usize>,
+    concurrency: Option<Arc<Semaphore>>,
+    /// `RateLimit-Policy` for the route's limits, precomputed.
+    policy: Option<HeaderValue>,
+}
+
+/// What a request that passed stage 8 carries on: the concurrency permit
+/// (released when the request is done) and the `RateLimit` fields.
+#[derive(Debug, Default)]
+pub struct Admitted {
+    /// Held, never read: dropping it frees the concurrency slot.
+    #[allow(dead_code)]
+    permit: Option<OwnedSemaphorePermit>,
+    pub headers: Option<(HeaderValue, HeaderValue)>,
+}
+
+/// Every limiter of the gateway.
+pub struct Throttle {
+    specs: Vec<Spec>,
+    shards: Box<[Mutex<HashMap<u64, Entry>>]>,
+    hasher: std::collections::hash_map::RandomState,
+    epoch: Instant,
+}
+
+impl std::fmt::Debug for Throttle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Throttle")
+            .field("limits", &self.specs.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Spec {
+    fn new(l: &RateLimit) -> Self {
+        let period_ns = l.period.as_nanos() as u64;
+        let interval_ns = (period_ns / u64::from(l.requests)).max(1);
+        Self {
+            per: l.per,
+            interval_ns,
+            tolerance_ns: interval_ns * u64::from(l.burst - 1),
+            period_s: l.period.as_secs(),
+            policy: format!(
+                "\"{}\";q={};w={}",
+                l.per.as_str(),
+                l.requests,
+                l.period.as_secs()
+            ),
+        }
+    }
+}
+
+impl Throttle {
+    /// The limiters, and the limits of each route (`[api][route]`).
+    pub fn build(config: &Config) -> (Self, Vec<Vec<Arc<RouteLimits>>>) {
+        let mut specs = Vec::new();
+        let mut table = Vec::new();
+        for api in &config.apis {
+            let api_ids: Vec<usize> = api
+                .rate_limits
+                .iter()
+                .map(|l| {
+                    specs.push(Spec::new(l));
+                    specs.len() - 1
+                })
+                .collect();
+            let mut routes = Vec::new();
+            for route in &api.routes {
+                let mut ids = api_ids.clone();
+                for l in &route.rate_limits {
+                    specs.push(Spec::new(l));
+                    ids.push(specs.len() - 1);
+                }
+                let policy = (!ids.is_empty()).then(|| {
+                    let text: Vec<&str> = ids.iter().map(|i| specs[*i].policy.as_str()).collect();
+                    HeaderValue::from_str(&text.join(", ")).expect("policy items are ASCII")
+                });
+                routes.push(Arc::new(RouteLimits {
+                    ids,
+                    concurrency: route
+                        .concurrency
+                        .map(|n| Arc::new(Semaphore::new(n as usize))),
+                    policy,
+                }));
+            }
+            table.push(routes);
+        }
+        let shards = (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect();
+        (
+            Self {
+                specs,
+                shards,
+                hasher: std::collections::hash_map::RandomState::new(),
+                epoch: Instant::now(),
+            },
+            table,
+        )
+    }
+
+    /// Stage 8 for one request on a route with `limits`.
+    pub fn admit(
+        &self,
+        limits: &RouteLimits,
+        claims: Option<&ClaimSet>,
+        client: IpAddr,
+        operation: &str,
+    ) -> Result<Admitted, Rejection> {
+        let mut admitted = Admitted::default();
+        if let Some(sem) = &limits.concurrency {
+            admitted.permit =
+                Some(
+                    sem.clone()
+                        .try_acquire_owned()
+                        .map_err(|_| Rejection::RateLimited {
+                            retry_after_s: 1,
+                            policy: None,
+                            limit: None,
+                            reason: "route concurrency cap reached",
+                            event: true,
+                        })?,
+                );
+        }
+        let Some(policy) = &limits.policy else {
+            return Ok(admitted);
+        };
+        let now = self.epoch.elapsed().as_nanos() as u64;
+        // The most constraining limit speaks for the request.
+        let mut tightest: Option<(u64, u64, usize)> = None;
+        for &id in &limits.ids {
+            let spec = &self.specs[id];
+            let mut h = self.hasher.build_hasher();
+            id.hash(&mut h);
+            match spec.per {
+                LimitKey::Application => claims
+                    .and_then(|c| c.application.as_deref())
+                    .ok_or_else(|| missing_key(policy))?
+                    .hash(&mut h),
+                LimitKey::Subject => claims
+                    .and_then(|c| c.token.as_ref())
+                    .and_then(|t| t.subject.as_deref())
+                    .ok_or_else(|| missing_key(policy))?
+                    .hash(&mut h),
+                LimitKey::Route => operation.hash(&mut h),
+                LimitKey::Client => client.hash(&mut h),
+            }
+            let key = h.finish();
+            let (remaining, reset_ns) = self.take(spec, key, now, policy)?;
+            if tightest.is_none_or(|(r, _, _)| remaining < r) {
+                tightest = Some((remaining, reset_ns, id));
+            }
+        }
+        if let Some((remaining, reset_ns, id)) = tightest {
+            let item = format!(
+                "\"{}\";r={remaining};t={}",
+                self.specs[id].per.as_str(),
+                reset_ns.div_ceil(1_000_000_000)
+            );
+            admitted.headers = HeaderValue::from_str(&item)
+                .ok()
+                .map(|v| (policy.clone(), v));
+        }
+        Ok(admitted)
+    }
+
+    /// One GCRA step for `key`: `(remaining, ns until fully replenished)`.
+    fn take(
+        &self,
+        spec: &Spec,
+        key: u64,
+        now: u64,
+        policy: &HeaderValue,
+    ) -> Result<(u64, u64), Rejection> {
+        let mut shard = self.shards[(key as usize) % SHARDS]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if shard.len() >= KEYS_PER_SHARD && !shard.contains_key(&key) {
+            // Idle keys have nothing left to remember.
+            shard.retain(|_, e| e.tat > now || e.quiet_until > now);
+            if shard.len() >= KEYS_PER_SHARD {
+                return Err(Rejection::RateLimited {
+                    retry_after_s: 1,
+                    policy: Some(policy.clone()),
+                    limit: None,
+                    reason: "rate limiter key space full",
+                    event: true,
+                });
+            }
+        }
+        let entry = shard.entry(key).or_insert(Entry {
+            tat: now,
+            quiet_until: 0,
+        });
+        let tat = entry.tat.max(now);
+        let allowed_at = tat.saturating_sub(spec.tolerance_ns);
+        if now < allowed_at {
+            let wait = allowed_at - now;
+            let event = now >= entry.quiet_until;
+            if event {
+                entry.quiet_until = now + spec.period_s * 1_000_000_000;
+            }
+            let limit = HeaderValue::from_str(&format!(
+                "\"{}\";r=0;t={}",
+                spec.per.as_str(),
+                wait.div_ceil(1_000_000_000)
+            ))
+            .ok();
+            return Err(Rejection::RateLimited {
+                retry_after_s: wait.div_ceil(1_000_000_000).max(1),
+                policy: Some(policy.clone()),
+                limit,
+                reason: "rate limit exceeded",
+                event,
+            });
+        }
+        let new_tat = tat + spec.interval_ns;
+        entry.tat = new_tat;
+        let remaining =
+            (now + spec.tolerance_ns + spec.interval_ns).saturating_sub(new_tat) / spec.interval_ns;
+        Ok((remaining, new_tat - now))
+    }
+}
+
+fn missing_key(policy: &HeaderValue) -> Rejection {
+    Rejection::RateLimited {
+        retry_after_s: 1,
+        policy: Some(policy.clone()),
+        limit: None,
+        reason: "the request lacks the key this limit counts by",
+        event: true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn throttle(limits: &str) -> (Throttle, Arc<RouteLimits>) {
+        let yaml = format!(
+            "mode: dev\nlisteners: [{{ name: p, bind: '127.0.0.1:0', plaintext: dangerous_serve }}]\nupstreams: {{ u: {{ url: 'http://127.0.0.1:1', dangerous_plaintext_upstream: true }} }}\napis:\n  - name: a\n    upstream: u\n    routes: [{{ path: /x, methods: [GET], auth: public }}]\n    {limits}\n"
+        );
+        let config = portcullis_config::parse(&yaml, std::path::Path::new("/")).unwrap();
+        let (t, table) = Throttle::build(&config);
+        (t, table[0][0].clone())
+    }
+
+    fn ip(n: u8) -> IpAddr {
+        IpAddr::from([10, 0, 0, n])
+    }
+
+    #[test]
+    fn gcra_allows_the_burst_then_the_rate_per_client() {
+        let (t, route) =
+            throttle("rate_limits: [{ per: client, requests: 10, per_seconds: 1, burst: 3 }]");
+        for _ in 0..3 {
+            t.admit(&route, None, ip(1), "GET /x").unwrap();
+        }
+        let refused = t.admit(&route, None, ip(1), "GET /x").unwrap_err();
+        let Rejection::RateLimited {
+            retry_after_s,
+            event,
+            ..
+        } = refused
+        else {
+            panic!("{refused:?}")
+        };
+        assert_eq!(retry_after_s, 1);
+        assert!(event, "the first refusal of the window raises the event");
+        // Only one event per key and window.
+        let Rejection::RateLimited { event, .. } =
+            t.admit(&route, None, ip(1), "GET /x").unwrap_err()
+        else {
+            unreachable!()
+        };
+        assert!(!event);
+        // Another client has its own budget.
+        let ok = t.admit(&route, None, ip(2), "GET /x").unwrap();
+        let (policy, limit) = ok.headers.unwrap();
+        assert_eq!(policy, "\"client\";q=10;w=1");
+        assert_eq!(limit, "\"client\";r=2;t=1");
+        // One interval (100 ms) later, one more request fits.
+        std::thread::sleep(std::time::Duration::from_millis(110));
+        t.admit(&route, None, ip(1), "GET /x").unwrap();
+        assert!(t.admit(&route, None, ip(1), "GET /x").is_err());
+    }
+
+    #[test]
+    fn a_missing_key_fails_closed_and_concurrency_is_capped() {
+        let (t, route) = throttle(
+            "rate_limits: [{ per: route, requests: 100, per_seconds: 1 }]\n    route_limits: { /x: { concurrency: 1 } }",
+        );
+        let held = t.admit(&route, None, ip(1), "GET /x").unwrap();
+        assert!(matches!(
+            t.admit(&route, None, ip(2), "GET /x"),
+            Err(Rejection::RateLimited {
+                reason: "route concurrency cap reached",
+                ..
+            })
+        ));
+        drop(held);
+        t.admit(&route, None, ip(2), "GET /x").unwrap();
+        // A subject limit with no subject: refused, not waved through.
+        let spec = Spec::new(&RateLimit {
+            per: LimitKey::Subject,
+            requests: 1,
+            period: std::time::Duration::from_secs(1),
+            burst: 1,
+        });
+        let t2 = Throttle {
+            specs: vec![spec],
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: std::collections::hash_map::RandomState::new(),
+            epoch: Instant::now(),
+        };
+        let limits = RouteLimits {
+            ids: vec![0],
+            concurrency: None,
+            policy: Some(HeaderValue::from_static("\"subject\";q=1;w=1")),
+        };
+        assert!(matches!(
+            t2.admit(&limits, Some(&ClaimSet::default()), ip(1), "GET /x"),
+            Err(Rejection::RateLimited {
+                reason: "the request lacks the key this limit counts by",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn idle_keys_are_evicted_and_a_full_key_space_refuses_new_keys() {
+        let (t, route) =
+            throttle("rate_limits: [{ per: client, requests: 1000000, per_seconds: 1, burst: 1 }]");
+        // Fill every shard with keys that stay busy for a long time.
+
+        let now = t.epoch.elapsed().as_nanos() as u64;
+        for shard in &t.shards {
+            let mut s = shard.lock().unwrap();
+            for k in 0..KEYS_PER_SHARD as u64 {
+                s.insert(
+                    k * SHARDS as u64 + 7_000_000_000,
+                    Entry {
+                        tat: now + 60_000_000_000,
+                        quiet_until: 0,
+                    },
+                );
+            }
+        }
+
+        assert!(matches!(
+            t.admit(&route, None, ip(9), "GET /x"),
+            Err(Rejection::RateLimited {
+                reason: "rate limiter key space full",
+                ..
+            })
+        ));
+        // Once those keys are idle, they are evicted to make room.
+        for shard in &t.shards {
+            for e in shard.lock().unwrap().values_mut() {
+                e.tat = 0;
+            }
+        }
+        t.admit(&route, None, ip(9), "GET /x").unwrap();
+    }
+}

@@ -1,0 +1,150 @@
+//! Rate limits and concurrency caps at the gateway (INPUT-08), through real
+//! sockets: 429 with `Retry-After` and the IETF RateLimit fields, budgets
+//! per application, one event per throttled key and window, and a route's
+//! concurrency cap.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use portcullis_testkit::{DELAY_HEADER, Proto, TestEnv, TestIssuer};
+
+fn api(limits: &str, auth: &str) -> String {
+    format!(
+        "  - name: orders\n    base_path: /v1\n    upstream: backend\n    routes:\n      - {{ path: /orders, methods: [GET], auth: {auth} }}\n      - {{ path: /slow, methods: [GET], auth: public }}\n{limits}"
+    )
+}
+
+#[tokio::test]
+async fn a_client_over_its_budget_gets_429_with_retry_after_and_one_event() {
+    let env = TestEnv::new().await;
+    let mut gw = env
+        .gateway(&api(
+            "    rate_limits: [{ per: client, requests: 60, per_seconds: 60, burst: 3 }]\n",
+            "public",
+        ))
+        .start()
+        .await;
+    for remaining in [2, 1, 0] {
+        let r = gw.get("/v1/orders").await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("ratelimit-policy"), Some("\"client\";q=60;w=60"));
+        assert!(
+            r.header("ratelimit")
+                .unwrap()
+                .starts_with(&format!("\"client\";r={remaining};t=")),
+            "{:?}",
+            r.header("ratelimit")
+        );
+    }
+    let received = env.received().len();
+    let r = gw.get("/v1/orders").await;
+    assert_eq!(r.status, 429);
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    assert_eq!(r.json()["type"], "urn:portcullis:problem:rate-limited");
+    assert!(r.header("ratelimit").unwrap().contains("r=0"));
+    assert_eq!(
+        env.received().len(),
+        received,
+        "nothing reached the backend"
+    );
+    let e = gw.next_event().await;
+    assert_eq!(e.status_code, "rate-limited");
+    // Further refusals in the same window: 429 each, but no more events.
+    for _ in 0..5 {
+        assert_eq!(gw.get("/v1/orders").await.status, 429);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    gw.assert_no_pending_event();
+    // One interval (1 s) later, one more request fits.
+    tokio::time::sleep(std::time::Duration::from_millis(1050)).await;
+    assert_eq!(gw.get("/v1/orders").await.status, 200);
+    assert_eq!(gw.get("/v1/orders").await.status, 429);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn each_application_has_its_own_budget() {
+    let env = TestEnv::new().await;
+    let issuer = TestIssuer::new("https://issuer.test", "k1");
+    let identity = env.identity_yaml(&issuer, &env.path().join("jwks.json"));
+    let web = env.provision_app("web");
+    let batch = env.provision_app("batch");
+    let gw = env
+        .gateway(&api(
+            "    route_limits: { /orders: { rate_limits: [{ per: application, requests: 2, per_seconds: 60 }] } }\n",
+            "{ api_key: true }",
+        ))
+        .with(&identity)
+        .start()
+        .await;
+    let get = |key: &str| {
+        gw.request("GET", "/v1/orders")
+            .header("x-api-key", key)
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
+    for _ in 0..2 {
+        assert_eq!(gw.send(Proto::Http1, get(&web)).await.status, 200);
+    }
+    assert_eq!(gw.send(Proto::Http1, get(&web)).await.status, 429);
+    // The same client address, another application: untouched budget.
+    assert_eq!(gw.send(Proto::Http2, get(&batch)).await.status, 200);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_route_concurrency_cap_refuses_the_request_over_it() {
+    let env = TestEnv::new().await;
+    env.reply_with(|r| {
+        let mut reply = portcullis_testkit::default_reply()(r);
+        if r.uri.path() == "/slow" {
+            reply
+                .headers_mut()
+                .insert(DELAY_HEADER, http::HeaderValue::from_static("600"));
+        }
+        reply
+    });
+    let gw = env
+        .gateway(&api(
+            "    route_limits: { /slow: { concurrency: 1 } }\n",
+            "public",
+        ))
+        .start()
+        .await;
+    let (a, b) = tokio::join!(gw.get("/v1/slow"), async {
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        gw.get("/v1/slow").await
+    });
+    let mut statuses = [a.status.as_u16(), b.status.as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 429]);
+    // The cap is per route: another route is not affected, and the slot frees.
+    assert_eq!(gw.get("/v1/orders").await.status, 200);
+    assert_eq!(gw.get("/v1/slow").await.status, 200);
+    gw.stop().await;
+}
+
+#[test]
+fn limits_keyed_by_an_identity_the_route_does_not_establish_are_refused() {
+    let text = format!(
+        "listeners: [{{ name: p, bind: '127.0.0.1:0', tls: {{ cert: c, key: k }} }}]\nupstreams: {{ backend: {{ url: 'https://127.0.0.1:1', ca: ca }} }}\napis:\n{}",
+        api(
+            "    rate_limits: [{ per: subject, requests: 0, per_seconds: 60 }]\n    route_limits: { /nope: { concurrency: 0 } }\n",
+            "public"
+        )
+    );
+    let errors: Vec<String> = match portcullis_config::parse(&text, std::path::Path::new("/")) {
+        Ok(_) => vec![],
+        Err(e) => e.field_errors().iter().map(ToString::to_string).collect(),
+    };
+    for expected in [
+        "apis[0].rate_limits[0].requests",
+        "apis[0].rate_limits[0].per",
+        "apis[0].route_limits./nope",
+    ] {
+        assert!(
+            errors.iter().any(|e| e.starts_with(expected)),
+            "{expected}: {errors:?}"
+        );
+    }
+}
