@@ -155,6 +155,11 @@ impl Validator {
         }
         let identity = raw.identity.as_ref().map(|i| self.identity(i, &resolve));
         let context_token = self.context_token(raw, identity.as_ref(), &resolve);
+        let redis = raw
+            .shared_state
+            .redis
+            .as_ref()
+            .and_then(|r| self.redis(r, &resolve));
         // A client must never be able to hand a backend its own context token.
         let mut request_remove_headers: Vec<HeaderName> = request_remove_headers;
         request_remove_headers.push(context_token.as_ref().map_or(
@@ -179,6 +184,7 @@ impl Validator {
                 events,
                 identity,
                 context_token,
+                redis,
                 upstreams,
                 apis,
                 sensitive,
@@ -543,6 +549,43 @@ impl Validator {
             rotate_after: Duration::from_secs(c.rotate_after_s),
             overlap: Duration::from_secs(c.overlap_s),
             jwks_bind,
+        })
+    }
+
+    fn redis(&mut self, r: &schema::RawRedis, resolve: &dyn Fn(&str) -> PathBuf) -> Option<Redis> {
+        let p = "shared_state.redis";
+        let Ok(uri) = r.url.parse::<http::Uri>() else {
+            self.err(format!("{p}.url"), "not a URL like rediss://host:6380/0");
+            return None;
+        };
+        let host = uri.host().unwrap_or("").trim_matches(['[', ']']);
+        let loopback = host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        let ca = r.ca.as_deref().map(resolve);
+        match uri.scheme_str() {
+            Some("rediss") if ca.is_none() => self.err(
+                format!("{p}.ca"),
+                "missing: trust anchors for Redis TLS must be explicit (a PEM bundle)",
+            ),
+            Some("rediss") => {}
+            Some("redis") if !loopback && !r.dangerous_plaintext => self.err(
+                format!("{p}.url"),
+                "plaintext Redis is accepted on loopback only: use rediss:// (or set dangerous_plaintext: true)",
+            ),
+            Some("redis") => {}
+            _ => self.err(format!("{p}.url"), "must start with rediss:// or redis://"),
+        }
+        if r.timeout_ms == 0 || r.timeout_ms > 5000 {
+            self.err(format!("{p}.timeout_ms"), "must be 1 to 5000 ms");
+        }
+        Some(Redis {
+            url: r.url.clone(),
+            ca,
+            timeout: Duration::from_millis(r.timeout_ms),
+            fall_back_to_local: r.on_failure == schema::RawOnFailure::Local,
+            plaintext_remote: uri.scheme_str() == Some("redis") && !loopback,
         })
     }
 
@@ -1471,6 +1514,44 @@ apis:
                 "apis[0].routes[1].auth"
             ]
         );
+    }
+
+    #[test]
+    fn shared_redis_needs_tls_off_loopback_and_explicit_anchors() {
+        let with = |redis: &str| format!("{MINIMAL}shared_state: {{ redis: {redis} }}\n");
+        let errs = errors(&with("{ url: 'redis://10.0.0.5:6379/0' }"));
+        assert!(
+            errs.iter().any(|e| e.starts_with("shared_state.redis.url")),
+            "{errs:?}"
+        );
+        let errs = errors(&with("{ url: 'rediss://10.0.0.5:6380/0', timeout_ms: 0 }"));
+        assert!(
+            errs.iter().any(|e| e.starts_with("shared_state.redis.ca")),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("shared_state.redis.timeout_ms")),
+            "{errs:?}"
+        );
+        let c = parse(
+            &with("{ url: 'redis://127.0.0.1:6379/0', on_failure: local }"),
+            Path::new("/"),
+        )
+        .unwrap();
+        let r = c.redis.as_ref().unwrap();
+        assert!(r.fall_back_to_local && !r.plaintext_remote);
+        assert!(
+            c.weakenings()
+                .iter()
+                .any(|w| w.path == "shared_state.redis.on_failure")
+        );
+        let c = parse(
+            &with("{ url: 'redis://10.0.0.5:6379/0', dangerous_plaintext: true }"),
+            Path::new("/"),
+        )
+        .unwrap();
+        assert!(c.redis.unwrap().plaintext_remote);
     }
 
     #[test]

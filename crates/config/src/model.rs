@@ -37,6 +37,8 @@ pub struct Config {
     pub identity: Option<Identity>,
     /// Gateway-signed context tokens for upstreams; `None` when turned off.
     pub context_token: Option<ContextToken>,
+    /// Redis for rate limits shared by several instances.
+    pub redis: Option<Redis>,
     pub upstreams: Vec<Upstream>,
     pub apis: Vec<Api>,
     /// Sensitive data refused in URLs (DATA-01).
@@ -228,6 +230,18 @@ pub struct Protected {
     pub apps: Vec<String>,
 }
 
+/// Redis holding the shared rate-limit state.
+#[derive(Debug, Clone)]
+pub struct Redis {
+    pub url: String,
+    pub ca: Option<PathBuf>,
+    pub timeout: Duration,
+    /// Fall back to per-instance limits (instead of refusing) while Redis is unreachable.
+    pub fall_back_to_local: bool,
+    /// `redis://` to a non-loopback host.
+    pub plaintext_remote: bool,
+}
+
 /// The token the gateway mints for each upstream request.
 #[derive(Debug, Clone)]
 pub struct ContextToken {
@@ -390,6 +404,20 @@ impl Config {
                 push(
                     format!("sensitive_data.{name}"),
                     "a sensitive value pattern is no longer refused in URLs",
+                );
+            }
+        }
+        if let Some(r) = &self.redis {
+            if r.fall_back_to_local {
+                push(
+                    "shared_state.redis.on_failure".into(),
+                    "while Redis is unreachable each instance applies only its own limits (the fleet may accept up to N× the limit)",
+                );
+            }
+            if r.plaintext_remote {
+                push(
+                    "shared_state.redis.dangerous_plaintext".into(),
+                    "Redis reached without TLS over the network",
                 );
             }
         }

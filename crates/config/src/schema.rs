@@ -32,6 +32,9 @@ pub struct RawConfig {
     pub identity: Option<RawIdentity>,
     /// The gateway-signed context token sent to every upstream.
     pub context_token: Option<RawContextToken>,
+    /// State shared by several gateway instances.
+    #[serde(default)]
+    pub shared_state: RawSharedState,
     pub upstreams: BTreeMap<String, RawUpstream>,
     pub apis: Vec<RawApi>,
     /// Sensitive data refused in URLs (DATA-01).
@@ -262,6 +265,39 @@ pub struct RawUpstream {
     /// The upstream's public key (`PUBLIC KEY` PEM: RSA or P-256): context
     /// tokens are then encrypted to it (nested JWE).
     pub context_encrypt_to: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSharedState {
+    pub redis: Option<RawRedis>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawOnFailure {
+    /// Requests under a shared limit are refused while Redis is unreachable.
+    #[default]
+    Closed,
+    /// Each instance falls back to its own (per-instance) limits.
+    Local,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedis {
+    /// `rediss://host:port/db` (TLS) or `redis://` on a loopback address.
+    pub url: String,
+    /// PEM trust anchors for `rediss://` (required: no system roots).
+    pub ca: Option<String>,
+    /// Longest wait for Redis per request, in milliseconds (default 100).
+    #[serde(default = "defaults::redis_timeout_ms")]
+    pub timeout_ms: u64,
+    #[serde(default)]
+    pub on_failure: RawOnFailure,
+    /// `redis://` to a non-loopback host (limits and their keys in clear).
+    #[serde(default)]
+    pub dangerous_plaintext: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -567,6 +603,9 @@ pub struct RawIssuer {
 
 /// Secure defaults, each one reasoned in `docs/defaults.md`.
 pub mod defaults {
+    pub fn redis_timeout_ms() -> u64 {
+        100
+    }
     pub fn context_lifetime_s() -> u64 {
         30
     }

@@ -25,6 +25,7 @@ pub mod path;
 pub mod pipeline;
 pub mod rejection;
 pub mod routes;
+pub mod shared;
 pub mod store;
 pub mod throttle;
 pub mod tls;
@@ -95,6 +96,8 @@ pub enum BuildError {
     Identity(#[from] identity::IdentityError),
     #[error(transparent)]
     Attest(#[from] attest::AttestError),
+    #[error("{0}")]
+    Shared(String),
     #[error("context_token.jwks_bind: cannot listen on {addr}: {source}")]
     JwksBind {
         addr: SocketAddr,
@@ -172,8 +175,6 @@ impl Gateway {
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let (throttle, limits) = throttle::Throttle::build(config);
-        let routes = RouteTable::build(config, &limits)?;
         let identity = config
             .identity
             .as_ref()
@@ -193,6 +194,14 @@ impl Gateway {
                     .map_or_else(String::new, |f| f.display().to_string()),
                 source,
             })?;
+        let shared = config
+            .redis
+            .as_ref()
+            .map(|r| shared::SharedLimits::new(r, events.clone()))
+            .transpose()
+            .map_err(BuildError::Shared)?;
+        let (throttle, limits) = throttle::Throttle::build(config, shared);
+        let routes = RouteTable::build(config, &limits)?;
         Ok(Self {
             state: Arc::new(State {
                 routes,

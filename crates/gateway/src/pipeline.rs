@@ -150,12 +150,15 @@ async fn run(
     }
     // 8. throttle: rate limits by application, subject, route or client;
     // the concurrency permit is held until the upstream has answered.
-    let admitted = state.throttle.admit(
-        &route.limits,
-        decided.claims.as_ref(),
-        conn.remote.ip(),
-        &route.operation,
-    )?;
+    let admitted = state
+        .throttle
+        .admit(
+            &route.limits,
+            decided.claims.as_ref(),
+            conn.remote.ip(),
+            &route.operation,
+        )
+        .await?;
 
     // 9. content: parameters, Accept, body; what is undeclared is dropped.
     let mut query = parts.uri.query().map(std::borrow::Cow::Borrowed);

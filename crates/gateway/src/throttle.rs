@@ -14,9 +14,15 @@
 //! A refusal is 429 with `Retry-After` and the IETF `RateLimit` /
 //! `RateLimit-Policy` fields; the security event is raised once per key and
 //! window, not for every refused request.
+//!
+//! With `shared_state.redis`, the same GCRA runs in Redis for every
+//! instance (see [`crate::shared`]); the local maps then only remember when
+//! each key last raised an event, or take over while Redis is unreachable
+//! if the policy says so.
 
 use crate::identity::ClaimSet;
 use crate::rejection::Rejection;
+use crate::shared::{Check, SharedLimits, redis_key};
 use http::HeaderValue;
 use portcullis_config::{Config, LimitKey, RateLimit};
 use std::collections::HashMap;
@@ -31,6 +37,8 @@ const SHARDS: usize = 64;
 const KEYS_PER_SHARD: usize = 4096;
 
 struct Spec {
+    /// The same on every instance with the same config (Redis keys).
+    stable_id: String,
     per: LimitKey,
     interval_ns: u64,
     tolerance_ns: u64,
@@ -71,6 +79,7 @@ pub struct Throttle {
     shards: Box<[Mutex<HashMap<u64, Entry>>]>,
     hasher: std::collections::hash_map::RandomState,
     epoch: Instant,
+    shared: Option<SharedLimits>,
 }
 
 impl std::fmt::Debug for Throttle {
@@ -82,10 +91,17 @@ impl std::fmt::Debug for Throttle {
 }
 
 impl Spec {
-    fn new(l: &RateLimit) -> Self {
+    fn new(l: &RateLimit, stable_id: &str) -> Self {
         let period_ns = l.period.as_nanos() as u64;
         let interval_ns = (period_ns / u64::from(l.requests)).max(1);
         Self {
+            stable_id: format!(
+                "{stable_id}|{}|{}/{}|{}",
+                l.per.as_str(),
+                l.requests,
+                l.period.as_secs(),
+                l.burst
+            ),
             per: l.per,
             interval_ns,
             tolerance_ns: interval_ns * u64::from(l.burst - 1),
@@ -102,23 +118,32 @@ impl Spec {
 
 impl Throttle {
     /// The limiters, and the limits of each route (`[api][route]`).
-    pub fn build(config: &Config) -> (Self, Vec<Vec<Arc<RouteLimits>>>) {
+    /// With `shared`, rate limits are kept in Redis for every instance.
+    pub fn build(
+        config: &Config,
+        shared: Option<SharedLimits>,
+    ) -> (Self, Vec<Vec<Arc<RouteLimits>>>) {
         let mut specs = Vec::new();
         let mut table = Vec::new();
         for api in &config.apis {
             let api_ids: Vec<usize> = api
                 .rate_limits
                 .iter()
-                .map(|l| {
-                    specs.push(Spec::new(l));
+                .enumerate()
+                .map(|(i, l)| {
+                    specs.push(Spec::new(l, &format!("{}|*|{i}", api.name)));
                     specs.len() - 1
                 })
                 .collect();
             let mut routes = Vec::new();
             for route in &api.routes {
                 let mut ids = api_ids.clone();
-                for l in &route.rate_limits {
-                    specs.push(Spec::new(l));
+                let name = route
+                    .operation
+                    .as_ref()
+                    .map_or(route.path.as_str(), |op| op.id.as_str());
+                for (i, l) in route.rate_limits.iter().enumerate() {
+                    specs.push(Spec::new(l, &format!("{}|{name}|{i}", api.name)));
                     ids.push(specs.len() - 1);
                 }
                 let policy = (!ids.is_empty()).then(|| {
@@ -142,13 +167,14 @@ impl Throttle {
                 shards,
                 hasher: std::collections::hash_map::RandomState::new(),
                 epoch: Instant::now(),
+                shared,
             },
             table,
         )
     }
 
     /// Stage 8 for one request on a route with `limits`.
-    pub fn admit(
+    pub async fn admit(
         &self,
         limits: &RouteLimits,
         claims: Option<&ClaimSet>,
@@ -173,28 +199,70 @@ impl Throttle {
         let Some(policy) = &limits.policy else {
             return Ok(admitted);
         };
-        let now = self.epoch.elapsed().as_nanos() as u64;
-        // The most constraining limit speaks for the request.
-        let mut tightest: Option<(u64, u64, usize)> = None;
+        let ip = match client {
+            IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+            IpAddr::V6(a) => a.octets(),
+        };
+        let mut values: Vec<(usize, &[u8])> = Vec::with_capacity(limits.ids.len());
         for &id in &limits.ids {
-            let spec = &self.specs[id];
-            let mut h = self.hasher.build_hasher();
-            id.hash(&mut h);
-            match spec.per {
+            let value: &[u8] = match self.specs[id].per {
                 LimitKey::Application => claims
                     .and_then(|c| c.application.as_deref())
                     .ok_or_else(|| missing_key(policy))?
-                    .hash(&mut h),
+                    .as_bytes(),
                 LimitKey::Subject => claims
                     .and_then(|c| c.token.as_ref())
                     .and_then(|t| t.subject.as_deref())
                     .ok_or_else(|| missing_key(policy))?
-                    .hash(&mut h),
-                LimitKey::Route => operation.hash(&mut h),
-                LimitKey::Client => client.hash(&mut h),
+                    .as_bytes(),
+                LimitKey::Route => operation.as_bytes(),
+                LimitKey::Client => &ip,
+            };
+            values.push((id, value));
+        }
+        let now = self.epoch.elapsed().as_nanos() as u64;
+        let steps = match &self.shared {
+            Some(shared) => {
+                let checks: Vec<Check> = values
+                    .iter()
+                    .map(|&(id, v)| Check {
+                        key: redis_key(&self.specs[id].stable_id, v),
+                        interval_us: (self.specs[id].interval_ns / 1000).max(1),
+                        tolerance_us: self.specs[id].tolerance_ns / 1000,
+                    })
+                    .collect();
+                match shared.take(&checks).await {
+                    Ok(steps) => Some(steps),
+                    Err(()) if shared.fall_back_to_local => None,
+                    // Fail closed; the outage itself is one event.
+                    Err(()) => {
+                        return Err(Rejection::RateLimited {
+                            retry_after_s: 1,
+                            policy: Some(policy.clone()),
+                            limit: None,
+                            reason: "shared rate limit state unavailable",
+                            event: false,
+                        });
+                    }
+                }
             }
-            let key = h.finish();
-            let (remaining, reset_ns) = self.take(spec, key, now, policy)?;
+            None => None,
+        };
+        // The most constraining limit speaks for the request.
+        let mut tightest: Option<(u64, u64, usize)> = None;
+        for (i, &(id, value)) in values.iter().enumerate() {
+            let spec = &self.specs[id];
+            let key = self.local_key(id, value);
+            let (remaining, reset_ns) = match &steps {
+                None => self.take(spec, key, now, policy)?,
+                Some(steps) => {
+                    let step = steps[i];
+                    if !step.allowed {
+                        return Err(self.refused(spec, key, now, step.wait_us * 1000, policy));
+                    }
+                    (step.remaining, step.wait_us * 1000)
+                }
+            };
             if tightest.is_none_or(|(r, _, _)| remaining < r) {
                 tightest = Some((remaining, reset_ns, id));
             }
@@ -210,6 +278,59 @@ impl Throttle {
                 .map(|v| (policy.clone(), v));
         }
         Ok(admitted)
+    }
+
+    fn local_key(&self, id: usize, value: &[u8]) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        id.hash(&mut h);
+        value.hash(&mut h);
+        h.finish()
+    }
+
+    /// The 429 for `key`, raising the event once per window.
+    fn refused(
+        &self,
+        spec: &Spec,
+        key: u64,
+        now: u64,
+        wait_ns: u64,
+        policy: &HeaderValue,
+    ) -> Rejection {
+        let mut shard = self.shards[(key as usize) % SHARDS]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let full = shard.len() >= KEYS_PER_SHARD;
+        let quiet_until = now + spec.period_s * 1_000_000_000;
+        let event = match shard.get_mut(&key) {
+            Some(e) if now < e.quiet_until => false,
+            Some(e) => {
+                e.quiet_until = quiet_until;
+                true
+            }
+            None if full => true,
+            None => {
+                shard.insert(
+                    key,
+                    Entry {
+                        tat: 0,
+                        quiet_until,
+                    },
+                );
+                true
+            }
+        };
+        Rejection::RateLimited {
+            retry_after_s: wait_ns.div_ceil(1_000_000_000).max(1),
+            policy: Some(policy.clone()),
+            limit: HeaderValue::from_str(&format!(
+                "\"{}\";r=0;t={}",
+                spec.per.as_str(),
+                wait_ns.div_ceil(1_000_000_000)
+            ))
+            .ok(),
+            reason: "rate limit exceeded",
+            event,
+        }
     }
 
     /// One GCRA step for `key`: `(remaining, ns until fully replenished)`.
@@ -243,24 +364,8 @@ impl Throttle {
         let tat = entry.tat.max(now);
         let allowed_at = tat.saturating_sub(spec.tolerance_ns);
         if now < allowed_at {
-            let wait = allowed_at - now;
-            let event = now >= entry.quiet_until;
-            if event {
-                entry.quiet_until = now + spec.period_s * 1_000_000_000;
-            }
-            let limit = HeaderValue::from_str(&format!(
-                "\"{}\";r=0;t={}",
-                spec.per.as_str(),
-                wait.div_ceil(1_000_000_000)
-            ))
-            .ok();
-            return Err(Rejection::RateLimited {
-                retry_after_s: wait.div_ceil(1_000_000_000).max(1),
-                policy: Some(policy.clone()),
-                limit,
-                reason: "rate limit exceeded",
-                event,
-            });
+            drop(shard);
+            return Err(self.refused(spec, key, now, allowed_at - now, policy));
         }
         let new_tat = tat + spec.interval_ns;
         entry.tat = new_tat;
@@ -289,7 +394,7 @@ mod tests {
             "mode: dev\nlisteners: [{{ name: p, bind: '127.0.0.1:0', plaintext: dangerous_serve }}]\nupstreams: {{ u: {{ url: 'http://127.0.0.1:1', dangerous_plaintext_upstream: true }} }}\napis:\n  - name: a\n    upstream: u\n    routes: [{{ path: /x, methods: [GET], auth: public }}]\n    {limits}\n"
         );
         let config = portcullis_config::parse(&yaml, std::path::Path::new("/")).unwrap();
-        let (t, table) = Throttle::build(&config);
+        let (t, table) = Throttle::build(&config, None);
         (t, table[0][0].clone())
     }
 
@@ -297,14 +402,14 @@ mod tests {
         IpAddr::from([10, 0, 0, n])
     }
 
-    #[test]
-    fn gcra_allows_the_burst_then_the_rate_per_client() {
+    #[tokio::test]
+    async fn gcra_allows_the_burst_then_the_rate_per_client() {
         let (t, route) =
             throttle("rate_limits: [{ per: client, requests: 10, per_seconds: 1, burst: 3 }]");
         for _ in 0..3 {
-            t.admit(&route, None, ip(1), "GET /x").unwrap();
+            t.admit(&route, None, ip(1), "GET /x").await.unwrap();
         }
-        let refused = t.admit(&route, None, ip(1), "GET /x").unwrap_err();
+        let refused = t.admit(&route, None, ip(1), "GET /x").await.unwrap_err();
         let Rejection::RateLimited {
             retry_after_s,
             event,
@@ -317,49 +422,53 @@ mod tests {
         assert!(event, "the first refusal of the window raises the event");
         // Only one event per key and window.
         let Rejection::RateLimited { event, .. } =
-            t.admit(&route, None, ip(1), "GET /x").unwrap_err()
+            t.admit(&route, None, ip(1), "GET /x").await.unwrap_err()
         else {
             unreachable!()
         };
         assert!(!event);
         // Another client has its own budget.
-        let ok = t.admit(&route, None, ip(2), "GET /x").unwrap();
+        let ok = t.admit(&route, None, ip(2), "GET /x").await.unwrap();
         let (policy, limit) = ok.headers.unwrap();
         assert_eq!(policy, "\"client\";q=10;w=1");
         assert_eq!(limit, "\"client\";r=2;t=1");
         // One interval (100 ms) later, one more request fits.
         std::thread::sleep(std::time::Duration::from_millis(110));
-        t.admit(&route, None, ip(1), "GET /x").unwrap();
-        assert!(t.admit(&route, None, ip(1), "GET /x").is_err());
+        t.admit(&route, None, ip(1), "GET /x").await.unwrap();
+        assert!(t.admit(&route, None, ip(1), "GET /x").await.is_err());
     }
 
-    #[test]
-    fn a_missing_key_fails_closed_and_concurrency_is_capped() {
+    #[tokio::test]
+    async fn a_missing_key_fails_closed_and_concurrency_is_capped() {
         let (t, route) = throttle(
             "rate_limits: [{ per: route, requests: 100, per_seconds: 1 }]\n    route_limits: { /x: { concurrency: 1 } }",
         );
-        let held = t.admit(&route, None, ip(1), "GET /x").unwrap();
+        let held = t.admit(&route, None, ip(1), "GET /x").await.unwrap();
         assert!(matches!(
-            t.admit(&route, None, ip(2), "GET /x"),
+            t.admit(&route, None, ip(2), "GET /x").await,
             Err(Rejection::RateLimited {
                 reason: "route concurrency cap reached",
                 ..
             })
         ));
         drop(held);
-        t.admit(&route, None, ip(2), "GET /x").unwrap();
+        t.admit(&route, None, ip(2), "GET /x").await.unwrap();
         // A subject limit with no subject: refused, not waved through.
-        let spec = Spec::new(&RateLimit {
-            per: LimitKey::Subject,
-            requests: 1,
-            period: std::time::Duration::from_secs(1),
-            burst: 1,
-        });
+        let spec = Spec::new(
+            &RateLimit {
+                per: LimitKey::Subject,
+                requests: 1,
+                period: std::time::Duration::from_secs(1),
+                burst: 1,
+            },
+            "a|/x|0",
+        );
         let t2 = Throttle {
             specs: vec![spec],
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             hasher: std::collections::hash_map::RandomState::new(),
             epoch: Instant::now(),
+            shared: None,
         };
         let limits = RouteLimits {
             ids: vec![0],
@@ -367,7 +476,8 @@ mod tests {
             policy: Some(HeaderValue::from_static("\"subject\";q=1;w=1")),
         };
         assert!(matches!(
-            t2.admit(&limits, Some(&ClaimSet::default()), ip(1), "GET /x"),
+            t2.admit(&limits, Some(&ClaimSet::default()), ip(1), "GET /x")
+                .await,
             Err(Rejection::RateLimited {
                 reason: "the request lacks the key this limit counts by",
                 ..
@@ -375,8 +485,8 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn idle_keys_are_evicted_and_a_full_key_space_refuses_new_keys() {
+    #[tokio::test]
+    async fn idle_keys_are_evicted_and_a_full_key_space_refuses_new_keys() {
         let (t, route) =
             throttle("rate_limits: [{ per: client, requests: 1000000, per_seconds: 1, burst: 1 }]");
         // Fill every shard with keys that stay busy for a long time.
@@ -396,7 +506,7 @@ mod tests {
         }
 
         assert!(matches!(
-            t.admit(&route, None, ip(9), "GET /x"),
+            t.admit(&route, None, ip(9), "GET /x").await,
             Err(Rejection::RateLimited {
                 reason: "rate limiter key space full",
                 ..
@@ -408,6 +518,6 @@ mod tests {
                 e.tat = 0;
             }
         }
-        t.admit(&route, None, ip(9), "GET /x").unwrap();
+        t.admit(&route, None, ip(9), "GET /x").await.unwrap();
     }
 }

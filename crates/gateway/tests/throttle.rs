@@ -148,3 +148,72 @@ fn limits_keyed_by_an_identity_the_route_does_not_establish_are_refused() {
         );
     }
 }
+
+/// Two gateway instances sharing one Redis: the fleet accepts no more than
+/// the limit; with Redis gone they refuse (fail closed, one event), or fall
+/// back to their own limits when so configured; Redis back, shared again.
+#[tokio::test]
+async fn two_instances_share_one_budget_through_redis_and_fail_closed_without_it() {
+    use portcullis_testkit::RedisServer;
+    let redis = RedisServer::start();
+    let env = TestEnv::new().await;
+    let limits = "    rate_limits: [{ per: client, requests: 60, per_seconds: 60, burst: 6 }]\n";
+    let start = |policy: &'static str, url: String| {
+        let env = &env;
+        async move {
+            env.gateway(&api(limits, "public"))
+                .with(&format!(
+                    "shared_state: {{ redis: {{ url: '{url}', timeout_ms: 300, on_failure: {policy} }} }}"
+                ))
+                .start()
+                .await
+        }
+    };
+    let mut gw_a = start("closed", redis.url()).await;
+    let gw_b = start("closed", redis.url()).await;
+    let mut accepted = 0;
+    for i in 0..20 {
+        let gw = if i % 2 == 0 { &gw_a } else { &gw_b };
+        match gw.get("/v1/orders").await.status.as_u16() {
+            200 => accepted += 1,
+            429 => {}
+            other => panic!("{other}"),
+        }
+    }
+    assert_eq!(accepted, 6, "the pair accepted more than one budget");
+    let e = gw_a.next_event().await;
+    assert_eq!(e.status_code, "rate-limited");
+
+    // Redis goes away: shared limits fail closed, with one outage event.
+    let port = redis.kill();
+    let gw_c = start("local", format!("redis://127.0.0.1:{port}/0")).await;
+    let r = gw_a.get("/v1/orders").await;
+    assert_eq!(r.status, 429);
+    assert_eq!(r.header("retry-after"), Some("1"));
+    let e = gw_a.next_event().await;
+    assert_eq!(e.status_code, "shared-state-unavailable");
+    assert_eq!(gw_a.get("/v1/orders").await.status, 429);
+    // An instance configured to fall back applies its own limits instead.
+    for _ in 0..6 {
+        assert_eq!(gw_c.get("/v1/orders").await.status, 200);
+    }
+    assert_eq!(gw_c.get("/v1/orders").await.status, 429);
+
+    // Redis is back (empty): shared budgets again, and one recovery event.
+    let _redis = RedisServer::start_on(port);
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let mut accepted = 0;
+    for i in 0..10 {
+        let gw = if i % 2 == 0 { &gw_a } else { &gw_b };
+        if gw.get("/v1/orders").await.status == 200 {
+            accepted += 1;
+        }
+    }
+    assert_eq!(accepted, 6);
+    loop {
+        let e = gw_a.next_event().await;
+        if e.status_code == "shared-state-recovered" {
+            break;
+        }
+    }
+}

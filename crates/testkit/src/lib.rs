@@ -674,3 +674,71 @@ pub fn jwe_encrypt(inner: &str, private_pem: &[u8], kid: &str) -> String {
     let key = jwe::EncryptionKey::public_of_pkcs8_pem(private_pem).expect("PKCS#8 PEM");
     jwe::encrypt(inner, &key, Some(kid)).expect("encrypts")
 }
+
+/// A real `redis-server` on a free loopback port, stopped on drop. The
+/// test command installs Redis (Debian package) before the tests run.
+pub struct RedisServer {
+    pub port: u16,
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    pub fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        Self::start_on(port)
+    }
+
+    /// Starts (again) on `port`, e.g. to test recovery after an outage.
+    pub fn start_on(port: u16) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+            ])
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server not found: run ./scripts/test.sh, which installs it");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { port, child, dir }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// Kills the server now (an outage).
+    pub fn kill(mut self) -> u16 {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = &self.dir;
+        self.port
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
