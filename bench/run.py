@@ -7,7 +7,11 @@ worker. Loopback only; every run is bounded in time. Prints one table with
 req/s, CPU microseconds per request of the SUT, p50/p99 at a fixed rate,
 and ratios against peers measured in the same run.
 
-Usage: bench/run.sh [--quick] [--scenarios S0,S1,S2,S2c,S2m,S2mc,S6,S7]
+Usage: bench/run.sh [--quick] [--scenarios S0,S1,S2,S2c,S2m,S2mc,S5,S6,S7]
+
+S5: a per-client rate limit that is not reached; S5b: the 429 path; "S5
+redis": Portcullis with the limit kept in Redis (redis-server on CPU0).
+Peers: HAProxy stick table + `sc_http_req_rate`, nginx `limit_req`.
 
 S2m/S2mc: S2 with mutual TLS (client certificate required, checked against
 a CRL), keep-alive and one new connection per request. wrk cannot present
@@ -47,6 +51,14 @@ PORTS = {
     "haproxy-tls-hdr": 18383,
     "portcullis-contract": 18184,
     "portcullis-mtls": 18185,
+    "portcullis-s5": 18186,
+    "portcullis-s5b": 18187,
+    "portcullis-s5r": 18188,
+    "redis": 18090,
+    "nginx-s5": 18285,
+    "nginx-s5b": 18286,
+    "haproxy-s5": 18385,
+    "haproxy-s5b": 18386,
     "nginx-mtls": 18284,
     "haproxy-mtls": 18384,
 }
@@ -366,6 +378,74 @@ def post_files(d, name, body):
     return script, write(os.path.join(d, f"{name}.json"), body)
 
 
+def s5_configs(d, gw_plain):
+    """S5 (rate limit not reached) and S5b (the 429 path): Portcullis local
+    and Redis-backed GCRA, HAProxy stick tables, nginx limit_req, all keyed
+    by client address, plain HTTP like S1."""
+    up = PORTS["upstream"]
+    proxy = 'proxy_pass http://u; proxy_http_version 1.1; proxy_set_header Connection "";'
+    nginx = write(
+        os.path.join(d, "nginx-s5.conf"),
+        f"""worker_processes 1; daemon off; pid {d}/nginx-s5.pid; error_log /dev/null;
+events {{ worker_connections 4096; }}
+http {{ access_log off; server_tokens off; keepalive_requests 1000000;
+  limit_req_zone $binary_remote_addr zone=hi:10m rate=100000000r/s;
+  limit_req_zone $binary_remote_addr zone=lo:10m rate=1r/m;
+  limit_req_status 429; limit_req_log_level info;
+  upstream u {{ server 127.0.0.1:{up}; keepalive 64; }}
+  server {{ listen 127.0.0.1:{PORTS['nginx-s5']} backlog=4096;
+    location / {{ limit_req zone=hi burst=1000 nodelay; {proxy} }} }}
+  server {{ listen 127.0.0.1:{PORTS['nginx-s5b']} backlog=4096;
+    location / {{ limit_req zone=lo; {proxy} }} }} }}
+""",
+    )
+    haproxy = write(
+        os.path.join(d, "haproxy-s5.cfg"),
+        f"""global
+  nbthread 1
+  maxconn 4096
+defaults
+  mode http
+  timeout connect 2s
+  timeout client 30s
+  timeout server 30s
+  option http-keep-alive
+frontend s5
+  bind 127.0.0.1:{PORTS['haproxy-s5']}
+  stick-table type ip size 100k expire 30s store http_req_rate(10s)
+  http-request track-sc0 src
+  http-request deny deny_status 429 if {{ sc_http_req_rate(0) gt 100000000 }}
+  default_backend be
+frontend s5b
+  bind 127.0.0.1:{PORTS['haproxy-s5b']}
+  stick-table type ip size 100k expire 30s store http_req_rate(60s)
+  http-request track-sc0 src
+  http-request deny deny_status 429 if {{ sc_http_req_rate(0) gt 1 }}
+  default_backend be
+backend be
+  http-reuse always
+  server s1 127.0.0.1:{up}
+""",
+    )
+    base = open(gw_plain).read()
+
+    def limited(port, limit, shared=""):
+        text = base.replace(f"127.0.0.1:{PORTS['portcullis']}", f"127.0.0.1:{port}")
+        text = text.replace("  - name: bench\n", f"  - name: bench\n    rate_limits: [{limit}]\n")
+        return write(os.path.join(d, f"portcullis-{port}.yaml"), text + shared)
+
+    high = "{ per: client, requests: 4000000000, per_seconds: 1 }"
+    low = "{ per: client, requests: 1, per_seconds: 60, burst: 1 }"
+    shared = f"shared_state: {{ redis: {{ url: 'redis://127.0.0.1:{PORTS['redis']}/0' }} }}\n"
+    return (
+        nginx,
+        haproxy,
+        limited(PORTS["portcullis-s5"], high),
+        limited(PORTS["portcullis-s5b"], low),
+        limited(PORTS["portcullis-s5r"], high, shared),
+    )
+
+
 def oha_load(url, seconds, close, client):
     """Throughput with oha (for client certificates): (req/s, requests, non-2xx)."""
     cert, key = client
@@ -404,11 +484,48 @@ def measure(name, url, sut, seconds, close=False, rate=5000, lat_seconds=10, pos
     return {"name": name, "rps": rps, "cpu_us": cpu_us, "p50": p50, "p99": p99, "errors": errors}
 
 
+def measure_s5(a, runs, rep, seconds, lat_seconds, s5, gw_plain, path):
+    """S5/S5b for every system, and Portcullis's own S1 in the same block."""
+    nginx_s5, haproxy_s5, gw_s5, gw_s5b, gw_s5r = s5
+    if not shutil.which("redis-server"):
+        sh("apt-get install -y -qq redis-server >/dev/null")
+    redis = Proc(
+        ["redis-server", "--port", str(PORTS["redis"]), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        0, "redis", PORTS["redis"],
+    )
+    systems = [
+        ("portcullis", [
+            ([a.binary, "run", "--config", gw_plain], 1, "portcullis", PORTS["portcullis"]),
+            ([a.binary, "run", "--config", gw_s5], 1, "portcullis-s5", PORTS["portcullis-s5"]),
+            ([a.binary, "run", "--config", gw_s5b], 1, "portcullis-s5b", PORTS["portcullis-s5b"]),
+            ([a.binary, "run", "--config", gw_s5r], 1, "portcullis-s5r", PORTS["portcullis-s5r"]),
+        ], [("S1", 0, PORTS["portcullis"]), ("S5", 1, PORTS["portcullis-s5"]), ("S5b", 2, PORTS["portcullis-s5b"]), ("S5 redis", 3, PORTS["portcullis-s5r"])]),
+        ("nginx", [(["nginx", "-c", nginx_s5], 1, "nginx-s5", PORTS["nginx-s5"])],
+         [("S5", 0, PORTS["nginx-s5"]), ("S5b", 0, PORTS["nginx-s5b"])]),
+        ("haproxy", [(["haproxy", "-f", haproxy_s5], 1, "haproxy-s5", PORTS["haproxy-s5"])],
+         [("S5", 0, PORTS["haproxy-s5"]), ("S5b", 0, PORTS["haproxy-s5b"])]),
+    ]
+    if rep % 2:
+        systems.reverse()
+    try:
+        for name, specs, scenarios in systems:
+            procs = start_all(*specs)
+            try:
+                for scenario, owner, port in scenarios:
+                    r = measure(scenario, f"http://127.0.0.1:{port}{path}", procs[owner], seconds, lat_seconds=lat_seconds)
+                    runs.setdefault(f"{scenario} {name}", []).append(r)
+            finally:
+                for p in procs:
+                    p.stop()
+    finally:
+        redis.stop()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--reps", type=int, default=None)
-    ap.add_argument("--scenarios", default="S0,S1,S2,S2c,S2m,S2mc,S6,S7")
+    ap.add_argument("--scenarios", default="S0,S1,S2,S2c,S2m,S2mc,S5,S6,S7")
     ap.add_argument("--binary", default=os.path.join(ROOT, "target/release/portcullis"))
     ap.add_argument("--json", default=None, help="also write raw results here")
     a = ap.parse_args()
@@ -421,6 +538,7 @@ def main():
     _, _, client_cert, client_key = make_client_pki(d)
     client = (client_cert, client_key)
     up_conf, nginx_conf, hap_conf, gw_plain, gw_tls, gw_contract, gw_mtls = configs(d, cert, key)
+    s5 = s5_configs(d, gw_plain)
     posts = {"217B": post_files(d, "body217", BODY_217), "4KiB": post_files(d, "body4k", BODY_4K)}
     path = "/orders/1001"
     upstream = Proc(["nginx", "-c", up_conf], 0, "upstream", PORTS["upstream"])
@@ -451,6 +569,8 @@ def main():
                 finally:
                     for p in procs:
                         p.stop()
+            if "S5" in scen:
+                measure_s5(a, runs, rep, seconds, lat_seconds, s5, gw_plain, path)
             for sut_name in order:
                 if sut_name == "portcullis":
                     procs = start_all(
@@ -516,6 +636,16 @@ def main():
                 pc = med(f"{s} {peer}", "cpu_us")[0]
                 cpu_ratio = f", CPU/req {oc / pc:.2f}× theirs" if oc and pc else ""
                 print(f"{s}: portcullis / {peer} throughput = {ours / theirs:.2f}×{cpu_ratio}")
+    own = med("S1 portcullis", "cpu_us")[0]
+    for s5 in ["S5", "S5 redis", "S5b"]:
+        ours = med(f"{s5} portcullis", "cpu_us")[0]
+        if own and ours:
+            print(f"{s5}: the limiter adds {ours - own:.1f} µs CPU per request over own S1 (same block)")
+        for peer in ["nginx", "haproxy"]:
+            theirs = med(f"{s5} {peer}", "rps")[0]
+            mine = med(f"{s5} portcullis", "rps")[0]
+            if mine and theirs:
+                print(f"{s5}: portcullis / {peer} throughput = {mine / theirs:.2f}×")
     for size in ["217B", "4KiB"]:
         base = med(f"S6base {size} portcullis", "cpu_us")[0]
         ours = med(f"S6 {size} portcullis", "cpu_us")[0]
