@@ -160,6 +160,7 @@ impl Validator {
             .redis
             .as_ref()
             .and_then(|r| self.redis(r, &resolve));
+        let anomalies = self.anomalies(&raw.anomalies);
         // A client must never be able to hand a backend its own context token.
         let mut request_remove_headers: Vec<HeaderName> = request_remove_headers;
         request_remove_headers.push(context_token.as_ref().map_or(
@@ -185,6 +186,7 @@ impl Validator {
                 identity,
                 context_token,
                 redis,
+                anomalies,
                 upstreams,
                 apis,
                 sensitive,
@@ -552,6 +554,26 @@ impl Validator {
         })
     }
 
+    fn anomalies(&mut self, a: &schema::RawAnomalies) -> Option<Anomalies> {
+        if !a.enabled {
+            return None;
+        }
+        if a.interval_s == 0 || a.interval_s > 3600 {
+            self.err("anomalies.interval_s", "must be 1 to 3600 seconds");
+        }
+        if a.warmup_intervals < 3 {
+            self.err("anomalies.warmup_intervals", "must be at least 3");
+        }
+        if !(a.factor >= 2.0 && a.factor <= 1000.0) {
+            self.err("anomalies.factor", "must be 2 to 1000");
+        }
+        Some(Anomalies {
+            interval: Duration::from_secs(a.interval_s.max(1)),
+            warmup_intervals: a.warmup_intervals,
+            factor: a.factor,
+        })
+    }
+
     fn redis(&mut self, r: &schema::RawRedis, resolve: &dyn Fn(&str) -> PathBuf) -> Option<Redis> {
         let p = "shared_state.redis";
         let Ok(uri) = r.url.parse::<http::Uri>() else {
@@ -811,6 +833,7 @@ impl Validator {
                 openapi,
                 owner: api.owner.clone(),
                 rate_limits,
+                tighten_on_anomaly: api.tighten_on_anomaly,
             });
         }
         out

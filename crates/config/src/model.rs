@@ -39,6 +39,8 @@ pub struct Config {
     pub context_token: Option<ContextToken>,
     /// Redis for rate limits shared by several instances.
     pub redis: Option<Redis>,
+    /// Usage anomaly detection; `None` when turned off.
+    pub anomalies: Option<Anomalies>,
     pub upstreams: Vec<Upstream>,
     pub apis: Vec<Api>,
     /// Sensitive data refused in URLs (DATA-01).
@@ -162,6 +164,8 @@ pub struct Api {
     pub owner: Option<String>,
     /// Budgets shared by all routes of the API (INPUT-08).
     pub rate_limits: Vec<RateLimit>,
+    /// Cap anomalous applications at twice their baseline (OPS-02).
+    pub tighten_on_anomaly: bool,
 }
 
 /// What a rate limit counts by.
@@ -228,6 +232,14 @@ pub struct Protected {
     pub scopes: Vec<String>,
     /// Only these applications (only with `api_key`); empty = any active one.
     pub apps: Vec<String>,
+}
+
+/// Usage anomaly detection settings (OPS-02).
+#[derive(Debug, Clone)]
+pub struct Anomalies {
+    pub interval: Duration,
+    pub warmup_intervals: u32,
+    pub factor: f64,
 }
 
 /// Redis holding the shared rate-limit state.
@@ -420,6 +432,12 @@ impl Config {
                     "Redis reached without TLS over the network",
                 );
             }
+        }
+        if self.anomalies.is_none() {
+            push(
+                "anomalies.enabled".into(),
+                "sudden changes in an application's usage raise no event",
+            );
         }
         if self.context_token.is_none() {
             push(

@@ -35,6 +35,9 @@ pub struct RawConfig {
     /// State shared by several gateway instances.
     #[serde(default)]
     pub shared_state: RawSharedState,
+    /// Usage anomaly detection per application × route (OPS-02).
+    #[serde(default)]
+    pub anomalies: RawAnomalies,
     pub upstreams: BTreeMap<String, RawUpstream>,
     pub apis: Vec<RawApi>,
     /// Sensitive data refused in URLs (DATA-01).
@@ -267,6 +270,33 @@ pub struct RawUpstream {
     pub context_encrypt_to: Option<String>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAnomalies {
+    #[serde(default = "defaults::yes")]
+    pub enabled: bool,
+    /// Length of one baseline interval (default 10 s).
+    #[serde(default = "defaults::anomaly_interval_s")]
+    pub interval_s: u64,
+    /// Intervals of history before anything is judged (default 6).
+    #[serde(default = "defaults::anomaly_warmup")]
+    pub warmup_intervals: u32,
+    /// How many times its baseline an interval must reach (default 5).
+    #[serde(default = "defaults::anomaly_factor")]
+    pub factor: f64,
+}
+
+impl Default for RawAnomalies {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval_s: defaults::anomaly_interval_s(),
+            warmup_intervals: defaults::anomaly_warmup(),
+            factor: defaults::anomaly_factor(),
+        }
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSharedState {
@@ -357,6 +387,10 @@ pub struct RawApi {
     /// (hand-written routes): its own rate limits and a concurrency cap.
     #[serde(default)]
     pub route_limits: BTreeMap<String, RawRouteLimits>,
+    /// While an application's usage of a route is anomalous, cap it at
+    /// twice its baseline rate (OPS-02).
+    #[serde(default)]
+    pub tighten_on_anomaly: bool,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -603,6 +637,15 @@ pub struct RawIssuer {
 
 /// Secure defaults, each one reasoned in `docs/defaults.md`.
 pub mod defaults {
+    pub fn anomaly_interval_s() -> u64 {
+        10
+    }
+    pub fn anomaly_warmup() -> u32 {
+        6
+    }
+    pub fn anomaly_factor() -> f64 {
+        5.0
+    }
     pub fn redis_timeout_ms() -> u64 {
         100
     }

@@ -6,6 +6,7 @@
 //! `run`. [`Gateway::start`] binds the listeners; [`RunningGateway::shutdown`]
 //! stops accepting and lets in-flight requests finish.
 
+pub mod anomaly;
 pub mod apikeys;
 pub mod attest;
 pub mod backend_server;
@@ -67,6 +68,8 @@ pub struct State {
     pub attestor: Option<Arc<attest::Attestor>>,
     /// Rate limits and concurrency caps (stage 8).
     pub throttle: throttle::Throttle,
+    /// Usage baselines per application × route (OPS-02).
+    pub anomaly: Option<anomaly::Detector>,
 }
 
 /// What is known about the connection a request arrived on.
@@ -221,6 +224,13 @@ impl Gateway {
                 sensitive: config.sensitive.clone(),
                 attestor,
                 throttle,
+                anomaly: config.anomalies.as_ref().map(|a| {
+                    anomaly::Detector::new(anomaly::Settings {
+                        interval: a.interval,
+                        warmup: a.warmup_intervals,
+                        factor: a.factor,
+                    })
+                }),
             }),
             jwks_bind: config.context_token.as_ref().and_then(|c| c.jwks_bind),
             listeners,

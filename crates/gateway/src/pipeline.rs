@@ -60,6 +60,19 @@ pub async fn handle(
             reject(&state, &conn, &parts, &correlation, &rejection, &decided)
         }
     };
+    // Error answers feed the error-ratio baseline (OPS-02).
+    if response.status().as_u16() >= 400
+        && let (Some(detector), Some(app), Some(op)) = (
+            &state.anomaly,
+            decided
+                .claims
+                .as_ref()
+                .and_then(|c| c.application.as_deref()),
+            decided.operation.as_deref(),
+        )
+    {
+        detector.error(app, op);
+    }
     // 11. response hardening, on every response.
     hardening::apply(
         response.headers_mut(),
@@ -159,6 +172,40 @@ async fn run(
             &route.operation,
         )
         .await?;
+    // Usage baselines per application × route (OPS-02).
+    if let (Some(detector), Some(app)) = (
+        &state.anomaly,
+        decided
+            .claims
+            .as_ref()
+            .and_then(|c| c.application.as_deref()),
+    ) {
+        match detector.observe(
+            app,
+            &route.operation,
+            conn.remote.ip(),
+            matched.api.tighten_on_anomaly,
+            std::time::Instant::now(),
+        ) {
+            crate::anomaly::Verdict::Normal => {}
+            crate::anomaly::Verdict::Started(what) => state.events.emit(SecurityEvent::finding(
+                "usage-anomaly",
+                Severity::High,
+                &what,
+                0,
+                &event_context(conn, parts, correlation, decided, state),
+            )),
+            crate::anomaly::Verdict::Refuse => {
+                return Err(Rejection::RateLimited {
+                    retry_after_s: 1,
+                    policy: None,
+                    limit: None,
+                    reason: "usage anomaly: this application is capped at its usual rate",
+                    event: false,
+                });
+            }
+        }
+    }
 
     // 9. content: parameters, Accept, body; what is undeclared is dropped.
     let mut query = parts.uri.query().map(std::borrow::Cow::Borrowed);

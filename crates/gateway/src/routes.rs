@@ -18,6 +18,8 @@ pub struct MountedApi {
     base_path: String,
     pub upstream: usize,
     pub cors: Option<Cors>,
+    /// Cap applications whose usage is anomalous (OPS-02).
+    pub tighten_on_anomaly: bool,
     router: matchit::Router<usize>,
     groups: Vec<RouteGroup>,
 }
@@ -222,6 +224,7 @@ fn mount(a: usize, api: &Api, limits: &[Arc<RouteLimits>]) -> Result<MountedApi,
         base_path: api.base_path.clone(),
         upstream: api.upstream,
         cors: api.cors.clone(),
+        tighten_on_anomaly: api.tighten_on_anomaly,
         router,
         groups,
     })

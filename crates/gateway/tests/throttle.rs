@@ -217,3 +217,50 @@ async fn two_instances_share_one_budget_through_redis_and_fail_closed_without_it
         }
     }
 }
+
+/// OPS-02 through the gateway: a steady application, then a sudden burst,
+/// raises one `usage-anomaly` event; with `tighten_on_anomaly` the burst
+/// is capped at twice the usual rate.
+#[tokio::test]
+async fn a_sudden_burst_from_one_application_raises_one_anomaly_event() {
+    let env = TestEnv::new().await;
+    let issuer = TestIssuer::new("https://issuer.test", "k1");
+    let identity = env.identity_yaml(&issuer, &env.path().join("jwks.json"));
+    let key = env.provision_app("web");
+    let mut gw = env
+        .gateway(&format!(
+            "{}    tighten_on_anomaly: true\n",
+            api("", "{ api_key: true }")
+        ))
+        .with(&identity)
+        .with("anomalies: { interval_s: 1, warmup_intervals: 3, factor: 5 }")
+        .start()
+        .await;
+    let get = |gw: &portcullis_testkit::TestGateway| {
+        gw.request("GET", "/v1/orders")
+            .header("x-api-key", &key)
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
+    // Baseline: two requests a second for four seconds.
+    for _ in 0..4 {
+        for _ in 0..2 {
+            assert_eq!(gw.send(Proto::Http1, get(&gw)).await.status, 200);
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    gw.assert_no_pending_event();
+    // A burst of 40 in one second: one event; beyond 2× the baseline, 429.
+    let mut refused = 0;
+    for _ in 0..40 {
+        if gw.send(Proto::Http1, get(&gw)).await.status == 429 {
+            refused += 1;
+        }
+    }
+    let e = gw.next_event().await;
+    assert_eq!(e.status_code, "usage-anomaly");
+    assert!(e.message.contains("application `web`"), "{}", e.message);
+    assert!(refused > 20, "only {refused} refused while tightened");
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    gw.assert_no_pending_event();
+}
