@@ -13,12 +13,12 @@ const JWKS: &str = r#"{"keys":[{"kty":"EC","crv":"P-256","use":"sig","alg":"ES25
 fuzz_target!(|data: &[u8]| {
     let Ok(token) = std::str::from_utf8(data) else { return };
     let _ = unverified_issuer(token);
-    if portcullis_gateway::jwe::is_jwe(token) {
+    if portcullis_jose::jwe::is_jwe(token) {
         let keys = vec![(
             Some("ec-1".to_owned()),
-            portcullis_gateway::jwe::DecryptionKey::from_pkcs8_pem(include_bytes!("../../crates/gateway/testdata/jwe/ec-private.pem")).unwrap(),
+            portcullis_jose::jwe::DecryptionKey::from_pkcs8_pem(include_bytes!("../../crates/jose/testdata/jwe/ec-private.pem")).unwrap(),
         )];
-        assert!(portcullis_gateway::jwe::decrypt(token, &keys).is_err());
+        assert!(portcullis_jose::jwe::decrypt(token, &keys).is_err());
     }
     let issuer = Issuer {
         issuer: "https://issuer.test".into(),
