@@ -203,9 +203,9 @@ impl Throttle {
             IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
             IpAddr::V6(a) => a.octets(),
         };
-        let mut values: Vec<(usize, &[u8])> = Vec::with_capacity(limits.ids.len());
-        for &id in &limits.ids {
-            let value: &[u8] = match self.specs[id].per {
+        // The key value of limit `id`, borrowed from the request (no allocation).
+        let value = |id: usize| -> Result<&[u8], Rejection> {
+            Ok(match self.specs[id].per {
                 LimitKey::Application => claims
                     .and_then(|c| c.application.as_deref())
                     .ok_or_else(|| missing_key(policy))?
@@ -217,20 +217,22 @@ impl Throttle {
                     .as_bytes(),
                 LimitKey::Route => operation.as_bytes(),
                 LimitKey::Client => &ip,
-            };
-            values.push((id, value));
-        }
+            })
+        };
         let now = self.epoch.elapsed().as_nanos() as u64;
         let steps = match &self.shared {
             Some(shared) => {
-                let checks: Vec<Check> = values
+                let checks = limits
+                    .ids
                     .iter()
-                    .map(|&(id, v)| Check {
-                        key: redis_key(&self.specs[id].stable_id, v),
-                        interval_us: (self.specs[id].interval_ns / 1000).max(1),
-                        tolerance_us: self.specs[id].tolerance_ns / 1000,
+                    .map(|&id| {
+                        Ok(Check {
+                            key: redis_key(&self.specs[id].stable_id, value(id)?),
+                            interval_us: (self.specs[id].interval_ns / 1000).max(1),
+                            tolerance_us: self.specs[id].tolerance_ns / 1000,
+                        })
                     })
-                    .collect();
+                    .collect::<Result<Vec<Check>, Rejection>>()?;
                 match shared.take(&checks).await {
                     Ok(steps) => Some(steps),
                     Err(()) if shared.fall_back_to_local => None,
@@ -250,9 +252,9 @@ impl Throttle {
         };
         // The most constraining limit speaks for the request.
         let mut tightest: Option<(u64, u64, usize)> = None;
-        for (i, &(id, value)) in values.iter().enumerate() {
+        for (i, &id) in limits.ids.iter().enumerate() {
             let spec = &self.specs[id];
-            let key = self.local_key(id, value);
+            let key = self.local_key(id, value(id)?);
             let (remaining, reset_ns) = match &steps {
                 None => self.take(spec, key, now, policy)?,
                 Some(steps) => {
@@ -273,7 +275,8 @@ impl Throttle {
                 self.specs[id].per.as_str(),
                 reset_ns.div_ceil(1_000_000_000)
             );
-            admitted.headers = HeaderValue::from_str(&item)
+            // One allocation: the String's buffer becomes the header's.
+            admitted.headers = HeaderValue::from_maybe_shared(bytes::Bytes::from(item))
                 .ok()
                 .map(|v| (policy.clone(), v));
         }
