@@ -75,6 +75,18 @@ OPENAPI = open(os.path.join(ROOT, "bench", "s6-openapi.yaml")).read()
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
+# Global and default sections of every HAProxy config used here.
+HAPROXY_HEAD = """global
+  nbthread 1
+  maxconn 4096
+defaults
+  mode http
+  timeout connect 2s
+  timeout client 30s
+  timeout server 30s
+  option http-keep-alive
+"""
+
 HARDENING = [
     ("Cache-Control", "no-store"),
     ("Pragma", "no-cache"),
@@ -274,16 +286,7 @@ http {{ access_log off; server_tokens off; keepalive_requests 1000000;
     )
     haproxy = write(
         os.path.join(d, "haproxy.cfg"),
-        f"""global
-  nbthread 1
-  maxconn 4096
-defaults
-  mode http
-  timeout connect 2s
-  timeout client 30s
-  timeout server 30s
-  option http-keep-alive
-frontend plain
+        HAPROXY_HEAD + f"""frontend plain
   bind 127.0.0.1:{PORTS['haproxy']}
   default_backend be
 frontend tls
@@ -401,16 +404,7 @@ http {{ access_log off; server_tokens off; keepalive_requests 1000000;
     )
     haproxy = write(
         os.path.join(d, "haproxy-s5.cfg"),
-        f"""global
-  nbthread 1
-  maxconn 4096
-defaults
-  mode http
-  timeout connect 2s
-  timeout client 30s
-  timeout server 30s
-  option http-keep-alive
-frontend s5
+        HAPROXY_HEAD + f"""frontend s5
   bind 127.0.0.1:{PORTS['haproxy-s5']}
   stick-table type ip size 100k expire 30s store http_req_rate(10s)
   http-request track-sc0 src

@@ -7,7 +7,7 @@ use http_body_util::{BodyExt, Full};
 use portcullis_gateway::devpki::Issued;
 use portcullis_testkit::{ORDERS_API, TestEnv, TestGateway};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls_pki_types::{CertificateDer, ServerName};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,25 +59,10 @@ async fn connect(
     gw: &TestGateway,
     client: Option<&Issued>,
 ) -> Result<Sender, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_slice(env.ca.cert_pem().as_bytes()).unwrap())
-        .unwrap();
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots);
-    let mut config = match client {
-        Some(c) => builder
-            .with_client_auth_cert(
-                vec![CertificateDer::from_pem_slice(c.cert_pem.as_bytes()).unwrap()],
-                PrivateKeyDer::from_pem_slice(c.key_pem.as_bytes()).unwrap(),
-            )
-            .unwrap(),
-        None => builder.with_no_client_auth(),
-    };
+    let mut config = portcullis_testkit::client_config_with(
+        &env.ca.cert_pem(),
+        client.map(|c| (c.cert_pem.as_str(), c.key_pem.as_str())),
+    );
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let tcp = tokio::net::TcpStream::connect(gw.addr)
         .await

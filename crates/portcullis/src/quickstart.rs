@@ -301,10 +301,6 @@ async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
                    expected_status: u16,
                    expect_in_body: Option<&'static str>| {
         let mut curl = format!("curl -sS -i --cacert {}", ca_path.display());
-        let client_certificate = (name.contains("mTLS")).then(|| {
-            curl.push_str(&cert_args(&demo_client));
-            [demo_client.cert.clone(), demo_client.key.clone()]
-        });
         if method != "GET" {
             curl.push_str(&format!(" -X {method}"));
         }
@@ -327,9 +323,19 @@ async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
             content_type: body.map_or("", |(c, _)| c),
             expected_status,
             expect_in_body,
-            client_certificate,
+            client_certificate: None,
             curl,
         }
+    };
+    // The same call, presenting the demo app's client certificate.
+    let with_client_certificate = |mut e: Example| {
+        e.curl = e.curl.replacen(
+            "curl -sS -i",
+            &format!("curl -sS -i{}", cert_args(&demo_client)),
+            1,
+        );
+        e.client_certificate = Some([demo_client.cert.clone(), demo_client.key.clone()]);
+        e
     };
     let key = |k: &str| ["X-API-Key".to_owned(), k.to_owned()];
     let bearer = |t: &str| ["Authorization".to_owned(), format!("Bearer {t}")];
@@ -363,7 +369,7 @@ async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
             200,
             Some("[redacted]"),
         ),
-        example(
+        with_client_certificate(example(
             "mTLS: the demo app's client certificate identifies it, no API key",
             "GET",
             "/v1/orders",
@@ -371,7 +377,7 @@ async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
             None,
             200,
             Some("orders"),
-        ),
+        )),
         example(
             "public by explicit opt-out",
             "GET",

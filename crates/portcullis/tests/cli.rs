@@ -305,28 +305,16 @@ async fn http_get_plain(url: &str) -> String {
 /// with the client certificate `<stem>.pem`/`<stem>.key` or none. `None`
 /// when the backend refused to answer.
 async fn direct_call(backend: &str, ca_pem: &str, stem: Option<&Path>) -> Option<String> {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use rustls_pki_types::ServerName;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap())
-        .unwrap();
-    let builder = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots);
-    let config = match stem {
-        Some(stem) => builder
-            .with_client_auth_cert(
-                vec![CertificateDer::from_pem_file(stem.with_extension("pem")).unwrap()],
-                PrivateKeyDer::from_pem_file(stem.with_extension("key")).unwrap(),
-            )
-            .unwrap(),
-        None => builder.with_no_client_auth(),
-    };
+    let identity = stem.map(|stem| {
+        let read = |ext: &str| std::fs::read_to_string(stem.with_extension(ext)).unwrap();
+        (read("pem"), read("key"))
+    });
+    let config = portcullis_testkit::client_config_with(
+        ca_pem,
+        identity.as_ref().map(|(c, k)| (c.as_str(), k.as_str())),
+    );
     let addr = backend.trim_start_matches("https://");
     let tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
     let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
