@@ -153,7 +153,21 @@ impl Validator {
                 upstreams.push(up);
             }
         }
-        let identity = raw.identity.as_ref().map(|i| self.identity(i, &resolve));
+        let postgres = raw
+            .shared_state
+            .postgres
+            .as_ref()
+            .map(|p| self.postgres(p, &resolve));
+        if postgres.is_some() && raw.identity.is_none() {
+            self.err(
+                "shared_state.postgres",
+                "the shared store holds applications, keys and revocations: add an `identity` section",
+            );
+        }
+        let identity = raw.identity.as_ref().map(|i| Identity {
+            postgres: postgres.clone(),
+            ..self.identity(i, &resolve)
+        });
         let context_token = self.context_token(raw, identity.as_ref(), &resolve);
         let redis = raw
             .shared_state
@@ -574,17 +588,47 @@ impl Validator {
         })
     }
 
+    fn postgres(&mut self, r: &schema::RawPostgres, resolve: &dyn Fn(&str) -> PathBuf) -> Postgres {
+        let p = "shared_state.postgres";
+        for (field, value) in [("host", &r.host), ("dbname", &r.dbname), ("user", &r.user)] {
+            if value.is_empty() {
+                self.err(format!("{p}.{field}"), "must not be empty");
+            }
+        }
+        let loopback = is_loopback_host(&r.host);
+        let ca = r.ca.as_deref().map(resolve);
+        if ca.is_none() && !loopback && !r.dangerous_plaintext {
+            self.err(
+                format!("{p}.ca"),
+                "missing: PostgreSQL off loopback needs TLS with explicit trust anchors (a PEM bundle), or dangerous_plaintext: true",
+            );
+        }
+        if r.connect_timeout_ms == 0 || r.connect_timeout_ms > 30_000 {
+            self.err(format!("{p}.connect_timeout_ms"), "must be 1 to 30000 ms");
+        }
+        if r.resync_s == 0 || r.resync_s > 3600 {
+            self.err(format!("{p}.resync_s"), "must be 1 to 3600 seconds");
+        }
+        Postgres {
+            host: r.host.clone(),
+            port: r.port,
+            dbname: r.dbname.clone(),
+            user: r.user.clone(),
+            password_file: r.password_file.as_deref().map(resolve),
+            ca: ca.clone(),
+            connect_timeout: Duration::from_millis(r.connect_timeout_ms),
+            resync: Duration::from_secs(r.resync_s),
+            plaintext_remote: ca.is_none() && !loopback,
+        }
+    }
+
     fn redis(&mut self, r: &schema::RawRedis, resolve: &dyn Fn(&str) -> PathBuf) -> Option<Redis> {
         let p = "shared_state.redis";
         let Ok(uri) = r.url.parse::<http::Uri>() else {
             self.err(format!("{p}.url"), "not a URL like rediss://host:6380/0");
             return None;
         };
-        let host = uri.host().unwrap_or("").trim_matches(['[', ']']);
-        let loopback = host == "localhost"
-            || host
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback());
+        let loopback = is_loopback_host(uri.host().unwrap_or(""));
         let ca = r.ca.as_deref().map(resolve);
         match uri.scheme_str() {
             Some("rediss") if ca.is_none() => self.err(
@@ -1161,6 +1205,7 @@ impl Validator {
         Identity {
             introspection,
             data_dir: resolve(&i.data_dir),
+            postgres: None,
             api_key_header,
             clock_skew: Duration::from_secs(i.clock_skew_s),
             max_token_bytes: i.max_token_bytes,
@@ -1268,6 +1313,16 @@ impl Validator {
 
 /// Why a path template is invalid, if it is. Segments are literals of
 /// unreserved characters or, when `params` is set, a whole-segment `{name}`.
+/// `localhost`, a loopback IP address, or (PostgreSQL) a unix socket directory.
+fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_matches(['[', ']']);
+    host == "localhost"
+        || host.starts_with('/')
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 fn template_problem(path: &str, params: bool) -> Option<String> {
     if path.is_empty() {
         return params.then(|| "must not be empty".to_owned());
@@ -1536,6 +1591,55 @@ apis:
                 "apis[0].routes[0].auth",
                 "apis[0].routes[1].auth"
             ]
+        );
+    }
+
+    #[test]
+    fn shared_postgres_needs_identity_and_tls_off_loopback() {
+        let pg = |fields: &str| {
+            format!("shared_state: {{ postgres: {{ dbname: gw, user: gw, {fields} }} }}\n")
+        };
+        let errs = errors(&format!("{MINIMAL}{}", pg("host: 127.0.0.1")));
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("shared_state.postgres:") && e.contains("identity")),
+            "{errs:?}"
+        );
+        let identity = "identity: { data_dir: id }\n";
+        let errs = errors(&format!(
+            "{MINIMAL}{identity}{}",
+            pg("host: db.internal, resync_s: 0")
+        ));
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("shared_state.postgres.ca")),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("shared_state.postgres.resync_s")),
+            "{errs:?}"
+        );
+        let c = parse(
+            &format!("{MINIMAL}{identity}{}", pg("host: db.internal, ca: ca.pem")),
+            Path::new("/etc/pc"),
+        )
+        .unwrap();
+        let p = c.identity.unwrap().postgres.unwrap();
+        assert_eq!(p.ca.as_deref(), Some(Path::new("/etc/pc/ca.pem")));
+        assert!(!p.plaintext_remote);
+        let c = parse(
+            &format!(
+                "{MINIMAL}{identity}{}",
+                pg("host: db.internal, dangerous_plaintext: true")
+            ),
+            Path::new("/"),
+        )
+        .unwrap();
+        assert!(
+            c.weakenings()
+                .iter()
+                .any(|w| w.path == "shared_state.postgres.dangerous_plaintext")
         );
     }
 

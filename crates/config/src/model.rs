@@ -242,6 +242,23 @@ pub struct Anomalies {
     pub factor: f64,
 }
 
+/// PostgreSQL holding the identity store shared by several instances.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Postgres {
+    pub host: String,
+    pub port: u16,
+    pub dbname: String,
+    pub user: String,
+    pub password_file: Option<PathBuf>,
+    /// Trust anchors; `Some` means TLS is required.
+    pub ca: Option<PathBuf>,
+    pub connect_timeout: Duration,
+    /// Full re-read of the store at this period, on top of change notifications.
+    pub resync: Duration,
+    /// Plaintext to a non-loopback host.
+    pub plaintext_remote: bool,
+}
+
 /// Redis holding the shared rate-limit state.
 #[derive(Debug, Clone)]
 pub struct Redis {
@@ -271,6 +288,8 @@ pub struct ContextToken {
 #[derive(Debug, Clone)]
 pub struct Identity {
     pub data_dir: PathBuf,
+    /// The shared store for several instances; `None`: SQLite in `data_dir`.
+    pub postgres: Option<Postgres>,
     pub api_key_header: HeaderName,
     pub clock_skew: Duration,
     pub max_token_bytes: usize,
@@ -418,6 +437,14 @@ impl Config {
                     "a sensitive value pattern is no longer refused in URLs",
                 );
             }
+        }
+        if let Some(pg) = self.identity.as_ref().and_then(|i| i.postgres.as_ref())
+            && pg.plaintext_remote
+        {
+            push(
+                "shared_state.postgres.dangerous_plaintext".into(),
+                "PostgreSQL reached without TLS over the network",
+            );
         }
         if let Some(r) = &self.redis {
             if r.fall_back_to_local {

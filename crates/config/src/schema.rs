@@ -301,6 +301,32 @@ impl Default for RawAnomalies {
 #[serde(deny_unknown_fields)]
 pub struct RawSharedState {
     pub redis: Option<RawRedis>,
+    /// PostgreSQL holding applications, keys and revocations for several instances.
+    pub postgres: Option<RawPostgres>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPostgres {
+    /// Host name or IP address (TLS required unless loopback).
+    pub host: String,
+    #[serde(default = "defaults::postgres_port")]
+    pub port: u16,
+    pub dbname: String,
+    pub user: String,
+    /// File holding the password (mode 0600); none for peer/trust/cert auth.
+    pub password_file: Option<String>,
+    /// PEM trust anchors: connections then require TLS (no system roots).
+    pub ca: Option<String>,
+    /// Longest wait for a connection, in milliseconds (default 2000).
+    #[serde(default = "defaults::postgres_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// Full re-read of the store this often, in seconds, whatever was notified (default 30).
+    #[serde(default = "defaults::postgres_resync_s")]
+    pub resync_s: u64,
+    /// Plaintext to a non-loopback host (keys' digests and revocations in clear).
+    #[serde(default)]
+    pub dangerous_plaintext: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
@@ -645,6 +671,15 @@ pub mod defaults {
     }
     pub fn anomaly_factor() -> f64 {
         5.0
+    }
+    pub fn postgres_port() -> u16 {
+        5432
+    }
+    pub fn postgres_connect_timeout_ms() -> u64 {
+        2000
+    }
+    pub fn postgres_resync_s() -> u64 {
+        30
     }
     pub fn redis_timeout_ms() -> u64 {
         100

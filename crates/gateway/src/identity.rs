@@ -9,9 +9,11 @@
 
 use crate::apikeys::{self, Pepper};
 use crate::clientauth::PeerCert;
+use crate::events::{EventSink, SecurityEvent};
 use crate::jwks::JwksFetcher;
 use crate::rejection::Rejection;
-use crate::store::{Revocation, Snapshot, SqliteStore, Store, StoreError};
+use crate::rejection::Severity;
+use crate::store::{ChangeFeed, Revocation, Snapshot, Store, StoreError};
 use crate::tokens::{self, TokenError, VerifiedToken};
 use arc_swap::ArcSwap;
 use http::HeaderMap;
@@ -109,9 +111,9 @@ fn read_jwks(path: &std::path::Path) -> Result<(JwkSet, Option<SystemTime>), Str
 
 impl IdentityState {
     /// Opens the store and reads the pepper and every issuer's keys.
-    pub fn open(config: &Identity) -> Result<Arc<Self>, IdentityError> {
+    pub fn open(config: &Identity, events: EventSink) -> Result<Arc<Self>, IdentityError> {
         let pepper = Pepper::load_or_create(&config.data_dir)?;
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir)?);
+        let store = crate::store::open(config, &pepper)?;
         let snapshot = ArcSwap::from_pointee(store.snapshot()?);
         let mut issuers = Vec::new();
         for (index, i) in config.issuers.iter().enumerate() {
@@ -174,7 +176,11 @@ impl IdentityState {
             snapshot,
             issuers,
         });
-        spawn_refresher(Arc::downgrade(&state));
+        let resync = config
+            .postgres
+            .as_ref()
+            .map_or(Duration::from_secs(30), |p| p.resync);
+        spawn_refresher(Arc::downgrade(&state), events, resync);
         Ok(state)
     }
 
@@ -606,29 +612,71 @@ fn form_value(body: &[u8], name: &str) -> Option<String> {
     })
 }
 
-/// Reloads the snapshot when the store changes (from any process), re-reads
-/// changed JWKS files, and purges expired revocations. Stops with the state.
-fn spawn_refresher(state: Weak<IdentityState>) {
+/// Keeps the snapshot current: re-reads the store when its change feed
+/// reports a change made anywhere (this process, the CLI, another instance),
+/// and every `resync` regardless, so a missed notice cannot leave this
+/// instance stale. Also re-reads changed JWKS files and purges expired
+/// revocations. An unreachable store raises one `store-unavailable` event
+/// (the last snapshot keeps answering) and one `store-recovered` when it
+/// answers again. Stops with the state.
+fn spawn_refresher(state: Weak<IdentityState>, events: EventSink, resync: Duration) {
+    const TICK: Duration = Duration::from_millis(200);
     let _ = std::thread::Builder::new().name("portcullis-identity".into()).spawn(move || {
-        let mut last_version = None;
-        let mut ticks = 0u64;
+        let mut feed: Option<Box<dyn ChangeFeed>> = None;
+        let mut last_read = std::time::Instant::now();
+        let mut last_purge = std::time::Instant::now();
+        let mut down = false;
         loop {
-            std::thread::sleep(Duration::from_millis(200));
-            let Some(s) = state.upgrade() else { return };
-            match s.store.version() {
-                Ok(v) if Some(v) != last_version => {
-                    if let Err(e) = s.refresh() {
-                        tracing::error!(error = %e, "store snapshot refresh failed; keeping the last one");
-                    } else {
-                        last_version = Some(v);
-                    }
+            let waited = match feed.as_mut() {
+                Some(f) => f.wait(TICK),
+                None => {
+                    let Some(s) = state.upgrade() else { return };
+                    let opened = s.store.changes();
+                    drop(s);
+                    opened.map(|f| {
+                        feed = Some(f);
+                        // Changes made before the feed existed are unknown.
+                        true
+                    })
                 }
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "store unreachable"),
+            };
+            let Some(s) = state.upgrade() else { return };
+            let outcome = match waited {
+                Ok(changed) if changed || last_read.elapsed() >= resync => s.refresh().map(|()| {
+                    last_read = std::time::Instant::now();
+                }),
+                Ok(_) => Ok(()),
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok(()) if down => {
+                    down = false;
+                    tracing::info!("store reachable again; snapshot re-read");
+                    events.emit(SecurityEvent::operational(
+                        "store-recovered",
+                        Severity::Informational,
+                        "the identity store answers again; changes made meanwhile are applied",
+                    ));
+                }
+                Ok(()) => {}
+                Err(e) => {
+                    if !down {
+                        down = true;
+                        tracing::error!(error = %e, "store unreachable; keeping the last snapshot");
+                        events.emit(SecurityEvent::operational(
+                            "store-unavailable",
+                            Severity::High,
+                            "the identity store does not answer: changes made elsewhere (revocations, disabled applications) are not applied here until it does",
+                        ));
+                    }
+                    drop(s);
+                    std::thread::sleep(TICK);
+                    continue;
+                }
             }
             s.refresh_key_files();
-            ticks += 1;
-            if ticks % 300 == 0 {
+            if last_purge.elapsed() >= Duration::from_secs(60) {
+                last_purge = std::time::Instant::now();
                 let _ = s.store.purge_revocations(now());
             }
         }

@@ -23,6 +23,7 @@ pub mod introspection;
 pub mod jwks;
 mod listener;
 pub mod path;
+pub mod pgstore;
 pub mod pipeline;
 pub mod rejection;
 pub mod routes;
@@ -178,11 +179,6 @@ impl Gateway {
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let identity = config
-            .identity
-            .as_ref()
-            .map(identity::IdentityState::open)
-            .transpose()?;
         let attestor = config
             .context_token
             .as_ref()
@@ -197,6 +193,11 @@ impl Gateway {
                     .map_or_else(String::new, |f| f.display().to_string()),
                 source,
             })?;
+        let identity = config
+            .identity
+            .as_ref()
+            .map(|i| identity::IdentityState::open(i, events.clone()))
+            .transpose()?;
         let shared = config
             .redis
             .as_ref()

@@ -4,18 +4,30 @@
 //! versioned migrations and bound parameters only (no SQL is ever built from
 //! input). The request path never touches it: it reads an in-memory
 //! [`Snapshot`] that is rebuilt whenever the database changes, whoever
-//! changed it (this process or the CLI). Behind the [`Store`] trait so a
-//! PostgreSQL implementation can follow.
+//! changed it (this process, the CLI, or another instance). Behind the
+//! [`Store`] trait: [`crate::pgstore`] is the PostgreSQL implementation that
+//! several instances share.
 
+use crate::apikeys::Pepper;
+use portcullis_config::Identity;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
-use std::path::Path;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("shared store (PostgreSQL): {0}")]
+    Postgres(#[from] postgres::Error),
+    #[error("shared store (PostgreSQL): {0}")]
+    Setup(String),
+    #[error(
+        "the store was set up with another API key pepper: every instance sharing it needs the same `pepper.key` (copy it from the first instance's identity.data_dir)"
+    )]
+    PepperMismatch,
     #[error("no application named `{0}`")]
     NoSuchApp(String),
     #[error("an application named `{0}` already exists")]
@@ -76,11 +88,67 @@ pub struct Snapshot {
     pub cert_apps: HashMap<String, String>,
 }
 
+impl Snapshot {
+    /// Adds one `token_revocations` row.
+    pub(crate) fn add_revocation(
+        &mut self,
+        issuer: String,
+        jti: Option<String>,
+        subject: Option<String>,
+        before: Option<i64>,
+        expires: i64,
+    ) {
+        if let Some(jti) = jti {
+            self.revoked_jti.insert((issuer.clone(), jti), expires);
+        }
+        if let (Some(subject), Some(before)) = (subject, before) {
+            let e = self
+                .revoked_before
+                .entry((issuer, subject))
+                .or_insert(before);
+            *e = (*e).max(before);
+        }
+    }
+}
+
+/// Tells the refresher that the store changed, whoever changed it.
+pub trait ChangeFeed: Send {
+    /// Waits up to `timeout`; `true` when something changed (or may have: a
+    /// feed that reconnects answers `true`, since it may have missed news).
+    fn wait(&mut self, timeout: Duration) -> Result<bool, StoreError>;
+}
+
+/// The check value `pepper_check` records: a MAC of a fixed text, which
+/// tells whether two peppers are the same without revealing either.
+pub fn pepper_fingerprint(pepper: &Pepper) -> Vec<u8> {
+    pepper.digest("portcullis store pepper check v1")
+}
+
+/// Compares two pepper check values (in constant time, as any MAC).
+pub(crate) fn same_check(stored: &[u8], check: &[u8]) -> Result<(), StoreError> {
+    aws_lc_rs::constant_time::verify_slices_are_equal(stored, check)
+        .map_err(|_| StoreError::PepperMismatch)
+}
+
+/// Opens the store an identity section names (SQLite in `data_dir`, or the
+/// shared PostgreSQL) and checks it was set up with this pepper.
+pub fn open(identity: &Identity, pepper: &Pepper) -> Result<Arc<dyn Store>, StoreError> {
+    let store: Arc<dyn Store> = match &identity.postgres {
+        Some(pg) => Arc::new(crate::pgstore::PgStore::open(pg)?),
+        None => Arc::new(SqliteStore::open(&identity.data_dir)?),
+    };
+    store.pepper_check(&pepper_fingerprint(pepper))?;
+    Ok(store)
+}
+
 /// Storage of identity data.
 pub trait Store: Send + Sync {
     fn snapshot(&self) -> Result<Snapshot, StoreError>;
-    /// A number that changes whenever any connection changed the data.
-    fn version(&self) -> Result<i64, StoreError>;
+    /// A feed of changes made through any connection or instance.
+    fn changes(&self) -> Result<Box<dyn ChangeFeed>, StoreError>;
+    /// Records `check` (see [`pepper_fingerprint`]) on first use; refuses
+    /// with [`StoreError::PepperMismatch`] when another was recorded.
+    fn pepper_check(&self, check: &[u8]) -> Result<(), StoreError>;
     fn create_app(&self, name: &str, now: i64) -> Result<Application, StoreError>;
     fn set_app_enabled(&self, name: &str, enabled: bool) -> Result<(), StoreError>;
     fn apps(&self) -> Result<Vec<Application>, StoreError>;
@@ -131,10 +199,16 @@ const MIGRATIONS: &[&str] = &[
         app_id TEXT NOT NULL REFERENCES applications(id),
         created_at INTEGER NOT NULL
     );",
+    // Facts about the store itself (the pepper check value).
+    "CREATE TABLE store_meta (
+        name TEXT PRIMARY KEY,
+        value BLOB NOT NULL
+    );",
 ];
 
 /// The embedded SQLite store.
 pub struct SqliteStore {
+    path: PathBuf,
     conn: Mutex<Connection>,
 }
 
@@ -147,8 +221,9 @@ impl std::fmt::Debug for SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) `portcullis.db` in `dir` and migrates it.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let conn = Connection::open(dir.join("portcullis.db"))?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let path = dir.join("portcullis.db");
+        let conn = Connection::open(&path)?;
+        conn.busy_timeout(Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -159,6 +234,7 @@ impl SqliteStore {
             tx.commit()?;
         }
         Ok(Self {
+            path,
             conn: Mutex::new(conn),
         })
     }
@@ -232,13 +308,7 @@ impl Store for SqliteStore {
             }
             for row in rows {
                 let (issuer, jti, subject, before, expires) = row?;
-                if let Some(jti) = jti {
-                    s.revoked_jti.insert((issuer.clone(), jti), expires);
-                }
-                if let (Some(subject), Some(before)) = (subject, before) {
-                    let e = s.revoked_before.entry((issuer, subject)).or_insert(before);
-                    *e = (*e).max(before);
-                }
+                s.add_revocation(issuer, jti, subject, before, expires);
             }
             Ok(s)
         })
@@ -282,8 +352,27 @@ impl Store for SqliteStore {
         })
     }
 
-    fn version(&self) -> Result<i64, StoreError> {
-        self.with(|c| Ok(c.pragma_query_value(None, "data_version", |r| r.get(0))?))
+    fn changes(&self) -> Result<Box<dyn ChangeFeed>, StoreError> {
+        // `data_version` changes when *another* connection commits: the feed
+        // has its own, so this process's writes count too.
+        let conn = Connection::open(&self.path)?;
+        let version = conn.pragma_query_value(None, "data_version", |r| r.get(0))?;
+        Ok(Box::new(SqliteFeed { conn, version }))
+    }
+
+    fn pepper_check(&self, check: &[u8]) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO store_meta (name, value) VALUES ('pepper_check', ?1) ON CONFLICT (name) DO NOTHING",
+                params![check],
+            )?;
+            let stored: Vec<u8> = c.query_row(
+                "SELECT value FROM store_meta WHERE name = 'pepper_check'",
+                [],
+                |r| r.get(0),
+            )?;
+            same_check(&stored, check)
+        })
     }
 
     fn create_app(&self, name: &str, now: i64) -> Result<Application, StoreError> {
@@ -409,58 +498,53 @@ impl Store for SqliteStore {
     }
 }
 
+struct SqliteFeed {
+    conn: Connection,
+    version: i64,
+}
+
+impl ChangeFeed for SqliteFeed {
+    fn wait(&mut self, timeout: Duration) -> Result<bool, StoreError> {
+        std::thread::sleep(timeout);
+        let v: i64 = self
+            .conn
+            .pragma_query_value(None, "data_version", |r| r.get(0))?;
+        Ok(std::mem::replace(&mut self.version, v) != v)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn migrates_and_round_trips_with_bound_parameters() {
+    fn migrations_run_once_and_data_survives_reopening() {
+        // The store contract itself is checked for SQLite and PostgreSQL
+        // alike in tests/shared_store.rs.
         let dir = tempfile::tempdir().unwrap();
         let s = SqliteStore::open(dir.path()).unwrap();
-        // A hostile name is data, never SQL (INPUT-10).
-        let name = "x'); DROP TABLE applications; --";
-        let app = s.create_app(name, 1).unwrap();
-        assert!(matches!(
-            s.create_app(name, 2),
-            Err(StoreError::AppExists(_))
-        ));
-        assert_eq!(s.app_by_name(name).unwrap(), app);
-        s.insert_key(&KeyRecord {
-            id: "k1".into(),
-            app_id: app.id.clone(),
-            mac: vec![1, 2],
-            created_at: 1,
-            expires_at: None,
-            revoked_at: None,
-        })
-        .unwrap();
-        let snap = s.snapshot().unwrap();
-        assert_eq!(snap.keys["k1"].mac, vec![1, 2]);
-        s.revoke_key("k1", 5).unwrap();
-        assert!(s.snapshot().unwrap().keys.is_empty());
-        // Revoking the same token twice is idempotent.
-        let revocation = Revocation {
-            issuer: "i".into(),
-            jti: Some("j".into()),
-            subject: None,
-            revoked_before: None,
-            expires_at: 10,
-        };
-        for _ in 0..2 {
-            s.revoke_token(&revocation, 1).unwrap();
-        }
-        assert_eq!(s.snapshot().unwrap().revoked_jti.len(), 1);
-        assert_eq!(s.purge_revocations(11).unwrap(), 1);
-        // Reopening keeps data and does not re-run migrations.
+        s.create_app("a", 1).unwrap();
         drop(s);
         let s = SqliteStore::open(dir.path()).unwrap();
         assert_eq!(s.apps().unwrap().len(), 1);
+        let version: i64 = s
+            .with(|c| Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
     }
 
     #[test]
     fn store_code_uses_bound_parameters_only() {
         // INPUT-10: every statement is a literal; input reaches SQL only as ?N parameters.
-        let src = include_str!("store.rs");
+        for (file, src) in [
+            ("store.rs", include_str!("store.rs")),
+            ("pgstore.rs", include_str!("pgstore.rs")),
+        ] {
+            check_bound_parameters(file, src);
+        }
+    }
+
+    fn check_bound_parameters(file: &str, src: &str) {
         for (n, line) in src.lines().enumerate() {
             let l = line.trim();
             if l.starts_with("//") {
@@ -474,7 +558,7 @@ mod tests {
             let interpolates_input = builds_sql && l.replace("{KEY_COLUMNS}", "").contains('{');
             assert!(
                 !interpolates_input,
-                "line {}: SQL built with interpolation: {l}",
+                "{file}:{}: SQL built with interpolation: {l}",
                 n + 1
             );
         }

@@ -357,6 +357,22 @@ impl rustls::client::danger::ServerCertVerifier for UpstreamVerifier {
     }
 }
 
+/// A TLS client configuration (TLS 1.2+ with the allowed suites) trusting
+/// only the anchors in `ca`: for services the gateway calls out to.
+pub fn client_config(ca: &Path) -> Result<ClientConfig, String> {
+    let mut roots = RootCertStore::empty();
+    for cert in load_certs(ca).map_err(|e| e.to_string())? {
+        roots
+            .add(cert)
+            .map_err(|e| format!("{}: {e}", ca.display()))?;
+    }
+    Ok(ClientConfig::builder_with_provider(Arc::new(provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
 /// An HTTPS client (TLS 1.2+ with the allowed suites, HTTP/1.1 and HTTP/2)
 /// trusting only the anchors in `ca`: for JWKS and introspection endpoints.
 pub fn https_client<B>(
@@ -374,17 +390,7 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let mut roots = RootCertStore::empty();
-    for cert in load_certs(ca).map_err(|e| e.to_string())? {
-        roots
-            .add(cert)
-            .map_err(|e| format!("{}: {e}", ca.display()))?;
-    }
-    let tls = ClientConfig::builder_with_provider(Arc::new(provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let tls = client_config(ca)?;
     let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
     http.enforce_http(false);
     http.set_connect_timeout(Some(connect_timeout));

@@ -12,7 +12,7 @@ mod quickstart;
 use clap::{Parser, Subcommand};
 use portcullis_gateway::Gateway;
 use portcullis_gateway::apikeys::{self, Pepper};
-use portcullis_gateway::store::{SqliteStore, Store, StoreError};
+use portcullis_gateway::store::{Store, StoreError};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -195,20 +195,20 @@ fn admin(path: &Path, f: impl FnOnce(&dyn Store, &Pepper) -> Result<(), StoreErr
     };
     let opened = std::fs::create_dir_all(&identity.data_dir)
         .map_err(|e| e.to_string())
-        .and_then(|()| SqliteStore::open(&identity.data_dir).map_err(|e| e.to_string()))
-        .and_then(|s| {
-            Pepper::load_or_create(&identity.data_dir)
-                .map(|p| (s, p))
+        .and_then(|()| Pepper::load_or_create(&identity.data_dir).map_err(|e| e.to_string()))
+        .and_then(|p| {
+            portcullis_gateway::store::open(&identity, &p)
+                .map(|s| (s, p))
                 .map_err(|e| e.to_string())
         });
     let (store, pepper) = match opened {
         Ok(v) => v,
         Err(e) => {
-            eprintln!("identity.data_dir: {e}");
+            eprintln!("{}: {e}", path.display());
             return ExitCode::from(1);
         }
     };
-    match f(&store, &pepper) {
+    match f(store.as_ref(), &pepper) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

@@ -1,0 +1,160 @@
+//! The stores behind identity (#6): the embedded SQLite store and the
+//! PostgreSQL store several instances share keep one contract (bound
+//! parameters, errors, a change feed that hears every commit within 1 s);
+//! a pepper check; recovery after the server goes away. Real PostgreSQL.
+
+use portcullis_gateway::apikeys::Pepper;
+use portcullis_gateway::pgstore::PgStore;
+use portcullis_gateway::store::{
+    ChangeFeed, KeyRecord, Revocation, SqliteStore, Store, StoreError, pepper_fingerprint,
+};
+use portcullis_testkit::PostgresServer;
+use std::time::{Duration, Instant};
+
+/// Waits until the feed reports a change; how long it took.
+fn next_change(feed: &mut dyn ChangeFeed, within: Duration) -> Duration {
+    let start = Instant::now();
+    while start.elapsed() < within {
+        if feed.wait(Duration::from_millis(100)).unwrap_or(false) {
+            return start.elapsed();
+        }
+    }
+    panic!("no change announced within {within:?}");
+}
+
+/// What every store implementation promises, checked through two handles on
+/// the same data (two instances): bound parameters, errors, and a change
+/// feed on `b`'s side that hears each change made through `a` within 1 s.
+fn store_contract(a: &dyn Store, b: &dyn Store) {
+    let mut feed = b.changes().unwrap();
+    let feed = feed.as_mut();
+    // Settle: a new feed may report that it missed what came before it.
+    feed.wait(Duration::from_millis(100)).unwrap();
+    assert!(
+        !feed.wait(Duration::from_millis(300)).unwrap(),
+        "nothing changed yet"
+    );
+
+    // A hostile name is data, never SQL (INPUT-10).
+    let name = "x'); DROP TABLE applications; --";
+    let app = a.create_app(name, 1).unwrap();
+    assert!(matches!(
+        a.create_app(name, 2),
+        Err(StoreError::AppExists(_))
+    ));
+    assert_eq!(b.app_by_name(name).unwrap(), app);
+    next_change(feed, Duration::from_secs(1));
+
+    a.insert_key(&KeyRecord {
+        id: "k1".into(),
+        app_id: app.id.clone(),
+        mac: vec![1, 2],
+        created_at: 1,
+        expires_at: None,
+        revoked_at: None,
+    })
+    .unwrap();
+    next_change(feed, Duration::from_secs(1));
+    assert_eq!(b.snapshot().unwrap().keys["k1"].mac, vec![1, 2]);
+    a.revoke_key("k1", 5).unwrap();
+    next_change(feed, Duration::from_secs(1));
+    assert!(b.snapshot().unwrap().keys.is_empty());
+    assert!(matches!(
+        a.revoke_key("k1", 6),
+        Err(StoreError::NoSuchKey(_))
+    ));
+
+    a.set_app_enabled(name, false).unwrap();
+    next_change(feed, Duration::from_secs(1));
+    assert!(!b.snapshot().unwrap().apps[&app.id].enabled);
+    assert!(matches!(
+        a.set_app_enabled("nobody", true),
+        Err(StoreError::NoSuchApp(_))
+    ));
+
+    // Revoking the same token twice is idempotent.
+    let revocation = Revocation {
+        issuer: "i".into(),
+        jti: Some("j".into()),
+        subject: None,
+        revoked_before: None,
+        expires_at: 10,
+    };
+    for _ in 0..2 {
+        a.revoke_token(&revocation, 1).unwrap();
+    }
+    next_change(feed, Duration::from_secs(1));
+    assert_eq!(b.snapshot().unwrap().revoked_jti.len(), 1);
+    assert_eq!(a.purge_revocations(11).unwrap(), 1);
+
+    a.bind_certificate(name, "svc.clients.test", 1).unwrap();
+    assert!(matches!(
+        a.bind_certificate(name, "svc.clients.test", 2),
+        Err(StoreError::SanBound(_))
+    ));
+    next_change(feed, Duration::from_secs(1));
+    assert_eq!(b.certificate_bindings().unwrap()[0].1, name);
+    a.unbind_certificate("svc.clients.test").unwrap();
+    assert!(matches!(
+        a.unbind_certificate("svc.clients.test"),
+        Err(StoreError::NoSuchBinding(_))
+    ));
+}
+
+#[test]
+fn sqlite_store_keeps_the_store_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = SqliteStore::open(dir.path()).unwrap();
+    let b = SqliteStore::open(dir.path()).unwrap();
+    store_contract(&a, &b);
+}
+
+#[test]
+fn postgres_store_keeps_the_store_contract() {
+    let pg = PostgresServer::start();
+    // Two instances starting at once: migrations run once, under a lock.
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| PgStore::open(&pg.config()));
+        let b = s.spawn(|| PgStore::open(&pg.config()));
+        (a.join().unwrap().unwrap(), b.join().unwrap().unwrap())
+    });
+    store_contract(&a, &b);
+}
+
+#[test]
+fn instances_with_another_pepper_are_refused() {
+    let pg = PostgresServer::start();
+    let store = PgStore::open(&pg.config()).unwrap();
+    let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let first = Pepper::load_or_create(one.path()).unwrap();
+    let other = Pepper::load_or_create(two.path()).unwrap();
+    store.pepper_check(&pepper_fingerprint(&first)).unwrap();
+    store.pepper_check(&pepper_fingerprint(&first)).unwrap();
+    let refused = store.pepper_check(&pepper_fingerprint(&other)).unwrap_err();
+    assert!(matches!(refused, StoreError::PepperMismatch));
+    assert!(refused.to_string().contains("pepper.key"), "{refused}");
+}
+
+#[test]
+fn the_feed_reports_an_outage_and_rereads_after_it() {
+    let mut pg = PostgresServer::start();
+    let store = PgStore::open(&pg.config()).unwrap();
+    let mut feed = store.changes().unwrap();
+    assert!(feed.wait(Duration::from_millis(100)).unwrap());
+    pg.stop();
+    let mut failed = false;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !failed && Instant::now() < deadline {
+        failed = feed.wait(Duration::from_millis(100)).is_err();
+    }
+    assert!(
+        failed,
+        "a dead server must show as an error, not as `no change`"
+    );
+    assert!(store.apps().is_err());
+    pg.start_again();
+    // Reconnected: whatever changed meanwhile is unknown, so it says `changed`.
+    next_change(feed.as_mut(), Duration::from_secs(5));
+    store.create_app("after", 1).unwrap();
+    next_change(feed.as_mut(), Duration::from_secs(1));
+}
