@@ -158,3 +158,102 @@ fn the_feed_reports_an_outage_and_rereads_after_it() {
     store.create_app("after", 1).unwrap();
     next_change(feed.as_mut(), Duration::from_secs(1));
 }
+
+/// Through a running gateway on the shared store: a change whose notice is
+/// lost (triggers bypassed) is still applied by the periodic re-read, and a
+/// store outage is one `store-unavailable` event while the last snapshot
+/// keeps answering, then one `store-recovered`.
+#[tokio::test(flavor = "multi_thread")]
+async fn missed_notices_are_caught_by_the_resync_and_outages_are_events() {
+    use portcullis_testkit::{ORDERS_API, TestEnv};
+    let mut pg = PostgresServer::start();
+    let env = TestEnv::new().await;
+    let api = ORDERS_API.replace("auth: public }", "auth: { api_key: true } }");
+    let mut gw = env
+        .gateway(&api)
+        .with(&format!(
+            "identity: {{ data_dir: {} }}\nshared_state:\n{}",
+            env.identity_dir().display(),
+            pg.yaml().replace(" }\n", ", resync_s: 1 }\n")
+        ))
+        .start()
+        .await;
+    let store = PgStore::open(&pg.config()).unwrap();
+    let pepper = Pepper::load_or_create(&env.identity_dir()).unwrap();
+    store.create_app("web", 1).unwrap();
+    let key = portcullis_gateway::apikeys::issue(&store, &pepper, "web", 1)
+        .unwrap()
+        .1;
+    until(&gw, &key, 200, Duration::from_secs(1)).await;
+
+    // Disable the application without a notice: replication role skips triggers.
+    let cfg = pg.config();
+    std::thread::spawn(move || {
+        let mut c = postgres::Config::new()
+            .host(&cfg.host)
+            .port(cfg.port)
+            .user(&cfg.user)
+            .dbname(&cfg.dbname)
+            .password(std::fs::read_to_string(cfg.password_file.unwrap()).unwrap())
+            .connect(postgres::NoTls)
+            .unwrap();
+        c.batch_execute(
+            "SET session_replication_role = replica; UPDATE applications SET enabled = FALSE",
+        )
+        .unwrap();
+    })
+    .join()
+    .unwrap();
+    // No notice, so only the periodic re-read (every second here) applies it.
+    let took = until(&gw, &key, 401, Duration::from_secs(3)).await;
+    assert!(
+        took > Duration::from_millis(100),
+        "{took:?}: a notice was sent after all?"
+    );
+    while gw.events.try_recv().is_ok() {}
+
+    pg.stop();
+    loop {
+        let e = gw.next_event().await;
+        if e.status_code == "store-unavailable" {
+            break;
+        }
+    }
+    // The last snapshot keeps answering: still refused, not an error.
+    assert_eq!(status(&gw, &key).await, 401);
+    pg.start_again();
+    loop {
+        let e = gw.next_event().await;
+        if e.status_code == "store-recovered" {
+            break;
+        }
+    }
+    drop(store);
+}
+
+async fn status(gw: &portcullis_testkit::TestGateway, key: &str) -> u16 {
+    let req = gw
+        .request("GET", "/v1/orders")
+        .header("x-api-key", key)
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    gw.send(portcullis_testkit::Proto::Http1, req)
+        .await
+        .status
+        .as_u16()
+}
+
+/// Polls until the gateway answers `want`; how long that took.
+async fn until(
+    gw: &portcullis_testkit::TestGateway,
+    key: &str,
+    want: u16,
+    within: Duration,
+) -> Duration {
+    let start = Instant::now();
+    while status(gw, key).await != want {
+        assert!(start.elapsed() < within, "not {want} within {within:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    start.elapsed()
+}
