@@ -187,23 +187,10 @@ async fn missed_notices_are_caught_by_the_resync_and_outages_are_events() {
     until(&gw, &key, 200, Duration::from_secs(1)).await;
 
     // Disable the application without a notice: replication role skips triggers.
-    let cfg = pg.config();
-    std::thread::spawn(move || {
-        let mut c = postgres::Config::new()
-            .host(&cfg.host)
-            .port(cfg.port)
-            .user(&cfg.user)
-            .dbname(&cfg.dbname)
-            .password(std::fs::read_to_string(cfg.password_file.unwrap()).unwrap())
-            .connect(postgres::NoTls)
-            .unwrap();
-        c.batch_execute(
-            "SET session_replication_role = replica; UPDATE applications SET enabled = FALSE",
-        )
-        .unwrap();
-    })
-    .join()
-    .unwrap();
+    sql(
+        &pg.config(),
+        "SET session_replication_role = replica; UPDATE applications SET enabled = FALSE",
+    );
     // No notice, so only the periodic re-read (every second here) applies it.
     let took = until(&gw, &key, 401, Duration::from_secs(3)).await;
     assert!(
@@ -256,4 +243,64 @@ async fn until(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     start.elapsed()
+}
+
+/// Runs SQL as the cluster's superuser over plaintext loopback (off the
+/// runtime: the `postgres` client blocks); the first column of each row.
+fn sql(cfg: &portcullis_config::Postgres, statements: &str) -> Vec<String> {
+    let (cfg, statements) = (cfg.clone(), statements.to_owned());
+    std::thread::spawn(move || {
+        let mut c = postgres::Config::new()
+            .host(&cfg.host)
+            .port(cfg.port)
+            .user(&cfg.user)
+            .dbname(&cfg.dbname)
+            .password(std::fs::read_to_string(cfg.password_file.unwrap()).unwrap())
+            .connect(postgres::NoTls)
+            .unwrap();
+        c.simple_query(&statements)
+            .unwrap()
+            .into_iter()
+            .filter_map(|m| match m {
+                postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+                _ => None,
+            })
+            .collect()
+    })
+    .join()
+    .unwrap()
+}
+
+#[test]
+fn postgres_over_tls_trusts_only_the_configured_anchors_and_never_downgrades() {
+    use portcullis_gateway::devpki::DevCa;
+    let dir = tempfile::tempdir().unwrap();
+    let write_ca = |name: &str| {
+        let ca = DevCa::new(name).unwrap();
+        let path = dir.path().join(format!("{name}.pem"));
+        std::fs::write(&path, ca.cert_pem()).unwrap();
+        (ca, path)
+    };
+    let (ca, ca_path) = write_ca("pg-ca");
+    let pg = PostgresServer::start_with_tls(&ca);
+    let with_ca = |path: &std::path::Path, server: &PostgresServer| portcullis_config::Postgres {
+        ca: Some(path.to_owned()),
+        ..server.config()
+    };
+    let store = PgStore::open(&with_ca(&ca_path, &pg)).unwrap();
+    store.apps().unwrap();
+    // The server sees the gateway's session as TLS.
+    let tls_sessions = sql(
+        &pg.config(),
+        "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE s.ssl AND a.application_name = 'portcullis'",
+    );
+    assert_eq!(tls_sessions, vec!["1".to_owned()]);
+    // A server certificate from another CA is refused.
+    let (_, other) = write_ca("other-ca");
+    let err = PgStore::open(&with_ca(&other, &pg)).unwrap_err();
+    assert!(err.to_string().contains("shared store"), "{err}");
+    // A server that offers no TLS is refused, not used in plaintext.
+    let plain = PostgresServer::start();
+    assert!(PgStore::open(&with_ca(&ca_path, &plain)).is_err());
+    assert!(PgStore::open(&plain.config()).is_ok());
 }

@@ -794,6 +794,15 @@ impl PostgresServer {
 
     /// A new cluster, started on a free port.
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// A new cluster that also offers TLS with a certificate for 127.0.0.1 from `ca`.
+    pub fn start_with_tls(ca: &DevCa) -> Self {
+        Self::start_with(Some(ca.issue(&["127.0.0.1"], false).expect("certificate")))
+    }
+
+    fn start_with(tls: Option<portcullis_gateway::devpki::Issued>) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let run_as = Self::run_as();
         let password = format!("pw-{}", rand_suffix());
@@ -835,6 +844,26 @@ impl PostgresServer {
             "initdb failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        if let Some(id) = tls {
+            // In the data directory, owned by the server's user, mode 0600.
+            let (cert, key) = (
+                server.data.join("server.crt"),
+                server.data.join("server.key"),
+            );
+            std::fs::write(&cert, &id.cert_pem).unwrap();
+            std::fs::write(&key, &id.key_pem).unwrap();
+            set_mode(&key, 0o600);
+            if let Some((uid, gid)) = run_as {
+                for f in [&cert, &key] {
+                    std::os::unix::fs::chown(f, Some(uid), Some(gid)).unwrap();
+                }
+            }
+            let mut conf = std::fs::OpenOptions::new()
+                .append(true)
+                .open(server.data.join("postgresql.conf"))
+                .unwrap();
+            std::io::Write::write_all(&mut conf, b"ssl = on\n").unwrap();
+        }
         server.start_again();
         server
     }
