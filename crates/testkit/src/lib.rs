@@ -803,8 +803,14 @@ impl PostgresServer {
     }
 
     fn start_with(tls: Option<portcullis_gateway::devpki::Issued>) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
         let run_as = Self::run_as();
+        // Under /tmp when the server runs as another user: $TMPDIR may sit
+        // in a directory that user cannot enter.
+        let dir = match run_as {
+            Some(_) => tempfile::tempdir_in("/tmp"),
+            None => tempfile::tempdir(),
+        }
+        .expect("temp dir");
         let password = format!("pw-{}", rand_suffix());
         let server_pw = dir.path().join("server-pw");
         std::fs::write(&server_pw, &password).unwrap();
