@@ -33,6 +33,60 @@ use std::time::Instant;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 const SHARDS: usize = 64;
+
+/// Keys are already keyed hashes (SipHash under a per-process random key):
+/// the shard maps use them as they are instead of hashing them again.
+#[derive(Default, Clone, Copy)]
+struct PreHashed(u64);
+
+impl Hasher for PreHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type Shard = HashMap<u64, Entry, std::hash::BuildHasherDefault<PreHashed>>;
+
+/// `"<per>";r=<remaining>;t=<seconds>`, written without the formatting
+/// machinery: one allocation, for the header's own bytes.
+fn rate_limit_item(per: &str, remaining: u64, reset_s: u64) -> Option<HeaderValue> {
+    fn push(buf: &mut [u8; 80], len: &mut usize, bytes: &[u8]) {
+        buf[*len..*len + bytes.len()].copy_from_slice(bytes);
+        *len += bytes.len();
+    }
+    fn push_u64(buf: &mut [u8; 80], len: &mut usize, mut n: u64) {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        push(buf, len, &digits[i..]);
+    }
+    if per.len() > 30 {
+        return None;
+    }
+    let (mut buf, mut len) = ([0u8; 80], 0);
+    push(&mut buf, &mut len, b"\"");
+    push(&mut buf, &mut len, per.as_bytes());
+    push(&mut buf, &mut len, b"\";r=");
+    push_u64(&mut buf, &mut len, remaining);
+    push(&mut buf, &mut len, b";t=");
+    push_u64(&mut buf, &mut len, reset_s);
+    HeaderValue::from_maybe_shared(bytes::Bytes::copy_from_slice(&buf[..len])).ok()
+}
 /// Keys remembered per shard (262,144 in all, a few MiB).
 const KEYS_PER_SHARD: usize = 4096;
 
@@ -76,7 +130,7 @@ pub struct Admitted {
 /// Every limiter of the gateway.
 pub struct Throttle {
     specs: Vec<Spec>,
-    shards: Box<[Mutex<HashMap<u64, Entry>>]>,
+    shards: Box<[Mutex<Shard>]>,
     hasher: std::collections::hash_map::RandomState,
     epoch: Instant,
     shared: Option<SharedLimits>,
@@ -160,7 +214,7 @@ impl Throttle {
             }
             table.push(routes);
         }
-        let shards = (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect();
+        let shards = (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect();
         (
             Self {
                 specs,
@@ -270,17 +324,21 @@ impl Throttle {
             }
         }
         if let Some((remaining, reset_ns, id)) = tightest {
-            let item = format!(
-                "\"{}\";r={remaining};t={}",
+            admitted.headers = rate_limit_item(
                 self.specs[id].per.as_str(),
-                reset_ns.div_ceil(1_000_000_000)
-            );
-            // One allocation: the String's buffer becomes the header's.
-            admitted.headers = HeaderValue::from_maybe_shared(bytes::Bytes::from(item))
-                .ok()
-                .map(|v| (policy.clone(), v));
+                remaining,
+                reset_ns.div_ceil(1_000_000_000),
+            )
+            .map(|v| (policy.clone(), v));
         }
         Ok(admitted)
+    }
+
+    /// The shard of `key`, by its top bits (the low bits index its map).
+    fn shard(&self, key: u64) -> std::sync::MutexGuard<'_, Shard> {
+        self.shards[(key >> (64 - SHARDS.trailing_zeros())) as usize]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn local_key(&self, id: usize, value: &[u8]) -> u64 {
@@ -299,9 +357,7 @@ impl Throttle {
         wait_ns: u64,
         policy: &HeaderValue,
     ) -> Rejection {
-        let mut shard = self.shards[(key as usize) % SHARDS]
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut shard = self.shard(key);
         let full = shard.len() >= KEYS_PER_SHARD;
         let quiet_until = now + spec.period_s * 1_000_000_000;
         let event = match shard.get_mut(&key) {
@@ -325,12 +381,7 @@ impl Throttle {
         Rejection::RateLimited {
             retry_after_s: wait_ns.div_ceil(1_000_000_000).max(1),
             policy: Some(policy.clone()),
-            limit: HeaderValue::from_str(&format!(
-                "\"{}\";r=0;t={}",
-                spec.per.as_str(),
-                wait_ns.div_ceil(1_000_000_000)
-            ))
-            .ok(),
+            limit: rate_limit_item(spec.per.as_str(), 0, wait_ns.div_ceil(1_000_000_000)),
             reason: "rate limit exceeded",
             event,
         }
@@ -344,9 +395,7 @@ impl Throttle {
         now: u64,
         policy: &HeaderValue,
     ) -> Result<(u64, u64), Rejection> {
-        let mut shard = self.shards[(key as usize) % SHARDS]
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut shard = self.shard(key);
         if shard.len() >= KEYS_PER_SHARD && !shard.contains_key(&key) {
             // Idle keys have nothing left to remember.
             shard.retain(|_, e| e.tat > now || e.quiet_until > now);
@@ -468,7 +517,7 @@ mod tests {
         );
         let t2 = Throttle {
             specs: vec![spec],
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             hasher: std::collections::hash_map::RandomState::new(),
             epoch: Instant::now(),
             shared: None,
@@ -486,6 +535,19 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn ratelimit_fields_are_written_like_format_would() {
+        for (per, r, t) in [
+            ("client", 0, 0),
+            ("application", 599, 60),
+            ("route", u64::MAX, 7),
+        ] {
+            let v = rate_limit_item(per, r, t).unwrap();
+            assert_eq!(v.to_str().unwrap(), format!("\"{per}\";r={r};t={t}"));
+        }
+        assert!(SHARDS.is_power_of_two());
     }
 
     #[tokio::test]
