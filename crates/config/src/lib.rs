@@ -175,6 +175,10 @@ impl Validator {
             .as_ref()
             .and_then(|r| self.redis(r, &resolve));
         let anomalies = self.anomalies(&raw.anomalies);
+        let admin = raw
+            .admin
+            .as_ref()
+            .and_then(|a| self.admin(a, raw, &listeners, &resolve));
         // A client must never be able to hand a backend its own context token.
         let mut request_remove_headers: Vec<HeaderName> = request_remove_headers;
         request_remove_headers.push(context_token.as_ref().map_or(
@@ -201,6 +205,7 @@ impl Validator {
                 context_token,
                 redis,
                 anomalies,
+                admin,
                 upstreams,
                 apis,
                 sensitive,
@@ -586,6 +591,49 @@ impl Validator {
             warmup_intervals: a.warmup_intervals,
             factor: a.factor,
         })
+    }
+
+    fn admin(
+        &mut self,
+        a: &schema::RawAdmin,
+        raw: &RawConfig,
+        listeners: &[Listener],
+        resolve: &dyn Fn(&str) -> PathBuf,
+    ) -> Option<AdminListen> {
+        if raw.identity.is_none() {
+            self.err(
+                "admin",
+                "the admin plane manages the store: add an `identity` section",
+            );
+        }
+        match (&a.bind, &a.unix) {
+            (Some(bind), None) => {
+                let Ok(addr) = bind.parse::<SocketAddr>() else {
+                    self.err("admin.bind", "not an address like 127.0.0.1:9444");
+                    return None;
+                };
+                if !addr.ip().is_loopback() {
+                    self.err(
+                        "admin.bind",
+                        "the admin plane listens on loopback or a unix socket only (mutual TLS for a remote admin listener is not built yet): reach it through SSH or a sidecar",
+                    );
+                    return None;
+                }
+                if addr.port() != 0 && listeners.iter().any(|l| l.bind.port() == addr.port()) {
+                    self.err(
+                        "admin.bind",
+                        "never on a data-plane listener's port: choose another",
+                    );
+                    return None;
+                }
+                Some(AdminListen::Tcp(addr))
+            }
+            (None, Some(path)) if !path.is_empty() => Some(AdminListen::Unix(resolve(path))),
+            _ => {
+                self.err("admin", "set exactly one of `bind` (loopback) and `unix`");
+                None
+            }
+        }
     }
 
     fn postgres(&mut self, r: &schema::RawPostgres, resolve: &dyn Fn(&str) -> PathBuf) -> Postgres {

@@ -41,6 +41,8 @@ pub struct Config {
     pub redis: Option<Redis>,
     /// Usage anomaly detection; `None` when turned off.
     pub anomalies: Option<Anomalies>,
+    /// The admin plane; `None`: no admin listener.
+    pub admin: Option<AdminListen>,
     pub upstreams: Vec<Upstream>,
     pub apis: Vec<Api>,
     /// Sensitive data refused in URLs (DATA-01).
@@ -240,6 +242,15 @@ pub struct Anomalies {
     pub interval: Duration,
     pub warmup_intervals: u32,
     pub factor: f64,
+}
+
+/// Where the admin plane listens (OPS-05): never a data-plane listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminListen {
+    /// A loopback address.
+    Tcp(SocketAddr),
+    /// A unix socket path.
+    Unix(PathBuf),
 }
 
 /// PostgreSQL holding the identity store shared by several instances.

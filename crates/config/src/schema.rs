@@ -35,6 +35,8 @@ pub struct RawConfig {
     /// State shared by several gateway instances.
     #[serde(default)]
     pub shared_state: RawSharedState,
+    /// The admin plane (OPS-03, OPS-05): its own listener, never a data-plane one.
+    pub admin: Option<RawAdmin>,
     /// Usage anomaly detection per application × route (OPS-02).
     #[serde(default)]
     pub anomalies: RawAnomalies,
@@ -295,6 +297,15 @@ impl Default for RawAnomalies {
             factor: defaults::anomaly_factor(),
         }
     }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    /// A loopback address, e.g. `127.0.0.1:9444`.
+    pub bind: Option<String>,
+    /// A unix socket path (created mode 0600).
+    pub unix: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -65,6 +65,11 @@ impl Pepper {
         Ok(Self(hmac::Key::new(hmac::HMAC_SHA256, &bytes)))
     }
 
+    /// A key for another purpose derived from the pepper (e.g. the audit chain).
+    pub fn derive(&self, purpose: &str) -> hmac::Key {
+        hmac::Key::new(hmac::HMAC_SHA256, &self.digest(purpose))
+    }
+
     pub fn digest(&self, key: &str) -> Vec<u8> {
         hmac::sign(&self.0, key.as_bytes()).as_ref().to_vec()
     }
@@ -87,18 +92,28 @@ fn hex(bytes: &[u8]) -> String {
 
 /// A fresh key: `(key id, full key)`. The full key is shown once and never stored.
 pub fn generate() -> (String, String) {
+    generate_with(KEY_PREFIX)
+}
+
+/// A fresh secret with another recognisable prefix (admin tokens: `pcadm_`).
+pub fn generate_with(prefix: &str) -> (String, String) {
     let mut id = [0u8; 6];
     let mut secret = [0u8; 32];
     aws_lc_rs::rand::fill(&mut id).expect("system randomness");
     aws_lc_rs::rand::fill(&mut secret).expect("system randomness");
     let id = hex(&id);
-    let key = format!("{KEY_PREFIX}{id}_{}", hex(&secret));
+    let key = format!("{prefix}{id}_{}", hex(&secret));
     (id, key)
 }
 
 /// The key id of a well-formed key, or `None`.
 pub fn key_id(key: &str) -> Option<&str> {
-    let rest = key.strip_prefix(KEY_PREFIX)?;
+    key_id_with(KEY_PREFIX, key)
+}
+
+/// The id of a well-formed secret made by [`generate_with`] for `prefix`.
+pub fn key_id_with<'k>(prefix: &str, key: &'k str) -> Option<&'k str> {
+    let rest = key.strip_prefix(prefix)?;
     let (id, secret) = rest.split_once('_')?;
     let hexish = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
     (hexish(id, 12) && hexish(secret, 64)).then_some(id)

@@ -184,6 +184,39 @@ impl IdentityState {
         Ok(state)
     }
 
+    /// Stage 4: refuses when an operator switched the API or the route off
+    /// (OPS-03). Costs one load and an emptiness check when nothing is off.
+    pub fn switched_off(&self, api: &str, route: &str) -> Result<(), Rejection> {
+        let snap = self.snapshot.load();
+        if snap.kill_switches.is_empty() {
+            return Ok(());
+        }
+        for target in [api, route] {
+            if let Some(reason) = snap.kill_switches.get(target) {
+                return Err(Rejection::SwitchedOff {
+                    target: target.to_owned(),
+                    reason: reason.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The current snapshot of the store.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// The store, for the admin plane.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The pepper, for the admin plane (admin tokens, the audit chain).
+    pub fn pepper(&self) -> &Pepper {
+        &self.pepper
+    }
+
     /// Re-reads the store into the snapshot now.
     pub fn refresh(&self) -> Result<(), StoreError> {
         self.snapshot.store(Arc::new(self.store.snapshot()?));
@@ -323,7 +356,7 @@ impl IdentityState {
             .get(&record.app_id)
             .ok_or(Rejection::InvalidApiKey("no application"))?;
         if !app.enabled {
-            return Err(Rejection::InvalidApiKey("application disabled"));
+            return Err(Rejection::ApplicationDisabled(app.name.clone()));
         }
         Ok(app.name.clone())
     }
@@ -564,7 +597,7 @@ fn certificate_application(snap: &Snapshot, peer: &PeerCert) -> Result<Option<St
         found = Some(app);
     }
     match found {
-        Some(app) if !app.enabled => Err(Rejection::InvalidApiKey("application disabled")),
+        Some(app) if !app.enabled => Err(Rejection::ApplicationDisabled(app.name.clone())),
         found => Ok(found.map(|a| a.name.clone())),
     }
 }

@@ -6,9 +6,11 @@
 //! `run`. [`Gateway::start`] binds the listeners; [`RunningGateway::shutdown`]
 //! stops accepting and lets in-flight requests finish.
 
+pub mod admin;
 pub mod anomaly;
 pub mod apikeys;
 pub mod attest;
+pub mod audit;
 pub mod backend_server;
 pub mod clientauth;
 pub mod content;
@@ -102,6 +104,8 @@ pub enum BuildError {
     Attest(#[from] attest::AttestError),
     #[error("{0}")]
     Shared(String),
+    #[error("admin: cannot listen on {at}: {source}")]
+    AdminBind { at: String, source: std::io::Error },
     #[error("context_token.jwks_bind: cannot listen on {addr}: {source}")]
     JwksBind {
         addr: SocketAddr,
@@ -138,6 +142,7 @@ pub struct Gateway {
     state: Arc<State>,
     listeners: Vec<PreparedListener>,
     jwks_bind: Option<SocketAddr>,
+    admin: Option<(portcullis_config::AdminListen, Arc<admin::AdminPlane>)>,
 }
 
 impl Gateway {
@@ -206,6 +211,9 @@ impl Gateway {
             .map_err(BuildError::Shared)?;
         let (throttle, limits) = throttle::Throttle::build(config, shared);
         let routes = RouteTable::build(config, &limits)?;
+        let identity_for_admin = identity.clone();
+        let events_for_admin = events.clone();
+        let routes_for_admin = routes.kill_targets();
         Ok(Self {
             state: Arc::new(State {
                 routes,
@@ -234,6 +242,17 @@ impl Gateway {
                 }),
             }),
             jwks_bind: config.context_token.as_ref().and_then(|c| c.jwks_bind),
+            admin: match (&config.admin, &identity_for_admin) {
+                (Some(listen), Some(identity)) => Some((
+                    listen.clone(),
+                    Arc::new(admin::AdminPlane::new(
+                        identity.clone(),
+                        events_for_admin,
+                        routes_for_admin,
+                    )),
+                )),
+                _ => None,
+            },
             listeners,
         })
     }
@@ -290,6 +309,44 @@ impl Gateway {
                     socket,
                     shutdown_rx.clone(),
                 )));
+            }
+        }
+        if let Some((listen, plane)) = self.admin {
+            let at = |source| BuildError::AdminBind {
+                at: match &listen {
+                    portcullis_config::AdminListen::Tcp(a) => a.to_string(),
+                    portcullis_config::AdminListen::Unix(p) => p.display().to_string(),
+                },
+                source,
+            };
+            match &listen {
+                portcullis_config::AdminListen::Tcp(addr) => {
+                    let socket = tokio::net::TcpListener::bind(addr).await.map_err(at)?;
+                    let addr = socket.local_addr().map_err(at)?;
+                    tracing::info!(%addr, "admin plane listening");
+                    addrs.push(("admin".to_owned(), addr));
+                    tasks.push(tokio::spawn(admin::serve(
+                        plane,
+                        socket,
+                        shutdown_rx.clone(),
+                    )));
+                }
+                portcullis_config::AdminListen::Unix(path) => {
+                    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+                    // A socket left by an earlier run; anything else is not ours to remove.
+                    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
+                        let _ = std::fs::remove_file(path);
+                    }
+                    let socket = tokio::net::UnixListener::bind(path).map_err(at)?;
+                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                        .map_err(at)?;
+                    tracing::info!(path = %path.display(), "admin plane listening");
+                    tasks.push(tokio::spawn(admin::serve(
+                        plane,
+                        socket,
+                        shutdown_rx.clone(),
+                    )));
+                }
             }
         }
         let mut watched: Vec<Arc<dyn clientauth::CrlHolder>> = bound

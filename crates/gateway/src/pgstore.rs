@@ -14,7 +14,8 @@
 //! client is dropped off the runtime too.
 
 use crate::store::{
-    Application, ChangeFeed, KeyRecord, Revocation, Snapshot, Store, StoreError, same_check,
+    Admin, Application, AuditLog, AuditRow, ChainMac, ChangeFeed, KeyRecord, Revocation, Snapshot,
+    Store, StoreError, decode_head, encode_head, same_check,
 };
 use portcullis_config::Postgres;
 use postgres::error::SqlState;
@@ -76,7 +77,31 @@ const MIGRATIONS: &[&str] = &[
         name TEXT PRIMARY KEY,
         value BYTEA NOT NULL
     );",
+    "CREATE TABLE admins (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL,
+        mac BYTEA NOT NULL,
+        created_at BIGINT NOT NULL,
+        disabled_at BIGINT
+    );
+    CREATE TABLE kill_switches (
+        target TEXT PRIMARY KEY,
+        reason TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        created_at BIGINT NOT NULL
+    );
+    CREATE TABLE audit_log (
+        seq BIGINT PRIMARY KEY,
+        entry TEXT NOT NULL,
+        mac BYTEA NOT NULL
+    );
+    CREATE TRIGGER kill_switches_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON kill_switches
+        FOR EACH STATEMENT EXECUTE FUNCTION portcullis_changed();",
 ];
+
+/// Serialises audit-log appends between instances.
+const AUDIT_LOCK: i64 = 0x706f_7274_6175;
 
 /// How to reach the server: settings, TLS and the password (never logged).
 #[derive(Clone)]
@@ -249,6 +274,17 @@ fn app_row(r: &Row) -> Application {
     }
 }
 
+fn admin_row(r: &Row) -> Admin {
+    Admin {
+        id: r.get(0),
+        name: r.get(1),
+        role: r.get(2),
+        mac: r.get(3),
+        created_at: r.get(4),
+        disabled_at: r.get(5),
+    }
+}
+
 fn key_row(r: &Row) -> KeyRecord {
     KeyRecord {
         id: r.get(0),
@@ -287,11 +323,121 @@ impl Store for PgStore {
             )? {
                 s.add_revocation(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
             }
+            for r in tx.query("SELECT target, reason FROM kill_switches", &[])? {
+                s.kill_switches.insert(r.get(0), r.get(1));
+            }
             for r in tx.query("SELECT san, app_id FROM app_certificates", &[])? {
                 s.cert_apps.insert(r.get(0), r.get(1));
             }
             tx.commit()?;
             Ok(s)
+        })
+    }
+
+    fn create_admin(&self, a: &Admin) -> Result<(), StoreError> {
+        self.with(|c| {
+            match c.execute(
+                "INSERT INTO admins (id, name, role, mac, created_at, disabled_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                &[&a.id, &a.name, &a.role, &a.mac, &a.created_at, &a.disabled_at],
+            ) {
+                Ok(_) => Ok(()),
+                Err(e) if unique_violation(&e) => Err(StoreError::AdminExists(a.name.clone())),
+                Err(e) => Err(e.into()),
+            }
+        })
+    }
+
+    fn admin(&self, id: &str) -> Result<Option<Admin>, StoreError> {
+        self.with(|c| {
+            Ok(c.query_opt(
+                "SELECT id, name, role, mac, created_at, disabled_at FROM admins WHERE id = $1",
+                &[&id],
+            )?
+            .map(|r| admin_row(&r)))
+        })
+    }
+
+    fn admins(&self) -> Result<Vec<Admin>, StoreError> {
+        self.with(|c| {
+            Ok(c.query(
+                "SELECT id, name, role, mac, created_at, disabled_at FROM admins ORDER BY name",
+                &[],
+            )?
+            .iter()
+            .map(admin_row)
+            .collect())
+        })
+    }
+
+    fn set_kill_switch(
+        &self,
+        target: &str,
+        reason: &str,
+        actor: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO kill_switches (target, reason, actor, created_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (target) DO UPDATE SET reason = excluded.reason, actor = excluded.actor, created_at = excluded.created_at",
+                &[&target, &reason, &actor, &now],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn clear_kill_switch(&self, target: &str) -> Result<(), StoreError> {
+        self.change_one(
+            "DELETE FROM kill_switches WHERE target = $1",
+            &[&target],
+            StoreError::NoSuchKillSwitch(target.to_owned()),
+        )
+    }
+
+    fn append_audit(&self, entry: &str, chain: ChainMac<'_>) -> Result<i64, StoreError> {
+        self.with(|c| {
+            let mut tx = c.transaction()?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&AUDIT_LOCK])?;
+            let (prev_seq, prev_mac): (i64, Vec<u8>) = tx
+                .query_opt(
+                    "SELECT seq, mac FROM audit_log ORDER BY seq DESC LIMIT 1",
+                    &[],
+                )?
+                .map_or((0, Vec::new()), |r| (r.get(0), r.get(1)));
+            let seq = prev_seq + 1;
+            let mac = chain(&prev_mac, seq, entry);
+            tx.execute(
+                "INSERT INTO audit_log (seq, entry, mac) VALUES ($1, $2, $3)",
+                &[&seq, &entry, &mac],
+            )?;
+            tx.execute(
+                "INSERT INTO store_meta (name, value) VALUES ('audit_head', $1)
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                &[&encode_head(seq, &mac)],
+            )?;
+            tx.commit()?;
+            Ok(seq)
+        })
+    }
+
+    fn audit_rows(&self) -> Result<AuditLog, StoreError> {
+        self.with(|c| {
+            let rows = c
+                .query("SELECT seq, entry, mac FROM audit_log ORDER BY seq", &[])?
+                .iter()
+                .map(|r| AuditRow {
+                    seq: r.get(0),
+                    entry: r.get(1),
+                    mac: r.get(2),
+                })
+                .collect();
+            let head: Option<Vec<u8>> = c
+                .query_opt(
+                    "SELECT value FROM store_meta WHERE name = 'audit_head'",
+                    &[],
+                )?
+                .map(|r| r.get(0));
+            Ok((rows, head.as_deref().and_then(decode_head)))
         })
     }
 

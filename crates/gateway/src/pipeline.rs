@@ -148,7 +148,10 @@ async fn run(
     decided.operation = Some(route.operation.clone());
     decided.redact_path = route.contract.as_ref().is_some_and(|op| op.classified_path);
 
-    // 4. kill switch: control-plane issue.
+    // 4. kill switch: an API or route an operator switched off (OPS-03).
+    if let Some(identity) = &state.identity {
+        identity.switched_off(&matched.api.kill_key, &matched.group.kill_key)?;
+    }
     // 5. application, 6. token, 7. authorization, per request (AUTHZ-05).
     match &route.auth {
         AuthPolicy::Public => {}

@@ -97,6 +97,23 @@ pub enum Rejection {
     /// The upstream response could not be inspected or broke its contract.
     #[error("upstream response refused: {0}")]
     UpstreamContract(&'static str),
+    /// An operator switched this API or operation off (OPS-03); `reason` is
+    /// the operator's, for events only.
+    #[error("switched off ({target}): {reason}")]
+    SwitchedOff { target: String, reason: String },
+    /// An operator switched this application's access off (OPS-04).
+    #[error("application `{0}` switched off")]
+    ApplicationDisabled(String),
+    /// Admin API: no valid admin credential (OPS-03).
+    #[error("admin API: {0}")]
+    AdminUnauthenticated(&'static str),
+    /// Admin API: the administrator's role does not allow this action.
+    #[error("admin API: role `{role}` may not {action}")]
+    AdminForbidden {
+        role: &'static str,
+        action: &'static str,
+        needs: &'static str,
+    },
     /// A rate limit or concurrency cap was reached (INPUT-08). `event` is
     /// false for repeats within the key's window: one event per window.
     #[error("{reason}")]
@@ -160,6 +177,11 @@ impl Rejection {
             | Rejection::ClientCertificate(_) => StatusCode::UNAUTHORIZED,
             Rejection::InsufficientScope { .. } => StatusCode::FORBIDDEN,
             Rejection::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Rejection::SwitchedOff { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Rejection::ApplicationDisabled(_) | Rejection::AdminForbidden { .. } => {
+                StatusCode::FORBIDDEN
+            }
+            Rejection::AdminUnauthenticated(_) => StatusCode::UNAUTHORIZED,
             Rejection::UnknownRoute => StatusCode::NOT_FOUND,
             Rejection::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Rejection::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -207,6 +229,10 @@ impl Rejection {
             Rejection::UpstreamContract(_) => "upstream-contract",
             Rejection::ClientCertificate(_) => "client-certificate-refused",
             Rejection::RateLimited { .. } => "rate-limited",
+            Rejection::SwitchedOff { .. } => "switched-off",
+            Rejection::ApplicationDisabled(_) => "application-disabled",
+            Rejection::AdminUnauthenticated(_) => "admin-unauthenticated",
+            Rejection::AdminForbidden { .. } => "admin-forbidden",
         }
     }
 
@@ -237,6 +263,9 @@ impl Rejection {
             | Rejection::BadCorrelationId => Severity::Low,
             Rejection::BodyUnreadable(_) => Severity::Informational,
             Rejection::RateLimited { .. } => Severity::Medium,
+            Rejection::SwitchedOff { .. } => Severity::Low,
+            Rejection::ApplicationDisabled(_) => Severity::Medium,
+            Rejection::AdminUnauthenticated(_) | Rejection::AdminForbidden { .. } => Severity::High,
         }
     }
 
@@ -268,6 +297,9 @@ impl Rejection {
             Rejection::InvalidRequest(_) => "Invalid request",
             Rejection::UpstreamStackTrace | Rejection::UpstreamContract(_) => "Bad gateway",
             Rejection::RateLimited { .. } => "Too many requests",
+            Rejection::SwitchedOff { .. } => "Switched off",
+            Rejection::ApplicationDisabled(_) | Rejection::AdminForbidden { .. } => "Forbidden",
+            Rejection::AdminUnauthenticated(_) => "Unauthorized",
         }
     }
 
@@ -301,22 +333,20 @@ impl Rejection {
             Rejection::InvalidRequest(_) => "The request does not match the API contract; each entry of `errors` names a field and what is wrong with it.".into(),
             Rejection::ClientCertificate(_) => "The client certificate of this connection is no longer accepted (expired or revoked). Reconnect with a current certificate.".into(),
             Rejection::UpstreamStackTrace | Rejection::UpstreamContract(_) => "The service behind this API answered with something this gateway does not pass on. Quote the correlation id when reporting it.".into(),
+            Rejection::SwitchedOff { .. } => "This API operation is switched off for now. Retry later; quote the correlation id if you need to know more.".into(),
+            Rejection::ApplicationDisabled(_) => "This application's access is switched off. Ask the API's operators to re-enable it.".into(),
+            Rejection::AdminUnauthenticated(_) => "Send an administrator token: `Authorization: Bearer pcadm_…` (created with `portcullis admin create`).".into(),
+            Rejection::AdminForbidden { needs, .. } => format!("Your administrator role does not allow this action; it needs the role `{needs}`."),
             Rejection::RateLimited { retry_after_s, .. } => format!("Too many requests for this limit. Retry after {retry_after_s} s (Retry-After); the RateLimit-Policy header states the limits."),
         }
     }
 
-    /// The client-facing response: problem body and the headers due for this
-    /// rejection. Hardening headers are added by the caller like for any response.
-    pub fn to_response(
-        &self,
-        correlation_id: &str,
-        correlation_header: &str,
-    ) -> Response<Full<Bytes>> {
-        let status = self.status();
+    /// Its RFC 9457 problem body.
+    pub fn problem(&self, correlation_id: &str, correlation_header: &str) -> serde_json::Value {
         let mut body = serde_json::json!({
             "type": format!("urn:portcullis:problem:{}", self.code()),
             "title": self.title(),
-            "status": status.as_u16(),
+            "status": self.status().as_u16(),
             "detail": self.detail(correlation_header),
             "correlation_id": correlation_id,
         });
@@ -333,6 +363,18 @@ impl Rejection {
                 })
                 .collect();
         }
+        body
+    }
+
+    /// The client-facing response: problem body and the headers due for this
+    /// rejection. Hardening headers are added by the caller like for any response.
+    pub fn to_response(
+        &self,
+        correlation_id: &str,
+        correlation_header: &str,
+    ) -> Response<Full<Bytes>> {
+        let status = self.status();
+        let body = self.problem(correlation_id, correlation_header);
         let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
         *response.status_mut() = status;
         let headers = response.headers_mut();

@@ -14,6 +14,8 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub struct MountedApi {
     pub name: String,
+    /// Its kill-switch target: `api:<name>` (OPS-03).
+    pub kill_key: String,
     hosts: Vec<String>,
     base_path: String,
     pub upstream: usize,
@@ -28,6 +30,8 @@ pub struct MountedApi {
 #[derive(Debug)]
 pub struct RouteGroup {
     pub template: String,
+    /// Its kill-switch target: `route:<api>:<template>` (OPS-03).
+    pub kill_key: String,
     routes: Vec<(Method, RouteInfo)>,
     allow: HeaderValue,
     /// No route of the group is restricted to environments.
@@ -143,6 +147,17 @@ impl RouteTable {
         Ok(Self { apis, order })
     }
 
+    /// Every target a kill switch can name.
+    pub fn kill_targets(&self) -> Vec<String> {
+        self.apis
+            .iter()
+            .flat_map(|a| {
+                std::iter::once(a.kill_key.clone())
+                    .chain(a.groups.iter().map(|g| g.kill_key.clone()))
+            })
+            .collect()
+    }
+
     pub fn api(&self, index: usize) -> &MountedApi {
         &self.apis[index]
     }
@@ -194,6 +209,7 @@ fn mount(a: usize, api: &Api, limits: &[Arc<RouteLimits>]) -> Result<MountedApi,
                 })?;
             groups.push(RouteGroup {
                 template: route.path.clone(),
+                kill_key: format!("route:{}:{}", api.name, route.path),
                 routes: Vec::new(),
                 allow: HeaderValue::from_static(""),
                 all_served: true,
@@ -220,6 +236,7 @@ fn mount(a: usize, api: &Api, limits: &[Arc<RouteLimits>]) -> Result<MountedApi,
     }
     Ok(MountedApi {
         name: api.name.clone(),
+        kill_key: format!("api:{}", api.name),
         hosts: api.hosts.clone(),
         base_path: api.base_path.clone(),
         upstream: api.upstream,

@@ -38,6 +38,12 @@ pub enum StoreError {
     SanBound(String),
     #[error("no application is bound to certificate name `{0}`")]
     NoSuchBinding(String),
+    #[error("an administrator named `{0}` already exists")]
+    AdminExists(String),
+    #[error("`{0}` is not switched off")]
+    NoSuchKillSwitch(String),
+    #[error("audit log broken: {0}")]
+    AuditBroken(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,7 +92,37 @@ pub struct Snapshot {
     pub revoked_before: HashMap<(String, String), i64>,
     /// Client certificate SAN (DNS name or URI) → application id.
     pub cert_apps: HashMap<String, String>,
+    /// Switched-off APIs and operations (`api:<name>`, `op:<api>:<operation>`) → reason.
+    pub kill_switches: HashMap<String, String>,
 }
+
+/// An administrator of the admin API (OPS-03): a role and the digest of
+/// their token (`pcadm_<id>_<secret>`, HMAC under the pepper like API keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admin {
+    pub id: String,
+    pub name: String,
+    pub role: String,
+    pub mac: Vec<u8>,
+    pub created_at: i64,
+    pub disabled_at: Option<i64>,
+}
+
+/// One row of the hash-chained audit log (PROC-06).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    pub seq: i64,
+    /// The entry as canonical JSON text.
+    pub entry: String,
+    /// HMAC over the previous row's MAC, `seq` and `entry`.
+    pub mac: Vec<u8>,
+}
+
+/// Every audit row by `seq`, and the recorded head (last `seq` and its MAC).
+pub type AuditLog = (Vec<AuditRow>, Option<(i64, Vec<u8>)>);
+
+/// Computes a row's chain MAC from the previous MAC, its `seq` and entry.
+pub type ChainMac<'a> = &'a (dyn Fn(&[u8], i64, &str) -> Vec<u8> + Sync);
 
 impl Snapshot {
     /// Adds one `token_revocations` row.
@@ -166,6 +202,35 @@ pub trait Store: Send + Sync {
     fn unbind_certificate(&self, san: &str) -> Result<(), StoreError>;
     /// `(san, application name)`, by SAN.
     fn certificate_bindings(&self) -> Result<Vec<(String, String)>, StoreError>;
+    fn create_admin(&self, admin: &Admin) -> Result<(), StoreError>;
+    fn admin(&self, id: &str) -> Result<Option<Admin>, StoreError>;
+    fn admins(&self) -> Result<Vec<Admin>, StoreError>;
+    /// Switches `target` off (or updates the reason); see [`Snapshot::kill_switches`].
+    fn set_kill_switch(
+        &self,
+        target: &str,
+        reason: &str,
+        actor: &str,
+        now: i64,
+    ) -> Result<(), StoreError>;
+    fn clear_kill_switch(&self, target: &str) -> Result<(), StoreError>;
+    /// Appends one entry to the audit log, atomically with respect to other
+    /// appenders (any instance): its MAC chains to the previous row's.
+    fn append_audit(&self, entry: &str, chain: ChainMac<'_>) -> Result<i64, StoreError>;
+    /// Every audit row by `seq`, and the recorded head (last `seq` and MAC).
+    fn audit_rows(&self) -> Result<AuditLog, StoreError>;
+}
+
+/// `store_meta.audit_head`: 8 bytes of `seq` (big-endian), then the MAC.
+pub(crate) fn encode_head(seq: i64, mac: &[u8]) -> Vec<u8> {
+    let mut v = seq.to_be_bytes().to_vec();
+    v.extend_from_slice(mac);
+    v
+}
+
+pub(crate) fn decode_head(v: &[u8]) -> Option<(i64, Vec<u8>)> {
+    let (seq, mac) = v.split_at_checked(8)?;
+    Some((i64::from_be_bytes(seq.try_into().ok()?), mac.to_vec()))
 }
 
 /// Migrations, applied in order; the database's `user_version` is the count applied.
@@ -203,6 +268,26 @@ const MIGRATIONS: &[&str] = &[
     "CREATE TABLE store_meta (
         name TEXT PRIMARY KEY,
         value BLOB NOT NULL
+    );",
+    // The control plane: administrators, kill switches, the audit log.
+    "CREATE TABLE admins (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL,
+        mac BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        disabled_at INTEGER
+    );
+    CREATE TABLE kill_switches (
+        target TEXT PRIMARY KEY,
+        reason TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE audit_log (
+        seq INTEGER PRIMARY KEY,
+        entry TEXT NOT NULL,
+        mac BLOB NOT NULL
     );",
 ];
 
@@ -271,6 +356,17 @@ fn key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRecord> {
     })
 }
 
+fn admin_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Admin> {
+    Ok(Admin {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        role: r.get(2)?,
+        mac: r.get(3)?,
+        created_at: r.get(4)?,
+        disabled_at: r.get(5)?,
+    })
+}
+
 const KEY_COLUMNS: &str = "id, app_id, mac, created_at, expires_at, revoked_at";
 
 impl Store for SqliteStore {
@@ -301,6 +397,11 @@ impl Store for SqliteStore {
                     r.get::<_, i64>(4)?,
                 ))
             })?;
+            let mut q = c.prepare("SELECT target, reason FROM kill_switches")?;
+            for row in q.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+                let (target, reason) = row?;
+                s.kill_switches.insert(target, reason);
+            }
             let mut q = c.prepare("SELECT san, app_id FROM app_certificates")?;
             for row in q.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
                 let (san, app) = row?;
@@ -349,6 +450,136 @@ impl Store for SqliteStore {
             )?;
             Ok(q.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<_, _>>()?)
+        })
+    }
+
+    fn create_admin(&self, a: &Admin) -> Result<(), StoreError> {
+        self.with(|c| {
+            match c.execute(
+                "INSERT INTO admins (id, name, role, mac, created_at, disabled_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![a.id, a.name, a.role, a.mac, a.created_at, a.disabled_at],
+            ) {
+                Ok(_) => Ok(()),
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    Err(StoreError::AdminExists(a.name.clone()))
+                }
+                Err(e) => Err(e.into()),
+            }
+        })
+    }
+
+    fn admin(&self, id: &str) -> Result<Option<Admin>, StoreError> {
+        self.with(|c| {
+            Ok(c.query_row(
+                "SELECT id, name, role, mac, created_at, disabled_at FROM admins WHERE id = ?1",
+                params![id],
+                admin_row,
+            )
+            .optional()?)
+        })
+    }
+
+    fn admins(&self) -> Result<Vec<Admin>, StoreError> {
+        self.with(|c| {
+            let mut q = c.prepare(
+                "SELECT id, name, role, mac, created_at, disabled_at FROM admins ORDER BY name",
+            )?;
+            Ok(q.query_map([], admin_row)?.collect::<Result<_, _>>()?)
+        })
+    }
+
+    fn set_kill_switch(
+        &self,
+        target: &str,
+        reason: &str,
+        actor: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO kill_switches (target, reason, actor, created_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (target) DO UPDATE SET reason = excluded.reason, actor = excluded.actor, created_at = excluded.created_at",
+                params![target, reason, actor, now],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn clear_kill_switch(&self, target: &str) -> Result<(), StoreError> {
+        self.with(|c| {
+            if c.execute(
+                "DELETE FROM kill_switches WHERE target = ?1",
+                params![target],
+            )? == 0
+            {
+                Err(StoreError::NoSuchKillSwitch(target.to_owned()))
+            } else {
+                Ok(())
+            }
+        })
+    }
+
+    fn append_audit(&self, entry: &str, chain: ChainMac<'_>) -> Result<i64, StoreError> {
+        self.with(|c| {
+            // IMMEDIATE: the write lock first, so no other appender reads the same head.
+            c.execute_batch("BEGIN IMMEDIATE")?;
+            let appended = (|| {
+                let (prev_seq, prev_mac): (i64, Vec<u8>) = c
+                    .query_row(
+                        "SELECT seq, mac FROM audit_log ORDER BY seq DESC LIMIT 1",
+                        [],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()?
+                    .unwrap_or((0, Vec::new()));
+                let seq = prev_seq + 1;
+                let mac = chain(&prev_mac, seq, entry);
+                c.execute(
+                    "INSERT INTO audit_log (seq, entry, mac) VALUES (?1, ?2, ?3)",
+                    params![seq, entry, mac],
+                )?;
+                c.execute(
+                    "INSERT INTO store_meta (name, value) VALUES ('audit_head', ?1)
+                     ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                    params![encode_head(seq, &mac)],
+                )?;
+                Ok::<_, rusqlite::Error>(seq)
+            })();
+            match appended {
+                Ok(seq) => {
+                    c.execute_batch("COMMIT")?;
+                    Ok(seq)
+                }
+                Err(e) => {
+                    let _ = c.execute_batch("ROLLBACK");
+                    Err(e.into())
+                }
+            }
+        })
+    }
+
+    fn audit_rows(&self) -> Result<AuditLog, StoreError> {
+        self.with(|c| {
+            let mut q = c.prepare("SELECT seq, entry, mac FROM audit_log ORDER BY seq")?;
+            let rows = q
+                .query_map([], |r| {
+                    Ok(AuditRow {
+                        seq: r.get(0)?,
+                        entry: r.get(1)?,
+                        mac: r.get(2)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            let head: Option<Vec<u8>> = c
+                .query_row(
+                    "SELECT value FROM store_meta WHERE name = 'audit_head'",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok((rows, head.as_deref().and_then(decode_head)))
         })
     }
 

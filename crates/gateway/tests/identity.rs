@@ -334,8 +334,8 @@ async fn api_keys_identify_the_application_and_fail_closed() {
         store.set_app_enabled("batch", false).unwrap();
     }
     assert!(
-        wait_for(&s.gw, "/v1/orders/1", &batch_key, 401).await,
-        "disabled application refused"
+        wait_for(&s.gw, "/v1/orders/1", &batch_key, 403).await,
+        "disabled application refused (403: authenticated, switched off)"
     );
     {
         use portcullis_gateway::store::Store;

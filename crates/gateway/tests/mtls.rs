@@ -341,13 +341,8 @@ async fn a_client_certificate_bound_to_an_application_identifies_it() {
         .unwrap()
         .refresh()
         .unwrap();
-    assert_eq!(get(&mut as_demo).await.unwrap().0, 401);
-    assert!(
-        gw.next_event()
-            .await
-            .message
-            .contains("application disabled")
-    );
+    assert_eq!(get(&mut as_demo).await.unwrap().0, 403);
+    assert!(gw.next_event().await.message.contains("switched off"));
     gw.stop().await;
 }
 

@@ -192,7 +192,7 @@ async fn missed_notices_are_caught_by_the_resync_and_outages_are_events() {
         "SET session_replication_role = replica; UPDATE applications SET enabled = FALSE",
     );
     // No notice, so only the periodic re-read (every second here) applies it.
-    let took = until(&gw, &key, 401, Duration::from_secs(3)).await;
+    let took = until(&gw, &key, 403, Duration::from_secs(3)).await;
     assert!(
         took > Duration::from_millis(100),
         "{took:?}: a notice was sent after all?"
@@ -207,7 +207,7 @@ async fn missed_notices_are_caught_by_the_resync_and_outages_are_events() {
         }
     }
     // The last snapshot keeps answering: still refused, not an error.
-    assert_eq!(status(&gw, &key).await, 401);
+    assert_eq!(status(&gw, &key).await, 403);
     pg.start_again();
     loop {
         let e = gw.next_event().await;

@@ -73,6 +73,14 @@ enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Administrators of the admin API, and the audit log (on the store
+    /// named by the config; changes made here are audited as `local:<user>`).
+    Admin {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: AdminAction,
+    },
     /// Mint a fresh token from the quickstart's demo issuer (development only).
     DemoToken {
         #[arg(long, default_value = "portcullis-data")]
@@ -109,6 +117,29 @@ enum AppsAction {
     },
     /// Certificate names bound to applications.
     Certs,
+}
+
+#[derive(Subcommand)]
+enum AdminAction {
+    /// Create an administrator; prints the admin token once.
+    Create {
+        name: String,
+        /// viewer | operator | security-admin
+        #[arg(long)]
+        role: String,
+    },
+    /// Administrators and their roles.
+    List,
+    #[command(subcommand)]
+    AuditLog(AuditLogAction),
+}
+
+#[derive(Subcommand)]
+enum AuditLogAction {
+    /// Check the hash chain; says which entry was edited, removed or moved.
+    Verify,
+    /// Print every entry as JSON lines.
+    Show,
 }
 
 #[derive(Subcommand)]
@@ -159,10 +190,13 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
-        Command::Apps { config, action } => admin(&config, |store, _| apps(store, action)),
+        Command::Apps { config, action } => {
+            admin(&config, |store, pepper| apps(store, pepper, action))
+        }
         Command::Keys { config, action } => {
             admin(&config, |store, pepper| keys(store, pepper, action))
         }
+        Command::Admin { config, action } => admins(&config, action),
         Command::DemoToken {
             data_dir,
             subject,
@@ -217,11 +251,93 @@ fn admin(path: &Path, f: impl FnOnce(&dyn Store, &Pepper) -> Result<(), StoreErr
     }
 }
 
-fn apps(store: &dyn Store, action: AppsAction) -> Result<(), StoreError> {
+/// Who changes the store from this machine's CLI, for the audit log.
+fn local_actor() -> String {
+    format!(
+        "local:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    )
+}
+
+/// Audits a CLI change (before making it), then makes it.
+fn audited<T>(
+    store: &dyn Store,
+    pepper: &Pepper,
+    action: &str,
+    target: &str,
+    change: impl FnOnce() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let entry = portcullis_gateway::audit::AuditEntry {
+        at: portcullis_gateway::identity::now(),
+        actor: local_actor(),
+        role: "local-store".into(),
+        action: action.to_owned(),
+        target: target.to_owned(),
+        before: None,
+        after: None,
+        reason: None,
+        correlation_id: uuid::Uuid::now_v7().to_string(),
+    };
+    portcullis_gateway::admin::logged(store, pepper, entry, change)
+}
+
+fn admins(path: &Path, action: AdminAction) -> ExitCode {
+    use portcullis_gateway::admin::{Role, create_admin};
+    if let AdminAction::Create { role, .. } = &action
+        && Role::parse(role).is_none()
+    {
+        eprintln!("--role: `{role}` is not one of viewer, operator, security-admin");
+        return ExitCode::from(2);
+    }
+    admin(path, |store, pepper| match action {
+        AdminAction::Create { name, role } => {
+            let role = Role::parse(&role).expect("checked above");
+            let token = create_admin(
+                store,
+                pepper,
+                &name,
+                role,
+                (&local_actor(), "local-store"),
+                &uuid::Uuid::now_v7().to_string(),
+            )?;
+            println!(
+                "administrator {name} ({}); token shown once, store it now:",
+                role.as_str()
+            );
+            println!("{token}");
+            Ok(())
+        }
+        AdminAction::List => {
+            for a in store.admins()? {
+                println!("{}\t{}", a.name, a.role);
+            }
+            Ok(())
+        }
+        AdminAction::AuditLog(AuditLogAction::Show) => {
+            for (seq, e) in portcullis_gateway::audit::entries(store)? {
+                println!("{}", serde_json::json!({ "seq": seq, "entry": e }));
+            }
+            Ok(())
+        }
+        AdminAction::AuditLog(AuditLogAction::Verify) => {
+            match portcullis_gateway::audit::verify(store, pepper)? {
+                Ok(n) => {
+                    println!("audit log intact: {n} entries");
+                    Ok(())
+                }
+                Err(b) => Err(StoreError::AuditBroken(b.to_string())),
+            }
+        }
+    })
+}
+
+fn apps(store: &dyn Store, pepper: &Pepper, action: AppsAction) -> Result<(), StoreError> {
     let now = portcullis_gateway::identity::now();
     match action {
         AppsAction::Create { name } => {
-            let app = store.create_app(&name, now)?;
+            let app = audited(store, pepper, "app.create", &name, || {
+                store.create_app(&name, now)
+            })?;
             println!("created application {} ({})", app.name, app.id);
         }
         AppsAction::List => {
@@ -235,11 +351,15 @@ fn apps(store: &dyn Store, action: AppsAction) -> Result<(), StoreError> {
             }
         }
         AppsAction::Disable { name } => {
-            store.set_app_enabled(&name, false)?;
+            audited(store, pepper, "app.disable", &name, || {
+                store.set_app_enabled(&name, false)
+            })?;
             println!("disabled {name}: its keys are refused from the next request");
         }
         AppsAction::Enable { name } => {
-            store.set_app_enabled(&name, true)?;
+            audited(store, pepper, "app.enable", &name, || {
+                store.set_app_enabled(&name, true)
+            })?;
             println!("enabled {name}");
         }
         AppsAction::BindCert { name, san } => {
@@ -249,11 +369,15 @@ fn apps(store: &dyn Store, action: AppsAction) -> Result<(), StoreError> {
             } else {
                 san.to_ascii_lowercase()
             };
-            store.bind_certificate(&name, &san, now)?;
+            audited(store, pepper, "app.bind-cert", &san, || {
+                store.bind_certificate(&name, &san, now)
+            })?;
             println!("client certificates naming {san} now identify {name}");
         }
         AppsAction::UnbindCert { san } => {
-            store.unbind_certificate(&san)?;
+            audited(store, pepper, "app.unbind-cert", &san, || {
+                store.unbind_certificate(&san)
+            })?;
             println!("{san} no longer identifies an application");
         }
         AppsAction::Certs => {
@@ -269,17 +393,23 @@ fn keys(store: &dyn Store, pepper: &Pepper, action: KeysAction) -> Result<(), St
     let now = portcullis_gateway::identity::now();
     match action {
         KeysAction::Issue { app } => {
-            let (id, key) = apikeys::issue(store, pepper, &app, now)?;
+            let (id, key) = audited(store, pepper, "key.issue", &app, || {
+                apikeys::issue(store, pepper, &app, now)
+            })?;
             println!("key id {id} for {app}; shown once, store it now:");
             println!("{key}");
         }
         KeysAction::Rotate { app, overlap_s } => {
-            let (id, key) = apikeys::rotate(store, pepper, &app, overlap_s, now)?;
+            let (id, key) = audited(store, pepper, "key.rotate", &app, || {
+                apikeys::rotate(store, pepper, &app, overlap_s, now)
+            })?;
             println!("key id {id} for {app}; older keys stay valid for {overlap_s} s. Shown once:");
             println!("{key}");
         }
         KeysAction::Revoke { id } => {
-            store.revoke_key(&id, now)?;
+            audited(store, pepper, "key.revoke", &id, || {
+                store.revoke_key(&id, now)
+            })?;
             println!("revoked key {id}");
         }
         KeysAction::List { app } => {

@@ -336,7 +336,7 @@ async fn two_gateway_processes_share_limits_revocations_and_applications() {
         .await;
     }
 
-    // An application disabled with the CLI is refused by both within 1 s.
+    // An application disabled with the CLI is refused (403) by both within 1 s.
     assert_eq!(cli(&b.config, &["apps", "disable", "web"]).0, Some(0));
     for i in [&a, &b] {
         refused_within(
@@ -344,7 +344,7 @@ async fn two_gateway_processes_share_limits_revocations_and_applications() {
             &i.url("/v1/limited"),
             &key,
             None,
-            401,
+            403,
             Duration::from_secs(1),
         )
         .await;

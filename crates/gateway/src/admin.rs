@@ -1,0 +1,643 @@
+//! The admin plane (OPS-03, OPS-04, OPS-05, PROC-06): a JSON API on its own
+//! listener (loopback or a unix socket, never a data-plane listener) for
+//! administrators with roles, and everything it changes goes through the
+//! store, so every instance sharing the store applies it.
+//!
+//! - Authentication: `Authorization: Bearer pcadm_<id>_<secret>`, created by
+//!   `portcullis admin create` (or by a security-admin here); only an
+//!   HMAC under the pepper is stored, compared in constant time.
+//! - Roles: `viewer` reads; `operator` also switches APIs, routes and
+//!   applications off and on; `security-admin` also manages applications,
+//!   keys and administrators. No credential → 401, wrong role → 403: both
+//!   are audited and raise a security event.
+//! - Audit: each change is appended to the hash-chained log *before* it is
+//!   made (an action that cannot be logged is not made); a change that then
+//!   fails is followed by a `failed:` entry.
+
+use crate::apikeys::{self, Pepper};
+use crate::audit::{self, AuditEntry};
+use crate::events::{EventSink, SecurityEvent};
+use crate::identity::{IdentityState, now};
+use crate::rejection::Rejection;
+use crate::store::{Admin, Store, StoreError};
+use bytes::Bytes;
+use http::{HeaderValue, Method, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// Recognisable prefix of admin tokens.
+pub const TOKEN_PREFIX: &str = "pcadm_";
+/// Largest admin request body.
+const MAX_BODY: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Viewer,
+    Operator,
+    SecurityAdmin,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "viewer" => Some(Self::Viewer),
+            "operator" => Some(Self::Operator),
+            "security-admin" => Some(Self::SecurityAdmin),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Viewer => "viewer",
+            Self::Operator => "operator",
+            Self::SecurityAdmin => "security-admin",
+        }
+    }
+}
+
+/// What a request wants to do, for the role check and the audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Read,
+    KillSwitch,
+    ManageApps,
+    ManageKeys,
+    ManageAdmins,
+}
+
+impl Action {
+    fn allowed(self, role: Role) -> bool {
+        match self {
+            Self::Read => true,
+            Self::KillSwitch => role != Role::Viewer,
+            Self::ManageApps | Self::ManageKeys | Self::ManageAdmins => role == Role::SecurityAdmin,
+        }
+    }
+
+    fn needs(self) -> &'static str {
+        match self {
+            Self::Read => "viewer",
+            Self::KillSwitch => "operator",
+            _ => "security-admin",
+        }
+    }
+
+    fn verb(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::KillSwitch => "switch things off or on",
+            Self::ManageApps => "manage applications",
+            Self::ManageKeys => "manage API keys",
+            Self::ManageAdmins => "manage administrators",
+        }
+    }
+}
+
+/// Creates an administrator; returns the token, shown once.
+pub fn create_admin(
+    store: &dyn Store,
+    pepper: &Pepper,
+    name: &str,
+    role: Role,
+    actor: (&str, &str),
+    correlation_id: &str,
+) -> Result<String, StoreError> {
+    let (id, token) = apikeys::generate_with(TOKEN_PREFIX);
+    let entry = AuditEntry {
+        at: now(),
+        actor: actor.0.to_owned(),
+        role: actor.1.to_owned(),
+        action: "admin.create".into(),
+        target: name.to_owned(),
+        before: None,
+        after: Some(json!({ "name": name, "role": role.as_str(), "id": id })),
+        reason: None,
+        correlation_id: correlation_id.to_owned(),
+    };
+    logged(store, pepper, entry, || {
+        store.create_admin(&Admin {
+            id: id.clone(),
+            name: name.to_owned(),
+            role: role.as_str().to_owned(),
+            mac: pepper.digest(&token),
+            created_at: now(),
+            disabled_at: None,
+        })
+    })?;
+    Ok(token)
+}
+
+/// Appends `entry`, then makes the change; a failed change gets a
+/// `failed:` entry. An action that cannot be logged is not made.
+pub fn logged<T>(
+    store: &dyn Store,
+    pepper: &Pepper,
+    entry: AuditEntry,
+    change: impl FnOnce() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    audit::append(store, pepper, &entry)?;
+    change().inspect_err(|e| {
+        let failed = AuditEntry {
+            action: format!("failed:{}", entry.action),
+            reason: Some(e.to_string()),
+            ..entry
+        };
+        let _ = audit::append(store, pepper, &failed);
+    })
+}
+
+/// The admin plane's shared state.
+pub struct AdminPlane {
+    identity: Arc<IdentityState>,
+    events: EventSink,
+    /// Every valid kill-switch target (`api:…`, `route:…`).
+    targets: BTreeSet<String>,
+}
+
+impl std::fmt::Debug for AdminPlane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminPlane")
+    }
+}
+
+/// An answer of the admin API.
+struct Answer(StatusCode, Value);
+
+fn problem(status: StatusCode, code: &str, detail: impl Into<String>) -> Answer {
+    Answer(
+        status,
+        json!({
+            "type": format!("urn:portcullis:problem:admin-{code}"),
+            "title": status.canonical_reason().unwrap_or("Error"),
+            "status": status.as_u16(),
+            "detail": detail.into(),
+        }),
+    )
+}
+
+fn store_problem(e: &StoreError) -> Answer {
+    match e {
+        StoreError::NoSuchApp(_) | StoreError::NoSuchKey(_) | StoreError::NoSuchKillSwitch(_) => {
+            problem(StatusCode::NOT_FOUND, "not-found", e.to_string())
+        }
+        StoreError::AppExists(_) | StoreError::AdminExists(_) => {
+            problem(StatusCode::CONFLICT, "conflict", e.to_string())
+        }
+        _ => {
+            tracing::error!(error = %e, "admin API: store error");
+            problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store-unavailable",
+                "The store could not be used; nothing was changed. Retry later.",
+            )
+        }
+    }
+}
+
+/// The authenticated administrator of a request.
+struct Caller {
+    name: String,
+    role: Role,
+}
+
+impl AdminPlane {
+    pub fn new(identity: Arc<IdentityState>, events: EventSink, targets: Vec<String>) -> Self {
+        Self {
+            identity,
+            events,
+            targets: targets.into_iter().collect(),
+        }
+    }
+
+    /// Serves one request (blocking work happens off the runtime's workers).
+    pub async fn serve(
+        self: Arc<Self>,
+        req: http::Request<hyper::body::Incoming>,
+    ) -> Response<Full<Bytes>> {
+        let correlation_id = uuid::Uuid::now_v7().to_string();
+        let (parts, body) = req.into_parts();
+        let body = match Limited::new(body, MAX_BODY).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => {
+                return respond(
+                    problem(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "body",
+                        format!("Admin request bodies are at most {MAX_BODY} bytes."),
+                    ),
+                    &correlation_id,
+                );
+            }
+        };
+        let id = correlation_id.clone();
+        let answer = tokio::task::spawn_blocking(move || self.answer(&parts, &body, &id))
+            .await
+            .unwrap_or_else(|_| {
+                problem(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "The admin request failed; nothing is known to have changed.",
+                )
+            });
+        respond(answer, &correlation_id)
+    }
+
+    fn answer(&self, parts: &http::request::Parts, body: &Bytes, correlation_id: &str) -> Answer {
+        let path = parts.uri.path();
+        let method = &parts.method;
+        if *method == Method::GET && path == "/healthz" {
+            return Answer(StatusCode::OK, json!({ "status": "alive" }));
+        }
+        if *method == Method::GET && path == "/readyz" {
+            return match self.identity.store().apps() {
+                Ok(_) => Answer(StatusCode::OK, json!({ "status": "ready" })),
+                Err(_) => problem(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "not-ready",
+                    "The store does not answer.",
+                ),
+            };
+        }
+        let Some(rest) = path.strip_prefix("/admin/v1/") else {
+            return problem(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "No admin endpoint here; the admin API lives under /admin/v1/.",
+            );
+        };
+        let segments: Vec<&str> = rest.split('/').collect();
+        let action = match (method.as_str(), segments.as_slice()) {
+            ("GET", _) => Action::Read,
+            ("POST", ["kill-switches" | "kill-switches-clear"]) => Action::KillSwitch,
+            ("POST", ["apps", _, "disable" | "enable"]) => Action::KillSwitch,
+            ("POST", ["apps"]) => Action::ManageApps,
+            ("POST", ["apps", _, "keys"]) | ("DELETE", ["keys", _]) => Action::ManageKeys,
+            ("POST", ["admins"]) => Action::ManageAdmins,
+            _ => {
+                return problem(
+                    StatusCode::NOT_FOUND,
+                    "not-found",
+                    "No such admin endpoint or method.",
+                );
+            }
+        };
+        let caller = match self.authenticate(&parts.headers) {
+            Ok(c) => c,
+            Err(reason) => {
+                return self.deny(
+                    &Rejection::AdminUnauthenticated(reason),
+                    ("unknown", "none"),
+                    action,
+                    path,
+                    correlation_id,
+                );
+            }
+        };
+        if !action.allowed(caller.role) {
+            return self.deny(
+                &Rejection::AdminForbidden {
+                    role: caller.role.as_str(),
+                    action: action.verb(),
+                    needs: action.needs(),
+                },
+                (&caller.name, caller.role.as_str()),
+                action,
+                path,
+                correlation_id,
+            );
+        }
+        let input: Value = if body.is_empty() {
+            json!({})
+        } else {
+            match serde_json::from_slice(body) {
+                Ok(v @ Value::Object(_)) => v,
+                _ => {
+                    return problem(
+                        StatusCode::BAD_REQUEST,
+                        "body",
+                        "Send a JSON object as the request body.",
+                    );
+                }
+            }
+        };
+        let text = |field: &str| input.get(field).and_then(Value::as_str).map(str::to_owned);
+        let entry = |action: &str, target: &str| AuditEntry {
+            at: now(),
+            actor: caller.name.clone(),
+            role: caller.role.as_str().to_owned(),
+            action: action.to_owned(),
+            target: target.to_owned(),
+            before: None,
+            after: None,
+            reason: text("reason"),
+            correlation_id: correlation_id.to_owned(),
+        };
+        let needs_reason = || {
+            problem(
+                StatusCode::BAD_REQUEST,
+                "reason",
+                "Say why: send {\"reason\": \"…\"} (it goes to the audit log).",
+            )
+        };
+        let store = self.identity.store();
+        let result = match (method.as_str(), segments.as_slice()) {
+            ("GET", ["whoami"]) => Ok(Answer(
+                StatusCode::OK,
+                json!({ "name": caller.name, "role": caller.role.as_str() }),
+            )),
+            ("GET", ["apps"]) => store.apps().map(|apps| {
+                Answer(
+                    StatusCode::OK,
+                    Value::Array(
+                        apps.iter()
+                            .map(|a| json!({ "name": a.name, "enabled": a.enabled, "created_at": a.created_at }))
+                            .collect(),
+                    ),
+                )
+            }),
+            ("GET", ["kill-switches"]) => Ok(Answer(
+                StatusCode::OK,
+                json!({ "off": self.identity.snapshot().kill_switches, "targets": self.targets }),
+            )),
+            ("GET", ["admins"]) => store.admins().map(|admins| {
+                Answer(
+                    StatusCode::OK,
+                    Value::Array(
+                        admins
+                            .iter()
+                            .map(|a| json!({ "name": a.name, "role": a.role, "created_at": a.created_at }))
+                            .collect(),
+                    ),
+                )
+            }),
+            ("GET", ["audit-log"]) => audit::entries(store.as_ref()).and_then(|entries| {
+                let verified = audit::verify(store.as_ref(), self.identity.pepper())?;
+                Ok(Answer(
+                    StatusCode::OK,
+                    json!({
+                        "intact": verified.is_ok(),
+                        "problem": verified.err().map(|b| b.to_string()),
+                        "entries": entries.into_iter().map(|(seq, e)| json!({ "seq": seq, "entry": e })).collect::<Vec<_>>(),
+                    }),
+                ))
+            }),
+            ("POST", ["kill-switches"]) => {
+                let (Some(target), Some(reason)) = (text("target"), text("reason")) else {
+                    return needs_reason();
+                };
+                if !self.targets.contains(&target) {
+                    return problem(
+                        StatusCode::NOT_FOUND,
+                        "not-found",
+                        "No such target: GET /admin/v1/kill-switches lists them (`api:<name>`, `route:<api>:<path>`).",
+                    );
+                }
+                let mut e = entry("kill-switch.set", &target);
+                e.after = Some(json!({ "off": true }));
+                logged(store.as_ref(), self.identity.pepper(), e, || {
+                    store.set_kill_switch(&target, &reason, &caller.name, now())
+                })
+                .map(|()| Answer(StatusCode::OK, json!({ "target": target, "off": true })))
+            }
+            ("POST", ["kill-switches-clear"]) => {
+                let (Some(target), Some(_)) = (text("target"), text("reason")) else {
+                    return needs_reason();
+                };
+                let mut e = entry("kill-switch.clear", &target);
+                e.after = Some(json!({ "off": false }));
+                logged(store.as_ref(), self.identity.pepper(), e, || store.clear_kill_switch(&target))
+                    .map(|()| Answer(StatusCode::OK, json!({ "target": target, "off": false })))
+            }
+            ("POST", ["apps", name, verb @ ("disable" | "enable")]) => {
+                if text("reason").is_none() {
+                    return needs_reason();
+                }
+                let enable = *verb == "enable";
+                store.app_by_name(name).and_then(|app| {
+                    let mut e = entry(&format!("app.{verb}"), name);
+                    e.before = Some(json!({ "enabled": app.enabled }));
+                    e.after = Some(json!({ "enabled": enable }));
+                    logged(store.as_ref(), self.identity.pepper(), e, || store.set_app_enabled(name, enable)).map(|()| {
+                        Answer(StatusCode::OK, json!({ "name": name, "enabled": enable }))
+                    })
+                })
+            }
+            ("POST", ["apps"]) => {
+                let Some(name) = text("name").filter(|n| !n.is_empty()) else {
+                    return problem(
+                        StatusCode::BAD_REQUEST,
+                        "body",
+                        "Send {\"name\": \"…\"}.",
+                    );
+                };
+                let mut e = entry("app.create", &name);
+                e.after = Some(json!({ "name": name, "enabled": true }));
+                logged(store.as_ref(), self.identity.pepper(), e, || store.create_app(&name, now()))
+                    .map(|_| Answer(StatusCode::CREATED, json!({ "name": name, "enabled": true })))
+            }
+            ("POST", ["apps", name, "keys"]) => {
+                let pepper = self.identity.pepper();
+                store.app_by_name(name).and_then(|_| {
+                    let mut issued = None;
+                    let e = entry("key.issue", name);
+                    logged(store.as_ref(), self.identity.pepper(), e, || {
+                        issued = Some(apikeys::issue(store.as_ref(), pepper, name, now())?);
+                        Ok(())
+                    })?;
+                    let (id, key) = issued.expect("issued above");
+                    // The id goes to the log afterwards; the key never does.
+                    let mut done = entry("key.issued", name);
+                    done.after = Some(json!({ "id": id }));
+                    audit::append(store.as_ref(), pepper, &done)?;
+                    Ok(Answer(StatusCode::CREATED, json!({ "id": id, "key": key })))
+                })
+            }
+            ("DELETE", ["keys", id]) => {
+                if text("reason").is_none() {
+                    return needs_reason();
+                }
+                let mut e = entry("key.revoke", id);
+                e.after = Some(json!({ "revoked": true }));
+                logged(store.as_ref(), self.identity.pepper(), e, || store.revoke_key(id, now()))
+                    .map(|()| Answer(StatusCode::OK, json!({ "id": id, "revoked": true })))
+            }
+            ("POST", ["admins"]) => {
+                let (Some(name), Some(role)) = (text("name"), text("role").as_deref().and_then(Role::parse))
+                else {
+                    return problem(
+                        StatusCode::BAD_REQUEST,
+                        "body",
+                        "Send {\"name\": \"…\", \"role\": \"viewer\" | \"operator\" | \"security-admin\"}.",
+                    );
+                };
+                create_admin(
+                    store.as_ref(),
+                    self.identity.pepper(),
+                    &name,
+                    role,
+                    (&caller.name, caller.role.as_str()),
+                    correlation_id,
+                )
+                .map(|token| Answer(StatusCode::CREATED, json!({ "name": name, "role": role.as_str(), "token": token })))
+            }
+            _ => {
+                return problem(
+                    StatusCode::NOT_FOUND,
+                    "not-found",
+                    "No such admin endpoint or method.",
+                );
+            }
+        };
+        if action != Action::Read && result.is_ok() {
+            // This instance applies the change on its next request; others
+            // hear of it through the store.
+            let _ = self.identity.refresh();
+        }
+        result.unwrap_or_else(|e| store_problem(&e))
+    }
+
+    fn authenticate(&self, headers: &http::HeaderMap) -> Result<Caller, &'static str> {
+        let mut values = headers.get_all(header::AUTHORIZATION).iter();
+        let (Some(value), None) = (values.next(), values.next()) else {
+            return Err("no (or more than one) Authorization header");
+        };
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or("not a bearer credential")?;
+        let id = apikeys::key_id_with(TOKEN_PREFIX, token).ok_or("not an admin token")?;
+        let admin = self
+            .identity
+            .store()
+            .admin(id)
+            .map_err(|_| "store unavailable")?
+            .ok_or("unknown admin token")?;
+        if !self.identity.pepper().verify(token, &admin.mac) {
+            return Err("unknown admin token");
+        }
+        if admin.disabled_at.is_some() {
+            return Err("administrator disabled");
+        }
+        let role = Role::parse(&admin.role).ok_or("unknown role")?;
+        Ok(Caller {
+            name: admin.name,
+            role,
+        })
+    }
+
+    /// A refused admin request: audited, an event, and the problem answer.
+    fn deny(
+        &self,
+        rejection: &Rejection,
+        actor: (&str, &str),
+        action: Action,
+        path: &str,
+        correlation_id: &str,
+    ) -> Answer {
+        let entry = AuditEntry {
+            at: now(),
+            actor: actor.0.to_owned(),
+            role: actor.1.to_owned(),
+            action: format!("denied:{}", action.verb()),
+            target: path.to_owned(),
+            before: None,
+            after: None,
+            reason: Some(rejection.to_string()),
+            correlation_id: correlation_id.to_owned(),
+        };
+        if let Err(e) = audit::append(
+            self.identity.store().as_ref(),
+            self.identity.pepper(),
+            &entry,
+        ) {
+            tracing::error!(error = %e, "admin API: the audit log could not record a refusal");
+        }
+        self.events.emit(SecurityEvent::operational(
+            rejection.code(),
+            rejection.severity(),
+            &rejection.to_string(),
+        ));
+        Answer(
+            rejection.status(),
+            rejection.problem(correlation_id, "x-correlation-id"),
+        )
+    }
+}
+
+fn respond(answer: Answer, correlation_id: &str) -> Response<Full<Bytes>> {
+    let Answer(status, mut body) = answer;
+    let content_type = if status.is_success() {
+        "application/json"
+    } else {
+        if let Some(o) = body.as_object_mut() {
+            o.insert("correlation_id".into(), Value::from(correlation_id));
+        }
+        "application/problem+json"
+    };
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if let Ok(v) = HeaderValue::from_str(correlation_id) {
+        h.insert("x-correlation-id", v);
+    }
+    r
+}
+
+/// Accepts admin connections until shutdown (HTTP/1.1, 5 s header timeout).
+pub async fn serve<L>(
+    plane: Arc<AdminPlane>,
+    listener: L,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) where
+    L: Accept,
+{
+    loop {
+        let stream = tokio::select! {
+            r = listener.accept_one() => match r { Ok(s) => s, Err(_) => continue },
+            _ = shutdown.changed() => return,
+        };
+        let plane = plane.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let plane = plane.clone();
+                async move { Ok::<_, std::convert::Infallible>(plane.serve(req).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(std::time::Duration::from_secs(5))
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// A TCP or unix listener.
+pub trait Accept: Send + 'static {
+    type Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static;
+    fn accept_one(&self)
+    -> impl std::future::Future<Output = std::io::Result<Self::Stream>> + Send;
+}
+
+impl Accept for tokio::net::TcpListener {
+    type Stream = tokio::net::TcpStream;
+    async fn accept_one(&self) -> std::io::Result<Self::Stream> {
+        self.accept().await.map(|(s, _)| s)
+    }
+}
+
+impl Accept for tokio::net::UnixListener {
+    type Stream = tokio::net::UnixStream;
+    async fn accept_one(&self) -> std::io::Result<Self::Stream> {
+        self.accept().await.map(|(s, _)| s)
+    }
+}

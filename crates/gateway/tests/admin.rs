@@ -1,0 +1,339 @@
+//! The admin plane (OPS-03, OPS-04, OPS-05, PROC-06): roles, kill switches,
+//! the audit log, and that the admin API is never on a data-plane listener.
+
+use portcullis_gateway::admin::{Role, create_admin};
+use portcullis_gateway::audit::{self, AuditEntry, Break};
+use portcullis_gateway::store::SqliteStore;
+use portcullis_testkit::{ORDERS_API, TestEnv, admin_call};
+use serde_json::json;
+
+fn bootstrap(env: &TestEnv, name: &str, role: Role) -> String {
+    let (store, pepper) = env.store();
+    create_admin(
+        &store,
+        &pepper,
+        name,
+        role,
+        ("local:test", "local-store"),
+        "setup",
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn each_role_may_do_exactly_its_actions_and_every_refusal_is_audited() {
+    let env = TestEnv::new().await;
+    let api = ORDERS_API.replace("auth: public }", "auth: { api_key: true } }");
+    let mut gw = env
+        .gateway(&api)
+        .with(&format!(
+            "identity: {{ data_dir: {} }}\nadmin: {{ bind: '127.0.0.1:0' }}",
+            env.identity_dir().display()
+        ))
+        .start()
+        .await;
+    let admin = gw.running.as_ref().unwrap().addr("admin").unwrap();
+    let root = bootstrap(&env, "root", Role::SecurityAdmin);
+    let call = |token: Option<&str>, method: &str, path: &str, body: Option<serde_json::Value>| {
+        let token = token.map(str::to_owned);
+        let (method, path) = (method.to_owned(), path.to_owned());
+        async move { admin_call(admin, &method, &path, token.as_deref(), body).await }
+    };
+
+    // A security-admin creates the other administrators.
+    let mut tokens = std::collections::HashMap::new();
+    for (name, role) in [("vera", "viewer"), ("otto", "operator")] {
+        let (status, body) = call(
+            Some(&root),
+            "POST",
+            "/admin/v1/admins",
+            Some(json!({ "name": name, "role": role })),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        tokens.insert(role, body["token"].as_str().unwrap().to_owned());
+    }
+    let (viewer, operator) = (tokens["viewer"].clone(), tokens["operator"].clone());
+
+    // No or a wrong credential: 401, with an event.
+    let (status, body) = call(None, "GET", "/admin/v1/apps", None).await;
+    assert_eq!(status, 401);
+    assert_eq!(body["type"], "urn:portcullis:problem:admin-unauthenticated");
+    assert_eq!(gw.next_event().await.status_code, "admin-unauthenticated");
+    let forged = format!("{}0", &root[..root.len() - 1]);
+    assert_eq!(
+        call(Some(&forged), "GET", "/admin/v1/apps", None).await.0,
+        401
+    );
+    gw.next_event().await;
+
+    // (role, method, path, body, expected status)
+    let app = |name: &str| json!({ "name": name });
+    let off = json!({ "target": "api:orders", "reason": "incident 42" });
+    let matrix: Vec<(&str, &str, &str, Option<serde_json::Value>, u16)> = vec![
+        (&viewer, "GET", "/admin/v1/apps", None, 200),
+        (&viewer, "GET", "/admin/v1/kill-switches", None, 200),
+        (&viewer, "GET", "/admin/v1/audit-log", None, 200),
+        (
+            &viewer,
+            "POST",
+            "/admin/v1/kill-switches",
+            Some(off.clone()),
+            403,
+        ),
+        (&viewer, "POST", "/admin/v1/apps", Some(app("v")), 403),
+        (&operator, "POST", "/admin/v1/apps", Some(app("o")), 403),
+        (&operator, "POST", "/admin/v1/apps/web/keys", None, 403),
+        (
+            &operator,
+            "POST",
+            "/admin/v1/admins",
+            Some(json!({ "name": "x", "role": "viewer" })),
+            403,
+        ),
+        (&root, "POST", "/admin/v1/apps", Some(app("web")), 201),
+        (
+            &operator,
+            "POST",
+            "/admin/v1/kill-switches",
+            Some(json!({ "target": "api:nope", "reason": "r" })),
+            404,
+        ),
+        (
+            &operator,
+            "POST",
+            "/admin/v1/kill-switches",
+            Some(json!({ "target": "api:orders" })),
+            400,
+        ),
+    ];
+    let mut refusals = 0;
+    for (token, method, path, body, want) in matrix {
+        let (status, answer) = call(Some(token), method, path, body).await;
+        assert_eq!(status, want, "{method} {path}: {answer}");
+        if want == 403 {
+            refusals += 1;
+            assert_eq!(answer["type"], "urn:portcullis:problem:admin-forbidden");
+            assert_eq!(gw.next_event().await.status_code, "admin-forbidden");
+        }
+    }
+    let (status, issued) = call(Some(&root), "POST", "/admin/v1/apps/web/keys", None).await;
+    assert_eq!(status, 201);
+    let key = issued["key"].as_str().unwrap().to_owned();
+    let orders = |key: String| {
+        let gw = &gw;
+        async move {
+            let req = gw
+                .request("GET", "/v1/orders")
+                .header("x-api-key", key)
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap();
+            gw.send(portcullis_testkit::Proto::Http1, req).await
+        }
+    };
+    assert_eq!(orders(key.clone()).await.status, 200);
+
+    // Operator: the API off, effective on the next request, then on again.
+    let (status, _) = call(
+        Some(&operator),
+        "POST",
+        "/admin/v1/kill-switches",
+        Some(off.clone()),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let r = orders(key.clone()).await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.json()["type"], "urn:portcullis:problem:switched-off");
+    assert!(
+        !r.text().contains("incident"),
+        "the operator's reason stays internal"
+    );
+    let clear = json!({ "target": "api:orders", "reason": "fixed" });
+    assert_eq!(
+        call(
+            Some(&operator),
+            "POST",
+            "/admin/v1/kill-switches-clear",
+            Some(clear)
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(orders(key.clone()).await.status, 200);
+    // One route only.
+    let route = json!({ "target": "route:orders:/orders/{id}", "reason": "bug in lookup" });
+    assert_eq!(
+        call(
+            Some(&operator),
+            "POST",
+            "/admin/v1/kill-switches",
+            Some(route)
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(gw.get("/v1/orders/1").await.status, 503);
+    assert_eq!(orders(key.clone()).await.status, 200);
+    // An application's access off: 403; on again.
+    let why = json!({ "reason": "leaked key suspected" });
+    assert_eq!(
+        call(
+            Some(&operator),
+            "POST",
+            "/admin/v1/apps/web/disable",
+            Some(why.clone())
+        )
+        .await
+        .0,
+        200
+    );
+    let r = orders(key.clone()).await;
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        r.json()["type"],
+        "urn:portcullis:problem:application-disabled"
+    );
+    assert_eq!(
+        call(
+            Some(&operator),
+            "POST",
+            "/admin/v1/apps/web/enable",
+            Some(why)
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(orders(key.clone()).await.status, 200);
+
+    // The admin API is not served on the data-plane listener, even with a token.
+    let req = gw
+        .request("GET", "/admin/v1/whoami")
+        .header("authorization", format!("Bearer {root}"))
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    assert_eq!(
+        gw.send(portcullis_testkit::Proto::Http1, req).await.status,
+        404
+    );
+    assert_eq!(gw.get("/healthz").await.status, 404);
+    assert_eq!(call(None, "GET", "/healthz", None).await.0, 200);
+
+    // Every change and every refusal is in the chained log, which verifies.
+    let (status, log) = call(Some(&viewer), "GET", "/admin/v1/audit-log", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(log["intact"], true, "{log}");
+    let entries = log["entries"].as_array().unwrap();
+    let actions: Vec<&str> = entries
+        .iter()
+        .map(|e| e["entry"]["action"].as_str().unwrap())
+        .collect();
+    for a in [
+        "admin.create",
+        "app.create",
+        "key.issue",
+        "kill-switch.set",
+        "kill-switch.clear",
+        "app.disable",
+        "app.enable",
+    ] {
+        assert!(actions.contains(&a), "{a} missing from {actions:?}");
+    }
+    let denied = entries
+        .iter()
+        .filter(|e| {
+            e["entry"]["action"]
+                .as_str()
+                .unwrap()
+                .starts_with("denied:")
+        })
+        .count();
+    assert_eq!(denied, refusals + 2, "each 401 and 403 is audited");
+    let switched = entries
+        .iter()
+        .find(|e| e["entry"]["action"] == "kill-switch.set")
+        .unwrap();
+    assert_eq!(switched["entry"]["actor"], "otto");
+    assert_eq!(switched["entry"]["role"], "operator");
+    assert_eq!(switched["entry"]["reason"], "incident 42");
+    assert!(switched["entry"]["correlation_id"].as_str().unwrap().len() >= 32);
+    assert!(
+        !log.to_string().contains(&key),
+        "API keys never reach the log"
+    );
+}
+
+/// Five entries in a fresh store (SQLite), and the store's directory.
+fn five_entries() -> (
+    tempfile::TempDir,
+    SqliteStore,
+    portcullis_gateway::apikeys::Pepper,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let pepper = portcullis_gateway::apikeys::Pepper::load_or_create(dir.path()).unwrap();
+    for n in 1..=5 {
+        let entry = AuditEntry {
+            at: n,
+            actor: "otto".into(),
+            role: "operator".into(),
+            action: format!("op-{n}"),
+            target: "api:orders".into(),
+            before: None,
+            after: None,
+            reason: Some("r".into()),
+            correlation_id: format!("c{n}"),
+        };
+        audit::append(&store, &pepper, &entry).unwrap();
+    }
+    assert_eq!(audit::verify(&store, &pepper).unwrap(), Ok(5));
+    (dir, store, pepper)
+}
+
+fn tamper(dir: &std::path::Path, sql: &str) {
+    let c = rusqlite::Connection::open(dir.join("portcullis.db")).unwrap();
+    c.execute_batch(sql).unwrap();
+}
+
+#[test]
+fn audit_log_verification_names_edited_removed_and_reordered_entries() {
+    let cases = [
+        (
+            "UPDATE audit_log SET entry = replace(entry, 'op-3', 'op-x') WHERE seq = 3",
+            Break::Mismatch(3),
+        ),
+        ("DELETE FROM audit_log WHERE seq = 2", Break::Missing(2)),
+        (
+            "UPDATE audit_log SET seq = -1 WHERE seq = 2; UPDATE audit_log SET seq = 2 WHERE seq = 4; UPDATE audit_log SET seq = 4 WHERE seq = -1",
+            Break::Mismatch(2),
+        ),
+        (
+            "DELETE FROM audit_log WHERE seq = 5",
+            Break::Truncated {
+                found: 4,
+                recorded: 5,
+            },
+        ),
+    ];
+    for (sql, expected) in cases {
+        let (dir, store, pepper) = five_entries();
+        tamper(dir.path(), sql);
+        assert_eq!(
+            audit::verify(&store, &pepper).unwrap(),
+            Err(expected.clone()),
+            "{sql}"
+        );
+    }
+    // Verifying needs the pepper the log was chained with: under any other
+    // key (someone who re-chained an edited log without it) entry 1 fails.
+    let (_dir, store, _) = five_entries();
+    let other = tempfile::tempdir().unwrap();
+    let other = portcullis_gateway::apikeys::Pepper::load_or_create(other.path()).unwrap();
+    assert_eq!(
+        audit::verify(&store, &other).unwrap(),
+        Err(Break::Mismatch(1))
+    );
+}
