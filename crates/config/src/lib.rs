@@ -1643,6 +1643,45 @@ apis:
     }
 
     #[test]
+    fn the_admin_plane_is_local_and_never_on_a_data_plane_port() {
+        let identity = "identity: { data_dir: id }\n";
+        let errs = errors(&format!("{MINIMAL}admin: {{ bind: '127.0.0.1:9444' }}\n"));
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("admin:") && e.contains("identity")),
+            "{errs:?}"
+        );
+        let errs = errors(&format!(
+            "{MINIMAL}{identity}admin: {{ bind: '0.0.0.0:9444' }}\n"
+        ));
+        assert!(errs.iter().any(|e| e.starts_with("admin.bind")), "{errs:?}");
+        let data_port = parse(MINIMAL, Path::new("/")).unwrap().listeners[0]
+            .bind
+            .port();
+        let errs = errors(&format!(
+            "{MINIMAL}{identity}admin: {{ bind: '127.0.0.1:{data_port}' }}\n"
+        ));
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("admin.bind") && e.contains("data-plane")),
+            "{errs:?}"
+        );
+        let errs = errors(&format!(
+            "{MINIMAL}{identity}admin: {{ bind: '127.0.0.1:9444', unix: a.sock }}\n"
+        ));
+        assert!(errs.iter().any(|e| e.starts_with("admin:")), "{errs:?}");
+        let c = parse(
+            &format!("{MINIMAL}{identity}admin: {{ unix: run/admin.sock }}\n"),
+            Path::new("/srv"),
+        )
+        .unwrap();
+        assert_eq!(
+            c.admin,
+            Some(AdminListen::Unix("/srv/run/admin.sock".into()))
+        );
+    }
+
+    #[test]
     fn shared_postgres_needs_identity_and_tls_off_loopback() {
         let pg = |fields: &str| {
             format!("shared_state: {{ postgres: {{ dbname: gw, user: gw, {fields} }} }}\n")

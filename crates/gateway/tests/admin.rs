@@ -337,3 +337,38 @@ fn audit_log_verification_names_edited_removed_and_reordered_entries() {
         Err(Break::Mismatch(1))
     );
 }
+
+#[tokio::test]
+async fn the_admin_plane_can_listen_on_a_private_unix_socket() {
+    use std::os::unix::fs::PermissionsExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let env = TestEnv::new().await;
+    let socket = env.path().join("admin.sock");
+    let gw = env
+        .gateway(ORDERS_API)
+        .with(&format!(
+            "identity: {{ data_dir: {} }}\nadmin: {{ unix: {} }}",
+            env.identity_dir().display(),
+            socket.display()
+        ))
+        .start()
+        .await;
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "only the gateway's user may connect");
+    let ask = |request: &'static str| {
+        let socket = socket.clone();
+        async move {
+            let mut s = tokio::net::UnixStream::connect(&socket).await.unwrap();
+            s.write_all(request.as_bytes()).await.unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).await.unwrap();
+            out
+        }
+    };
+    let health = ask("GET /healthz HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n").await;
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    // The socket's permissions are not a credential: admin calls still need a token.
+    let apps = ask("GET /admin/v1/apps HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n").await;
+    assert!(apps.starts_with("HTTP/1.1 401"), "{apps}");
+    drop(gw);
+}

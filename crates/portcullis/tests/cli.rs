@@ -439,4 +439,26 @@ fn apps_and_keys_commands_manage_the_store() {
     }
     assert_eq!(run(&["apps", "disable", "web"]).0, Some(0));
     assert!(run(&["apps", "list"]).1.contains("disabled"));
+    // Every change above is in the chained audit log, by the local user.
+    let (code, log, _) = run(&["admin", "audit-log", "show"]);
+    assert_eq!(code, Some(0));
+    for action in [
+        "app.create",
+        "key.issue",
+        "key.rotate",
+        "key.revoke",
+        "app.disable",
+    ] {
+        assert!(log.contains(action), "{action} missing: {log}");
+    }
+    assert!(log.contains("local:") && !log.contains(&key), "{log}");
+    let (code, out, _) = run(&["admin", "audit-log", "verify"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("intact"), "{out}");
+    // Administrators: a bad role is a usage error; a good one prints a token once.
+    assert_eq!(run(&["admin", "create", "x", "--role", "root"]).0, Some(2));
+    let (code, out, _) = run(&["admin", "create", "vera", "--role", "viewer"]);
+    assert_eq!(code, Some(0));
+    assert!(out.lines().last().unwrap().starts_with("pcadm_"), "{out}");
+    assert!(run(&["admin", "list"]).1.contains("vera\tviewer"));
 }

@@ -8,12 +8,15 @@
 //!   both within 1 s;
 //! - Redis killed mid-test: the shared limit fails closed (429) with one
 //!   outage event; Redis back: shared budgets again, and a recovery event;
+//! - an API switched off through A's admin plane answers 503 on B within
+//!   1 s, and both instances' admin actions land in one verifiable audit log;
 //! - an instance whose pepper differs from the store's refuses to start.
 
 use bytes::Bytes;
 use http_body_util::Full;
 use portcullis_testkit::{
-    HttpsClient, PostgresServer, Proto, RedisServer, TestEnv, TestIssuer, fetch, https_client,
+    HttpsClient, PostgresServer, Proto, RedisServer, TestEnv, TestIssuer, admin_call, fetch,
+    https_client,
 };
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,6 +27,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 struct Instance {
     child: std::process::Child,
     port: u16,
+    admin_port: u16,
     config: PathBuf,
     events: PathBuf,
 }
@@ -89,6 +93,7 @@ impl Fleet {
             std::fs::copy(pepper, data.join("pepper.key")).unwrap();
         }
         let port = free_port();
+        let admin_port = free_port();
         let events = dir.join("events.jsonl");
         let apis = "  - name: orders\n    base_path: /v1\n    upstream: backend\n    routes:\n      - { path: /orders, methods: [GET], auth: { api_key: true, token: true } }\n      - { path: /limited, methods: [GET], auth: { api_key: true } }\n    route_limits: { /limited: { rate_limits: [{ per: application, requests: 60, per_seconds: 60, burst: 6 }] } }\n";
         let gw = &self.env.gateway_cert;
@@ -103,7 +108,7 @@ impl Fleet {
             .with(&format!(
                 "identity:\n  data_dir: {}\n  issuers:\n    - issuer: {}\n      audiences: [orders-api]\n      jwks_file: {}\n      require_typ: at+jwt\n\
                  shared_state:\n  redis: {{ url: 'redis://127.0.0.1:{redis_port}/0', timeout_ms: 300 }}\n{}\
-                 events: {{ file: {} }}\n",
+                 events: {{ file: {} }}\nadmin: {{ bind: '127.0.0.1:{admin_port}' }}\n",
                 data.display(),
                 self.issuer.issuer,
                 self.jwks.display(),
@@ -123,6 +128,7 @@ impl Fleet {
         Instance {
             child,
             port,
+            admin_port,
             config,
             events,
         }
@@ -335,6 +341,59 @@ async fn two_gateway_processes_share_limits_revocations_and_applications() {
         )
         .await;
     }
+
+    // An operator switches the API off through A's admin plane: B answers 503
+    // within 1 s; switched on again through B, A serves again within 1 s.
+    let (code, out, err) = cli(
+        &a.config,
+        &["admin", "create", "otto", "--role", "operator"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let operator = out.lines().last().unwrap().to_owned();
+    let admin_a = std::net::SocketAddr::from(([127, 0, 0, 1], a.admin_port));
+    let admin_b = std::net::SocketAddr::from(([127, 0, 0, 1], b.admin_port));
+    let target = serde_json::json!({ "target": "api:orders", "reason": "incident drill" });
+    let (status, body) = admin_call(
+        admin_a,
+        "POST",
+        "/admin/v1/kill-switches",
+        Some(&operator),
+        Some(target.clone()),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let took = refused_within(
+        &client,
+        &b.url("/v1/limited"),
+        &key,
+        None,
+        503,
+        Duration::from_secs(1),
+    )
+    .await;
+    eprintln!("kill switch reached B in {took:?}");
+    let (status, _) = admin_call(
+        admin_b,
+        "POST",
+        "/admin/v1/kill-switches-clear",
+        Some(&operator),
+        Some(target),
+    )
+    .await;
+    assert_eq!(status, 200);
+    refused_within(
+        &client,
+        &a.url("/v1/limited"),
+        &key,
+        None,
+        200,
+        Duration::from_secs(1),
+    )
+    .await;
+    // Both instances wrote to one audit log, which verifies.
+    let (code, out, err) = cli(&b.config, &["admin", "audit-log", "verify"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("intact"), "{out}");
 
     // An application disabled with the CLI is refused (403) by both within 1 s.
     assert_eq!(cli(&b.config, &["apps", "disable", "web"]).0, Some(0));
