@@ -38,6 +38,14 @@ struct Example {
     curl: String,
 }
 
+/// One printed command and the status it gives.
+#[derive(Serialize)]
+struct Step {
+    what: &'static str,
+    curl: String,
+    expected_status: u16,
+}
+
 #[derive(Serialize)]
 struct Facts {
     gateway_url: String,
@@ -62,6 +70,11 @@ struct Facts {
     /// then 10 a second) runs out and the rest are 429.
     rate_limit_burst: String,
     mint_token_command: String,
+    /// The admin plane (loopback) and a demo operator's token.
+    admin_url: String,
+    operator_token: String,
+    /// An operator switches the demo application off and on again.
+    kill_switch_demo: Vec<Step>,
     development_pki: &'static str,
     examples: Vec<Example>,
 }
@@ -164,6 +177,64 @@ fn demo_app_key(identity_dir: &Path) -> anyhow::Result<String> {
         Err(e) => return Err(e.into()),
     }
     Ok(portcullis_gateway::apikeys::issue(&store, &pepper, DEMO_APP, now)?.1)
+}
+
+/// A fresh operator for the demo (a new name each run; the token is shown once).
+fn demo_operator(identity_dir: &Path) -> anyhow::Result<String> {
+    use portcullis_gateway::admin::{Role, create_admin};
+    let store = portcullis_gateway::store::SqliteStore::open(identity_dir)?;
+    let pepper = portcullis_gateway::apikeys::Pepper::load_or_create(identity_dir)?;
+    let name = format!("demo-operator-{}", uuid_v7());
+    Ok(create_admin(
+        &store,
+        &pepper,
+        &name,
+        Role::Operator,
+        ("local:quickstart", "local-store"),
+        &uuid_v7(),
+    )?)
+}
+
+/// Disable the demo application, see its 403, enable it, see a 200.
+fn kill_switch_demo(
+    admin: &str,
+    operator: &str,
+    ca: &Path,
+    base: &str,
+    api_key: &str,
+    token: &str,
+) -> Vec<Step> {
+    let switch = |verb: &str| {
+        format!(
+            "curl -sS -i -X POST -H 'Authorization: Bearer {operator}' -H 'Content-Type: application/json' -d '{{\"reason\":\"quickstart demo\"}}' '{admin}/admin/v1/apps/{DEMO_APP}/{verb}'"
+        )
+    };
+    let call = format!(
+        "curl -sS -i --cacert {} -H 'X-API-Key: {api_key}' -H 'Authorization: Bearer {token}' '{base}/v1/orders/1001'",
+        ca.display()
+    );
+    vec![
+        Step {
+            what: "an operator switches the demo application off",
+            curl: switch("disable"),
+            expected_status: 200,
+        },
+        Step {
+            what: "its next request is refused",
+            curl: call.clone(),
+            expected_status: 403,
+        },
+        Step {
+            what: "the operator switches it on again",
+            curl: switch("enable"),
+            expected_status: 200,
+        },
+        Step {
+            what: "served again",
+            curl: call,
+            expected_status: 200,
+        },
+    ]
 }
 
 async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
@@ -286,6 +357,11 @@ async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
     guarded
         .set(portcullis_gateway::backend_server::from_service(guard))
         .map_err(|_| anyhow::anyhow!("guard installed twice"))?;
+    let admin_url = format!(
+        "http://{}",
+        running.addr("admin").context("admin listener")?
+    );
+    let operator_token = demo_operator(&identity_dir)?;
     let cert_args = |files: &portcullis_gateway::devpki::IssuedFiles| {
         format!(
             " --cert {} --key {}",
@@ -522,6 +598,16 @@ async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
             port = backend.addr.port()
         ),
         mint_token_command: format!("portcullis demo-token --data-dir {}", data_dir.display()),
+        kill_switch_demo: kill_switch_demo(
+            &admin_url,
+            &operator_token,
+            &ca_path,
+            &base,
+            &api_key,
+            &token,
+        ),
+        admin_url,
+        operator_token,
         development_pki: "DEVELOPMENT ONLY: the CA, keys and demo token issuer in this directory are generated for this demo",
         examples,
     };
@@ -575,6 +661,19 @@ async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
         "  # a burst of 400 calls meets the demo app's limit on listOrders (expect some 429 with Retry-After)"
     );
     println!("  {}", facts.rate_limit_burst);
+    println!();
+    println!(
+        "Operator kill switch (admin plane on {}, operator token in quickstart.json):",
+        facts.admin_url
+    );
+    for step in &facts.kill_switch_demo {
+        println!("  # {} (expect {})", step.what, step.expected_status);
+        println!("  {}", step.curl);
+    }
+    println!(
+        "  # the audit log recorded who did it and why: portcullis admin --config {} audit-log show",
+        config_path.display()
+    );
     println!();
     println!(
         "Check the config and its weakened defaults:  portcullis check --config {}",
@@ -632,6 +731,10 @@ identity:
 # gateway (audience `orders`); backends verify it with portcullis-guard.
 context_token:
   jwks_bind: 127.0.0.1:0
+# The admin plane: loopback only, admin tokens with roles, every change in
+# the hash-chained audit log (`portcullis admin audit-log verify`).
+admin:
+  bind: 127.0.0.1:0
 upstreams:
   orders:
     url: https://127.0.0.1:{backend_port}

@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use http_body_util::Full;
-use portcullis_testkit::{Proto, fetch, https_client, https_client_with};
+use portcullis_testkit::{Proto, admin_call, fetch, https_client, https_client_with};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -129,6 +129,58 @@ async fn quickstart_serves_the_promised_answers_and_stops_cleanly() {
             );
         }
     }
+    // OPS-04: the operator's kill switch for the demo application, through
+    // the admin plane, then the printed curl commands (same answers).
+    let admin: std::net::SocketAddr = facts["admin_url"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap();
+    let operator = facts["operator_token"].as_str().unwrap();
+    let steps = facts["kill_switch_demo"].as_array().unwrap();
+    let get_order = || {
+        let req = http::Request::get(format!("{base}/v1/orders/1001"))
+            .header("x-api-key", facts["api_key"].as_str().unwrap())
+            .header(
+                "authorization",
+                format!("Bearer {}", facts["token"].as_str().unwrap()),
+            )
+            .body(Full::default())
+            .unwrap();
+        fetch(&client, req)
+    };
+    let reason = Some(serde_json::json!({ "reason": "test" }));
+    for (n, step) in steps.iter().enumerate() {
+        let status = match n {
+            0 | 2 => {
+                let verb = if n == 0 { "disable" } else { "enable" };
+                let path = format!("/admin/v1/apps/demo-app/{verb}");
+                admin_call(admin, "POST", &path, Some(operator), reason.clone())
+                    .await
+                    .0
+            }
+            _ => get_order().await.status.as_u16(),
+        };
+        assert_eq!(
+            u64::from(status),
+            step["expected_status"].as_u64().unwrap(),
+            "{}",
+            step["what"]
+        );
+    }
+    if Command::new("curl").arg("--version").output().is_ok() {
+        for step in steps {
+            let (status, text) = curl(step["curl"].as_str().unwrap());
+            assert_eq!(
+                status,
+                step["expected_status"].to_string(),
+                "{}: {text}",
+                step["curl"]
+            );
+        }
+    }
+
     // The quickstart config is valid and `check` lists its weakened defaults.
     let check = Command::new(BIN)
         .args(["check", "--config"])
