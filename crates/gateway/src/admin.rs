@@ -155,6 +155,7 @@ pub struct AdminPlane {
     events: EventSink,
     /// Every valid kill-switch target (`api:…`, `route:…`).
     targets: BTreeSet<String>,
+    traffic: Arc<crate::traffic::Traffic>,
 }
 
 impl std::fmt::Debug for AdminPlane {
@@ -163,7 +164,7 @@ impl std::fmt::Debug for AdminPlane {
     }
 }
 
-/// An answer of the admin API.
+/// An answer of the admin API: JSON, or (a bare string) Prometheus text.
 struct Answer(StatusCode, Value);
 
 fn problem(status: StatusCode, code: &str, detail: impl Into<String>) -> Answer {
@@ -204,11 +205,17 @@ struct Caller {
 }
 
 impl AdminPlane {
-    pub fn new(identity: Arc<IdentityState>, events: EventSink, targets: Vec<String>) -> Self {
+    pub fn new(
+        identity: Arc<IdentityState>,
+        events: EventSink,
+        targets: Vec<String>,
+        traffic: Arc<crate::traffic::Traffic>,
+    ) -> Self {
         Self {
             identity,
             events,
             targets: targets.into_iter().collect(),
+            traffic,
         }
     }
 
@@ -261,7 +268,12 @@ impl AdminPlane {
                 ),
             };
         }
-        let Some(rest) = path.strip_prefix("/admin/v1/") else {
+        let rest = if path == "/metrics" {
+            Some("metrics")
+        } else {
+            path.strip_prefix("/admin/v1/")
+        };
+        let Some(rest) = rest else {
             return problem(
                 StatusCode::NOT_FOUND,
                 "not-found",
@@ -358,6 +370,35 @@ impl AdminPlane {
                     ),
                 )
             }),
+            ("GET", ["metrics"]) => {
+                let snap = self.identity.snapshot();
+                Ok(Answer(
+                    StatusCode::OK,
+                    Value::String(self.traffic.prometheus(&[
+                        (
+                            "portcullis_kill_switches",
+                            "APIs and routes switched off now.",
+                            snap.kill_switches.len() as f64,
+                        ),
+                        (
+                            "portcullis_applications_disabled",
+                            "Applications whose access is switched off.",
+                            snap.apps.values().filter(|a| !a.enabled).count() as f64,
+                        ),
+                    ])),
+                ))
+            }
+            ("GET", ["inventory"]) => {
+                let (shadow, not_kept) = self.traffic.shadow_endpoints();
+                Ok(Answer(
+                    StatusCode::OK,
+                    json!({
+                        "routes": self.traffic.routes(),
+                        "shadow_endpoints": shadow.into_iter().map(|(path, requests)| json!({ "path": path, "requests": requests })).collect::<Vec<_>>(),
+                        "shadow_not_kept": not_kept,
+                    }),
+                ))
+            }
             ("GET", ["kill-switches"]) => Ok(Answer(
                 StatusCode::OK,
                 json!({ "off": self.identity.snapshot().kill_switches, "targets": self.targets }),
@@ -570,6 +611,16 @@ impl AdminPlane {
 
 fn respond(answer: Answer, correlation_id: &str) -> Response<Full<Bytes>> {
     let Answer(status, mut body) = answer;
+    if let (true, Value::String(text)) = (status.is_success(), &mut body) {
+        let mut r = Response::new(Full::new(Bytes::from(std::mem::take(text))));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        );
+        r.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        return r;
+    }
     let content_type = if status.is_success() {
         "application/json"
     } else {

@@ -34,6 +34,7 @@ pub mod store;
 pub mod throttle;
 pub mod tls;
 pub mod tokens;
+pub mod traffic;
 pub mod upstream;
 
 use bytes::Bytes;
@@ -73,6 +74,8 @@ pub struct State {
     pub throttle: throttle::Throttle,
     /// Usage baselines per application × route (OPS-02).
     pub anomaly: Option<anomaly::Detector>,
+    /// Counters for metrics and the inventory's traffic (CONTRACT-03).
+    pub traffic: Arc<traffic::Traffic>,
 }
 
 /// What is known about the connection a request arrived on.
@@ -214,6 +217,8 @@ impl Gateway {
         let identity_for_admin = identity.clone();
         let events_for_admin = events.clone();
         let routes_for_admin = routes.kill_targets();
+        let traffic = Arc::new(traffic::Traffic::new(routes.operations()));
+        let traffic_for_admin = traffic.clone();
         Ok(Self {
             state: Arc::new(State {
                 routes,
@@ -233,6 +238,7 @@ impl Gateway {
                 sensitive: config.sensitive.clone(),
                 attestor,
                 throttle,
+                traffic,
                 anomaly: config.anomalies.as_ref().map(|a| {
                     anomaly::Detector::new(anomaly::Settings {
                         interval: a.interval,
@@ -249,6 +255,7 @@ impl Gateway {
                         identity.clone(),
                         events_for_admin,
                         routes_for_admin,
+                        traffic_for_admin,
                     )),
                 )),
                 _ => None,

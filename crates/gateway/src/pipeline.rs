@@ -33,6 +33,8 @@ struct Decided {
     /// The verified identity, forwarded in the gateway-signed context token.
     claims: Option<crate::identity::ClaimSet>,
     operation: Option<Arc<str>>,
+    /// The matched route's traffic index.
+    route: Option<usize>,
     /// The operation's path template replaces the path in events when a
     /// path parameter is classified `pii` or `secret` (OUTPUT-10).
     redact_path: bool,
@@ -45,6 +47,7 @@ pub async fn handle(
     conn: Arc<ConnInfo>,
     request: Request<Incoming>,
 ) -> Result<Response<GatewayBody>, Infallible> {
+    let started = std::time::Instant::now();
     let (parts, body) = request.into_parts();
     // 2. correlation: decided first so that every answer carries an id.
     let correlation = correlation::from_request(&parts.headers, &state.correlation_header);
@@ -56,6 +59,12 @@ pub async fn handle(
         Err(rejection) => {
             if let Some(unread) = body.take() {
                 discard_small_body(unread, &parts.headers).await;
+            }
+            state.traffic.rejected(rejection.code());
+            if matches!(rejection, Rejection::UnknownRoute)
+                && let Ok(path) = path::normalize(parts.uri.path())
+            {
+                state.traffic.shadow(&path);
             }
             reject(&state, &conn, &parts, &correlation, &rejection, &decided)
         }
@@ -73,6 +82,9 @@ pub async fn handle(
     {
         detector.error(app, op);
     }
+    state
+        .traffic
+        .record(decided.route, response.status().as_u16(), started.elapsed());
     // 11. response hardening, on every response.
     hardening::apply(
         response.headers_mut(),
@@ -146,6 +158,7 @@ async fn run(
     }
     let route = matched.group.route(&parts.method, &conn.environment)?;
     decided.operation = Some(route.operation.clone());
+    decided.route = Some(route.index);
     decided.redact_path = route.contract.as_ref().is_some_and(|op| op.classified_path);
 
     // 4. kill switch: an API or route an operator switched off (OPS-03).

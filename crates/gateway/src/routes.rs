@@ -43,6 +43,8 @@ pub struct RouteGroup {
 pub struct RouteInfo {
     /// `METHOD /base/template`, used in events and logs.
     pub operation: Arc<str>,
+    /// Its position in [`RouteTable::operations`] (traffic counters).
+    pub index: usize,
     pub auth: AuthPolicy,
     /// The compiled contract operation, when the API has a document.
     pub contract: Option<Arc<Operation>>,
@@ -139,12 +141,33 @@ impl RouteTable {
         for (a, api) in config.apis.iter().enumerate() {
             apis.push(mount(a, api, limits.get(a).map_or(&[][..], Vec::as_slice))?);
         }
+        for (index, route) in apis
+            .iter_mut()
+            .flat_map(|a| a.groups.iter_mut())
+            .flat_map(|g| g.routes.iter_mut())
+            .enumerate()
+        {
+            route.1.index = index;
+        }
         let mut order: Vec<usize> = (0..apis.len()).collect();
         order.sort_by_key(|&i| {
             let api: &MountedApi = &apis[i];
             (api.hosts.is_empty(), std::cmp::Reverse(api.base_path.len()))
         });
         Ok(Self { apis, order })
+    }
+
+    /// `(api, operation)` of every route, by [`RouteInfo::index`].
+    pub fn operations(&self) -> Vec<(String, String)> {
+        self.apis
+            .iter()
+            .flat_map(|a| {
+                a.groups
+                    .iter()
+                    .flat_map(|g| g.routes.iter())
+                    .map(|(_, r)| (a.name.clone(), r.operation.to_string()))
+            })
+            .collect()
     }
 
     /// Every target a kill switch can name.
@@ -221,6 +244,7 @@ fn mount(a: usize, api: &Api, limits: &[Arc<RouteLimits>]) -> Result<MountedApi,
                 m.clone(),
                 RouteInfo {
                     operation: format!("{m} {}{}", api.base_path, route.path).into(),
+                    index: 0,
                     auth: route.auth.clone(),
                     contract: route.operation.clone(),
                     environments: route.environments.clone(),

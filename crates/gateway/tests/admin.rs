@@ -372,3 +372,95 @@ async fn the_admin_plane_can_listen_on_a_private_unix_socket() {
     assert!(apps.starts_with("HTTP/1.1 401"), "{apps}");
     drop(gw);
 }
+
+#[tokio::test]
+async fn metrics_and_inventory_show_traffic_and_shadow_endpoints() {
+    let env = TestEnv::new().await;
+    let gw = env
+        .gateway(ORDERS_API)
+        .with(&format!(
+            "identity: {{ data_dir: {} }}\nadmin: {{ bind: '127.0.0.1:0' }}",
+            env.identity_dir().display()
+        ))
+        .start()
+        .await;
+    let admin = gw.running.as_ref().unwrap().addr("admin").unwrap();
+    let viewer = bootstrap(&env, "prometheus", Role::Viewer);
+    for _ in 0..3 {
+        assert_eq!(gw.get("/v1/orders").await.status, 200);
+    }
+    for path in [
+        "/wp-admin/setup.php",
+        "/wp-admin/setup.php",
+        "/v1/internal/debug",
+    ] {
+        assert_eq!(gw.get(path).await.status, 404);
+    }
+    // Metrics need an admin token like any admin read.
+    assert_eq!(
+        admin_call(admin, "GET", "/metrics", None, None).await.0,
+        401
+    );
+    let client: hyper_util::client::legacy::Client<_, http_body_util::Full<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http();
+    let req = http::Request::get(format!("http://{admin}/metrics"))
+        .header("authorization", format!("Bearer {viewer}"))
+        .body(http_body_util::Full::default())
+        .unwrap();
+    let resp = client.request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = {
+        use http_body_util::BodyExt;
+        String::from_utf8(
+            resp.into_body()
+                .collect()
+                .await
+                .unwrap()
+                .to_bytes()
+                .to_vec(),
+        )
+        .unwrap()
+    };
+    for line in [
+        "portcullis_route_requests_total{api=\"orders\",operation=\"GET /v1/orders\"} 3",
+        "portcullis_rejections_total{reason=\"unknown-route\"} 3",
+        "portcullis_requests_total{class=\"2xx\"} 3",
+        "portcullis_requests_total{class=\"4xx\"} 3",
+        "portcullis_shadow_requests_total 3",
+        "portcullis_request_duration_seconds_count 6",
+    ] {
+        assert!(text.contains(line), "{line} missing:\n{text}");
+    }
+    // The inventory's traffic: volume and last seen per route, and the shadow endpoints.
+    let (status, inv) = admin_call(admin, "GET", "/admin/v1/inventory", Some(&viewer), None).await;
+    assert_eq!(status, 200, "{inv}");
+    let listed = inv["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["operation"] == "GET /v1/orders")
+        .unwrap();
+    assert_eq!(listed["requests"], 3);
+    assert!(listed["last_seen"].as_u64().unwrap() > 1_700_000_000);
+    let never = inv["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["operation"] == "DELETE /v1/orders/{id}")
+        .unwrap();
+    assert!(never["last_seen"].is_null() && never["requests"] == 0);
+    assert_eq!(
+        inv["shadow_endpoints"],
+        json!([
+            { "path": "/wp-admin/setup.php", "requests": 2 },
+            { "path": "/v1/internal/debug", "requests": 1 },
+        ])
+    );
+}
