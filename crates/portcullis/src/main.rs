@@ -58,6 +58,11 @@ enum Command {
         config: PathBuf,
         #[arg(long, value_enum, default_value = "markdown")]
         format: inventory::Format,
+        /// Add each route's volume and last-seen time, and the shadow
+        /// endpoints, from the running gateway's admin plane (`admin.bind`;
+        /// an admin token in the PORTCULLIS_ADMIN_TOKEN environment variable).
+        #[arg(long)]
+        traffic: bool,
     },
     /// Manage applications (in the store named by the config's `identity.data_dir`).
     Apps {
@@ -183,11 +188,12 @@ fn main() -> ExitCode {
             print!("{}", portcullis_catalog::Catalog::load().to_markdown());
             ExitCode::SUCCESS
         }
-        Command::Inventory { config, format } => match load_config(&config) {
-            Ok(c) => {
-                print!("{}", inventory::render(&inventory::rows(&c), format));
-                ExitCode::SUCCESS
-            }
+        Command::Inventory {
+            config,
+            format,
+            traffic,
+        } => match load_config(&config) {
+            Ok(c) => inventory_command(&c, format, traffic),
             Err(code) => code,
         },
         Command::Apps { config, action } => {
@@ -211,6 +217,52 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+    }
+}
+
+fn inventory_command(
+    config: &portcullis_config::Config,
+    format: inventory::Format,
+    traffic: bool,
+) -> ExitCode {
+    let mut rows = inventory::rows(config);
+    if !traffic {
+        print!("{}", inventory::render(&rows, format));
+        return ExitCode::SUCCESS;
+    }
+    let Some(portcullis_config::AdminListen::Tcp(addr)) = &config.admin else {
+        eprintln!("--traffic: the config has no `admin.bind` (a loopback address) to ask");
+        return ExitCode::from(1);
+    };
+    let Ok(token) = std::env::var("PORTCULLIS_ADMIN_TOKEN") else {
+        eprintln!(
+            "--traffic: set PORTCULLIS_ADMIN_TOKEN to an admin token (any role; `portcullis admin create`)"
+        );
+        return ExitCode::from(2);
+    };
+    match inventory::fetch(*addr, &token) {
+        Ok(t) => {
+            inventory::join(&mut rows, &t);
+            if format == inventory::Format::Json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "routes": rows,
+                        "shadow_endpoints": t.shadow_endpoints,
+                        "shadow_not_kept": t.shadow_not_kept,
+                    }))
+                    .expect("serialises")
+                );
+            } else {
+                print!("{}", inventory::render(&rows, format));
+                print!("{}", inventory::render_shadow(&t, format));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("--traffic: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 

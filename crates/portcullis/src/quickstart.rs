@@ -309,6 +309,9 @@ async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
         &config_path,
         gateway_yaml(&GatewayFiles {
             port,
+            admin_port: std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port(),
             backend: backend.addr,
             cert: &gw.cert,
             key: &gw.key,
@@ -690,6 +693,8 @@ async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
 
 struct GatewayFiles<'a> {
     port: u16,
+    /// A concrete port, so that `portcullis inventory --traffic` finds it in the config.
+    admin_port: u16,
     backend: SocketAddr,
     cert: &'a Path,
     key: &'a Path,
@@ -734,7 +739,7 @@ context_token:
 # The admin plane: loopback only, admin tokens with roles, every change in
 # the hash-chained audit log (`portcullis admin audit-log verify`).
 admin:
-  bind: 127.0.0.1:0
+  bind: 127.0.0.1:{admin_port}
 upstreams:
   orders:
     url: https://127.0.0.1:{backend_port}
@@ -761,6 +766,7 @@ apis:
         rate_limits: [{{ per: application, requests: 600, per_seconds: 60, burst: 200 }}]
 "#,
         port = f.port,
+        admin_port = f.admin_port,
         cert = f.cert.display(),
         key = f.key.display(),
         events = f.events.display(),

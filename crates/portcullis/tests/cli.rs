@@ -251,6 +251,51 @@ async fn quickstart_serves_the_promised_answers_and_stops_cleanly() {
             .unwrap();
         assert!(String::from_utf8_lossy(&out.stdout).contains("/v1/orders/{id}"));
     }
+    // With --traffic, the running gateway adds volume, last seen and the
+    // shadow endpoints (the examples asked for an undeclared path).
+    let traffic = |token: Option<&str>, format: &str| {
+        let mut c = Command::new(BIN);
+        c.args(["inventory", "--traffic", "--format", format, "--config"])
+            .arg(facts["config"].as_str().unwrap())
+            .env_remove("PORTCULLIS_ADMIN_TOKEN");
+        if let Some(t) = token {
+            c.env("PORTCULLIS_ADMIN_TOKEN", t);
+        }
+        c.output().unwrap()
+    };
+    assert_eq!(traffic(None, "json").status.code(), Some(2));
+    let out = traffic(Some(operator), "json");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let inv: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let list = inv["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["operation_id"] == "listOrders" && r["method"] == "GET")
+        .unwrap();
+    assert!(list["requests"].as_u64().unwrap() >= 1, "{list}");
+    assert!(list["last_seen"].as_u64().is_some(), "{list}");
+    let debug = inv["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["operation_id"] == "debugState")
+        .unwrap();
+    assert_eq!(debug["requests"], 0);
+    assert!(
+        !inv["shadow_endpoints"].as_array().unwrap().is_empty(),
+        "{inv}"
+    );
+    let md = String::from_utf8(traffic(Some(operator), "markdown").stdout).unwrap();
+    assert!(
+        md.contains("Shadow endpoints") && md.contains("| requests | last_seen |"),
+        "{md}"
+    );
+
     // INPUT-08: a burst meets the demo app's limit on listOrders: 429 with
     // Retry-After and the RateLimit fields, and one event for the window.
     let started = Instant::now();
