@@ -142,10 +142,7 @@ impl Validator {
             .enumerate()
             .map(|(i, h)| self.header_name(&format!("response.remove_headers[{i}]"), h))
             .collect();
-        let events = Events {
-            stdout: raw.events.stdout,
-            file: raw.events.file.as_deref().map(resolve),
-        };
+        let events = self.events(&raw.events, &resolve);
 
         let mut upstreams = Vec::new();
         for (name, u) in &raw.upstreams {
@@ -591,6 +588,80 @@ impl Validator {
             warmup_intervals: a.warmup_intervals,
             factor: a.factor,
         })
+    }
+
+    fn events(&mut self, e: &schema::RawEvents, resolve: &dyn Fn(&str) -> PathBuf) -> Events {
+        let spool = e.spool.as_ref().map(|s| {
+            if s.max_mb == 0 {
+                self.err("events.spool.max_mb", "must be at least 1");
+            }
+            Spool {
+                dir: resolve(&s.dir),
+                max_bytes: s.max_mb.saturating_mul(1024 * 1024),
+            }
+        });
+        if spool.is_none() && (e.syslog.is_some() || e.http.is_some()) {
+            self.err(
+                "events.spool",
+                "missing: remote sinks ship from a local spool so that no event is lost while they are down (add `spool: { dir: … }`)",
+            );
+        }
+        let syslog = e.syslog.as_ref().and_then(|s| {
+            let Some((host, port)) = s.address.rsplit_once(':') else {
+                self.err("events.syslog.address", "not `host:port`");
+                return None;
+            };
+            if port.parse::<u16>().is_err() || host.is_empty() {
+                self.err("events.syslog.address", "not `host:port`");
+                return None;
+            }
+            let host = host.trim_matches(['[', ']']).to_owned();
+            if s.ca.is_none() && !is_loopback_host(&host) && !s.dangerous_plaintext {
+                self.err(
+                    "events.syslog.ca",
+                    "missing: syslog off loopback goes over TLS with explicit trust anchors (or set dangerous_plaintext: true)",
+                );
+            }
+            Some(Syslog {
+                address: s.address.clone(),
+                host,
+                ca: s.ca.as_deref().map(resolve),
+            })
+        });
+        let http = e.http.as_ref().and_then(|c| {
+            let Ok(url) = c.url.parse::<http::Uri>() else {
+                self.err("events.http.url", "not a URL");
+                return None;
+            };
+            let loopback = is_loopback_host(url.host().unwrap_or(""));
+            match url.scheme_str() {
+                Some("https") if c.ca.is_none() => self.err(
+                    "events.http.ca",
+                    "missing: trust anchors for the collector must be explicit (a PEM bundle)",
+                ),
+                Some("http") if !loopback && !c.dangerous_plaintext => self.err(
+                    "events.http.url",
+                    "plaintext collectors are accepted on loopback only: use https:// (or set dangerous_plaintext: true)",
+                ),
+                Some("https" | "http") => {}
+                _ => self.err("events.http.url", "must start with https:// or http://"),
+            }
+            if c.batch == 0 || c.batch > 10_000 {
+                self.err("events.http.batch", "must be 1 to 10000");
+            }
+            Some(Collector {
+                url,
+                ca: c.ca.as_deref().map(resolve),
+                batch: c.batch,
+            })
+        });
+        Events {
+            stdout: e.stdout,
+            file: e.file.as_deref().map(resolve),
+            spool,
+            syslog,
+            http,
+        }
     }
 
     fn admin(

@@ -113,6 +113,32 @@ pub struct Limits {
 pub struct Events {
     pub stdout: bool,
     pub file: Option<PathBuf>,
+    pub spool: Option<Spool>,
+    pub syslog: Option<Syslog>,
+    pub http: Option<Collector>,
+}
+
+/// The local spool remote sinks ship from (OPS-01).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spool {
+    pub dir: PathBuf,
+    pub max_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Syslog {
+    /// `host:port`.
+    pub address: String,
+    /// The host part, for TLS server name verification.
+    pub host: String,
+    pub ca: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Collector {
+    pub url: http::Uri,
+    pub ca: Option<PathBuf>,
+    pub batch: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

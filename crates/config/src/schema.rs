@@ -232,6 +232,47 @@ pub struct RawEvents {
     pub stdout: bool,
     /// Append security events as JSON lines to this file.
     pub file: Option<String>,
+    /// Local spool the remote sinks ship from (required with `syslog` or `http`).
+    pub spool: Option<RawSpool>,
+    /// RFC 5424 syslog over TCP (RFC 6587 octet counting), TLS with `ca`.
+    pub syslog: Option<RawSyslog>,
+    /// An HTTP collector: batches of events POSTed as a JSON array.
+    pub http: Option<RawCollector>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSpool {
+    pub dir: String,
+    /// Largest spool on disk, in MiB (default 64); over it, the oldest
+    /// low-severity events are dropped first, and the drop is an event.
+    #[serde(default = "defaults::spool_max_mb")]
+    pub max_mb: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSyslog {
+    /// `host:port`.
+    pub address: String,
+    /// PEM trust anchors: the connection is TLS (RFC 5425) when set.
+    pub ca: Option<String>,
+    /// Plaintext to a non-loopback address.
+    #[serde(default)]
+    pub dangerous_plaintext: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCollector {
+    /// `https://…` (with `ca`), or `http://` on loopback.
+    pub url: String,
+    pub ca: Option<String>,
+    /// Events per POST (default 100).
+    #[serde(default = "defaults::collector_batch")]
+    pub batch: usize,
+    #[serde(default)]
+    pub dangerous_plaintext: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -682,6 +723,12 @@ pub mod defaults {
     }
     pub fn anomaly_factor() -> f64 {
         5.0
+    }
+    pub fn spool_max_mb() -> u64 {
+        64
+    }
+    pub fn collector_batch() -> usize {
+        100
     }
     pub fn postgres_port() -> u16 {
         5432

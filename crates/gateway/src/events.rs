@@ -8,8 +8,8 @@ use crate::rejection::{Rejection, Severity};
 use serde::Serialize;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::Path;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::broadcast;
 
@@ -210,37 +210,111 @@ impl SecurityEvent {
 /// Where events go. Cloning shares the same writer.
 #[derive(Debug, Clone)]
 pub struct EventSink {
-    writer: Option<mpsc::Sender<String>>,
+    writer: Option<mpsc::SyncSender<(u8, String)>>,
     tap: broadcast::Sender<SecurityEvent>,
+    /// Events the writer's queue could not take (a stalled disk): counted,
+    /// and reported as an event once the writer catches up.
+    lost: Arc<AtomicU64>,
+    /// Stops the shippers when the last owner goes (shippers hold a copy without it).
+    _shippers: Option<Arc<StopOnDrop>>,
 }
 
+#[derive(Debug)]
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Events queued for the writer at most; beyond, they are counted as lost.
+const QUEUE: usize = 65_536;
+
 impl EventSink {
-    /// Starts the writer thread for the configured destinations.
-    pub fn start(stdout: bool, file: Option<&Path>) -> std::io::Result<Self> {
+    /// Starts the writer thread for the configured destinations: the spool
+    /// first (when remote sinks are configured), then the file and stdout;
+    /// and one shipper thread per remote sink.
+    pub fn start(config: &portcullis_config::Events) -> std::io::Result<Self> {
         let (tap, _) = broadcast::channel(1024);
-        if !stdout && file.is_none() {
-            return Ok(Self { writer: None, tap });
+        let lost = Arc::new(AtomicU64::new(0));
+        let mut sinks: Vec<Box<dyn crate::spool::Sink>> = Vec::new();
+        if let Some(s) = &config.syslog {
+            sinks.push(Box::new(
+                crate::spool::SyslogSink::new(s).map_err(std::io::Error::other)?,
+            ));
+        }
+        if let Some(h) = &config.http {
+            sinks.push(Box::new(
+                crate::spool::HttpSink::new(h).map_err(std::io::Error::other)?,
+            ));
+        }
+        let mut spool = config
+            .spool
+            .as_ref()
+            .map(|s| {
+                crate::spool::SpoolWriter::open(
+                    &s.dir,
+                    s.max_bytes,
+                    sinks.iter().map(|k| k.name().to_owned()).collect(),
+                )
+            })
+            .transpose()?;
+        if !config.stdout && config.file.is_none() && spool.is_none() {
+            return Ok(Self {
+                writer: None,
+                tap,
+                lost,
+                _shippers: None,
+            });
         }
         let mut out: Vec<Box<dyn Write + Send>> = Vec::new();
-        if let Some(path) = file {
+        if let Some(path) = &config.file {
             let f = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(path)?;
             out.push(Box::new(std::io::BufWriter::new(f)));
         }
-        if stdout {
+        if config.stdout {
             out.push(Box::new(std::io::BufWriter::new(std::io::stdout())));
         }
-        let (tx, rx) = mpsc::channel::<String>();
+        let (tx, rx) = mpsc::sync_channel::<(u8, String)>(QUEUE);
+        let writer_lost = lost.clone();
         std::thread::Builder::new()
             .name("portcullis-events".into())
             .spawn(move || {
-                while let Ok(line) = rx.recv() {
-                    let mut batch = vec![line];
+                let mut last_collect = std::time::Instant::now();
+                let mut dropped = 0u64;
+                while let Ok(first) = rx.recv() {
+                    let mut batch = vec![first];
                     batch.extend(rx.try_iter());
+                    dropped += writer_lost.swap(0, Ordering::Relaxed);
+                    if dropped > 0 {
+                        let e = SecurityEvent::operational(
+                            "events-dropped",
+                            Severity::High,
+                            &format!("{dropped} security events were dropped (spool over its size bound, or the writer fell behind)"),
+                        );
+                        if let Ok(line) = serde_json::to_string(&e) {
+                            batch.push((e.severity_id, line));
+                        }
+                        dropped = 0;
+                    }
+                    if let Some(spool) = &mut spool {
+                        if let Err(e) = spool.append(&batch) {
+                            tracing::error!(error = %e, "cannot append to the event spool");
+                        }
+                        if last_collect.elapsed() >= std::time::Duration::from_secs(1) {
+                            last_collect = std::time::Instant::now();
+                            match spool.collect() {
+                                Ok(n) => dropped += n,
+                                Err(e) => tracing::error!(error = %e, "cannot collect the event spool"),
+                            }
+                        }
+                    }
                     for w in &mut out {
-                        for l in &batch {
+                        for (_, l) in &batch {
                             let _ = w.write_all(l.as_bytes());
                             let _ = w.write_all(b"\n");
                         }
@@ -248,18 +322,42 @@ impl EventSink {
                     }
                 }
             })?;
-        Ok(Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let this = Self {
             writer: Some(tx),
             tap,
-        })
+            lost,
+            _shippers: (!sinks.is_empty()).then(|| Arc::new(StopOnDrop(stop.clone()))),
+        };
+        if let Some(s) = &config.spool {
+            for sink in sinks {
+                let shipper_events = Self {
+                    _shippers: None,
+                    ..this.clone()
+                };
+                let (dir, stop) = (s.dir.clone(), stop.clone());
+                std::thread::Builder::new()
+                    .name(format!("portcullis-ship-{}", sink.name()))
+                    .spawn(move || crate::spool::ship(&dir, sink, &shipper_events, &stop))?;
+            }
+        }
+        Ok(this)
     }
 
+    /// Never blocks: a full queue counts the event as lost (and says so later).
     pub fn emit(&self, event: SecurityEvent) {
         if let Some(w) = &self.writer
             && let Ok(line) = serde_json::to_string(&event)
-            && w.send(line).is_err()
         {
-            tracing::error!("security event writer stopped; event not written");
+            match w.try_send((event.severity_id, line)) {
+                Ok(()) => {}
+                Err(mpsc::TrySendError::Full(_)) => {
+                    self.lost.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(mpsc::TrySendError::Disconnected(_)) => {
+                    tracing::error!("security event writer stopped; event not written");
+                }
+            }
         }
         let _ = self.tap.send(event);
     }

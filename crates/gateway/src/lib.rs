@@ -30,6 +30,7 @@ pub mod pipeline;
 pub mod rejection;
 pub mod routes;
 pub mod shared;
+pub mod spool;
 pub mod store;
 pub mod throttle;
 pub mod tls;
@@ -192,15 +193,14 @@ impl Gateway {
             .as_ref()
             .map(|c| attest::Attestor::open(c, &config.upstreams).map(Arc::new))
             .transpose()?;
-        let events = EventSink::start(config.events.stdout, config.events.file.as_deref())
-            .map_err(|source| BuildError::Events {
-                file: config
-                    .events
-                    .file
-                    .as_ref()
-                    .map_or_else(String::new, |f| f.display().to_string()),
-                source,
-            })?;
+        let events = EventSink::start(&config.events).map_err(|source| BuildError::Events {
+            file: config
+                .events
+                .file
+                .as_ref()
+                .map_or_else(String::new, |f| f.display().to_string()),
+            source,
+        })?;
         let identity = config
             .identity
             .as_ref()
