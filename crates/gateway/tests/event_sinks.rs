@@ -33,15 +33,12 @@ impl SyslogReceiver {
                     conns.push((s, Vec::new()));
                 }
                 for (s, buf) in &mut conns {
-                    let mut chunk = [0u8; 65536];
+                    let mut chunk = [0u8; 8192];
                     while let Ok(n @ 1..) = s.read(&mut chunk) {
                         buf.extend_from_slice(&chunk[..n]);
                     }
                     // Frames: "<len> <msg>".
-                    loop {
-                        let Some(sp) = buf.iter().position(|&b| b == b' ') else {
-                            break;
-                        };
+                    while let Some(sp) = buf.iter().position(|&b| b == b' ') {
                         let len: usize = std::str::from_utf8(&buf[..sp]).unwrap().parse().unwrap();
                         if buf.len() < sp + 1 + len {
                             break;
