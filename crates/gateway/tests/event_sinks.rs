@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 type Seen = Arc<Mutex<BTreeSet<u64>>>;
 
 /// A syslog receiver on a fixed port: parses octet-counted frames and
-/// records each `seq`; `stop` closes the listener and every connection.
+/// records each `seq`; `kill` stalls it for a second, then closes the
+/// listener and every connection.
 struct SyslogReceiver {
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -58,7 +59,10 @@ impl SyslogReceiver {
                 }
                 std::thread::sleep(Duration::from_millis(5));
             }
-            // Killed: every connection and the listener go away unread.
+            // Killed the hard way: it stops reading first (a hung process whose
+            // socket buffers still accept data), then everything goes away
+            // unread. What was written meanwhile is lost unless resent.
+            std::thread::sleep(Duration::from_secs(1));
         });
         Self {
             stop,
