@@ -1714,6 +1714,42 @@ apis:
     }
 
     #[test]
+    fn remote_event_sinks_need_a_spool_and_tls_off_loopback() {
+        let errs = errors(&format!(
+            "{MINIMAL}events: {{ syslog: {{ address: '127.0.0.1:514' }} }}\n"
+        ));
+        assert!(
+            errs.iter().any(|e| e.starts_with("events.spool")),
+            "{errs:?}"
+        );
+        let errs = errors(&format!(
+            "{MINIMAL}events: {{ spool: {{ dir: s }}, syslog: {{ address: 'siem.internal:6514' }}, http: {{ url: 'http://siem.internal/in' }} }}\n"
+        ));
+        assert!(
+            errs.iter().any(|e| e.starts_with("events.syslog.ca")),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter().any(|e| e.starts_with("events.http.url")),
+            "{errs:?}"
+        );
+        let errs = errors(&format!(
+            "{MINIMAL}events: {{ spool: {{ dir: s }}, http: {{ url: 'https://siem.internal/in' }} }}\n"
+        ));
+        assert!(
+            errs.iter().any(|e| e.starts_with("events.http.ca")),
+            "{errs:?}"
+        );
+        let c = parse(
+            &format!("{MINIMAL}events: {{ spool: {{ dir: s, max_mb: 8 }}, syslog: {{ address: 'siem.internal:6514', ca: ca.pem }} }}\n"),
+            Path::new("/etc/pc"),
+        )
+        .unwrap();
+        assert_eq!(c.events.spool.unwrap().max_bytes, 8 * 1024 * 1024);
+        assert_eq!(c.events.syslog.unwrap().host, "siem.internal");
+    }
+
+    #[test]
     fn the_admin_plane_is_local_and_never_on_a_data_plane_port() {
         let identity = "identity: { data_dir: id }\n";
         let errs = errors(&format!("{MINIMAL}admin: {{ bind: '127.0.0.1:9444' }}\n"));

@@ -536,6 +536,29 @@ impl AdminPlane {
             // This instance applies the change on its next request; others
             // hear of it through the store.
             let _ = self.identity.refresh();
+            let what = match (method.as_str(), segments.as_slice()) {
+                ("POST", ["apps"]) => Some(("app.create", text("name").unwrap_or_default())),
+                ("POST", ["apps", name, verb]) if *verb != "keys" => Some((
+                    if *verb == "disable" {
+                        "app.disable"
+                    } else {
+                        "app.enable"
+                    },
+                    (*name).to_owned(),
+                )),
+                ("POST", ["apps", name, "keys"]) => Some(("key.issue", (*name).to_owned())),
+                ("DELETE", ["keys", id]) => Some(("key.revoke", (*id).to_owned())),
+                ("POST", ["admins"]) => Some(("admin.create", text("name").unwrap_or_default())),
+                _ => None,
+            };
+            if let Some((change, target)) = what {
+                self.events.emit(SecurityEvent::account_change(
+                    change,
+                    &caller.name,
+                    &target,
+                    correlation_id,
+                ));
+            }
         }
         result.unwrap_or_else(|e| store_problem(&e))
     }

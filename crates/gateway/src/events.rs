@@ -1,6 +1,9 @@
 //! Security events (OPS-01): one structured event per rejection, shaped after
-//! OCSF API Activity (class 6003), written as JSON lines to a file and/or
-//! standard output by a writer thread, so a slow disk never blocks a
+//! OCSF (API Activity 6003; Authentication 3002 for credential failures;
+//! Account Change 3001 for admin changes to applications, keys and
+//! administrators), written by a writer thread to the spool (then shipped to
+//! syslog and HTTP collectors, see [`crate::spool`]) and as JSON lines to a
+//! file and/or standard output, so a slow disk or sink never blocks a
 //! request. Events carry the correlation id (DATA-04) and never a header
 //! value, body or query string, so secrets cannot leak into them.
 
@@ -148,6 +151,42 @@ impl SecurityEvent {
         Self::new(code, severity, message, 0, true, &ctx)
     }
 
+    /// An administrator changed an application, key or administrator (OCSF
+    /// Account Change, class 3001); `action` is the audit log's (`app.disable`).
+    pub fn account_change(action: &str, actor: &str, target: &str, correlation_id: &str) -> Self {
+        let ctx = EventContext {
+            correlation_id,
+            method: "",
+            path: "",
+            host: "",
+            client: SocketAddr::from(([0, 0, 0, 0], 0)),
+            listener: "admin",
+            api: None,
+            operation: None,
+        };
+        let mut e = Self::new(
+            action,
+            Severity::Informational,
+            &format!("{actor}: {action} {target}"),
+            0,
+            true,
+            &ctx,
+        );
+        let activity_id = match action.rsplit('.').next().unwrap_or("") {
+            "create" | "issue" => 1,
+            "enable" => 2,
+            "disable" => 5,
+            "revoke" => 6,
+            _ => 99,
+        };
+        e.class_uid = 3001;
+        e.class_name = "Account Change".into();
+        e.category_uid = 3;
+        e.activity_id = activity_id;
+        e.type_uid = 3001 * 100 + activity_id;
+        e
+    }
+
     fn new(
         code: &str,
         severity: Severity,
@@ -156,7 +195,24 @@ impl SecurityEvent {
         success: bool,
         ctx: &EventContext<'_>,
     ) -> Self {
+        // Credential failures are OCSF Authentication (3002, activity Logon);
+        // everything else about a request is API Activity (6003).
+        let authentication = matches!(
+            code,
+            "missing-api-key"
+                | "invalid-api-key"
+                | "missing-token"
+                | "invalid-token"
+                | "client-certificate-refused"
+                | "admin-unauthenticated"
+        );
+        let (class_uid, class_name, category_uid) = if authentication {
+            (3002, "Authentication", 3)
+        } else {
+            (6003, "API Activity", 6)
+        };
         let activity_id = match ctx.method {
+            _ if authentication => 1,
             "POST" => 1,
             "GET" | "HEAD" => 2,
             "PUT" | "PATCH" => 3,
@@ -167,11 +223,11 @@ impl SecurityEvent {
             time: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64),
-            class_uid: 6003,
-            class_name: "API Activity".into(),
-            category_uid: 6,
+            class_uid,
+            class_name: class_name.into(),
+            category_uid,
             activity_id,
-            type_uid: 6003 * 100 + activity_id,
+            type_uid: class_uid * 100 + activity_id,
             severity_id: severity as u8,
             severity: severity.name().into(),
             status_id: if success { 1 } else { 2 },

@@ -54,12 +54,24 @@ async fn each_role_may_do_exactly_its_actions_and_every_refusal_is_audited() {
         tokens.insert(role, body["token"].as_str().unwrap().to_owned());
     }
     let (viewer, operator) = (tokens["viewer"].clone(), tokens["operator"].clone());
+    // Each change is also an OCSF Account Change event (class 3001, Create).
+    for _ in 0..2 {
+        let e = gw.next_event().await;
+        assert_eq!(
+            (e.status_code.as_str(), e.class_uid, e.activity_id),
+            ("admin.create", 3001, 1)
+        );
+    }
 
-    // No or a wrong credential: 401, with an event.
+    // No or a wrong credential: 401, with an OCSF Authentication event.
     let (status, body) = call(None, "GET", "/admin/v1/apps", None).await;
     assert_eq!(status, 401);
     assert_eq!(body["type"], "urn:portcullis:problem:admin-unauthenticated");
-    assert_eq!(gw.next_event().await.status_code, "admin-unauthenticated");
+    let e = gw.next_event().await;
+    assert_eq!(
+        (e.status_code.as_str(), e.class_uid),
+        ("admin-unauthenticated", 3002)
+    );
     let forged = format!("{}0", &root[..root.len() - 1]);
     assert_eq!(
         call(Some(&forged), "GET", "/admin/v1/apps", None).await.0,
