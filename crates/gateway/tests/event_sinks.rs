@@ -208,3 +208,85 @@ async fn sinks_killed_for_thirty_seconds_under_load_lose_no_event() {
     syslog.kill();
     collector.kill().await;
 }
+
+/// A TLS syslog receiver (RFC 5425) with a certificate from `ca`: the seqs it read.
+async fn tls_receiver(
+    ca: &portcullis_gateway::devpki::DevCa,
+    seen: Seen,
+) -> (u16, tokio::task::JoinHandle<()>) {
+    use tokio::io::AsyncReadExt;
+    let id = ca.issue(&["127.0.0.1"], false).unwrap();
+    let tls = portcullis_gateway::backend_server::tls_from_pem(&id.cert_pem, &id.key_pem).unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            let (acceptor, seen) = (acceptor.clone(), seen.clone());
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut text = String::new();
+                let mut chunk = vec![0u8; 8192];
+                while let Ok(n @ 1..) = tls.read(&mut chunk).await {
+                    text.push_str(&String::from_utf8_lossy(&chunk[..n]));
+                    for part in text.split("seq=\"").skip(1) {
+                        if let Some(Ok(seq)) = part.split('"').next().map(str::parse::<u64>) {
+                            seen.lock().unwrap().insert(seq);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (port, task)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn syslog_over_tls_trusts_only_the_configured_anchors() {
+    let env = TestEnv::new().await;
+    let spool = env.path().join("spool");
+    // A receiver whose certificate comes from another CA gets nothing.
+    let stranger = portcullis_gateway::devpki::DevCa::new("Someone Else").unwrap();
+    let wrong_seen: Seen = Seen::default();
+    let (wrong_port, wrong) = tls_receiver(&stranger, wrong_seen.clone()).await;
+    let start = |port: u16, dir: &std::path::Path| {
+        env.gateway(portcullis_testkit::ORDERS_API).with(&format!(
+            "events:\n  spool: {{ dir: {} }}\n  syslog: {{ address: '127.0.0.1:{port}', ca: {} }}",
+            dir.display(),
+            env.ca_path.display()
+        ))
+    };
+    let gw = start(wrong_port, &env.path().join("spool-wrong"))
+        .start()
+        .await;
+    for _ in 0..5 {
+        gw.get("/nowhere").await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        wrong_seen.lock().unwrap().is_empty(),
+        "sent to an unverified receiver"
+    );
+    wrong.abort();
+    drop(gw);
+
+    // The right one gets every event, over TLS.
+    let seen: Seen = Seen::default();
+    let (port, right) = tls_receiver(&env.ca, seen.clone()).await;
+    let gw = start(port, &spool).start().await;
+    for _ in 0..20 {
+        gw.get("/nowhere").await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while seen.lock().unwrap().len() < 20 {
+        assert!(Instant::now() < deadline, "{:?}", seen.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!((1..=20).all(|n| seen.lock().unwrap().contains(&n)));
+    right.abort();
+}
