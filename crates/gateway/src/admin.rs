@@ -156,6 +156,8 @@ pub struct AdminPlane {
     /// Every valid kill-switch target (`api:…`, `route:…`).
     targets: BTreeSet<String>,
     traffic: Arc<crate::traffic::Traffic>,
+    /// The event spool and its remote sinks, for the backlog gauge.
+    spool: Option<(std::path::PathBuf, Vec<String>)>,
 }
 
 impl std::fmt::Debug for AdminPlane {
@@ -210,12 +212,14 @@ impl AdminPlane {
         events: EventSink,
         targets: Vec<String>,
         traffic: Arc<crate::traffic::Traffic>,
+        spool: Option<(std::path::PathBuf, Vec<String>)>,
     ) -> Self {
         Self {
             identity,
             events,
             targets: targets.into_iter().collect(),
             traffic,
+            spool,
         }
     }
 
@@ -384,6 +388,14 @@ impl AdminPlane {
                             "portcullis_applications_disabled",
                             "Applications whose access is switched off.",
                             snap.apps.values().filter(|a| !a.enabled).count() as f64,
+                        ),
+                        (
+                            "portcullis_event_spool_depth",
+                            "Security events in the spool not yet delivered to every remote sink.",
+                            self.spool
+                                .as_ref()
+                                .map_or(0, |(dir, sinks)| crate::spool::depth(dir, sinks))
+                                as f64,
                         ),
                     ])),
                 ))

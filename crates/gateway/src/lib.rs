@@ -256,6 +256,18 @@ impl Gateway {
                         events_for_admin,
                         routes_for_admin,
                         traffic_for_admin,
+                        config.events.spool.as_ref().map(|s| {
+                            (
+                                s.dir.clone(),
+                                [
+                                    config.events.syslog.as_ref().map(|_| "syslog".to_owned()),
+                                    config.events.http.as_ref().map(|_| "http".to_owned()),
+                                ]
+                                .into_iter()
+                                .flatten()
+                                .collect(),
+                            )
+                        }),
                     )),
                 )),
                 _ => None,

@@ -95,6 +95,22 @@ pub fn read_after(dir: &Path, cursor: u64, max: usize) -> std::io::Result<Vec<Sp
     Ok(out)
 }
 
+/// Events in the spool that `sinks` have not all delivered yet (the
+/// largest backlog of any sink).
+pub fn depth(dir: &Path, sinks: &[String]) -> u64 {
+    let last = segments(dir)
+        .ok()
+        .and_then(|s| s.last().map(|(_, p)| p.clone()))
+        .and_then(|p| read_segment(&p).ok())
+        .and_then(|l| l.last().map(|s| s.seq))
+        .unwrap_or(0);
+    sinks
+        .iter()
+        .map(|s| last.saturating_sub(read_cursor(dir, s)))
+        .max()
+        .unwrap_or(0)
+}
+
 fn cursor_path(dir: &Path, sink: &str) -> PathBuf {
     dir.join(format!("cursor-{sink}"))
 }
@@ -620,8 +636,10 @@ mod tests {
         assert_eq!(left.len() as u64 + dropped, 1201);
         let high = left.iter().filter(|s| s.severity >= 4).count();
         assert_eq!(high, 300, "every high-severity event is still there");
+        assert_eq!(depth(dir.path(), &["a".into()]), 1201);
         // Delivered segments are collected.
         write_cursor(dir.path(), "a", 1201).unwrap();
+        assert_eq!(depth(dir.path(), &["a".into()]), 0);
         w.collect().unwrap();
         assert_eq!(segments(dir.path()).unwrap().len(), 1);
     }

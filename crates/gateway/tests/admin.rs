@@ -447,6 +447,7 @@ async fn metrics_and_inventory_show_traffic_and_shadow_endpoints() {
         "portcullis_requests_total{class=\"4xx\"} 3",
         "portcullis_shadow_requests_total 3",
         "portcullis_request_duration_seconds_count 6",
+        "portcullis_event_spool_depth 0",
     ] {
         assert!(text.contains(line), "{line} missing:\n{text}");
     }
