@@ -200,9 +200,13 @@ impl PgStore {
             client: Mutex::new(None),
         };
         store.with(|c| {
-            c.batch_execute("CREATE TABLE IF NOT EXISTS portcullis_schema (version INTEGER NOT NULL)")?;
             let mut tx = c.transaction()?;
+            // The lock first: two instances creating the table at once race
+            // even with IF NOT EXISTS.
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+            tx.batch_execute(
+                "CREATE TABLE IF NOT EXISTS portcullis_schema (version INTEGER NOT NULL)",
+            )?;
             let version: i32 = match tx.query_opt("SELECT version FROM portcullis_schema", &[])? {
                 Some(row) => row.get(0),
                 None => {
