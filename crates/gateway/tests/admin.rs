@@ -4,8 +4,22 @@
 use portcullis_gateway::admin::{Role, create_admin};
 use portcullis_gateway::audit::{self, AuditEntry, Break};
 use portcullis_gateway::store::SqliteStore;
-use portcullis_testkit::{ORDERS_API, TestEnv, admin_call};
+use portcullis_testkit::{ORDERS_API, TestEnv, TestGateway, admin_call};
 use serde_json::json;
+
+/// A gateway with `identity` and an admin plane on loopback; its admin address.
+async fn with_admin_plane(env: &TestEnv, apis: &str) -> (TestGateway, std::net::SocketAddr) {
+    let gw = env
+        .gateway(apis)
+        .with(&format!(
+            "identity: {{ data_dir: {} }}\nadmin: {{ bind: '127.0.0.1:0' }}",
+            env.identity_dir().display()
+        ))
+        .start()
+        .await;
+    let admin = gw.running.as_ref().unwrap().addr("admin").unwrap();
+    (gw, admin)
+}
 
 fn bootstrap(env: &TestEnv, name: &str, role: Role) -> String {
     let (store, pepper) = env.store();
@@ -24,15 +38,7 @@ fn bootstrap(env: &TestEnv, name: &str, role: Role) -> String {
 async fn each_role_may_do_exactly_its_actions_and_every_refusal_is_audited() {
     let env = TestEnv::new().await;
     let api = ORDERS_API.replace("auth: public }", "auth: { api_key: true } }");
-    let mut gw = env
-        .gateway(&api)
-        .with(&format!(
-            "identity: {{ data_dir: {} }}\nadmin: {{ bind: '127.0.0.1:0' }}",
-            env.identity_dir().display()
-        ))
-        .start()
-        .await;
-    let admin = gw.running.as_ref().unwrap().addr("admin").unwrap();
+    let (mut gw, admin) = with_admin_plane(&env, &api).await;
     let root = bootstrap(&env, "root", Role::SecurityAdmin);
     let call = |token: Option<&str>, method: &str, path: &str, body: Option<serde_json::Value>| {
         let token = token.map(str::to_owned);
@@ -388,15 +394,7 @@ async fn the_admin_plane_can_listen_on_a_private_unix_socket() {
 #[tokio::test]
 async fn metrics_and_inventory_show_traffic_and_shadow_endpoints() {
     let env = TestEnv::new().await;
-    let gw = env
-        .gateway(ORDERS_API)
-        .with(&format!(
-            "identity: {{ data_dir: {} }}\nadmin: {{ bind: '127.0.0.1:0' }}",
-            env.identity_dir().display()
-        ))
-        .start()
-        .await;
-    let admin = gw.running.as_ref().unwrap().addr("admin").unwrap();
+    let (gw, admin) = with_admin_plane(&env, ORDERS_API).await;
     let viewer = bootstrap(&env, "prometheus", Role::Viewer);
     for _ in 0..3 {
         assert_eq!(gw.get("/v1/orders").await.status, 200);

@@ -324,11 +324,7 @@ async fn two_gateway_processes_share_limits_revocations_and_applications() {
         Duration::from_secs(1),
     )
     .await;
-    let id = second
-        .trim_start_matches("pcsk_")
-        .split('_')
-        .next()
-        .unwrap();
+    let id = portcullis_gateway::apikeys::key_id(&second).unwrap();
     assert_eq!(cli(&a.config, &["keys", "revoke", id]).0, Some(0));
     for i in [&a, &b] {
         refused_within(
