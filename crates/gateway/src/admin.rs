@@ -14,17 +14,18 @@
 //!   made (an action that cannot be logged is not made); a change that then
 //!   fails is followed by a `failed:` entry.
 
+use crate::Live;
 use crate::apikeys::{self, Pepper};
 use crate::audit::{self, AuditEntry};
-use crate::events::{EventSink, SecurityEvent};
-use crate::identity::{IdentityState, now};
+use crate::events::SecurityEvent;
+use crate::identity::{StoreView, now};
 use crate::rejection::Rejection;
+use crate::reload::{ReloadError, Reloader};
 use crate::store::{Admin, Store, StoreError};
 use bytes::Bytes;
 use http::{HeaderValue, Method, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use serde_json::{Value, json};
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 /// Recognisable prefix of admin tokens.
@@ -66,13 +67,14 @@ enum Action {
     ManageApps,
     ManageKeys,
     ManageAdmins,
+    Reload,
 }
 
 impl Action {
     fn allowed(self, role: Role) -> bool {
         match self {
             Self::Read => true,
-            Self::KillSwitch => role != Role::Viewer,
+            Self::KillSwitch | Self::Reload => role != Role::Viewer,
             Self::ManageApps | Self::ManageKeys | Self::ManageAdmins => role == Role::SecurityAdmin,
         }
     }
@@ -80,7 +82,7 @@ impl Action {
     fn needs(self) -> &'static str {
         match self {
             Self::Read => "viewer",
-            Self::KillSwitch => "operator",
+            Self::KillSwitch | Self::Reload => "operator",
             _ => "security-admin",
         }
     }
@@ -92,6 +94,7 @@ impl Action {
             Self::ManageApps => "manage applications",
             Self::ManageKeys => "manage API keys",
             Self::ManageAdmins => "manage administrators",
+            Self::Reload => "reload the config",
         }
     }
 }
@@ -151,13 +154,30 @@ pub fn logged<T>(
 
 /// The admin plane's shared state.
 pub struct AdminPlane {
-    identity: Arc<IdentityState>,
-    events: EventSink,
-    /// Every valid kill-switch target (`api:…`, `route:…`).
-    targets: BTreeSet<String>,
-    traffic: Arc<crate::traffic::Traffic>,
+    /// The store, the pepper and the snapshot (they outlive reloads).
+    identity: Arc<StoreView>,
+    /// The request state in force: routes (kill-switch targets), traffic, events.
+    live: Live,
+    /// Present when the gateway was started from a config file.
+    reloader: Option<Arc<Reloader>>,
     /// The event spool and its remote sinks, for the backlog gauge.
     spool: Option<(std::path::PathBuf, Vec<String>)>,
+}
+
+/// The event spool directory and the remote sinks shipping from it.
+pub fn spool_of(events: &portcullis_config::Events) -> Option<(std::path::PathBuf, Vec<String>)> {
+    events.spool.as_ref().map(|s| {
+        (
+            s.dir.clone(),
+            [
+                events.syslog.as_ref().map(|_| "syslog".to_owned()),
+                events.http.as_ref().map(|_| "http".to_owned()),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+        )
+    })
 }
 
 impl std::fmt::Debug for AdminPlane {
@@ -168,6 +188,16 @@ impl std::fmt::Debug for AdminPlane {
 
 /// An answer of the admin API: JSON, or (a bare string) Prometheus text.
 struct Answer(StatusCode, Value);
+
+impl Answer {
+    /// The answer with one more member (problem details extensions).
+    fn with(mut self, name: &str, value: Value) -> Self {
+        if let Value::Object(m) = &mut self.1 {
+            m.insert(name.to_owned(), value);
+        }
+        self
+    }
+}
 
 fn problem(status: StatusCode, code: &str, detail: impl Into<String>) -> Answer {
     Answer(
@@ -208,17 +238,15 @@ struct Caller {
 
 impl AdminPlane {
     pub fn new(
-        identity: Arc<IdentityState>,
-        events: EventSink,
-        targets: Vec<String>,
-        traffic: Arc<crate::traffic::Traffic>,
+        identity: Arc<StoreView>,
+        live: Live,
+        reloader: Option<Arc<Reloader>>,
         spool: Option<(std::path::PathBuf, Vec<String>)>,
     ) -> Self {
         Self {
             identity,
-            events,
-            targets: targets.into_iter().collect(),
-            traffic,
+            live,
+            reloader,
             spool,
         }
     }
@@ -292,6 +320,7 @@ impl AdminPlane {
             ("POST", ["apps"]) => Action::ManageApps,
             ("POST", ["apps", _, "keys"]) | ("DELETE", ["keys", _]) => Action::ManageKeys,
             ("POST", ["admins"]) => Action::ManageAdmins,
+            ("POST", ["reload"]) => Action::Reload,
             _ => {
                 return problem(
                     StatusCode::NOT_FOUND,
@@ -359,6 +388,7 @@ impl AdminPlane {
             )
         };
         let store = self.identity.store();
+        let state = self.live.load_full();
         let result = match (method.as_str(), segments.as_slice()) {
             ("GET", ["whoami"]) => Ok(Answer(
                 StatusCode::OK,
@@ -378,7 +408,7 @@ impl AdminPlane {
                 let snap = self.identity.snapshot();
                 Ok(Answer(
                     StatusCode::OK,
-                    Value::String(self.traffic.prometheus(&[
+                    Value::String(state.traffic.prometheus(&[
                         (
                             "portcullis_kill_switches",
                             "APIs and routes switched off now.",
@@ -401,11 +431,11 @@ impl AdminPlane {
                 ))
             }
             ("GET", ["inventory"]) => {
-                let (shadow, not_kept) = self.traffic.shadow_endpoints();
+                let (shadow, not_kept) = state.traffic.shadow_endpoints();
                 Ok(Answer(
                     StatusCode::OK,
                     json!({
-                        "routes": self.traffic.routes(),
+                        "routes": state.traffic.routes(),
                         "shadow_endpoints": shadow.into_iter().map(|(path, requests)| json!({ "path": path, "requests": requests })).collect::<Vec<_>>(),
                         "shadow_not_kept": not_kept,
                     }),
@@ -413,7 +443,7 @@ impl AdminPlane {
             }
             ("GET", ["kill-switches"]) => Ok(Answer(
                 StatusCode::OK,
-                json!({ "off": self.identity.snapshot().kill_switches, "targets": self.targets }),
+                json!({ "off": self.identity.snapshot().kill_switches, "targets": state.routes.kill_targets() }),
             )),
             ("GET", ["admins"]) => store.admins().map(|admins| {
                 Answer(
@@ -441,7 +471,7 @@ impl AdminPlane {
                 let (Some(target), Some(reason)) = (text("target"), text("reason")) else {
                     return needs_reason();
                 };
-                if !self.targets.contains(&target) {
+                if !state.routes.kill_targets().contains(&target) {
                     return problem(
                         StatusCode::NOT_FOUND,
                         "not-found",
@@ -536,6 +566,43 @@ impl AdminPlane {
                 )
                 .map(|token| Answer(StatusCode::CREATED, json!({ "name": name, "role": role.as_str(), "token": token })))
             }
+            ("POST", ["reload"]) => {
+                let Some(reloader) = &self.reloader else {
+                    return problem(
+                        StatusCode::CONFLICT,
+                        "reload-unavailable",
+                        "This gateway was not started from a config file; there is nothing to reload.",
+                    );
+                };
+                let target = reloader.source().display().to_string();
+                let mut outcome = None;
+                logged(store.as_ref(), self.identity.pepper(), entry("config.reload", &target), || {
+                    outcome = Some(reloader.reload());
+                    Ok(())
+                })
+                .and_then(|()| match outcome.expect("set above") {
+                    Ok(changed) => {
+                        let mut done = entry("config.reloaded", &target);
+                        done.after = Some(json!({ "changed": changed }));
+                        audit::append(store.as_ref(), self.identity.pepper(), &done)?;
+                        Ok(Answer(StatusCode::OK, json!({ "reloaded": target, "changed": changed })))
+                    }
+                    Err(e) => {
+                        let mut failed = entry("failed:config.reload", &target);
+                        failed.reason = Some(e.to_string());
+                        audit::append(store.as_ref(), self.identity.pepper(), &failed)?;
+                        Ok(problem(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            match e {
+                                ReloadError::Invalid(_) => "invalid-config",
+                                ReloadError::RestartNeeded(_) => "restart-needed",
+                            },
+                            e.to_string(),
+                        )
+                        .with("errors", json!(e.messages())))
+                    }
+                })
+            }
             _ => {
                 return problem(
                     StatusCode::NOT_FOUND,
@@ -564,7 +631,7 @@ impl AdminPlane {
                 _ => None,
             };
             if let Some((change, target)) = what {
-                self.events.emit(SecurityEvent::account_change(
+                self.live.load().events.emit(SecurityEvent::account_change(
                     change,
                     &caller.name,
                     &target,
@@ -632,7 +699,7 @@ impl AdminPlane {
         ) {
             tracing::error!(error = %e, "admin API: the audit log could not record a refusal");
         }
-        self.events.emit(SecurityEvent::operational(
+        self.live.load().events.emit(SecurityEvent::operational(
             rejection.code(),
             rejection.severity(),
             &rejection.to_string(),

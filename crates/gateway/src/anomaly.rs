@@ -24,7 +24,7 @@ const ALPHA: f64 = 0.2;
 const SKETCH_BITS: usize = 1024;
 
 /// Settings (from `anomalies` in the config).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     pub interval: Duration,
     /// Intervals of history before anything is judged.
@@ -101,6 +101,10 @@ fn estimate(bits: &[u64; SKETCH_BITS / 64]) -> f64 {
 }
 
 impl Detector {
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
     pub fn new(settings: Settings) -> Self {
         Self {
             settings,

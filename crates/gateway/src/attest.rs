@@ -71,9 +71,10 @@ struct Recipient {
 /// Mints context tokens and keeps the signing keys.
 pub struct Attestor {
     config: ContextToken,
-    ring: ArcSwap<KeyRing>,
+    /// Shared with the attestor of a reloaded config: one ring, one rotation.
+    ring: Arc<ArcSwap<KeyRing>>,
     recipients: Vec<Recipient>,
-    rotation: std::sync::Mutex<()>,
+    rotation: Arc<std::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for Attestor {
@@ -155,6 +156,33 @@ fn read_keys(dir: &Path) -> Result<Vec<Arc<SigningKey>>, AttestError> {
     Ok(keys)
 }
 
+/// Per upstream, by index: audience and encryption key.
+fn recipients(upstreams: &[Upstream]) -> Result<Vec<Recipient>, AttestError> {
+    upstreams
+        .iter()
+        .map(|u| {
+            let encrypt_to = u
+                .context_encrypt_to
+                .as_deref()
+                .map(|path| {
+                    let pem = std::fs::read(path)
+                        .map_err(|e| format!("{}: {}", path.display(), e.kind()))?;
+                    EncryptionKey::from_spki_pem(&pem)
+                })
+                .transpose()
+                .map_err(|reason| AttestError::EncryptTo {
+                    upstream: u.name.clone(),
+                    reason,
+                })?;
+            Ok(Recipient {
+                audience: u.context_audience.clone(),
+                encrypt_to,
+                send: u.scheme == portcullis_config::UpstreamScheme::Https,
+            })
+        })
+        .collect()
+}
+
 impl Attestor {
     /// Reads (or creates) the signing keys and every upstream's encryption key.
     pub fn open(config: &ContextToken, upstreams: &[Upstream]) -> Result<Self, AttestError> {
@@ -164,40 +192,28 @@ impl Attestor {
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
         builder.create(dir).map_err(|e| keys_error(dir, e.kind()))?;
-        let recipients = upstreams
-            .iter()
-            .map(|u| {
-                let encrypt_to = u
-                    .context_encrypt_to
-                    .as_deref()
-                    .map(|path| {
-                        let pem = std::fs::read(path)
-                            .map_err(|e| format!("{}: {}", path.display(), e.kind()))?;
-                        EncryptionKey::from_spki_pem(&pem)
-                    })
-                    .transpose()
-                    .map_err(|reason| AttestError::EncryptTo {
-                        upstream: u.name.clone(),
-                        reason,
-                    })?;
-                Ok(Recipient {
-                    audience: u.context_audience.clone(),
-                    encrypt_to,
-                    send: u.scheme == portcullis_config::UpstreamScheme::Https,
-                })
-            })
-            .collect::<Result<Vec<_>, AttestError>>()?;
         let attestor = Self {
             config: config.clone(),
-            ring: ArcSwap::from_pointee(KeyRing {
+            ring: Arc::new(ArcSwap::from_pointee(KeyRing {
                 keys: Vec::new(),
                 jwks: Bytes::new(),
-            }),
-            recipients,
-            rotation: std::sync::Mutex::new(()),
+            })),
+            recipients: recipients(upstreams)?,
+            rotation: Arc::default(),
         };
         attestor.maintain(crate::identity::now())?;
         Ok(attestor)
+    }
+
+    /// The same keys for the upstreams of a reloaded config (audiences and
+    /// encryption keys are read anew).
+    pub fn for_upstreams(&self, upstreams: &[Upstream]) -> Result<Self, AttestError> {
+        Ok(Self {
+            config: self.config.clone(),
+            ring: self.ring.clone(),
+            recipients: recipients(upstreams)?,
+            rotation: self.rotation.clone(),
+        })
     }
 
     pub fn header(&self) -> &HeaderName {

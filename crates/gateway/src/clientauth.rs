@@ -84,15 +84,16 @@ pub(crate) struct Revocations {
 }
 
 struct Loaded {
+    tls: ServerTls,
     config: Arc<rustls::ServerConfig>,
     revocations: Revocations,
     /// `(mtime, len)` of each CRL file when it was read.
     stamps: Vec<Option<(SystemTime, u64)>>,
 }
 
-/// A TLS listener's configuration, reloadable.
+/// A TLS listener's configuration, reloadable: its CRLs when their files
+/// change, everything (certificate, key, client CA) on a config reload.
 pub struct TlsListener {
-    tls: ServerTls,
     mode: Mode,
     current: ArcSwap<Loaded>,
 }
@@ -100,7 +101,7 @@ pub struct TlsListener {
 impl std::fmt::Debug for TlsListener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TlsListener")
-            .field("tls", &self.tls)
+            .field("tls", &self.current.load().tls)
             .field("mode", &self.mode)
             .finish_non_exhaustive()
     }
@@ -158,10 +159,15 @@ impl TlsListener {
     pub fn new(tls: &ServerTls, mode: Mode) -> Result<Self, TlsError> {
         let loaded = Self::load(tls, mode)?;
         Ok(Self {
-            tls: tls.clone(),
             mode,
             current: ArcSwap::from_pointee(loaded),
         })
+    }
+
+    /// Takes over what `other` loaded (a config reload): handshakes from
+    /// now on use it; connections already open keep theirs.
+    pub fn replace_with(&self, other: &Self) {
+        self.current.store(other.current.load_full());
     }
 
     fn load(t: &ServerTls, mode: Mode) -> Result<Loaded, TlsError> {
@@ -193,6 +199,7 @@ impl TlsListener {
         };
         let config = tls::server_config(&t.cert, &t.key, t.allow_tls12, mode, verifier)?;
         Ok(Loaded {
+            tls: t.clone(),
             config,
             revocations,
             stamps,
@@ -205,19 +212,20 @@ impl TlsListener {
     }
 
     pub fn has_client_auth(&self) -> bool {
-        self.tls.client_auth.is_some()
+        self.current.load().tls.client_auth.is_some()
     }
 
     /// Reloads when a CRL file changed (or always, with `force`); keeps the
     /// last good state when the new files cannot be used.
     pub fn reload_if_changed(&self, force: bool) -> Result<bool, TlsError> {
-        let Some(auth) = &self.tls.client_auth else {
+        let current = self.current.load_full();
+        let Some(auth) = &current.tls.client_auth else {
             return Ok(false);
         };
-        if !force && stamps(&auth.crls) == self.current.load().stamps {
+        if !force && stamps(&auth.crls) == current.stamps {
             return Ok(false);
         }
-        let loaded = Self::load(&self.tls, self.mode)?;
+        let loaded = Self::load(&current.tls, self.mode)?;
         self.current.store(Arc::new(loaded));
         Ok(true)
     }
@@ -225,7 +233,8 @@ impl TlsListener {
     /// Stage 1: the peer certificate on this request, against the current
     /// CRLs and the clock (401 on failure).
     pub fn recheck(&self, cert: Option<&PeerCert>, now: i64) -> Result<(), Rejection> {
-        let Some(auth) = &self.tls.client_auth else {
+        let current = self.current.load();
+        let Some(auth) = &current.tls.client_auth else {
             return Ok(());
         };
         let Some(cert) = cert else {
@@ -240,7 +249,6 @@ impl TlsListener {
                 "client certificate outside its validity period",
             ));
         }
-        let current = self.current.load();
         if !auth.allow_stale_crl && current.revocations.next_update.is_some_and(|n| now > n) {
             return Err(Rejection::ClientCertificate(
                 "certificate revocation list is out of date",
@@ -273,7 +281,9 @@ impl CrlHolder for TlsListener {
     fn crl_owner(&self) -> String {
         format!(
             "listener with client CA {}",
-            self.tls
+            self.current
+                .load()
+                .tls
                 .client_auth
                 .as_ref()
                 .map_or_else(String::new, |a| a.ca.display().to_string())
@@ -281,19 +291,20 @@ impl CrlHolder for TlsListener {
     }
 }
 
-/// Reloads the CRLs of `holders` (listeners and upstreams) when their files
-/// change (checked every 250 ms) and on SIGHUP, until shutdown. A file that
-/// cannot be used keeps the last good state (which fails closed once its
-/// CRLs are out of date) and raises an event.
+/// Reloads the CRLs of the holders (listeners and upstreams, as `holders`
+/// lists them now: a config reload changes the upstreams) when their files
+/// change (checked every 250 ms) and on SIGHUP, until shutdown. A file
+/// that cannot be used keeps the last good state (which fails closed once
+/// its CRLs are out of date) and raises an event.
 pub async fn watch_crls(
-    holders: Vec<Arc<dyn CrlHolder>>,
+    holders: impl Fn() -> Vec<Arc<dyn CrlHolder>> + Send + 'static,
     events: crate::events::EventSink,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
     // One event per failure, not one per poll while the file stays broken.
-    let mut failing = vec![false; holders.len()];
+    let mut failing = std::collections::HashSet::new();
     loop {
         let force = tokio::select! {
             _ = tick.tick() => false,
@@ -305,23 +316,24 @@ pub async fn watch_crls(
             } => true,
             _ = shutdown.changed() => return,
         };
-        for (h, failing) in holders.iter().zip(failing.iter_mut()) {
+        for h in holders() {
+            let owner = h.crl_owner();
             match h.reload_crls(force) {
                 Ok(changed) => {
                     if changed {
-                        tracing::info!(owner = %h.crl_owner(), "certificate revocation lists reloaded");
+                        tracing::info!(%owner, "certificate revocation lists reloaded");
                     }
-                    *failing = false;
+                    failing.remove(&owner);
                 }
-                Err(_) if *failing => {}
+                Err(_) if failing.contains(&owner) => {}
                 Err(e) => {
-                    *failing = true;
                     tracing::error!(error = %e, "revocation lists not reloaded; the last good ones stay in force");
                     events.emit(crate::events::SecurityEvent::operational(
                         "crl-reload-failed",
                         Severity::High,
-                        &format!("{}: {e}", h.crl_owner()),
+                        &format!("{owner}: {e}"),
                     ));
+                    failing.insert(owner);
                 }
             }
         }

@@ -80,14 +80,43 @@ pub enum IdentityError {
     DecryptionKey { index: usize, reason: String },
 }
 
+/// The store, the pepper and the current snapshot: opened once per
+/// process and kept across config reloads, with the one refresher thread
+/// that follows the store's changes.
+pub struct StoreView {
+    pepper: Pepper,
+    store: Arc<dyn Store>,
+    snapshot: ArcSwap<Snapshot>,
+}
+
+impl StoreView {
+    /// Re-reads the store into the snapshot now.
+    pub fn refresh(&self) -> Result<(), StoreError> {
+        self.snapshot.store(Arc::new(self.store.snapshot()?));
+        Ok(())
+    }
+
+    /// The current snapshot of the store.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The pepper (API keys, admin tokens, the audit chain).
+    pub fn pepper(&self) -> &Pepper {
+        &self.pepper
+    }
+}
+
 /// Identity state shared by every request.
 pub struct IdentityState {
     pub config: Identity,
     decryption_keys: Vec<(Option<String>, portcullis_jose::jwe::DecryptionKey)>,
     introspector: Option<crate::introspection::Introspector>,
-    pepper: Pepper,
-    store: Arc<dyn Store>,
-    snapshot: ArcSwap<Snapshot>,
+    view: Arc<StoreView>,
     issuers: Vec<IssuerState>,
 }
 
@@ -115,6 +144,26 @@ impl IdentityState {
         let pepper = Pepper::load_or_create(&config.data_dir)?;
         let store = crate::store::open(config, &pepper)?;
         let snapshot = ArcSwap::from_pointee(store.snapshot()?);
+        let view = Arc::new(StoreView {
+            pepper,
+            store,
+            snapshot,
+        });
+        let resync = config
+            .postgres
+            .as_ref()
+            .map_or(Duration::from_secs(30), |p| p.resync);
+        spawn_refresher(Arc::downgrade(&view), events, resync);
+        Self::with_view(config, view)
+    }
+
+    /// The same store with another identity config (a reload): issuers,
+    /// keys and introspection are read anew, the store stays open.
+    pub fn reopen(&self, config: &Identity) -> Result<Arc<Self>, IdentityError> {
+        Self::with_view(config, self.view.clone())
+    }
+
+    fn with_view(config: &Identity, view: Arc<StoreView>) -> Result<Arc<Self>, IdentityError> {
         let mut issuers = Vec::new();
         for (index, i) in config.issuers.iter().enumerate() {
             let jwks_error = |reason: String| IdentityError::Jwks { index, reason };
@@ -167,27 +216,19 @@ impl IdentityState {
             .map(crate::introspection::Introspector::new)
             .transpose()
             .map_err(IdentityError::Introspection)?;
-        let state = Arc::new(Self {
+        Ok(Arc::new(Self {
             config: config.clone(),
             decryption_keys,
             introspector,
-            pepper,
-            store,
-            snapshot,
+            view,
             issuers,
-        });
-        let resync = config
-            .postgres
-            .as_ref()
-            .map_or(Duration::from_secs(30), |p| p.resync);
-        spawn_refresher(Arc::downgrade(&state), events, resync);
-        Ok(state)
+        }))
     }
 
     /// Stage 4: refuses when an operator switched the API or the route off
     /// (OPS-03). Costs one load and an emptiness check when nothing is off.
     pub fn switched_off(&self, api: &str, route: &str) -> Result<(), Rejection> {
-        let snap = self.snapshot.load();
+        let snap = self.view.snapshot.load();
         if snap.kill_switches.is_empty() {
             return Ok(());
         }
@@ -204,23 +245,25 @@ impl IdentityState {
 
     /// The current snapshot of the store.
     pub fn snapshot(&self) -> Arc<Snapshot> {
-        self.snapshot.load_full()
+        self.view.snapshot()
     }
 
-    /// The store, for the admin plane.
+    /// The store, the pepper and the snapshot, which outlive reloads.
+    pub fn view(&self) -> &Arc<StoreView> {
+        &self.view
+    }
+
     pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
+        &self.view.store
     }
 
-    /// The pepper, for the admin plane (admin tokens, the audit chain).
     pub fn pepper(&self) -> &Pepper {
-        &self.pepper
+        &self.view.pepper
     }
 
     /// Re-reads the store into the snapshot now.
     pub fn refresh(&self) -> Result<(), StoreError> {
-        self.snapshot.store(Arc::new(self.store.snapshot()?));
-        Ok(())
+        self.view.refresh()
     }
 
     /// Re-reads JWKS files that changed; keeps the last good keys on error.
@@ -252,9 +295,25 @@ impl IdentityState {
         }
     }
 
-    /// Keeps URL-sourced JWKS fresh: a fetch now, then one per refresh
-    /// period. Runs until the state is dropped. Call inside the runtime.
+    /// Keeps JWKS fresh: URL sources fetched now and once per refresh
+    /// period, file sources re-read when they change (polled every 250 ms).
+    /// Runs until the state is dropped (a reload drops it). Call inside the
+    /// runtime.
     pub fn spawn_jwks_refresh(self: &Arc<Self>) {
+        if self
+            .issuers
+            .iter()
+            .any(|i| matches!(i.source, KeySource::File { .. }))
+        {
+            let weak = Arc::downgrade(self);
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    let Some(state) = weak.upgrade() else { return };
+                    state.refresh_key_files();
+                }
+            });
+        }
         for index in 0..self.issuers.len() {
             let KeySource::Url(f) = &self.issuers[index].source else {
                 continue;
@@ -312,7 +371,7 @@ impl IdentityState {
         headers: &HeaderMap,
         peer: Option<&PeerCert>,
     ) -> Result<(String, &'static [&'static str]), Rejection> {
-        let snap = self.snapshot.load();
+        let snap = self.view.snapshot.load();
         let by_certificate = match peer {
             Some(p) => certificate_application(&snap, p)?,
             None => None,
@@ -345,7 +404,7 @@ impl IdentityState {
             .keys
             .get(id)
             .ok_or(Rejection::InvalidApiKey("unknown or revoked key"))?;
-        if !self.pepper.verify(key, &record.mac) {
+        if !self.view.pepper.verify(key, &record.mac) {
             return Err(Rejection::InvalidApiKey("unknown key"));
         }
         if record.expires_at.is_some_and(|e| e <= now()) {
@@ -462,7 +521,7 @@ impl IdentityState {
 
     /// Revocation by token id and by subject, against the current snapshot.
     fn not_revoked(&self, t: VerifiedToken) -> Result<VerifiedToken, Rejection> {
-        let snap = self.snapshot.load();
+        let snap = self.view.snapshot.load();
         if snap
             .revoked_jti
             .contains_key(&(t.issuer.clone(), t.token_id.clone()))
@@ -570,7 +629,8 @@ impl IdentityState {
     }
 
     fn store_revocation(&self, r: &Revocation) -> Result<(), Rejection> {
-        self.store
+        self.view
+            .store
             .revoke_token(r, now())
             .and_then(|()| self.refresh())
             .map_err(|e| Rejection::StoreUnavailable(e.to_string()))
@@ -652,7 +712,7 @@ fn form_value(body: &[u8], name: &str) -> Option<String> {
 /// revocations. An unreachable store raises one `store-unavailable` event
 /// (the last snapshot keeps answering) and one `store-recovered` when it
 /// answers again. Stops with the state.
-fn spawn_refresher(state: Weak<IdentityState>, events: EventSink, resync: Duration) {
+fn spawn_refresher(state: Weak<StoreView>, events: EventSink, resync: Duration) {
     const TICK: Duration = Duration::from_millis(200);
     let _ = std::thread::Builder::new().name("portcullis-identity".into()).spawn(move || {
         let mut feed: Option<Box<dyn ChangeFeed>> = None;
@@ -707,7 +767,6 @@ fn spawn_refresher(state: Weak<IdentityState>, events: EventSink, resync: Durati
                     continue;
                 }
             }
-            s.refresh_key_files();
             if last_purge.elapsed() >= Duration::from_secs(60) {
                 last_purge = std::time::Instant::now();
                 let _ = s.store.purge_revocations(now());

@@ -28,6 +28,7 @@ pub mod path;
 pub mod pgstore;
 pub mod pipeline;
 pub mod rejection;
+pub mod reload;
 pub mod routes;
 pub mod shared;
 pub mod spool;
@@ -74,9 +75,11 @@ pub struct State {
     /// Rate limits and concurrency caps (stage 8).
     pub throttle: throttle::Throttle,
     /// Usage baselines per application × route (OPS-02).
-    pub anomaly: Option<anomaly::Detector>,
+    pub anomaly: Option<Arc<anomaly::Detector>>,
     /// Counters for metrics and the inventory's traffic (CONTRACT-03).
     pub traffic: Arc<traffic::Traffic>,
+    /// This config's routes' counters, by route index.
+    pub route_traffic: Arc<traffic::RouteSet>,
 }
 
 /// What is known about the connection a request arrived on.
@@ -141,139 +144,158 @@ struct PreparedListener {
     kind: PreparedKind,
 }
 
+/// The state requests are served with. A reload swaps it whole; a request
+/// keeps the state it started with until it is answered.
+pub type Live = Arc<arc_swap::ArcSwap<State>>;
+
 /// A gateway built from a config, not yet listening.
 pub struct Gateway {
     state: Arc<State>,
+    config: Config,
     listeners: Vec<PreparedListener>,
-    jwks_bind: Option<SocketAddr>,
-    admin: Option<(portcullis_config::AdminListen, Arc<admin::AdminPlane>)>,
+    /// The config file, when the gateway may reload it (SIGHUP, admin API).
+    source: Option<std::path::PathBuf>,
 }
 
-impl Gateway {
-    /// Loads certificates and keys, compiles routes, builds upstream
-    /// clients. Fails with the config field at fault.
-    pub fn build(config: &Config) -> Result<Self, BuildError> {
-        let mut listeners = Vec::new();
-        for (i, l) in config.listeners.iter().enumerate() {
-            let kind = match &l.kind {
-                ListenerKind::Tls(t) => PreparedKind::Tls(Arc::new(
-                    clientauth::TlsListener::new(t, config.mode).map_err(|source| {
-                        BuildError::Tls {
-                            path: format!("listeners[{i}].tls"),
-                            source,
-                        }
-                    })?,
-                )),
-                ListenerKind::Redirect { https_port } => PreparedKind::Redirect {
-                    https_port: *https_port,
-                },
-                ListenerKind::DangerousPlaintext => PreparedKind::Plain,
-            };
-            listeners.push(PreparedListener {
-                name: l.name.as_str().into(),
-                environment: l.environment.as_str().into(),
-                bind: l.bind,
-                kind,
-            });
-        }
-        let upstreams = config
-            .upstreams
-            .iter()
-            .map(|u| {
-                UpstreamClient::build(u)
-                    .map(Arc::new)
-                    .map_err(|source| BuildError::Tls {
-                        path: format!("upstreams.{}", u.name),
-                        source,
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let attestor = config
-            .context_token
-            .as_ref()
-            .map(|c| attest::Attestor::open(c, &config.upstreams).map(Arc::new))
-            .transpose()?;
-        let events = EventSink::start(&config.events).map_err(|source| BuildError::Events {
+fn prepare_listeners(config: &Config) -> Result<Vec<PreparedListener>, BuildError> {
+    let mut listeners = Vec::new();
+    for (i, l) in config.listeners.iter().enumerate() {
+        let kind = match &l.kind {
+            ListenerKind::Tls(t) => PreparedKind::Tls(Arc::new(
+                clientauth::TlsListener::new(t, config.mode).map_err(|source| BuildError::Tls {
+                    path: format!("listeners[{i}].tls"),
+                    source,
+                })?,
+            )),
+            ListenerKind::Redirect { https_port } => PreparedKind::Redirect {
+                https_port: *https_port,
+            },
+            ListenerKind::DangerousPlaintext => PreparedKind::Plain,
+        };
+        listeners.push(PreparedListener {
+            name: l.name.as_str().into(),
+            environment: l.environment.as_str().into(),
+            bind: l.bind,
+            kind,
+        });
+    }
+    Ok(listeners)
+}
+
+/// Builds the request state for `config`. With `previous` (a reload), the
+/// parts that outlive a config are taken over rather than opened again:
+/// the event sink, the store and its snapshot, the limiters' state, the
+/// context-token keys, the usage baselines and the traffic counters.
+fn build_state(config: &Config, previous: Option<&State>) -> Result<State, BuildError> {
+    let upstreams = config
+        .upstreams
+        .iter()
+        .map(|u| {
+            UpstreamClient::build(u)
+                .map(Arc::new)
+                .map_err(|source| BuildError::Tls {
+                    path: format!("upstreams.{}", u.name),
+                    source,
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let attestor = match (
+        previous.and_then(|p| p.attestor.as_ref()),
+        &config.context_token,
+    ) {
+        (_, None) => None,
+        (Some(kept), Some(_)) => Some(Arc::new(kept.for_upstreams(&config.upstreams)?)),
+        (None, Some(c)) => Some(Arc::new(attest::Attestor::open(c, &config.upstreams)?)),
+    };
+    let events = match previous {
+        Some(p) => p.events.clone(),
+        None => EventSink::start(&config.events).map_err(|source| BuildError::Events {
             file: config
                 .events
                 .file
                 .as_ref()
                 .map_or_else(String::new, |f| f.display().to_string()),
             source,
-        })?;
-        let identity = config
-            .identity
-            .as_ref()
-            .map(|i| identity::IdentityState::open(i, events.clone()))
-            .transpose()?;
-        let shared = config
-            .redis
-            .as_ref()
-            .map(|r| shared::SharedLimits::new(r, events.clone()))
-            .transpose()
-            .map_err(BuildError::Shared)?;
-        let (throttle, limits) = throttle::Throttle::build(config, shared);
-        let routes = RouteTable::build(config, &limits)?;
-        let identity_for_admin = identity.clone();
-        let events_for_admin = events.clone();
-        let routes_for_admin = routes.kill_targets();
-        let traffic = Arc::new(traffic::Traffic::new(routes.operations()));
-        let traffic_for_admin = traffic.clone();
+        })?,
+    };
+    let identity = match (previous.and_then(|p| p.identity.as_ref()), &config.identity) {
+        (_, None) => None,
+        (Some(kept), Some(i)) => Some(kept.reopen(i)?),
+        (None, Some(i)) => Some(identity::IdentityState::open(i, events.clone())?),
+    };
+    let (throttle, limits) = match previous {
+        Some(p) => p.throttle.rebuild(config),
+        None => {
+            let shared = config
+                .redis
+                .as_ref()
+                .map(|r| shared::SharedLimits::new(r, events.clone()))
+                .transpose()
+                .map_err(BuildError::Shared)?;
+            throttle::Throttle::build(config, shared)
+        }
+    };
+    let routes = RouteTable::build(config, &limits)?;
+    let traffic = match previous {
+        Some(p) => p.traffic.clone(),
+        None => Arc::new(traffic::Traffic::new(Vec::new())),
+    };
+    let route_traffic = traffic.retarget(routes.operations());
+    let anomaly = config.anomalies.as_ref().map(|a| {
+        let settings = anomaly::Settings {
+            interval: a.interval,
+            warmup: a.warmup_intervals,
+            factor: a.factor,
+        };
+        previous
+            .and_then(|p| p.anomaly.as_ref())
+            .filter(|d| *d.settings() == settings)
+            .cloned()
+            .unwrap_or_else(|| Arc::new(anomaly::Detector::new(settings)))
+    });
+    Ok(State {
+        routes,
+        upstreams,
+        limits: config.limits.clone(),
+        correlation_header: config.correlation_header.clone(),
+        // The API key authenticates the application to the gateway only.
+        request_remove_headers: config
+            .request_remove_headers
+            .iter()
+            .chain(config.identity.as_ref().map(|i| &i.api_key_header))
+            .cloned()
+            .collect(),
+        response_remove_headers: config.response_remove_headers.clone(),
+        events,
+        identity,
+        sensitive: config.sensitive.clone(),
+        attestor,
+        throttle,
+        traffic,
+        route_traffic,
+        anomaly,
+    })
+}
+
+impl Gateway {
+    /// Loads certificates and keys, compiles routes, builds upstream
+    /// clients. Fails with the config field at fault.
+    pub fn build(config: &Config) -> Result<Self, BuildError> {
+        let listeners = prepare_listeners(config)?;
         Ok(Self {
-            state: Arc::new(State {
-                routes,
-                upstreams,
-                limits: config.limits.clone(),
-                correlation_header: config.correlation_header.clone(),
-                // The API key authenticates the application to the gateway only.
-                request_remove_headers: config
-                    .request_remove_headers
-                    .iter()
-                    .chain(config.identity.as_ref().map(|i| &i.api_key_header))
-                    .cloned()
-                    .collect(),
-                response_remove_headers: config.response_remove_headers.clone(),
-                events,
-                identity,
-                sensitive: config.sensitive.clone(),
-                attestor,
-                throttle,
-                traffic,
-                anomaly: config.anomalies.as_ref().map(|a| {
-                    anomaly::Detector::new(anomaly::Settings {
-                        interval: a.interval,
-                        warmup: a.warmup_intervals,
-                        factor: a.factor,
-                    })
-                }),
-            }),
-            jwks_bind: config.context_token.as_ref().and_then(|c| c.jwks_bind),
-            admin: match (&config.admin, &identity_for_admin) {
-                (Some(listen), Some(identity)) => Some((
-                    listen.clone(),
-                    Arc::new(admin::AdminPlane::new(
-                        identity.clone(),
-                        events_for_admin,
-                        routes_for_admin,
-                        traffic_for_admin,
-                        config.events.spool.as_ref().map(|s| {
-                            (
-                                s.dir.clone(),
-                                [
-                                    config.events.syslog.as_ref().map(|_| "syslog".to_owned()),
-                                    config.events.http.as_ref().map(|_| "http".to_owned()),
-                                ]
-                                .into_iter()
-                                .flatten()
-                                .collect(),
-                            )
-                        }),
-                    )),
-                )),
-                _ => None,
-            },
+            state: Arc::new(build_state(config, None)?),
+            config: config.clone(),
             listeners,
+            source: None,
         })
+    }
+
+    /// Lets the running gateway reload `path` on SIGHUP and through the
+    /// admin API (`POST /admin/v1/reload`).
+    #[must_use]
+    pub fn reloadable_from(mut self, path: &std::path::Path) -> Self {
+        self.source = Some(path.to_owned());
+        self
     }
 
     pub fn events(&self) -> &EventSink {
@@ -308,13 +330,34 @@ impl Gateway {
             identity.spawn_jwks_refresh();
         }
         let mut tasks = Vec::new();
+        let live: Live = Arc::new(arc_swap::ArcSwap::new(self.state.clone()));
+        let reloader = self.source.map(|source| {
+            Arc::new(reload::Reloader::new(
+                source,
+                live.clone(),
+                self.config.clone(),
+                bound
+                    .iter()
+                    .map(|(_, l)| match &l.kind {
+                        PreparedKind::Tls(t) => Some(t.clone()),
+                        _ => None,
+                    })
+                    .collect(),
+            ))
+        });
+        if let Some(r) = &reloader {
+            tasks.push(tokio::spawn(reload::on_hangup(
+                r.clone(),
+                shutdown_rx.clone(),
+            )));
+        }
         if let Some(attestor) = &self.state.attestor {
             tasks.push(tokio::spawn(attest::rotate_keys(
                 attestor.clone(),
                 self.state.events.clone(),
                 shutdown_rx.clone(),
             )));
-            if let Some(bind) = self.jwks_bind {
+            if let Some(bind) = self.config.context_token.as_ref().and_then(|c| c.jwks_bind) {
                 let socket = tokio::net::TcpListener::bind(bind)
                     .await
                     .map_err(|source| BuildError::JwksBind { addr: bind, source })?;
@@ -330,7 +373,19 @@ impl Gateway {
                 )));
             }
         }
-        if let Some((listen, plane)) = self.admin {
+        let admin = match (&self.config.admin, &self.state.identity) {
+            (Some(listen), Some(identity)) => Some((
+                listen.clone(),
+                Arc::new(admin::AdminPlane::new(
+                    identity.view().clone(),
+                    live.clone(),
+                    reloader.clone(),
+                    admin::spool_of(&self.config.events),
+                )),
+            )),
+            _ => None,
+        };
+        if let Some((listen, plane)) = admin {
             let at = |source| BuildError::AdminBind {
                 at: match &listen {
                     portcullis_config::AdminListen::Tcp(a) => a.to_string(),
@@ -368,35 +423,36 @@ impl Gateway {
                 }
             }
         }
-        let mut watched: Vec<Arc<dyn clientauth::CrlHolder>> = bound
+        let listeners_with_crls: Vec<Arc<dyn clientauth::CrlHolder>> = bound
             .iter()
             .filter_map(|(_, l)| match &l.kind {
-                PreparedKind::Tls(t) if t.has_client_auth() => {
-                    Some(t.clone() as Arc<dyn clientauth::CrlHolder>)
-                }
+                PreparedKind::Tls(t) => Some(t.clone() as Arc<dyn clientauth::CrlHolder>),
                 _ => None,
             })
             .collect();
-        watched.extend(
-            self.state
-                .upstreams
-                .iter()
-                .filter(|u| u.has_crls())
-                .map(|u| u.clone() as Arc<dyn clientauth::CrlHolder>),
-        );
-        if !watched.is_empty() {
-            tasks.push(tokio::spawn(clientauth::watch_crls(
-                watched,
-                self.state.events.clone(),
-                shutdown_rx.clone(),
-            )));
-        }
+        let crl_live = live.clone();
+        tasks.push(tokio::spawn(clientauth::watch_crls(
+            move || {
+                let mut holders = listeners_with_crls.clone();
+                holders.extend(
+                    crl_live
+                        .load()
+                        .upstreams
+                        .iter()
+                        .filter(|u| u.has_crls())
+                        .map(|u| u.clone() as Arc<dyn clientauth::CrlHolder>),
+                );
+                holders
+            },
+            self.state.events.clone(),
+            shutdown_rx.clone(),
+        )));
         for (socket, l) in bound {
             tracing::info!(listener = &*l.name, addr = %socket.local_addr().map_or(l.bind, |a| a), "listening");
             tasks.push(tokio::spawn(listener::accept_loop(
                 socket,
                 Arc::new(l),
-                self.state.clone(),
+                live.clone(),
                 http.clone(),
                 connections.clone(),
                 shutdown_rx.clone(),
@@ -404,7 +460,8 @@ impl Gateway {
         }
         Ok(RunningGateway {
             addrs,
-            state: self.state,
+            live,
+            reloader,
             shutdown_tx,
             tasks,
             connections,
@@ -417,7 +474,8 @@ impl Gateway {
 #[derive(Debug)]
 pub struct RunningGateway {
     addrs: Vec<(String, SocketAddr)>,
-    state: Arc<State>,
+    live: Live,
+    reloader: Option<Arc<reload::Reloader>>,
     shutdown_tx: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     connections: Arc<Semaphore>,
@@ -437,16 +495,22 @@ impl RunningGateway {
         &self.addrs
     }
 
-    pub fn events(&self) -> &EventSink {
-        &self.state.events
+    pub fn events(&self) -> EventSink {
+        self.live.load().events.clone()
     }
 
-    pub fn identity(&self) -> Option<&Arc<identity::IdentityState>> {
-        self.state.identity.as_ref()
+    pub fn identity(&self) -> Option<Arc<identity::IdentityState>> {
+        self.live.load().identity.clone()
     }
 
-    pub fn attestor(&self) -> Option<&Arc<attest::Attestor>> {
-        self.state.attestor.as_ref()
+    pub fn attestor(&self) -> Option<Arc<attest::Attestor>> {
+        self.live.load().attestor.clone()
+    }
+
+    /// Reloads the config file (see [`reload`]); `None` when the gateway
+    /// was not started with [`Gateway::reloadable_from`].
+    pub fn reloader(&self) -> Option<&Arc<reload::Reloader>> {
+        self.reloader.as_ref()
     }
 
     /// Stops accepting, asks every connection to finish its in-flight

@@ -5,7 +5,7 @@
 
 use crate::framing::FramingGuard;
 use crate::pipeline;
-use crate::{ConnInfo, GatewayBody, PreparedKind, PreparedListener, State};
+use crate::{ConnInfo, GatewayBody, Live, PreparedKind, PreparedListener};
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -41,7 +41,7 @@ pub(crate) fn http_builder(limits: &Limits) -> HttpBuilder {
 pub(crate) async fn accept_loop(
     socket: TcpListener,
     listener: Arc<PreparedListener>,
-    state: Arc<State>,
+    live: Live,
     http: Arc<HttpBuilder>,
     connections: Arc<Semaphore>,
     mut shutdown: watch::Receiver<bool>,
@@ -82,7 +82,7 @@ pub(crate) async fn accept_loop(
             stream,
             conn,
             listener.clone(),
-            state.clone(),
+            live.clone(),
             http.clone(),
             permit,
             shutdown.clone(),
@@ -94,7 +94,7 @@ async fn connection(
     stream: tokio::net::TcpStream,
     conn: Arc<ConnInfo>,
     listener: Arc<PreparedListener>,
-    state: Arc<State>,
+    live: Live,
     http: Arc<HttpBuilder>,
     _permit: OwnedSemaphorePermit,
     shutdown: watch::Receiver<bool>,
@@ -102,9 +102,11 @@ async fn connection(
     match &listener.kind {
         PreparedKind::Tls(tls_listener) => {
             let acceptor = tokio_rustls::TlsAcceptor::from(tls_listener.config());
-            let handshake =
-                tokio::time::timeout(state.limits.tls_handshake_timeout, acceptor.accept(stream))
-                    .await;
+            let handshake = tokio::time::timeout(
+                live.load().limits.tls_handshake_timeout,
+                acceptor.accept(stream),
+            )
+            .await;
             let tls = match handshake {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => {
@@ -127,7 +129,7 @@ async fn connection(
             }
             let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
             let flag = conn.ambiguous_framing.clone();
-            let svc = service_fn(move |req| pipeline::handle(state.clone(), conn.clone(), req));
+            let svc = service_fn(move |req| pipeline::handle(live.load_full(), conn.clone(), req));
             if h2 {
                 serve(&http, TokioIo::new(tls), svc, shutdown).await;
             } else {
@@ -142,7 +144,7 @@ async fn connection(
         }
         PreparedKind::Plain => {
             let flag = conn.ambiguous_framing.clone();
-            let svc = service_fn(move |req| pipeline::handle(state.clone(), conn.clone(), req));
+            let svc = service_fn(move |req| pipeline::handle(live.load_full(), conn.clone(), req));
             serve(
                 &http,
                 TokioIo::new(FramingGuard::new(stream, flag)),
@@ -154,7 +156,7 @@ async fn connection(
         PreparedKind::Redirect { https_port } => {
             let port = *https_port;
             let svc = service_fn(move |req| {
-                std::future::ready(pipeline::redirect(&state, &conn, port, req))
+                std::future::ready(pipeline::redirect(&live.load(), &conn, port, req))
             });
             serve(&http, TokioIo::new(stream), svc, shutdown).await;
         }

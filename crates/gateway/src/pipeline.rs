@@ -82,9 +82,11 @@ pub async fn handle(
     {
         detector.error(app, op);
     }
-    state
-        .traffic
-        .record(decided.route, response.status().as_u16(), started.elapsed());
+    state.traffic.record(
+        state.route_traffic.counters(decided.route),
+        response.status().as_u16(),
+        started.elapsed(),
+    );
     // 11. response hardening, on every response.
     hardening::apply(
         response.headers_mut(),

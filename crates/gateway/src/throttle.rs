@@ -93,6 +93,9 @@ const KEYS_PER_SHARD: usize = 4096;
 struct Spec {
     /// The same on every instance with the same config (Redis keys).
     stable_id: String,
+    /// `stable_id` hashed: local state is keyed by it, so a reload keeps
+    /// the state of every limit it leaves unchanged.
+    seed: u64,
     per: LimitKey,
     interval_ns: u64,
     tolerance_ns: u64,
@@ -130,10 +133,18 @@ pub struct Admitted {
 /// Every limiter of the gateway.
 pub struct Throttle {
     specs: Vec<Spec>,
+    state: Arc<LimiterState>,
+}
+
+/// What a config reload keeps: the limiters' state, the shared store, and
+/// the concurrency semaphores by route.
+struct LimiterState {
     shards: Box<[Mutex<Shard>]>,
     hasher: std::collections::hash_map::RandomState,
     epoch: Instant,
     shared: Option<SharedLimits>,
+    /// `api|route|cap` → semaphore, so in-flight requests still count.
+    concurrency: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
 
 impl std::fmt::Debug for Throttle {
@@ -145,17 +156,19 @@ impl std::fmt::Debug for Throttle {
 }
 
 impl Spec {
-    fn new(l: &RateLimit, stable_id: &str) -> Self {
+    fn new(l: &RateLimit, stable_id: &str, hasher: &impl BuildHasher) -> Self {
         let period_ns = l.period.as_nanos() as u64;
         let interval_ns = (period_ns / u64::from(l.requests)).max(1);
+        let stable_id = format!(
+            "{stable_id}|{}|{}/{}|{}",
+            l.per.as_str(),
+            l.requests,
+            l.period.as_secs(),
+            l.burst
+        );
         Self {
-            stable_id: format!(
-                "{stable_id}|{}|{}/{}|{}",
-                l.per.as_str(),
-                l.requests,
-                l.period.as_secs(),
-                l.burst
-            ),
+            seed: hasher.hash_one(&stable_id),
+            stable_id,
             per: l.per,
             interval_ns,
             tolerance_ns: interval_ns * u64::from(l.burst - 1),
@@ -177,6 +190,31 @@ impl Throttle {
         config: &Config,
         shared: Option<SharedLimits>,
     ) -> (Self, Vec<Vec<Arc<RouteLimits>>>) {
+        let state = Arc::new(LimiterState {
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            hasher: std::collections::hash_map::RandomState::new(),
+            epoch: Instant::now(),
+            shared,
+            concurrency: Mutex::default(),
+        });
+        Self::with_state(config, state)
+    }
+
+    /// The limits of a reloaded config on this throttle's state: a limit
+    /// whose definition is unchanged keeps its buckets (a reload is no way
+    /// around a limit), a changed one starts afresh.
+    pub fn rebuild(&self, config: &Config) -> (Self, Vec<Vec<Arc<RouteLimits>>>) {
+        Self::with_state(config, self.state.clone())
+    }
+
+    fn with_state(config: &Config, state: Arc<LimiterState>) -> (Self, Vec<Vec<Arc<RouteLimits>>>) {
+        let mut old_caps = std::mem::take(
+            &mut *state
+                .concurrency
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let mut caps = HashMap::new();
         let mut specs = Vec::new();
         let mut table = Vec::new();
         for api in &config.apis {
@@ -185,7 +223,7 @@ impl Throttle {
                 .iter()
                 .enumerate()
                 .map(|(i, l)| {
-                    specs.push(Spec::new(l, &format!("{}|*|{i}", api.name)));
+                    specs.push(Spec::new(l, &format!("{}|*|{i}", api.name), &state.hasher));
                     specs.len() - 1
                 })
                 .collect();
@@ -197,34 +235,38 @@ impl Throttle {
                     .as_ref()
                     .map_or(route.path.as_str(), |op| op.id.as_str());
                 for (i, l) in route.rate_limits.iter().enumerate() {
-                    specs.push(Spec::new(l, &format!("{}|{name}|{i}", api.name)));
+                    specs.push(Spec::new(
+                        l,
+                        &format!("{}|{name}|{i}", api.name),
+                        &state.hasher,
+                    ));
                     ids.push(specs.len() - 1);
                 }
                 let policy = (!ids.is_empty()).then(|| {
                     let text: Vec<&str> = ids.iter().map(|i| specs[*i].policy.as_str()).collect();
                     HeaderValue::from_str(&text.join(", ")).expect("policy items are ASCII")
                 });
+                let concurrency = route.concurrency.map(|n| {
+                    let key = format!("{}|{name}|{n}", api.name);
+                    let sem = old_caps
+                        .remove(&key)
+                        .unwrap_or_else(|| Arc::new(Semaphore::new(n as usize)));
+                    caps.insert(key, sem.clone());
+                    sem
+                });
                 routes.push(Arc::new(RouteLimits {
                     ids,
-                    concurrency: route
-                        .concurrency
-                        .map(|n| Arc::new(Semaphore::new(n as usize))),
+                    concurrency,
                     policy,
                 }));
             }
             table.push(routes);
         }
-        let shards = (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect();
-        (
-            Self {
-                specs,
-                shards,
-                hasher: std::collections::hash_map::RandomState::new(),
-                epoch: Instant::now(),
-                shared,
-            },
-            table,
-        )
+        *state
+            .concurrency
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = caps;
+        (Self { specs, state }, table)
     }
 
     /// Stage 8 for one request on a route with `limits`.
@@ -273,8 +315,8 @@ impl Throttle {
                 LimitKey::Client => &ip,
             })
         };
-        let now = self.epoch.elapsed().as_nanos() as u64;
-        let steps = match &self.shared {
+        let now = self.state.epoch.elapsed().as_nanos() as u64;
+        let steps = match &self.state.shared {
             Some(shared) => {
                 let checks = limits
                     .ids
@@ -336,14 +378,14 @@ impl Throttle {
 
     /// The shard of `key`, by its top bits (the low bits index its map).
     fn shard(&self, key: u64) -> std::sync::MutexGuard<'_, Shard> {
-        self.shards[(key >> (64 - SHARDS.trailing_zeros())) as usize]
+        self.state.shards[(key >> (64 - SHARDS.trailing_zeros())) as usize]
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn local_key(&self, id: usize, value: &[u8]) -> u64 {
-        let mut h = self.hasher.build_hasher();
-        id.hash(&mut h);
+        let mut h = self.state.hasher.build_hasher();
+        self.specs[id].seed.hash(&mut h);
         value.hash(&mut h);
         h.finish()
     }
@@ -514,13 +556,11 @@ mod tests {
                 burst: 1,
             },
             "a|/x|0",
+            &t.state.hasher,
         );
         let t2 = Throttle {
             specs: vec![spec],
-            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
-            hasher: std::collections::hash_map::RandomState::new(),
-            epoch: Instant::now(),
-            shared: None,
+            state: t.state.clone(),
         };
         let limits = RouteLimits {
             ids: vec![0],
@@ -556,8 +596,8 @@ mod tests {
             throttle("rate_limits: [{ per: client, requests: 1000000, per_seconds: 1, burst: 1 }]");
         // Fill every shard with keys that stay busy for a long time.
 
-        let now = t.epoch.elapsed().as_nanos() as u64;
-        for shard in &t.shards {
+        let now = t.state.epoch.elapsed().as_nanos() as u64;
+        for shard in &t.state.shards {
             let mut s = shard.lock().unwrap();
             for k in 0..KEYS_PER_SHARD as u64 {
                 s.insert(
@@ -578,7 +618,7 @@ mod tests {
             })
         ));
         // Once those keys are idle, they are evicted to make room.
-        for shard in &t.shards {
+        for shard in &t.state.shards {
             for e in shard.lock().unwrap().values_mut() {
                 e.tat = 0;
             }

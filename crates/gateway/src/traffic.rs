@@ -11,10 +11,11 @@
 //! Written by hand rather than with `prometheus-client`: its histogram
 //! takes a lock per observation, and the text format is a few lines.
 
+use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::fmt::Write;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 
 /// Distinct shadow paths remembered; further ones are only counted.
 pub const MAX_SHADOW: usize = 1000;
@@ -27,9 +28,33 @@ const BUCKETS_US: [u64; 14] = [
 ];
 
 #[derive(Default)]
-struct RouteCounters {
+pub struct RouteCounters {
     requests: AtomicU64,
     last_seen: AtomicU64,
+}
+
+/// The routes of one config and their counters. A reload builds a new set
+/// that keeps the counters of the routes it still declares; requests in
+/// flight count into the set of the config they started with.
+pub struct RouteSet {
+    /// `(api, operation)` by route index.
+    names: Vec<(String, String)>,
+    counters: Box<[Arc<RouteCounters>]>,
+}
+
+impl std::fmt::Debug for RouteSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouteSet")
+            .field("names", &self.names)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RouteSet {
+    /// The counters of route index `route`.
+    pub fn counters(&self, route: Option<usize>) -> Option<&RouteCounters> {
+        route.and_then(|r| self.counters.get(r)).map(|c| &**c)
+    }
 }
 
 /// One route as the inventory shows it.
@@ -43,9 +68,8 @@ pub struct RouteTraffic {
 }
 
 pub struct Traffic {
-    /// `(api, operation)` by route index.
-    routes: Vec<(String, String)>,
-    route_counters: Box<[RouteCounters]>,
+    /// The routes of the config in force.
+    routes: ArcSwap<RouteSet>,
     /// By status class 1xx … 5xx (index 1–5; 0 = other).
     by_class: [AtomicU64; 6],
     buckets: [AtomicU64; BUCKETS_US.len() + 1],
@@ -71,8 +95,10 @@ impl Traffic {
     /// `routes`: `(api, operation)` for each route index the pipeline reports.
     pub fn new(routes: Vec<(String, String)>) -> Self {
         Self {
-            route_counters: routes.iter().map(|_| RouteCounters::default()).collect(),
-            routes,
+            routes: ArcSwap::from_pointee(RouteSet {
+                counters: routes.iter().map(|_| Arc::default()).collect(),
+                names: routes,
+            }),
             by_class: Default::default(),
             buckets: Default::default(),
             latency_sum_us: AtomicU64::new(0),
@@ -82,10 +108,35 @@ impl Traffic {
         }
     }
 
-    /// One answered request: its route (when one matched), status and time
-    /// to the response head.
-    pub fn record(&self, route: Option<usize>, status: u16, elapsed: std::time::Duration) {
-        if let Some(c) = route.and_then(|r| self.route_counters.get(r)) {
+    /// The routes of a reloaded config: the counters of routes that stay
+    /// are kept, new ones start at zero. Returns the set for its state.
+    pub fn retarget(&self, routes: Vec<(String, String)>) -> Arc<RouteSet> {
+        let old = self.routes.load_full();
+        let set = Arc::new(RouteSet {
+            counters: routes
+                .iter()
+                .map(|name| {
+                    old.names
+                        .iter()
+                        .position(|n| n == name)
+                        .map_or_else(Arc::default, |i| old.counters[i].clone())
+                })
+                .collect(),
+            names: routes,
+        });
+        self.routes.store(set.clone());
+        set
+    }
+
+    /// The routes of the config in force.
+    pub fn route_set(&self) -> Arc<RouteSet> {
+        self.routes.load_full()
+    }
+
+    /// One answered request: its route's counters (when one matched),
+    /// status and time to the response head.
+    pub fn record(&self, route: Option<&RouteCounters>, status: u16, elapsed: std::time::Duration) {
+        if let Some(c) = route {
             c.requests.fetch_add(1, Relaxed);
             c.last_seen.store(unix_now(), Relaxed);
         }
@@ -127,9 +178,10 @@ impl Traffic {
 
     /// Every route with its volume and last-seen time.
     pub fn routes(&self) -> Vec<RouteTraffic> {
-        self.routes
+        let set = self.routes.load();
+        set.names
             .iter()
-            .zip(self.route_counters.iter())
+            .zip(set.counters.iter())
             .map(|((api, operation), c)| RouteTraffic {
                 api: api.clone(),
                 operation: operation.clone(),
@@ -234,7 +286,11 @@ mod tests {
     #[test]
     fn counts_are_bounded_and_exposed() {
         let t = Traffic::new(vec![("orders".into(), "GET /v1/orders".into())]);
-        t.record(Some(0), 200, Duration::from_micros(700));
+        t.record(
+            t.route_set().counters(Some(0)),
+            200,
+            Duration::from_micros(700),
+        );
         t.record(None, 404, Duration::from_micros(100));
         t.rejected("unknown-route");
         for n in 0..(MAX_SHADOW + 5) {
@@ -260,5 +316,13 @@ mod tests {
             assert!(text.contains(line), "{line} missing:\n{text}");
         }
         assert!(t.routes()[0].last_seen.is_some());
+        // A reload keeps the counters of the routes that stay.
+        let set = t.retarget(vec![
+            ("orders".into(), "POST /v1/orders".into()),
+            ("orders".into(), "GET /v1/orders".into()),
+        ]);
+        t.record(set.counters(Some(1)), 200, Duration::from_micros(700));
+        let routes = t.routes();
+        assert_eq!((routes[0].requests, routes[1].requests), (0, 2));
     }
 }

@@ -557,7 +557,7 @@ fn run(path: &Path) -> ExitCode {
         }
     };
     rt.block_on(async move {
-        let running = match gateway.start().await {
+        let running = match gateway.reloadable_from(path).start().await {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("{}: {e}", path.display());

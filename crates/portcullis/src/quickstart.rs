@@ -325,7 +325,11 @@ async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
     )?;
     // Same path as `portcullis run`: load, validate, build.
     let config = portcullis_config::load(&config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let running = match Gateway::build(&config)?.start().await {
+    let running = match Gateway::build(&config)?
+        .reloadable_from(&config_path)
+        .start()
+        .await
+    {
         Ok(r) => r,
         Err(e @ portcullis_gateway::BuildError::Bind { .. }) => {
             anyhow::bail!(

@@ -36,20 +36,26 @@ fn wait_for_file(path: &Path, child: &mut std::process::Child) -> serde_json::Va
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn quickstart_serves_the_promised_answers_and_stops_cleanly() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
+/// Starts `portcullis quickstart` on free ports in `data`; waits for its facts.
+fn quickstart(data: &Path, stdout: Stdio) -> (Child, serde_json::Value) {
     let mut child = Child(
         Command::new(BIN)
             .args(["quickstart", "--port", "0", "--data-dir"])
-            .arg(&data)
-            .stdout(Stdio::piped())
+            .arg(data)
+            .stdout(stdout)
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
     );
     let facts = wait_for_file(&data.join("quickstart.json"), &mut child.0);
+    (child, facts)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn quickstart_serves_the_promised_answers_and_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (mut child, facts) = quickstart(&data, Stdio::piped());
     let ca = std::fs::read_to_string(facts["ca_cert"].as_str().unwrap()).unwrap();
     let base = facts["gateway_url"].as_str().unwrap();
     let examples = facts["examples"].as_array().unwrap();
@@ -558,4 +564,86 @@ fn apps_and_keys_commands_manage_the_store() {
     assert_eq!(code, Some(0));
     assert!(out.lines().last().unwrap().starts_with("pcadm_"), "{out}");
     assert!(run(&["admin", "list"]).1.contains("vera\tviewer"));
+}
+
+/// Waits until the events file has an event with `code`.
+fn wait_for_event_code(events: &Path, code: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let needle = format!("\"status_code\":\"{code}\"");
+    while !std::fs::read_to_string(events).is_ok_and(|t| t.contains(&needle)) {
+        assert!(
+            Instant::now() < deadline,
+            "no {code} event in {}",
+            events.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_reloads_the_config_and_a_broken_file_leaves_the_running_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (mut child, facts) = quickstart(&data, Stdio::null());
+    let ca = std::fs::read_to_string(facts["ca_cert"].as_str().unwrap()).unwrap();
+    let health = format!("{}/v1/health", facts["gateway_url"].as_str().unwrap());
+    let client = https_client(&ca, Proto::Http1);
+    let get = || async {
+        fetch(
+            &client,
+            http::Request::get(&health)
+                .header("origin", "https://ops.example.com")
+                .body(Full::default())
+                .unwrap(),
+        )
+        .await
+    };
+    let config = data.join("gateway.yaml");
+    let original = std::fs::read_to_string(&config).unwrap();
+    let events = data.join("events.jsonl");
+    let pid = child.0.id();
+    let hangup = || {
+        let status = Command::new("sh")
+            .args(["-c", &format!("kill -HUP {pid}")])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+
+    // A broken file: refused, reported, and the running config serves on.
+    std::fs::write(&config, format!("{original}\nno_such_setting: 1\n")).unwrap();
+    hangup();
+    wait_for_event_code(&events, "config-reload-refused");
+    let refused = std::fs::read_to_string(&events).unwrap();
+    assert!(
+        refused.contains("no_such_setting"),
+        "the event names the field"
+    );
+    let r = get().await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.header("access-control-allow-origin").is_none());
+
+    // A good one (another CORS origin): taken over by the next request,
+    // the process still up.
+    let allowed = r#"allowed_origins: ["https://app.example.com"]"#;
+    assert!(original.contains(allowed));
+    std::fs::write(
+        &config,
+        original.replace(
+            allowed,
+            r#"allowed_origins: ["https://app.example.com", "https://ops.example.com"]"#,
+        ),
+    )
+    .unwrap();
+    hangup();
+    wait_for_event_code(&events, "config-reloaded");
+    let r = get().await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://ops.example.com"),
+        "{:?}",
+        r.headers
+    );
+    assert!(child.0.try_wait().unwrap().is_none(), "still running");
 }

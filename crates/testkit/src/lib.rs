@@ -295,9 +295,15 @@ impl GatewayBuilder<'_> {
     }
 
     pub async fn try_start(&self) -> Result<TestGateway, String> {
-        let yaml = self.yaml();
-        let config = portcullis_config::parse(&yaml, self.env.path()).map_err(|e| e.to_string())?;
-        let gateway = Gateway::build(&config).map_err(|e| e.to_string())?;
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // From a file, as `portcullis run` does, so that it can be reloaded.
+        let config_path = self.env.path().join(format!("gateway-{n}.yaml"));
+        std::fs::write(&config_path, self.yaml()).map_err(|e| e.to_string())?;
+        let config = portcullis_config::load(&config_path).map_err(|e| e.to_string())?;
+        let gateway = Gateway::build(&config)
+            .map_err(|e| e.to_string())?
+            .reloadable_from(&config_path);
         let events = gateway.events().subscribe();
         let running = gateway.start().await.map_err(|e| e.to_string())?;
         Ok(TestGateway {
@@ -308,6 +314,7 @@ impl GatewayBuilder<'_> {
             running: Some(running),
             events,
             ca_pem: self.env.ca.cert_pem(),
+            config_path,
         })
     }
 }
@@ -318,6 +325,8 @@ pub struct TestGateway {
     pub running: Option<RunningGateway>,
     pub events: broadcast::Receiver<SecurityEvent>,
     ca_pem: String,
+    /// The config file it was started from (and reloads).
+    pub config_path: PathBuf,
 }
 
 /// A collected response.
