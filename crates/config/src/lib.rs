@@ -258,28 +258,7 @@ impl Validator {
                     continue;
                 }
                 (Some(t), None) => {
-                    let allow_tls12 = match t.min_version.as_deref() {
-                        None | Some("1.3") => false,
-                        Some("1.2") => true,
-                        Some(v) => {
-                            self.err(
-                                format!("{p}.tls.min_version"),
-                                format!("`{v}` is not supported: use \"1.3\" (default) or \"1.2\""),
-                            );
-                            false
-                        }
-                    };
-                    ListenerKind::Tls(ServerTls {
-                        cert: resolve(&t.cert),
-                        key: resolve(&t.key),
-                        allow_tls12,
-                        client_auth: t.client_auth.as_ref().map(|c| ClientAuth {
-                            required: c.mode == schema::RawClientAuthMode::Required,
-                            ca: resolve(&c.ca),
-                            crls: c.crls.iter().map(|p| resolve(p)).collect(),
-                            allow_stale_crl: c.allow_stale_crl,
-                        }),
-                    })
+                    ListenerKind::Tls(self.server_tls(&format!("{p}.tls"), t, &resolve))
                 }
                 (None, Some(RawPlaintext::Redirect)) => ListenerKind::Redirect {
                     https_port: l.redirect_https_port.unwrap_or(443),
@@ -664,6 +643,36 @@ impl Validator {
         }
     }
 
+    fn server_tls(
+        &mut self,
+        p: &str,
+        t: &schema::RawServerTls,
+        resolve: &dyn Fn(&str) -> PathBuf,
+    ) -> ServerTls {
+        let allow_tls12 = match t.min_version.as_deref() {
+            None | Some("1.3") => false,
+            Some("1.2") => true,
+            Some(v) => {
+                self.err(
+                    format!("{p}.min_version"),
+                    format!("`{v}` is not supported: use \"1.3\" (default) or \"1.2\""),
+                );
+                false
+            }
+        };
+        ServerTls {
+            cert: resolve(&t.cert),
+            key: resolve(&t.key),
+            allow_tls12,
+            client_auth: t.client_auth.as_ref().map(|c| ClientAuth {
+                required: c.mode == schema::RawClientAuthMode::Required,
+                ca: resolve(&c.ca),
+                crls: c.crls.iter().map(|p| resolve(p)).collect(),
+                allow_stale_crl: c.allow_stale_crl,
+            }),
+        }
+    }
+
     fn admin(
         &mut self,
         a: &schema::RawAdmin,
@@ -683,10 +692,24 @@ impl Validator {
                     self.err("admin.bind", "not an address like 127.0.0.1:9444");
                     return None;
                 };
-                if !addr.ip().is_loopback() {
+                let tls = a
+                    .tls
+                    .as_ref()
+                    .map(|t| self.server_tls("admin.tls", t, resolve));
+                let mutual = tls
+                    .as_ref()
+                    .is_some_and(|t| t.client_auth.as_ref().is_some_and(|c| c.required));
+                if tls.is_some() && !mutual {
+                    self.err(
+                        "admin.tls.client_auth",
+                        "the admin listener's TLS is mutual: set `client_auth: { mode: required, ca: <the CA of administrators' certificates> }`",
+                    );
+                    return None;
+                }
+                if !addr.ip().is_loopback() && !mutual {
                     self.err(
                         "admin.bind",
-                        "the admin plane listens on loopback or a unix socket only (mutual TLS for a remote admin listener is not built yet): reach it through SSH or a sidecar",
+                        "an admin listener off loopback requires mutual TLS: add `tls` with `client_auth: { mode: required, ca: … }`, or bind to loopback",
                     );
                     return None;
                 }
@@ -697,9 +720,14 @@ impl Validator {
                     );
                     return None;
                 }
-                Some(AdminListen::Tcp(addr))
+                Some(match tls {
+                    Some(tls) => AdminListen::MutualTls { addr, tls },
+                    None => AdminListen::Tcp(addr),
+                })
             }
-            (None, Some(path)) if !path.is_empty() => Some(AdminListen::Unix(resolve(path))),
+            (None, Some(path)) if !path.is_empty() && a.tls.is_none() => {
+                Some(AdminListen::Unix(resolve(path)))
+            }
             _ => {
                 self.err("admin", "set exactly one of `bind` (loopback) and `unix`");
                 None
@@ -1785,6 +1813,27 @@ apis:
         assert_eq!(
             c.admin,
             Some(AdminListen::Unix("/srv/run/admin.sock".into()))
+        );
+        // Off loopback: only with mutual TLS (OPS-05).
+        let tls = |mode: &str| {
+            format!(
+                "{MINIMAL}{identity}admin: {{ bind: '0.0.0.0:9444', tls: {{ cert: a.pem, key: a.key, client_auth: {{ mode: {mode}, ca: admins.pem }} }} }}\n"
+            )
+        };
+        let errs = errors(&tls("optional"));
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("admin.tls.client_auth") && e.contains("required")),
+            "{errs:?}"
+        );
+        let c = parse(&tls("required"), Path::new("/srv")).unwrap();
+        let Some(AdminListen::MutualTls { addr, tls }) = c.admin else {
+            panic!("{:?}", c.admin)
+        };
+        assert_eq!(addr.to_string(), "0.0.0.0:9444");
+        assert_eq!(
+            tls.client_auth.map(|a| a.ca),
+            Some("/srv/admins.pem".into())
         );
     }
 

@@ -77,7 +77,7 @@ pub enum ListenerKind {
     DangerousPlaintext,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerTls {
     pub cert: PathBuf,
     pub key: PathBuf,
@@ -275,6 +275,8 @@ pub struct Anomalies {
 pub enum AdminListen {
     /// A loopback address.
     Tcp(SocketAddr),
+    /// TLS with required client certificates (any address).
+    MutualTls { addr: SocketAddr, tls: ServerTls },
     /// A unix socket path.
     Unix(PathBuf),
 }

@@ -343,8 +343,12 @@ impl Default for RawAnomalies {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAdmin {
-    /// A loopback address, e.g. `127.0.0.1:9444`.
+    /// An address, e.g. `127.0.0.1:9444`; any other than loopback needs
+    /// `tls` with required client certificates.
     pub bind: Option<String>,
+    /// TLS for `bind`; with `client_auth`, administrators' client
+    /// certificates (mutual TLS).
+    pub tls: Option<RawServerTls>,
     /// A unix socket path (created mode 0600).
     pub unix: Option<String>,
 }

@@ -252,9 +252,11 @@ impl AdminPlane {
     }
 
     /// Serves one request (blocking work happens off the runtime's workers).
+    /// `peer`: the client certificate of a mutual-TLS admin connection.
     pub async fn serve(
         self: Arc<Self>,
         req: http::Request<hyper::body::Incoming>,
+        peer: Option<Arc<AdminPeer>>,
     ) -> Response<Full<Bytes>> {
         let correlation_id = uuid::Uuid::now_v7().to_string();
         let (parts, body) = req.into_parts();
@@ -272,19 +274,26 @@ impl AdminPlane {
             }
         };
         let id = correlation_id.clone();
-        let answer = tokio::task::spawn_blocking(move || self.answer(&parts, &body, &id))
-            .await
-            .unwrap_or_else(|_| {
-                problem(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "The admin request failed; nothing is known to have changed.",
-                )
-            });
+        let answer =
+            tokio::task::spawn_blocking(move || self.answer(&parts, &body, peer.as_deref(), &id))
+                .await
+                .unwrap_or_else(|_| {
+                    problem(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal",
+                        "The admin request failed; nothing is known to have changed.",
+                    )
+                });
         respond(answer, &correlation_id)
     }
 
-    fn answer(&self, parts: &http::request::Parts, body: &Bytes, correlation_id: &str) -> Answer {
+    fn answer(
+        &self,
+        parts: &http::request::Parts,
+        body: &Bytes,
+        peer: Option<&AdminPeer>,
+        correlation_id: &str,
+    ) -> Answer {
         let path = parts.uri.path();
         let method = &parts.method;
         if *method == Method::GET && path == "/healthz" {
@@ -329,7 +338,7 @@ impl AdminPlane {
                 );
             }
         };
-        let caller = match self.authenticate(&parts.headers) {
+        let caller = match self.authenticate(&parts.headers, peer) {
             Ok(c) => c,
             Err(reason) => {
                 return self.deny(
@@ -642,26 +651,59 @@ impl AdminPlane {
         result.unwrap_or_else(|e| store_problem(&e))
     }
 
-    fn authenticate(&self, headers: &http::HeaderMap) -> Result<Caller, &'static str> {
-        let mut values = headers.get_all(header::AUTHORIZATION).iter();
-        let (Some(value), None) = (values.next(), values.next()) else {
-            return Err("no (or more than one) Authorization header");
-        };
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or("not a bearer credential")?;
-        let id = apikeys::key_id_with(TOKEN_PREFIX, token).ok_or("not an admin token")?;
-        let admin = self
-            .identity
-            .store()
-            .admin(id)
-            .map_err(|_| "store unavailable")?
-            .ok_or("unknown admin token")?;
-        if !self.identity.pepper().verify(token, &admin.mac) {
-            return Err("unknown admin token");
+    /// The administrator of a request: by admin token when one is sent,
+    /// otherwise by the client certificate of a mutual-TLS connection
+    /// (re-checked against the CRLs and the clock), whose DNS or URI name
+    /// is the administrator's name.
+    fn authenticate(
+        &self,
+        headers: &http::HeaderMap,
+        peer: Option<&AdminPeer>,
+    ) -> Result<Caller, &'static str> {
+        if let Some(peer) = peer {
+            peer.listener
+                .recheck(Some(&peer.cert), now())
+                .map_err(|_| "client certificate revoked or expired")?;
         }
+        let mut values = headers.get_all(header::AUTHORIZATION).iter();
+        let admin = match (values.next(), values.next(), peer) {
+            (Some(value), None, _) => {
+                let token = value
+                    .to_str()
+                    .ok()
+                    .and_then(|v| v.strip_prefix("Bearer "))
+                    .ok_or("not a bearer credential")?;
+                let id = apikeys::key_id_with(TOKEN_PREFIX, token).ok_or("not an admin token")?;
+                let admin = self
+                    .identity
+                    .store()
+                    .admin(id)
+                    .map_err(|_| "store unavailable")?
+                    .ok_or("unknown admin token")?;
+                if !self.identity.pepper().verify(token, &admin.mac) {
+                    return Err("unknown admin token");
+                }
+                admin
+            }
+            (None, _, Some(peer)) => {
+                let admins = self
+                    .identity
+                    .store()
+                    .admins()
+                    .map_err(|_| "store unavailable")?;
+                let mut named = admins
+                    .into_iter()
+                    .filter(|a| peer.cert.names.contains(&a.name));
+                match (named.next(), named.next()) {
+                    (Some(admin), None) => admin,
+                    (None, _) => return Err("the client certificate names no administrator"),
+                    (Some(_), Some(_)) => {
+                        return Err("the client certificate names more than one administrator");
+                    }
+                }
+            }
+            _ => return Err("no (or more than one) Authorization header"),
+        };
         if admin.disabled_at.is_some() {
             return Err("administrator disabled");
         }
@@ -746,10 +788,20 @@ fn respond(answer: Answer, correlation_id: &str) -> Response<Full<Bytes>> {
     r
 }
 
-/// Accepts admin connections until shutdown (HTTP/1.1, 5 s header timeout).
+/// The verified client certificate of a mutual-TLS admin connection.
+pub struct AdminPeer {
+    cert: crate::clientauth::PeerCert,
+    listener: Arc<crate::clientauth::TlsListener>,
+}
+
+/// Accepts admin connections until shutdown (HTTP/1.1, 5 s header
+/// timeout); with `tls`, each connection is mutual TLS first (10 s
+/// handshake timeout) and a connection without a usable client
+/// certificate is closed.
 pub async fn serve<L>(
     plane: Arc<AdminPlane>,
     listener: L,
+    tls: Option<Arc<crate::clientauth::TlsListener>>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) where
     L: Accept,
@@ -760,18 +812,50 @@ pub async fn serve<L>(
             _ = shutdown.changed() => return,
         };
         let plane = plane.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let plane = plane.clone();
-                async move { Ok::<_, std::convert::Infallible>(plane.serve(req).await) }
+            let Some(tls) = tls else {
+                return serve_connection(plane, stream, None).await;
+            };
+            let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
+            let Ok(Ok(stream)) =
+                tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream))
+                    .await
+            else {
+                return;
+            };
+            let Some(cert) = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .and_then(crate::clientauth::PeerCert::from_der)
+            else {
+                return;
+            };
+            let peer = Arc::new(AdminPeer {
+                cert,
+                listener: tls,
             });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(std::time::Duration::from_secs(5))
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await;
+            serve_connection(plane, stream, Some(peer)).await;
         });
     }
+}
+
+async fn serve_connection<S>(plane: Arc<AdminPlane>, stream: S, peer: Option<Arc<AdminPeer>>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| {
+        let plane = plane.clone();
+        let peer = peer.clone();
+        async move { Ok::<_, std::convert::Infallible>(plane.serve(req, peer).await) }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(std::time::Duration::from_secs(5))
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+        .await;
 }
 
 /// A TCP or unix listener.

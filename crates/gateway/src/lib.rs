@@ -153,8 +153,24 @@ pub struct Gateway {
     state: Arc<State>,
     config: Config,
     listeners: Vec<PreparedListener>,
+    /// The admin listener's mutual TLS, when it has it.
+    admin_tls: Option<Arc<clientauth::TlsListener>>,
     /// The config file, when the gateway may reload it (SIGHUP, admin API).
     source: Option<std::path::PathBuf>,
+}
+
+fn prepare_admin_tls(config: &Config) -> Result<Option<Arc<clientauth::TlsListener>>, BuildError> {
+    match &config.admin {
+        Some(portcullis_config::AdminListen::MutualTls { tls, .. }) => {
+            clientauth::TlsListener::new(tls, config.mode)
+                .map(|t| Some(Arc::new(t)))
+                .map_err(|source| BuildError::Tls {
+                    path: "admin.tls".into(),
+                    source,
+                })
+        }
+        _ => Ok(None),
+    }
 }
 
 fn prepare_listeners(config: &Config) -> Result<Vec<PreparedListener>, BuildError> {
@@ -282,10 +298,12 @@ impl Gateway {
     /// clients. Fails with the config field at fault.
     pub fn build(config: &Config) -> Result<Self, BuildError> {
         let listeners = prepare_listeners(config)?;
+        let admin_tls = prepare_admin_tls(config)?;
         Ok(Self {
             state: Arc::new(build_state(config, None)?),
             config: config.clone(),
             listeners,
+            admin_tls,
             source: None,
         })
     }
@@ -343,6 +361,7 @@ impl Gateway {
                         _ => None,
                     })
                     .collect(),
+                self.admin_tls.clone(),
             ))
         });
         if let Some(r) = &reloader {
@@ -388,20 +407,23 @@ impl Gateway {
         if let Some((listen, plane)) = admin {
             let at = |source| BuildError::AdminBind {
                 at: match &listen {
-                    portcullis_config::AdminListen::Tcp(a) => a.to_string(),
+                    portcullis_config::AdminListen::Tcp(a)
+                    | portcullis_config::AdminListen::MutualTls { addr: a, .. } => a.to_string(),
                     portcullis_config::AdminListen::Unix(p) => p.display().to_string(),
                 },
                 source,
             };
             match &listen {
-                portcullis_config::AdminListen::Tcp(addr) => {
+                portcullis_config::AdminListen::Tcp(addr)
+                | portcullis_config::AdminListen::MutualTls { addr, .. } => {
                     let socket = tokio::net::TcpListener::bind(addr).await.map_err(at)?;
                     let addr = socket.local_addr().map_err(at)?;
-                    tracing::info!(%addr, "admin plane listening");
+                    tracing::info!(%addr, mutual_tls = self.admin_tls.is_some(), "admin plane listening");
                     addrs.push(("admin".to_owned(), addr));
                     tasks.push(tokio::spawn(admin::serve(
                         plane,
                         socket,
+                        self.admin_tls.clone(),
                         shutdown_rx.clone(),
                     )));
                 }
@@ -418,6 +440,7 @@ impl Gateway {
                     tasks.push(tokio::spawn(admin::serve(
                         plane,
                         socket,
+                        None,
                         shutdown_rx.clone(),
                     )));
                 }
@@ -429,6 +452,11 @@ impl Gateway {
                 PreparedKind::Tls(t) => Some(t.clone() as Arc<dyn clientauth::CrlHolder>),
                 _ => None,
             })
+            .chain(
+                self.admin_tls
+                    .iter()
+                    .map(|t| t.clone() as Arc<dyn clientauth::CrlHolder>),
+            )
             .collect();
         let crl_live = live.clone();
         tasks.push(tokio::spawn(clientauth::watch_crls(

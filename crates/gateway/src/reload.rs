@@ -16,8 +16,8 @@
 use crate::clientauth::TlsListener;
 use crate::events::SecurityEvent;
 use crate::rejection::Severity;
-use crate::{Live, PreparedKind, build_state, prepare_listeners};
-use portcullis_config::{Config, ListenerKind};
+use crate::{Live, PreparedKind, build_state, prepare_admin_tls, prepare_listeners};
+use portcullis_config::{AdminListen, Config, ListenerKind};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -55,6 +55,8 @@ pub struct Reloader {
     /// The TLS listeners by index: a reload replaces what they hand to new
     /// handshakes (certificate, key, client CA, CRLs).
     tls: Vec<Option<Arc<TlsListener>>>,
+    /// The admin listener's mutual TLS, replaced the same way.
+    admin_tls: Option<Arc<TlsListener>>,
     runtime: tokio::runtime::Handle,
 }
 
@@ -86,7 +88,17 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
     check("limits", same(&old.limits, &new.limits));
     check("events", same(&old.events, &new.events));
     check("redis", same(&old.redis, &new.redis));
-    check("admin", same(&old.admin, &new.admin));
+    // The admin listener's address and kind; its certificates reload.
+    check(
+        "admin",
+        match (&old.admin, &new.admin) {
+            (
+                Some(AdminListen::MutualTls { addr: a, .. }),
+                Some(AdminListen::MutualTls { addr: b, .. }),
+            ) => a == b,
+            (a, b) => a == b,
+        },
+    );
     check(
         "context_token",
         same(&old.context_token, &new.context_token),
@@ -150,12 +162,14 @@ impl Reloader {
         live: Live,
         config: Config,
         tls: Vec<Option<Arc<TlsListener>>>,
+        admin_tls: Option<Arc<TlsListener>>,
     ) -> Self {
         Self {
             source,
             live,
             current: Mutex::new(config),
             tls,
+            admin_tls,
             runtime: tokio::runtime::Handle::current(),
         }
     }
@@ -216,12 +230,16 @@ impl Reloader {
         let invalid = |e: crate::BuildError| ReloadError::Invalid(vec![e.to_string()]);
         // Everything is read and checked before anything is swapped.
         let listeners = prepare_listeners(&config).map_err(invalid)?;
+        let admin_tls = prepare_admin_tls(&config).map_err(invalid)?;
         let previous = self.live.load_full();
         let state = Arc::new(build_state(&config, Some(&previous)).map_err(invalid)?);
         for (kept, new) in self.tls.iter().zip(&listeners) {
             if let (Some(kept), PreparedKind::Tls(new)) = (kept, &new.kind) {
                 kept.replace_with(new);
             }
+        }
+        if let (Some(kept), Some(new)) = (&self.admin_tls, &admin_tls) {
+            kept.replace_with(new);
         }
         if let Some(identity) = &state.identity {
             let _in_runtime = self.runtime.enter();

@@ -475,3 +475,101 @@ async fn metrics_and_inventory_show_traffic_and_shadow_endpoints() {
         ])
     );
 }
+
+#[tokio::test]
+async fn a_remote_admin_listener_is_mutual_tls_and_a_certificate_names_its_administrator() {
+    let env = TestEnv::new().await;
+    // Administrators' certificates come from their own CA.
+    let admin_ca = portcullis_gateway::devpki::DevCa::new("Admin CA").unwrap();
+    let admin_ca_path = env.path().join("admin-ca.pem");
+    std::fs::write(&admin_ca_path, admin_ca.cert_pem()).unwrap();
+    let olga = admin_ca.issue(&["olga"], true).unwrap();
+    let mallory = admin_ca.issue(&["mallory"], true).unwrap();
+    let revoked = admin_ca.issue(&["olga"], true).unwrap();
+    let crl = env.path().join("admin.crl");
+    let next_update = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    std::fs::write(
+        &crl,
+        admin_ca.crl(&[&revoked.cert_pem], next_update).unwrap(),
+    )
+    .unwrap();
+    let stranger = env.ca.issue(&["olga"], true).unwrap();
+
+    let gw = env
+        .gateway(ORDERS_API)
+        .with(&format!(
+            "identity: {{ data_dir: {} }}\nadmin:\n  bind: '127.0.0.1:0'\n  tls:\n    cert: {}\n    key: {}\n    client_auth: {{ mode: required, ca: {}, crls: [{}] }}",
+            env.identity_dir().display(),
+            env.gateway_cert.cert.display(),
+            env.gateway_cert.key.display(),
+            admin_ca_path.display(),
+            crl.display(),
+        ))
+        .start()
+        .await;
+    let admin = gw.running.as_ref().unwrap().addr("admin").unwrap();
+    bootstrap(&env, "olga", Role::Operator);
+    let root = bootstrap(&env, "root", Role::SecurityAdmin);
+    let ca = env.ca.cert_pem();
+    let client = |id: Option<&portcullis_gateway::devpki::Issued>| {
+        portcullis_testkit::https_client_with(
+            &ca,
+            id.map(|i| (i.cert_pem.as_str(), i.key_pem.as_str())),
+            portcullis_testkit::Proto::Http1,
+        )
+    };
+    let call = |id, method: &'static str, path: &'static str, token: Option<String>| {
+        let c = client(id);
+        async move {
+            portcullis_testkit::admin_call_tls(&c, admin, method, path, token.as_deref()).await
+        }
+    };
+
+    // No certificate, one from another CA, a revoked one: no connection.
+    assert!(
+        call(None, "GET", "/admin/v1/whoami", Some(root.clone()))
+            .await
+            .is_err()
+    );
+    assert!(
+        call(Some(&stranger), "GET", "/admin/v1/whoami", None)
+            .await
+            .is_err()
+    );
+    assert!(
+        call(Some(&revoked), "GET", "/admin/v1/whoami", None)
+            .await
+            .is_err()
+    );
+
+    // The certificate names the administrator, with that administrator's role.
+    let (status, body) = call(Some(&olga), "GET", "/admin/v1/whoami", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (status, &body),
+        (200, &json!({ "name": "olga", "role": "operator" }))
+    );
+    let (status, body) = call(Some(&olga), "GET", "/admin/v1/admins", None)
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = call(Some(&olga), "POST", "/admin/v1/apps", None)
+        .await
+        .unwrap();
+    assert_eq!(status, 403, "an operator does not manage applications");
+    // A token still works over mutual TLS, and speaks for its own administrator.
+    let (status, body) = call(Some(&olga), "GET", "/admin/v1/whoami", Some(root))
+        .await
+        .unwrap();
+    assert_eq!((status, body["name"].as_str()), (200, Some("root")));
+    // A valid certificate that names no administrator: 401.
+    let (status, body) = call(Some(&mallory), "GET", "/admin/v1/whoami", None)
+        .await
+        .unwrap();
+    assert_eq!(status, 401, "{body}");
+
+    // The plain data-plane listener still has no admin API.
+    assert_eq!(gw.get("/admin/v1/whoami").await.status, 404);
+    gw.stop().await;
+}

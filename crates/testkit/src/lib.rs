@@ -984,9 +984,47 @@ pub async fn admin_call(
 ) -> (u16, serde_json::Value) {
     let client: Client<HttpConnector, Full<Bytes>> =
         Client::builder(TokioExecutor::new()).build_http();
-    let mut req = Request::builder()
-        .method(method)
-        .uri(format!("http://{addr}{path}"));
+    admin_request(
+        &client,
+        &format!("http://{addr}{path}"),
+        method,
+        token,
+        body,
+    )
+    .await
+    .expect("admin API reachable")
+}
+
+/// One call to a mutual-TLS admin listener with `client` (see
+/// [`https_client_with`]); `Err` when the connection is refused.
+pub async fn admin_call_tls(
+    client: &HttpsClient,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+) -> Result<(u16, serde_json::Value), String> {
+    admin_request(
+        client,
+        &format!("https://{addr}{path}"),
+        method,
+        token,
+        None,
+    )
+    .await
+}
+
+async fn admin_request<C>(
+    client: &Client<C, Full<Bytes>>,
+    url: &str,
+    method: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> Result<(u16, serde_json::Value), String>
+where
+    C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
+{
+    let mut req = Request::builder().method(method).uri(url);
     if let Some(t) = token {
         req = req.header("authorization", format!("Bearer {t}"));
     }
@@ -994,11 +1032,11 @@ pub async fn admin_call(
     let resp = client
         .request(req.body(Full::new(body)).unwrap())
         .await
-        .expect("admin API reachable");
+        .map_err(|e| format!("{e:?}"))?;
     let status = resp.status().as_u16();
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (
+    Ok((
         status,
         serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
-    )
+    ))
 }
