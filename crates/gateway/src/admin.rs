@@ -321,13 +321,24 @@ impl AdminPlane {
                 "No admin endpoint here; the admin API lives under /admin/v1/.",
             );
         };
-        let segments: Vec<&str> = rest.split('/').collect();
+        // Names travel percent-encoded in the path.
+        let decoded: Vec<String> = rest
+            .split('/')
+            .map(|s| {
+                percent_encoding::percent_decode_str(s)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
+            .collect();
+        let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
         let action = match (method.as_str(), segments.as_slice()) {
             ("GET", _) => Action::Read,
             ("POST", ["kill-switches" | "kill-switches-clear"]) => Action::KillSwitch,
             ("POST", ["apps", _, "disable" | "enable"]) => Action::KillSwitch,
-            ("POST", ["apps"]) => Action::ManageApps,
-            ("POST", ["apps", _, "keys"]) | ("DELETE", ["keys", _]) => Action::ManageKeys,
+            ("POST", ["apps" | "certs-unbind"] | ["apps", _, "certs"]) => Action::ManageApps,
+            ("POST", ["apps", _, "keys" | "keys-rotate"]) | ("DELETE", ["keys", _]) => {
+                Action::ManageKeys
+            }
             ("POST", ["admins"]) => Action::ManageAdmins,
             ("POST", ["reload"]) => Action::Reload,
             _ => {
@@ -547,6 +558,85 @@ impl AdminPlane {
                     Ok(Answer(StatusCode::CREATED, json!({ "id": id, "key": key })))
                 })
             }
+            ("GET", ["keys"]) => {
+                let app = parts.uri.query().and_then(|q| {
+                    q.split('&')
+                        .find_map(|kv| kv.strip_prefix("app="))
+                        .map(|v| percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned())
+                });
+                app.map(|a| store.app_by_name(&a).map(|a| a.id))
+                    .transpose()
+                    .and_then(|app_id| {
+                        let names: std::collections::HashMap<String, String> =
+                            store.apps()?.into_iter().map(|a| (a.id, a.name)).collect();
+                        let keys = store.keys(app_id.as_deref())?;
+                        Ok(Answer(
+                            StatusCode::OK,
+                            Value::Array(
+                                keys.into_iter()
+                                    .map(|k| json!({
+                                        "id": k.id,
+                                        "app": names.get(&k.app_id),
+                                        "created_at": k.created_at,
+                                        "expires_at": k.expires_at,
+                                        "revoked_at": k.revoked_at,
+                                    }))
+                                    .collect(),
+                            ),
+                        ))
+                    })
+            }
+            ("POST", ["apps", name, "keys-rotate"]) => {
+                let overlap_s = input.get("overlap_s").and_then(Value::as_i64).unwrap_or(86_400);
+                if !(0..=30 * 86_400).contains(&overlap_s) {
+                    return problem(
+                        StatusCode::BAD_REQUEST,
+                        "body",
+                        "overlap_s is the seconds the older keys stay valid: 0 to 2592000.",
+                    );
+                }
+                let pepper = self.identity.pepper();
+                let mut e = entry("key.rotate", name);
+                e.after = Some(json!({ "overlap_s": overlap_s }));
+                let mut issued = None;
+                logged(store.as_ref(), pepper, e, || {
+                    issued = Some(apikeys::rotate(store.as_ref(), pepper, name, overlap_s, now())?);
+                    Ok(())
+                })
+                .and_then(|()| {
+                    let (id, key) = issued.expect("issued above");
+                    let mut done = entry("key.issued", name);
+                    done.after = Some(json!({ "id": id }));
+                    audit::append(store.as_ref(), pepper, &done)?;
+                    Ok(Answer(StatusCode::CREATED, json!({ "id": id, "key": key, "overlap_s": overlap_s })))
+                })
+            }
+            ("GET", ["certs"]) => store.certificate_bindings().map(|b| {
+                Answer(
+                    StatusCode::OK,
+                    Value::Array(b.into_iter().map(|(san, app)| json!({ "san": san, "app": app })).collect()),
+                )
+            }),
+            ("POST", ["apps", name, "certs"]) => {
+                let Some(san) = text("san").filter(|s| !s.is_empty()) else {
+                    return problem(StatusCode::BAD_REQUEST, "body", "Send {\"san\": \"<DNS name or URI>\"}.");
+                };
+                // DNS names are compared in lower case, URIs exactly.
+                let san = if san.contains(':') { san } else { san.to_ascii_lowercase() };
+                let mut e = entry("app.bind-cert", &san);
+                e.after = Some(json!({ "app": name }));
+                logged(store.as_ref(), self.identity.pepper(), e, || store.bind_certificate(name, &san, now()))
+                    .map(|()| Answer(StatusCode::OK, json!({ "san": san, "app": name })))
+            }
+            ("POST", ["certs-unbind"]) => {
+                let Some(san) = text("san") else {
+                    return problem(StatusCode::BAD_REQUEST, "body", "Send {\"san\": \"…\"}.");
+                };
+                logged(store.as_ref(), self.identity.pepper(), entry("app.unbind-cert", &san), || {
+                    store.unbind_certificate(&san)
+                })
+                .map(|()| Answer(StatusCode::OK, json!({ "san": san, "bound": false })))
+            }
             ("DELETE", ["keys", id]) => {
                 if text("reason").is_none() {
                     return needs_reason();
@@ -626,15 +716,14 @@ impl AdminPlane {
             let _ = self.identity.refresh();
             let what = match (method.as_str(), segments.as_slice()) {
                 ("POST", ["apps"]) => Some(("app.create", text("name").unwrap_or_default())),
-                ("POST", ["apps", name, verb]) if *verb != "keys" => Some((
-                    if *verb == "disable" {
-                        "app.disable"
-                    } else {
-                        "app.enable"
-                    },
-                    (*name).to_owned(),
-                )),
+                ("POST", ["apps", name, "disable"]) => Some(("app.disable", (*name).to_owned())),
+                ("POST", ["apps", name, "enable"]) => Some(("app.enable", (*name).to_owned())),
                 ("POST", ["apps", name, "keys"]) => Some(("key.issue", (*name).to_owned())),
+                ("POST", ["apps", name, "keys-rotate"]) => Some(("key.rotate", (*name).to_owned())),
+                ("POST", ["apps", name, "certs"]) => Some(("app.bind-cert", (*name).to_owned())),
+                ("POST", ["certs-unbind"]) => {
+                    Some(("app.unbind-cert", text("san").unwrap_or_default()))
+                }
                 ("DELETE", ["keys", id]) => Some(("key.revoke", (*id).to_owned())),
                 ("POST", ["admins"]) => Some(("admin.create", text("name").unwrap_or_default())),
                 _ => None,

@@ -1,7 +1,7 @@
 //! The admin plane (OPS-03, OPS-04, OPS-05, PROC-06): roles, kill switches,
 //! the audit log, and that the admin API is never on a data-plane listener.
 
-use portcullis_gateway::admin::{Role, create_admin};
+use portcullis_gateway::admin::Role;
 use portcullis_gateway::audit::{self, AuditEntry, Break};
 use portcullis_gateway::store::SqliteStore;
 use portcullis_testkit::{ORDERS_API, TestEnv, TestGateway, admin_call};
@@ -22,16 +22,7 @@ async fn with_admin_plane(env: &TestEnv, apis: &str) -> (TestGateway, std::net::
 }
 
 fn bootstrap(env: &TestEnv, name: &str, role: Role) -> String {
-    let (store, pepper) = env.store();
-    create_admin(
-        &store,
-        &pepper,
-        name,
-        role,
-        ("local:test", "local-store"),
-        "setup",
-    )
-    .unwrap()
+    env.admin_token(name, role)
 }
 
 #[tokio::test]

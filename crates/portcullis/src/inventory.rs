@@ -77,42 +77,6 @@ pub fn join(rows: &mut [Row], traffic: &Traffic) {
     }
 }
 
-/// Fetches `/admin/v1/inventory` from the admin plane at `addr`.
-pub fn fetch(addr: std::net::SocketAddr, token: &str) -> Result<Traffic, String> {
-    use http_body_util::BodyExt;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    rt.block_on(async {
-        let client: hyper_util::client::legacy::Client<_, http_body_util::Full<bytes::Bytes>> =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build_http();
-        let req = http::Request::get(format!("http://{addr}/admin/v1/inventory"))
-            .header("authorization", format!("Bearer {token}"))
-            .body(http_body_util::Full::default())
-            .map_err(|e| e.to_string())?;
-        let resp = client
-            .request(req)
-            .await
-            .map_err(|e| format!("admin plane at {addr} unreachable: {e}"))?;
-        let status = resp.status();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
-        if !status.is_success() {
-            return Err(format!(
-                "admin plane answered {status}: {}",
-                String::from_utf8_lossy(&body)
-            ));
-        }
-        serde_json::from_slice(&body).map_err(|e| format!("unexpected answer: {e}"))
-    })
-}
-
 /// The shadow endpoints, after the routes, in the same format.
 pub fn render_shadow(traffic: &Traffic, format: Format) -> String {
     match format {

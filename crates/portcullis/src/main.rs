@@ -8,6 +8,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod inventory;
 mod quickstart;
+mod remote;
 
 use clap::{Parser, Subcommand};
 use portcullis_gateway::Gateway;
@@ -105,9 +106,14 @@ enum AppsAction {
     List,
     Disable {
         name: String,
+        /// Why (the audit log keeps it); required through the admin plane.
+        #[arg(long)]
+        reason: Option<String>,
     },
     Enable {
         name: String,
+        #[arg(long)]
+        reason: Option<String>,
     },
     /// Client certificates carrying this SAN (DNS name or URI) identify the
     /// application, alongside or instead of an API key.
@@ -159,7 +165,12 @@ enum KeysAction {
         app: Option<String>,
     },
     /// Revoke a key by its id (the part after `pcsk_`, before the second `_`).
-    Revoke { id: String },
+    Revoke {
+        id: String,
+        /// Why (the audit log keeps it); required through the admin plane.
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// Issue a new key; the application's other keys stay valid for the overlap.
     Rotate {
         #[arg(long)]
@@ -196,12 +207,16 @@ fn main() -> ExitCode {
             Ok(c) => inventory_command(&c, format, traffic),
             Err(code) => code,
         },
-        Command::Apps { config, action } => {
-            admin(&config, |store, pepper| apps(store, pepper, action))
-        }
-        Command::Keys { config, action } => {
-            admin(&config, |store, pepper| keys(store, pepper, action))
-        }
+        Command::Apps { config, action } => match admin_api(&config) {
+            Err(code) => code,
+            Ok(Some(api)) => outcome(apps_remote(&api, action)),
+            Ok(None) => admin(&config, |store, pepper| apps(store, pepper, action)),
+        },
+        Command::Keys { config, action } => match admin_api(&config) {
+            Err(code) => code,
+            Ok(Some(api)) => outcome(keys_remote(&api, action)),
+            Ok(None) => admin(&config, |store, pepper| keys(store, pepper, action)),
+        },
         Command::Admin { config, action } => admins(&config, action),
         Command::DemoToken {
             data_dir,
@@ -230,17 +245,22 @@ fn inventory_command(
         print!("{}", inventory::render(&rows, format));
         return ExitCode::SUCCESS;
     }
-    let Some(portcullis_config::AdminListen::Tcp(addr)) = &config.admin else {
-        eprintln!("--traffic: the config has no `admin.bind` (a loopback address) to ask");
-        return ExitCode::from(1);
+    let api = match remote::AdminApi::from_config(config) {
+        Ok(Some(api)) => api,
+        Ok(None) => {
+            eprintln!("--traffic: the config has no `admin` plane to ask");
+            return ExitCode::from(1);
+        }
+        Err(e) => {
+            eprintln!("--traffic: {e}");
+            return ExitCode::from(2);
+        }
     };
-    let Ok(token) = std::env::var("PORTCULLIS_ADMIN_TOKEN") else {
-        eprintln!(
-            "--traffic: set PORTCULLIS_ADMIN_TOKEN to an admin token (any role; `portcullis admin create`)"
-        );
-        return ExitCode::from(2);
-    };
-    match inventory::fetch(*addr, &token) {
+    let fetched = api.call("GET", "/admin/v1/inventory", None).and_then(|v| {
+        serde_json::from_value::<inventory::Traffic>(v)
+            .map_err(|e| format!("unexpected answer: {e}"))
+    });
+    match fetched {
         Ok(t) => {
             inventory::join(&mut rows, &t);
             if format == inventory::Format::Json {
@@ -264,6 +284,155 @@ fn inventory_command(
             ExitCode::from(1)
         }
     }
+}
+
+/// The admin plane of the config at `path`, when it declares one: then
+/// `apps` and `keys` go through it (roles, audit log under the
+/// administrator's name) and never write the store behind its back.
+fn admin_api(path: &Path) -> Result<Option<remote::AdminApi>, ExitCode> {
+    let config = load_config(path)?;
+    remote::AdminApi::from_config(&config).map_err(|e| {
+        eprintln!("{}: {e}", path.display());
+        ExitCode::from(2)
+    })
+}
+
+fn outcome(result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// A name as one path segment.
+fn segment(name: &str) -> String {
+    use std::fmt::Write;
+    name.bytes().fold(String::new(), |mut out, b| {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+        out
+    })
+}
+
+/// A change the admin API takes only with a reason (it goes to the audit log).
+fn call_with_reason(
+    api: &remote::AdminApi,
+    method: &str,
+    path: &str,
+    reason: Option<String>,
+) -> Result<(), String> {
+    let reason = reason.ok_or("say why with --reason \"…\" (it goes to the audit log)")?;
+    api.call(method, path, Some(&serde_json::json!({ "reason": reason })))
+        .map(|_| ())
+}
+
+fn apps_remote(api: &remote::AdminApi, action: AppsAction) -> Result<(), String> {
+    use serde_json::json;
+    match action {
+        AppsAction::Create { name } => {
+            api.call("POST", "/admin/v1/apps", Some(&json!({ "name": name })))?;
+            println!("created application {name}");
+        }
+        AppsAction::List => {
+            for a in api.list("/admin/v1/apps")? {
+                let state = if a["enabled"] == true {
+                    "enabled"
+                } else {
+                    "disabled"
+                };
+                println!("{}\t{state}", a["name"].as_str().unwrap_or("?"));
+            }
+        }
+        AppsAction::Disable { name, reason } => {
+            let path = format!("/admin/v1/apps/{}/disable", segment(&name));
+            call_with_reason(api, "POST", &path, reason)?;
+            println!("disabled {name}: refused from the next request, on every instance");
+        }
+        AppsAction::Enable { name, reason } => {
+            let path = format!("/admin/v1/apps/{}/enable", segment(&name));
+            call_with_reason(api, "POST", &path, reason)?;
+            println!("enabled {name}");
+        }
+        AppsAction::BindCert { name, san } => {
+            api.call(
+                "POST",
+                &format!("/admin/v1/apps/{}/certs", segment(&name)),
+                Some(&json!({ "san": san })),
+            )?;
+            println!("client certificates naming {san} now identify {name}");
+        }
+        AppsAction::UnbindCert { san } => {
+            api.call(
+                "POST",
+                "/admin/v1/certs-unbind",
+                Some(&json!({ "san": san })),
+            )?;
+            println!("{san} no longer identifies an application");
+        }
+        AppsAction::Certs => {
+            for b in api.list("/admin/v1/certs")? {
+                println!(
+                    "{}\t{}",
+                    b["san"].as_str().unwrap_or("?"),
+                    b["app"].as_str().unwrap_or("?")
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn keys_remote(api: &remote::AdminApi, action: KeysAction) -> Result<(), String> {
+    use serde_json::json;
+    match action {
+        KeysAction::Issue { ref app } | KeysAction::Rotate { ref app, .. } => {
+            let (path, body, note) = match &action {
+                KeysAction::Rotate { overlap_s, .. } => (
+                    format!("/admin/v1/apps/{}/keys-rotate", segment(app)),
+                    Some(json!({ "overlap_s": overlap_s })),
+                    format!("older keys stay valid for {overlap_s} s. Shown once"),
+                ),
+                _ => (
+                    format!("/admin/v1/apps/{}/keys", segment(app)),
+                    None,
+                    "shown once, store it now".to_owned(),
+                ),
+            };
+            let k = api.call("POST", &path, body.as_ref())?;
+            println!(
+                "key id {} for {app}; {note}:",
+                k["id"].as_str().unwrap_or("?")
+            );
+            println!("{}", k["key"].as_str().unwrap_or(""));
+        }
+        KeysAction::Revoke { id, reason } => {
+            let path = format!("/admin/v1/keys/{}", segment(&id));
+            call_with_reason(api, "DELETE", &path, reason)?;
+            println!("revoked key {id}");
+        }
+        KeysAction::List { app } => {
+            let path = match &app {
+                Some(a) => format!("/admin/v1/keys?app={}", segment(a)),
+                None => "/admin/v1/keys".to_owned(),
+            };
+            let now = portcullis_gateway::identity::now();
+            for k in api.list(&path)? {
+                print_key(
+                    k["id"].as_str().unwrap_or("?"),
+                    k["app"].as_str().unwrap_or("?"),
+                    (k["revoked_at"].as_i64(), k["expires_at"].as_i64()),
+                    now,
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Opens the store named by a config's identity section and runs `f`.
@@ -402,13 +571,13 @@ fn apps(store: &dyn Store, pepper: &Pepper, action: AppsAction) -> Result<(), St
                 );
             }
         }
-        AppsAction::Disable { name } => {
+        AppsAction::Disable { name, .. } => {
             audited(store, pepper, "app.disable", &name, || {
                 store.set_app_enabled(&name, false)
             })?;
             println!("disabled {name}: its keys are refused from the next request");
         }
-        AppsAction::Enable { name } => {
+        AppsAction::Enable { name, .. } => {
             audited(store, pepper, "app.enable", &name, || {
                 store.set_app_enabled(&name, true)
             })?;
@@ -458,7 +627,7 @@ fn keys(store: &dyn Store, pepper: &Pepper, action: KeysAction) -> Result<(), St
             println!("key id {id} for {app}; older keys stay valid for {overlap_s} s. Shown once:");
             println!("{key}");
         }
-        KeysAction::Revoke { id } => {
+        KeysAction::Revoke { id, .. } => {
             audited(store, pepper, "key.revoke", &id, || {
                 store.revoke_key(&id, now)
             })?;
@@ -472,21 +641,27 @@ fn keys(store: &dyn Store, pepper: &Pepper, action: KeysAction) -> Result<(), St
             let names: std::collections::HashMap<String, String> =
                 store.apps()?.into_iter().map(|a| (a.id, a.name)).collect();
             for k in store.keys(app_id.as_deref())? {
-                let state = match (k.revoked_at, k.expires_at) {
-                    (Some(_), _) => "revoked".to_owned(),
-                    (None, Some(e)) if e <= now => "expired".to_owned(),
-                    (None, Some(e)) => format!("expires in {} s", e - now),
-                    (None, None) => "active".to_owned(),
-                };
-                println!(
-                    "{}\t{}\t{state}",
-                    k.id,
-                    names.get(&k.app_id).map_or("?", String::as_str)
+                print_key(
+                    &k.id,
+                    names.get(&k.app_id).map_or("?", String::as_str),
+                    (k.revoked_at, k.expires_at),
+                    now,
                 );
             }
         }
     }
     Ok(())
+}
+
+/// One line of `keys list`: id, application, state.
+fn print_key(id: &str, app: &str, (revoked_at, expires_at): (Option<i64>, Option<i64>), now: i64) {
+    let state = match (revoked_at, expires_at) {
+        (Some(_), _) => "revoked".to_owned(),
+        (None, Some(e)) if e <= now => "expired".to_owned(),
+        (None, Some(e)) => format!("expires in {} s", e - now),
+        (None, None) => "active".to_owned(),
+    };
+    println!("{id}\t{app}\t{state}");
 }
 
 /// Loads and validates a config, printing every problem with its field path.

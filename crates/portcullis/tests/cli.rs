@@ -647,3 +647,122 @@ async fn sighup_reloads_the_config_and_a_broken_file_leaves_the_running_config()
     );
     assert!(child.0.try_wait().unwrap().is_none(), "still running");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_an_admin_plane_apps_and_keys_go_through_it_and_obey_roles() {
+    use portcullis_gateway::admin::Role;
+    let env = portcullis_testkit::TestEnv::new().await;
+    let admin_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let api = portcullis_testkit::ORDERS_API.replace("auth: public }", "auth: { api_key: true } }");
+    let gw = env
+        .gateway(&api)
+        .with(&format!(
+            "identity: {{ data_dir: {} }}\nadmin: {{ bind: '127.0.0.1:{admin_port}' }}",
+            env.identity_dir().display()
+        ))
+        .start()
+        .await;
+    let root = env.admin_token("root", Role::SecurityAdmin);
+    let otto = env.admin_token("otto", Role::Operator);
+    let cfg = gw.config_path.clone();
+    let run = move |token: Option<&str>, args: &[&str]| {
+        let mut full = vec![args[0], "--config", cfg.to_str().unwrap()];
+        full.extend_from_slice(&args[1..]);
+        let mut cmd = Command::new(BIN);
+        cmd.args(&full).env_remove("PORTCULLIS_ADMIN_TOKEN");
+        if let Some(t) = token {
+            cmd.env("PORTCULLIS_ADMIN_TOKEN", t);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    // No token: refused before anything is written (no fallback to the store).
+    let (code, _, err) = run(None, &["apps", "create", "billing"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("PORTCULLIS_ADMIN_TOKEN"), "{err}");
+    // An operator may not create applications or issue keys.
+    let (code, _, err) = run(Some(&otto), &["apps", "create", "billing"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("403"), "{err}");
+    assert!(!run(Some(&root), &["apps", "list"]).1.contains("billing"));
+
+    // A security-admin may; the key works on the data plane.
+    assert_eq!(run(Some(&root), &["apps", "create", "billing"]).0, Some(0));
+    let (code, out, err) = run(Some(&root), &["keys", "issue", "--app", "billing"]);
+    assert_eq!(code, Some(0), "{err}");
+    let key = out.lines().last().unwrap().to_owned();
+    let get = |key: String| {
+        let req = gw
+            .request("GET", "/v1/orders")
+            .header("x-api-key", key)
+            .body(Full::default())
+            .unwrap();
+        gw.send(Proto::Http1, req)
+    };
+    assert_eq!(get(key.clone()).await.status, 200);
+    let (_, list, _) = run(Some(&otto), &["keys", "list", "--app", "billing"]);
+    assert!(
+        list.contains("billing") && list.contains("active"),
+        "{list}"
+    );
+
+    // The operator switches the application off, with a reason.
+    let (code, _, err) = run(Some(&otto), &["apps", "disable", "billing"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("--reason"), "{err}");
+    let (code, _, err) = run(
+        Some(&otto),
+        &["apps", "disable", "billing", "--reason", "leaked key"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(get(key.clone()).await.status, 403);
+    assert_eq!(
+        run(
+            Some(&otto),
+            &["apps", "enable", "billing", "--reason", "rotated"]
+        )
+        .0,
+        Some(0)
+    );
+    assert_eq!(get(key).await.status, 200);
+
+    // The audit log names the administrators, not the machine's user.
+    let (store, _) = env.store();
+    let entries = portcullis_gateway::audit::entries(&store).unwrap();
+    let by: Vec<(String, String)> = entries
+        .iter()
+        .map(|(_, e)| {
+            (
+                e["actor"].as_str().unwrap().to_owned(),
+                e["action"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    for expected in [
+        ("root", "app.create"),
+        ("root", "key.issue"),
+        ("otto", "app.disable"),
+        ("otto", "app.enable"),
+        ("otto", "denied:manage applications"),
+    ] {
+        assert!(
+            by.iter()
+                .any(|(a, x)| a == expected.0 && x.starts_with(expected.1)),
+            "{expected:?} not in {by:?}"
+        );
+    }
+    assert!(
+        !by.iter()
+            .any(|(a, _)| a.starts_with("local:") && a != "local:test")
+    );
+    gw.stop().await;
+}

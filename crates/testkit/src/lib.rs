@@ -665,6 +665,21 @@ impl TestEnv {
     }
 
     /// Creates an application and returns a fresh API key for it.
+    /// An administrator with `role`, created in the store as `portcullis
+    /// admin create` would; its admin token.
+    pub fn admin_token(&self, name: &str, role: portcullis_gateway::admin::Role) -> String {
+        let (store, pepper) = self.store();
+        portcullis_gateway::admin::create_admin(
+            &store,
+            &pepper,
+            name,
+            role,
+            ("local:test", "local-store"),
+            "setup",
+        )
+        .unwrap()
+    }
+
     pub fn provision_app(&self, name: &str) -> String {
         use portcullis_gateway::store::Store;
         let (store, pepper) = self.store();
