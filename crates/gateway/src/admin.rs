@@ -447,7 +447,7 @@ impl AdminPlane {
                                 .map_or(0, |(dir, sinks)| crate::spool::depth(dir, sinks))
                                 as f64,
                         ),
-                    ])),
+                    ]) + &crate::upstream::prometheus(&state.upstreams)),
                 ))
             }
             ("GET", ["inventory"]) => {

@@ -21,6 +21,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use portcullis_config::{Upstream, UpstreamScheme};
 use rustls_pki_types::ServerName;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 type Pool = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
@@ -38,6 +39,61 @@ pub struct UpstreamClient {
     authority: http::uri::Authority,
     base_path: String,
     request_timeout: Duration,
+    /// Outcomes of the requests sent, for the admin plane's metrics.
+    health: Health,
+}
+
+/// Transport outcomes of one upstream (a 5xx answer is an answer).
+#[derive(Debug, Default)]
+struct Health {
+    failures_in_a_row: std::sync::atomic::AtomicU64,
+    failures: std::sync::atomic::AtomicU64,
+    requests: std::sync::atomic::AtomicU64,
+}
+
+/// A counter of [`Health`]: name, help, reading.
+type Counter = (&'static str, &'static str, fn(&Health) -> u64);
+
+/// Prometheus lines for the upstreams of the config in force; labels are
+/// upstream names from the config, so the set is bounded.
+pub fn prometheus(upstreams: &[std::sync::Arc<UpstreamClient>]) -> String {
+    use std::fmt::Write;
+    let mut out = String::from(
+        "# HELP portcullis_upstream_up 1 when the last request to the upstream got an answer (or none was sent yet), 0 after a connection failure or timeout.\n# TYPE portcullis_upstream_up gauge\n",
+    );
+    let label = |u: &UpstreamClient| u.name.replace('\\', "\\\\").replace('"', "\\\"");
+    for u in upstreams {
+        let up = u8::from(u.health.failures_in_a_row.load(Relaxed) == 0);
+        let _ = writeln!(
+            out,
+            "portcullis_upstream_up{{upstream=\"{}\"}} {up}",
+            label(u)
+        );
+    }
+    let counters: [Counter; 2] = [
+        (
+            "portcullis_upstream_requests_total",
+            "Requests sent to the upstream since the config was loaded.",
+            |h| h.requests.load(Relaxed),
+        ),
+        (
+            "portcullis_upstream_failures_total",
+            "Requests to the upstream that got no answer (connection failure or timeout) since the config was loaded.",
+            |h| h.failures.load(Relaxed),
+        ),
+    ];
+    for (name, help, value) in counters {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for u in upstreams {
+            let _ = writeln!(
+                out,
+                "{name}{{upstream=\"{}\"}} {}",
+                label(u),
+                value(&u.health)
+            );
+        }
+    }
+    out
 }
 
 impl UpstreamClient {
@@ -103,6 +159,7 @@ impl UpstreamClient {
             authority: u.authority.clone(),
             base_path: u.base_path.clone(),
             request_timeout: u.request_timeout,
+            health: Health::default(),
         })
     }
 
@@ -149,7 +206,8 @@ impl UpstreamClient {
             self.renew_pool();
         }
         let pool = self.pool.load_full();
-        match tokio::time::timeout(self.request_timeout, pool.request(request)).await {
+        self.health.requests.fetch_add(1, Relaxed);
+        let result = match tokio::time::timeout(self.request_timeout, pool.request(request)).await {
             Err(_) => Err(Rejection::UpstreamTimeout),
             Ok(Err(e)) => Err(Rejection::UpstreamUnavailable(format!(
                 "{}: {}",
@@ -157,7 +215,14 @@ impl UpstreamClient {
                 error_chain(&e)
             ))),
             Ok(Ok(response)) => Ok(response),
+        };
+        if result.is_ok() {
+            self.health.failures_in_a_row.store(0, Relaxed);
+        } else {
+            self.health.failures_in_a_row.fetch_add(1, Relaxed);
+            self.health.failures.fetch_add(1, Relaxed);
         }
+        result
     }
 }
 

@@ -7,17 +7,23 @@ use portcullis_gateway::store::SqliteStore;
 use portcullis_testkit::{ORDERS_API, TestEnv, TestGateway, admin_call};
 use serde_json::json;
 
+/// Config lines for `identity` and an admin plane on loopback.
+fn admin_plane(env: &TestEnv) -> String {
+    format!(
+        "identity: {{ data_dir: {} }}\nadmin: {{ bind: '127.0.0.1:0' }}",
+        env.identity_dir().display()
+    )
+}
+
+/// The gateway's admin address.
+fn admin_addr(gw: &TestGateway) -> std::net::SocketAddr {
+    gw.running.as_ref().unwrap().addr("admin").unwrap()
+}
+
 /// A gateway with `identity` and an admin plane on loopback; its admin address.
 async fn with_admin_plane(env: &TestEnv, apis: &str) -> (TestGateway, std::net::SocketAddr) {
-    let gw = env
-        .gateway(apis)
-        .with(&format!(
-            "identity: {{ data_dir: {} }}\nadmin: {{ bind: '127.0.0.1:0' }}",
-            env.identity_dir().display()
-        ))
-        .start()
-        .await;
-    let admin = gw.running.as_ref().unwrap().addr("admin").unwrap();
+    let gw = env.gateway(apis).with(&admin_plane(env)).start().await;
+    let admin = admin_addr(&gw);
     (gw, admin)
 }
 
@@ -385,11 +391,26 @@ async fn the_admin_plane_can_listen_on_a_private_unix_socket() {
 #[tokio::test]
 async fn metrics_and_inventory_show_traffic_and_shadow_endpoints() {
     let env = TestEnv::new().await;
-    let (gw, admin) = with_admin_plane(&env, ORDERS_API).await;
+    // A second upstream that nothing listens on: its health shows it.
+    let dead = ORDERS_API
+        .replace("name: orders", "name: gone")
+        .replace("/v1", "/v9")
+        .replace("upstream: backend", "upstream: dead");
+    let gw = env
+        .gateway(&format!("{ORDERS_API}{dead}"))
+        .extra_upstream(
+            "dead",
+            &format!("url: https://127.0.0.1:1\nca: {}", env.ca_path.display()),
+        )
+        .with(&admin_plane(&env))
+        .start()
+        .await;
+    let admin = admin_addr(&gw);
     let viewer = bootstrap(&env, "prometheus", Role::Viewer);
     for _ in 0..3 {
         assert_eq!(gw.get("/v1/orders").await.status, 200);
     }
+    assert_eq!(gw.get("/v9/orders").await.status, 502);
     for path in [
         "/wp-admin/setup.php",
         "/wp-admin/setup.php",
@@ -434,9 +455,15 @@ async fn metrics_and_inventory_show_traffic_and_shadow_endpoints() {
         "portcullis_rejections_total{reason=\"unknown-route\"} 3",
         "portcullis_requests_total{class=\"2xx\"} 3",
         "portcullis_requests_total{class=\"4xx\"} 3",
+        "portcullis_requests_total{class=\"5xx\"} 1",
         "portcullis_shadow_requests_total 3",
-        "portcullis_request_duration_seconds_count 6",
+        "portcullis_request_duration_seconds_count 7",
         "portcullis_event_spool_depth 0",
+        "portcullis_upstream_up{upstream=\"backend\"} 1",
+        "portcullis_upstream_requests_total{upstream=\"backend\"} 3",
+        "portcullis_upstream_failures_total{upstream=\"backend\"} 0",
+        "portcullis_upstream_up{upstream=\"dead\"} 0",
+        "portcullis_upstream_failures_total{upstream=\"dead\"} 1",
     ] {
         assert!(text.contains(line), "{line} missing:\n{text}");
     }
@@ -498,7 +525,7 @@ async fn a_remote_admin_listener_is_mutual_tls_and_a_certificate_names_its_admin
         ))
         .start()
         .await;
-    let admin = gw.running.as_ref().unwrap().addr("admin").unwrap();
+    let admin = admin_addr(&gw);
     bootstrap(&env, "olga", Role::Operator);
     let root = bootstrap(&env, "root", Role::SecurityAdmin);
     let ca = env.ca.cert_pem();
