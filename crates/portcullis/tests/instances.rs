@@ -64,9 +64,19 @@ fn free_port() -> u16 {
 
 /// The CLI against an instance's config: `(exit code, stdout, stderr)`.
 fn cli(config: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    cli_as(None, config, args)
+}
+
+/// The CLI with an admin token: `apps` and `keys` go through the admin plane.
+fn cli_as(token: Option<&str>, config: &Path, args: &[&str]) -> (Option<i32>, String, String) {
     let mut full = vec![args[0], "--config", config.to_str().unwrap()];
     full.extend_from_slice(&args[1..]);
-    let out = Command::new(BIN).args(&full).output().unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args(&full).env_remove("PORTCULLIS_ADMIN_TOKEN");
+    if let Some(t) = token {
+        cmd.env("PORTCULLIS_ADMIN_TOKEN", t);
+    }
+    let out = cmd.output().unwrap();
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -220,10 +230,21 @@ async fn two_gateway_processes_share_limits_revocations_and_applications() {
     let err = wait_ready(&mut stray).expect_err("a third pepper must be refused");
     assert!(err.contains("pepper.key"), "{err}");
 
-    // Provisioned through the CLI (pointed at B's config): the shared store.
-    assert_eq!(cli(&b.config, &["apps", "create", "web"]).0, Some(0));
+    // Provisioned through the CLI, which goes through B's admin plane with a
+    // security-admin's token (made at setup, straight in the shared store).
+    let (code, out, err) = cli(
+        &a.config,
+        &["admin", "create", "root", "--role", "security-admin"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let root = out.lines().last().unwrap().to_owned();
+    let root = Some(root.as_str());
+    assert_eq!(
+        cli_as(root, &b.config, &["apps", "create", "web"]).0,
+        Some(0)
+    );
     let issue = || {
-        let (code, out, err) = cli(&a.config, &["keys", "issue", "--app", "web"]);
+        let (code, out, err) = cli_as(root, &a.config, &["keys", "issue", "--app", "web"]);
         assert_eq!(code, Some(0), "{err}");
         out.lines().last().unwrap().to_owned()
     };
@@ -325,7 +346,15 @@ async fn two_gateway_processes_share_limits_revocations_and_applications() {
     )
     .await;
     let id = portcullis_gateway::apikeys::key_id(&second).unwrap();
-    assert_eq!(cli(&a.config, &["keys", "revoke", id]).0, Some(0));
+    assert_eq!(
+        cli_as(
+            root,
+            &a.config,
+            &["keys", "revoke", id, "--reason", "drill"]
+        )
+        .0,
+        Some(0)
+    );
     for i in [&a, &b] {
         refused_within(
             &client,
@@ -392,7 +421,15 @@ async fn two_gateway_processes_share_limits_revocations_and_applications() {
     assert!(out.contains("intact"), "{out}");
 
     // An application disabled with the CLI is refused (403) by both within 1 s.
-    assert_eq!(cli(&b.config, &["apps", "disable", "web"]).0, Some(0));
+    assert_eq!(
+        cli_as(
+            root,
+            &b.config,
+            &["apps", "disable", "web", "--reason", "drill"]
+        )
+        .0,
+        Some(0)
+    );
     for i in [&a, &b] {
         refused_within(
             &client,
