@@ -87,6 +87,34 @@ enum Command {
         #[command(subcommand)]
         action: AdminAction,
     },
+    /// Grade an API against the checklist: its OpenAPI document, its
+    /// Portcullis config and (soon) live probes, one verdict per ID.
+    /// Exit codes: 0 assessed, 1 score under --fail-under, 2 unusable input.
+    Audit {
+        /// OpenAPI 3.0/3.1 document (YAML or JSON).
+        #[arg(long)]
+        spec: Option<PathBuf>,
+        /// A Portcullis config.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Questionnaire answers for organizational items (YAML).
+        #[arg(long)]
+        answers: Option<PathBuf>,
+        /// Accepted failures: ID, location, reason, approver, expiry (YAML).
+        #[arg(long)]
+        waivers: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "terminal")]
+        format: AuditFormat,
+        /// Write the report here instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Exit 1 when the score is below this (0–100).
+        #[arg(long)]
+        fail_under: Option<f64>,
+        /// Judge expiry dates as of this day (YYYY-MM-DD); default today.
+        #[arg(long)]
+        as_of: Option<String>,
+    },
     /// Mint a fresh token from the quickstart's demo issuer (development only).
     DemoToken {
         #[arg(long, default_value = "portcullis-data")]
@@ -96,6 +124,15 @@ enum Command {
         #[arg(long, default_value = "orders:read orders:write")]
         scope: String,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum AuditFormat {
+    Terminal,
+    Json,
+    Sarif,
+    Junit,
+    Html,
 }
 
 #[derive(Subcommand)]
@@ -218,6 +255,28 @@ fn main() -> ExitCode {
             Ok(None) => admin(&config, |store, pepper| keys(store, pepper, action)),
         },
         Command::Admin { config, action } => admins(&config, action),
+        Command::Audit {
+            spec,
+            config,
+            answers,
+            waivers,
+            format,
+            output,
+            fail_under,
+            as_of,
+        } => audit(
+            portcullis_audit::Options {
+                spec,
+                config,
+                answers,
+                waivers,
+                as_of: None,
+            },
+            as_of.as_deref(),
+            format,
+            output.as_deref(),
+            fail_under,
+        ),
         Command::DemoToken {
             data_dir,
             subject,
@@ -283,6 +342,68 @@ fn inventory_command(
             eprintln!("--traffic: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+fn audit(
+    mut opts: portcullis_audit::Options,
+    as_of: Option<&str>,
+    format: AuditFormat,
+    output: Option<&Path>,
+    fail_under: Option<f64>,
+) -> ExitCode {
+    use portcullis_audit::report;
+    if let Some(day) = as_of {
+        match time::Date::parse(
+            day,
+            &time::macros::format_description!("[year]-[month]-[day]"),
+        ) {
+            Ok(d) => opts.as_of = Some(d),
+            Err(_) => {
+                eprintln!("--as-of: `{day}` is not a date like 2026-11-28");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if opts.spec.is_none() && opts.config.is_none() && opts.answers.is_none() {
+        eprintln!("audit: give at least one of --spec, --config, --answers");
+        return ExitCode::from(2);
+    }
+    let r = match portcullis_audit::run(&opts, None, Vec::new()) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("audit: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let text = match format {
+        AuditFormat::Terminal => report::terminal(&r),
+        AuditFormat::Json => report::json(&r),
+        AuditFormat::Sarif => report::sarif(&r),
+        AuditFormat::Junit => report::junit(&r),
+        AuditFormat::Html => report::html(&r),
+    };
+    match output {
+        Some(path) => {
+            if let Err(e) = std::fs::write(path, text) {
+                eprintln!("audit: {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+            eprintln!(
+                "{}: score {:.1}, grade {}",
+                path.display(),
+                r.score.score,
+                r.score.grade
+            );
+        }
+        None => print!("{text}"),
+    }
+    match fail_under {
+        Some(min) if r.score.score < min => {
+            eprintln!("score {:.1} is under --fail-under {min}", r.score.score);
+            ExitCode::from(1)
+        }
+        _ => ExitCode::SUCCESS,
     }
 }
 
