@@ -13,6 +13,7 @@ pub mod answers;
 pub mod config_review;
 mod lines;
 pub mod model;
+pub mod probe;
 pub mod report;
 pub mod score;
 pub mod spec;

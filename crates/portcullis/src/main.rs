@@ -90,31 +90,7 @@ enum Command {
     /// Grade an API against the checklist: its OpenAPI document, its
     /// Portcullis config and (soon) live probes, one verdict per ID.
     /// Exit codes: 0 assessed, 1 score under --fail-under, 2 unusable input.
-    Audit {
-        /// OpenAPI 3.0/3.1 document (YAML or JSON).
-        #[arg(long)]
-        spec: Option<PathBuf>,
-        /// A Portcullis config.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Questionnaire answers for organizational items (YAML).
-        #[arg(long)]
-        answers: Option<PathBuf>,
-        /// Accepted failures: ID, location, reason, approver, expiry (YAML).
-        #[arg(long)]
-        waivers: Option<PathBuf>,
-        #[arg(long, value_enum, default_value = "terminal")]
-        format: AuditFormat,
-        /// Write the report here instead of standard output.
-        #[arg(long, short)]
-        output: Option<PathBuf>,
-        /// Exit 1 when the score is below this (0–100).
-        #[arg(long)]
-        fail_under: Option<f64>,
-        /// Judge expiry dates as of this day (YYYY-MM-DD); default today.
-        #[arg(long)]
-        as_of: Option<String>,
-    },
+    Audit(Box<AuditArgs>),
     /// Mint a fresh token from the quickstart's demo issuer (development only).
     DemoToken {
         #[arg(long, default_value = "portcullis-data")]
@@ -124,6 +100,60 @@ enum Command {
         #[arg(long, default_value = "orders:read orders:write")]
         scope: String,
     },
+}
+
+#[derive(clap::Args)]
+struct AuditArgs {
+    /// OpenAPI 3.0/3.1 document (YAML or JSON).
+    #[arg(long)]
+    spec: Option<PathBuf>,
+    /// A Portcullis config.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// A live API to probe, e.g. https://127.0.0.1:8443 (bounded: a few
+    /// requests per probe, at most 50 a second).
+    #[arg(long)]
+    target: Option<String>,
+    /// PEM trust anchors for the target's certificate.
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    /// An API key for the target (`@FILE` reads it from a file).
+    #[arg(long)]
+    api_key: Option<String>,
+    #[arg(long, default_value = "x-api-key")]
+    api_key_header: String,
+    /// A token valid with every scope (`@FILE` reads it from a file).
+    #[arg(long)]
+    token: Option<String>,
+    /// A valid token lacking the scope of --scoped-operation (`@FILE`).
+    #[arg(long)]
+    token_without_scope: Option<String>,
+    /// The protected read to probe, `METHOD /path` (default: from --config).
+    #[arg(long)]
+    operation: Option<String>,
+    /// A write that needs a scope, `METHOD /path` (default: from --config).
+    #[arg(long)]
+    scoped_operation: Option<String>,
+    /// Requests in the throttling burst (at most 1000).
+    #[arg(long, default_value_t = 50)]
+    burst: usize,
+    /// Questionnaire answers for organizational items (YAML).
+    #[arg(long)]
+    answers: Option<PathBuf>,
+    /// Accepted failures: ID, location, reason, approver, expiry (YAML).
+    #[arg(long)]
+    waivers: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "terminal")]
+    format: AuditFormat,
+    /// Write the report here instead of standard output.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    /// Exit 1 when the score is below this (0–100).
+    #[arg(long)]
+    fail_under: Option<f64>,
+    /// Judge expiry dates as of this day (YYYY-MM-DD); default today.
+    #[arg(long)]
+    as_of: Option<String>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -255,28 +285,52 @@ fn main() -> ExitCode {
             Ok(None) => admin(&config, |store, pepper| keys(store, pepper, action)),
         },
         Command::Admin { config, action } => admins(&config, action),
-        Command::Audit {
-            spec,
-            config,
-            answers,
-            waivers,
-            format,
-            output,
-            fail_under,
-            as_of,
-        } => audit(
-            portcullis_audit::Options {
+        Command::Audit(args) => {
+            let AuditArgs {
                 spec,
                 config,
+                target,
+                ca,
+                api_key,
+                api_key_header,
+                token,
+                token_without_scope,
+                operation,
+                scoped_operation,
+                burst,
                 answers,
                 waivers,
-                as_of: None,
-            },
-            as_of.as_deref(),
-            format,
-            output.as_deref(),
-            fail_under,
-        ),
+                format,
+                output,
+                fail_under,
+                as_of,
+            } = *args;
+            let probe = ProbeArgs {
+                target,
+                ca,
+                api_key,
+                api_key_header,
+                token,
+                token_without_scope,
+                operation,
+                scoped_operation,
+                burst,
+            };
+            audit(
+                portcullis_audit::Options {
+                    spec,
+                    config,
+                    answers,
+                    waivers,
+                    as_of: None,
+                },
+                &probe,
+                as_of.as_deref(),
+                format,
+                output.as_deref(),
+                fail_under,
+            )
+        }
         Command::DemoToken {
             data_dir,
             subject,
@@ -345,8 +399,79 @@ fn inventory_command(
     }
 }
 
+/// The live part of `audit`.
+struct ProbeArgs {
+    target: Option<String>,
+    ca: Option<PathBuf>,
+    api_key: Option<String>,
+    api_key_header: String,
+    token: Option<String>,
+    token_without_scope: Option<String>,
+    operation: Option<String>,
+    scoped_operation: Option<String>,
+    burst: usize,
+}
+
+/// A secret from the command line; `@FILE` reads it from a file.
+fn secret(value: Option<&String>) -> Result<Option<String>, String> {
+    value
+        .map(|v| match v.strip_prefix('@') {
+            Some(path) => std::fs::read_to_string(path)
+                .map(|s| s.trim().to_owned())
+                .map_err(|e| format!("{path}: {e}")),
+            None => Ok(v.clone()),
+        })
+        .transpose()
+}
+
+/// Probes the target, when one is given.
+fn live_findings(
+    p: &ProbeArgs,
+    config: Option<&Path>,
+) -> Result<Vec<portcullis_audit::model::Finding>, String> {
+    use portcullis_audit::probe;
+    let Some(url) = &p.target else {
+        return Ok(Vec::new());
+    };
+    let from_config = match config {
+        Some(path) => portcullis_config::load(path)
+            .map_or((None, None), |c| probe::operations_from_config(&c)),
+        None => (None, None),
+    };
+    let protected = match &p.operation {
+        Some(op) => probe::parse_operation(op)?,
+        None => from_config.0.unwrap_or((http::Method::GET, "/".to_owned())),
+    };
+    let scoped = match &p.scoped_operation {
+        Some(op) => Some(probe::parse_operation(op)?),
+        None => from_config.1,
+    };
+    let ca =
+        p.ca.as_ref()
+            .map(|c| std::fs::read_to_string(c).map_err(|e| format!("{}: {e}", c.display())))
+            .transpose()?;
+    let target = probe::Target {
+        url: url.clone(),
+        ca,
+        api_key: secret(p.api_key.as_ref())?,
+        api_key_header: p.api_key_header.clone(),
+        token: secret(p.token.as_ref())?,
+        token_without_scope: secret(p.token_without_scope.as_ref())?,
+        protected,
+        scoped,
+        burst: p.burst.min(probe::MAX_BURST),
+    };
+    let prober = probe::Prober::new(target)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    Ok(rt.block_on(prober.run()))
+}
+
 fn audit(
     mut opts: portcullis_audit::Options,
+    probe: &ProbeArgs,
     as_of: Option<&str>,
     format: AuditFormat,
     output: Option<&Path>,
@@ -365,11 +490,22 @@ fn audit(
             }
         }
     }
-    if opts.spec.is_none() && opts.config.is_none() && opts.answers.is_none() {
-        eprintln!("audit: give at least one of --spec, --config, --answers");
+    if opts.spec.is_none()
+        && opts.config.is_none()
+        && opts.answers.is_none()
+        && probe.target.is_none()
+    {
+        eprintln!("audit: give at least one of --spec, --config, --target, --answers");
         return ExitCode::from(2);
     }
-    let r = match portcullis_audit::run(&opts, None, Vec::new()) {
+    let live = match live_findings(probe, opts.config.as_deref()) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("audit: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let r = match portcullis_audit::run(&opts, probe.target.clone(), live) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("audit: {e}");

@@ -1,0 +1,1269 @@
+//! Live probes of a running API (evidence level "observed"). Bounded: a
+//! fixed, small number of requests per probe, one at a time, at most
+//! [`MAX_RATE`] per second, bodies read up to 1 MiB. Credentials never
+//! appear in findings: `curl` reproductions name them `$API_KEY`, `$TOKEN`.
+
+use crate::model::{Evidence, Finding, Location, Outcome};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::rt::TokioIo;
+use std::fmt::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Requests per second, at most.
+pub const MAX_RATE: u64 = 50;
+/// Requests in the throttling burst, at most.
+pub const MAX_BURST: usize = 1000;
+
+/// Where and how to probe.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// `https://host:port` (a path prefix is kept).
+    pub url: String,
+    /// PEM trust anchors for the target's certificate.
+    pub ca: Option<String>,
+    pub api_key: Option<String>,
+    pub api_key_header: String,
+    /// A token valid with all scopes.
+    pub token: Option<String>,
+    /// A valid token that lacks the scope `scoped` needs.
+    pub token_without_scope: Option<String>,
+    /// A protected read, e.g. `GET /v1/orders`.
+    pub protected: (Method, String),
+    /// An operation needing a scope (a write), e.g. `POST /v1/orders`.
+    pub scoped: Option<(Method, String)>,
+    /// Requests in the throttling burst.
+    pub burst: usize,
+}
+
+/// One exchange as the probes see it.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Exchange {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A request a probe sends, described for findings (no secrets).
+#[derive(Debug, Clone)]
+struct Req {
+    method: Method,
+    path: String,
+    headers: Vec<(String, String, &'static str)>,
+    body: Option<(String, Bytes)>,
+}
+
+impl Req {
+    fn new(method: Method, path: &str) -> Self {
+        Self {
+            method,
+            path: path.to_owned(),
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+    /// `shown`: how `curl` shows the value (a variable for secrets).
+    fn header(mut self, name: &str, value: &str, shown: &'static str) -> Self {
+        self.headers
+            .push((name.to_owned(), value.to_owned(), shown));
+        self
+    }
+    fn body(mut self, content_type: &str, body: impl Into<Bytes>) -> Self {
+        self.body = Some((content_type.to_owned(), body.into()));
+        self
+    }
+}
+
+pub struct Prober {
+    target: Target,
+    base: http::Uri,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    findings: Vec<Finding>,
+    /// Every exchange, for the hygiene checks at the end.
+    seen: Vec<(Location, Exchange)>,
+    last: Option<std::time::Instant>,
+}
+
+fn tls_config(ca: Option<&str>) -> Result<Arc<rustls::ClientConfig>, String> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    if let Some(pem) = ca {
+        use rustls::pki_types::pem::PemObject;
+        for c in rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()) {
+            roots
+                .add(c.map_err(|e| format!("--ca: {e}"))?)
+                .map_err(|e| format!("--ca: {e}"))?;
+        }
+    }
+    let mut c = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    c.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(c))
+}
+
+/// A JWT with its header and payload replaced (signature kept or dropped).
+fn forge(
+    token: &str,
+    header: Option<&serde_json::Value>,
+    edit: impl FnOnce(&mut serde_json::Value),
+    signature: Option<&str>,
+) -> Option<String> {
+    let mut parts = token.split('.');
+    let (h, p, s) = (parts.next()?, parts.next()?, parts.next()?);
+    let mut payload: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).ok()?).ok()?;
+    edit(&mut payload);
+    let h = header.map_or_else(|| h.to_owned(), |h| URL_SAFE_NO_PAD.encode(h.to_string()));
+    let p = URL_SAFE_NO_PAD.encode(payload.to_string());
+    Some(format!("{h}.{p}.{}", signature.unwrap_or(s)))
+}
+
+/// Card numbers (13–19 digits passing Luhn) in a text.
+fn card_number(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i].is_ascii_digit() && (i == 0 || !bytes[i - 1].is_ascii_digit()) {
+            let j = bytes[i..].iter().take_while(|b| b.is_ascii_digit()).count();
+            if (13..=19).contains(&j) {
+                let digits = &text[i..i + j];
+                let sum: u32 = digits
+                    .bytes()
+                    .rev()
+                    .enumerate()
+                    .map(|(k, d)| {
+                        let d = u32::from(d - b'0');
+                        if k % 2 == 1 {
+                            if d * 2 > 9 { d * 2 - 9 } else { d * 2 }
+                        } else {
+                            d
+                        }
+                    })
+                    .sum();
+                if sum % 10 == 0 && !digits.bytes().all(|d| d == digits.as_bytes()[0]) {
+                    return Some(digits.to_owned());
+                }
+            }
+            i += j;
+        } else {
+            i += 1;
+        }
+    }
+    None
+}
+
+/// What a stack trace, a framework or an internal host looks like.
+const STACK_TRACES: [&str; 9] = [
+    "Traceback (most recent call last)",
+    "Exception in thread",
+    "\tat java.",
+    "at org.springframework",
+    "System.NullReferenceException",
+    "   at System.",
+    "node_modules/",
+    ".py\", line ",
+    "panicked at",
+];
+const FRAMEWORKS: [&str; 10] = [
+    "Werkzeug", "Express", "Django", "Flask", "Spring", "ASP.NET", "PHP/", "Tomcat", "Jetty",
+    "Kestrel",
+];
+const BANNERS: [&str; 5] = [
+    "server",
+    "x-powered-by",
+    "x-aspnet-version",
+    "x-aspnetmvc-version",
+    "x-generator",
+];
+/// Well-known non-production and debug paths (CONTRACT-03).
+const EXPOSED: [&str; 10] = [
+    "/.env",
+    "/.git/config",
+    "/actuator",
+    "/actuator/env",
+    "/debug",
+    "/debug/pprof/",
+    "/server-status",
+    "/phpinfo.php",
+    "/console",
+    "/swagger-ui.html",
+];
+
+impl Prober {
+    pub fn new(target: Target) -> Result<Self, String> {
+        let base: http::Uri = target
+            .url
+            .trim_end_matches('/')
+            .parse()
+            .map_err(|e| format!("--target: {e}"))?;
+        let tls = match base.scheme_str() {
+            Some("https") => Some(tls_config(target.ca.as_deref())?),
+            Some("http") => None,
+            _ => return Err("--target: an http:// or https:// URL".into()),
+        };
+        Ok(Self {
+            target,
+            base,
+            tls,
+            findings: Vec::new(),
+            seen: Vec::new(),
+            last: None,
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.target.url.trim_end_matches('/'))
+    }
+
+    fn location(&self, req: &Req, status: Option<StatusCode>) -> Location {
+        let mut curl = format!("curl -sS --cacert \"$CA\" -X {}", req.method);
+        for (name, _, shown) in &req.headers {
+            curl.push_str(&format!(" -H '{name}: {shown}'"));
+        }
+        if let Some((ct, body)) = &req.body {
+            let shown = if body.len() > 200 {
+                format!("<{} bytes>", body.len())
+            } else {
+                String::from_utf8_lossy(body).replace('\'', "'\\''")
+            };
+            curl.push_str(&format!(" -H 'content-type: {ct}' --data '{shown}'"));
+        }
+        curl.push_str(&format!(" '{}'", self.url(&req.path).replace('\'', "%27")));
+        Location::Probe {
+            method: req.method.to_string(),
+            url: self.url(&req.path),
+            status: status.map(|s| s.as_u16()),
+            curl,
+        }
+    }
+
+    fn record(
+        &mut self,
+        id: &'static str,
+        rule: &'static str,
+        outcome: Outcome,
+        message: impl Into<String>,
+        location: Location,
+    ) {
+        self.findings.push(Finding::new(
+            id,
+            rule,
+            outcome,
+            Evidence::Observed,
+            message,
+            location,
+        ));
+    }
+
+    /// Sends one request on its own connection.
+    async fn send(&mut self, req: &Req) -> Result<Exchange, String> {
+        if let Some(last) = self.last {
+            let gap = Duration::from_millis(1000 / MAX_RATE);
+            if let Some(wait) = gap.checked_sub(last.elapsed()) {
+                tokio::time::sleep(wait).await;
+            }
+        }
+        self.last = Some(std::time::Instant::now());
+        let host = self.base.host().unwrap_or("localhost").to_owned();
+        let port = self
+            .base
+            .port_u16()
+            .unwrap_or(if self.tls.is_some() { 443 } else { 80 });
+        let mut b = http::Request::builder()
+            .method(req.method.clone())
+            .uri(format!(
+                "{}{}",
+                self.base.path().trim_end_matches('/'),
+                req.path
+            ))
+            .header(
+                http::header::HOST,
+                self.base
+                    .authority()
+                    .map_or(host.clone(), ToString::to_string),
+            );
+        for (name, value, _) in &req.headers {
+            b = b.header(name.as_str(), value.as_str());
+        }
+        let body = match &req.body {
+            Some((ct, body)) => {
+                b = b.header(http::header::CONTENT_TYPE, ct.as_str());
+                body.clone()
+            }
+            None => Bytes::new(),
+        };
+        let request = b.body(Full::new(body)).map_err(|e| e.to_string())?;
+        let exchange = async {
+            let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
+                .await
+                .map_err(|e| format!("{host}:{port}: {e}"))?;
+            match &self.tls {
+                Some(config) => {
+                    let name = rustls::pki_types::ServerName::try_from(host.clone())
+                        .map_err(|e| e.to_string())?;
+                    let tls = tokio_rustls::TlsConnector::from(config.clone())
+                        .connect(name, tcp)
+                        .await
+                        .map_err(|e| format!("TLS: {e}"))?;
+                    exchange(tls, request).await
+                }
+                None => exchange(tcp, request).await,
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), exchange)
+            .await
+            .map_err(|_| "no answer within 10 s".to_owned())?
+    }
+
+    /// Sends and remembers the exchange for the hygiene checks.
+    async fn probe(&mut self, req: &Req) -> Option<Exchange> {
+        match self.send(req).await {
+            Ok(x) => {
+                let loc = self.location(req, Some(x.status));
+                self.seen.push((loc, x.clone()));
+                Some(x)
+            }
+            Err(e) => {
+                let loc = self.location(req, None);
+                self.findings.push(Finding::new(
+                    "PROC-02",
+                    "probe.unreachable",
+                    Outcome::Partial,
+                    Evidence::Observed,
+                    format!("no answer: {e}"),
+                    loc,
+                ));
+                None
+            }
+        }
+    }
+
+    fn authed(&self, req: Req, key: bool, token: Option<(&str, &'static str)>) -> Req {
+        let mut req = req;
+        if key && let Some(k) = &self.target.api_key {
+            req = req.header(&self.target.api_key_header.clone(), k, "$API_KEY");
+        }
+        if let Some((t, shown)) = token {
+            req = req.header("authorization", &format!("Bearer {t}"), shown);
+        }
+        req
+    }
+
+    /// Runs every probe; the findings.
+    pub async fn run(mut self) -> Vec<Finding> {
+        self.identity().await;
+        self.headers_and_cors().await;
+        self.input().await;
+        self.correlation().await;
+        self.exposure().await;
+        self.throttling().await;
+        self.hygiene();
+        self.findings
+    }
+
+    /// AUTHN-14, AUTHZ-08, AUTHN-13, AUTHN-04, AUTHN-06.
+    async fn identity(&mut self) {
+        let (method, path) = self.target.protected.clone();
+        let token = self.target.token.clone();
+        let base = Req::new(method.clone(), &path);
+        // Valid credentials first: the matrix means something only if they work.
+        let valid = self.authed(base.clone(), true, token.as_deref().map(|t| (t, "$TOKEN")));
+        let Some(ok) = self.probe(&valid).await else {
+            return;
+        };
+        if !ok.status.is_success() {
+            let loc = self.location(&valid, Some(ok.status));
+            self.record("AUTHN-14", "probe.valid-credentials-refused", Outcome::Partial, format!("valid credentials got {}: the identity matrix is inconclusive (check --token, --api-key, --operation)", ok.status), loc);
+            return;
+        }
+        let mut cases: Vec<(&'static str, Req, bool)> =
+            vec![("no credentials", base.clone(), false)];
+        if self.target.api_key.is_some() {
+            cases.push((
+                "no API key",
+                self.authed(base.clone(), false, token.as_deref().map(|t| (t, "$TOKEN"))),
+                false,
+            ));
+            cases.push((
+                "an invalid API key",
+                self.authed(base.clone(), false, token.as_deref().map(|t| (t, "$TOKEN")))
+                    .header(
+                        &self.target.api_key_header.clone(),
+                        "pcsk_invalid_0000",
+                        "pcsk_invalid_0000",
+                    ),
+                false,
+            ));
+        }
+        if let Some(t) = &token {
+            let none_header = serde_json::json!({ "alg": "none", "typ": "JWT" });
+            let far = |p: &mut serde_json::Value| p["exp"] = serde_json::json!(4_102_444_800_i64);
+            cases.push((
+                "a malformed token",
+                self.authed(base.clone(), true, Some(("not.a.token", "not.a.token"))),
+                true,
+            ));
+            if let Some(forged) = forge(t, Some(&none_header), |_| {}, Some("")) {
+                cases.push((
+                    "`alg: none`",
+                    self.authed(base.clone(), true, Some((&forged, "$ALG_NONE_TOKEN"))),
+                    true,
+                ));
+            }
+            if let Some(forged) = forge(t, None, |_| {}, Some("AAAA")) {
+                cases.push((
+                    "a tampered signature",
+                    self.authed(base.clone(), true, Some((&forged, "$TAMPERED_TOKEN"))),
+                    true,
+                ));
+            }
+            if let Some(forged) = forge(t, None, far, None) {
+                cases.push((
+                    "a tampered `exp`",
+                    self.authed(base.clone(), true, Some((&forged, "$TAMPERED_EXP_TOKEN"))),
+                    true,
+                ));
+            }
+        }
+        let mut refused_401 = 0;
+        for (what, req, bearer) in cases {
+            let Some(x) = self.probe(&req).await else {
+                continue;
+            };
+            let loc = self.location(&req, Some(x.status));
+            if x.status.is_success() {
+                let (id, critical) = match what {
+                    "`alg: none`" | "a tampered signature" | "a tampered `exp`" => {
+                        ("AUTHN-13", true)
+                    }
+                    "no credentials" => ("AUTHN-06", method != Method::GET),
+                    _ => ("AUTHN-02", false),
+                };
+                let mut f = Finding::new(
+                    id,
+                    "probe.accepted-bad-credentials",
+                    Outcome::Fail,
+                    Evidence::Observed,
+                    format!(
+                        "{method} {path} with {what} answered {}: it must be refused",
+                        x.status
+                    ),
+                    loc,
+                );
+                if critical {
+                    f = f.critical();
+                }
+                self.findings.push(f);
+            } else if x.status == StatusCode::UNAUTHORIZED {
+                refused_401 += 1;
+                if bearer
+                    && x.header("www-authenticate")
+                        .is_none_or(|h| !h.to_ascii_lowercase().starts_with("bearer"))
+                {
+                    self.record(
+                        "AUTHN-14",
+                        "probe.401-without-challenge",
+                        Outcome::Partial,
+                        format!("401 for {what} without `WWW-Authenticate: Bearer …`"),
+                        loc,
+                    );
+                }
+            } else {
+                let rule = if x.status == StatusCode::FORBIDDEN {
+                    "probe.403-for-authentication"
+                } else {
+                    "probe.authentication-not-401"
+                };
+                self.record(
+                    "AUTHN-14",
+                    rule,
+                    Outcome::Fail,
+                    format!("{what} got {} instead of 401", x.status),
+                    loc,
+                );
+            }
+        }
+        if refused_401 > 0
+            && !self
+                .findings
+                .iter()
+                .any(|f| f.id == "AUTHN-14" && f.outcome == Outcome::Fail)
+        {
+            let loc = self.location(&base, Some(StatusCode::UNAUTHORIZED));
+            self.record(
+                "AUTHN-14",
+                "probe.401",
+                Outcome::Pass,
+                format!("{refused_401} kinds of bad credentials answered 401"),
+                loc.clone(),
+            );
+            for id in ["AUTHN-13", "AUTHN-02", "AUTHN-06"] {
+                if !self.findings.iter().any(|f| f.id == id) {
+                    self.record(
+                        id,
+                        "probe.bad-credentials-refused",
+                        Outcome::Pass,
+                        "forged, tampered and missing credentials are refused",
+                        loc.clone(),
+                    );
+                }
+            }
+        }
+        // The API key only in the query string: never accepted (AUTHN-04).
+        if let Some(k) = self.target.api_key.clone() {
+            let sep = if path.contains('?') { '&' } else { '?' };
+            let req = self.authed(
+                Req::new(method.clone(), &format!("{path}{sep}api_key={k}")),
+                false,
+                token.as_deref().map(|t| (t, "$TOKEN")),
+            );
+            let shown = Req {
+                path: format!("{path}{sep}api_key=$API_KEY"),
+                ..req.clone()
+            };
+            if let Ok(x) = self.send(&req).await {
+                let loc = self.location(&shown, Some(x.status));
+                if x.status.is_success() {
+                    self.record(
+                        "AUTHN-04",
+                        "probe.key-in-query-accepted",
+                        Outcome::Fail,
+                        "an API key in the query string was accepted: keys in URLs end up in logs",
+                        loc,
+                    );
+                } else {
+                    self.record(
+                        "AUTHN-04",
+                        "probe.key-in-query-refused",
+                        Outcome::Pass,
+                        format!("an API key in the query string is refused ({})", x.status),
+                        loc,
+                    );
+                }
+            }
+        }
+        // Valid, without the scope the operation needs: 403 (AUTHZ-08).
+        if let (Some((m, p)), Some(t)) = (
+            self.target.scoped.clone(),
+            self.target.token_without_scope.clone(),
+        ) {
+            let req = self
+                .authed(
+                    Req::new(m.clone(), &p),
+                    true,
+                    Some((&t, "$TOKEN_WITHOUT_SCOPE")),
+                )
+                .body("application/json", "{}");
+            if let Some(x) = self.probe(&req).await {
+                let loc = self.location(&req, Some(x.status));
+                match x.status {
+                    StatusCode::FORBIDDEN => {
+                        self.record(
+                            "AUTHZ-08",
+                            "probe.403",
+                            Outcome::Pass,
+                            "a valid token without the needed scope got 403",
+                            loc.clone(),
+                        );
+                        self.record(
+                            "AUTHZ-02",
+                            "probe.scope-enforced",
+                            Outcome::Pass,
+                            "scopes are enforced per operation",
+                            loc,
+                        );
+                    }
+                    s if s.is_success() => {
+                        let f = Finding::new(
+                            "AUTHZ-02",
+                            "probe.scope-ignored",
+                            Outcome::Fail,
+                            Evidence::Observed,
+                            format!("{m} {p} succeeded with a token lacking its scope"),
+                            loc,
+                        );
+                        self.findings.push(f.critical());
+                    }
+                    s => self.record(
+                        "AUTHZ-08",
+                        "probe.authorization-not-403",
+                        Outcome::Fail,
+                        format!("a valid token without the needed scope got {s} instead of 403"),
+                        loc,
+                    ),
+                }
+            }
+        }
+    }
+
+    /// OUTPUT-03, OUTPUT-07/08/09, OUTPUT-12, OUTPUT-11, content type.
+    async fn headers_and_cors(&mut self) {
+        let (method, path) = self.target.protected.clone();
+        let token = self.target.token.clone();
+        let ok = self.authed(
+            Req::new(method.clone(), &path),
+            true,
+            token.as_deref().map(|t| (t, "$TOKEN")),
+        );
+        let err = Req::new(Method::GET, "/portcullis-audit-no-such-path");
+        for req in [ok.clone(), err] {
+            let Some(x) = self.probe(&req).await else {
+                continue;
+            };
+            let loc = self.location(&req, Some(x.status));
+            let what = if x.status.is_success() {
+                "a success"
+            } else {
+                "an error"
+            };
+            match x.header("cache-control") {
+                Some(v) if v.contains("no-store") => self.record("OUTPUT-09", "probe.no-store", Outcome::Pass, format!("{what} says `Cache-Control: {v}`"), loc.clone()),
+                Some(v) => self.record("OUTPUT-09", "probe.cacheable", Outcome::Fail, format!("{what} says `Cache-Control: {v}`: API answers must not be stored (`no-store`)"), loc.clone()),
+                None => self.record("OUTPUT-09", "probe.no-cache-control", Outcome::Fail, format!("{what} has no `Cache-Control`: shared caches may keep it"), loc.clone()),
+            }
+            for id in ["OUTPUT-07", "OUTPUT-08"] {
+                let ok = x
+                    .header("cache-control")
+                    .is_some_and(|v| v.contains("no-store") || v.contains("no-cache"));
+                self.record(
+                    id,
+                    "probe.cache-directive",
+                    if ok { Outcome::Pass } else { Outcome::Fail },
+                    format!(
+                        "{what}: `Cache-Control: {}`",
+                        x.header("cache-control").unwrap_or("(none)")
+                    ),
+                    loc.clone(),
+                );
+            }
+            if self.tls.is_some() {
+                match x.header("strict-transport-security") {
+                    Some(v) if v.contains("max-age=") && !v.contains("max-age=0") => self.record(
+                        "OUTPUT-12",
+                        "probe.hsts",
+                        Outcome::Pass,
+                        format!("{what} carries HSTS ({v})"),
+                        loc.clone(),
+                    ),
+                    _ => self.record(
+                        "OUTPUT-12",
+                        "probe.no-hsts",
+                        Outcome::Fail,
+                        format!("{what} has no `Strict-Transport-Security`"),
+                        loc.clone(),
+                    ),
+                }
+            }
+            if x.header("x-content-type-options") != Some("nosniff") {
+                self.record(
+                    "OUTPUT-03",
+                    "probe.no-nosniff",
+                    Outcome::Partial,
+                    format!("{what} lacks `X-Content-Type-Options: nosniff`"),
+                    loc.clone(),
+                );
+            }
+            if !x.body.is_empty()
+                && x.body.first() == Some(&b'{')
+                && !x.header("content-type").is_some_and(|c| c.contains("json"))
+            {
+                self.record(
+                    "INPUT-12",
+                    "probe.json-not-labelled",
+                    Outcome::Fail,
+                    format!(
+                        "{what} sends JSON as `{}`",
+                        x.header("content-type").unwrap_or("(none)")
+                    ),
+                    loc.clone(),
+                );
+            }
+        }
+        // CORS with a hostile origin, with and without credentials.
+        let req = ok.header(
+            "origin",
+            "https://evil.portcullis-audit.invalid",
+            "https://evil.portcullis-audit.invalid",
+        );
+        if let Some(x) = self.probe(&req).await {
+            let loc = self.location(&req, Some(x.status));
+            let acao = x.header("access-control-allow-origin").map(str::to_owned);
+            let creds = x.header("access-control-allow-credentials") == Some("true");
+            match acao.as_deref() {
+                Some("https://evil.portcullis-audit.invalid") => self.record(
+                    "OUTPUT-11",
+                    "probe.cors-reflects-origin",
+                    Outcome::Fail,
+                    format!(
+                        "CORS allows any origin it is sent (reflected){}",
+                        if creds { ", with credentials" } else { "" }
+                    ),
+                    loc,
+                ),
+                Some("*") if creds => self.record(
+                    "OUTPUT-11",
+                    "probe.cors-wildcard-credentials",
+                    Outcome::Fail,
+                    "CORS `*` with credentials",
+                    loc,
+                ),
+                Some("*") => self.record(
+                    "OUTPUT-11",
+                    "probe.cors-wildcard",
+                    Outcome::Partial,
+                    "CORS allows any origin (`*`)",
+                    loc,
+                ),
+                _ => self.record(
+                    "OUTPUT-11",
+                    "probe.cors-refuses-hostile-origin",
+                    Outcome::Pass,
+                    "CORS does not allow a hostile origin",
+                    loc,
+                ),
+            }
+        }
+    }
+
+    /// INPUT-01/02/03/06, OUTPUT-01/05/14 on the write operation.
+    async fn input(&mut self) {
+        let Some((method, path)) = self.target.scoped.clone() else {
+            return;
+        };
+        let token = self.target.token.clone();
+        let authed = |p: &Self, r: Req| p.authed(r, true, token.as_deref().map(|t| (t, "$TOKEN")));
+        let deep = "[".repeat(10_000) + &"]".repeat(10_000);
+        let big = vec![b' '; 2 * 1024 * 1024];
+        let cases: Vec<(&'static str, &'static str, Req)> = vec![
+            (
+                "INPUT-01",
+                "JSON sent as text/plain",
+                authed(self, Req::new(method.clone(), &path)).body("text/plain", "{\"a\":1}"),
+            ),
+            (
+                "INPUT-03",
+                "malformed JSON",
+                authed(self, Req::new(method.clone(), &path)).body("application/json", "{\"a\":"),
+            ),
+            (
+                "INPUT-03",
+                "deeply nested JSON",
+                authed(self, Req::new(method.clone(), &path)).body("application/json", deep),
+            ),
+            (
+                "INPUT-02",
+                "an oversized body",
+                authed(self, Req::new(method.clone(), &path)).body("application/json", big),
+            ),
+            (
+                "INPUT-02",
+                "a TRACE request",
+                authed(self, Req::new(Method::TRACE, &path)),
+            ),
+            (
+                "INPUT-02",
+                "an unknown method",
+                authed(
+                    self,
+                    Req::new(Method::from_bytes(b"FOO").expect("a token"), &path),
+                ),
+            ),
+        ];
+        for (id, what, req) in cases {
+            let Some(x) = self.probe(&req).await else {
+                continue;
+            };
+            let loc = self.location(&req, Some(x.status));
+            if x.status.is_success() {
+                self.record(
+                    id,
+                    "probe.bad-input-accepted",
+                    Outcome::Fail,
+                    format!("{what} was accepted ({})", x.status),
+                    loc,
+                );
+            } else if x.status.is_server_error() {
+                self.record(
+                    "OUTPUT-14",
+                    "probe.bad-input-5xx",
+                    Outcome::Fail,
+                    format!("{what} caused {}: bad input must get a 4xx", x.status),
+                    loc.clone(),
+                );
+                self.record(
+                    id,
+                    "probe.bad-input-5xx",
+                    Outcome::Partial,
+                    format!("{what} got {}", x.status),
+                    loc,
+                );
+            } else {
+                self.record(
+                    id,
+                    "probe.bad-input-refused",
+                    Outcome::Pass,
+                    format!("{what} got {}", x.status),
+                    loc.clone(),
+                );
+                let problem = x
+                    .header("content-type")
+                    .is_some_and(|c| c.starts_with("application/problem+json"));
+                self.record(
+                    "OUTPUT-01",
+                    if problem {
+                        "probe.problem-body"
+                    } else {
+                        "probe.error-not-problem"
+                    },
+                    if problem {
+                        Outcome::Pass
+                    } else {
+                        Outcome::Partial
+                    },
+                    format!(
+                        "{what}: error body as `{}`",
+                        x.header("content-type").unwrap_or("(none)")
+                    ),
+                    loc,
+                );
+            }
+        }
+        // An undeclared property is ignored or refused, never a 5xx.
+        let req = authed(self, Req::new(method.clone(), &path))
+            .body("application/json", "{\"portcullis_audit_undeclared\":true}");
+        if let Some(x) = self.probe(&req).await {
+            let loc = self.location(&req, Some(x.status));
+            if x.status.is_server_error() {
+                self.record(
+                    "INPUT-06",
+                    "probe.undeclared-5xx",
+                    Outcome::Fail,
+                    format!("an undeclared property caused {}", x.status),
+                    loc,
+                );
+            } else if x.text().contains("portcullis_audit_undeclared") && x.status.is_success() {
+                self.record(
+                    "INPUT-06",
+                    "probe.undeclared-echoed",
+                    Outcome::Fail,
+                    "an undeclared property went through to the answer",
+                    loc,
+                );
+            } else {
+                self.record(
+                    "INPUT-06",
+                    "probe.undeclared-ignored",
+                    Outcome::Pass,
+                    format!(
+                        "an undeclared property was ignored or refused ({})",
+                        x.status
+                    ),
+                    loc,
+                );
+            }
+        }
+    }
+
+    /// DATA-03, DATA-04.
+    async fn correlation(&mut self) {
+        let (method, path) = self.target.protected.clone();
+        let token = self.target.token.clone();
+        let sent = "portcullis-audit-0001";
+        let names = ["x-correlation-id", "x-request-id"];
+        let mut found = None;
+        for name in names {
+            let req = self
+                .authed(
+                    Req::new(method.clone(), &path),
+                    true,
+                    token.as_deref().map(|t| (t, "$TOKEN")),
+                )
+                .header(name, sent, "portcullis-audit-0001");
+            let Some(x) = self.probe(&req).await else {
+                return;
+            };
+            if x.header(name) == Some(sent) {
+                found = Some((name, self.location(&req, Some(x.status))));
+                break;
+            }
+        }
+        let Some((name, loc)) = found else {
+            let loc = self.location(&Req::new(method.clone(), &path), None);
+            self.record(
+                "DATA-03",
+                "probe.correlation-not-echoed",
+                Outcome::Fail,
+                "a correlation id sent as `X-Correlation-Id` or `X-Request-Id` is not echoed",
+                loc,
+            );
+            return;
+        };
+        self.record(
+            "DATA-03",
+            "probe.correlation-echoed",
+            Outcome::Pass,
+            format!("`{name}` sent by the client is echoed"),
+            loc,
+        );
+        let req = self.authed(
+            Req::new(method, &path),
+            true,
+            token.as_deref().map(|t| (t, "$TOKEN")),
+        );
+        if let Some(x) = self.probe(&req).await {
+            let loc = self.location(&req, Some(x.status));
+            match x.header(name) {
+                Some(v) if !v.is_empty() => self.record(
+                    "DATA-04",
+                    "probe.correlation-generated",
+                    Outcome::Pass,
+                    format!("a missing `{name}` is generated ({v})"),
+                    loc,
+                ),
+                _ => self.record(
+                    "DATA-04",
+                    "probe.correlation-missing",
+                    Outcome::Fail,
+                    format!("no `{name}` is generated when the client sends none"),
+                    loc,
+                ),
+            }
+        }
+    }
+
+    /// CONTRACT-03: well-known debug and non-production paths.
+    async fn exposure(&mut self) {
+        let mut served = false;
+        for path in EXPOSED {
+            let req = Req::new(Method::GET, path);
+            let Some(x) = self.probe(&req).await else {
+                continue;
+            };
+            if x.status.is_success() {
+                served = true;
+                let loc = self.location(&req, Some(x.status));
+                self.record(
+                    "CONTRACT-03",
+                    "probe.debug-path-served",
+                    Outcome::Fail,
+                    format!(
+                        "`{path}` is served ({}): non-production surface is reachable",
+                        x.status
+                    ),
+                    loc,
+                );
+            }
+        }
+        if !served {
+            let loc = self.location(&Req::new(Method::GET, EXPOSED[0]), None);
+            self.record(
+                "CONTRACT-03",
+                "probe.no-debug-paths",
+                Outcome::Pass,
+                format!("none of {} well-known debug paths is served", EXPOSED.len()),
+                loc,
+            );
+        }
+    }
+
+    /// INPUT-08: a bounded burst finds a 429 with `Retry-After`. No 429
+    /// proves nothing (the limit may be higher): no finding then.
+    async fn throttling(&mut self) {
+        let (method, path) = self.target.protected.clone();
+        let token = self.target.token.clone();
+        let req = self.authed(
+            Req::new(method, &path),
+            true,
+            token.as_deref().map(|t| (t, "$TOKEN")),
+        );
+        for _ in 0..self.target.burst.min(MAX_BURST) {
+            let Ok(x) = self.send(&req).await else { return };
+            if x.status == StatusCode::TOO_MANY_REQUESTS {
+                let loc = self.location(&req, Some(x.status));
+                if x.header("retry-after").is_some() {
+                    self.record(
+                        "INPUT-08",
+                        "probe.429-retry-after",
+                        Outcome::Pass,
+                        "a burst got 429 with `Retry-After`",
+                        loc,
+                    );
+                } else {
+                    self.record(
+                        "INPUT-08",
+                        "probe.429-without-retry-after",
+                        Outcome::Fail,
+                        "a burst got 429 without `Retry-After`",
+                        loc,
+                    );
+                }
+                return;
+            }
+        }
+    }
+
+    /// OUTPUT-02/03/04, OUTPUT-13 over every exchange seen.
+    fn hygiene(&mut self) {
+        let mut found: Vec<Finding> = Vec::new();
+        for (loc, x) in &self.seen {
+            let text = x.text();
+            let mut all = x.headers.iter().fold(String::new(), |mut out, (k, v)| {
+                let _ = writeln!(out, "{k}: {}", v.to_str().unwrap_or(""));
+                out
+            });
+            all.push_str(&text);
+            if let Some(t) = STACK_TRACES.iter().find(|t| all.contains(**t)) {
+                found.push(
+                    Finding::new(
+                        "OUTPUT-02",
+                        "probe.stack-trace",
+                        Outcome::Fail,
+                        Evidence::Observed,
+                        format!("the answer contains a stack trace (`{}`)", t.trim()),
+                        loc.clone(),
+                    )
+                    .critical(),
+                );
+            }
+            for b in BANNERS {
+                if let Some(v) = x.headers.get(b).and_then(|v| v.to_str().ok()) {
+                    found.push(Finding::new(
+                        "OUTPUT-03",
+                        "probe.banner",
+                        Outcome::Fail,
+                        Evidence::Observed,
+                        format!("`{b}: {v}` names the platform"),
+                        loc.clone(),
+                    ));
+                }
+            }
+            if let Some(fw) = FRAMEWORKS.iter().find(|f| text.contains(**f)) {
+                found.push(Finding::new(
+                    "OUTPUT-03",
+                    "probe.framework-in-body",
+                    Outcome::Fail,
+                    Evidence::Observed,
+                    format!("the body names the framework (`{fw}`)"),
+                    loc.clone(),
+                ));
+            }
+            if [
+                ".internal",
+                ".local:",
+                ".corp",
+                "10.0.",
+                "192.168.",
+                "172.16.",
+            ]
+            .iter()
+            .any(|h| text.contains(h))
+            {
+                found.push(Finding::new(
+                    "OUTPUT-04",
+                    "probe.internal-host",
+                    Outcome::Fail,
+                    Evidence::Observed,
+                    "the body names an internal host or address",
+                    loc.clone(),
+                ));
+            }
+            if x.status.is_success() {
+                if let Some(card) = card_number(&text) {
+                    found.push(Finding::new(
+                        "OUTPUT-13",
+                        "probe.card-number",
+                        Outcome::Fail,
+                        Evidence::Observed,
+                        format!(
+                            "the answer contains a card number (…{})",
+                            &card[card.len() - 4..]
+                        ),
+                        loc.clone(),
+                    ));
+                }
+                let lower = text.to_ascii_lowercase();
+                if ["\"password\"", "\"secret\"", "\"client_secret\""]
+                    .iter()
+                    .any(|k| lower.contains(k))
+                {
+                    found.push(Finding::new(
+                        "OUTPUT-13",
+                        "probe.secret-field",
+                        Outcome::Fail,
+                        Evidence::Observed,
+                        "the answer contains a password or secret field",
+                        loc.clone(),
+                    ));
+                }
+            }
+        }
+        let n = self.seen.len();
+        if let Some((loc, _)) = self.seen.first() {
+            let loc = loc.clone();
+            for (id, what) in [
+                ("OUTPUT-02", "no stack trace"),
+                ("OUTPUT-03", "no platform banner or framework name"),
+                ("OUTPUT-04", "no internal host name"),
+                ("OUTPUT-13", "no card number, password or secret"),
+            ] {
+                if !found.iter().any(|f| f.id == id) {
+                    found.push(Finding::new(
+                        id,
+                        "probe.clean",
+                        Outcome::Pass,
+                        Evidence::Observed,
+                        format!("{what} in {n} answers"),
+                        loc.clone(),
+                    ));
+                }
+            }
+        }
+        self.findings.extend(found);
+    }
+}
+
+async fn exchange<S>(stream: S, request: http::Request<Full<Bytes>>) -> Result<Exchange, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (parts, body) = response.into_parts();
+    let body = Limited::new(body, 1024 * 1024)
+        .collect()
+        .await
+        .map(http_body_util::Collected::to_bytes)
+        .unwrap_or_default();
+    Ok(Exchange {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    })
+}
+
+/// `METHOD /path`.
+pub type Operation = (Method, String);
+
+/// `METHOD /path` from the command line.
+pub fn parse_operation(s: &str) -> Result<(Method, String), String> {
+    let (m, p) = s
+        .split_once(' ')
+        .ok_or_else(|| format!("`{s}`: write an operation as `METHOD /path`"))?;
+    let m =
+        Method::from_bytes(m.trim().as_bytes()).map_err(|_| format!("`{m}` is not a method"))?;
+    let p = p.trim();
+    if !p.starts_with('/') {
+        return Err(format!("`{p}`: a path starts with `/`"));
+    }
+    Ok((m, p.to_owned()))
+}
+
+/// The operations to probe, from a Portcullis config: the first protected
+/// `GET` (the identity matrix, headers, correlation, throttling) and the
+/// first write that needs a scope (authorization and input handling).
+/// Path parameters are filled with `1`.
+pub fn operations_from_config(
+    config: &portcullis_config::Config,
+) -> (Option<Operation>, Option<Operation>) {
+    use portcullis_config::AuthPolicy;
+    let fill = |base: &str, path: &str| {
+        let mut out = String::from(base.trim_end_matches('/'));
+        let mut rest = path;
+        while let Some(open) = rest.find('{') {
+            out.push_str(&rest[..open]);
+            out.push('1');
+            rest = rest[open..]
+                .find('}')
+                .map_or("", |close| &rest[open + close + 1..]);
+        }
+        out.push_str(rest);
+        out
+    };
+    let mut read = None;
+    let mut write = None;
+    for api in &config.apis {
+        for r in &api.routes {
+            let AuthPolicy::Protected(p) = &r.auth else {
+                continue;
+            };
+            // Routes of other environments are absent from production listeners.
+            if r.environments
+                .as_ref()
+                .is_some_and(|e| !e.iter().any(|x| x == "production"))
+            {
+                continue;
+            }
+            if read.is_none() && r.methods.contains(&Method::GET) && !r.path.contains('{') {
+                read = Some((Method::GET, fill(&api.base_path, &r.path)));
+            }
+            if write.is_none() && !p.scopes.is_empty() {
+                if let Some(m) = r
+                    .methods
+                    .iter()
+                    .find(|m| [Method::POST, Method::PUT, Method::PATCH].contains(m))
+                {
+                    write = Some((m.clone(), fill(&api.base_path, &r.path)));
+                }
+            }
+        }
+    }
+    (read, write)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn card_numbers_pass_luhn_and_ids_do_not() {
+        assert_eq!(
+            card_number("{\"pan\":\"4111111111111111\"}").as_deref(),
+            Some("4111111111111111")
+        );
+        assert_eq!(card_number("order 1234567890123 of 2026"), None);
+        assert_eq!(card_number("0000000000000000"), None);
+    }
+
+    #[test]
+    fn forged_tokens_keep_or_replace_parts() {
+        let payload = URL_SAFE_NO_PAD.encode(r#"{"sub":"a","exp":1}"#);
+        let t = format!("eyJhbGciOiJFUzI1NiJ9.{payload}.c2ln");
+        let none = forge(
+            &t,
+            Some(&serde_json::json!({"alg":"none"})),
+            |_| {},
+            Some(""),
+        )
+        .unwrap();
+        assert!(
+            none.ends_with('.') && none.starts_with(&URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#))
+        );
+        let later = forge(&t, None, |p| p["exp"] = serde_json::json!(9), None).unwrap();
+        assert!(
+            later.starts_with("eyJhbGciOiJFUzI1NiJ9.") && later.rsplit('.').next() == Some("c2ln")
+        );
+        assert!(!later.contains(&payload));
+    }
+}
