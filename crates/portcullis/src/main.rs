@@ -110,33 +110,8 @@ struct AuditArgs {
     /// A Portcullis config.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// A live API to probe, e.g. https://127.0.0.1:8443 (bounded: a few
-    /// requests per probe, at most 50 a second).
-    #[arg(long)]
-    target: Option<String>,
-    /// PEM trust anchors for the target's certificate.
-    #[arg(long)]
-    ca: Option<PathBuf>,
-    /// An API key for the target (`@FILE` reads it from a file).
-    #[arg(long)]
-    api_key: Option<String>,
-    #[arg(long, default_value = "x-api-key")]
-    api_key_header: String,
-    /// A token valid with every scope (`@FILE` reads it from a file).
-    #[arg(long)]
-    token: Option<String>,
-    /// A valid token lacking the scope of --scoped-operation (`@FILE`).
-    #[arg(long)]
-    token_without_scope: Option<String>,
-    /// The protected read to probe, `METHOD /path` (default: from --config).
-    #[arg(long)]
-    operation: Option<String>,
-    /// A write that needs a scope, `METHOD /path` (default: from --config).
-    #[arg(long)]
-    scoped_operation: Option<String>,
-    /// Requests in the throttling burst (at most 1000).
-    #[arg(long, default_value_t = 50)]
-    burst: usize,
+    #[command(flatten)]
+    probe: ProbeArgs,
     /// Questionnaire answers for organizational items (YAML).
     #[arg(long)]
     answers: Option<PathBuf>,
@@ -289,15 +264,7 @@ fn main() -> ExitCode {
             let AuditArgs {
                 spec,
                 config,
-                target,
-                ca,
-                api_key,
-                api_key_header,
-                token,
-                token_without_scope,
-                operation,
-                scoped_operation,
-                burst,
+                probe,
                 answers,
                 waivers,
                 format,
@@ -305,17 +272,6 @@ fn main() -> ExitCode {
                 fail_under,
                 as_of,
             } = *args;
-            let probe = ProbeArgs {
-                target,
-                ca,
-                api_key,
-                api_key_header,
-                token,
-                token_without_scope,
-                operation,
-                scoped_operation,
-                burst,
-            };
             audit(
                 portcullis_audit::Options {
                     spec,
@@ -400,15 +356,34 @@ fn inventory_command(
 }
 
 /// The live part of `audit`.
+#[derive(clap::Args)]
 struct ProbeArgs {
+    /// A live API to probe, e.g. https://127.0.0.1:8443 (bounded: a few
+    /// requests per probe, at most 50 a second).
+    #[arg(long)]
     target: Option<String>,
+    /// PEM trust anchors for the target's certificate.
+    #[arg(long)]
     ca: Option<PathBuf>,
+    /// An API key for the target (`@FILE` reads it from a file).
+    #[arg(long)]
     api_key: Option<String>,
+    #[arg(long, default_value = "x-api-key")]
     api_key_header: String,
+    /// A token valid with every scope (`@FILE` reads it from a file).
+    #[arg(long)]
     token: Option<String>,
+    /// A valid token lacking the scope of --scoped-operation (`@FILE`).
+    #[arg(long)]
     token_without_scope: Option<String>,
+    /// The protected read to probe, `METHOD /path` (default: from --config).
+    #[arg(long)]
     operation: Option<String>,
+    /// A write that needs a scope, `METHOD /path` (default: from --config).
+    #[arg(long)]
     scoped_operation: Option<String>,
+    /// Requests in the throttling burst (at most 1000).
+    #[arg(long, default_value_t = 50)]
     burst: usize,
 }
 
