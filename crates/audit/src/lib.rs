@@ -188,9 +188,14 @@ fn read(path: &std::path::Path) -> Result<String, String> {
 
 /// Runs every check the inputs allow and assembles the report. `live`:
 /// findings of live probes, made by the caller (they need a runtime).
-pub fn run(opts: &Options, target: Option<String>, live: Vec<Finding>) -> Result<Report, String> {
+pub fn run(
+    opts: &Options,
+    target: Option<String>,
+    live: Vec<Finding>,
+    live_notes: Vec<String>,
+) -> Result<Report, String> {
     let mut findings = live;
-    let mut notes = Vec::new();
+    let mut notes = live_notes;
     let name = |p: &Option<std::path::PathBuf>| p.as_ref().map(|p| p.display().to_string());
     if let Some(path) = &opts.spec {
         let text = read(path)?;

@@ -28,12 +28,13 @@ impl Evidence {
         }
     }
 
-    /// Credit a pass earns at this level: attested-only items are capped.
+    /// Credit a pass earns at this level: what the gateway is seen or
+    /// configured to enforce earns full credit, what the contract only
+    /// promises a little less, attested-only items are capped at half.
     pub fn credit(self) -> f64 {
         match self {
-            Self::Observed => 1.0,
-            Self::Configured => 0.9,
-            Self::Documented => 0.8,
+            Self::Observed | Self::Configured => 1.0,
+            Self::Documented => 0.9,
             Self::Attested => 0.5,
         }
     }

@@ -92,6 +92,8 @@ pub struct Prober {
     base: http::Uri,
     tls: Option<Arc<rustls::ClientConfig>>,
     findings: Vec<Finding>,
+    /// Requests that got no answer: reported, never a verdict.
+    notes: Vec<String>,
     /// Every exchange, for the hygiene checks at the end.
     seen: Vec<(Location, Exchange)>,
     last: Option<std::time::Instant>,
@@ -222,6 +224,7 @@ impl Prober {
             base,
             tls,
             findings: Vec::new(),
+            notes: Vec::new(),
             seen: Vec::new(),
             last: None,
         })
@@ -340,14 +343,10 @@ impl Prober {
                 Some(x)
             }
             Err(e) => {
-                let loc = self.location(req, None);
-                self.findings.push(Finding::new(
-                    "PROC-02",
-                    "probe.unreachable",
-                    Outcome::Partial,
-                    Evidence::Observed,
-                    format!("no answer: {e}"),
-                    loc,
+                self.notes.push(format!(
+                    "{} {}: no answer: {e}",
+                    req.method,
+                    self.url(&req.path)
                 ));
                 None
             }
@@ -365,8 +364,8 @@ impl Prober {
         req
     }
 
-    /// Runs every probe; the findings.
-    pub async fn run(mut self) -> Vec<Finding> {
+    /// Runs every probe; the findings, and notes on requests that got no answer.
+    pub async fn run(mut self) -> (Vec<Finding>, Vec<String>) {
         self.identity().await;
         self.headers_and_cors().await;
         self.input().await;
@@ -374,7 +373,7 @@ impl Prober {
         self.exposure().await;
         self.throttling().await;
         self.hygiene();
-        self.findings
+        (self.findings, self.notes)
     }
 
     /// AUTHN-14, AUTHZ-08, AUTHN-13, AUTHN-04, AUTHN-06.
@@ -933,7 +932,7 @@ impl Prober {
                     "DATA-04",
                     "probe.correlation-generated",
                     Outcome::Pass,
-                    format!("a missing `{name}` is generated ({v})"),
+                    format!("a missing `{name}` is generated ({} characters)", v.len()),
                     loc,
                 ),
                 _ => self.record(

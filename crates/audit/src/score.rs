@@ -1,7 +1,7 @@
 //! The published score: deterministic, 0–100, per group and overall.
 //!
 //! Each verified ID earns points: a pass earns the credit of its evidence
-//! (observed 1.0, configured 0.9, documented 0.8, attested 0.5), a partial
+//! (observed or configured 1.0, documented 0.9, attested 0.5), a partial
 //! half of that, a failure nothing. Not-applicable and unverified IDs earn
 //! nothing and count for nothing, so the score says how good what was
 //! verified is, and `coverage` says how much was verified. Score = 100 ×

@@ -403,10 +403,10 @@ fn secret(value: Option<&String>) -> Result<Option<String>, String> {
 fn live_findings(
     p: &ProbeArgs,
     config: Option<&Path>,
-) -> Result<Vec<portcullis_audit::model::Finding>, String> {
+) -> Result<(Vec<portcullis_audit::model::Finding>, Vec<String>), String> {
     use portcullis_audit::probe;
     let Some(url) = &p.target else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     };
     let from_config = match config {
         Some(path) => portcullis_config::load(path)
@@ -480,7 +480,7 @@ fn audit(
             return ExitCode::from(2);
         }
     };
-    let r = match portcullis_audit::run(&opts, probe.target.clone(), live) {
+    let r = match portcullis_audit::run(&opts, probe.target.clone(), live.0, live.1) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("audit: {e}");
