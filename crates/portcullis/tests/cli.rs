@@ -766,3 +766,87 @@ async fn with_an_admin_plane_apps_and_keys_go_through_it_and_obey_roles() {
     );
     gw.stop().await;
 }
+
+/// `portcullis audit` against the running quickstart, in `format`.
+fn audit_quickstart(facts: &serde_json::Value, dir: &Path, format: &str) -> (Option<i32>, String) {
+    let write = |name: &str, field: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, facts[field].as_str().unwrap()).unwrap();
+        format!("@{}", path.display())
+    };
+    let out = Command::new(BIN)
+        .args(["audit", "--format", format, "--as-of", "2026-11-28"])
+        .args(["--config", facts["config"].as_str().unwrap()])
+        .args(["--spec", facts["openapi"].as_str().unwrap()])
+        .args(["--target", facts["gateway_url"].as_str().unwrap()])
+        .args(["--ca", facts["ca_cert"].as_str().unwrap()])
+        .args(["--api-key", &write("key", "api_key")])
+        .args(["--token", &write("token", "token")])
+        .args([
+            "--token-without-scope",
+            &write("ro", "token_without_write_scope"),
+        ])
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_assessor_grades_the_quickstart_a_with_no_failed_implemented_control() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (_child, facts) = quickstart(&data, Stdio::null());
+    let (code, json) = audit_quickstart(&facts, dir.path(), "json");
+    assert_eq!(code, Some(0));
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(report["schema"], "portcullis-audit/1");
+    assert_eq!(report["score"]["grade"], "A", "{}", report["score"]);
+    let catalog = portcullis_catalog::Catalog::load();
+    for c in report["controls"].as_array().unwrap() {
+        let id = c["id"].as_str().unwrap();
+        let implemented =
+            catalog.get(id).unwrap().status == portcullis_catalog::Status::Implemented;
+        assert!(
+            !(implemented && c["verdict"] == "fail"),
+            "{id} fails although the gateway implements it: {c}"
+        );
+    }
+    // Every one of the 83 IDs has a verdict; identity and transport are observed.
+    assert_eq!(report["controls"].as_array().unwrap().len(), 83);
+    let evidence = |id: &str| {
+        report["controls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap()["evidence"]
+            .clone()
+    };
+    for id in ["AUTHN-13", "AUTHN-14", "AUTHZ-08", "OUTPUT-12", "DATA-04"] {
+        assert_eq!(evidence(id), "observed", "{id}");
+    }
+    // Same inputs, same report.
+    assert_eq!(audit_quickstart(&facts, dir.path(), "json").1, json);
+
+    // SARIF 2.1.0 with rules for every ID; JUnit with a case per ID; HTML
+    // with the chart and an expandable entry per ID.
+    let sarif: serde_json::Value =
+        serde_json::from_str(&audit_quickstart(&facts, dir.path(), "sarif").1).unwrap();
+    assert_eq!(sarif["version"], "2.1.0");
+    assert_eq!(
+        sarif["runs"][0]["tool"]["driver"]["rules"]
+            .as_array()
+            .unwrap()
+            .len(),
+        83
+    );
+    let junit = audit_quickstart(&facts, dir.path(), "junit").1;
+    assert_eq!(junit.matches("<testcase ").count(), 83);
+    let html = audit_quickstart(&facts, dir.path(), "html").1;
+    assert!(html.starts_with("<!DOCTYPE html>") && html.contains("<svg id=\"chart\""));
+    assert_eq!(html.matches("<details class=\"control").count(), 83);
+    assert!(html.contains("<span class=\"grade\" id=\"grade\">A</span>"));
+}
