@@ -1,0 +1,83 @@
+//! Answers, waivers and the published score.
+
+use portcullis_audit::model::Verdict;
+use portcullis_audit::{Options, run};
+
+fn day(s: &str) -> time::Date {
+    time::Date::parse(
+        s,
+        &time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .unwrap()
+}
+
+fn verdict(r: &portcullis_audit::Report, id: &str) -> Verdict {
+    r.controls.iter().find(|c| c.id == id).unwrap().verdict
+}
+
+#[test]
+fn answers_are_attested_until_they_expire_and_waivers_accept_failures_for_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let answers = dir.path().join("answers.yaml");
+    std::fs::write(
+        &answers,
+        "PROC-03: { answer: yes, evidence: 'Semgrep in CI on every merge', expires: 2027-01-31 }\n\
+         PROC-07: { answer: yes, evidence: 'coverage report', expires: 2026-01-01 }\n\
+         PROC-05: { answer: yes, expires: 2027-01-31 }\n\
+         PROC-01: { answer: no, evidence: 'no one yet', expires: 2027-01-31 }\n",
+    )
+    .unwrap();
+    let spec = dir.path().join("api.yaml");
+    std::fs::write(
+        &spec,
+        "openapi: 3.1.0\ninfo: { title: t, version: '1' }\npaths:\n  /a:\n    delete:\n      responses: { '204': { description: gone } }\n",
+    )
+    .unwrap();
+    let waivers = dir.path().join("waivers.yaml");
+    std::fs::write(
+        &waivers,
+        "- { id: OUTPUT-01, location: '/paths/~1a/delete', reason: 'legacy client', approver: 'CISO', expires: 2027-01-31 }\n\
+         - { id: AUTHN-06, location: '/paths/~1a/delete', reason: 'old', approver: 'CISO', expires: 2026-06-30 }\n",
+    )
+    .unwrap();
+    let opts = Options {
+        spec: Some(spec),
+        answers: Some(answers),
+        waivers: Some(waivers),
+        as_of: Some(day("2026-11-28")),
+        ..Options::default()
+    };
+    let r = run(&opts, None, Vec::new(), Vec::new()).unwrap();
+    assert_eq!(verdict(&r, "PROC-03"), Verdict::Pass);
+    let proc03 = r.controls.iter().find(|c| c.id == "PROC-03").unwrap();
+    assert_eq!(
+        proc03.evidence,
+        Some(portcullis_audit::model::Evidence::Attested)
+    );
+    assert_eq!(
+        verdict(&r, "PROC-07"),
+        Verdict::Unverified,
+        "expired answer"
+    );
+    assert_eq!(verdict(&r, "PROC-05"), Verdict::Unverified, "no evidence");
+    assert_eq!(verdict(&r, "PROC-01"), Verdict::Fail);
+    assert_eq!(verdict(&r, "OUTPUT-01"), Verdict::Partial, "waived");
+    assert_eq!(verdict(&r, "AUTHN-06"), Verdict::Fail, "expired waiver");
+    for note in [
+        "expired on 2026-01-01",
+        "without evidence",
+        "expired on 2026-06-30",
+    ] {
+        assert!(
+            r.notes.iter().any(|n| n.contains(note)),
+            "{note}: {:?}",
+            r.notes
+        );
+    }
+    // An unauthenticated write is critical: the grade is capped.
+    assert!(r.score.critical_failures >= 1);
+    assert!(r.score.grade >= 'D');
+    // Attested credit is capped: a pass on attestation alone earns half.
+    let proc = &r.score.groups["PROC"];
+    assert!(proc.score < 100.0 && proc.verified == 2, "{proc:?}");
+}
