@@ -17,6 +17,7 @@ pub mod probe;
 pub mod report;
 pub mod score;
 pub mod spec;
+pub mod tls_probe;
 
 use model::{Evidence, Finding, Verdict};
 use portcullis_catalog::Catalog;

@@ -381,6 +381,13 @@ impl Prober {
 
     /// Runs every probe; the findings, and notes on requests that got no answer.
     pub async fn run(mut self) -> (Vec<Finding>, Vec<String>) {
+        if self.tls.is_some() {
+            let host = self.base.host().unwrap_or("localhost").to_owned();
+            let port = self.base.port_u16().unwrap_or(443);
+            let url = self.target.url.clone();
+            let found = crate::tls_probe::probe(&host, port, self.target.ca.as_deref(), &url).await;
+            self.findings.extend(found);
+        }
         self.identity().await;
         self.headers_and_cors().await;
         self.input().await;
@@ -800,6 +807,10 @@ impl Prober {
             ),
         ];
         for (id, what, req) in cases {
+            if what == "an oversized body" {
+                self.oversized(id, &req).await;
+                continue;
+            }
             let Some(x) = self.probe(&req).await else {
                 continue;
             };
@@ -891,6 +902,52 @@ impl Prober {
                     loc,
                 );
             }
+        }
+    }
+
+    /// An oversized body is refused either with a 4xx or by closing the
+    /// connection before it is all sent; which one is a race, so both are
+    /// reported alike (the report must not depend on it).
+    async fn oversized(&mut self, id: &'static str, req: &Req) {
+        let refused = match self.send(req).await {
+            Ok(x) if x.status.is_client_error() => true,
+            Err(e) if e.contains("writing a body") => true,
+            Ok(x) => {
+                let loc = self.location(req, Some(x.status));
+                let (rule, id, message) = if x.status.is_success() {
+                    (
+                        "probe.bad-input-accepted",
+                        id,
+                        format!("an oversized body was accepted ({})", x.status),
+                    )
+                } else {
+                    (
+                        "probe.bad-input-5xx",
+                        "OUTPUT-14",
+                        format!("an oversized body caused {}: it must get a 4xx", x.status),
+                    )
+                };
+                self.record(id, rule, Outcome::Fail, message, loc);
+                false
+            }
+            Err(e) => {
+                self.notes.push(format!(
+                    "{} {}: no answer: {e}",
+                    req.method,
+                    self.url(&req.path)
+                ));
+                false
+            }
+        };
+        if refused {
+            let loc = self.location(req, None);
+            self.record(
+                id,
+                "probe.bad-input-refused",
+                Outcome::Pass,
+                "an oversized body (2 MiB) was refused before it was processed",
+                loc,
+            );
         }
     }
 
@@ -1127,7 +1184,6 @@ impl Prober {
                 }
             }
         }
-        let n = self.seen.len();
         if let Some((loc, _)) = self.seen.first() {
             let loc = loc.clone();
             for (id, what) in [
@@ -1142,7 +1198,7 @@ impl Prober {
                         "probe.clean",
                         Outcome::Pass,
                         Evidence::Observed,
-                        format!("{what} in {n} answers"),
+                        format!("{what} in any answer"),
                         loc.clone(),
                     ));
                 }

@@ -121,6 +121,7 @@ fn every_planted_flaw_of_the_weak_api_is_reported_under_its_id_and_nothing_else_
         "OUTPUT-11",
         "OUTPUT-12",
         "OUTPUT-14",
+        "TLS-05",
     ]
     .into_iter()
     .map(str::to_owned)
@@ -136,6 +137,7 @@ fn every_planted_flaw_of_the_weak_api_is_reported_under_its_id_and_nothing_else_
         "OUTPUT-12 probe.no-hsts",
         "OUTPUT-09 probe.cacheable",
         "CONTRACT-03 probe.debug-path-served",
+        "TLS-05 tls.weak-suite",
     ] {
         assert!(rules.contains(rule), "{rule} not in {rules:#?}");
     }
@@ -151,7 +153,9 @@ fn every_planted_flaw_of_the_weak_api_is_reported_under_its_id_and_nothing_else_
             .unwrap()
             .to_owned()
     };
-    for id in ["AUTHZ-08", "AUTHZ-02", "INPUT-01", "INPUT-06"] {
+    for id in [
+        "AUTHZ-08", "AUTHZ-02", "INPUT-01", "INPUT-06", "TLS-02", "TLS-03", "TLS-09", "TLS-10",
+    ] {
         assert_eq!(verdict(id), "pass", "{id}");
     }
     // Critical failures (alg: none, a stack trace) cap the grade.
