@@ -39,3 +39,17 @@ echo "tls-judges: sslyze --mozilla_config modern against $HOSTPORT"
   exit 1
 }
 grep -E "Compliant|Not compliant|TLS 1\.[0-3] Cipher Suites:|rejected all|Certificate is trusted" "$DATA/sslyze.out" | sed 's/^/  /' | sort -u
+
+# The assessor's TLS verdicts against testssl.sh's, on the quickstart
+# listener and on a deliberately weak server (TLS 1.2 with a CBC suite).
+echo "tls-judges: portcullis audit against testssl.sh"
+target/debug/portcullis audit --format json --target "$URL" --ca "$CA" --operation "GET /v1/health" --burst 0 >"$DATA/audit-qs.json"
+python3 scripts/compare_tls_verdicts.py quickstart "$DATA/testssl.json" "$DATA/audit-qs.json"
+python3 crates/portcullis/tests/fixtures/weak_api.py "$DATA/qs/pki/gateway.pem" "$DATA/qs/pki/gateway.key" judge-secret >"$DATA/weak.port" &
+WEAK_PID=$!
+trap 'kill "$WEAK_PID" 2>/dev/null || true; if [ -n "$QS_PID" ]; then kill "$QS_PID" 2>/dev/null || true; wait "$QS_PID" 2>/dev/null || true; fi; rm -rf "$DATA"' EXIT
+for _ in $(seq 1 50); do [ -s "$DATA/weak.port" ] && break; sleep 0.1; done
+WEAK="127.0.0.1:$(cat "$DATA/weak.port")"
+testssl --quiet --color 0 --warnings off --jsonfile "$DATA/testssl-weak.json" --add-ca "$CA" "$WEAK" >"$DATA/testssl-weak.out" 2>&1 || true
+target/debug/portcullis audit --format json --target "https://$WEAK" --ca "$CA" --operation "GET /v1/items" --burst 0 >"$DATA/audit-weak.json"
+python3 scripts/compare_tls_verdicts.py weak "$DATA/testssl-weak.json" "$DATA/audit-weak.json"

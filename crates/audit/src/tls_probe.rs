@@ -223,29 +223,41 @@ impl rustls::client::ResolvesClientCert for AskedForCert {
     }
 }
 
-/// Reads the chain (no verification) and whether a client certificate is requested.
-async fn inspect(addr: (&str, u16), host: &str) -> Option<Seen> {
+/// A handshake offering only `versions`, with no verification: the chain
+/// seen, whether a client certificate was asked for, and whether the
+/// handshake completed.
+async fn inspect(
+    addr: (&str, u16),
+    host: &str,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> (Seen, bool) {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let seen = Arc::new(Mutex::new(Seen::default()));
-    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
+    let completed = async {
+        let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(versions)
+            .ok()?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Recorder(seen.clone(), provider)))
+            .with_client_cert_resolver(Arc::new(AskedForCert(seen.clone())));
+        let name = rustls::pki_types::ServerName::try_from(host.to_owned()).ok()?;
+        let tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp),
+        )
+        .await
         .ok()?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(Recorder(seen.clone(), provider)))
-        .with_client_cert_resolver(Arc::new(AskedForCert(seen.clone())));
-    let name = rustls::pki_types::ServerName::try_from(host.to_owned()).ok()?;
-    let tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
-    let _ = tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp),
-    )
-    .await;
+        .ok()
+    }
+    .await
+    .is_some();
     let out = std::mem::take(
         &mut *seen
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner),
     );
-    (!out.chain.is_empty()).then_some(out)
+    (out, completed)
 }
 
 /// Whether the chain verifies against `ca` for `host` (rustls, TLS 1.2/1.3).
@@ -342,7 +354,15 @@ pub async fn probe(host: &str, port: u16, ca: Option<&str>, url: &str) -> Vec<Fi
         .concat(),
     )
     .await;
+    let tls13 = inspect(addr, host, &[&rustls::version::TLS13]).await.1;
     match tls12 {
+        Some((0x0303, _)) if !tls13 => out.push(found(
+            "TLS-05",
+            "tls.no-tls13",
+            Outcome::Partial,
+            "TLS 1.2 is the newest version accepted: TLS 1.3 is refused".into(),
+            at("-tls1_3"),
+        )),
         Some((0x0303, _)) => out.push(found(
             "TLS-05",
             "tls.tls12-accepted",
@@ -407,9 +427,10 @@ pub async fn probe(host: &str, port: u16, ca: Option<&str>, url: &str) -> Vec<Fi
         ));
     }
     // The certificate.
-    let Some(seen) = inspect(addr, host).await else {
+    let (seen, _) = inspect(addr, host, rustls::DEFAULT_VERSIONS).await;
+    if seen.chain.is_empty() {
         return out;
-    };
+    }
     if seen.client_cert_requested {
         out.push(found(
             "AUTHN-11",

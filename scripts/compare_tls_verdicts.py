@@ -1,0 +1,50 @@
+"""Compares `portcullis audit`'s TLS verdicts with testssl.sh's on one server.
+
+Usage: compare_tls_verdicts.py NAME TESTSSL_JSON AUDIT_JSON
+Protocols (TLS 1.0, 1.1, 1.2, 1.3) and weak suite families (export,
+NULL/anonymous, RC4, 3DES, CBC) must agree; prints the table, exits 1 on
+any disagreement.
+"""
+
+import json
+import sys
+
+name, testssl_path, audit_path = sys.argv[1:4]
+testssl = {f["id"]: f["finding"] for f in json.load(open(testssl_path))}
+audit = json.load(open(audit_path))
+messages = [
+    (f["rule"], f["message"])
+    for c in audit["controls"]
+    for f in c["findings"]
+    if f["rule"].startswith("tls.")
+]
+
+
+def said(rule, text=""):
+    return any(r == rule and text in m for r, m in messages)
+
+
+def offered(testssl_id):
+    finding = testssl.get(testssl_id, "")
+    return finding.startswith("offered") and "not offered" not in finding
+
+
+rows = [
+    ("TLS 1.0", offered("TLS1"), said("tls.old-protocol", "TLS 1.0")),
+    ("TLS 1.1", offered("TLS1_1"), said("tls.old-protocol", "TLS 1.1")),
+    ("TLS 1.2", offered("TLS1_2"), said("tls.tls12-accepted") or said("tls.no-tls13")),
+    ("TLS 1.3", offered("TLS1_3"), said("tls.tls13-only") or said("tls.tls12-accepted")),
+    ("export suites", offered("cipherlist_EXPORT"), said("tls.weak-suite", "export")),
+    ("NULL/anonymous suites", offered("cipherlist_NULL") or offered("cipherlist_aNULL"), said("tls.weak-suite", "NULL")),
+    ("RC4 suites", "not vulnerable" not in testssl.get("RC4", "not vulnerable"), said("tls.weak-suite", "RC4")),
+    ("3DES suites", offered("cipherlist_3DES_IDEA"), said("tls.weak-suite", "3DES")),
+    ("CBC suites", offered("cipherlist_AVERAGE"), said("tls.weak-suite", "CBC")),
+    ("forward secrecy offered", offered("PFS"), True),
+]
+bad = 0
+print(f"  {name}: {'':24} testssl.sh  audit")
+for what, t, a in rows:
+    mark = "" if t == a else "   DISAGREE"
+    bad += t != a
+    print(f"  {name}: {what:24} {str(t):10}  {str(a):5}{mark}")
+sys.exit(1 if bad else 0)
