@@ -242,19 +242,24 @@ impl<'a> Spec<'a> {
                             .iter()
                             .any(|r| r.as_object().is_some_and(serde_json::Map::is_empty)) =>
                 {
-                    if WRITES.contains(&op.method) {
-                        self.push(
-                            "AUTHN-06",
+                    // Public on purpose: not a failure, but not "all
+                    // endpoints authenticated" either (as `check` says of
+                    // public routes).
+                    let (rule, what) = if WRITES.contains(&op.method) {
+                        (
                             "spec.public-write",
-                            Outcome::Partial,
-                            &op.pointer,
-                            format!(
-                                "{} {} is explicitly public although it changes data",
-                                op.method.to_uppercase(),
-                                op.path
-                            ),
-                        );
-                    }
+                            "is explicitly public although it changes data",
+                        )
+                    } else {
+                        ("spec.public-read", "is explicitly public (`security: []`)")
+                    };
+                    self.push(
+                        "AUTHN-06",
+                        rule,
+                        Outcome::Partial,
+                        &op.pointer,
+                        format!("{} {} {what}", op.method.to_uppercase(), op.path),
+                    );
                 }
                 Some(reqs) => {
                     let scoped = reqs.iter().filter_map(Value::as_object).all(|r| {
@@ -611,12 +616,16 @@ impl<'a> Spec<'a> {
     fn responses(&mut self, ops: &[Op<'_>]) {
         let mut error_schemas = BTreeSet::new();
         let mut documented_429 = 0;
+        let mut without_429 = Vec::new();
         for op in ops {
             let pointer = format!("{}/responses", op.pointer);
             let Some(responses) = op.value.get("responses").and_then(Value::as_object) else {
                 continue;
             };
             let mut has_error = false;
+            if !responses.contains_key("429") {
+                without_429.push(pointer.clone());
+            }
             for (code, r) in responses {
                 let r = deref(self.root, r);
                 let is_error = code.starts_with('4') || code.starts_with('5') || code == "default";
@@ -639,6 +648,18 @@ impl<'a> Spec<'a> {
                         .get("headers")
                         .and_then(Value::as_object)
                         .is_some_and(|h| h.keys().any(|k| k.eq_ignore_ascii_case("retry-after")));
+                    if r.get("content").is_none() {
+                        self.fail(
+                            "INPUT-08",
+                            "spec.429-without-body",
+                            &format!("{pointer}/429"),
+                            format!(
+                                "the 429 of {} {} documents no body to say why and when to retry (a problem body)",
+                                op.method.to_uppercase(),
+                                op.path
+                            ),
+                        );
+                    }
                     if retry {
                         documented_429 += 1;
                     } else {
@@ -693,8 +714,15 @@ impl<'a> Spec<'a> {
             self.push("OUTPUT-01", "spec.several-error-shapes", Outcome::Partial, "/paths", format!("error responses use {} different bodies: use one problem schema (RFC 9457 `application/problem+json`)", error_schemas.len()));
         }
         if !ops.is_empty() {
-            if documented_429 == 0 && !self.findings.iter().any(|f| f.id == "INPUT-08") {
-                self.fail("INPUT-08", "spec.no-429", "/paths", "no operation documents a 429 with `Retry-After`: clients cannot know they are throttled or when to retry".into());
+            // Every endpoint throttles: an operation without a documented
+            // 429 is a failure when none has one, partial otherwise.
+            let outcome = if documented_429 == 0 {
+                Outcome::Fail
+            } else {
+                Outcome::Partial
+            };
+            for pointer in without_429 {
+                self.push("INPUT-08", "spec.no-429", outcome, &pointer, "no 429 with `Retry-After` documented: clients cannot know they are throttled or when to retry".into());
             }
             self.pass_unless_found(
                 "INPUT-08",
@@ -757,13 +785,95 @@ impl<'a> Spec<'a> {
         {
             shapes.push((format!("/components/schemas/{}", escape(name)), s.clone()));
         }
+        // Inline schemas are bounded like components (their descriptions
+        // belong to the parameter or the body, not the schema).
+        let inline_from = shapes.len();
+        for op in self.operations() {
+            let base = op.pointer.clone();
+            let base = base.as_str();
+            for (i, p) in op
+                .value
+                .get("parameters")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                if let Some(schema) = p.get("schema") {
+                    shapes.push((format!("{base}/parameters/{i}/schema"), schema.clone()));
+                }
+            }
+            let bodies = op
+                .value
+                .pointer("/requestBody/content")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+                .map(|(m, c)| {
+                    (
+                        format!("{base}/requestBody/content/{}/schema", escape(m)),
+                        c,
+                    )
+                })
+                .chain(
+                    op.value
+                        .get("responses")
+                        .and_then(Value::as_object)
+                        .into_iter()
+                        .flatten()
+                        .flat_map(|(code, r)| {
+                            let headers = r
+                                .get("headers")
+                                .and_then(Value::as_object)
+                                .into_iter()
+                                .flatten()
+                                .map(move |(h, v)| {
+                                    (
+                                        format!(
+                                            "{base}/responses/{}/headers/{}/schema",
+                                            escape(code),
+                                            escape(h)
+                                        ),
+                                        v,
+                                    )
+                                });
+                            r.get("content")
+                                .and_then(Value::as_object)
+                                .into_iter()
+                                .flatten()
+                                .map(move |(m, c)| {
+                                    (
+                                        format!(
+                                            "{base}/responses/{}/content/{}/schema",
+                                            escape(code),
+                                            escape(m)
+                                        ),
+                                        c,
+                                    )
+                                })
+                                .chain(headers)
+                        }),
+                )
+                .filter_map(|(p, c)| c.get("schema").map(|s| (p, s.clone())))
+                .collect::<Vec<_>>();
+            shapes.extend(bodies);
+        }
+        let inline: std::collections::HashSet<String> = shapes[inline_from..]
+            .iter()
+            .map(|(p, _)| p.clone())
+            .collect();
         let mut seen_property = false;
         let mut classified = 0;
         while let Some((pointer, s)) = shapes.pop() {
             if s.get("$ref").is_some() {
                 continue;
             }
-            if s.get("description").is_none() && !pointer.contains("/items") {
+            let in_components = pointer.starts_with("/components/");
+            if in_components
+                && s.get("description").is_none()
+                && !pointer.contains("/items")
+                && !inline.contains(&pointer)
+            {
                 self.fail(
                     "CONTRACT-01",
                     "spec.undescribed",
