@@ -29,6 +29,15 @@ def offered(testssl_id):
     return finding.startswith("offered") and "not offered" not in finding
 
 
+# Forward secrecy as audit saw it: TLS 1.3, or TLS 1.2 choosing an
+# ephemeral (EC)DHE suite when offered everything.
+ECDHE = {0xC02B, 0xC02C, 0xC02F, 0xC030, 0xCCA8, 0xCCA9, 0xC009, 0xC00A, 0xC013, 0xC014,
+         0xC023, 0xC024, 0xC027, 0xC028, 0x0033, 0x0039, 0x0067, 0x006B}
+tls13 = said("tls.tls13-only") or said("tls.tls12-accepted")
+chosen = [int(m.split("chose 0x")[1].rstrip(")"), 16) for r, m in messages
+          if r in ("tls.tls12-accepted", "tls.no-tls13") and "chose 0x" in m]
+audit_fs = tls13 or any(c in ECDHE for c in chosen)
+
 rows = [
     ("TLS 1.0", offered("TLS1"), said("tls.old-protocol", "TLS 1.0")),
     ("TLS 1.1", offered("TLS1_1"), said("tls.old-protocol", "TLS 1.1")),
@@ -39,7 +48,7 @@ rows = [
     ("RC4 suites", "not vulnerable" not in testssl.get("RC4", "not vulnerable"), said("tls.weak-suite", "RC4")),
     ("3DES suites", offered("cipherlist_3DES_IDEA"), said("tls.weak-suite", "3DES")),
     ("CBC suites", offered("cipherlist_AVERAGE"), said("tls.weak-suite", "CBC")),
-    ("forward secrecy offered", offered("PFS"), True),
+    ("forward secrecy offered", offered("PFS"), audit_fs),
 ]
 bad = 0
 print(f"  {name}: {'':24} testssl.sh  audit")

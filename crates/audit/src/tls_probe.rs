@@ -356,18 +356,20 @@ pub async fn probe(host: &str, port: u16, ca: Option<&str>, url: &str) -> Vec<Fi
     .await;
     let tls13 = inspect(addr, host, &[&rustls::version::TLS13]).await.1;
     match tls12 {
-        Some((0x0303, _)) if !tls13 => out.push(found(
+        Some((0x0303, suite)) if !tls13 => out.push(found(
             "TLS-05",
             "tls.no-tls13",
             Outcome::Partial,
-            "TLS 1.2 is the newest version accepted: TLS 1.3 is refused".into(),
+            format!(
+                "TLS 1.2 is the newest version accepted: TLS 1.3 is refused (chose 0x{suite:04x})"
+            ),
             at("-tls1_3"),
         )),
-        Some((0x0303, _)) => out.push(found(
+        Some((0x0303, suite)) => out.push(found(
             "TLS-05",
             "tls.tls12-accepted",
             Outcome::Pass,
-            "TLS 1.2 is accepted besides TLS 1.3".into(),
+            format!("TLS 1.2 is accepted besides TLS 1.3 (chose 0x{suite:04x})"),
             at("-tls1_2"),
         )),
         _ if !old_accepted => out.push(found(

@@ -81,3 +81,54 @@ fn answers_are_attested_until_they_expire_and_waivers_accept_failures_for_a_time
     let proc = &r.score.groups["PROC"];
     assert!(proc.score < 100.0 && proc.verified == 2, "{proc:?}");
 }
+
+/// The catalogue says, per ID, which rules `audit` judges it by: every
+/// `(ID, rule)` pair in the sources is named in that ID's statement, and
+/// every rule a statement names exists.
+#[test]
+fn the_catalogue_names_every_rule_audit_judges_an_id_by() {
+    let sources: String = ["spec", "probe", "tls_probe", "config_review"]
+        .iter()
+        .map(|f| {
+            std::fs::read_to_string(format!("{}/src/{f}.rs", env!("CARGO_MANIFEST_DIR"))).unwrap()
+        })
+        .collect();
+    let catalog = portcullis_audit::catalog();
+    let mut pairs = 0;
+    for c in &catalog.control {
+        let needle = format!("\"{}\",", c.id);
+        for (at, _) in sources.match_indices(&needle) {
+            let after = sources[at + needle.len()..].trim_start();
+            let Some(rule) = after.strip_prefix('"').and_then(|r| r.split('"').next()) else {
+                continue;
+            };
+            if ["spec.", "probe.", "tls."]
+                .iter()
+                .any(|p| rule.starts_with(p))
+            {
+                pairs += 1;
+                assert!(
+                    c.audit.contains(&format!("`{rule}`")),
+                    "{}: the catalogue's audit statement does not name `{rule}`: {}",
+                    c.id,
+                    c.audit
+                );
+            }
+        }
+    }
+    assert!(pairs > 80, "only {pairs} (ID, rule) pairs found");
+    for c in &catalog.control {
+        for rule in c.audit.split('`').skip(1).step_by(2) {
+            if ["spec.", "probe.", "tls."]
+                .iter()
+                .any(|p| rule.starts_with(p))
+            {
+                assert!(
+                    sources.contains(&format!("\"{rule}\"")),
+                    "{}: `{rule}` does not exist",
+                    c.id
+                );
+            }
+        }
+    }
+}

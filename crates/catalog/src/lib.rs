@@ -40,6 +40,8 @@ pub struct Control {
     pub enforce: String,
     /// `spec`, `config`, `live`, `ask`.
     pub assess: Vec<String>,
+    /// How `portcullis audit` judges it: the planes and the rules.
+    pub audit: String,
     pub status: Status,
     /// The issue that builds or completes the control.
     #[serde(default)]
@@ -85,7 +87,7 @@ impl Catalog {
             count(Status::Planned),
             self.control.len()
         );
-        out.push_str("| ID | item | status | enforcement at the gateway | assess | tests |\n|---|---|---|---|---|---|\n");
+        out.push_str("| ID | item | status | enforcement at the gateway | assess | how `audit` judges it | tests |\n|---|---|---|---|---|---|---|\n");
         for c in &self.control {
             let status = match (&c.status, &c.next) {
                 (Status::Implemented, _) | (_, None) => c.status.as_str().to_owned(),
@@ -99,12 +101,13 @@ impl Catalog {
                 .join("<br>");
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} |",
                 c.id,
                 c.title.replace('|', "\\|"),
                 status,
                 c.enforce.replace('|', "\\|"),
                 c.assess.join(", "),
+                c.audit.replace('|', "\\|"),
                 tests
             );
         }
@@ -147,6 +150,11 @@ mod tests {
                 ctl.id
             );
             assert!(!ctl.assess.is_empty(), "{} has no assessment", ctl.id);
+            assert!(
+                !ctl.audit.trim().is_empty(),
+                "{} does not say how audit judges it",
+                ctl.id
+            );
             for a in &ctl.assess {
                 assert!(
                     ["spec", "config", "live", "ask"].contains(&a.as_str()),
