@@ -223,14 +223,14 @@ pub fn review(file: &str, config: &Config) -> Vec<Finding> {
             .iter()
             .filter(|r| matches!(r.auth, AuthPolicy::Protected(ref p) if p.api_key))
             .count();
-        if api_keys
-            == routes
-                .iter()
-                .filter(|r| r.auth != AuthPolicy::Public)
-                .count()
-        {
+        let protected = routes
+            .iter()
+            .filter(|r| r.auth != AuthPolicy::Public)
+            .count();
+        // Nothing protected proves nothing about keys: no finding then.
+        if protected > 0 && api_keys == protected {
             r.pass("AUTHN-04", "apis[].routes[].auth", "every protected route requires the application's API key (header only; query credentials are refused)");
-        } else {
+        } else if protected > 0 {
             r.add(
                 "AUTHN-04",
                 Outcome::Partial,

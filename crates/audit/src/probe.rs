@@ -534,7 +534,14 @@ impl Prober {
                 format!("{refused_401} kinds of bad credentials answered 401"),
                 loc.clone(),
             );
-            for id in ["AUTHN-13", "AUTHN-02", "AUTHN-06"] {
+            // A pass only for what was tried: forged tokens need --token,
+            // bad credentials a token or a key; no credentials always ran.
+            let tried = [
+                ("AUTHN-13", token.is_some()),
+                ("AUTHN-02", token.is_some() || self.target.api_key.is_some()),
+                ("AUTHN-06", true),
+            ];
+            for id in tried.into_iter().filter(|t| t.1).map(|t| t.0) {
                 if !self.findings.iter().any(|f| f.id == id) {
                     self.record(
                         id,

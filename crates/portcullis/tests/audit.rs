@@ -8,14 +8,7 @@ use std::process::{Command, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use portcullis_testkit::ChildGuard as Child;
 
 fn hs256(secret: &[u8], claims: &serde_json::Value) -> String {
     jsonwebtoken::encode(

@@ -11,14 +11,7 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use portcullis_testkit::ChildGuard as Child;
 
 fn wait_for_file(path: &Path, child: &mut std::process::Child) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -495,16 +488,7 @@ fn apps_and_keys_commands_manage_the_store() {
     )
     .unwrap();
     // `--config` goes before the subcommand action.
-    let run = |args: &[&str]| {
-        let mut full = vec![args[0], "--config", cfg.to_str().unwrap()];
-        full.extend_from_slice(&args[1..]);
-        let out = Command::new(BIN).args(&full).output().unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let run = |args: &[&str]| portcullis_testkit::run_cli(BIN, &cfg, None, args);
     assert_eq!(run(&["apps", "create", "web"]).0, Some(0));
     let (code, _, err) = run(&["apps", "create", "web"]);
     assert_eq!(code, Some(1));
@@ -670,19 +654,7 @@ async fn with_an_admin_plane_apps_and_keys_go_through_it_and_obey_roles() {
     let otto = env.admin_token("otto", Role::Operator);
     let cfg = gw.config_path.clone();
     let run = move |token: Option<&str>, args: &[&str]| {
-        let mut full = vec![args[0], "--config", cfg.to_str().unwrap()];
-        full.extend_from_slice(&args[1..]);
-        let mut cmd = Command::new(BIN);
-        cmd.args(&full).env_remove("PORTCULLIS_ADMIN_TOKEN");
-        if let Some(t) = token {
-            cmd.env("PORTCULLIS_ADMIN_TOKEN", t);
-        }
-        let out = cmd.output().unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        portcullis_testkit::run_cli(BIN, &cfg, token, args)
     };
 
     // No token: refused before anything is written (no fallback to the store).

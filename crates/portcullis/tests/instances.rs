@@ -69,19 +69,7 @@ fn cli(config: &Path, args: &[&str]) -> (Option<i32>, String, String) {
 
 /// The CLI with an admin token: `apps` and `keys` go through the admin plane.
 fn cli_as(token: Option<&str>, config: &Path, args: &[&str]) -> (Option<i32>, String, String) {
-    let mut full = vec![args[0], "--config", config.to_str().unwrap()];
-    full.extend_from_slice(&args[1..]);
-    let mut cmd = Command::new(BIN);
-    cmd.args(&full).env_remove("PORTCULLIS_ADMIN_TOKEN");
-    if let Some(t) = token {
-        cmd.env("PORTCULLIS_ADMIN_TOKEN", t);
-    }
-    let out = cmd.output().unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    portcullis_testkit::run_cli(BIN, config, token, args)
 }
 
 struct Fleet {

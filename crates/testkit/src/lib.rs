@@ -1055,3 +1055,37 @@ where
         serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
     ))
 }
+
+/// A child process killed and reaped when dropped (test servers, the binary).
+pub struct ChildGuard(pub std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs the `portcullis` binary `bin` with `args[0] --config CONFIG
+/// args[1..]`, with `token` as `PORTCULLIS_ADMIN_TOKEN` (or none):
+/// `(exit code, stdout, stderr)`.
+pub fn run_cli(
+    bin: &str,
+    config: &Path,
+    token: Option<&str>,
+    args: &[&str],
+) -> (Option<i32>, String, String) {
+    let mut full = vec![args[0], "--config", config.to_str().unwrap()];
+    full.extend_from_slice(&args[1..]);
+    let mut cmd = std::process::Command::new(bin);
+    cmd.args(&full).env_remove("PORTCULLIS_ADMIN_TOKEN");
+    if let Some(t) = token {
+        cmd.env("PORTCULLIS_ADMIN_TOKEN", t);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
