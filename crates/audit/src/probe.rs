@@ -10,6 +10,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::fmt::Write;
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +39,79 @@ pub struct Target {
     pub scoped: Option<(Method, String)>,
     /// Requests in the throttling burst.
     pub burst: usize,
+    /// A client certificate that identifies the caller (mutual TLS).
+    pub client_cert: Option<ClientCert>,
+}
+
+/// A client certificate and its key, presented as a credential.
+#[derive(Debug)]
+pub struct ClientCert {
+    pub chain: Vec<CertificateDer<'static>>,
+    pub key: PrivateKeyDer<'static>,
+}
+
+impl Clone for ClientCert {
+    fn clone(&self) -> Self {
+        Self {
+            chain: self.chain.clone(),
+            key: self.key.clone_key(),
+        }
+    }
+}
+
+impl ClientCert {
+    /// A self-signed certificate with the same names as this one's leaf:
+    /// what an impostor who knows the name, not the key, would present.
+    fn impostor(&self) -> Result<Self, String> {
+        use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair, SanType};
+        use x509_parser::extensions::GeneralName;
+        let leaf = self.chain.first().ok_or("--cert: no certificate")?;
+        let (_, cert) =
+            x509_parser::parse_x509_certificate(leaf).map_err(|e| format!("--cert: {e}"))?;
+        let mut params = CertificateParams::default();
+        if let Some(cn) = cert.subject().iter_common_name().next()
+            && let Ok(cn) = cn.as_str()
+        {
+            params.distinguished_name.push(DnType::CommonName, cn);
+        }
+        if let Ok(Some(san)) = cert.subject_alternative_name() {
+            for name in &san.value.general_names {
+                let san = match name {
+                    GeneralName::DNSName(d) => d.to_string().try_into().map(SanType::DnsName),
+                    GeneralName::URI(u) => u.to_string().try_into().map(SanType::URI),
+                    _ => continue,
+                };
+                params
+                    .subject_alt_names
+                    .push(san.map_err(|e| format!("--cert: {e}"))?);
+            }
+        }
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let key = KeyPair::generate().map_err(|e| e.to_string())?;
+        let cert = params.self_signed(&key).map_err(|e| e.to_string())?;
+        Ok(Self {
+            chain: vec![cert.der().clone()],
+            key: PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        })
+    }
+}
+
+/// Which client certificate a request presents.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Presented {
+    #[default]
+    Nothing,
+    /// The one given with `--cert`.
+    Given,
+    /// A self-signed one with the same names.
+    Impostor,
+}
+
+/// TLS client configurations, one for each certificate a request can present.
+struct Tls {
+    nothing: Arc<rustls::ClientConfig>,
+    given: Option<Arc<rustls::ClientConfig>>,
+    impostor: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// One exchange as the probes see it.
@@ -64,6 +138,7 @@ struct Req {
     path: String,
     headers: Vec<(String, String, &'static str)>,
     body: Option<(String, Bytes)>,
+    cert: Presented,
 }
 
 impl Req {
@@ -73,6 +148,7 @@ impl Req {
             path: path.to_owned(),
             headers: Vec::new(),
             body: None,
+            cert: Presented::Nothing,
         }
     }
     /// `shown`: how `curl` shows the value (a variable for secrets).
@@ -85,12 +161,16 @@ impl Req {
         self.body = Some((content_type.to_owned(), body.into()));
         self
     }
+    fn presenting(mut self, cert: Presented) -> Self {
+        self.cert = cert;
+        self
+    }
 }
 
 pub struct Prober {
     target: Target,
     base: http::Uri,
-    tls: Option<Arc<rustls::ClientConfig>>,
+    tls: Option<Tls>,
     findings: Vec<Finding>,
     /// Requests that got no answer: reported, never a verdict.
     notes: Vec<String>,
@@ -99,7 +179,10 @@ pub struct Prober {
     last: Option<std::time::Instant>,
 }
 
-fn tls_config(ca: Option<&str>) -> Result<Arc<rustls::ClientConfig>, String> {
+fn tls_config(
+    ca: Option<&str>,
+    cert: Option<&ClientCert>,
+) -> Result<Arc<rustls::ClientConfig>, String> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     if let Some(pem) = ca {
@@ -110,11 +193,16 @@ fn tls_config(ca: Option<&str>) -> Result<Arc<rustls::ClientConfig>, String> {
                 .map_err(|e| format!("--ca: {e}"))?;
         }
     }
-    let mut c = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let mut c = match cert {
+        Some(c) => builder
+            .with_client_auth_cert(c.chain.clone(), c.key.clone_key())
+            .map_err(|e| format!("--cert/--key: {e}"))?,
+        None => builder.with_no_client_auth(),
+    };
     c.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(c))
 }
@@ -215,7 +303,19 @@ impl Prober {
             .parse()
             .map_err(|e| format!("--target: {e}"))?;
         let tls = match base.scheme_str() {
-            Some("https") => Some(tls_config(target.ca.as_deref())?),
+            Some("https") => {
+                let ca = target.ca.as_deref();
+                let cert = target.client_cert.as_ref();
+                let impostor = cert.map(ClientCert::impostor).transpose()?;
+                Some(Tls {
+                    nothing: tls_config(ca, None)?,
+                    given: cert.map(|c| tls_config(ca, Some(c))).transpose()?,
+                    impostor: impostor.map(|c| tls_config(ca, Some(&c))).transpose()?,
+                })
+            }
+            Some("http") if target.client_cert.is_some() => {
+                return Err("--cert: a client certificate needs an https:// target".into());
+            }
             Some("http") => None,
             _ => return Err("--target: an http:// or https:// URL".into()),
         };
@@ -236,8 +336,22 @@ impl Prober {
 
     fn location(&self, req: &Req, status: Option<StatusCode>) -> Location {
         let mut curl = format!("curl -sS --cacert \"$CA\" -X {}", req.method);
-        for (name, _, shown) in &req.headers {
-            curl.push_str(&format!(" -H '{name}: {shown}'"));
+        match req.cert {
+            Presented::Nothing => {}
+            Presented::Given => curl.push_str(" --cert \"$CLIENT_CERT\" --key \"$CLIENT_KEY\""),
+            Presented::Impostor => curl.push_str(" --cert impostor.pem --key impostor.key"),
+        }
+        for (name, value, shown) in &req.headers {
+            // A secret is a shell variable: double quotes let it expand.
+            let shown = match value.strip_prefix("Bearer ") {
+                Some(_) if name == "authorization" => format!("Bearer {shown}"),
+                _ => (*shown).to_owned(),
+            };
+            if shown.contains('$') {
+                curl.push_str(&format!(" -H \"{name}: {shown}\""));
+            } else {
+                curl.push_str(&format!(" -H '{name}: {shown}'"));
+            }
         }
         if let Some((ct, body)) = &req.body {
             let shown = if body.len() > 200 {
@@ -247,7 +361,12 @@ impl Prober {
             };
             curl.push_str(&format!(" -H 'content-type: {ct}' --data '{shown}'"));
         }
-        curl.push_str(&format!(" '{}'", self.url(&req.path).replace('\'', "%27")));
+        let url = self.url(&req.path).replace('\'', "%27");
+        if url.contains('$') {
+            curl.push_str(&format!(" \"{}\"", url.replace('"', "%22")));
+        } else {
+            curl.push_str(&format!(" '{url}'"));
+        }
         Location::Probe {
             method: req.method.to_string(),
             url: self.url(&req.path),
@@ -332,7 +451,12 @@ impl Prober {
                 .await
                 .map_err(|e| format!("{host}:{port}: {e}"))?;
             match &self.tls {
-                Some(config) => {
+                Some(tls) => {
+                    let config = match req.cert {
+                        Presented::Nothing => &tls.nothing,
+                        Presented::Given => tls.given.as_ref().unwrap_or(&tls.nothing),
+                        Presented::Impostor => tls.impostor.as_ref().unwrap_or(&tls.nothing),
+                    };
                     let name = rustls::pki_types::ServerName::try_from(host.clone())
                         .map_err(|e| e.to_string())?;
                     let tls = tokio_rustls::TlsConnector::from(config.clone())
@@ -368,13 +492,18 @@ impl Prober {
         }
     }
 
-    fn authed(&self, req: Req, key: bool, token: Option<(&str, &'static str)>) -> Req {
+    /// The request with the given credentials: `app`, the application's
+    /// (API key and client certificate); `token`, a bearer token.
+    fn authed(&self, req: Req, app: bool, token: Option<(&str, &'static str)>) -> Req {
         let mut req = req;
-        if key && let Some(k) = &self.target.api_key {
+        if app && let Some(k) = &self.target.api_key {
             req = req.header(&self.target.api_key_header.clone(), k, "$API_KEY");
         }
         if let Some((t, shown)) = token {
             req = req.header("authorization", &format!("Bearer {t}"), shown);
+        }
+        if app && self.target.client_cert.is_some() {
+            req = req.presenting(Presented::Given);
         }
         req
     }
@@ -415,12 +544,20 @@ impl Prober {
         }
         let mut cases: Vec<(&'static str, Req, bool)> =
             vec![("no credentials", base.clone(), false)];
-        if self.target.api_key.is_some() {
+        if self.target.client_cert.is_some() {
+            cases.push((
+                "no API key or client certificate",
+                self.authed(base.clone(), false, token.as_deref().map(|t| (t, "$TOKEN"))),
+                false,
+            ));
+        } else if self.target.api_key.is_some() {
             cases.push((
                 "no API key",
                 self.authed(base.clone(), false, token.as_deref().map(|t| (t, "$TOKEN"))),
                 false,
             ));
+        }
+        if self.target.api_key.is_some() {
             cases.push((
                 "an invalid API key",
                 self.authed(base.clone(), false, token.as_deref().map(|t| (t, "$TOKEN")))
@@ -553,6 +690,12 @@ impl Prober {
                 }
             }
         }
+        if self.target.client_cert.is_some() && self.tls.is_some() {
+            let req = self
+                .authed(base.clone(), false, token.as_deref().map(|t| (t, "$TOKEN")))
+                .presenting(Presented::Impostor);
+            self.impostor(&req).await;
+        }
         // The API key only in the query string: never accepted (AUTHN-04).
         if let Some(k) = self.target.api_key.clone() {
             let sep = if path.contains('?') { '&' } else { '?' };
@@ -636,6 +779,62 @@ impl Prober {
                         loc,
                     ),
                 }
+            }
+        }
+    }
+
+    /// AUTHN-11: a self-signed certificate bearing the names of the one
+    /// given must identify nobody, whether refused at the handshake or
+    /// answered with an error.
+    async fn impostor(&mut self, req: &Req) {
+        let host = self.base.host().unwrap_or("localhost");
+        let unreachable = format!("{host}:{}:", self.base.port_u16().unwrap_or(443));
+        match self.send(req).await {
+            Ok(x) => {
+                let loc = self.location(req, Some(x.status));
+                self.seen.push((loc.clone(), x.clone()));
+                if x.status.is_success() {
+                    self.findings.push(
+                        Finding::new(
+                            "AUTHN-11",
+                            "probe.impostor-certificate-accepted",
+                            Outcome::Fail,
+                            Evidence::Observed,
+                            format!(
+                                "a self-signed client certificate with the names of --cert was accepted ({}): anyone can claim that identity",
+                                x.status
+                            ),
+                            loc,
+                        )
+                        .critical(),
+                    );
+                } else {
+                    self.record(
+                        "AUTHN-11",
+                        "probe.impostor-certificate-refused",
+                        Outcome::Pass,
+                        format!(
+                            "a self-signed client certificate with the names of --cert was refused ({})",
+                            x.status
+                        ),
+                        loc,
+                    );
+                }
+            }
+            Err(e) if e.starts_with("no answer") || e.starts_with(&unreachable) => {
+                let url = self.url(&req.path);
+                self.notes
+                    .push(format!("{} {url}: no answer: {e}", req.method));
+            }
+            Err(e) => {
+                let loc = self.location(req, None);
+                self.record(
+                    "AUTHN-11",
+                    "probe.impostor-certificate-refused",
+                    Outcome::Pass,
+                    format!("a self-signed client certificate with the names of --cert was refused during the TLS handshake ({e})"),
+                    loc,
+                );
             }
         }
     }

@@ -385,6 +385,14 @@ struct ProbeArgs {
     /// Requests in the throttling burst (at most 1000).
     #[arg(long, default_value_t = 50)]
     burst: usize,
+    /// A client certificate (PEM chain) that identifies the caller, in
+    /// place of or beside --api-key; the probes also try a self-signed
+    /// impostor with its names.
+    #[arg(long, requires = "key")]
+    cert: Option<PathBuf>,
+    /// The key of --cert (PEM; refused when group or world readable).
+    #[arg(long, requires = "cert")]
+    key: Option<PathBuf>,
 }
 
 /// A secret from the command line; `@FILE` reads it from a file.
@@ -425,6 +433,13 @@ fn live_findings(
         p.ca.as_ref()
             .map(|c| std::fs::read_to_string(c).map_err(|e| format!("{}: {e}", c.display())))
             .transpose()?;
+    let client_cert = match (&p.cert, &p.key) {
+        (Some(cert), Some(key)) => Some(probe::ClientCert {
+            chain: portcullis_gateway::tls::load_certs(cert).map_err(|e| format!("--cert: {e}"))?,
+            key: portcullis_gateway::tls::load_key(key).map_err(|e| format!("--key: {e}"))?,
+        }),
+        _ => None,
+    };
     let target = probe::Target {
         url: url.clone(),
         ca,
@@ -435,6 +450,7 @@ fn live_findings(
         protected,
         scoped,
         burst: p.burst.min(probe::MAX_BURST),
+        client_cert,
     };
     let prober = probe::Prober::new(target)?;
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -1,10 +1,13 @@
-//! `portcullis audit` against a deliberately weak API (test data in
-//! `fixtures/weak_api.py`): every planted flaw is reported under its ID,
-//! and nothing else fails.
+//! `portcullis audit` against deliberately weak APIs (test data in
+//! `fixtures/`, and a server here that takes any client certificate):
+//! every planted flaw is reported under its ID, and nothing else fails.
 
+use rustls::pki_types::CertificateDer;
 use std::collections::BTreeSet;
 use std::io::BufRead;
+use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 
@@ -158,4 +161,190 @@ fn every_planted_flaw_of_the_weak_api_is_reported_under_its_id_and_nothing_else_
     let text = String::from_utf8_lossy(&out.stdout);
     let secret_token = std::fs::read_to_string(&token).unwrap();
     assert!(!text.contains(secret_token.trim()) && text.contains("$TOKEN"));
+}
+
+/// A deliberately weak server for AUTHN-11: it asks for a client
+/// certificate and takes any one as the caller's identity, without checking
+/// who issued it (the signature over the handshake is still verified, so
+/// the caller holds the key of whatever it presents).
+#[derive(Debug)]
+struct AnyClientCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::server::danger::ClientCertVerifier for AnyClientCert {
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        &[]
+    }
+    fn verify_client_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        Ok(rustls::server::danger::ClientCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+}
+
+/// Serves `200` to any caller with a client certificate, `401` otherwise.
+async fn serve_any_client_certificate(
+    listener: tokio::net::TcpListener,
+    config: Arc<rustls::ServerConfig>,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            return;
+        };
+        let acceptor = acceptor.clone();
+        tokio::spawn(async move {
+            let Ok(tls) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let identified = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .is_some_and(|c| !c.is_empty());
+            let service = hyper::service::service_fn(move |_req| async move {
+                let (status, body) = if identified {
+                    (200, r#"{"items":[]}"#)
+                } else {
+                    (401, r#"{"title":"a client certificate is required"}"#)
+                };
+                Ok::<_, std::convert::Infallible>(
+                    hyper::Response::builder()
+                        .status(status)
+                        .header("content-type", "application/json")
+                        .header("www-authenticate", "Bearer")
+                        .header("cache-control", "no-store")
+                        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                        .unwrap(),
+                )
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                .await;
+        });
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_certificate_is_a_probe_credential_and_an_impostor_one_accepted_fails_authn_11() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = portcullis_gateway::devpki::DevCa::new("Any-cert API CA").unwrap();
+    let ca_path = dir.path().join("ca.pem");
+    std::fs::write(&ca_path, ca.cert_pem()).unwrap();
+    let leaf = ca
+        .issue_to(dir.path(), "server", &["127.0.0.1"], false)
+        .unwrap();
+    let client = ca
+        .issue_to(dir.path(), "client", &["app.clients.test"], true)
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(Arc::new(AnyClientCert(provider)))
+        .with_single_cert(
+            portcullis_gateway::tls::load_certs(&leaf.cert).unwrap(),
+            portcullis_gateway::tls::load_key(&leaf.key).unwrap(),
+        )
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(serve_any_client_certificate(listener, Arc::new(config)));
+
+    let audit = |key: &Path| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["audit", "--format", "json", "--burst", "3"])
+            .args(["--target", &format!("https://127.0.0.1:{port}")])
+            .arg("--ca")
+            .arg(&ca_path)
+            .arg("--cert")
+            .arg(&client.cert)
+            .arg("--key")
+            .arg(key)
+            .args(["--operation", "GET /v1/items"]);
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+    };
+    let out = audit(&client.key).await.unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (failed, rules) = failures(&report);
+    assert!(
+        rules.contains("AUTHN-11 probe.impostor-certificate-accepted"),
+        "{rules:#?}"
+    );
+    assert!(failed.contains("AUTHN-11"));
+    assert!(report["score"]["critical_failures"].as_u64().unwrap() >= 1);
+    // The certificate identified the caller: the identity matrix ran (a
+    // request without it answered 401) and reproductions name it.
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        rules
+            .iter()
+            .all(|r| !r.contains("valid-credentials-refused")),
+        "{rules:#?}"
+    );
+    assert!(text.contains(r#"--cert \"$CLIENT_CERT\" --key \"$CLIENT_KEY\""#));
+    assert!(text.contains("--cert impostor.pem"));
+    let authn14 = report["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "AUTHN-14")
+        .unwrap();
+    assert_eq!(authn14["verdict"], "pass", "{authn14}");
+
+    // A key others can read is refused before any request is sent.
+    let open_key = dir.path().join("client-open.key");
+    std::fs::copy(&client.key, &open_key).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&open_key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let out = audit(&open_key).await.unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--key") && err.contains("client-open.key"),
+        "{err}"
+    );
+    server.abort();
 }

@@ -740,11 +740,29 @@ async fn with_an_admin_plane_apps_and_keys_go_through_it_and_obey_roles() {
 }
 
 /// `portcullis audit` against the running quickstart, in `format`.
-fn audit_quickstart(facts: &serde_json::Value, dir: &Path, format: &str) -> (Option<i32>, String) {
+/// `audit` of the running quickstart with its tokens; the application is
+/// identified by its API key, or with `client_cert` by its certificate.
+fn audit_quickstart_as(
+    facts: &serde_json::Value,
+    dir: &Path,
+    format: &str,
+    client_cert: bool,
+) -> (Option<i32>, String) {
     let write = |name: &str, field: &str| {
         let path = dir.join(name);
         std::fs::write(&path, facts[field].as_str().unwrap()).unwrap();
         format!("@{}", path.display())
+    };
+    let field = |name: &str| facts[name].as_str().unwrap().to_owned();
+    let app = if client_cert {
+        vec![
+            "--cert".to_owned(),
+            field("client_cert"),
+            "--key".to_owned(),
+            field("client_key"),
+        ]
+    } else {
+        vec!["--api-key".to_owned(), write("key", "api_key")]
     };
     let out = Command::new(BIN)
         .args(["audit", "--format", format, "--as-of", "2026-11-28"])
@@ -752,7 +770,7 @@ fn audit_quickstart(facts: &serde_json::Value, dir: &Path, format: &str) -> (Opt
         .args(["--spec", facts["openapi"].as_str().unwrap()])
         .args(["--target", facts["gateway_url"].as_str().unwrap()])
         .args(["--ca", facts["ca_cert"].as_str().unwrap()])
-        .args(["--api-key", &write("key", "api_key")])
+        .args(app)
         .args(["--token", &write("token", "token")])
         .args([
             "--token-without-scope",
@@ -764,6 +782,10 @@ fn audit_quickstart(facts: &serde_json::Value, dir: &Path, format: &str) -> (Opt
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
     )
+}
+
+fn audit_quickstart(facts: &serde_json::Value, dir: &Path, format: &str) -> (Option<i32>, String) {
+    audit_quickstart_as(facts, dir, format, false)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -831,4 +853,42 @@ async fn the_assessor_grades_the_quickstart_a_with_no_failed_implemented_control
     assert!(html.starts_with("<!DOCTYPE html>") && html.contains("<svg id=\"chart\""));
     assert_eq!(html.matches("<details class=\"control").count(), 83);
     assert!(html.contains("<span class=\"grade\" id=\"grade\">A</span>"));
+
+    // The demo app's client certificate in place of its API key identifies
+    // it (the identity matrix runs), and a self-signed impostor bearing its
+    // name is refused (AUTHN-11).
+    let (code, json) = audit_quickstart_as(&facts, dir.path(), "json", true);
+    assert_eq!(code, Some(0));
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(report["score"]["grade"], "A", "{}", report["score"]);
+    let rules = |id: &str| -> Vec<String> {
+        report["controls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap()["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                format!(
+                    "{} {}",
+                    f["rule"].as_str().unwrap(),
+                    f["outcome"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    assert!(
+        rules("AUTHN-11").contains(&"probe.impostor-certificate-refused pass".to_owned()),
+        "{:?}",
+        rules("AUTHN-11")
+    );
+    assert!(
+        rules("AUTHN-14").contains(&"probe.401 pass".to_owned()),
+        "{:?}",
+        rules("AUTHN-14")
+    );
+    assert!(json.contains(r#"--cert \"$CLIENT_CERT\""#));
 }
