@@ -1,9 +1,10 @@
 """Compares `portcullis audit`'s TLS verdicts with testssl.sh's on one server.
 
 Usage: compare_tls_verdicts.py NAME TESTSSL_JSON AUDIT_JSON
-Protocols (TLS 1.0, 1.1, 1.2, 1.3) and weak suite families (export,
-NULL/anonymous, RC4, 3DES, CBC) must agree; prints the table, exits 1 on
-any disagreement.
+Protocols (TLS 1.0, 1.1, 1.2, 1.3), weak suite families (export,
+NULL/anonymous, RC4, 3DES, CBC), forward secrecy, a short RSA key and a
+certificate for another name must agree; prints the table, exits 1 on any
+disagreement.
 """
 
 import json
@@ -38,6 +39,12 @@ chosen = [int(m.split("chose 0x")[1].rstrip(")"), 16) for r, m in messages
           if r in ("tls.tls12-accepted", "tls.no-tls13") and "chose 0x" in m]
 audit_fs = tls13 or any(c in ECDHE for c in chosen)
 
+def rsa_bits():
+    """The RSA key size testssl.sh read (`RSA 2048 bits`), or 4096 for other keys."""
+    words = testssl.get("cert_keySize", "").split()
+    return int(words[1]) if len(words) > 1 and words[0] == "RSA" else 4096
+
+
 rows = [
     ("TLS 1.0", offered("TLS1"), said("tls.old-protocol", "TLS 1.0")),
     ("TLS 1.1", offered("TLS1_1"), said("tls.old-protocol", "TLS 1.1")),
@@ -49,6 +56,8 @@ rows = [
     ("3DES suites", offered("cipherlist_3DES_IDEA"), said("tls.weak-suite", "3DES")),
     ("CBC suites", offered("cipherlist_AVERAGE"), said("tls.weak-suite", "CBC")),
     ("forward secrecy offered", offered("PFS"), audit_fs),
+    ("key under 2048 bits (RSA)", rsa_bits() < 2048, said("tls.weak-key", "RSA")),
+    ("name mismatch", "does not match" in testssl.get("cert_trust", ""), said("tls.name-mismatch")),
 ]
 bad = 0
 print(f"  {name}: {'':24} testssl.sh  audit")

@@ -11,6 +11,8 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 command -v redis-server >/dev/null || apt_install redis-server
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || apt_install postgresql
+# The legacy fixture's 1024-bit RSA certificate (rustls and rcgen refuse to make one).
+command -v openssl >/dev/null || apt_install openssl
 cargo test --workspace --locked
 ./scripts/schemathesis.sh
 ./scripts/tls-judges.sh

@@ -335,7 +335,11 @@ impl Prober {
     }
 
     fn location(&self, req: &Req, status: Option<StatusCode>) -> Location {
-        let mut curl = format!("curl -sS --cacert \"$CA\" -X {}", req.method);
+        let mut curl = String::from("curl -sS");
+        if self.tls.is_some() {
+            curl.push_str(" --cacert \"$CA\"");
+        }
+        let _ = write!(curl, " -X {}", req.method);
         match req.cert {
             Presented::Nothing => {}
             Presented::Given => curl.push_str(" --cert \"$CLIENT_CERT\" --key \"$CLIENT_KEY\""),
@@ -517,6 +521,9 @@ impl Prober {
             let found = crate::tls_probe::probe(&host, port, self.target.ca.as_deref(), &url).await;
             self.findings.extend(found);
         }
+        if self.tls.is_none() {
+            self.plaintext().await;
+        }
         self.identity().await;
         self.headers_and_cors().await;
         self.input().await;
@@ -524,7 +531,45 @@ impl Prober {
         self.exposure().await;
         self.throttling().await;
         self.hygiene();
-        (self.findings, self.notes)
+        (self.findings, collapse(self.notes))
+    }
+
+    /// TLS-05 for an `http://` target: a plain listener may only redirect
+    /// to HTTPS. Asked without credentials, before anything else is sent.
+    async fn plaintext(&mut self) {
+        let (method, path) = self.target.protected.clone();
+        let req = Req::new(method, &path);
+        let Some(x) = self.probe(&req).await else {
+            return;
+        };
+        let loc = self.location(&req, Some(x.status));
+        let to_https = x
+            .header("location")
+            .is_some_and(|l| l.to_ascii_lowercase().starts_with("https://"));
+        if x.status.is_redirection() && to_https {
+            self.record(
+                "TLS-05",
+                "probe.plaintext-redirects",
+                Outcome::Pass,
+                format!("plain HTTP only redirects to HTTPS ({})", x.status),
+                loc,
+            );
+        } else {
+            self.findings.push(
+                Finding::new(
+                    "TLS-05",
+                    "probe.plaintext",
+                    Outcome::Fail,
+                    Evidence::Observed,
+                    format!(
+                        "the API answers over plain HTTP ({}): requests, credentials and answers cross the network readable by anyone on the path",
+                        x.status
+                    ),
+                    loc,
+                )
+                .critical(),
+            );
+        }
     }
 
     /// AUTHN-14, AUTHZ-08, AUTHN-13, AUTHN-04, AUTHN-06.
@@ -1180,24 +1225,29 @@ impl Prober {
                 break;
             }
         }
-        let Some((name, loc)) = found else {
-            let loc = self.location(&Req::new(method.clone(), &path), None);
-            self.record(
-                "DATA-03",
-                "probe.correlation-not-echoed",
-                Outcome::Fail,
-                "a correlation id sent as `X-Correlation-Id` or `X-Request-Id` is not echoed",
-                loc,
-            );
-            return;
+        let looked_for: Vec<&str> = match found {
+            Some((name, loc)) => {
+                self.record(
+                    "DATA-03",
+                    "probe.correlation-echoed",
+                    Outcome::Pass,
+                    format!("`{name}` sent by the client is echoed"),
+                    loc,
+                );
+                vec![name]
+            }
+            None => {
+                let loc = self.location(&Req::new(method.clone(), &path), None);
+                self.record(
+                    "DATA-03",
+                    "probe.correlation-not-echoed",
+                    Outcome::Fail,
+                    "a correlation id sent as `X-Correlation-Id` or `X-Request-Id` is not echoed",
+                    loc,
+                );
+                names.to_vec()
+            }
         };
-        self.record(
-            "DATA-03",
-            "probe.correlation-echoed",
-            Outcome::Pass,
-            format!("`{name}` sent by the client is echoed"),
-            loc,
-        );
         let req = self.authed(
             Req::new(method, &path),
             true,
@@ -1205,19 +1255,23 @@ impl Prober {
         );
         if let Some(x) = self.probe(&req).await {
             let loc = self.location(&req, Some(x.status));
-            match x.header(name) {
-                Some(v) if !v.is_empty() => self.record(
+            let shown = looked_for.join("` or `");
+            let generated = looked_for
+                .iter()
+                .find_map(|n| x.header(n).filter(|v| !v.is_empty()).map(|v| (n, v)));
+            match generated {
+                Some((name, v)) => self.record(
                     "DATA-04",
                     "probe.correlation-generated",
                     Outcome::Pass,
                     format!("a missing `{name}` is generated ({} characters)", v.len()),
                     loc,
                 ),
-                _ => self.record(
+                None => self.record(
                     "DATA-04",
                     "probe.correlation-missing",
                     Outcome::Fail,
-                    format!("no `{name}` is generated when the client sends none"),
+                    format!("no `{shown}` is generated when the client sends none"),
                     loc,
                 ),
             }
@@ -1292,6 +1346,17 @@ impl Prober {
                 }
                 return;
             }
+        }
+        let burst = self.target.burst.min(MAX_BURST);
+        if burst > 0 {
+            let loc = self.location(&req, None);
+            self.record(
+                "INPUT-08",
+                "probe.no-429-in-burst",
+                Outcome::Partial,
+                format!("{burst} requests at up to {MAX_RATE} a second got no 429: no limit at or below that rate (a larger --burst looks further)"),
+                loc,
+            );
         }
     }
 
@@ -1390,6 +1455,9 @@ impl Prober {
                 }
             }
         }
+        // One finding per flaw, at the first answer that showed it.
+        let mut reported = std::collections::HashSet::new();
+        found.retain(|f| reported.insert((f.id, f.rule, f.message.clone())));
         if let Some((loc, _)) = self.seen.first() {
             let loc = loc.clone();
             for (id, what) in [
@@ -1437,6 +1505,32 @@ where
         headers: parts.headers,
         body,
     })
+}
+
+/// Notes of requests that got no answer for the same reason, as one line.
+fn collapse(notes: Vec<String>) -> Vec<String> {
+    let mut out: Vec<(String, String, usize)> = Vec::new();
+    for note in notes {
+        let (request, reason) = note
+            .split_once(": no answer: ")
+            .map_or((note.clone(), String::new()), |(r, e)| {
+                (r.to_owned(), e.to_owned())
+            });
+        match out
+            .iter_mut()
+            .find(|(_, r, _)| !reason.is_empty() && *r == reason)
+        {
+            Some(seen) => seen.2 += 1,
+            None => out.push((request, reason, 1)),
+        }
+    }
+    out.into_iter()
+        .map(|(request, reason, n)| match (n, reason.is_empty()) {
+            (_, true) => request,
+            (1, false) => format!("{request}: no answer: {reason}"),
+            (n, false) => format!("{request} and {} more requests: no answer: {reason}", n - 1),
+        })
+        .collect()
 }
 
 /// `METHOD /path`.

@@ -43,6 +43,44 @@ fn failures(report: &serde_json::Value) -> (BTreeSet<String>, BTreeSet<String>) 
     (ids, rules)
 }
 
+/// Runs an `audit --format json` command that must exit 0; its report.
+fn json_report(command: &mut Command) -> serde_json::Value {
+    let out = command.output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Starts a fixture of `tests/fixtures/` with python3; the ports it prints.
+fn fixture(script: &str, args: &[&std::ffi::OsStr]) -> (Child, Vec<u16>) {
+    let mut server = Child(
+        Command::new("python3")
+            .arg(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests/fixtures")
+                    .join(script),
+            )
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 runs the fixture"),
+    );
+    let mut line = String::new();
+    std::io::BufReader::new(server.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let ports = line
+        .split_whitespace()
+        .map(|p| p.parse().expect("the fixture prints its ports"))
+        .collect();
+    (server, ports)
+}
+
 #[test]
 fn every_planted_flaw_of_the_weak_api_is_reported_under_its_id_and_nothing_else_fails() {
     let dir = tempfile::tempdir().unwrap();
@@ -53,24 +91,11 @@ fn every_planted_flaw_of_the_weak_api_is_reported_under_its_id_and_nothing_else_
         .issue_to(dir.path(), "weak", &["localhost", "127.0.0.1"], false)
         .unwrap();
     let secret = "weak-fixture-secret";
-    let mut server = Child(
-        Command::new("python3")
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/fixtures/weak_api.py"
-            ))
-            .arg(&leaf.cert)
-            .arg(&leaf.key)
-            .arg(secret)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 runs the weak fixture"),
+    let (_server, ports) = fixture(
+        "weak_api.py",
+        &[leaf.cert.as_os_str(), leaf.key.as_os_str(), secret.as_ref()],
     );
-    let mut line = String::new();
-    std::io::BufReader::new(server.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port: u16 = line.trim().parse().expect("the fixture prints its port");
+    let port = ports[0];
     let claims = |scope: &str| serde_json::json!({ "sub": "alice", "scope": scope, "exp": 4_102_444_800_i64 });
     let token = dir.path().join("token");
     std::fs::write(
@@ -80,8 +105,8 @@ fn every_planted_flaw_of_the_weak_api_is_reported_under_its_id_and_nothing_else_
     .unwrap();
     let read_only = dir.path().join("token-ro");
     std::fs::write(&read_only, hs256(secret.as_bytes(), &claims("items:read"))).unwrap();
-    let out = Command::new(BIN)
-        .args(["audit", "--format", "json", "--burst", "5"])
+    let mut out = Command::new(BIN);
+    out.args(["audit", "--format", "json", "--burst", "5"])
         .args(["--target", &format!("https://127.0.0.1:{port}")])
         .arg("--ca")
         .arg(&ca_path)
@@ -92,16 +117,8 @@ fn every_planted_flaw_of_the_weak_api_is_reported_under_its_id_and_nothing_else_
             "GET /v1/items",
             "--scoped-operation",
             "POST /v1/items",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        ]);
+    let report = json_report(&mut out);
     let (failed, rules) = failures(&report);
     let expected: BTreeSet<String> = [
         "AUTHN-06",
@@ -109,6 +126,7 @@ fn every_planted_flaw_of_the_weak_api_is_reported_under_its_id_and_nothing_else_
         "AUTHN-14",
         "CONTRACT-03",
         "DATA-03",
+        "DATA-04",
         "OUTPUT-02",
         "OUTPUT-03",
         "OUTPUT-07",
@@ -138,27 +156,16 @@ fn every_planted_flaw_of_the_weak_api_is_reported_under_its_id_and_nothing_else_
         assert!(rules.contains(rule), "{rule} not in {rules:#?}");
     }
     // What it does right is seen as right.
-    let verdict = |id: &str| {
-        report["controls"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["id"] == id)
-            .unwrap()["verdict"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
     for id in [
         "AUTHZ-08", "AUTHZ-02", "INPUT-01", "INPUT-06", "TLS-02", "TLS-03", "TLS-09", "TLS-10",
     ] {
-        assert_eq!(verdict(id), "pass", "{id}");
+        assert_eq!(verdict(&report, id), "pass", "{id}");
     }
     // Critical failures (alg: none, a stack trace) cap the grade.
     assert!(report["score"]["critical_failures"].as_u64().unwrap() >= 2);
     assert!(report["score"]["grade"].as_str().unwrap() >= "D");
     // Credentials never appear in the report.
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = report.to_string();
     let secret_token = std::fs::read_to_string(&token).unwrap();
     assert!(!text.contains(secret_token.trim()) && text.contains("$TOKEN"));
 }
@@ -347,4 +354,174 @@ async fn a_client_certificate_is_a_probe_credential_and_an_impostor_one_accepted
         "{err}"
     );
     server.abort();
+}
+
+/// A verdict by ID.
+fn verdict(report: &serde_json::Value, id: &str) -> String {
+    report["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap()["verdict"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn ids(list: &[&str]) -> BTreeSet<String> {
+    list.iter().map(|s| (*s).to_owned()).collect()
+}
+
+#[test]
+fn every_planted_flaw_of_the_legacy_api_is_reported_on_its_tls_and_plain_listeners() {
+    let dir = tempfile::tempdir().unwrap();
+    // A 1024-bit RSA self-signed certificate for another name: rustls and
+    // rcgen refuse to make one, the openssl command does.
+    let (cert, key) = (dir.path().join("legacy.pem"), dir.path().join("legacy.key"));
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:1024", "-nodes", "-days", "365",
+        ])
+        .args(["-subj", "/CN=legacy.invalid", "-addext"])
+        .arg("subjectAltName=DNS:legacy.invalid")
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .expect("the openssl command (scripts/test.sh installs it)");
+    assert!(made.success());
+    let api_key = "legacy-key-0123456789";
+    let (_server, ports) = fixture(
+        "weak_legacy.py",
+        &[cert.as_os_str(), key.as_os_str(), api_key.as_ref()],
+    );
+    let audit = |url: String, extra: &[&str]| {
+        json_report(
+            Command::new(BIN)
+                .args(["audit", "--format", "json", "--target", &url])
+                .args(extra),
+        )
+    };
+
+    // The TLS listener: protocols, suites and the certificate.
+    let ca = cert.display().to_string();
+    let tls = audit(
+        format!("https://127.0.0.1:{}", ports[0]),
+        &["--ca", &ca, "--burst", "0"],
+    );
+    let (failed, rules) = failures(&tls);
+    assert_eq!(
+        failed,
+        ids(&["TLS-02", "TLS-03", "TLS-05", "TLS-09"]),
+        "rules: {rules:#?}"
+    );
+    let messages: Vec<String> = tls["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["findings"].as_array().unwrap().clone())
+        .map(|f| {
+            format!(
+                "{} {}",
+                f["rule"].as_str().unwrap(),
+                f["message"].as_str().unwrap()
+            )
+        })
+        .collect();
+    for planted in [
+        "tls.old-protocol TLS 1.0 is accepted",
+        "tls.old-protocol TLS 1.1 is accepted",
+        "tls.weak-suite TLS 1.2 suites without forward secrecy",
+        "tls.weak-suite TLS 1.2 CBC suites",
+        "tls.weak-suite TLS 1.2 NULL or anonymous suites",
+        "tls.weak-key the certificate key is RSA 1024 bits",
+        "tls.self-signed",
+        "tls.name-mismatch",
+        "tls.no-tls13",
+    ] {
+        assert!(
+            messages.iter().any(|m| m.starts_with(planted)),
+            "{planted} not in {messages:#?}"
+        );
+    }
+    assert!(tls["score"]["critical_failures"].as_u64().unwrap() >= 2);
+    assert_eq!(tls["score"]["grade"], "F");
+
+    // The plain listener: the API itself.
+    let plain = audit(
+        format!("http://127.0.0.1:{}", ports[1]),
+        &[
+            "--api-key",
+            api_key,
+            "--operation",
+            "GET /v1/accounts",
+            "--scoped-operation",
+            "POST /v1/accounts",
+            "--burst",
+            "20",
+        ],
+    );
+    let (failed, rules) = failures(&plain);
+    assert_eq!(
+        failed,
+        ids(&[
+            "AUTHN-04",
+            "DATA-03",
+            "DATA-04",
+            "INPUT-12",
+            "OUTPUT-03",
+            "OUTPUT-04",
+            "OUTPUT-13",
+            "TLS-05",
+        ]),
+        "rules: {rules:#?}"
+    );
+    for rule in [
+        "TLS-05 probe.plaintext",
+        "AUTHN-04 probe.key-in-query-accepted",
+        "OUTPUT-13 probe.card-number",
+        "OUTPUT-13 probe.secret-field",
+        "OUTPUT-04 probe.internal-host",
+        "OUTPUT-03 probe.banner",
+        "DATA-04 probe.correlation-missing",
+    ] {
+        assert!(rules.contains(rule), "{rule} not in {rules:#?}");
+    }
+    // No rate limit within the burst: reported, as partial evidence.
+    assert_eq!(verdict(&plain, "INPUT-08"), "partial");
+    // What it does right is seen as right.
+    for id in [
+        "AUTHN-14",
+        "INPUT-01",
+        "INPUT-02",
+        "INPUT-03",
+        "INPUT-06",
+        "OUTPUT-09",
+        "OUTPUT-11",
+        "CONTRACT-03",
+    ] {
+        assert_eq!(verdict(&plain, id), "pass", "{id}");
+    }
+    // A banner seen on every answer is one finding, not one per answer.
+    let banners = plain["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "OUTPUT-03")
+        .unwrap()["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "probe.banner")
+        .count();
+    assert_eq!(banners, 2);
+    // Plaintext is a critical failure: the grade is capped.
+    assert!(plain["score"]["critical_failures"].as_u64().unwrap() >= 1);
+    assert!(plain["score"]["grade"].as_str().unwrap() >= "D");
+    // The key never appears in the report, not even in the query-string probe.
+    let text = plain.to_string();
+    assert!(!text.contains(api_key) && text.contains("api_key=$API_KEY"));
 }
