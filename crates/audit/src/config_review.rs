@@ -78,6 +78,53 @@ impl Review<'_> {
     }
 }
 
+/// What `check` says of the config's certificate files, under the ID each
+/// message names (`… (TLS-08)`); an expired certificate fails TLS-10, the
+/// rest weaken their control.
+pub fn certificates(file: &str, found: Vec<portcullis_config::Weakening>) -> Vec<Finding> {
+    let catalog = crate::catalog();
+    found
+        .into_iter()
+        .filter_map(|w| {
+            let named = w
+                .message
+                .rsplit_once('(')
+                .and_then(|(_, tail)| tail.strip_suffix(')'))
+                .and_then(|id| catalog.control.iter().find(|c| c.id == id))
+                .map(|c| c.id.as_str());
+            let expired = w.message.contains("has expired");
+            let id = named.or(expired.then_some("TLS-10"))?;
+            let outcome = if expired {
+                Outcome::Fail
+            } else {
+                Outcome::Partial
+            };
+            Some(weakened(file, "config.certificate", id, outcome, w))
+        })
+        .collect()
+}
+
+/// A finding at the config field a weakening names.
+fn weakened(
+    file: &str,
+    rule: &'static str,
+    id: &'static str,
+    outcome: Outcome,
+    w: portcullis_config::Weakening,
+) -> Finding {
+    Finding::new(
+        id,
+        rule,
+        outcome,
+        Evidence::Configured,
+        w.message,
+        Location::Config {
+            file: file.to_owned(),
+            field: w.path,
+        },
+    )
+}
+
 /// Reviews `config` (read from `file`).
 pub fn review(file: &str, config: &Config) -> Vec<Finding> {
     let mut r = Review {
@@ -86,17 +133,7 @@ pub fn review(file: &str, config: &Config) -> Vec<Finding> {
     };
     for w in config.weakenings() {
         if let Some((id, outcome, critical)) = weakening_id(&w.path) {
-            let mut f = Finding::new(
-                id,
-                "config.weakened-default",
-                outcome,
-                Evidence::Configured,
-                w.message,
-                Location::Config {
-                    file: file.to_owned(),
-                    field: w.path,
-                },
-            );
+            let mut f = weakened(file, "config.weakened-default", id, outcome, w);
             if critical && outcome == Outcome::Fail {
                 f = f.critical();
             }

@@ -181,6 +181,12 @@ pub struct Options {
     pub waivers: Option<std::path::PathBuf>,
     /// The day expiry dates are judged against (default: today, UTC).
     pub as_of: Option<time::Date>,
+    /// What `check` says of the certificate files a config names (wildcard
+    /// names, expiry within 30 days, upstreams without a client
+    /// certificate): the gateway's `tls::certificate_findings`, passed in
+    /// because this crate reads configs, not certificates.
+    pub certificate_review:
+        Option<fn(&portcullis_config::Config) -> Vec<portcullis_config::Weakening>>,
 }
 
 fn read(path: &std::path::Path) -> Result<String, String> {
@@ -209,7 +215,11 @@ pub fn run(
             let errors: Vec<String> = e.field_errors().iter().map(ToString::to_string).collect();
             format!("{}: invalid config: {}", path.display(), errors.join("; "))
         })?;
-        findings.extend(config_review::review(&path.display().to_string(), &config));
+        let file = path.display().to_string();
+        findings.extend(config_review::review(&file, &config));
+        if let Some(certificates) = opts.certificate_review {
+            findings.extend(config_review::certificates(&file, certificates(&config)));
+        }
     }
     let today = opts
         .as_of

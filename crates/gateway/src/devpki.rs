@@ -121,7 +121,21 @@ impl DevCa {
         names: &[&str],
         client: bool,
     ) -> std::io::Result<IssuedFiles> {
-        let issued = self.issue(names, client).map_err(std::io::Error::other)?;
+        self.issue_until_to(dir, stem, names, client, None)
+    }
+
+    /// [`Self::issue_to`] for a leaf valid until `not_after`.
+    pub fn issue_until_to(
+        &self,
+        dir: &Path,
+        stem: &str,
+        names: &[&str],
+        client: bool,
+        not_after: Option<time::OffsetDateTime>,
+    ) -> std::io::Result<IssuedFiles> {
+        let issued = self
+            .issue_until(names, client, not_after)
+            .map_err(std::io::Error::other)?;
         let cert = dir.join(format!("{stem}.pem"));
         let key = dir.join(format!("{stem}.key"));
         std::fs::write(&cert, issued.cert_pem)?;

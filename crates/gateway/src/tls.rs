@@ -440,7 +440,7 @@ pub fn certificate_findings(
             out.push(portcullis_config::Weakening {
                 path: field,
                 message: if left < 0 {
-                    "certificate has expired".into()
+                    "certificate has expired (TLS-10)".into()
                 } else {
                     format!("certificate expires in {} days (TLS-10)", left / 86_400)
                 },

@@ -145,26 +145,8 @@ async fn the_gateway_presents_its_client_certificate_to_upstreams_that_require_o
 #[tokio::test]
 async fn check_reports_wildcards_expiring_certificates_and_anonymous_upstreams() {
     let env = TestEnv::new().await;
-    let wild = env
-        .ca
-        .issue_to(env.path(), "wild", &["*.example.test"], false)
-        .unwrap();
-    let soon = env
-        .ca
-        .issue_until(
-            &["gateway.client"],
-            true,
-            Some(time::OffsetDateTime::now_utc() + time::Duration::days(10)),
-        )
-        .unwrap();
-    let (cert, key) = (env.path().join("soon.pem"), env.path().join("soon.key"));
-    std::fs::write(&cert, &soon.cert_pem).unwrap();
-    portcullis_gateway::devpki::write_private(&key, soon.key_pem.as_bytes()).unwrap();
-    let listeners = format!(
-        "  - name: public\n    bind: 127.0.0.1:0\n    tls: {{ cert: {}, key: {} }}\n",
-        wild.cert.display(),
-        wild.key.display()
-    );
+    let (listeners, soon) = env.weak_certificates();
+    let (cert, key) = (soon.cert, soon.key);
     let yaml = env
         .gateway(&format!("{}{}", api("good"), api("soon")))
         .listeners(&listeners)

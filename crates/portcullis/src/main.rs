@@ -279,6 +279,7 @@ fn main() -> ExitCode {
                     answers,
                     waivers,
                     as_of: None,
+                    certificate_review: Some(portcullis_gateway::tls::certificate_findings),
                 },
                 &probe,
                 as_of.as_deref(),

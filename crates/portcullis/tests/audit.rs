@@ -506,14 +506,7 @@ fn every_planted_flaw_of_the_legacy_api_is_reported_on_its_tls_and_plain_listene
         assert_eq!(verdict(&plain, id), "pass", "{id}");
     }
     // A banner seen on every answer is one finding, not one per answer.
-    let banners = plain["controls"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == "OUTPUT-03")
-        .unwrap()["findings"]
-        .as_array()
-        .unwrap()
+    let banners = portcullis_testkit::audit_findings(&plain, "OUTPUT-03")
         .iter()
         .filter(|f| f["rule"] == "probe.banner")
         .count();
@@ -524,4 +517,64 @@ fn every_planted_flaw_of_the_legacy_api_is_reported_on_its_tls_and_plain_listene
     // The key never appears in the report, not even in the query-string probe.
     let text = plain.to_string();
     assert!(!text.contains(api_key) && text.contains("api_key=$API_KEY"));
+}
+
+/// The config review reads the certificate files a config names, as
+/// `check` does: a wildcard listener certificate weakens TLS-08, an
+/// upstream client certificate expiring within 30 days weakens TLS-10.
+#[tokio::test]
+async fn the_config_review_reports_what_check_says_of_the_certificates() {
+    let env = portcullis_testkit::TestEnv::new().await;
+    let (listeners, soon) = env.weak_certificates();
+    let (cert, key) = (soon.cert, soon.key);
+    let yaml = env
+        .gateway("  - name: soon\n    base_path: /soon\n    upstream: soon\n    routes:\n      - { path: /x, methods: [GET], auth: public }\n")
+        .listeners(&listeners)
+        .extra_upstream(
+            "soon",
+            &format!(
+                "url: https://127.0.0.1:1\nca: {}\nserver_name: soon.internal\nclient_cert: {}\nclient_key: {}",
+                env.ca_path.display(),
+                cert.display(),
+                key.display()
+            ),
+        )
+        .yaml();
+    let config = env.path().join("gateway.yaml");
+    std::fs::write(&config, yaml).unwrap();
+    let report = json_report(
+        Command::new(BIN)
+            .args(["audit", "--format", "json", "--config"])
+            .arg(&config),
+    );
+    let certificate = |id: &str| -> Vec<String> {
+        portcullis_testkit::audit_findings(&report, id)
+            .iter()
+            .filter(|f| f["rule"] == "config.certificate")
+            .map(|f| {
+                format!(
+                    "{} {} {}",
+                    f["outcome"].as_str().unwrap(),
+                    f["location"]["field"].as_str().unwrap_or(""),
+                    f["message"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    let tls08 = certificate("TLS-08");
+    assert!(
+        tls08
+            .iter()
+            .any(|f| f.starts_with("partial listeners[0].tls.cert wildcard")),
+        "{tls08:?}"
+    );
+    let tls10 = certificate("TLS-10");
+    assert!(
+        tls10
+            .iter()
+            .any(|f| f.starts_with("partial upstreams.soon.client_cert certificate expires in")),
+        "{tls10:?}"
+    );
+    assert_eq!(verdict(&report, "TLS-08"), "partial");
+    assert_eq!(verdict(&report, "TLS-10"), "partial");
 }

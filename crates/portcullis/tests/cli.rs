@@ -862,14 +862,7 @@ async fn the_assessor_grades_the_quickstart_a_with_no_failed_implemented_control
     let report: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(report["score"]["grade"], "A", "{}", report["score"]);
     let rules = |id: &str| -> Vec<String> {
-        report["controls"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["id"] == id)
-            .unwrap()["findings"]
-            .as_array()
-            .unwrap()
+        portcullis_testkit::audit_findings(&report, id)
             .iter()
             .map(|f| {
                 format!(

@@ -620,6 +620,32 @@ fn rand_suffix() -> String {
 }
 
 impl TestEnv {
+    /// Certificates `check` warns about: a `listeners:` section whose
+    /// certificate is a wildcard (TLS-08), and a client certificate that
+    /// expires in 10 days (TLS-10).
+    pub fn weak_certificates(&self) -> (String, IssuedFiles) {
+        let wild = self
+            .ca
+            .issue_to(self.path(), "wild", &["*.example.test"], false)
+            .unwrap();
+        let soon = self
+            .ca
+            .issue_until_to(
+                self.path(),
+                "soon",
+                &["gateway.client"],
+                true,
+                Some(time::OffsetDateTime::now_utc() + time::Duration::days(10)),
+            )
+            .unwrap();
+        let listeners = format!(
+            "  - name: public\n    bind: 127.0.0.1:0\n    tls: {{ cert: {}, key: {} }}\n",
+            wild.cert.display(),
+            wild.key.display()
+        );
+        (listeners, soon)
+    }
+
     /// The identity data directory used by [`TestEnv::identity_yaml`].
     pub fn identity_dir(&self) -> PathBuf {
         self.path().join("identity")
@@ -1088,4 +1114,15 @@ pub fn run_cli(
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// The findings under one checklist ID of an `audit --format json` report.
+pub fn audit_findings<'a>(report: &'a serde_json::Value, id: &str) -> &'a [serde_json::Value] {
+    report["controls"]
+        .as_array()
+        .expect("a report lists controls")
+        .iter()
+        .find(|c| c["id"] == id)
+        .and_then(|c| c["findings"].as_array())
+        .map_or(&[], Vec::as_slice)
 }
