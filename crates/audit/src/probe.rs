@@ -281,6 +281,44 @@ const BANNERS: [&str; 5] = [
     "x-aspnetmvc-version",
     "x-generator",
 ];
+/// Response headers that exist to debug a server (OUTPUT-06).
+const DEBUG_HEADERS: [&str; 6] = [
+    "x-debug-token",
+    "x-debug-token-link",
+    "x-backend-server",
+    "x-upstream-addr",
+    "x-real-server",
+    "x-debug",
+];
+
+/// Whether a text names an internal host (`*.internal`, `*.corp`,
+/// `*.local`, `*.lan`) or a private IPv4 address (RFC 1918, link-local),
+/// other than `own`, the host the probes were sent to.
+fn internal_host(text: &str, own: &str) -> bool {
+    let mut lower = text.to_ascii_lowercase();
+    if !own.is_empty() {
+        lower = lower.replace(&own.to_ascii_lowercase(), " ");
+    }
+    let names = [".internal", ".corp", ".local", ".lan"]
+        .iter()
+        .any(|suffix| {
+            lower.match_indices(suffix).any(|(at, _)| {
+                let end = at + suffix.len();
+                let host_before = at > 0 && lower.as_bytes()[at - 1].is_ascii_alphanumeric();
+                let ends = lower
+                    .as_bytes()
+                    .get(end)
+                    .is_none_or(|b| !b.is_ascii_alphanumeric() && *b != b'-');
+                host_before && ends
+            })
+        });
+    names
+        || lower
+            .split(|c: char| !c.is_ascii_digit() && c != '.')
+            .filter_map(|w| w.trim_matches('.').parse::<std::net::Ipv4Addr>().ok())
+            .any(|ip| ip.is_private() || ip.is_link_local())
+}
+
 /// Well-known non-production and debug paths (CONTRACT-03).
 const EXPOSED: [&str; 10] = [
     "/.env",
@@ -1362,6 +1400,7 @@ impl Prober {
 
     /// OUTPUT-02/03/04, OUTPUT-13 over every exchange seen.
     fn hygiene(&mut self) {
+        let own = self.base.host().unwrap_or_default();
         let mut found: Vec<Finding> = Vec::new();
         for (loc, x) in &self.seen {
             let text = x.text();
@@ -1405,17 +1444,7 @@ impl Prober {
                     loc.clone(),
                 ));
             }
-            if [
-                ".internal",
-                ".local:",
-                ".corp",
-                "10.0.",
-                "192.168.",
-                "172.16.",
-            ]
-            .iter()
-            .any(|h| text.contains(h))
-            {
+            if internal_host(&text, own) {
                 found.push(Finding::new(
                     "OUTPUT-04",
                     "probe.internal-host",
@@ -1455,6 +1484,46 @@ impl Prober {
                 }
             }
         }
+        // Response headers: internal hosts, debug headers, echoed credentials.
+        let secrets: Vec<&str> = [&self.target.api_key, &self.target.token]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .filter(|s| s.len() >= 8)
+            .collect();
+        for (loc, x) in &self.seen {
+            for (name, value) in &x.headers {
+                let value = String::from_utf8_lossy(value.as_bytes());
+                let flaw = if DEBUG_HEADERS.contains(&name.as_str()) {
+                    Some((
+                        "probe.debug-header",
+                        format!("`{name}` is a debugging header"),
+                    ))
+                } else if secrets.iter().any(|s| value.contains(s)) {
+                    Some((
+                        "probe.credential-in-header",
+                        format!("`{name}` echoes a credential the request carried"),
+                    ))
+                } else if internal_host(&value, own) {
+                    Some((
+                        "probe.internal-host-in-header",
+                        format!("`{name}: {value}` names an internal host or address"),
+                    ))
+                } else {
+                    None
+                };
+                if let Some((rule, message)) = flaw {
+                    found.push(Finding::new(
+                        "OUTPUT-06",
+                        rule,
+                        Outcome::Fail,
+                        Evidence::Observed,
+                        message,
+                        loc.clone(),
+                    ));
+                }
+            }
+        }
         // One finding per flaw, at the first answer that showed it.
         let mut reported = std::collections::HashSet::new();
         found.retain(|f| reported.insert((f.id, f.rule, f.message.clone())));
@@ -1464,6 +1533,10 @@ impl Prober {
                 ("OUTPUT-02", "no stack trace"),
                 ("OUTPUT-03", "no platform banner or framework name"),
                 ("OUTPUT-04", "no internal host name"),
+                (
+                    "OUTPUT-06",
+                    "no internal host, debugging header or echoed credential in a header",
+                ),
                 ("OUTPUT-13", "no card number, password or secret"),
             ] {
                 if !found.iter().any(|f| f.id == id) {
@@ -1605,6 +1678,37 @@ pub fn operations_from_config(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn internal_hosts_are_names_under_private_suffixes_and_private_addresses() {
+        for yes in [
+            "db01.corp.internal:5432",
+            "at billing.corp",
+            "http://10.1.2.3:8080/x",
+            "host 192.168.0.7",
+            "172.20.0.1",
+            "printer.lan",
+        ] {
+            assert!(internal_host(yes, "api.example.com"), "{yes}");
+        }
+        for no in [
+            "Sat, 28 Nov 2026 10:00:05 GMT",
+            "max-age=31536000; includeSubDomains",
+            "nginx/1.10.0",
+            "https://api.example.com/v1",
+            "8.8.8.8",
+            "the internal state",
+            "localisation",
+            "version 10.2",
+            "127.0.0.1:9000",
+        ] {
+            assert!(!internal_host(no, "api.example.com"), "{no}");
+        }
+        // The target's own name or address is not a leak.
+        assert!(!internal_host("https://gw.corp:8443/v1", "gw.corp"));
+        assert!(!internal_host("see 10.0.0.5", "10.0.0.5"));
+        assert!(internal_host("gw.corp via db.corp", "gw.corp"));
+    }
 
     #[test]
     fn card_numbers_pass_luhn_and_ids_do_not() {

@@ -474,6 +474,7 @@ fn every_planted_flaw_of_the_legacy_api_is_reported_on_its_tls_and_plain_listene
             "INPUT-12",
             "OUTPUT-03",
             "OUTPUT-04",
+            "OUTPUT-06",
             "OUTPUT-13",
             "TLS-05",
         ]),
@@ -487,6 +488,8 @@ fn every_planted_flaw_of_the_legacy_api_is_reported_on_its_tls_and_plain_listene
         "OUTPUT-04 probe.internal-host",
         "OUTPUT-03 probe.banner",
         "DATA-04 probe.correlation-missing",
+        "OUTPUT-06 probe.debug-header",
+        "OUTPUT-06 probe.internal-host-in-header",
     ] {
         assert!(rules.contains(rule), "{rule} not in {rules:#?}");
     }

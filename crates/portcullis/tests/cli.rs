@@ -747,6 +747,7 @@ fn audit_quickstart_as(
     dir: &Path,
     format: &str,
     client_cert: bool,
+    extra: &[&str],
 ) -> (Option<i32>, String) {
     let write = |name: &str, field: &str| {
         let path = dir.join(name);
@@ -771,6 +772,7 @@ fn audit_quickstart_as(
         .args(["--target", facts["gateway_url"].as_str().unwrap()])
         .args(["--ca", facts["ca_cert"].as_str().unwrap()])
         .args(app)
+        .args(extra)
         .args(["--token", &write("token", "token")])
         .args([
             "--token-without-scope",
@@ -785,7 +787,7 @@ fn audit_quickstart_as(
 }
 
 fn audit_quickstart(facts: &serde_json::Value, dir: &Path, format: &str) -> (Option<i32>, String) {
-    audit_quickstart_as(facts, dir, format, false)
+    audit_quickstart_as(facts, dir, format, false, &[])
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -856,8 +858,10 @@ async fn the_assessor_grades_the_quickstart_a_with_no_failed_implemented_control
 
     // The demo app's client certificate in place of its API key identifies
     // it (the identity matrix runs), and a self-signed impostor bearing its
-    // name is refused (AUTHN-11).
-    let (code, json) = audit_quickstart_as(&facts, dir.path(), "json", true);
+    // name is refused (AUTHN-11). Last, as it drains the demo app's budget:
+    // a burst of up to 300 meets its limit on listOrders (burst 200, 10 a
+    // second) with 429 and `Retry-After` (INPUT-08).
+    let (code, json) = audit_quickstart_as(&facts, dir.path(), "json", true, &["--burst", "300"]);
     assert_eq!(code, Some(0));
     let report: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(report["score"]["grade"], "A", "{}", report["score"]);
@@ -884,4 +888,9 @@ async fn the_assessor_grades_the_quickstart_a_with_no_failed_implemented_control
         rules("AUTHN-14")
     );
     assert!(json.contains(r#"--cert \"$CLIENT_CERT\""#));
+    assert!(
+        rules("INPUT-08").contains(&"probe.429-retry-after pass".to_owned()),
+        "{:?}",
+        rules("INPUT-08")
+    );
 }
