@@ -225,7 +225,7 @@ fn forge(
 }
 
 /// Card numbers (13–19 digits passing Luhn) in a text.
-fn card_number(text: &str) -> Option<String> {
+pub fn card_number(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
@@ -294,7 +294,7 @@ const DEBUG_HEADERS: [&str; 6] = [
 /// Whether a text names an internal host (`*.internal`, `*.corp`,
 /// `*.local`, `*.lan`) or a private IPv4 address (RFC 1918, link-local),
 /// other than `own`, the host the probes were sent to.
-fn internal_host(text: &str, own: &str) -> bool {
+pub fn internal_host(text: &str, own: &str) -> bool {
     let mut lower = text.to_ascii_lowercase();
     if !own.is_empty() {
         lower = lower.replace(&own.to_ascii_lowercase(), " ");

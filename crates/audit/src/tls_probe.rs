@@ -111,6 +111,20 @@ fn client_hello(version: u16, suites: &[u16], host: &str) -> Vec<u8> {
     record
 }
 
+/// The `(version, suite)` a ServerHello handshake message chose, read from
+/// the body of the server's first handshake record (untrusted bytes: a
+/// short or malformed message is `None`).
+pub fn server_hello(rec: &[u8]) -> Option<(u16, u16)> {
+    // Type 2, length (3), version (2), random (32), session id, suite.
+    if rec.first() != Some(&2) || rec.len() < 40 {
+        return None;
+    }
+    let chosen_version = u16::from_be_bytes([rec[4], rec[5]]);
+    let at = 39 + usize::from(rec[38]);
+    let suite = u16::from_be_bytes([*rec.get(at)?, *rec.get(at + 1)?]);
+    Some((chosen_version, suite))
+}
+
 /// The server's choice, `(version, suite)`, or `None` when it refused.
 async fn ask(addr: (&str, u16), host: &str, version: u16, suites: &[u16]) -> Option<(u16, u16)> {
     let exchange = async {
@@ -126,15 +140,7 @@ async fn ask(addr: (&str, u16), host: &str, version: u16, suites: &[u16]) -> Opt
         let len = usize::from(u16::from_be_bytes([head[3], head[4]])).min(16 * 1024);
         let mut rec = vec![0u8; len];
         s.read_exact(&mut rec).await.ok()?;
-        // ServerHello: type 2, length (3), version (2), random (32), session id, suite.
-        if rec.first() != Some(&2) || rec.len() < 40 {
-            return None;
-        }
-        let chosen_version = u16::from_be_bytes([rec[4], rec[5]]);
-        let sid = usize::from(rec[38]);
-        let at = 39 + sid;
-        let suite = u16::from_be_bytes([*rec.get(at)?, *rec.get(at + 1)?]);
-        Some((chosen_version, suite))
+        server_hello(&rec)
     };
     tokio::time::timeout(Duration::from_secs(5), exchange)
         .await
@@ -580,5 +586,20 @@ mod tests {
         // suites after version (2) + random (32) + session id length (1)
         assert_eq!(&hello[44..46], &[0, 4]);
         assert_eq!(&hello[46..50], &[0xc0, 0x2b, 0x00, 0x2f]);
+    }
+
+    #[test]
+    fn a_server_hello_gives_its_version_and_suite_and_short_ones_nothing() {
+        // type, length, version 1.2, random, session id of 3 bytes, suite.
+        let mut hello = vec![2, 0, 0, 45, 0x03, 0x03];
+        hello.extend_from_slice(&[7; 32]);
+        hello.extend_from_slice(&[3, 1, 2, 3, 0xc0, 0x2f, 0]);
+        assert_eq!(server_hello(&hello), Some((0x0303, 0xc02f)));
+        assert_eq!(server_hello(&hello[..42]), None, "the suite cut off");
+        hello[38] = 255;
+        assert_eq!(server_hello(&hello), None, "a session id past the end");
+        hello[0] = 1;
+        assert_eq!(server_hello(&hello), None, "not a ServerHello");
+        assert_eq!(server_hello(&[]), None);
     }
 }
