@@ -2,8 +2,7 @@
 # Renders an `audit` HTML report in headless Chromium (Debian `chromium`,
 # installed when missing) and checks it: no console errors or CSP
 # refusals, the chart and one entry per checklist ID in the rendered DOM,
-# and a screenshot (target/audit-report.png). Not part of the CI run:
-# Chromium is a large download.
+# and a screenshot (target/audit-report.png). Part of the test command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/judge-lib.sh

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (README, .ci/run). Needs only the Rust
-# toolchain: external judges (schemathesis, testssl.sh, sslyze) are
-# installed by the scripts that run them; Redis and PostgreSQL (Debian
-# packages) are installed here, and the tests that need them start and stop
+# toolchain: external judges (schemathesis, testssl.sh, sslyze, Spectral,
+# Chromium) are installed by the scripts that run them; Redis and
+# PostgreSQL (Debian packages) are installed here, and the tests that need them start and stop
 # their own `redis-server` / `postgres` on a free loopback port.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,3 +16,7 @@ command -v openssl >/dev/null || apt_install openssl
 cargo test --workspace --locked
 ./scripts/schemathesis.sh
 ./scripts/tls-judges.sh
+# The assessor's judges: Spectral's OWASP ruleset on the contract corpus
+# (Node.js, npm), its HTML report in headless Chromium (Debian).
+./scripts/audit-vs-spectral.sh
+./scripts/audit-html-chromium.sh
