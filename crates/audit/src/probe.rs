@@ -494,11 +494,13 @@ impl Prober {
                 .map_err(|e| format!("{host}:{port}: {e}"))?;
             match &self.tls {
                 Some(tls) => {
+                    // Never another certificate than the one asked for.
                     let config = match req.cert {
-                        Presented::Nothing => &tls.nothing,
-                        Presented::Given => tls.given.as_ref().unwrap_or(&tls.nothing),
-                        Presented::Impostor => tls.impostor.as_ref().unwrap_or(&tls.nothing),
-                    };
+                        Presented::Nothing => Some(&tls.nothing),
+                        Presented::Given => tls.given.as_ref(),
+                        Presented::Impostor => tls.impostor.as_ref(),
+                    }
+                    .ok_or("no client certificate to present")?;
                     let name = rustls::pki_types::ServerName::try_from(host.clone())
                         .map_err(|e| e.to_string())?;
                     let tls = tokio_rustls::TlsConnector::from(config.clone())

@@ -143,7 +143,8 @@ struct LimiterState {
     hasher: std::collections::hash_map::RandomState,
     epoch: Instant,
     shared: Option<SharedLimits>,
-    /// `api|route|cap` → semaphore, so in-flight requests still count.
+    /// `api|route|cap` → semaphore, so in-flight requests still count
+    /// across reloads (bounded by the caps ever configured).
     concurrency: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
 
@@ -208,13 +209,12 @@ impl Throttle {
     }
 
     fn with_state(config: &Config, state: Arc<LimiterState>) -> (Self, Vec<Vec<Arc<RouteLimits>>>) {
-        let mut old_caps = std::mem::take(
-            &mut *state
-                .concurrency
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
-        let mut caps = HashMap::new();
+        // Entries are only added: a reload refused after this point (a
+        // route that does not compile) leaves the caps in force untouched.
+        let mut caps = state
+            .concurrency
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut specs = Vec::new();
         let mut table = Vec::new();
         for api in &config.apis {
@@ -248,11 +248,9 @@ impl Throttle {
                 });
                 let concurrency = route.concurrency.map(|n| {
                     let key = format!("{}|{name}|{n}", api.name);
-                    let sem = old_caps
-                        .remove(&key)
-                        .unwrap_or_else(|| Arc::new(Semaphore::new(n as usize)));
-                    caps.insert(key, sem.clone());
-                    sem
+                    caps.entry(key)
+                        .or_insert_with(|| Arc::new(Semaphore::new(n as usize)))
+                        .clone()
                 });
                 routes.push(Arc::new(RouteLimits {
                     ids,
@@ -262,10 +260,7 @@ impl Throttle {
             }
             table.push(routes);
         }
-        *state
-            .concurrency
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = caps;
+        drop(caps);
         (Self { specs, state }, table)
     }
 
