@@ -294,10 +294,30 @@ impl Validator {
                     "an environment name is letters, digits, `-` or `_`",
                 );
             }
+            let mut hosts = Vec::new();
+            for (h, host) in l.hosts.iter().enumerate() {
+                let valid = !host.is_empty()
+                    && host.len() <= 253
+                    && (host.parse::<std::net::Ipv6Addr>().is_ok()
+                        || host.split('.').all(|label| {
+                            !label.is_empty()
+                                && label.len() <= 63
+                                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                        }));
+                if valid {
+                    hosts.push(host.to_ascii_lowercase());
+                } else {
+                    self.err(
+                        format!("{p}.hosts[{h}]"),
+                        format!("`{host}` is not a host name or IP address (no port, no scheme)"),
+                    );
+                }
+            }
             out.push(Listener {
                 name: l.name.clone(),
                 bind,
                 kind,
+                hosts,
                 environment,
             });
         }

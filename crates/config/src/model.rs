@@ -64,6 +64,8 @@ pub struct Listener {
     pub kind: ListenerKind,
     /// Lower case; `production` by default (CONTRACT-03).
     pub environment: String,
+    /// Lower-case host names served; empty: every host (AUTHZ-10).
+    pub hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -454,6 +456,12 @@ impl Config {
             }
         }
         for (i, l) in self.listeners.iter().enumerate() {
+            if l.hosts.is_empty() && !matches!(l.kind, ListenerKind::Redirect { .. }) {
+                push(
+                    format!("listeners[{i}].hosts"),
+                    "no host allowlist: requests for any Host are served (list the names this listener serves; others get 421)",
+                );
+            }
             if l.environment != "production" {
                 push(
                     format!("listeners[{i}].environment"),

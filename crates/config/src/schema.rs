@@ -111,6 +111,10 @@ pub struct RawListener {
     /// Environment this listener serves (default `production`); operations
     /// marked `x-environment` for others are not routed here (CONTRACT-03).
     pub environment: Option<String>,
+    /// Host names this listener serves (`Host`/`:authority`, without port);
+    /// any other host is answered 421. Empty: every host (reported by `check`).
+    #[serde(default)]
+    pub hosts: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]

@@ -128,12 +128,21 @@ fn has_email(text: &str) -> bool {
     let b = text.as_bytes();
     let local = |c: u8| c.is_ascii_alphanumeric() || b"._%+-".contains(&c);
     let domain = |c: u8| c.is_ascii_alphanumeric() || c == b'-' || c == b'.';
+    // Each host run ends at the next non-domain byte (an `@` among them),
+    // so the runs scanned from successive `@`s never overlap: linear.
     b.iter().enumerate().any(|(i, &c)| {
+        step();
         if c != b'@' || i == 0 || !local(b[i - 1]) {
             return false;
         }
         let host: &[u8] = &b[i + 1..];
-        let end = host.iter().position(|&c| !domain(c)).unwrap_or(host.len());
+        let end = host
+            .iter()
+            .position(|&c| {
+                step();
+                !domain(c)
+            })
+            .unwrap_or(host.len());
         let host = &host[..end];
         match host.iter().rposition(|&c| c == b'.') {
             Some(dot) if dot > 0 => {
@@ -151,6 +160,7 @@ fn has_card(text: &str) -> bool {
     let b = text.as_bytes();
     let mut i = 0;
     while i < b.len() {
+        step();
         if !b[i].is_ascii_digit() || (i > 0 && b[i - 1].is_ascii_alphanumeric()) {
             i += 1;
             continue;
@@ -159,6 +169,7 @@ fn has_card(text: &str) -> bool {
         let mut count = 0;
         let mut j = i;
         while j < b.len() && count < buf.len() {
+            step();
             match b[j] {
                 d @ b'0'..=b'9' => {
                     buf[count] = d - b'0';
@@ -212,6 +223,7 @@ fn luhn(d: &[u8]) -> bool {
 fn has_ssn(text: &str) -> bool {
     let b = text.as_bytes();
     b.windows(11).enumerate().any(|(i, w)| {
+        step();
         let shape = w.iter().enumerate().all(|(k, &c)| {
             if k == 3 || k == 6 {
                 c == b'-'
@@ -232,29 +244,65 @@ fn has_ssn(text: &str) -> bool {
     })
 }
 
+/// Credentials in text: a compact JWT (`eyJ…` then two more base64url
+/// segments of at least 8 characters each, dot-separated), a Portcullis API
+/// key, or a `Bearer ` prefix. One pass over the bytes: every scanner of
+/// untrusted text here is linear, so a hostile input cannot cost more than
+/// its length (a rescan from every `eyJ` was quadratic).
 fn has_token(text: &str) -> bool {
-    let b64url = |c: u8| c.is_ascii_alphanumeric() || c == b'-' || c == b'_';
-    let jwt = text.match_indices("eyJ").any(|(i, _)| {
-        let rest = &text.as_bytes()[i..];
-        let mut parts = 0;
-        let mut len = 0;
-        for &c in rest {
-            if b64url(c) {
-                len += 1;
-            } else if c == b'.' && len >= 8 {
-                parts += 1;
-                len = 0;
-            } else {
-                break;
-            }
-        }
-        parts >= 2
-    });
-    jwt || text.contains("pcsk_")
+    has_jwt(text.as_bytes())
+        || text.contains("pcsk_")
         || text
             .as_bytes()
             .windows(7)
             .any(|w| w.eq_ignore_ascii_case(b"bearer "))
+}
+
+/// Whether `b` holds `eyJ` at the start of a segment tail of 8 or more
+/// base64url characters ended by a dot, whose next segment also has 8 or
+/// more characters and is ended by a dot. Segments are runs of base64url
+/// characters between dots; each byte is looked at once.
+fn has_jwt(b: &[u8]) -> bool {
+    let b64url = |c: u8| c.is_ascii_alphanumeric() || c == b'-' || c == b'_';
+    // Start of the current segment, the first `eyJ` in it, and whether the
+    // previous segment (just ended by a dot) could open a token.
+    let mut segment_start = 0;
+    let mut first_eyj: Option<usize> = None;
+    let mut previous_opens = false;
+    for (i, &c) in b.iter().enumerate() {
+        step();
+        if b64url(c) {
+            if first_eyj.is_none() && c == b'J' && i >= segment_start + 2 && &b[i - 2..i] == b"ey" {
+                first_eyj = Some(i - 2);
+            }
+            continue;
+        }
+        if c == b'.' {
+            let long = i - segment_start >= 8;
+            if previous_opens && long {
+                return true;
+            }
+            previous_opens = first_eyj.is_some_and(|e| i - e >= 8);
+        } else {
+            previous_opens = false;
+        }
+        segment_start = i + 1;
+        first_eyj = None;
+    }
+    false
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Bytes looked at by the scanners on this thread (tests count steps).
+    static STEPS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts one step of a scanner (tests only; nothing in a release build).
+#[inline(always)]
+fn step() {
+    #[cfg(test)]
+    STEPS.with(|s| s.set(s.get() + 1));
 }
 
 /// Whether a response body looks like a stack trace or a framework error
@@ -289,12 +337,18 @@ pub fn looks_like_stack_trace(text: &str) -> bool {
     // Java/C# frames: "at pkg.Class.method(File.java:42)".
     let java = text
         .match_indices(".java:")
-        .any(|(i, _)| text[i + 6..].bytes().take_while(u8::is_ascii_digit).count() > 0);
+        .any(|(i, _)| text.as_bytes().get(i + 6).is_some_and(u8::is_ascii_digit));
     // Python frames: `File "x.py", line 3`; Node frames: `(/app/x.js:10:5)`.
     let python = text.contains("File \"") && text.contains("\", line ");
     let node = text.match_indices(".js:").any(|(i, _)| {
         let rest = &text.as_bytes()[i + 4..];
-        let n = rest.iter().take_while(|c| c.is_ascii_digit()).count();
+        let n = rest
+            .iter()
+            .take_while(|c| {
+                step();
+                c.is_ascii_digit()
+            })
+            .count();
         n > 0 && rest.get(n) == Some(&b':')
     }) && text.contains("    at ");
     java || python || node
@@ -378,5 +432,70 @@ mod tests {
         assert!(!looks_like_stack_trace(
             r#"{"id":"o-1","note":"at the door"}"#
         ));
+    }
+    /// Steps the scanners take on `text` (bytes looked at by their own loops;
+    /// the substring and Aho-Corasick searches they call are linear by
+    /// construction).
+    fn steps(text: &str) -> u64 {
+        STEPS.with(|s| s.set(0));
+        let all = Patterns::default();
+        let _ = find(text, &all);
+        let _ = has_token(text);
+        let _ = has_email(text);
+        let _ = has_card(text);
+        let _ = has_ssn(text);
+        let _ = looks_like_stack_trace(text);
+        STEPS.with(std::cell::Cell::get)
+    }
+
+    /// Every scanner of untrusted text is linear: four times the input costs
+    /// at most 4.2 times the steps, for the inputs that made the old
+    /// token scan quadratic and the worst shapes of the others.
+    #[test]
+    fn scanners_are_linear() {
+        let shapes: [(&str, &str); 8] = [
+            ("eyJ repeated", "eyJ"),
+            ("eyJ with short dots", "eyJaaaaa."),
+            ("one long segment", "eyJaaaaaaaaaaaaaaaaaaa"),
+            ("at signs", "a@"),
+            ("mail hosts", "a@b.c"),
+            ("digits", "4111 1111 "),
+            ("node frames", ".js:1111"),
+            ("java frames", ".java:1 "),
+        ];
+        for (name, unit) in shapes {
+            let n = 15_000 / unit.len();
+            let small = steps(&unit.repeat(n));
+            let large = steps(&unit.repeat(4 * n));
+            assert!(small > 0, "{name}: no step counted");
+            assert!(
+                large * 100 <= small * 4 * 105,
+                "{name}: {small} steps for n, {large} for 4n (not linear)"
+            );
+        }
+        // The old scan from every `eyJ` to the end of its run took n²/6
+        // steps here; one pass takes n.
+        let text = "eyJ".repeat(5_000);
+        STEPS.with(|s| s.set(0));
+        assert!(!has_token(&text));
+        assert!(STEPS.with(std::cell::Cell::get) <= 15_000);
+    }
+
+    #[test]
+    fn tokens_are_found_where_the_old_scan_found_them() {
+        let jwt = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl";
+        for (text, want) in [
+            (jwt.to_owned(), true),
+            (format!("token={jwt}&x=1"), true),
+            (format!("xxeyJhbGciOiJ.eyJzdWIiOiJ4In0.sig"), true),
+            ("eyJhbGciOiJ.short.eyJzdWIiOiJ4In0.".to_owned(), false),
+            ("eyJhbGci.eyJzdWIiOiJ4In0".to_owned(), false),
+            ("aaaaaaaaaa.eyJzdWIiOiJ4In0.".to_owned(), false),
+            ("eyJ.aaaaaaaaaa.aaaaaaaaaa.".to_owned(), false),
+            ("aaaeyJaaaaa.bbbbbbbb.".to_owned(), true),
+            ("aaaeyJaaaa.bbbbbbbb.".to_owned(), false),
+        ] {
+            assert_eq!(has_jwt(text.as_bytes()), want, "{text}");
+        }
     }
 }

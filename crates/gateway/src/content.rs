@@ -69,6 +69,11 @@ fn printable(name: &str) -> String {
         .collect()
 }
 
+/// Bytes of an unclassified response scanned for personal data (OUTPUT-13).
+/// Stack-trace markers are still searched in the whole body (one linear
+/// Aho-Corasick pass, OUTPUT-02).
+pub const PII_SCAN_BUDGET: usize = 64 * 1024;
+
 /// What the response stage reports besides a rejection.
 #[derive(Debug, Default)]
 pub struct ResponseReport {
@@ -160,7 +165,10 @@ pub async fn response(
         .as_ref()
         .is_some_and(|op| op.classification.is_some());
     if !classified {
-        report.pii = sensitive::find(&text, &state.sensitive.patterns);
+        // The report-only scan of unclassified answers reads a bounded
+        // prefix: its cost per response is capped whatever the upstream sends.
+        let scanned = &text[..text.floor_char_boundary(PII_SCAN_BUDGET)];
+        report.pii = sensitive::find(scanned, &state.sensitive.patterns);
     }
     headers.remove(header::CONTENT_LENGTH);
     Ok(Either::Left(Full::new(out)))

@@ -3,16 +3,20 @@
 //! Two layers, because hyper resolves one ambiguity silently: when a request
 //! carries both `Transfer-Encoding` and `Content-Length`, hyper (as RFC 9112
 //! §6.3 allows) drops `Content-Length` before the service sees the headers.
-//! So [`FramingGuard`] watches the raw bytes of HTTP/1 connections and flags
-//! a header block that holds both; the pipeline then refuses the request
-//! with 400 and it is never forwarded. [`check_headers`] covers what
+//! So [`FramingGuard`] follows the framing of HTTP/1 connections in the raw
+//! bytes (header blocks scanned, bodies skipped by their length or chunks)
+//! and flags the message whose header block holds both; the pipeline then
+//! refuses that request with 400, never forwards it, and closes the
+//! connection. Bodies are never scanned, so an upload that contains header
+//! lines flags nothing, and a flag belongs to one message, not to the
+//! connection's later requests. [`check_headers`] covers what
 //! survives into the parsed headers (several or non-numeric lengths).
 
 use crate::rejection::Rejection;
 use http::header::{self, HeaderMap};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -39,65 +43,324 @@ pub fn check_headers(headers: &HeaderMap) -> Result<(), Rejection> {
     Ok(())
 }
 
-/// Longest line prefix the scanner keeps to recognise a header name.
-const PREFIX: usize = 18; // "transfer-encoding:".len()
+/// Longest line prefix the scanner keeps: a header name and a value long
+/// enough for any `Content-Length` hyper accepts.
+const LINE: usize = 64;
 
-/// A line scanner over the bytes a connection reads: within one header
-/// block (lines up to a blank line) it notes `Content-Length:` and
-/// `Transfer-Encoding:` lines, and raises the flag when both appear.
+/// Why a message's framing was refused (for the pipeline's 400).
+const REASONS: [&str; 4] = [
+    "Content-Length with Transfer-Encoding",
+    "several Content-Length headers",
+    "Content-Length is not a single number",
+    "header line ended by a bare LF",
+];
+
+/// What the connection's [`Scanner`] found, read by the pipeline per request.
 #[derive(Debug, Default)]
+pub struct FramingState {
+    /// 1 + the index of the first refused message, 0 while none; the reason
+    /// index sits in the top byte.
+    refused: AtomicU64,
+    /// The scanner stopped following the framing (a body it cannot delimit):
+    /// the connection is closed after the current answer.
+    lost: AtomicBool,
+    /// Requests the pipeline has taken from this connection.
+    served: AtomicU64,
+}
+
+impl FramingState {
+    fn refuse(&self, message: u64, reason: usize) {
+        let packed = (message + 1) | ((reason as u64) << 56);
+        let _ = self
+            .refused
+            .compare_exchange(0, packed, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// Called once per HTTP/1 request, in order: refuses the request whose
+    /// header block the scanner flagged. HTTP/1 serves one request at a time,
+    /// so the n-th request is the n-th header block, and an upload whose body
+    /// merely contains header lines flags nothing.
+    pub fn check_next(&self) -> Result<(), Rejection> {
+        let n = self.served.fetch_add(1, Ordering::AcqRel);
+        let refused = self.refused.load(Ordering::Acquire);
+        if refused != 0 && refused & ((1 << 56) - 1) == n + 1 {
+            let reason = usize::try_from(refused >> 56).unwrap_or(0);
+            return Err(Rejection::AmbiguousFraming(REASONS[reason % REASONS.len()]));
+        }
+        Ok(())
+    }
+
+    /// Whether the connection must close after the current answer: a message
+    /// was refused (its body cannot be trusted to end where hyper thinks) or
+    /// the framing is no longer followed.
+    pub fn must_close(&self) -> bool {
+        self.lost.load(Ordering::Acquire) || self.refused.load(Ordering::Acquire) != 0
+    }
+}
+
+/// Where the scanner is in the HTTP/1 byte stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Phase {
+    /// Lines of a header block, up to the blank line.
+    #[default]
+    Head,
+    /// This many bytes of a fixed-length body are still to come.
+    Body(u64),
+    /// A chunk-size line (hex digits, then extensions, then CRLF).
+    ChunkSize,
+    /// This many bytes of chunk data, then its CRLF.
+    ChunkData(u64),
+    /// The CRLF that ends a chunk's data.
+    ChunkEnd,
+    /// Trailer lines after the last chunk, up to the blank line.
+    Trailers,
+    /// Framing no longer followed (refused message or undelimited body).
+    Lost,
+}
+
+/// Follows HTTP/1 request framing over the bytes a connection reads: header
+/// blocks are scanned line by line, bodies are skipped by their declared
+/// length or chunking, so only header lines count. A header block holding
+/// both `Content-Length` and `Transfer-Encoding`, several or malformed
+/// lengths, or a bare-LF line ending, refuses that message.
+#[derive(Debug)]
 pub struct Scanner {
-    line: [u8; PREFIX],
+    phase: Phase,
+    line: [u8; LINE],
     line_len: usize,
-    line_is_blank: bool,
-    saw_length: bool,
-    saw_encoding: bool,
+    /// The previous byte was CR.
+    after_cr: bool,
+    /// A non-blank line has been seen in the current header block.
+    block_started: bool,
+    lengths: u32,
+    length: Option<u64>,
+    bad_length: bool,
+    encoding: bool,
+    chunked: bool,
+    chunk_size: u64,
+    chunk_digits: u32,
+    chunk_size_done: bool,
+    /// Index of the message whose header block is being read.
+    message: u64,
+}
+
+/// What one [`Scanner::feed`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found {
+    /// Message `message` is refused for `REASONS[reason]`.
+    Refused { message: u64, reason: usize },
+    /// The framing can no longer be followed.
+    Lost,
+}
+
+impl Default for Scanner {
+    fn default() -> Self {
+        Self {
+            phase: Phase::Head,
+            line: [0; LINE],
+            line_len: 0,
+            after_cr: false,
+            block_started: false,
+            lengths: 0,
+            length: None,
+            bad_length: false,
+            encoding: false,
+            chunked: false,
+            chunk_size: 0,
+            chunk_digits: 0,
+            chunk_size_done: false,
+            message: 0,
+        }
+    }
 }
 
 impl Scanner {
     /// A scanner at the start of a connection.
     pub fn new() -> Self {
-        Self {
-            line_is_blank: true,
-            ..Self::default()
-        }
+        Self::default()
     }
 
-    /// Feeds bytes; returns true when a header block with both headers was seen.
-    pub fn feed(&mut self, bytes: &[u8]) -> bool {
-        let mut ambiguous = false;
-        for &b in bytes {
-            if b == b'\n' {
-                if self.line_is_blank {
-                    self.saw_length = false;
-                    self.saw_encoding = false;
-                } else {
-                    let l = &self.line[..self.line_len];
-                    if starts_with_ignore_case(l, b"content-length:") {
-                        self.saw_length = true;
-                    } else if starts_with_ignore_case(l, b"transfer-encoding:") {
-                        self.saw_encoding = true;
+    /// Feeds bytes read from the connection; returns the first finding.
+    pub fn feed(&mut self, bytes: &[u8]) -> Option<Found> {
+        let mut found = None;
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            match self.phase {
+                Phase::Lost => return found,
+                Phase::Body(left) => {
+                    let take = usize::try_from(left).unwrap_or(usize::MAX).min(bytes.len() - i);
+                    let left = left - take as u64;
+                    if left == 0 {
+                        self.end_message();
+                    } else {
+                        self.phase = Phase::Body(left);
                     }
-                    ambiguous |= self.saw_length && self.saw_encoding;
+                    i += take;
+                    continue;
                 }
-                self.line_len = 0;
-                self.line_is_blank = true;
-                continue;
+                Phase::ChunkData(left) => {
+                    let take = usize::try_from(left).unwrap_or(usize::MAX).min(bytes.len() - i);
+                    let left = left - take as u64;
+                    self.phase = if left == 0 { Phase::ChunkEnd } else { Phase::ChunkData(left) };
+                    i += take;
+                    continue;
+                }
+                Phase::ChunkEnd => {
+                    if b == b'\n' {
+                        self.phase = Phase::ChunkSize;
+                    } else if b != b'\r' {
+                        found = found.or(self.lose());
+                    }
+                }
+                Phase::ChunkSize => found = found.or(self.chunk_size_byte(b)),
+                Phase::Head | Phase::Trailers => found = found.or(self.line_byte(b)),
             }
-            if self.line_len < PREFIX {
+            i += 1;
+        }
+        found
+    }
+
+    fn lose(&mut self) -> Option<Found> {
+        self.phase = Phase::Lost;
+        Some(Found::Lost)
+    }
+
+    fn chunk_size_byte(&mut self, b: u8) -> Option<Found> {
+        match b {
+            b'\n' => {
+                if self.chunk_digits == 0 {
+                    return self.lose();
+                }
+                self.phase = if self.chunk_size == 0 {
+                    Phase::Trailers
+                } else {
+                    Phase::ChunkData(self.chunk_size)
+                };
+                self.chunk_size = 0;
+                self.chunk_digits = 0;
+                self.chunk_size_done = false;
+            }
+            _ if self.chunk_size_done => {}
+            b';' | b'\r' | b' ' | b'\t' => self.chunk_size_done = true,
+            _ => {
+                let Some(d) = (b as char).to_digit(16) else {
+                    return self.lose();
+                };
+                self.chunk_digits += 1;
+                if self.chunk_digits > 16 {
+                    return self.lose();
+                }
+                self.chunk_size = self.chunk_size << 4 | u64::from(d);
+            }
+        }
+        None
+    }
+
+    fn line_byte(&mut self, b: u8) -> Option<Found> {
+        if b != b'\n' {
+            if self.line_len < LINE {
                 self.line[self.line_len] = b;
                 self.line_len += 1;
             }
-            if b != b'\r' {
-                self.line_is_blank = false;
-            }
+            self.after_cr = b == b'\r';
+            return None;
         }
-        ambiguous
+        let bare_lf = !self.after_cr;
+        self.after_cr = false;
+        let len = self.line_len;
+        self.line_len = 0;
+        let blank = len == 0 || (len == 1 && self.line[0] == b'\r');
+        if self.phase == Phase::Trailers {
+            if blank {
+                self.end_message();
+            }
+            return None;
+        }
+        if bare_lf {
+            return self.refuse(3);
+        }
+        if !blank {
+            self.block_started = true;
+            self.header_line(len);
+            return None;
+        }
+        if !self.block_started {
+            // Empty lines before a request line are ignored (RFC 9112 §2.2).
+            return None;
+        }
+        self.end_head()
+    }
+
+    fn header_line(&mut self, len: usize) {
+        let line = &self.line[..len];
+        if let Some(value) = value_of(line, b"content-length:") {
+            self.lengths += 1;
+            let value = value.trim_ascii();
+            match std::str::from_utf8(value).ok().filter(|v| {
+                !v.is_empty() && v.bytes().all(|c| c.is_ascii_digit())
+            }) {
+                Some(v) if len < LINE => self.length = v.parse().ok(),
+                _ => self.bad_length = true,
+            }
+        } else if let Some(value) = value_of(line, b"transfer-encoding:") {
+            self.encoding = true;
+            // The last coding decides; a value longer than the kept prefix
+            // is not followed (the framing is then lost, fail closed).
+            let last = value.rsplit(|&c| c == b',').next().unwrap_or_default();
+            self.chunked = len < LINE && last.trim_ascii().eq_ignore_ascii_case(b"chunked");
+        }
+    }
+
+    /// The blank line after a header block: decide the message's body.
+    fn end_head(&mut self) -> Option<Found> {
+        let reason = if self.lengths > 0 && self.encoding {
+            Some(0)
+        } else if self.lengths > 1 {
+            Some(1)
+        } else if self.bad_length || (self.lengths == 1 && self.length.is_none()) {
+            Some(2)
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            return self.refuse(reason);
+        }
+        if self.encoding {
+            if !self.chunked {
+                return self.lose();
+            }
+            self.phase = Phase::ChunkSize;
+            return None;
+        }
+        match self.length {
+            Some(n) if n > 0 => self.phase = Phase::Body(n),
+            _ => self.end_message(),
+        }
+        None
+    }
+
+    fn end_message(&mut self) {
+        let message = self.message + 1;
+        *self = Self {
+            message,
+            ..Self::default()
+        };
+    }
+
+    fn refuse(&mut self, reason: usize) -> Option<Found> {
+        self.phase = Phase::Lost;
+        Some(Found::Refused {
+            message: self.message,
+            reason,
+        })
     }
 }
 
-fn starts_with_ignore_case(line: &[u8], prefix: &[u8]) -> bool {
-    line.len() >= prefix.len() && line[..prefix.len()].eq_ignore_ascii_case(prefix)
+/// The value of a header line named `name` (lower case, with the colon).
+fn value_of<'a>(line: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    (line.len() >= name.len() && line[..name.len()].eq_ignore_ascii_case(name))
+        .then(|| line[name.len()..].strip_suffix(b"\r").unwrap_or(&line[name.len()..]))
 }
 
 /// Wraps an HTTP/1 connection's stream and raises `flag` on ambiguous framing.
@@ -105,15 +368,15 @@ fn starts_with_ignore_case(line: &[u8], prefix: &[u8]) -> bool {
 pub struct FramingGuard<S> {
     inner: S,
     scanner: Scanner,
-    flag: Arc<AtomicBool>,
+    state: Arc<FramingState>,
 }
 
 impl<S> FramingGuard<S> {
-    pub fn new(inner: S, flag: Arc<AtomicBool>) -> Self {
+    pub fn new(inner: S, state: Arc<FramingState>) -> Self {
         Self {
             inner,
             scanner: Scanner::new(),
-            flag,
+            state,
         }
     }
 }
@@ -127,10 +390,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for FramingGuard<S> {
         let before = buf.filled().len();
         let this = &mut *self;
         let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = polled
-            && this.scanner.feed(&buf.filled()[before..])
-        {
-            this.flag.store(true, Ordering::Release);
+        if let Poll::Ready(Ok(())) = polled {
+            match this.scanner.feed(&buf.filled()[before..]) {
+                Some(Found::Refused { message, reason }) => this.state.refuse(message, reason),
+                Some(Found::Lost) => this.state.lost.store(true, Ordering::Release),
+                None => {}
+            }
         }
         polled
     }
@@ -186,31 +451,97 @@ mod tests {
         assert!(check_headers(&h).is_err());
     }
 
-    fn scan(chunks: &[&[u8]]) -> bool {
+    fn scan(chunks: &[&[u8]]) -> Option<Found> {
         let mut s = Scanner::new();
-        chunks.iter().fold(false, |acc, c| acc | s.feed(c))
+        chunks.iter().fold(None, |acc, c| acc.or(s.feed(c)))
+    }
+
+    fn refused(message: u64, reason: usize) -> Option<Found> {
+        Some(Found::Refused { message, reason })
     }
 
     #[test]
     fn flags_both_headers_in_one_block_even_split_across_reads() {
-        assert!(scan(&[
-            b"POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
-        ]));
-        assert!(scan(&[
-            b"POST / HTTP/1.1\r\ntransfer-enc",
-            b"oding: chunked\r\nCONTENT-LENGTH: 5\r\n\r\n"
-        ]));
+        assert_eq!(
+            scan(&[b"POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"]),
+            refused(0, 0)
+        );
+        assert_eq!(
+            scan(&[
+                b"POST / HTTP/1.1\r\ntransfer-enc",
+                b"oding: chunked\r\nCONTENT-LENGTH: 5\r\n\r\n"
+            ]),
+            refused(0, 0)
+        );
+        assert_eq!(
+            scan(&[b"POST / HTTP/1.1\r\nContent-Length: 5\r\ncontent-length: 5\r\n\r\n"]),
+            refused(0, 1)
+        );
+        assert_eq!(
+            scan(&[b"POST / HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\n"]),
+            refused(0, 2)
+        );
+        assert_eq!(scan(&[b"GET / HTTP/1.1\nHost: a\r\n\r\n"]), refused(0, 3));
+    }
+
+    #[test]
+    fn bodies_are_skipped_and_flags_belong_to_one_message() {
+        // An upload whose body holds both header lines flags nothing.
+        let body = "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n\n";
+        let fixed = format!(
+            "POST /a HTTP/1.1\r\nContent-Length: {}\r\n\r\n{body}GET /b HTTP/1.1\r\n\r\n",
+            body.len()
+        );
+        assert_eq!(scan(&[fixed.as_bytes()]), None);
+        let chunked = format!(
+            "POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n{:x};ext=1\r\n{body}\r\n0\r\nX-Trailer: 1\r\n\r\nGET /b HTTP/1.1\r\n\r\n",
+            body.len()
+        );
+        // Fed a byte at a time: state crosses every read boundary.
+        let bytes: Vec<&[u8]> = chunked.as_bytes().chunks(1).collect();
+        assert_eq!(scan(&bytes), None);
+        // The third message is the one refused.
+        let third = format!(
+            "{fixed}GET /c HTTP/1.1\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n"
+        );
+        assert_eq!(scan(&[third.as_bytes()]), refused(2, 0));
+        // A chunk size that is not hex: the framing is no longer followed.
+        assert_eq!(
+            scan(&[b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"]),
+            Some(Found::Lost)
+        );
+        // A coding other than chunked last: hyper refuses it; not followed.
+        assert_eq!(
+            scan(&[b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n"]),
+            Some(Found::Lost)
+        );
+    }
+
+    #[test]
+    fn the_refused_message_is_the_one_answered_400() {
+        let state = FramingState::default();
+        state.refuse(1, 0);
+        assert!(state.check_next().is_ok());
+        assert!(matches!(
+            state.check_next(),
+            Err(Rejection::AmbiguousFraming(r)) if r == REASONS[0]
+        ));
+        assert!(state.must_close());
     }
 
     #[test]
     fn separate_requests_are_not_confused() {
-        assert!(!scan(&[
-            b"POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
-            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-            b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
-        ]));
-        assert!(!scan(&[
-            b"POST / HTTP/1.1\r\nX-Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
-        ]));
+        assert_eq!(
+            scan(&[
+                b"POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+                b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+            ]),
+            None
+        );
+        assert_eq!(
+            scan(&[b"POST / HTTP/1.1\r\nX-Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"]),
+            None
+        );
     }
 }

@@ -19,6 +19,7 @@ pub mod devpki;
 pub mod events;
 pub mod framing;
 pub mod hardening;
+pub mod host;
 pub mod hygiene;
 pub mod identity;
 pub mod introspection;
@@ -92,11 +93,13 @@ pub struct ConnInfo {
     pub client_cert: std::sync::OnceLock<clientauth::PeerCert>,
     /// The environment the listener serves (CONTRACT-03).
     pub environment: Arc<str>,
+    /// Host names the listener serves; empty: every host.
+    pub hosts: Arc<[String]>,
     pub remote: SocketAddr,
     pub tls: bool,
-    /// Raised by [`framing::FramingGuard`] when an HTTP/1 header block held
-    /// both `Content-Length` and `Transfer-Encoding`.
-    pub ambiguous_framing: Arc<std::sync::atomic::AtomicBool>,
+    /// What [`framing::FramingGuard`] found in this HTTP/1 connection's
+    /// header blocks (ambiguous framing, per message).
+    pub framing: Arc<framing::FramingState>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -140,6 +143,7 @@ enum PreparedKind {
 struct PreparedListener {
     name: Arc<str>,
     environment: Arc<str>,
+    hosts: Arc<[String]>,
     bind: SocketAddr,
     kind: PreparedKind,
 }
@@ -191,6 +195,7 @@ fn prepare_listeners(config: &Config) -> Result<Vec<PreparedListener>, BuildErro
         listeners.push(PreparedListener {
             name: l.name.as_str().into(),
             environment: l.environment.as_str().into(),
+            hosts: l.hosts.clone().into(),
             bind: l.bind,
             kind,
         });

@@ -74,9 +74,10 @@ pub(crate) async fn accept_loop(
             },
             client_cert: std::sync::OnceLock::new(),
             environment: listener.environment.clone(),
+            hosts: listener.hosts.clone(),
             remote,
             tls: matches!(listener.kind, PreparedKind::Tls(_)),
-            ambiguous_framing: Arc::default(),
+            framing: Arc::default(),
         });
         tokio::spawn(connection(
             stream,
@@ -128,7 +129,7 @@ async fn connection(
                 let _ = conn.client_cert.set(cert);
             }
             let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-            let flag = conn.ambiguous_framing.clone();
+            let flag = conn.framing.clone();
             let svc = service_fn(move |req| pipeline::handle(live.load_full(), conn.clone(), req));
             if h2 {
                 serve(&http, TokioIo::new(tls), svc, shutdown).await;
@@ -143,7 +144,7 @@ async fn connection(
             }
         }
         PreparedKind::Plain => {
-            let flag = conn.ambiguous_framing.clone();
+            let flag = conn.framing.clone();
             let svc = service_fn(move |req| pipeline::handle(live.load_full(), conn.clone(), req));
             serve(
                 &http,

@@ -2,7 +2,8 @@
 //!
 //! Paths that different components could read differently are refused, not
 //! repaired: `.`/`..` segments, encoded `.`, `/` or `\`, double encoding
-//! (`%25`), NUL and other control characters, invalid UTF-8, empty segments.
+//! (`%25`), NUL and other control characters, invalid UTF-8, empty segments,
+//! and `;` (raw or encoded: path parameters that Java backends strip).
 //! What passes has exactly one meaning, so the route the gateway authorizes
 //! is the resource the upstream serves.
 
@@ -32,6 +33,8 @@ pub enum PathError {
     InvalidUtf8,
     #[error("path too long")]
     TooLong,
+    #[error("semicolon in a segment")]
+    Semicolon,
 }
 
 impl PathError {
@@ -49,6 +52,9 @@ impl PathError {
             PathError::Backslash => "contains a backslash",
             PathError::InvalidUtf8 => "does not decode to valid UTF-8",
             PathError::TooLong => "is longer than 4096 bytes",
+            PathError::Semicolon => {
+                "contains ';' (path parameters such as '..;' are read differently by backends)"
+            }
         }
     }
 }
@@ -101,12 +107,16 @@ pub fn normalize(raw: &str) -> Result<String, PathError> {
                     b'.' => return Err(PathError::EncodedDot),
                     b'/' | b'\\' => return Err(PathError::EncodedSeparator),
                     b'%' => return Err(PathError::DoubleEncoding),
+                    b';' => return Err(PathError::Semicolon),
                     0..=0x1f | 0x7f => return Err(PathError::ControlCharacter),
                     _ => decoded.push(v),
                 }
                 i += 3;
             }
             b'\\' => return Err(PathError::Backslash),
+            // Tomcat, Jetty and Spring drop `;…` from a segment, so `..;`
+            // is a dot segment to them and a plain name here (AUTHZ-10).
+            b';' => return Err(PathError::Semicolon),
             0..=0x1f | 0x7f => return Err(PathError::ControlCharacter),
             _ => {
                 decoded.push(b);
@@ -180,6 +190,10 @@ mod tests {
             ("/a//b", PathError::EmptySegment),
             ("a/b", PathError::NotAbsolute),
             ("*", PathError::NotAbsolute),
+            ("/v1/orders/..;/items", PathError::Semicolon),
+            ("/a;jsessionid=1", PathError::Semicolon),
+            ("/a%3bb", PathError::Semicolon),
+            ("/a%3B/b", PathError::Semicolon),
         ];
         for (raw, want) in cases {
             assert_eq!(normalize(raw), Err(want), "{raw}");

@@ -11,6 +11,7 @@ use crate::correlation::{self, CorrelationId};
 use crate::events::{EventContext, SecurityEvent};
 use crate::framing;
 use crate::hardening;
+use crate::host;
 use crate::hygiene::{self, Forwarding};
 use crate::identity::IdentityState;
 use crate::path;
@@ -94,6 +95,13 @@ pub async fn handle(
         (&state.correlation_header, &correlation.value),
         conn.tls,
     );
+    // After a refused or unfollowable HTTP/1 framing nothing more is read
+    // from this connection: what follows may be a smuggled request.
+    if parts.version < http::Version::HTTP_2 && conn.framing.must_close() {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
+    }
     if !decided.preflight
         && let Some(cors) = decided.api.and_then(|i| state.routes.api(i).cors.as_ref())
     {
@@ -114,6 +122,9 @@ async fn run(
     correlation: &CorrelationId,
     decided: &mut Decided,
 ) -> Result<Response<GatewayBody>, Rejection> {
+    // Every HTTP/1 request is counted, whatever refuses it, so that the
+    // framing verdict on the n-th header block meets the n-th request.
+    let framing = conn.framing.check_next();
     // 1. connection re-check: the client certificate against the current CRLs and clock.
     if let Some(tls) = &conn.tls_listener
         && tls.has_client_auth()
@@ -124,24 +135,20 @@ async fn run(
     if correlation.refused {
         return Err(Rejection::BadCorrelationId);
     }
-    if conn
-        .ambiguous_framing
-        .load(std::sync::atomic::Ordering::Acquire)
-    {
-        return Err(Rejection::AmbiguousFraming(
-            "Content-Length with Transfer-Encoding",
-        ));
-    }
+    framing?;
     framing::check_headers(&parts.headers)?;
 
-    // 3. route
+    // 3. route: one well-formed host that this listener serves, then the path.
+    let host = host::from_request(parts)?;
+    if !host::served(host, &conn.hosts) {
+        return Err(Rejection::MisdirectedHost);
+    }
     let path = path::normalize(parts.uri.path())?;
     // Credentials first (AUTHN-04, the more precise answer), then DATA-01.
     if state.identity.is_some() {
         IdentityState::refuse_query_credentials(parts.uri.query())?;
     }
     content::sensitive_url(&path, parts.uri.query(), &state.sensitive)?;
-    let host = request_host(parts);
     if let Some(identity) = &state.identity
         && let Some(response) =
             self_service(identity, conn, parts, &path, body, &state.limits).await?
@@ -493,34 +500,41 @@ pub fn redirect(
 ) -> Result<Response<GatewayBody>, Infallible> {
     let (parts, _) = request.into_parts();
     let correlation = correlation::from_request(&parts.headers, &state.correlation_header);
-    let host = request_host(&parts);
-    let valid_host = !host.is_empty()
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-'));
+    // The host goes into Location: only a well-formed one the listener serves.
+    let host = host::from_request(&parts)
+        .map_err(Rejection::BadHost)
+        .and_then(|h| {
+            host::served(h, &conn.hosts)
+                .then_some(h)
+                .ok_or(Rejection::MisdirectedHost)
+        });
     let target = parts
         .uri
         .path_and_query()
         .map_or("/", http::uri::PathAndQuery::as_str);
-    let location = if https_port == 443 {
-        format!("https://{host}{target}")
-    } else {
-        format!("https://{host}:{https_port}{target}")
-    };
-    let mut response = if valid_host && let Ok(location) = http::HeaderValue::from_str(&location) {
-        let mut r = Response::new(Either::Left(Full::default()));
-        *r.status_mut() = http::StatusCode::PERMANENT_REDIRECT;
-        r.headers_mut().insert(header::LOCATION, location);
-        r
-    } else {
-        reject(
+    let location = host.and_then(|host| {
+        let location = if https_port == 443 {
+            format!("https://{host}{target}")
+        } else {
+            format!("https://{host}:{https_port}{target}")
+        };
+        http::HeaderValue::from_str(&location).map_err(|_| Rejection::BadHost(host::HostError::Malformed))
+    });
+    let mut response = match location {
+        Ok(location) => {
+            let mut r = Response::new(Either::Left(Full::default()));
+            *r.status_mut() = http::StatusCode::PERMANENT_REDIRECT;
+            r.headers_mut().insert(header::LOCATION, location);
+            r
+        }
+        Err(rejection) => reject(
             state,
             conn,
             &parts,
             &correlation,
-            &Rejection::BadHost,
+            &rejection,
             &Decided::default(),
-        )
+        ),
     };
     hardening::apply(
         response.headers_mut(),

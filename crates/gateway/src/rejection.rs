@@ -21,9 +21,13 @@ pub enum Rejection {
     /// The path failed strict normalisation.
     #[error("path refused: {0}")]
     BadPath(#[from] PathError),
-    /// The `Host` (or `:authority`) is missing or not a host name.
-    #[error("missing or invalid host")]
-    BadHost,
+    /// The `Host` (or `:authority`) is missing, repeated, not a host name,
+    /// or disagrees with the request's authority.
+    #[error("host refused: {0}")]
+    BadHost(#[from] crate::host::HostError),
+    /// A well-formed host that this listener does not serve (RFC 9110 §15.5.20).
+    #[error("host not served by this listener")]
+    MisdirectedHost,
     /// The client's correlation id is not in the accepted format.
     #[error("malformed correlation id")]
     BadCorrelationId,
@@ -159,7 +163,7 @@ impl Rejection {
         match self {
             Rejection::AmbiguousFraming(_)
             | Rejection::BadPath(_)
-            | Rejection::BadHost
+            | Rejection::BadHost(_)
             | Rejection::BadCorrelationId
             | Rejection::CredentialInQuery
             | Rejection::SensitiveInUrl { .. }
@@ -183,6 +187,7 @@ impl Rejection {
             }
             Rejection::AdminUnauthenticated(_) => StatusCode::UNAUTHORIZED,
             Rejection::UnknownRoute => StatusCode::NOT_FOUND,
+            Rejection::MisdirectedHost => StatusCode::MISDIRECTED_REQUEST,
             Rejection::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Rejection::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Rejection::CorsOriginDenied => StatusCode::FORBIDDEN,
@@ -204,7 +209,8 @@ impl Rejection {
         match self {
             Rejection::AmbiguousFraming(_) => "ambiguous-framing",
             Rejection::BadPath(_) => "bad-path",
-            Rejection::BadHost => "bad-host",
+            Rejection::BadHost(_) => "bad-host",
+            Rejection::MisdirectedHost => "misdirected-request",
             Rejection::BadCorrelationId => "bad-correlation-id",
             Rejection::UnknownRoute => "unknown-route",
             Rejection::MethodNotAllowed { .. } => "method-not-allowed",
@@ -259,7 +265,8 @@ impl Rejection {
             Rejection::UnknownRoute
             | Rejection::MethodNotAllowed { .. }
             | Rejection::PayloadTooLarge { .. }
-            | Rejection::BadHost
+            | Rejection::BadHost(_)
+            | Rejection::MisdirectedHost
             | Rejection::BadCorrelationId => Severity::Low,
             Rejection::BodyUnreadable(_) => Severity::Informational,
             Rejection::RateLimited { .. } => Severity::Medium,
@@ -273,7 +280,8 @@ impl Rejection {
         match self {
             Rejection::AmbiguousFraming(_) => "Ambiguous message framing",
             Rejection::BadPath(_) => "Path not accepted",
-            Rejection::BadHost => "Invalid host",
+            Rejection::BadHost(_) => "Invalid host",
+            Rejection::MisdirectedHost => "Misdirected request",
             Rejection::BadCorrelationId => "Invalid correlation id",
             Rejection::UnknownRoute => "Not found",
             Rejection::MethodNotAllowed { .. } => "Method not allowed",
@@ -306,9 +314,10 @@ impl Rejection {
     /// What the caller can do about it; never internal detail.
     fn detail(&self, correlation_header: &str) -> String {
         match self {
-            Rejection::AmbiguousFraming(_) => "Send either Content-Length or Transfer-Encoding, not both, and at most one Content-Length value.".into(),
+            Rejection::AmbiguousFraming(_) => "Send either Content-Length or Transfer-Encoding, not both, at most one Content-Length value, and end every header line with CRLF.".into(),
             Rejection::BadPath(e) => format!("The request path {}. Send a plain path without dot segments, encoded separators, encoded dots or double encoding.", e.client_reason()),
-            Rejection::BadHost => "Send a Host header with the host name of this API.".into(),
+            Rejection::BadHost(_) => "Send exactly one Host header holding the host name of this API (host or host:port), the same as the authority of the request target if it has one.".into(),
+            Rejection::MisdirectedHost => "This server does not serve the requested host. Check the URL's host name.".into(),
             Rejection::BadCorrelationId => format!("The {correlation_header} header must be 1 to 128 characters of letters, digits, '.', '_' or '-'; omit it to have one generated."),
             Rejection::UnknownRoute => "No API operation is declared at this path. Check the path against the API documentation.".into(),
             Rejection::MethodNotAllowed { .. } => "This path does not accept this method; the Allow header lists the methods it accepts.".into(),

@@ -262,7 +262,7 @@ async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
             time::OffsetDateTime::now_utc() + time::Duration::days(7),
         )?,
     )?;
-    let gw = ca.issue_to(&pki, "gateway", &["localhost", "127.0.0.1"], false)?;
+    let gw = ca.issue_to(&pki, "gateway", &GATEWAY_NAMES, false)?;
     let upstream = ca.issue(&["orders.internal"], false)?;
     std::fs::write(pki.join("orders-backend.pem"), &upstream.cert_pem)?;
     write_private(&pki.join("orders-backend.key"), upstream.key_pem.as_bytes())?;
@@ -710,6 +710,9 @@ struct GatewayFiles<'a> {
     client: &'a portcullis_gateway::devpki::IssuedFiles,
 }
 
+/// The gateway certificate's names, which are also the hosts it serves.
+const GATEWAY_NAMES: [&str; 2] = ["localhost", "127.0.0.1"];
+
 fn gateway_yaml(f: &GatewayFiles<'_>) -> String {
     format!(
         r#"# Written by `portcullis quickstart`. Every default is the secure one;
@@ -718,6 +721,8 @@ mode: production
 listeners:
   - name: public
     bind: 127.0.0.1:{port}
+    # The names of the gateway's certificate: any other Host is answered 421.
+    hosts: [{hosts}]
     tls:
       cert: {cert}
       key: {key}
@@ -770,6 +775,7 @@ apis:
         rate_limits: [{{ per: application, requests: 600, per_seconds: 60, burst: 200 }}]
 "#,
         port = f.port,
+        hosts = GATEWAY_NAMES.join(", "),
         admin_port = f.admin_port,
         cert = f.cert.display(),
         key = f.key.display(),
