@@ -342,6 +342,17 @@ impl Validator {
         if l.max_header_bytes < 8192 {
             self.err("limits.max_header_bytes", "must be at least 8192");
         }
+        positive(self, "idle_timeout_ms", l.idle_timeout_ms);
+        positive(self, "max_connection_age_ms", l.max_connection_age_ms);
+        positive(self, "write_timeout_ms", l.write_timeout_ms);
+        positive(
+            self,
+            "max_connections_per_client",
+            l.max_connections_per_client as u64,
+        );
+        if !(1..=128).contains(&l.client_ipv6_prefix) {
+            self.err("limits.client_ipv6_prefix", "must be 1 to 128 bits");
+        }
         Limits {
             header_read_timeout: Duration::from_millis(l.header_read_timeout_ms),
             tls_handshake_timeout: Duration::from_millis(l.tls_handshake_timeout_ms),
@@ -353,6 +364,11 @@ impl Validator {
             h2_max_local_error_reset_streams: l.h2_max_local_error_reset_streams,
             body_read_timeout: Duration::from_millis(l.body_read_timeout_ms),
             max_response_bytes: l.max_response_bytes,
+            idle_timeout: Duration::from_millis(l.idle_timeout_ms),
+            max_connection_age: Duration::from_millis(l.max_connection_age_ms),
+            write_timeout: Duration::from_millis(l.write_timeout_ms),
+            max_connections_per_client: l.max_connections_per_client,
+            client_ipv6_prefix: l.client_ipv6_prefix,
         }
     }
 

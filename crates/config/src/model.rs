@@ -109,6 +109,12 @@ pub struct Limits {
     pub h2_max_local_error_reset_streams: usize,
     pub body_read_timeout: Duration,
     pub max_response_bytes: usize,
+    pub idle_timeout: Duration,
+    pub max_connection_age: Duration,
+    pub write_timeout: Duration,
+    pub max_connections_per_client: usize,
+    /// 1..=128.
+    pub client_ipv6_prefix: u8,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -401,6 +407,16 @@ pub struct Cors {
     pub max_age_s: u32,
 }
 
+/// The connection limits beyond which a setting lets one client hold the
+/// gateway's resources for longer than the defaults do (`check` reports).
+const WEAK_LIMITS: [(&str, u64); 5] = [
+    ("header_read_timeout_ms", 10_000),
+    ("idle_timeout_ms", 60_000),
+    ("max_connection_age_ms", 3_600_000),
+    ("write_timeout_ms", 30_000),
+    ("max_connections_per_client", 512),
+];
+
 /// A setting that weakens a secure default; `check` lists every one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Weakening {
@@ -409,6 +425,32 @@ pub struct Weakening {
 }
 
 impl Config {
+    fn limit_weakenings(&self, push: &mut impl FnMut(String, &str)) {
+        let l = &self.limits;
+        let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let values = [
+            millis(l.header_read_timeout),
+            millis(l.idle_timeout),
+            millis(l.max_connection_age),
+            millis(l.write_timeout),
+            l.max_connections_per_client as u64,
+        ];
+        for ((name, default), value) in WEAK_LIMITS.iter().zip(values) {
+            if value > *default {
+                push(
+                    format!("limits.{name}"),
+                    &format!("{value} is above the default {default}: one client can hold connections longer or in greater numbers"),
+                );
+            }
+        }
+        if l.client_ipv6_prefix > 64 {
+            push(
+                "limits.client_ipv6_prefix".into(),
+                "IPv6 clients are told apart by more than their /64: one host with many addresses gets many connection and rate budgets",
+            );
+        }
+    }
+
     /// Every weakened default in this config, in file order.
     pub fn weakenings(&self) -> Vec<Weakening> {
         let mut out = Vec::new();
@@ -418,6 +460,7 @@ impl Config {
                 message: message.to_owned(),
             });
         };
+        self.limit_weakenings(&mut push);
         if self.mode == Mode::Dev {
             push(
                 "mode".into(),

@@ -186,6 +186,27 @@ pub struct RawLimits {
     /// Largest upstream response the gateway buffers to inspect (JSON and text).
     #[serde(default = "defaults::max_response_bytes")]
     pub max_response_bytes: usize,
+    /// A connection with no request in flight for this long is closed
+    /// (HTTP/2: GOAWAY); pings do not count as activity.
+    #[serde(default = "defaults::idle_timeout_ms")]
+    pub idle_timeout_ms: u64,
+    /// A connection older than this finishes its requests and is closed
+    /// (HTTP/1 `Connection: close`, HTTP/2 GOAWAY), so it meets the current
+    /// client CA and certificates again.
+    #[serde(default = "defaults::max_connection_age_ms")]
+    pub max_connection_age_ms: u64,
+    /// A write that cannot make progress for this long (a client that stops
+    /// reading) closes the connection.
+    #[serde(default = "defaults::write_timeout_ms")]
+    pub write_timeout_ms: u64,
+    /// Connections one client may hold open on one listener (IPv6 clients
+    /// grouped by `client_ipv6_prefix`).
+    #[serde(default = "defaults::max_connections_per_client")]
+    pub max_connections_per_client: usize,
+    /// How many leading bits of an IPv6 address identify one client (one
+    /// host usually holds a whole /64).
+    #[serde(default = "defaults::client_ipv6_prefix")]
+    pub client_ipv6_prefix: u8,
 }
 
 impl Default for RawLimits {
@@ -201,6 +222,11 @@ impl Default for RawLimits {
             h2_max_local_error_reset_streams: defaults::h2_max_local_error_reset_streams(),
             body_read_timeout_ms: defaults::body_read_timeout_ms(),
             max_response_bytes: defaults::max_response_bytes(),
+            idle_timeout_ms: defaults::idle_timeout_ms(),
+            max_connection_age_ms: defaults::max_connection_age_ms(),
+            write_timeout_ms: defaults::write_timeout_ms(),
+            max_connections_per_client: defaults::max_connections_per_client(),
+            client_ipv6_prefix: defaults::client_ipv6_prefix(),
         }
     }
 }
@@ -824,5 +850,20 @@ pub mod defaults {
     }
     pub fn max_response_bytes() -> usize {
         8 * 1024 * 1024
+    }
+    pub fn idle_timeout_ms() -> u64 {
+        60_000
+    }
+    pub fn max_connection_age_ms() -> u64 {
+        3_600_000
+    }
+    pub fn write_timeout_ms() -> u64 {
+        30_000
+    }
+    pub fn max_connections_per_client() -> usize {
+        512
+    }
+    pub fn client_ipv6_prefix() -> u8 {
+        64
     }
 }

@@ -329,8 +329,7 @@ impl Gateway {
     pub async fn start(self) -> Result<RunningGateway, BuildError> {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let max = self.state.limits.max_connections;
-        let connections = Arc::new(Semaphore::new(max));
-        let http = Arc::new(listener::http_builder(&self.state.limits));
+        let http = Arc::new(listener::http_builders(&self.state.limits));
         let mut addrs = Vec::new();
         let mut bound = Vec::new();
         for (index, l) in self.listeners.into_iter().enumerate() {
@@ -480,14 +479,23 @@ impl Gateway {
             self.state.events.clone(),
             shutdown_rx.clone(),
         )));
+        // One connection cap per listener, so that connections held on one
+        // (say the plaintext redirect port) cannot starve another.
+        let mut connections = Vec::new();
         for (socket, l) in bound {
             tracing::info!(listener = &*l.name, addr = %socket.local_addr().map_or(l.bind, |a| a), "listening");
+            let cap = Arc::new(Semaphore::new(max));
+            connections.push(cap.clone());
+            let accepting = listener::Accepting {
+                listener: Arc::new(l),
+                live: live.clone(),
+                http: http.clone(),
+                connections: cap,
+                clients: listener::ClientCaps::new(&self.state.limits),
+            };
             tasks.push(tokio::spawn(listener::accept_loop(
                 socket,
-                Arc::new(l),
-                live.clone(),
-                http.clone(),
-                connections.clone(),
+                accepting,
                 shutdown_rx.clone(),
             )));
         }
@@ -511,7 +519,8 @@ pub struct RunningGateway {
     reloader: Option<Arc<reload::Reloader>>,
     shutdown_tx: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
-    connections: Arc<Semaphore>,
+    /// Each listener's connection cap.
+    connections: Vec<Arc<Semaphore>>,
     max_connections: usize,
 }
 
@@ -554,10 +563,12 @@ impl RunningGateway {
             let _ = t.await;
         }
         let all = u32::try_from(self.max_connections).unwrap_or(u32::MAX);
-        if tokio::time::timeout(grace, self.connections.acquire_many(all))
-            .await
-            .is_err()
-        {
+        let drained = async {
+            for cap in &self.connections {
+                let _ = cap.acquire_many(all).await;
+            }
+        };
+        if tokio::time::timeout(grace, drained).await.is_err() {
             tracing::warn!("shutdown grace period over with connections still open");
         }
     }

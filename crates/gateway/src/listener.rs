@@ -1,33 +1,66 @@
-//! Accepting connections, with the protections of the gateway itself:
-//! a connection cap, a TLS handshake timeout, a header read timeout
-//! (slowloris), header size limits, and HTTP/2 stream and reset-flood
-//! limits (rapid reset, CVE-2023-44487).
+//! Accepting connections, with the protections of the gateway itself
+//! (INPUT-08 for connections): one connection cap per listener and one per
+//! client address (IPv6 grouped by prefix), a TLS handshake timeout, the
+//! protocol chosen from ALPN (never by waiting for bytes to sniff), a
+//! deadline for the first request, an idle timeout that pings do not reset,
+//! a maximum connection age (graceful: `Connection: close` or GOAWAY), a
+//! write timeout (slow readers), a header read timeout (slowloris), header
+//! size limits, and HTTP/2 stream and reset-flood limits (rapid reset,
+//! CVE-2023-44487).
 
 use crate::framing::FramingGuard;
 use crate::pipeline;
 use crate::{ConnInfo, GatewayBody, Live, PreparedKind, PreparedListener};
+use bytes::Bytes;
 use http::{Request, Response};
-use hyper::body::Incoming;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use portcullis_config::Limits;
+use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::time::{Instant, Sleep};
 
-pub(crate) type HttpBuilder = auto::Builder<TokioExecutor>;
+/// The HTTP servers a connection can get: HTTP/1.1 or HTTP/2 by ALPN on TLS
+/// listeners; the sniffing `auto` server only on dev-mode plaintext ones.
+pub(crate) struct HttpBuilders {
+    h1: http1::Builder,
+    h2: http2::Builder<TokioExecutor>,
+    auto: auto::Builder<TokioExecutor>,
+}
 
-pub(crate) fn http_builder(limits: &Limits) -> HttpBuilder {
-    let mut b = auto::Builder::new(TokioExecutor::new());
-    b.http1()
+pub(crate) fn http_builders(limits: &Limits) -> HttpBuilders {
+    let mut h1 = http1::Builder::new();
+    h1.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192))
+        .keep_alive(true);
+    let mut h2 = http2::Builder::new(TokioExecutor::new());
+    h2.timer(TokioTimer::new())
+        .max_concurrent_streams(limits.h2_max_concurrent_streams)
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        .max_pending_accept_reset_streams(limits.h2_max_pending_reset_streams)
+        .max_local_error_reset_streams(limits.h2_max_local_error_reset_streams)
+        .keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(10));
+    let mut auto = auto::Builder::new(TokioExecutor::new());
+    auto.http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_header_bytes.max(8192))
         .keep_alive(true);
-    b.http2()
+    auto.http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(limits.h2_max_concurrent_streams)
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
@@ -35,17 +68,102 @@ pub(crate) fn http_builder(limits: &Limits) -> HttpBuilder {
         .max_local_error_reset_streams(limits.h2_max_local_error_reset_streams)
         .keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(10));
-    b
+    HttpBuilders { h1, h2, auto }
+}
+
+/// The key one client's connections (and rate limits) are counted under:
+/// IPv4 addresses whole, IPv4-mapped IPv6 as IPv4, other IPv6 addresses
+/// cut to their first `prefix` bits (one host usually holds a whole /64).
+pub fn client_key(ip: IpAddr, prefix: u8) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let bits = u32::from(prefix.min(128));
+                let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+                IpAddr::V6((u128::from(v6) & mask).into())
+            }
+        },
+    }
+}
+
+/// Connections per client on one listener.
+pub(crate) struct ClientCaps {
+    max: usize,
+    prefix: u8,
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl ClientCaps {
+    pub(crate) fn new(limits: &Limits) -> Arc<Self> {
+        Arc::new(Self {
+            max: limits.max_connections_per_client,
+            prefix: limits.client_ipv6_prefix,
+            open: Mutex::default(),
+        })
+    }
+
+    /// A slot for one more connection from `ip`, or `None` at its cap.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<ClientSlot> {
+        let key = client_key(ip, self.prefix);
+        let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = open.entry(key).or_default();
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot {
+            caps: self.clone(),
+            key,
+        })
+    }
+}
+
+/// One open connection counted against its client; released on drop.
+struct ClientSlot {
+    caps: Arc<ClientCaps>,
+    key: IpAddr,
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut open = self
+            .caps
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = open.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// What a listener's accept loop needs besides the socket.
+pub(crate) struct Accepting {
+    pub listener: Arc<PreparedListener>,
+    pub live: Live,
+    pub http: Arc<HttpBuilders>,
+    /// This listener's own connection cap.
+    pub connections: Arc<Semaphore>,
+    pub clients: Arc<ClientCaps>,
 }
 
 pub(crate) async fn accept_loop(
     socket: TcpListener,
-    listener: Arc<PreparedListener>,
-    live: Live,
-    http: Arc<HttpBuilder>,
-    connections: Arc<Semaphore>,
+    accepting: Accepting,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let Accepting {
+        listener,
+        live,
+        http,
+        connections,
+        clients,
+    } = accepting;
     loop {
         let (stream, remote) = tokio::select! {
             accepted = socket.accept() => match accepted {
@@ -62,6 +180,11 @@ pub(crate) async fn accept_loop(
         let Ok(permit) = connections.clone().try_acquire_owned() else {
             // At the connection cap: refuse at once rather than queue.
             tracing::warn!(listener = &*listener.name, %remote, "connection refused: max_connections reached");
+            drop(stream);
+            continue;
+        };
+        let Some(slot) = clients.admit(remote.ip()) else {
+            tracing::warn!(listener = &*listener.name, %remote, "connection refused: max_connections_per_client reached");
             drop(stream);
             continue;
         };
@@ -85,7 +208,7 @@ pub(crate) async fn accept_loop(
             listener.clone(),
             live.clone(),
             http.clone(),
-            permit,
+            (permit, slot),
             shutdown.clone(),
         ));
     }
@@ -96,15 +219,23 @@ async fn connection(
     conn: Arc<ConnInfo>,
     listener: Arc<PreparedListener>,
     live: Live,
-    http: Arc<HttpBuilder>,
-    _permit: OwnedSemaphorePermit,
+    http: Arc<HttpBuilders>,
+    _held: (OwnedSemaphorePermit, ClientSlot),
     shutdown: watch::Receiver<bool>,
 ) {
+    let limits = live.load().limits.clone();
+    let stream = WriteDeadline::new(stream, limits.write_timeout);
+    let activity = Arc::new(Activity::new());
+    let deadlines = Deadlines {
+        activity: activity.clone(),
+        limits,
+        shutdown,
+    };
     match &listener.kind {
         PreparedKind::Tls(tls_listener) => {
             let acceptor = tokio_rustls::TlsAcceptor::from(tls_listener.config());
             let handshake = tokio::time::timeout(
-                live.load().limits.tls_handshake_timeout,
+                deadlines.limits.tls_handshake_timeout,
                 acceptor.accept(stream),
             )
             .await;
@@ -129,64 +260,349 @@ async fn connection(
                 let _ = conn.client_cert.set(cert);
             }
             let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-            let flag = conn.framing.clone();
-            let svc = service_fn(move |req| pipeline::handle(live.load_full(), conn.clone(), req));
+            let framing = conn.framing.clone();
+            let svc = tracked(activity, move |req| {
+                pipeline::handle(live.load_full(), conn.clone(), req)
+            });
             if h2 {
-                serve(&http, TokioIo::new(tls), svc, shutdown).await;
+                let c = http.h2.serve_connection(TokioIo::new(tls), svc);
+                deadlines.drive(c).await;
             } else {
-                serve(
-                    &http,
-                    TokioIo::new(FramingGuard::new(tls, flag)),
-                    svc,
-                    shutdown,
-                )
-                .await;
+                let io = TokioIo::new(FramingGuard::new(tls, framing));
+                deadlines.drive(http.h1.serve_connection(io, svc)).await;
             }
         }
         PreparedKind::Plain => {
-            let flag = conn.framing.clone();
-            let svc = service_fn(move |req| pipeline::handle(live.load_full(), conn.clone(), req));
-            serve(
-                &http,
-                TokioIo::new(FramingGuard::new(stream, flag)),
-                svc,
-                shutdown,
-            )
-            .await;
+            let framing = conn.framing.clone();
+            let svc = tracked(activity, move |req| {
+                pipeline::handle(live.load_full(), conn.clone(), req)
+            });
+            let io = TokioIo::new(FramingGuard::new(stream, framing));
+            deadlines.drive(http.auto.serve_connection(io, svc)).await;
         }
         PreparedKind::Redirect { https_port } => {
             let port = *https_port;
-            let svc = service_fn(move |req| {
+            let svc = tracked(activity, move |req| {
                 std::future::ready(pipeline::redirect(&live.load(), &conn, port, req))
             });
-            serve(&http, TokioIo::new(stream), svc, shutdown).await;
+            let io = TokioIo::new(stream);
+            deadlines.drive(http.h1.serve_connection(io, svc)).await;
         }
     }
 }
 
-async fn serve<I, S, F>(http: &HttpBuilder, io: I, svc: S, mut shutdown: watch::Receiver<bool>)
+/// When a connection last did something that counts: requests in flight
+/// (until their response body is sent or dropped) and when the last one
+/// ended. Bytes alone do not count, so HTTP/2 pings keep nothing open.
+struct Activity {
+    opened: Instant,
+    in_flight: AtomicUsize,
+    requests: AtomicU64,
+    /// Milliseconds after `opened` when the last request ended.
+    last_done_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            opened: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            requests: AtomicU64::new(0),
+            last_done_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn begin(self: &Arc<Self>) -> InFlight {
+        self.requests.fetch_add(1, Ordering::AcqRel);
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(self.clone())
+    }
+
+    /// The next moment a deadline may fall, and whether one has already.
+    fn check(&self, limits: &Limits, now: Instant) -> Result<Instant, &'static str> {
+        let aged = self.opened + limits.max_connection_age;
+        if now >= aged {
+            return Err("maximum connection age reached");
+        }
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            // Requests in flight are bounded by their own timeouts; look again later.
+            return Ok(aged.min(now + limits.idle_timeout));
+        }
+        let idle_until = if self.requests.load(Ordering::Acquire) == 0 {
+            self.opened + limits.header_read_timeout
+        } else {
+            let done = Duration::from_millis(self.last_done_ms.load(Ordering::Acquire));
+            self.opened + done + limits.idle_timeout
+        };
+        if now >= idle_until {
+            return Err(if self.requests.load(Ordering::Acquire) == 0 {
+                "no request before the first-request deadline"
+            } else {
+                "idle timeout"
+            });
+        }
+        Ok(aged.min(idle_until))
+    }
+}
+
+/// One request in flight; ends when its response body is done or dropped.
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let a = &self.0;
+        let ms = u64::try_from(a.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        a.last_done_ms.store(ms, Ordering::Release);
+        a.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A response body that holds its request's [`InFlight`] until sent.
+pub(crate) struct TrackedBody {
+    inner: GatewayBody,
+    _in_flight: InFlight,
+}
+
+impl Body for TrackedBody {
+    type Data = Bytes;
+    type Error = <GatewayBody as Body>::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Wraps a request handler so that each request counts as activity.
+fn tracked<F, Fut>(
+    activity: Arc<Activity>,
+    handler: F,
+) -> impl hyper::service::Service<
+    Request<Incoming>,
+    Response = Response<TrackedBody>,
+    Error = Infallible,
+    Future = impl Future<Output = Result<Response<TrackedBody>, Infallible>> + Send,
+> + Clone
++ Send
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<Response<GatewayBody>, Infallible>> + Send + 'static,
+{
+    service_fn(move |req| {
+        let in_flight = activity.begin();
+        let answer = handler(req);
+        async move {
+            let response = answer.await?;
+            Ok(response.map(|inner| TrackedBody {
+                inner,
+                _in_flight: in_flight,
+            }))
+        }
+    })
+}
+
+/// A connection being served: HTTP/1, HTTP/2 or sniffed, all of which can
+/// finish gracefully.
+trait Graceful: Future {
+    fn close_gracefully(self: Pin<&mut Self>);
+}
+
+impl<I, S> Graceful for http1::Connection<I, S>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    S: hyper::service::HttpService<Incoming>,
+    S::ResBody: Body + 'static,
+    <S::ResBody as Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn close_gracefully(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+impl<I, S> Graceful for http2::Connection<I, S, TokioExecutor>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    S: hyper::service::HttpService<Incoming>,
+    S::ResBody: Body + Send + 'static,
+    <S::ResBody as Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    TokioExecutor: hyper::rt::bounds::Http2ServerConnExec<S::Future, S::ResBody>,
+{
+    fn close_gracefully(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+impl<I, S> Graceful for auto::Connection<'_, I, S, TokioExecutor>
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-    S: hyper::service::Service<
-            Request<Incoming>,
-            Response = Response<GatewayBody>,
-            Error = Infallible,
-            Future = F,
-        > + Send
-        + 'static,
-    F: Future<Output = Result<Response<GatewayBody>, Infallible>> + Send + 'static,
+    S: hyper::service::Service<Request<Incoming>, Response = Response<TrackedBody>>,
+    S::Future: 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    TokioExecutor: hyper::rt::bounds::Http2ServerConnExec<S::Future, TrackedBody>,
 {
-    let conn = http.serve_connection(io, svc);
-    tokio::pin!(conn);
-    tokio::select! {
-        result = conn.as_mut() => {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "connection ended with an error");
+    fn close_gracefully(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+/// How long a connection being closed for a deadline has to finish: idle
+/// ones have nothing in flight, aged ones finish their requests.
+const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// The deadlines one connection is served under.
+struct Deadlines {
+    activity: Arc<Activity>,
+    limits: Limits,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Deadlines {
+    async fn drive<C, E>(mut self, conn: C)
+    where
+        C: Graceful<Output = Result<(), E>>,
+        E: std::fmt::Display,
+    {
+        tokio::pin!(conn);
+        let mut next = Instant::now();
+        loop {
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                    return;
+                }
+                _ = self.shutdown.changed() => {
+                    conn.as_mut().close_gracefully();
+                    let _ = conn.as_mut().await;
+                    return;
+                }
+                () = tokio::time::sleep_until(next) => {
+                    match self.activity.check(&self.limits, Instant::now()) {
+                        Ok(at) => next = at,
+                        Err(why) => {
+                            tracing::debug!(reason = why, "closing connection");
+                            let grace = if self.activity.in_flight.load(Ordering::Acquire) > 0 {
+                                self.limits.body_read_timeout
+                            } else {
+                                IDLE_CLOSE_GRACE
+                            };
+                            conn.as_mut().close_gracefully();
+                            let _ = tokio::time::timeout(grace, conn.as_mut()).await;
+                            return;
+                        }
+                    }
+                }
             }
         }
-        _ = shutdown.changed() => {
-            conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
+    }
+}
+
+/// Closes a connection whose writes make no progress for `timeout`: a client
+/// that stops reading cannot hold a connection and its buffers forever.
+pub(crate) struct WriteDeadline<S> {
+    inner: S,
+    timeout: Duration,
+    stalled: Option<Pin<Box<Sleep>>>,
+}
+
+impl<S> WriteDeadline<S> {
+    fn new(inner: S, timeout: Duration) -> Self {
+        Self {
+            inner,
+            timeout,
+            stalled: None,
         }
+    }
+
+    fn progress<T>(&mut self, cx: &mut Context<'_>, polled: Poll<std::io::Result<T>>) -> Poll<std::io::Result<T>> {
+        if polled.is_ready() {
+            self.stalled = None;
+            return polled;
+        }
+        let timeout = self.timeout;
+        let stalled = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        if stalled.as_mut().poll(cx).is_ready() {
+            self.stalled = None;
+            return Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "write timed out: the client stopped reading",
+            )));
+        }
+        Poll::Pending
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for WriteDeadline<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.progress(cx, polled)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let polled = Pin::new(&mut self.inner).poll_flush(cx);
+        self.progress(cx, polled)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let polled = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.progress(cx, polled)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.progress(cx, polled)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clients_are_keyed_by_ipv4_or_ipv6_prefix() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(client_key(ip("192.0.2.7"), 64), ip("192.0.2.7"));
+        assert_eq!(client_key(ip("::ffff:192.0.2.7"), 64), ip("192.0.2.7"));
+        assert_eq!(
+            client_key(ip("2001:db8:1:2:aaaa:bbbb:cccc:dddd"), 64),
+            ip("2001:db8:1:2::")
+        );
+        assert_eq!(
+            client_key(ip("2001:db8:1:2:aaaa::1"), 64),
+            client_key(ip("2001:db8:1:2:ffff::9"), 64)
+        );
+        assert_eq!(client_key(ip("2001:db8::1"), 128), ip("2001:db8::1"));
+        assert_eq!(client_key(ip("2001:db8::1"), 48), ip("2001:db8::"));
     }
 }
