@@ -74,6 +74,10 @@ pub struct ParamOutcome {
 pub enum ResponsePlan<'a> {
     /// Not inspectable (binary) and nothing to enforce: streamed through.
     Stream,
+    /// The operation's declared responses carry classified fields, and this
+    /// answer matches no declared status and media type with a schema: it
+    /// cannot be filtered, so it must not pass (OUTPUT-10).
+    Undeclared,
     /// Buffer and inspect; `spec` when the contract declares a JSON schema.
     Inspect {
         json: bool,
@@ -159,6 +163,9 @@ pub struct Operation {
     /// Whether a path parameter is labelled `pii` or `secret` (events then
     /// show the template, not the path).
     pub classified_path: bool,
+    /// Whether a declared response schema reaches a field classified above
+    /// `public`: answers outside the declared ones are then refused.
+    classified_responses: bool,
     params: Vec<Param>,
     bodies: Vec<(MediaRange, BodySpec)>,
     body_required: bool,
@@ -290,6 +297,12 @@ pub(crate) fn compile_all(
         .into_iter()
         .map(|mut o| {
             o.classification = o.classification.max(o.reach(&shapes));
+            o.classified_responses = o
+                .responses
+                .iter()
+                .flat_map(|(_, m)| m.iter().filter_map(|(_, r)| r.shape))
+                .filter_map(|s| shapes.reachable_class(s))
+                .any(|c| c > Classification::Public);
             o.shapes = shapes.clone();
             Arc::new(o)
         })
@@ -484,6 +497,7 @@ fn compile_operation(
         owner,
         classification,
         classified_path,
+        classified_responses: false,
         params,
         bodies,
         body_required,
@@ -1281,6 +1295,9 @@ impl Operation {
             (Some(m), Some((_, list))) => media::best_match(list, m).filter(|s| s.shape.is_some()),
             _ => None,
         };
+        if self.classified_responses && spec.is_none() {
+            return ResponsePlan::Undeclared;
+        }
         match media {
             Some(m) if m.is_textual() => ResponsePlan::Inspect {
                 json: m.is_json(),

@@ -112,8 +112,12 @@ pub async fn response(
             },
         },
     };
-    let ResponsePlan::Inspect { json, spec } = plan else {
-        return Ok(Either::Right(body));
+    // An undeclared answer of a classified operation is read (bounded) only
+    // so that a stack trace in it is reported as such; it never passes.
+    let (json, spec, undeclared) = match plan {
+        ResponsePlan::Inspect { json, spec } => (json, spec, false),
+        ResponsePlan::Stream => return Ok(Either::Right(body)),
+        ResponsePlan::Undeclared => (false, None, true),
     };
     if headers
         .get_all(header::CONTENT_ENCODING)
@@ -138,6 +142,11 @@ pub async fn response(
     let text = String::from_utf8_lossy(&bytes);
     if sensitive::looks_like_stack_trace(&text) {
         return Err(Rejection::UpstreamStackTrace);
+    }
+    if undeclared {
+        return Err(Rejection::UpstreamContract(
+            "answer matches no declared response of an operation whose responses carry classified fields",
+        ));
     }
     let mut out: Bytes = bytes.clone();
     match (&route.contract, spec) {
