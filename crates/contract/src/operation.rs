@@ -41,7 +41,7 @@ pub struct Issue {
 }
 
 impl Issue {
-    fn new(location: Location, pointer: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub fn new(location: Location, pointer: impl Into<String>, reason: impl Into<String>) -> Self {
         Self {
             location,
             pointer: pointer.into(),
@@ -1123,17 +1123,22 @@ impl Operation {
                     }
                     vals
                 }
-                Location::Header => p
-                    .header
-                    .as_ref()
-                    .map(|h| {
-                        headers
-                            .get_all(h)
-                            .iter()
-                            .map(|v| v.to_str().map(str::to_owned).unwrap_or_default())
-                            .collect()
-                    })
-                    .unwrap_or_default(),
+                Location::Header => {
+                    let mut vals = Vec::new();
+                    for v in p.header.iter().flat_map(|h| headers.get_all(h)) {
+                        // A value that is not visible ASCII would be judged
+                        // as one thing here and read as another upstream.
+                        match v.to_str() {
+                            Ok(text) => vals.push(text.to_owned()),
+                            Err(_) => issues_found.push(Issue::new(
+                                Location::Header,
+                                format!("/{}", escape(&p.name)),
+                                "is not ASCII text",
+                            )),
+                        }
+                    }
+                    vals
+                }
                 Location::Body => Vec::new(),
             };
             let ptr = format!("/{}", escape(&p.name));

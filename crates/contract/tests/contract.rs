@@ -217,6 +217,27 @@ fn accept_must_be_satisfiable() {
     assert!(list.check_accept(&HeaderMap::new()).is_ok());
 }
 
+/// A header parameter value that is not visible ASCII is refused, not
+/// validated as "" and forwarded raw (a parser differential, issue 16 item 10).
+#[test]
+fn non_ascii_header_parameters_are_refused() {
+    let create = op("createOrder");
+    let mut h = HeaderMap::new();
+    h.insert(
+        "idempotency-key",
+        http::HeaderValue::from_bytes(b"abcd\xe9efgh").unwrap(),
+    );
+    assert_eq!(
+        invalid(create.check_params(&[], None, &h)),
+        vec![("header:/Idempotency-Key".into(), "is not ASCII text".into())]
+    );
+    h.insert(
+        "idempotency-key",
+        http::HeaderValue::from_static("abcd-efgh"),
+    );
+    assert!(create.check_params(&[], None, &h).is_ok());
+}
+
 #[test]
 fn parameters_are_validated_and_undeclared_query_stripped() {
     let list = op("listOrders");
@@ -310,13 +331,22 @@ fn responses_lose_secrets_and_undeclared_fields_and_redact_pii() {
         )
         .unwrap();
     assert!(!String::from_utf8_lossy(&out.body.unwrap()).contains("cost_price"));
-    // Binary responses stream; unknown types are inspected as text.
+    // An operation whose responses carry classified fields refuses what it
+    // does not declare (issue 16 item 12): binary, untyped, other statuses.
+    for (status, media) in [(200, Some("image/png")), (200, None), (206, Some("application/json"))] {
+        assert!(
+            matches!(get.response_plan(status, media), ResponsePlan::Undeclared),
+            "{status} {media:?}"
+        );
+    }
+    // Elsewhere binary responses stream; unknown types are inspected as text.
+    let health = op("getHealth");
     assert!(matches!(
-        get.response_plan(200, Some("image/png")),
+        health.response_plan(200, Some("image/png")),
         ResponsePlan::Stream
     ));
     assert!(matches!(
-        get.response_plan(200, None),
+        health.response_plan(200, None),
         ResponsePlan::Inspect {
             json: false,
             spec: None

@@ -4,8 +4,9 @@
 //! by deleting what is known bad: hop-by-hop headers and those the client
 //! names in `Connection`, method-override headers, client-sent
 //! `Forwarded`/`X-Forwarded-*`/`X-Real-IP`, anything in the gateway's own
-//! `x-portcullis-` namespace and the configured sensitive headers never
-//! cross. The gateway then adds its own forwarding headers and the
+//! `x-portcullis-` namespace, names with `_` (read as `-` by WSGI stacks)
+//! and the configured sensitive headers never cross; a repeated
+//! `Content-Type` is refused. The gateway then adds its own forwarding headers and the
 //! correlation id.
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -68,6 +69,26 @@ fn is_never_forwarded(name: &HeaderName) -> bool {
         || n == "x-http-method"
         || n == "x-method-override"
         || n.starts_with(GATEWAY_NAMESPACE)
+        // WSGI and CGI stacks map `_` and `-` onto one name: `X_User` would
+        // arrive as the `X-User` the gateway never checked.
+        || n.contains('_')
+}
+
+/// Headers that must appear at most once, or the gateway and the upstream
+/// may each read a different one (INPUT-01, INPUT-06).
+pub fn refuse_repeated(headers: &HeaderMap) -> Result<(), crate::rejection::Rejection> {
+    for name in [header::CONTENT_TYPE] {
+        if headers.get_all(&name).iter().nth(1).is_some() {
+            return Err(crate::rejection::Rejection::InvalidRequest(vec![
+                portcullis_contract::Issue::new(
+                    portcullis_contract::Location::Header,
+                    format!("/{name}"),
+                    "is sent more than once; send it once",
+                ),
+            ]));
+        }
+    }
+    Ok(())
 }
 
 /// What the gateway knows about the client, for the forwarding headers.

@@ -137,6 +137,7 @@ async fn run(
     }
     framing?;
     framing::check_headers(&parts.headers)?;
+    hygiene::refuse_repeated(&parts.headers)?;
 
     // 3. route: one well-formed host that this listener serves, then the path.
     let host = host::from_request(parts)?;

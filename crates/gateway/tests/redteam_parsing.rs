@@ -124,3 +124,35 @@ async fn bare_lf_line_endings_are_refused() {
     assert!(env.received().is_empty());
     gw.stop().await;
 }
+
+/// Names with `_` never reach the upstream (WSGI stacks read `X_User` as
+/// the `X-User` header); a repeated `Content-Type` is refused, not half
+/// validated and wholly forwarded.
+#[tokio::test]
+async fn header_differentials_are_dropped_or_refused() {
+    let env = TestEnv::new().await;
+    let mut gw = env.gateway(ORDERS_API).start().await;
+    let answer = gw
+        .raw_exchange(
+            b"GET /v1/orders HTTP/1.1\r\nHost: 127.0.0.1\r\nX_User: admin\r\nX-Plain: kept\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+    assert_eq!(status(&answer), "200", "{answer}");
+    let got = env.received();
+    assert_eq!(got[0].headers["x-plain"], "kept");
+    assert!(
+        got[0].headers.keys().all(|n| !n.as_str().contains('_')),
+        "{:?}",
+        got[0].headers
+    );
+    let answer = gw
+        .raw_exchange(
+            b"POST /v1/orders HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+        )
+        .await;
+    assert_eq!(status(&answer), "400", "{answer}");
+    assert!(answer.contains("/content-type"), "{answer}");
+    assert_eq!(gw.next_event().await.status_code, "invalid-request");
+    assert_eq!(env.received().len(), 1, "the refused request never reached the backend");
+    gw.stop().await;
+}
