@@ -48,7 +48,9 @@ impl Pepper {
                 path: shown.clone(),
                 reason: "no randomness".into(),
             })?;
-            crate::devpki::write_private(&path, &bytes).map_err(io)?;
+            let written = crate::devpki::write_private(&path, &bytes);
+            zeroize::Zeroize::zeroize(&mut bytes);
+            written.map_err(io)?;
         }
         #[cfg(unix)]
         {
@@ -58,7 +60,8 @@ impl Pepper {
                 return Err(PepperError::Permissions { path: shown, mode });
             }
         }
-        let bytes = std::fs::read(&path).map_err(io)?;
+        // Wiped when dropped; aws-lc wipes its own HMAC key state.
+        let bytes = zeroize::Zeroizing::new(std::fs::read(&path).map_err(io)?);
         if bytes.len() != 32 {
             return Err(PepperError::Length { path: shown });
         }

@@ -204,7 +204,9 @@ impl IdentityState {
             let field = |reason: String| IdentityError::DecryptionKey { index: n, reason };
             // Same rule as TLS keys: refused when readable by group or others (TLS-07).
             crate::tls::load_key(path).map_err(|e| field(e.to_string()))?;
-            let pem = std::fs::read(path).map_err(|e| field(e.kind().to_string()))?;
+            let pem = zeroize::Zeroizing::new(
+                std::fs::read(path).map_err(|e| field(e.kind().to_string()))?,
+            );
             decryption_keys.push((
                 kid.clone(),
                 portcullis_jose::jwe::DecryptionKey::from_pkcs8_pem(&pem).map_err(field)?,

@@ -67,14 +67,17 @@ impl Introspector {
                 ));
             }
         }
-        let secret = std::fs::read_to_string(&config.client_secret_file)
-            .map_err(|e| format!("{}: {}", config.client_secret_file.display(), e.kind()))?;
-        let credentials = base64::engine::general_purpose::STANDARD.encode(format!(
-            "{}:{}",
-            config.client_id,
-            secret.trim()
-        ));
-        let mut authorization = HeaderValue::from_str(&format!("Basic {credentials}"))
+        // Every copy the gateway makes is wiped when dropped; the one left is
+        // the header value itself, which `http` cannot wipe.
+        let secret = zeroize::Zeroizing::new(
+            std::fs::read_to_string(&config.client_secret_file)
+                .map_err(|e| format!("{}: {}", config.client_secret_file.display(), e.kind()))?,
+        );
+        let pair = zeroize::Zeroizing::new(format!("{}:{}", config.client_id, secret.trim()));
+        let credentials =
+            zeroize::Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(&*pair));
+        let basic = zeroize::Zeroizing::new(format!("Basic {}", &*credentials));
+        let mut authorization = HeaderValue::from_str(&basic)
             .map_err(|_| "client secret is not text".to_owned())?;
         authorization.set_sensitive(true);
         Ok(Self {

@@ -84,7 +84,9 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError>
 /// Loads a private key, refusing a file readable by group or others.
 pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     check_key_permissions(path)?;
-    let pem = read(path)?;
+    // The PEM text is wiped when dropped; rustls-pki-types wipes its own
+    // copy of the key (issue 16 item 16).
+    let pem = zeroize::Zeroizing::new(read(path)?);
     PrivateKeyDer::from_pem_slice(&pem).map_err(|_| TlsError::NoKey {
         path: path.to_owned(),
     })
