@@ -7,8 +7,13 @@
 //! TAT one emission interval (`period / requests`) on; `tolerance` is
 //! `(burst - 1)` intervals. Keys live in sharded maps, hashed with a
 //! per-process random key (no attacker-chosen collisions); idle keys (TAT in
-//! the past) are evicted when a shard fills, and a shard still full refuses
-//! new keys rather than forget budgets (fail closed). A limit whose key is
+//! the past) are evicted when a shard fills, and when a shard is still full
+//! its least recently seen eighth is forgotten: a flood of new keys (say one
+//! per IPv6 address) cannot lock every new client out. The accuracy this
+//! trades: with more than 262,144 keys active at once, a key not seen for a
+//! while may be forgotten and start again with a full burst. Client keys
+//! group IPv6 addresses by `limits.client_ipv6_prefix` (a /64 by default),
+//! so one host does not get a budget per address. A limit whose key is
 //! missing (a subject limit without a `sub`) refuses the request.
 //!
 //! A refusal is 429 with `Retry-After` and the IETF `RateLimit` /
@@ -109,6 +114,21 @@ struct Entry {
     tat: u64,
     /// No event for this key before this time (one per window).
     quiet_until: u64,
+    /// When this key was last looked at (least recently seen go first).
+    seen: u64,
+}
+
+/// Makes room in a full shard: idle keys first, then the least recently
+/// seen eighth (one O(n) pass per eighth of the shard, so amortised O(1)).
+fn make_room(shard: &mut Shard, now: u64) {
+    shard.retain(|_, e| e.tat > now || e.quiet_until > now);
+    if shard.len() < KEYS_PER_SHARD {
+        return;
+    }
+    let mut seen: Vec<u64> = shard.values().map(|e| e.seen).collect();
+    let cut = seen.len() / 8;
+    let threshold = *seen.select_nth_unstable(cut).1;
+    shard.retain(|_, e| e.seen > threshold);
 }
 
 /// The limits that apply to one route.
@@ -134,6 +154,8 @@ pub struct Admitted {
 pub struct Throttle {
     specs: Vec<Spec>,
     state: Arc<LimiterState>,
+    /// Leading IPv6 bits that identify one client.
+    client_prefix: u8,
 }
 
 /// What a config reload keeps: the limiters' state, the shared store, and
@@ -261,7 +283,15 @@ impl Throttle {
             table.push(routes);
         }
         drop(caps);
-        (Self { specs, state }, table)
+        let client_prefix = config.limits.client_ipv6_prefix;
+        (
+            Self {
+                specs,
+                state,
+                client_prefix,
+            },
+            table,
+        )
     }
 
     /// Stage 8 for one request on a route with `limits`.
@@ -290,7 +320,7 @@ impl Throttle {
         let Some(policy) = &limits.policy else {
             return Ok(admitted);
         };
-        let ip = match client {
+        let ip = match crate::listener::client_key(client, self.client_prefix) {
             IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
             IpAddr::V6(a) => a.octets(),
         };
@@ -395,21 +425,27 @@ impl Throttle {
         policy: &HeaderValue,
     ) -> Rejection {
         let mut shard = self.shard(key);
-        let full = shard.len() >= KEYS_PER_SHARD;
         let quiet_until = now + spec.period_s * 1_000_000_000;
+        if shard.len() >= KEYS_PER_SHARD && !shard.contains_key(&key) {
+            make_room(&mut shard, now);
+        }
         let event = match shard.get_mut(&key) {
-            Some(e) if now < e.quiet_until => false,
+            Some(e) if now < e.quiet_until => {
+                e.seen = now;
+                false
+            }
             Some(e) => {
                 e.quiet_until = quiet_until;
+                e.seen = now;
                 true
             }
-            None if full => true,
             None => {
                 shard.insert(
                     key,
                     Entry {
                         tat: 0,
                         quiet_until,
+                        seen: now,
                     },
                 );
                 true
@@ -434,22 +470,14 @@ impl Throttle {
     ) -> Result<(u64, u64), Rejection> {
         let mut shard = self.shard(key);
         if shard.len() >= KEYS_PER_SHARD && !shard.contains_key(&key) {
-            // Idle keys have nothing left to remember.
-            shard.retain(|_, e| e.tat > now || e.quiet_until > now);
-            if shard.len() >= KEYS_PER_SHARD {
-                return Err(Rejection::RateLimited {
-                    retry_after_s: 1,
-                    policy: Some(policy.clone()),
-                    limit: None,
-                    reason: "rate limiter key space full",
-                    event: true,
-                });
-            }
+            make_room(&mut shard, now);
         }
         let entry = shard.entry(key).or_insert(Entry {
             tat: now,
             quiet_until: 0,
+            seen: now,
         });
+        entry.seen = now;
         let tat = entry.tat.max(now);
         let allowed_at = tat.saturating_sub(spec.tolerance_ns);
         if now < allowed_at {
@@ -556,6 +584,7 @@ mod tests {
         let t2 = Throttle {
             specs: vec![spec],
             state: t.state.clone(),
+            client_prefix: 64,
         };
         let limits = RouteLimits {
             ids: vec![0],
@@ -585,12 +614,15 @@ mod tests {
         assert!(SHARDS.is_power_of_two());
     }
 
+    /// A flood of new keys no longer locks new clients out (it used to
+    /// answer 429 to every new key once a shard was full): the least
+    /// recently seen keys are forgotten, the recently seen keep their state.
     #[tokio::test]
-    async fn idle_keys_are_evicted_and_a_full_key_space_refuses_new_keys() {
+    async fn a_full_key_space_forgets_the_least_recently_seen_keys() {
         let (t, route) =
             throttle("rate_limits: [{ per: client, requests: 1000000, per_seconds: 1, burst: 1 }]");
-        // Fill every shard with keys that stay busy for a long time.
-
+        // Fill every shard with keys that stay busy for a long time; within a
+        // shard, key k was last seen at time k.
         let now = t.state.epoch.elapsed().as_nanos() as u64;
         for shard in &t.state.shards {
             let mut s = shard.lock().unwrap();
@@ -600,24 +632,41 @@ mod tests {
                     Entry {
                         tat: now + 60_000_000_000,
                         quiet_until: 0,
+                        seen: k,
                     },
                 );
             }
         }
-
-        assert!(matches!(
-            t.admit(&route, None, ip(9), "GET /x").await,
-            Err(Rejection::RateLimited {
-                reason: "rate limiter key space full",
-                ..
-            })
-        ));
-        // Once those keys are idle, they are evicted to make room.
-        for shard in &t.state.shards {
-            for e in shard.lock().unwrap().values_mut() {
-                e.tat = 0;
-            }
-        }
         t.admit(&route, None, ip(9), "GET /x").await.unwrap();
+        let shard = t
+            .state
+            .shards
+            .iter()
+            .find(|s| s.lock().unwrap().len() < KEYS_PER_SHARD)
+            .expect("one shard made room");
+        let s = shard.lock().unwrap();
+        let oldest_kept = s.values().filter(|e| e.seen < now).map(|e| e.seen).min().unwrap();
+        assert!(oldest_kept > 0, "the least recently seen key was forgotten");
+        assert!(
+            s.values().any(|e| e.seen == KEYS_PER_SHARD as u64 - 1),
+            "the most recently seen key kept its state"
+        );
+    }
+
+    /// IPv6 clients are counted by their /64 (configurable): one host's
+    /// many addresses share one budget; another /64 has its own.
+    #[tokio::test]
+    async fn ipv6_clients_share_a_budget_per_prefix() {
+        let (t, route) =
+            throttle("rate_limits: [{ per: client, requests: 1, per_seconds: 60, burst: 1 }]");
+        let v6 = |s: &str| s.parse::<IpAddr>().unwrap();
+        t.admit(&route, None, v6("2001:db8:1:2::1"), "GET /x").await.unwrap();
+        assert!(
+            t.admit(&route, None, v6("2001:db8:1:2:ffff::9"), "GET /x")
+                .await
+                .is_err(),
+            "another address of the same /64 shares the budget"
+        );
+        t.admit(&route, None, v6("2001:db8:1:3::1"), "GET /x").await.unwrap();
     }
 }
