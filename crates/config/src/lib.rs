@@ -369,6 +369,8 @@ impl Validator {
             write_timeout: Duration::from_millis(l.write_timeout_ms),
             max_connections_per_client: l.max_connections_per_client,
             client_ipv6_prefix: l.client_ipv6_prefix,
+            min_body_bytes_per_s: l.min_body_bytes_per_s,
+            body_rate_grace: Duration::from_millis(l.body_rate_grace_ms),
         }
     }
 

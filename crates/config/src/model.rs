@@ -115,6 +115,9 @@ pub struct Limits {
     pub max_connections_per_client: usize,
     /// 1..=128.
     pub client_ipv6_prefix: u8,
+    /// 0: no minimum body rate.
+    pub min_body_bytes_per_s: u64,
+    pub body_rate_grace: Duration,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -409,7 +412,8 @@ pub struct Cors {
 
 /// The connection limits beyond which a setting lets one client hold the
 /// gateway's resources for longer than the defaults do (`check` reports).
-const WEAK_LIMITS: [(&str, u64); 5] = [
+const WEAK_LIMITS: [(&str, u64); 6] = [
+    ("body_rate_grace_ms", 5_000),
     ("header_read_timeout_ms", 10_000),
     ("idle_timeout_ms", 60_000),
     ("max_connection_age_ms", 3_600_000),
@@ -429,6 +433,7 @@ impl Config {
         let l = &self.limits;
         let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         let values = [
+            millis(l.body_rate_grace),
             millis(l.header_read_timeout),
             millis(l.idle_timeout),
             millis(l.max_connection_age),
@@ -442,6 +447,12 @@ impl Config {
                     &format!("{value} is above the default {default}: one client can hold connections longer or in greater numbers"),
                 );
             }
+        }
+        if l.min_body_bytes_per_s == 0 {
+            push(
+                "limits.min_body_bytes_per_s".into(),
+                "no minimum body rate: a client may trickle a body for the whole body_read_timeout",
+            );
         }
         if l.client_ipv6_prefix > 64 {
             push(

@@ -207,6 +207,12 @@ pub struct RawLimits {
     /// host usually holds a whole /64).
     #[serde(default = "defaults::client_ipv6_prefix")]
     pub client_ipv6_prefix: u8,
+    /// After `body_rate_grace_ms`, a request body arriving slower than this
+    /// on average is refused (slow-body attacks); 0 turns the check off.
+    #[serde(default = "defaults::min_body_bytes_per_s")]
+    pub min_body_bytes_per_s: u64,
+    #[serde(default = "defaults::body_rate_grace_ms")]
+    pub body_rate_grace_ms: u64,
 }
 
 impl Default for RawLimits {
@@ -227,6 +233,8 @@ impl Default for RawLimits {
             write_timeout_ms: defaults::write_timeout_ms(),
             max_connections_per_client: defaults::max_connections_per_client(),
             client_ipv6_prefix: defaults::client_ipv6_prefix(),
+            min_body_bytes_per_s: defaults::min_body_bytes_per_s(),
+            body_rate_grace_ms: defaults::body_rate_grace_ms(),
         }
     }
 }
@@ -865,5 +873,11 @@ pub mod defaults {
     }
     pub fn client_ipv6_prefix() -> u8 {
         64
+    }
+    pub fn min_body_bytes_per_s() -> u64 {
+        1024
+    }
+    pub fn body_rate_grace_ms() -> u64 {
+        5_000
     }
 }

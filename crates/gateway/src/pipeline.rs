@@ -188,8 +188,9 @@ async fn run(
         }
     }
     // 8. throttle: rate limits by application, subject, route or client;
-    // the concurrency permit is held until the upstream has answered.
-    let admitted = state
+    // the concurrency slot is taken once the body is read (stage 9) and
+    // held until the upstream has answered.
+    let mut admitted = state
         .throttle
         .admit(
             &route.limits,
@@ -255,6 +256,7 @@ async fn run(
             .check_body(&parts.headers, body)
             .map_err(content::violation)?;
     }
+    admitted.occupy()?;
 
     // 10. upstream
     let upstream = &state.upstreams[matched.api.upstream];
@@ -464,7 +466,9 @@ fn strip_port(authority: &str) -> &str {
 
 /// Reads the whole body within the size and time limits. Bodies are
 /// buffered (bounded) so that nothing reaches the upstream before every
-/// check on the request has passed.
+/// check on the request has passed. After `body_rate_grace`, a body whose
+/// average rate falls below `min_body_bytes_per_s` is refused: a trickle
+/// cannot hold a connection and its buffer for the whole read timeout.
 async fn read_body(
     body: Incoming,
     headers: &HeaderMap,
@@ -483,13 +487,55 @@ async fn read_body(
     if body.is_end_stream() {
         return Ok(Bytes::new());
     }
-    let limited = Limited::new(body, limits.max_body_bytes);
-    match tokio::time::timeout(limits.body_read_timeout, limited.collect()).await {
-        Err(_) => Err(Rejection::BodyUnreadable("body read timed out".into())),
-        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large),
-        Ok(Err(e)) => Err(Rejection::BodyUnreadable(e.to_string())),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+    let started = tokio::time::Instant::now();
+    let deadline = started + limits.body_read_timeout;
+    let too_slow = || {
+        let elapsed = started.elapsed();
+        limits.min_body_bytes_per_s > 0 && elapsed > limits.body_rate_grace
+    };
+    let mut limited = Limited::new(body, limits.max_body_bytes);
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut total: u64 = 0;
+    loop {
+        // Wake at least once a second after the grace period to judge the rate.
+        let check = (started + limits.body_rate_grace).max(tokio::time::Instant::now())
+            + std::time::Duration::from_secs(1);
+        match tokio::time::timeout_at(deadline.min(check), limited.frame()).await {
+            Err(_) if tokio::time::Instant::now() >= deadline => {
+                return Err(Rejection::BodyUnreadable("body read timed out".into()));
+            }
+            Err(_) => {}
+            Ok(None) => break,
+            Ok(Some(Err(e))) if e.downcast_ref::<LengthLimitError>().is_some() => {
+                return Err(too_large);
+            }
+            Ok(Some(Err(e))) => return Err(Rejection::BodyUnreadable(e.to_string())),
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    total += data.len() as u64;
+                    chunks.push(data);
+                }
+            }
+        }
+        let floor = limits.min_body_bytes_per_s as f64 * started.elapsed().as_secs_f64();
+        if too_slow() && (total as f64) < floor {
+            return Err(Rejection::BodyUnreadable(format!(
+                "body slower than limits.min_body_bytes_per_s ({total} bytes in {:?})",
+                started.elapsed()
+            )));
+        }
     }
+    Ok(match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.pop().unwrap_or_default(),
+        _ => {
+            let mut all = bytes::BytesMut::with_capacity(usize::try_from(total).unwrap_or(0));
+            for c in chunks {
+                all.extend_from_slice(&c);
+            }
+            all.freeze()
+        }
+    })
 }
 
 /// The plain-HTTP listener's only answer: a permanent redirect to HTTPS (TLS-05).

@@ -140,14 +140,32 @@ pub struct RouteLimits {
     policy: Option<HeaderValue>,
 }
 
-/// What a request that passed stage 8 carries on: the concurrency permit
-/// (released when the request is done) and the `RateLimit` fields.
+/// What a request that passed stage 8 carries on: the route's concurrency
+/// cap (a slot is taken only once the body has been read, so a slow body
+/// holds none) and the `RateLimit` fields.
 #[derive(Debug, Default)]
 pub struct Admitted {
+    cap: Option<Arc<Semaphore>>,
     /// Held, never read: dropping it frees the concurrency slot.
     #[allow(dead_code)]
     permit: Option<OwnedSemaphorePermit>,
     pub headers: Option<(HeaderValue, HeaderValue)>,
+}
+
+impl Admitted {
+    /// Takes the route's concurrency slot (held until the request is done).
+    pub fn occupy(&mut self) -> Result<(), Rejection> {
+        if let Some(cap) = self.cap.take() {
+            self.permit = Some(cap.try_acquire_owned().map_err(|_| Rejection::RateLimited {
+                retry_after_s: 1,
+                policy: None,
+                limit: None,
+                reason: "route concurrency cap reached",
+                event: true,
+            })?);
+        }
+        Ok(())
+    }
 }
 
 /// Every limiter of the gateway.
@@ -302,21 +320,10 @@ impl Throttle {
         client: IpAddr,
         operation: &str,
     ) -> Result<Admitted, Rejection> {
-        let mut admitted = Admitted::default();
-        if let Some(sem) = &limits.concurrency {
-            admitted.permit =
-                Some(
-                    sem.clone()
-                        .try_acquire_owned()
-                        .map_err(|_| Rejection::RateLimited {
-                            retry_after_s: 1,
-                            policy: None,
-                            limit: None,
-                            reason: "route concurrency cap reached",
-                            event: true,
-                        })?,
-                );
-        }
+        let mut admitted = Admitted {
+            cap: limits.concurrency.clone(),
+            ..Admitted::default()
+        };
         let Some(policy) = &limits.policy else {
             return Ok(admitted);
         };
