@@ -1,5 +1,5 @@
 //! Path normalisation: never panics; whatever it accepts has no dot
-//! segments, no backslash, no NUL, and re-encodes to a path it accepts
+//! segments, no backslash, no NUL, no ';', and re-encodes to a path it accepts
 //! again with the same meaning.
 #![no_main]
 
@@ -11,6 +11,8 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(decoded) = normalize(raw) {
         assert!(decoded.starts_with('/'));
         assert!(!decoded.contains('\\') && !decoded.contains('\0'));
+        // No path parameters: `..;` must not reach a Java backend.
+        assert!(!decoded.contains(';'));
         assert!(!decoded.split('/').any(|s| s == "." || s == ".."));
         let forwarded = encode_for_upstream(&decoded);
         assert_eq!(normalize(&forwarded).as_deref(), Ok(decoded.as_str()));
