@@ -302,7 +302,9 @@ impl Validator {
                         || host.split('.').all(|label| {
                             !label.is_empty()
                                 && label.len() <= 63
-                                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                                && label
+                                    .bytes()
+                                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
                         }));
                 if valid {
                     hosts.push(host.to_ascii_lowercase());

@@ -444,7 +444,9 @@ impl Config {
             if value > *default {
                 push(
                     format!("limits.{name}"),
-                    &format!("{value} is above the default {default}: one client can hold connections longer or in greater numbers"),
+                    &format!(
+                        "{value} is above the default {default}: one client can hold connections longer or in greater numbers"
+                    ),
                 );
             }
         }

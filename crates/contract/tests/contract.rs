@@ -333,7 +333,11 @@ fn responses_lose_secrets_and_undeclared_fields_and_redact_pii() {
     assert!(!String::from_utf8_lossy(&out.body.unwrap()).contains("cost_price"));
     // An operation whose responses carry classified fields refuses what it
     // does not declare (issue 16 item 12): binary, untyped, other statuses.
-    for (status, media) in [(200, Some("image/png")), (200, None), (206, Some("application/json"))] {
+    for (status, media) in [
+        (200, Some("image/png")),
+        (200, None),
+        (206, Some("application/json")),
+    ] {
         assert!(
             matches!(get.response_plan(status, media), ResponsePlan::Undeclared),
             "{status} {media:?}"

@@ -92,9 +92,8 @@ fn keys_error(path: &Path, what: impl std::fmt::Display) -> AttestError {
 impl SigningKey {
     fn load(path: &Path, created: i64) -> Result<Self, AttestError> {
         crate::tls::check_key_permissions(path).map_err(|e| AttestError::Keys(e.to_string()))?;
-        let der = zeroize::Zeroizing::new(
-            std::fs::read(path).map_err(|e| keys_error(path, e.kind()))?,
-        );
+        let der =
+            zeroize::Zeroizing::new(std::fs::read(path).map_err(|e| keys_error(path, e.kind()))?);
         let pair = Ed25519KeyPair::from_pkcs8(&der)
             .map_err(|_| keys_error(path, "not an Ed25519 PKCS#8 key"))?;
         let x = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());

@@ -176,7 +176,11 @@ pub async fn response(
     if !classified {
         // The report-only scan of unclassified answers reads a bounded
         // prefix: its cost per response is capped whatever the upstream sends.
-        let scanned = &text[..text.floor_char_boundary(PII_SCAN_BUDGET)];
+        let mut end = PII_SCAN_BUDGET.min(text.len());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let scanned = &text[..end];
         report.pii = sensitive::find(scanned, &state.sensitive.patterns);
     }
     headers.remove(header::CONTENT_LENGTH);

@@ -189,7 +189,9 @@ impl Scanner {
             match self.phase {
                 Phase::Lost => return found,
                 Phase::Body(left) => {
-                    let take = usize::try_from(left).unwrap_or(usize::MAX).min(bytes.len() - i);
+                    let take = usize::try_from(left)
+                        .unwrap_or(usize::MAX)
+                        .min(bytes.len() - i);
                     let left = left - take as u64;
                     if left == 0 {
                         self.end_message();
@@ -200,9 +202,15 @@ impl Scanner {
                     continue;
                 }
                 Phase::ChunkData(left) => {
-                    let take = usize::try_from(left).unwrap_or(usize::MAX).min(bytes.len() - i);
+                    let take = usize::try_from(left)
+                        .unwrap_or(usize::MAX)
+                        .min(bytes.len() - i);
                     let left = left - take as u64;
-                    self.phase = if left == 0 { Phase::ChunkEnd } else { Phase::ChunkData(left) };
+                    self.phase = if left == 0 {
+                        Phase::ChunkEnd
+                    } else {
+                        Phase::ChunkData(left)
+                    };
                     i += take;
                     continue;
                 }
@@ -210,7 +218,7 @@ impl Scanner {
                     if b == b'\n' {
                         self.phase = Phase::ChunkSize;
                     } else if b != b'\r' {
-                        found = found.or(self.lose());
+                        found = found.or(Some(self.lose()));
                     }
                 }
                 Phase::ChunkSize => found = found.or(self.chunk_size_byte(b)),
@@ -221,16 +229,16 @@ impl Scanner {
         found
     }
 
-    fn lose(&mut self) -> Option<Found> {
+    fn lose(&mut self) -> Found {
         self.phase = Phase::Lost;
-        Some(Found::Lost)
+        Found::Lost
     }
 
     fn chunk_size_byte(&mut self, b: u8) -> Option<Found> {
         match b {
             b'\n' => {
                 if self.chunk_digits == 0 {
-                    return self.lose();
+                    return Some(self.lose());
                 }
                 self.phase = if self.chunk_size == 0 {
                     Phase::Trailers
@@ -245,11 +253,11 @@ impl Scanner {
             b';' | b'\r' | b' ' | b'\t' => self.chunk_size_done = true,
             _ => {
                 let Some(d) = (b as char).to_digit(16) else {
-                    return self.lose();
+                    return Some(self.lose());
                 };
                 self.chunk_digits += 1;
                 if self.chunk_digits > 16 {
-                    return self.lose();
+                    return Some(self.lose());
                 }
                 self.chunk_size = self.chunk_size << 4 | u64::from(d);
             }
@@ -278,7 +286,7 @@ impl Scanner {
             return None;
         }
         if bare_lf {
-            return self.refuse(3);
+            return Some(self.refuse(3));
         }
         if !blank {
             self.block_started = true;
@@ -297,9 +305,10 @@ impl Scanner {
         if let Some(value) = value_of(line, b"content-length:") {
             self.lengths += 1;
             let value = value.trim_ascii();
-            match std::str::from_utf8(value).ok().filter(|v| {
-                !v.is_empty() && v.bytes().all(|c| c.is_ascii_digit())
-            }) {
+            match std::str::from_utf8(value)
+                .ok()
+                .filter(|v| !v.is_empty() && v.bytes().all(|c| c.is_ascii_digit()))
+            {
                 Some(v) if len < LINE => self.length = v.parse().ok(),
                 _ => self.bad_length = true,
             }
@@ -324,11 +333,11 @@ impl Scanner {
             None
         };
         if let Some(reason) = reason {
-            return self.refuse(reason);
+            return Some(self.refuse(reason));
         }
         if self.encoding {
             if !self.chunked {
-                return self.lose();
+                return Some(self.lose());
             }
             self.phase = Phase::ChunkSize;
             return None;
@@ -348,19 +357,22 @@ impl Scanner {
         };
     }
 
-    fn refuse(&mut self, reason: usize) -> Option<Found> {
+    fn refuse(&mut self, reason: usize) -> Found {
         self.phase = Phase::Lost;
-        Some(Found::Refused {
+        Found::Refused {
             message: self.message,
             reason,
-        })
+        }
     }
 }
 
 /// The value of a header line named `name` (lower case, with the colon).
 fn value_of<'a>(line: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
-    (line.len() >= name.len() && line[..name.len()].eq_ignore_ascii_case(name))
-        .then(|| line[name.len()..].strip_suffix(b"\r").unwrap_or(&line[name.len()..]))
+    (line.len() >= name.len() && line[..name.len()].eq_ignore_ascii_case(name)).then(|| {
+        line[name.len()..]
+            .strip_suffix(b"\r")
+            .unwrap_or(&line[name.len()..])
+    })
 }
 
 /// Wraps an HTTP/1 connection's stream and raises `flag` on ambiguous framing.
@@ -456,32 +468,35 @@ mod tests {
         chunks.iter().fold(None, |acc, c| acc.or(s.feed(c)))
     }
 
-    fn refused(message: u64, reason: usize) -> Option<Found> {
-        Some(Found::Refused { message, reason })
+    fn refused(message: u64, reason: usize) -> Found {
+        Found::Refused { message, reason }
     }
 
     #[test]
     fn flags_both_headers_in_one_block_even_split_across_reads() {
         assert_eq!(
             scan(&[b"POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"]),
-            refused(0, 0)
+            Some(refused(0, 0))
         );
         assert_eq!(
             scan(&[
                 b"POST / HTTP/1.1\r\ntransfer-enc",
                 b"oding: chunked\r\nCONTENT-LENGTH: 5\r\n\r\n"
             ]),
-            refused(0, 0)
+            Some(refused(0, 0))
         );
         assert_eq!(
             scan(&[b"POST / HTTP/1.1\r\nContent-Length: 5\r\ncontent-length: 5\r\n\r\n"]),
-            refused(0, 1)
+            Some(refused(0, 1))
         );
         assert_eq!(
             scan(&[b"POST / HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\n"]),
-            refused(0, 2)
+            Some(refused(0, 2))
         );
-        assert_eq!(scan(&[b"GET / HTTP/1.1\nHost: a\r\n\r\n"]), refused(0, 3));
+        assert_eq!(
+            scan(&[b"GET / HTTP/1.1\nHost: a\r\n\r\n"]),
+            Some(refused(0, 3))
+        );
     }
 
     #[test]
@@ -504,7 +519,7 @@ mod tests {
         let third = format!(
             "{fixed}GET /c HTTP/1.1\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n"
         );
-        assert_eq!(scan(&[third.as_bytes()]), refused(2, 0));
+        assert_eq!(scan(&[third.as_bytes()]), Some(refused(2, 0)));
         // A chunk size that is not hex: the framing is no longer followed.
         assert_eq!(
             scan(&[b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"]),
@@ -540,7 +555,9 @@ mod tests {
             None
         );
         assert_eq!(
-            scan(&[b"POST / HTTP/1.1\r\nX-Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"]),
+            scan(&[
+                b"POST / HTTP/1.1\r\nX-Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+            ]),
             None
         );
     }

@@ -107,7 +107,9 @@ fn is_dns_name(host: &str) -> bool {
         && host.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })
 }
 
@@ -165,8 +167,14 @@ mod tests {
     #[test]
     fn one_host_that_agrees() {
         let h11 = Version::HTTP_11;
-        assert_eq!(from_request(&parts(h11, "/x", &["a.example"])), Ok("a.example"));
-        assert_eq!(from_request(&parts(h11, "/x", &[])), Err(HostError::Missing));
+        assert_eq!(
+            from_request(&parts(h11, "/x", &["a.example"])),
+            Ok("a.example")
+        );
+        assert_eq!(
+            from_request(&parts(h11, "/x", &[])),
+            Err(HostError::Missing)
+        );
         assert_eq!(
             from_request(&parts(h11, "/x", &["a.example", "b.example"])),
             Err(HostError::Duplicate)

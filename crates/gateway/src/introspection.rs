@@ -77,8 +77,8 @@ impl Introspector {
         let credentials =
             zeroize::Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(&*pair));
         let basic = zeroize::Zeroizing::new(format!("Basic {}", &*credentials));
-        let mut authorization = HeaderValue::from_str(&basic)
-            .map_err(|_| "client secret is not text".to_owned())?;
+        let mut authorization =
+            HeaderValue::from_str(&basic).map_err(|_| "client secret is not text".to_owned())?;
         authorization.set_sensitive(true);
         Ok(Self {
             config: config.clone(),

@@ -107,7 +107,10 @@ impl ClientCaps {
     /// A slot for one more connection from `ip`, or `None` at its cap.
     fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<ClientSlot> {
         let key = client_key(ip, self.prefix);
-        let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let n = open.entry(key).or_default();
         if *n >= self.max {
             return None;
@@ -525,7 +528,11 @@ impl<S> WriteDeadline<S> {
         }
     }
 
-    fn progress<T>(&mut self, cx: &mut Context<'_>, polled: Poll<std::io::Result<T>>) -> Poll<std::io::Result<T>> {
+    fn progress<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
         if polled.is_ready() {
             self.stalled = None;
             return polled;

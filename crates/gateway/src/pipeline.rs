@@ -565,7 +565,8 @@ pub fn redirect(
         } else {
             format!("https://{host}:{https_port}{target}")
         };
-        http::HeaderValue::from_str(&location).map_err(|_| Rejection::BadHost(host::HostError::Malformed))
+        http::HeaderValue::from_str(&location)
+            .map_err(|_| Rejection::BadHost(host::HostError::Malformed))
     });
     let mut response = match location {
         Ok(location) => {

@@ -156,13 +156,16 @@ impl Admitted {
     /// Takes the route's concurrency slot (held until the request is done).
     pub fn occupy(&mut self) -> Result<(), Rejection> {
         if let Some(cap) = self.cap.take() {
-            self.permit = Some(cap.try_acquire_owned().map_err(|_| Rejection::RateLimited {
-                retry_after_s: 1,
-                policy: None,
-                limit: None,
-                reason: "route concurrency cap reached",
-                event: true,
-            })?);
+            self.permit = Some(
+                cap.try_acquire_owned()
+                    .map_err(|_| Rejection::RateLimited {
+                        retry_after_s: 1,
+                        policy: None,
+                        limit: None,
+                        reason: "route concurrency cap reached",
+                        event: true,
+                    })?,
+            );
         }
         Ok(())
     }
@@ -652,7 +655,12 @@ mod tests {
             .find(|s| s.lock().unwrap().len() < KEYS_PER_SHARD)
             .expect("one shard made room");
         let s = shard.lock().unwrap();
-        let oldest_kept = s.values().filter(|e| e.seen < now).map(|e| e.seen).min().unwrap();
+        let oldest_kept = s
+            .values()
+            .filter(|e| e.seen < now)
+            .map(|e| e.seen)
+            .min()
+            .unwrap();
         assert!(oldest_kept > 0, "the least recently seen key was forgotten");
         assert!(
             s.values().any(|e| e.seen == KEYS_PER_SHARD as u64 - 1),
@@ -667,13 +675,17 @@ mod tests {
         let (t, route) =
             throttle("rate_limits: [{ per: client, requests: 1, per_seconds: 60, burst: 1 }]");
         let v6 = |s: &str| s.parse::<IpAddr>().unwrap();
-        t.admit(&route, None, v6("2001:db8:1:2::1"), "GET /x").await.unwrap();
+        t.admit(&route, None, v6("2001:db8:1:2::1"), "GET /x")
+            .await
+            .unwrap();
         assert!(
             t.admit(&route, None, v6("2001:db8:1:2:ffff::9"), "GET /x")
                 .await
                 .is_err(),
             "another address of the same /64 shares the budget"
         );
-        t.admit(&route, None, v6("2001:db8:1:3::1"), "GET /x").await.unwrap();
+        t.admit(&route, None, v6("2001:db8:1:3::1"), "GET /x")
+            .await
+            .unwrap();
     }
 }

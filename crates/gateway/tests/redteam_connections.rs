@@ -35,10 +35,13 @@ async fn closed_within<S: tokio::io::AsyncRead + Unpin>(
     within: Duration,
 ) -> Duration {
     let mut sink = Vec::new();
-    match tokio::time::timeout(within.saturating_sub(since.elapsed()), stream.read_to_end(&mut sink)).await {
-        Ok(_) => since.elapsed(),
-        Err(_) => panic!("{what}: still open after {within:?}"),
-    }
+    let read = tokio::time::timeout(
+        within.saturating_sub(since.elapsed()),
+        stream.read_to_end(&mut sink),
+    )
+    .await;
+    assert!(read.is_ok(), "{what}: still open after {within:?}");
+    since.elapsed()
 }
 
 /// The acceptance scenario: silent TCP connections fill the redirect port,
@@ -64,19 +67,37 @@ async fn hostile_connections_neither_starve_new_clients_nor_stay_open() {
     }
     let mut silent_tls = gw.raw_tls().await;
     let mut partial_preface = gw.try_tls(&[b"h2"]).await.unwrap();
-    partial_preface.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+    partial_preface
+        .write_all(b"PRI * HTTP/2.0\r\n")
+        .await
+        .unwrap();
     let (_idle_h2, idle_h2_closed) = idle_http2_with_pings(&gw).await;
 
     let r = gw.get("/v1/orders").await;
-    assert_eq!(r.status, 200, "a new client is served while the others idle");
+    assert_eq!(
+        r.status, 200,
+        "a new client is served while the others idle"
+    );
 
     // First-request deadline (1 s) for connections that never sent one.
     let within = Duration::from_secs(4);
     for (i, s) in silent_tcp.iter_mut().enumerate() {
-        closed_within(&format!("silent TCP {i} on the redirect port"), s, start, within).await;
+        closed_within(
+            &format!("silent TCP {i} on the redirect port"),
+            s,
+            start,
+            within,
+        )
+        .await;
     }
     closed_within("silent TLS", &mut silent_tls, start, within).await;
-    closed_within("partial HTTP/2 preface", &mut partial_preface, start, within).await;
+    closed_within(
+        "partial HTTP/2 preface",
+        &mut partial_preface,
+        start,
+        within,
+    )
+    .await;
     // Idle timeout (1.5 s) after its one request, pings notwithstanding.
     tokio::time::timeout(within.saturating_sub(start.elapsed()), idle_h2_closed)
         .await
@@ -126,18 +147,22 @@ async fn a_full_listener_serves_again_after_the_deadline() {
         silent.push(gw.raw_tls().await);
     }
     // At the cap: a fifth connection is closed at once.
-    assert!(gw.try_tls(&[b"http/1.1"]).await.is_err() || {
-        let mut extra = gw.raw_tls().await;
-        let mut b = [0u8; 1];
-        matches!(extra.read(&mut b).await, Ok(0) | Err(_))
-    });
+    assert!(
+        gw.try_tls(&[b"http/1.1"]).await.is_err() || {
+            let mut extra = gw.raw_tls().await;
+            let mut b = [0u8; 1];
+            matches!(extra.read(&mut b).await, Ok(0) | Err(_))
+        }
+    );
     // Poll until served: bounded by the deadline plus slack.
     let start = Instant::now();
     loop {
         if let Ok(Ok(r)) = tokio::time::timeout(
             Duration::from_millis(500),
             gw.client(portcullis_testkit::Proto::Http1).request(
-                gw.request("GET", "/v1/orders").body(Full::default()).unwrap(),
+                gw.request("GET", "/v1/orders")
+                    .body(Full::default())
+                    .unwrap(),
             ),
         )
         .await
@@ -145,7 +170,10 @@ async fn a_full_listener_serves_again_after_the_deadline() {
             assert_eq!(r.status(), 200);
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(5), "never served again");
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "never served again"
+        );
         tokio::task::yield_now().await;
     }
     gw.stop().await;
@@ -171,7 +199,10 @@ async fn one_client_cannot_hold_more_than_its_share() {
     // The slot is released when the connection ends: poll until it is.
     let start = Instant::now();
     while gw.try_tls(&[b"http/1.1"]).await.is_err() {
-        assert!(start.elapsed() < Duration::from_secs(5), "slot never released");
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "slot never released"
+        );
         tokio::task::yield_now().await;
     }
     drop(second);
@@ -182,8 +213,8 @@ async fn one_client_cannot_hold_more_than_its_share() {
 /// write timeout instead of holding the connection and its buffers.
 #[tokio::test]
 async fn a_client_that_stops_reading_is_disconnected() {
-    let env = TestEnv::new().await;
     const SIZE: usize = 64 * 1024 * 1024;
+    let env = TestEnv::new().await;
     env.reply_with(|_| {
         http::Response::builder()
             .header("content-type", "application/octet-stream")
@@ -214,7 +245,10 @@ async fn a_client_that_stops_reading_is_disconnected() {
     })
     .await;
     assert!(ended.is_ok(), "connection still open");
-    assert!(got < SIZE, "the whole answer arrived ({got} bytes): nothing timed out");
+    assert!(
+        got < SIZE,
+        "the whole answer arrived ({got} bytes): nothing timed out"
+    );
     gw.stop().await;
 }
 
@@ -239,7 +273,10 @@ async fn old_connections_are_closed_gracefully() {
     let start = Instant::now();
     let mut answered = 0;
     while !closed.is_finished() {
-        assert!(start.elapsed() < Duration::from_secs(8), "connection never aged out");
+        assert!(
+            start.elapsed() < Duration::from_secs(8),
+            "connection never aged out"
+        );
         if sender.ready().await.is_err() {
             break;
         }
@@ -264,7 +301,10 @@ async fn old_connections_are_closed_gracefully() {
         .expect("connection closed after GOAWAY")
         .unwrap()
         .unwrap();
-    assert!(start.elapsed() >= Duration::from_millis(900), "closed before its age");
+    assert!(
+        start.elapsed() >= Duration::from_millis(900),
+        "closed before its age"
+    );
     assert!(answered > 0);
     gw.stop().await;
 }

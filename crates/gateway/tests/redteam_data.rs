@@ -60,7 +60,12 @@ async fn undeclared_answers_of_classified_operations_never_leave() {
     // Declared answers still pass, filtered: the default problem response
     // and the 200 order with its e-mail redacted and its cost removed.
     for (status, media, body, want) in [
-        (404, "application/problem+json", r#"{"title":"Not found","status":404}"#, 404),
+        (
+            404,
+            "application/problem+json",
+            r#"{"title":"Not found","status":404}"#,
+            404,
+        ),
         (200, "application/json", order, 200),
     ] {
         env.reply_with(move |_| {

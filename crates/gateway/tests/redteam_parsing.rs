@@ -31,7 +31,11 @@ async fn semicolon_segments_are_refused_before_routing() {
     }
     let r = gw.get("/v1/orders/..;/items").await;
     assert_eq!(r.status, 400);
-    assert!(r.json()["detail"].as_str().unwrap().contains("';'"), "{}", r.text());
+    assert!(
+        r.json()["detail"].as_str().unwrap().contains("';'"),
+        "{}",
+        r.text()
+    );
     assert!(env.received().is_empty(), "nothing reached the backend");
     gw.stop().await;
 }
@@ -52,11 +56,23 @@ async fn host_is_one_well_formed_agreed_and_served() {
         .await;
     let cases: [(&str, &str); 8] = [
         ("GET /v1/orders HTTP/1.1\r\n", "400"),
-        ("GET /v1/orders HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\n", "400"),
-        ("GET /v1/orders HTTP/1.1\r\nHost: evil.example;for=1.2.3.4\r\n", "400"),
+        (
+            "GET /v1/orders HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\n",
+            "400",
+        ),
+        (
+            "GET /v1/orders HTTP/1.1\r\nHost: evil.example;for=1.2.3.4\r\n",
+            "400",
+        ),
         ("GET /v1/orders HTTP/1.1\r\nHost: user@127.0.0.1\r\n", "400"),
-        ("GET https://evil.example/v1/orders HTTP/1.1\r\nHost: 127.0.0.1\r\n", "400"),
-        ("GET https://evil.example/v1/orders HTTP/1.1\r\nHost: evil.example\r\n", "421"),
+        (
+            "GET https://evil.example/v1/orders HTTP/1.1\r\nHost: 127.0.0.1\r\n",
+            "400",
+        ),
+        (
+            "GET https://evil.example/v1/orders HTTP/1.1\r\nHost: evil.example\r\n",
+            "421",
+        ),
         ("GET /v1/orders HTTP/1.1\r\nHost: evil.example\r\n", "421"),
         ("GET /v1/orders HTTP/1.1\r\nHost: LOCALHOST:8443\r\n", "200"),
     ];
@@ -68,7 +84,11 @@ async fn host_is_one_well_formed_agreed_and_served() {
             assert!(answer.contains("application/problem+json"), "{answer}");
         }
     }
-    assert_eq!(env.received().len(), 1, "only the served host reached the backend");
+    assert_eq!(
+        env.received().len(),
+        1,
+        "only the served host reached the backend"
+    );
     assert_eq!(
         env.received()[0].headers["x-forwarded-host"],
         "LOCALHOST",
@@ -99,8 +119,15 @@ async fn framing_flags_belong_to_one_header_block() {
     let smuggle = "POST /v1/orders HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 44\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /v1/orders/1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     let answer = gw.raw_exchange(smuggle.as_bytes()).await;
     assert_eq!(status(&answer), "400", "{answer}");
-    assert_eq!(answer.matches("HTTP/1.1").count(), 1, "one answer, then closed: {answer}");
-    assert!(answer.to_ascii_lowercase().contains("connection: close"), "{answer}");
+    assert_eq!(
+        answer.matches("HTTP/1.1").count(),
+        1,
+        "one answer, then closed: {answer}"
+    );
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
     assert_eq!(env.received().len(), 2, "nothing more reached the backend");
     gw.stop().await;
 }
@@ -116,10 +143,7 @@ async fn bare_lf_line_endings_are_refused() {
         "GET /v1/orders HTTP/1.1\r\nHost: 127.0.0.1\nConnection: close\r\n\r\n",
     ] {
         let answer = gw.raw_exchange(raw.as_bytes()).await;
-        assert!(
-            answer.starts_with("HTTP/1.1 400"),
-            "{raw:?} -> {answer}"
-        );
+        assert!(answer.starts_with("HTTP/1.1 400"), "{raw:?} -> {answer}");
     }
     assert!(env.received().is_empty());
     gw.stop().await;
@@ -153,6 +177,10 @@ async fn header_differentials_are_dropped_or_refused() {
     assert_eq!(status(&answer), "400", "{answer}");
     assert!(answer.contains("/content-type"), "{answer}");
     assert_eq!(gw.next_event().await.status_code, "invalid-request");
-    assert_eq!(env.received().len(), 1, "the refused request never reached the backend");
+    assert_eq!(
+        env.received().len(),
+        1,
+        "the refused request never reached the backend"
+    );
     gw.stop().await;
 }

@@ -7,14 +7,14 @@ use portcullis_testkit::{Proto, TestEnv};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const CAPPED_API: &str = r#"
+const CAPPED_API: &str = "
   - name: orders
     base_path: /v1
     upstream: backend
     routes:
       - { path: /orders, methods: [GET, POST], auth: public }
     route_limits: { /orders: { concurrency: 1 } }
-"#;
+";
 
 /// A body trickled a byte at a time neither holds the route's concurrency
 /// slot (it is taken once the body is read) nor the connection for the
@@ -72,10 +72,22 @@ async fn a_slow_body_holds_no_slot_and_is_cut_off() {
         .unwrap();
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
-    assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
     let event = gw.next_event().await;
     assert_eq!(event.status_code, "body-unreadable");
-    assert!(event.message.contains("min_body_bytes_per_s"), "{}", event.message);
-    assert_eq!(env.received().len(), 1, "only the complete request was forwarded");
+    assert!(
+        event.message.contains("min_body_bytes_per_s"),
+        "{}",
+        event.message
+    );
+    assert_eq!(
+        env.received().len(),
+        1,
+        "only the complete request was forwarded"
+    );
     gw.stop().await;
 }
