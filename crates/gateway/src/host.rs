@@ -91,7 +91,12 @@ pub fn split(authority: &str) -> Result<(&str, Option<u16>), HostError> {
     };
     let port = match port {
         None => None,
-        Some(p) if (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()) => {
+        // Canonical decimal only: no sign, no leading zero, 1 to 65535.
+        Some(p)
+            if (1..=5).contains(&p.len())
+                && !p.starts_with('0')
+                && p.bytes().all(|b| b.is_ascii_digit()) =>
+        {
             Some(p.parse::<u16>().map_err(|_| HostError::Malformed)?)
         }
         Some(_) => return Err(HostError::Malformed),
@@ -99,14 +104,16 @@ pub fn split(authority: &str) -> Result<(&str, Option<u16>), HostError> {
     Ok((host, port))
 }
 
-/// Letters, digits and `-` in non-empty dot-separated labels of at most 63
-/// bytes (IPv4 addresses are such names too).
+/// Letters, digits and inner `-` in non-empty dot-separated labels of at
+/// most 63 bytes (IPv4 addresses are such names too).
 fn is_dns_name(host: &str) -> bool {
     !host.is_empty()
         && host.len() <= 253
         && host.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
                 && label
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-')
@@ -159,6 +166,11 @@ mod tests {
             "api example",
             "api.example/x",
             "a\u{e9}.example",
+            "-:015",
+            "api.example:0443",
+            "api.example:0",
+            "-api.example",
+            "api-.example",
         ] {
             assert_eq!(split(bad).map(|_| ()), Err(HostError::Malformed), "{bad:?}");
         }
