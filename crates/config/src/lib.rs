@@ -1389,12 +1389,16 @@ impl Validator {
                 audiences: x.audiences.clone(),
             }
         });
+        if i.max_staleness_s == 0 {
+            self.err("identity.max_staleness_s", "must be greater than 0");
+        }
         Identity {
             introspection,
             data_dir: resolve(&i.data_dir),
             postgres: None,
             api_key_header,
             clock_skew: Duration::from_secs(i.clock_skew_s),
+            max_staleness: Duration::from_secs(i.max_staleness_s),
             max_token_bytes: i.max_token_bytes,
             issuers,
             decryption_keys: i

@@ -349,6 +349,8 @@ pub struct Identity {
     pub introspection: Option<Introspection>,
     pub revocation_path: String,
     pub revoke_all_path: String,
+    /// Past this without a confirmed-current snapshot, protected routes are 503.
+    pub max_staleness: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -540,6 +542,16 @@ impl Config {
                     "a sensitive value pattern is no longer refused in URLs",
                 );
             }
+        }
+        if self
+            .identity
+            .as_ref()
+            .is_some_and(|i| i.max_staleness > Duration::from_secs(60))
+        {
+            push(
+                "identity.max_staleness_s".into(),
+                "above the default 60: revocations and disabled applications may go unseen for longer while the store is unreachable",
+            );
         }
         if let Some(pg) = self.identity.as_ref().and_then(|i| i.postgres.as_ref())
             && pg.plaintext_remote

@@ -702,6 +702,10 @@ pub struct RawIdentity {
     pub revocation_path: Option<String>,
     /// Path of the "revoke all my tokens" endpoint; default `/oauth2/revoke-all`.
     pub revoke_all_path: Option<String>,
+    /// Longest time the gateway decides on a store snapshot it could not
+    /// confirm current; past it protected routes answer 503 (default 60).
+    #[serde(default = "defaults::max_staleness_s")]
+    pub max_staleness_s: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -836,6 +840,9 @@ pub mod defaults {
         600
     }
     pub fn clock_skew_s() -> u64 {
+        60
+    }
+    pub fn max_staleness_s() -> u64 {
         60
     }
     pub fn jwks_refresh_s() -> u64 {

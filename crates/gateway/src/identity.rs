@@ -87,13 +87,35 @@ pub struct StoreView {
     pepper: Pepper,
     store: Arc<dyn Store>,
     snapshot: ArcSwap<Snapshot>,
+    /// Unix milliseconds when the store last answered (the snapshot read,
+    /// or its change feed saying nothing changed): the snapshot was current.
+    confirmed_ms: std::sync::atomic::AtomicU64,
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 impl StoreView {
     /// Re-reads the store into the snapshot now.
     pub fn refresh(&self) -> Result<(), StoreError> {
         self.snapshot.store(Arc::new(self.store.snapshot()?));
+        self.confirm();
         Ok(())
+    }
+
+    /// Notes that the store answered and the snapshot is current.
+    fn confirm(&self) {
+        self.confirmed_ms
+            .store(unix_ms(), std::sync::atomic::Ordering::Release);
+    }
+
+    /// How long since the snapshot was last known to be current.
+    pub fn staleness(&self) -> Duration {
+        let confirmed = self.confirmed_ms.load(std::sync::atomic::Ordering::Acquire);
+        Duration::from_millis(unix_ms().saturating_sub(confirmed))
     }
 
     /// The current snapshot of the store.
@@ -148,6 +170,7 @@ impl IdentityState {
             pepper,
             store,
             snapshot,
+            confirmed_ms: std::sync::atomic::AtomicU64::new(unix_ms()),
         });
         let resync = config
             .postgres
@@ -549,6 +572,15 @@ impl IdentityState {
         headers: &HeaderMap,
         peer: Option<&PeerCert>,
     ) -> Result<ClaimSet, Rejection> {
+        // Revocations, disabled applications and kill switches live in the
+        // store: a snapshot not known current for too long decides nothing.
+        let stale = self.view.staleness();
+        if stale > self.config.max_staleness {
+            return Err(Rejection::StoreUnavailable(format!(
+                "identity snapshot not confirmed current for {}s (identity.max_staleness_s)",
+                stale.as_secs()
+            )));
+        }
         let mut claims = ClaimSet::default();
         if policy.api_key {
             let (app, methods) = self.application(headers, peer)?;
@@ -714,9 +746,35 @@ fn form_value(body: &[u8], name: &str) -> Option<String> {
 /// revocations. An unreachable store raises one `store-unavailable` event
 /// (the last snapshot keeps answering) and one `store-recovered` when it
 /// answers again. Stops with the state.
+/// The refresher is supervised: a panic in it raises a High event and it
+/// starts again, so the snapshot can never silently stop following the store
+/// (and `max_staleness` refuses protected requests while it is down).
 fn spawn_refresher(state: Weak<StoreView>, events: EventSink, resync: Duration) {
-    const TICK: Duration = Duration::from_millis(200);
-    let _ = std::thread::Builder::new().name("portcullis-identity".into()).spawn(move || {
+    let _ = std::thread::Builder::new()
+        .name("portcullis-identity".into())
+        .spawn(move || {
+            loop {
+                let run = std::panic::AssertUnwindSafe(|| follow_store(&state, &events, resync));
+                if std::panic::catch_unwind(run).is_ok() {
+                    return;
+                }
+                tracing::error!("identity refresher panicked; restarting it");
+                events.emit(SecurityEvent::operational(
+                    "identity-refresher-restarted",
+                    Severity::High,
+                    "the thread that keeps the identity snapshot current failed and was restarted",
+                ));
+                std::thread::sleep(REFRESH_TICK);
+            }
+        });
+}
+
+const REFRESH_TICK: Duration = Duration::from_millis(200);
+
+/// Follows the store until the state is dropped (see [`spawn_refresher`]).
+fn follow_store(state: &Weak<StoreView>, events: &EventSink, resync: Duration) {
+    const TICK: Duration = REFRESH_TICK;
+    {
         let mut feed: Option<Box<dyn ChangeFeed>> = None;
         let mut last_read = std::time::Instant::now();
         let mut last_purge = std::time::Instant::now();
@@ -740,7 +798,10 @@ fn spawn_refresher(state: Weak<StoreView>, events: EventSink, resync: Duration) 
                 Ok(changed) if changed || last_read.elapsed() >= resync => s.refresh().map(|()| {
                     last_read = std::time::Instant::now();
                 }),
-                Ok(_) => Ok(()),
+                Ok(_) => {
+                    s.confirm();
+                    Ok(())
+                }
                 Err(e) => Err(e),
             };
             match outcome {
@@ -774,7 +835,7 @@ fn spawn_refresher(state: Weak<StoreView>, events: EventSink, resync: Duration) 
                 let _ = s.store.purge_revocations(now());
             }
         }
-    });
+    }
 }
 
 #[cfg(test)]

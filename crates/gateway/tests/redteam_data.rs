@@ -1,5 +1,7 @@
 //! Red team, data and identity: what a backend answers outside its contract
-//! must not carry classified fields past the gateway (OUTPUT-10, OUTPUT-13).
+//! must not carry classified fields past the gateway (OUTPUT-10, OUTPUT-13),
+//! and an identity snapshot that cannot be confirmed current decides nothing
+//! for long (AUTHZ-05).
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -89,5 +91,74 @@ async fn undeclared_answers_of_classified_operations_never_leave() {
         assert!(!r.text().contains("alice@example.com"), "{}", r.text());
         assert!(!r.text().contains("cost_price"), "{}", r.text());
     }
+    gw.stop().await;
+}
+
+/// While the store is unreachable the last snapshot answers, but only for
+/// `identity.max_staleness_s`: then protected routes are 503 (revocations
+/// and disabled applications made elsewhere could be missed), public routes
+/// keep serving, and all recovers when the store answers again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stale_identity_snapshot_stops_deciding() {
+    use portcullis_gateway::apikeys::Pepper;
+    use portcullis_gateway::pgstore::PgStore;
+    use portcullis_gateway::store::Store;
+    use portcullis_testkit::{ORDERS_API, PostgresServer};
+    use std::time::{Duration, Instant};
+    let mut pg = PostgresServer::start();
+    let env = TestEnv::new().await;
+    let api = ORDERS_API.replace(
+        "{ path: /orders, methods: [GET, POST], auth: public }",
+        "{ path: /orders, methods: [GET, POST], auth: { api_key: true } }",
+    );
+    let mut gw = env
+        .gateway(&api)
+        .with(&format!(
+            "identity: {{ data_dir: {}, max_staleness_s: 1 }}\nshared_state:\n{}",
+            env.identity_dir().display(),
+            pg.yaml()
+        ))
+        .start()
+        .await;
+    let store = PgStore::open(&pg.config()).unwrap();
+    let pepper = Pepper::load_or_create(&env.identity_dir()).unwrap();
+    store.create_app("web", 1).unwrap();
+    let key = portcullis_gateway::apikeys::issue(&store, &pepper, "web", 1)
+        .unwrap()
+        .1;
+    let status = |path: &'static str| {
+        let req = gw
+            .request("GET", path)
+            .header("x-api-key", &key)
+            .body(Full::default())
+            .unwrap();
+        let gw = &gw;
+        async move { gw.send(Proto::Http1, req).await.status.as_u16() }
+    };
+    let until = |want: u16, within: Duration| async move {
+        let start = Instant::now();
+        loop {
+            let got = status("/v1/orders").await;
+            if got == want {
+                return;
+            }
+            assert!(start.elapsed() < within, "{got}, not {want} within {within:?}");
+            tokio::task::yield_now().await;
+        }
+    };
+    until(200, Duration::from_secs(3)).await;
+    pg.stop();
+    until(503, Duration::from_secs(10)).await;
+    assert_eq!(status("/v1/orders/7").await, 200, "public routes keep serving");
+    pg.start_again();
+    until(200, Duration::from_secs(15)).await;
+    let mut stale = 0;
+    while let Ok(e) = gw.events.try_recv() {
+        if e.status_code == "store-unavailable" && e.message.contains("max_staleness_s") {
+            stale += 1;
+        }
+    }
+    assert!(stale > 0, "the 503s raised events naming the setting");
+    drop(store);
     gw.stop().await;
 }
