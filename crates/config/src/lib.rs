@@ -1767,6 +1767,58 @@ apis:
         assert!(paths.contains(&"listeners[1].plaintext".to_string()));
     }
 
+    /// Issue 16: every new connection, body-rate, host and staleness setting
+    /// is validated, and `check` reports each one that is weakened.
+    #[test]
+    fn hardening_settings_are_validated_and_reported_when_weakened() {
+        let hosted = MINIMAL.replace(
+            "    tls: { cert: gw.pem, key: gw.key }\n",
+            "    hosts: [api.example, 127.0.0.1]\n    tls: { cert: gw.pem, key: gw.key }\n",
+        );
+        let c = parse(&hosted, Path::new("/")).unwrap();
+        assert_eq!(c.listeners[0].hosts, ["api.example", "127.0.0.1"]);
+        let paths: Vec<_> = c.weakenings().into_iter().map(|w| w.path).collect();
+        assert!(
+            !paths
+                .iter()
+                .any(|p| p.starts_with("limits.") || p.ends_with(".hosts")),
+            "{paths:?}"
+        );
+        let weak = format!(
+            "{hosted}limits:\n  idle_timeout_ms: 600000\n  max_connection_age_ms: 86400000\n  write_timeout_ms: 120000\n  max_connections_per_client: 100000\n  header_read_timeout_ms: 60000\n  min_body_bytes_per_s: 0\n  body_rate_grace_ms: 60000\n  client_ipv6_prefix: 128\nidentity: {{ data_dir: d, max_staleness_s: 3600 }}\n"
+        );
+        let c = parse(&weak, Path::new("/")).unwrap();
+        let paths: Vec<_> = c.weakenings().into_iter().map(|w| w.path).collect();
+        for p in [
+            "limits.idle_timeout_ms",
+            "limits.max_connection_age_ms",
+            "limits.write_timeout_ms",
+            "limits.max_connections_per_client",
+            "limits.header_read_timeout_ms",
+            "limits.min_body_bytes_per_s",
+            "limits.body_rate_grace_ms",
+            "limits.client_ipv6_prefix",
+            "identity.max_staleness_s",
+        ] {
+            assert!(paths.iter().any(|x| x == p), "{p} not reported: {paths:?}");
+        }
+        let bad = format!(
+            "{MINIMAL}limits:\n  idle_timeout_ms: 0\n  write_timeout_ms: 0\n  max_connections_per_client: 0\n  client_ipv6_prefix: 0\nidentity: {{ data_dir: d, max_staleness_s: 0 }}\n"
+        )
+        .replace("    tls: { cert", "    hosts: [\"evil.example;x\"]\n    tls: { cert");
+        let errs = errors(&bad);
+        for p in [
+            "limits.idle_timeout_ms",
+            "limits.write_timeout_ms",
+            "limits.max_connections_per_client",
+            "limits.client_ipv6_prefix",
+            "identity.max_staleness_s",
+            "listeners[0].hosts[0]",
+        ] {
+            assert!(errs.iter().any(|e| e.starts_with(p)), "{p}: {errs:?}");
+        }
+    }
+
     #[test]
     fn weakenings_list_public_routes_and_tls12() {
         let text = MINIMAL.replace("key: gw.key }", "key: gw.key, min_version: \"1.2\" }");
@@ -1776,6 +1828,7 @@ apis:
             paths,
             vec![
                 "listeners[0].tls.min_version",
+                "listeners[0].hosts",
                 "context_token.enabled",
                 "upstreams.orders.crls",
                 "apis[0].openapi",

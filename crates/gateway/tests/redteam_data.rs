@@ -142,14 +142,21 @@ async fn a_stale_identity_snapshot_stops_deciding() {
             if got == want {
                 return;
             }
-            assert!(start.elapsed() < within, "{got}, not {want} within {within:?}");
+            assert!(
+                start.elapsed() < within,
+                "{got}, not {want} within {within:?}"
+            );
             tokio::task::yield_now().await;
         }
     };
     until(200, Duration::from_secs(3)).await;
     pg.stop();
     until(503, Duration::from_secs(10)).await;
-    assert_eq!(status("/v1/orders/7").await, 200, "public routes keep serving");
+    assert_eq!(
+        status("/v1/orders/7").await,
+        200,
+        "public routes keep serving"
+    );
     pg.start_again();
     until(200, Duration::from_secs(15)).await;
     let mut stale = 0;
