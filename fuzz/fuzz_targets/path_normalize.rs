@@ -15,6 +15,10 @@ fuzz_target!(|data: &[u8]| {
         assert!(!decoded.contains(';'));
         assert!(!decoded.split('/').any(|s| s == "." || s == ".."));
         let forwarded = encode_for_upstream(&decoded);
-        assert_eq!(normalize(&forwarded).as_deref(), Ok(decoded.as_str()));
+        // Re-encoding can lengthen a path past the limit (`[` → `%5B`);
+        // within it, the forwarded path means exactly what was routed.
+        if forwarded.len() <= portcullis_gateway::path::MAX_PATH_BYTES {
+            assert_eq!(normalize(&forwarded).as_deref(), Ok(decoded.as_str()));
+        }
     }
 });
