@@ -345,6 +345,12 @@ impl Validator {
             self.err("limits.max_header_bytes", "must be at least 8192");
         }
         positive(self, "idle_timeout_ms", l.idle_timeout_ms);
+        if l.max_buffered_bytes < l.max_body_bytes.max(l.max_response_bytes) {
+            self.err(
+                "limits.max_buffered_bytes",
+                "must be at least max_body_bytes and max_response_bytes (one request must fit)",
+            );
+        }
         positive(self, "max_connection_age_ms", l.max_connection_age_ms);
         positive(self, "write_timeout_ms", l.write_timeout_ms);
         positive(
@@ -373,6 +379,7 @@ impl Validator {
             client_ipv6_prefix: l.client_ipv6_prefix,
             min_body_bytes_per_s: l.min_body_bytes_per_s,
             body_rate_grace: Duration::from_millis(l.body_rate_grace_ms),
+            max_buffered_bytes: l.max_buffered_bytes,
         }
     }
 

@@ -118,6 +118,8 @@ pub struct Limits {
     /// 0: no minimum body rate.
     pub min_body_bytes_per_s: u64,
     pub body_rate_grace: Duration,
+    /// Every body buffered at once, across connections.
+    pub max_buffered_bytes: usize,
 }
 
 #[derive(Debug, Clone, Default)]

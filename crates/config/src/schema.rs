@@ -213,6 +213,10 @@ pub struct RawLimits {
     pub min_body_bytes_per_s: u64,
     #[serde(default = "defaults::body_rate_grace_ms")]
     pub body_rate_grace_ms: u64,
+    /// Bytes of request and response bodies buffered at once across every
+    /// connection; past it, new buffering is refused with 503.
+    #[serde(default = "defaults::max_buffered_bytes")]
+    pub max_buffered_bytes: usize,
 }
 
 impl Default for RawLimits {
@@ -235,6 +239,7 @@ impl Default for RawLimits {
             client_ipv6_prefix: defaults::client_ipv6_prefix(),
             min_body_bytes_per_s: defaults::min_body_bytes_per_s(),
             body_rate_grace_ms: defaults::body_rate_grace_ms(),
+            max_buffered_bytes: defaults::max_buffered_bytes(),
         }
     }
 }
@@ -886,5 +891,8 @@ pub mod defaults {
     }
     pub fn body_rate_grace_ms() -> u64 {
         5_000
+    }
+    pub fn max_buffered_bytes() -> usize {
+        512 * 1024 * 1024
     }
 }

@@ -89,7 +89,7 @@ pub async fn response(
     status: u16,
     headers: &mut HeaderMap,
     body: Incoming,
-    state: &State,
+    (state, buffered): (&State, &mut crate::buffer::BufferShare),
     report: &mut ResponseReport,
 ) -> Result<GatewayBody, Rejection> {
     let (max_bytes, read_timeout) = (
@@ -128,17 +128,22 @@ pub async fn response(
             "encoded response body cannot be inspected",
         ));
     }
-    let bytes =
-        match tokio::time::timeout(read_timeout, Limited::new(body, max_bytes).collect()).await {
-            Err(_) => return Err(Rejection::UpstreamTimeout),
-            Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
-                return Err(Rejection::UpstreamContract(
-                    "response larger than limits.max_response_bytes",
-                ));
-            }
-            Ok(Err(e)) => return Err(Rejection::UpstreamUnavailable(e.to_string())),
-            Ok(Ok(c)) => c.to_bytes(),
-        };
+    let bytes = match tokio::time::timeout(
+        read_timeout,
+        collect_within(Limited::new(body, max_bytes), buffered),
+    )
+    .await
+    {
+        Err(_) => return Err(Rejection::UpstreamTimeout),
+        Ok(Err(Collect::Refused(r))) => return Err(r),
+        Ok(Err(Collect::Body(e))) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            return Err(Rejection::UpstreamContract(
+                "response larger than limits.max_response_bytes",
+            ));
+        }
+        Ok(Err(Collect::Body(e))) => return Err(Rejection::UpstreamUnavailable(e.to_string())),
+        Ok(Ok(b)) => b,
+    };
     let text = String::from_utf8_lossy(&bytes);
     if sensitive::looks_like_stack_trace(&text) {
         return Err(Rejection::UpstreamStackTrace);
@@ -185,4 +190,33 @@ pub async fn response(
     }
     headers.remove(header::CONTENT_LENGTH);
     Ok(Either::Left(Full::new(out)))
+}
+
+enum Collect {
+    Refused(Rejection),
+    Body(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Collects a body, counting every frame against the buffering budget.
+async fn collect_within(
+    mut body: Limited<Incoming>,
+    buffered: &mut crate::buffer::BufferShare,
+) -> Result<Bytes, Collect> {
+    let mut chunks: Vec<Bytes> = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(Collect::Body)?;
+        if let Ok(data) = frame.into_data() {
+            buffered.grow(data.len()).map_err(Collect::Refused)?;
+            chunks.push(data);
+        }
+    }
+    // One chunk (the usual small answer) is passed on without a copy.
+    if chunks.len() <= 1 {
+        return Ok(chunks.pop().unwrap_or_default());
+    }
+    let mut all = bytes::BytesMut::with_capacity(chunks.iter().map(Bytes::len).sum());
+    for c in chunks {
+        all.extend_from_slice(&c);
+    }
+    Ok(all.freeze())
 }

@@ -603,15 +603,19 @@ impl IdentityState {
     /// Self-service revocation (RFC 7009 style): the caller proves it holds a
     /// valid token and its application's API key, then revokes
     /// that token, or another token of the same subject named in `token=`.
-    pub async fn revoke(
+    /// The caller of the revocation endpoint proves both its application
+    /// and the token it holds, before its body is read (issue 16 item 3).
+    pub async fn revocation_caller(
         &self,
         headers: &HeaderMap,
-        body: &[u8],
         peer: Option<&PeerCert>,
-    ) -> Result<(), Rejection> {
-        // The caller proves both: its application and the token itself.
+    ) -> Result<VerifiedToken, Rejection> {
         self.application(headers, peer)?;
-        let caller = self.token(headers, peer.map(|p| &p.thumbprint)).await?;
+        self.token(headers, peer.map(|p| &p.thumbprint)).await
+    }
+
+    /// Revokes the token named in `body` (RFC 7009), or the caller's own.
+    pub async fn revoke(&self, caller: VerifiedToken, body: &[u8]) -> Result<(), Rejection> {
         let named = form_value(body, "token");
         let target = match named.as_deref() {
             None => caller.clone(),

@@ -12,6 +12,7 @@ pub mod apikeys;
 pub mod attest;
 pub mod audit;
 pub mod backend_server;
+pub mod buffer;
 pub mod clientauth;
 pub mod content;
 pub mod correlation;
@@ -81,6 +82,8 @@ pub struct State {
     pub traffic: Arc<traffic::Traffic>,
     /// This config's routes' counters, by route index.
     pub route_traffic: Arc<traffic::RouteSet>,
+    /// Every body buffered at once (kept across reloads).
+    pub buffers: Arc<buffer::BufferBudget>,
 }
 
 /// What is known about the connection a request arrived on.
@@ -295,6 +298,10 @@ fn build_state(config: &Config, previous: Option<&State>) -> Result<State, Build
         traffic,
         route_traffic,
         anomaly,
+        buffers: previous.map_or_else(
+            || buffer::BufferBudget::new(config.limits.max_buffered_bytes),
+            |p| p.buffers.clone(),
+        ),
     })
 }
 

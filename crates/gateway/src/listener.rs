@@ -364,6 +364,8 @@ impl Drop for InFlight {
 pub(crate) struct TrackedBody {
     inner: GatewayBody,
     _in_flight: InFlight,
+    /// The request's share of the buffering budget, given back when sent.
+    _buffers: Option<crate::buffer::Held>,
 }
 
 impl Body for TrackedBody {
@@ -405,10 +407,12 @@ where
         let in_flight = activity.begin();
         let answer = handler(req);
         async move {
-            let response = answer.await?;
+            let mut response = answer.await?;
+            let buffers = response.extensions_mut().remove::<crate::buffer::Held>();
             Ok(response.map(|inner| TrackedBody {
                 inner,
                 _in_flight: in_flight,
+                _buffers: buffers,
             }))
         }
     })

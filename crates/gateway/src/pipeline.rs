@@ -16,6 +16,7 @@ use crate::hygiene::{self, Forwarding};
 use crate::identity::IdentityState;
 use crate::path;
 use crate::rejection::{Rejection, Severity};
+use crate::buffer::BufferShare;
 use crate::{ConnInfo, GatewayBody, State};
 use bytes::Bytes;
 use http::header::{self, HeaderMap};
@@ -54,9 +55,24 @@ pub async fn handle(
     let correlation = correlation::from_request(&parts.headers, &state.correlation_header);
     let mut decided = Decided::default();
     let mut body = Some(body);
-    let result = run(&state, &conn, &parts, &mut body, &correlation, &mut decided).await;
+    let mut buffered = state.buffers.share();
+    let result = run(
+        &state,
+        &conn,
+        &parts,
+        (&mut body, &mut buffered),
+        &correlation,
+        &mut decided,
+    )
+    .await;
     let mut response = match result {
-        Ok(response) => response,
+        Ok(mut response) => {
+            // What was buffered stays counted until the answer is sent.
+            response
+                .extensions_mut()
+                .insert(crate::buffer::Held(Arc::new(buffered)));
+            response
+        }
         Err(rejection) => {
             if let Some(unread) = body.take() {
                 discard_small_body(unread, &parts.headers).await;
@@ -118,7 +134,7 @@ async fn run(
     state: &State,
     conn: &ConnInfo,
     parts: &Parts,
-    body: &mut Option<Incoming>,
+    (body, buffered): (&mut Option<Incoming>, &mut BufferShare),
     correlation: &CorrelationId,
     decided: &mut Decided,
 ) -> Result<Response<GatewayBody>, Rejection> {
@@ -152,7 +168,7 @@ async fn run(
     content::sensitive_url(&path, parts.uri.query(), &state.sensitive)?;
     if let Some(identity) = &state.identity
         && let Some(response) =
-            self_service(identity, conn, parts, &path, body, &state.limits).await?
+            self_service(identity, conn, parts, &path, (body, buffered), &state.limits).await?
     {
         return Ok(response);
     }
@@ -248,7 +264,7 @@ async fn run(
             .map_err(content::violation)?;
     }
     let mut body = match body.take() {
-        Some(b) => read_body(b, &parts.headers, &state.limits).await?,
+        Some(b) => read_body(b, &parts.headers, &state.limits, buffered).await?,
         None => Bytes::new(),
     };
     if let Some(op) = &route.contract {
@@ -311,7 +327,7 @@ async fn run(
         head.status.as_u16(),
         &mut head.headers,
         body,
-        state,
+        (state, buffered),
         &mut report,
     )
     .await?;
@@ -393,7 +409,7 @@ async fn self_service(
     conn: &ConnInfo,
     parts: &Parts,
     path: &str,
-    body: &mut Option<Incoming>,
+    (body, buffered): (&mut Option<Incoming>, &mut BufferShare),
     limits: &Limits,
 ) -> Result<Option<Response<GatewayBody>>, Rejection> {
     let all = path == identity.config.revoke_all_path;
@@ -406,15 +422,17 @@ async fn self_service(
         });
     }
     IdentityState::refuse_query_credentials(parts.uri.query())?;
-    let bytes = match body.take() {
-        Some(b) => read_body(b, &parts.headers, limits).await?,
-        None => Bytes::new(),
-    };
     let peer = conn.client_cert.get();
     if all {
         identity.revoke_all(&parts.headers, peer).await?;
     } else {
-        identity.revoke(&parts.headers, &bytes, peer).await?;
+        // Credentials first: an anonymous caller gets no body read.
+        let caller = identity.revocation_caller(&parts.headers, peer).await?;
+        let bytes = match body.take() {
+            Some(b) => read_body(b, &parts.headers, limits, buffered).await?,
+            None => Bytes::new(),
+        };
+        identity.revoke(caller, &bytes).await?;
     }
     let mut r = Response::new(Either::Left(Full::new(Bytes::from_static(b"{}"))));
     r.headers_mut().insert(
@@ -473,6 +491,7 @@ async fn read_body(
     body: Incoming,
     headers: &HeaderMap,
     limits: &Limits,
+    buffered: &mut BufferShare,
 ) -> Result<Bytes, Rejection> {
     let too_large = Rejection::PayloadTooLarge {
         limit: limits.max_body_bytes,
@@ -512,6 +531,7 @@ async fn read_body(
             Ok(Some(Err(e))) => return Err(Rejection::BodyUnreadable(e.to_string())),
             Ok(Some(Ok(frame))) => {
                 if let Ok(data) = frame.into_data() {
+                    buffered.grow(data.len())?;
                     total += data.len() as u64;
                     chunks.push(data);
                 }

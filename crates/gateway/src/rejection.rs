@@ -25,6 +25,10 @@ pub enum Rejection {
     /// or disagrees with the request's authority.
     #[error("host refused: {0}")]
     BadHost(#[from] crate::host::HostError),
+    /// A shared resource of the gateway is spent (the in-flight buffering
+    /// budget); the request was not processed and may be retried.
+    #[error("overloaded: {0}")]
+    Overloaded(&'static str),
     /// A well-formed host that this listener does not serve (RFC 9110 §15.5.20).
     #[error("host not served by this listener")]
     MisdirectedHost,
@@ -180,7 +184,9 @@ impl Rejection {
             | Rejection::InvalidToken(_)
             | Rejection::ClientCertificate(_) => StatusCode::UNAUTHORIZED,
             Rejection::InsufficientScope { .. } => StatusCode::FORBIDDEN,
-            Rejection::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Rejection::StoreUnavailable(_) | Rejection::Overloaded(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Rejection::SwitchedOff { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::ApplicationDisabled(_) | Rejection::AdminForbidden { .. } => {
                 StatusCode::FORBIDDEN
@@ -211,6 +217,7 @@ impl Rejection {
             Rejection::BadPath(_) => "bad-path",
             Rejection::BadHost(_) => "bad-host",
             Rejection::MisdirectedHost => "misdirected-request",
+            Rejection::Overloaded(_) => "overloaded",
             Rejection::BadCorrelationId => "bad-correlation-id",
             Rejection::UnknownRoute => "unknown-route",
             Rejection::MethodNotAllowed { .. } => "method-not-allowed",
@@ -251,7 +258,8 @@ impl Rejection {
             | Rejection::SensitiveInUrl { .. }
             | Rejection::UpstreamStackTrace
             | Rejection::ClientCertificate(_)
-            | Rejection::StoreUnavailable(_) => Severity::High,
+            | Rejection::StoreUnavailable(_)
+            | Rejection::Overloaded(_) => Severity::High,
             Rejection::UpstreamContract(_) => Severity::Medium,
             Rejection::UnsupportedMediaType { .. }
             | Rejection::NotAcceptable { .. }
@@ -282,6 +290,7 @@ impl Rejection {
             Rejection::BadPath(_) => "Path not accepted",
             Rejection::BadHost(_) => "Invalid host",
             Rejection::MisdirectedHost => "Misdirected request",
+            Rejection::Overloaded(_) => "Service unavailable",
             Rejection::BadCorrelationId => "Invalid correlation id",
             Rejection::UnknownRoute => "Not found",
             Rejection::MethodNotAllowed { .. } => "Method not allowed",
@@ -318,6 +327,7 @@ impl Rejection {
             Rejection::BadPath(e) => format!("The request path {}. Send a plain path without dot segments, encoded separators, encoded dots or double encoding.", e.client_reason()),
             Rejection::BadHost(_) => "Send exactly one Host header holding the host name of this API (host or host:port), the same as the authority of the request target if it has one.".into(),
             Rejection::MisdirectedHost => "This server does not serve the requested host. Check the URL's host name.".into(),
+            Rejection::Overloaded(_) => "The gateway is busy and did not process the request. Retry later.".into(),
             Rejection::BadCorrelationId => format!("The {correlation_header} header must be 1 to 128 characters of letters, digits, '.', '_' or '-'; omit it to have one generated."),
             Rejection::UnknownRoute => "No API operation is declared at this path. Check the path against the API documentation.".into(),
             Rejection::MethodNotAllowed { .. } => "This path does not accept this method; the Allow header lists the methods it accepts.".into(),

@@ -91,3 +91,84 @@ async fn a_slow_body_holds_no_slot_and_is_cut_off() {
     );
     gw.stop().await;
 }
+
+/// Bodies buffered at once across every connection share one budget: a
+/// client holding a large half-sent body leaves no room for another large
+/// one (503 problem and an event, never an unbounded allocation), and the
+/// room comes back when the first request ends.
+#[tokio::test]
+async fn buffered_bodies_share_one_budget() {
+    let env = TestEnv::new().await;
+    let mut gw = env
+        .gateway(portcullis_testkit::ORDERS_API)
+        .with("limits:\n  max_body_bytes: 600000\n  max_response_bytes: 600000\n  max_buffered_bytes: 1000000\n")
+        .start()
+        .await;
+    let mut holder = gw.raw_tls().await;
+    holder
+        .write_all(b"POST /v1/orders HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\nContent-Length: 600000\r\n\r\n")
+        .await
+        .unwrap();
+    holder.write_all(&vec![b'a'; 590_000]).await.unwrap();
+    let url = gw.url("/v1/orders");
+    let big = || {
+        http::Request::post(&url)
+            .header("content-type", "text/plain")
+            .body(Full::new(Bytes::from(vec![b'b'; 500_000])))
+            .unwrap()
+    };
+    // Poll until the holder's bytes are counted (they arrive asynchronously).
+    let start = Instant::now();
+    let refused = loop {
+        let r = gw.send(Proto::Http1, big()).await;
+        if r.status == 503 {
+            break r;
+        }
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(start.elapsed() < Duration::from_secs(5), "never refused");
+    };
+    assert_eq!(refused.json()["type"], "urn:portcullis:problem:overloaded");
+    loop {
+        let e = gw.next_event().await;
+        if e.status_code == "overloaded" {
+            break;
+        }
+    }
+    // The holder gives up: its share comes back.
+    drop(holder);
+    let start = Instant::now();
+    while gw.send(Proto::Http1, big()).await.status != 200 {
+        assert!(start.elapsed() < Duration::from_secs(5), "budget never given back");
+        tokio::task::yield_now().await;
+    }
+    gw.stop().await;
+}
+
+/// The revocation endpoint checks its caller before it reads a byte of the
+/// body: an anonymous client cannot make the gateway buffer anything.
+#[tokio::test]
+async fn the_revocation_body_is_read_only_after_its_credentials_pass() {
+    let env = TestEnv::new().await;
+    let issuer = portcullis_testkit::TestIssuer::new("https://issuer.test", "k1");
+    let jwks = env.path().join("jwks.json");
+    let identity = env.identity_yaml(&issuer, &jwks);
+    let gw = env
+        .gateway(portcullis_testkit::ORDERS_API)
+        .with(&identity)
+        .start()
+        .await;
+    let mut s = gw.raw_tls().await;
+    // A declared body that never comes: answered at once, not after the
+    // body read timeout.
+    s.write_all(b"POST /oauth2/revoke HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100000\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .expect("answered before the body arrived")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    gw.stop().await;
+}
