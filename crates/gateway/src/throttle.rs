@@ -570,16 +570,20 @@ mod tests {
         let (t, route) = throttle(
             "rate_limits: [{ per: route, requests: 100, per_seconds: 1 }]\n    route_limits: { /x: { concurrency: 1 } }",
         );
-        let held = t.admit(&route, None, ip(1), "GET /x").await.unwrap();
+        // The slot is taken once the body is read (`occupy`), not at admission.
+        let mut held = t.admit(&route, None, ip(1), "GET /x").await.unwrap();
+        held.occupy().unwrap();
+        let mut second = t.admit(&route, None, ip(2), "GET /x").await.unwrap();
         assert!(matches!(
-            t.admit(&route, None, ip(2), "GET /x").await,
+            second.occupy(),
             Err(Rejection::RateLimited {
                 reason: "route concurrency cap reached",
                 ..
             })
         ));
         drop(held);
-        t.admit(&route, None, ip(2), "GET /x").await.unwrap();
+        let mut third = t.admit(&route, None, ip(2), "GET /x").await.unwrap();
+        third.occupy().unwrap();
         // A subject limit with no subject: refused, not waved through.
         let spec = Spec::new(
             &RateLimit {
