@@ -380,6 +380,7 @@ impl Validator {
             min_body_bytes_per_s: l.min_body_bytes_per_s,
             body_rate_grace: Duration::from_millis(l.body_rate_grace_ms),
             max_buffered_bytes: l.max_buffered_bytes,
+            auth_failures_per_minute: l.auth_failures_per_minute,
         }
     }
 

@@ -120,6 +120,8 @@ pub struct Limits {
     pub body_rate_grace: Duration,
     /// Every body buffered at once, across connections.
     pub max_buffered_bytes: usize,
+    /// Refused credentials per client address per minute; 0: no budget.
+    pub auth_failures_per_minute: u32,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -453,6 +455,12 @@ impl Config {
                     ),
                 );
             }
+        }
+        if l.auth_failures_per_minute == 0 {
+            push(
+                "limits.auth_failures_per_minute".into(),
+                "failed authentications are not limited per client: credential guessing and token floods cost the gateway (and introspection) nothing to send",
+            );
         }
         if l.min_body_bytes_per_s == 0 {
             push(

@@ -217,6 +217,11 @@ pub struct RawLimits {
     /// connection; past it, new buffering is refused with 503.
     #[serde(default = "defaults::max_buffered_bytes")]
     pub max_buffered_bytes: usize,
+    /// Refused credentials (invalid API keys or tokens) one client address
+    /// may send per minute; past it, requests to protected routes are 429
+    /// before any verification work. 0 turns the budget off (reported).
+    #[serde(default = "defaults::auth_failures_per_minute")]
+    pub auth_failures_per_minute: u32,
 }
 
 impl Default for RawLimits {
@@ -240,6 +245,7 @@ impl Default for RawLimits {
             min_body_bytes_per_s: defaults::min_body_bytes_per_s(),
             body_rate_grace_ms: defaults::body_rate_grace_ms(),
             max_buffered_bytes: defaults::max_buffered_bytes(),
+            auth_failures_per_minute: defaults::auth_failures_per_minute(),
         }
     }
 }
@@ -894,5 +900,8 @@ pub mod defaults {
     }
     pub fn max_buffered_bytes() -> usize {
         512 * 1024 * 1024
+    }
+    pub fn auth_failures_per_minute() -> u32 {
+        120
     }
 }

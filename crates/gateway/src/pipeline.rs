@@ -6,6 +6,7 @@
 //! before the first byte reaches a backend: the upstream stage is the last
 //! one that can see the request.
 
+use crate::buffer::BufferShare;
 use crate::content;
 use crate::correlation::{self, CorrelationId};
 use crate::events::{EventContext, SecurityEvent};
@@ -16,7 +17,6 @@ use crate::hygiene::{self, Forwarding};
 use crate::identity::IdentityState;
 use crate::path;
 use crate::rejection::{Rejection, Severity};
-use crate::buffer::BufferShare;
 use crate::{ConnInfo, GatewayBody, State};
 use bytes::Bytes;
 use http::header::{self, HeaderMap};
@@ -167,8 +167,11 @@ async fn run(
     }
     content::sensitive_url(&path, parts.uri.query(), &state.sensitive)?;
     if let Some(identity) = &state.identity
-        && let Some(response) =
-            self_service(identity, conn, parts, &path, (body, buffered), &state.limits).await?
+        && let Some(response) = counted_failure(
+            state,
+            conn,
+            self_service(identity, (state, conn), parts, &path, (body, buffered)).await,
+        )?
     {
         return Ok(response);
     }
@@ -200,7 +203,9 @@ async fn run(
                 Rejection::StoreUnavailable("protected route without identity".into())
             })?;
             let peer = conn.client_cert.get();
-            decided.claims = Some(identity.authenticate(policy, &parts.headers, peer).await?);
+            state.throttle.before_authentication(conn.remote.ip())?;
+            let claims = identity.authenticate(policy, &parts.headers, peer).await;
+            decided.claims = Some(counted_failure(state, conn, claims)?);
         }
     }
     // 8. throttle: rate limits by application, subject, route or client;
@@ -352,6 +357,22 @@ async fn run(
     Ok(Response::from_parts(head, body))
 }
 
+/// Counts a refused credential against the client's pre-authentication
+/// budget (stage 8 comes after authentication, so failures are counted here).
+fn counted_failure<T>(
+    state: &State,
+    conn: &ConnInfo,
+    r: Result<T, Rejection>,
+) -> Result<T, Rejection> {
+    if let Err(
+        Rejection::InvalidApiKey(_) | Rejection::InvalidToken(_) | Rejection::ClientCertificate(_),
+    ) = &r
+    {
+        state.throttle.authentication_failed(conn.remote.ip());
+    }
+    r
+}
+
 /// What events say about a request; the path is replaced by the
 /// operation's template when a path parameter is classified.
 fn event_context<'a>(
@@ -406,12 +427,12 @@ fn reject(
 /// The gateway's own endpoints: self-service token revocation (AUTHZ-07).
 async fn self_service(
     identity: &IdentityState,
-    conn: &ConnInfo,
+    (state, conn): (&State, &ConnInfo),
     parts: &Parts,
     path: &str,
     (body, buffered): (&mut Option<Incoming>, &mut BufferShare),
-    limits: &Limits,
 ) -> Result<Option<Response<GatewayBody>>, Rejection> {
+    let limits = &state.limits;
     let all = path == identity.config.revoke_all_path;
     if !all && path != identity.config.revocation_path {
         return Ok(None);
@@ -423,6 +444,7 @@ async fn self_service(
     }
     IdentityState::refuse_query_credentials(parts.uri.query())?;
     let peer = conn.client_cert.get();
+    state.throttle.before_authentication(conn.remote.ip())?;
     if all {
         identity.revoke_all(&parts.headers, peer).await?;
     } else {

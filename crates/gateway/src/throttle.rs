@@ -177,6 +177,9 @@ pub struct Throttle {
     state: Arc<LimiterState>,
     /// Leading IPv6 bits that identify one client.
     client_prefix: u8,
+    /// GCRA `(interval, tolerance)` in ns for refused credentials per
+    /// client; `None`: no such budget.
+    failures: Option<(u64, u64)>,
 }
 
 /// What a config reload keeps: the limiters' state, the shared store, and
@@ -189,7 +192,12 @@ struct LimiterState {
     /// `api|route|cap` → semaphore, so in-flight requests still count
     /// across reloads (bounded by the caps ever configured).
     concurrency: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Refused credentials per client address (see [`Throttle::before_authentication`]).
+    failures: Mutex<HashMap<IpAddr, Entry>>,
 }
+
+/// Client addresses whose refused credentials are remembered at once.
+const MAX_FAILING_CLIENTS: usize = 65_536;
 
 impl std::fmt::Debug for Throttle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -240,6 +248,7 @@ impl Throttle {
             epoch: Instant::now(),
             shared,
             concurrency: Mutex::default(),
+            failures: Mutex::default(),
         });
         Self::with_state(config, state)
     }
@@ -305,11 +314,17 @@ impl Throttle {
         }
         drop(caps);
         let client_prefix = config.limits.client_ipv6_prefix;
+        let failures = (config.limits.auth_failures_per_minute > 0).then(|| {
+            let n = u64::from(config.limits.auth_failures_per_minute);
+            let interval = 60_000_000_000 / n;
+            (interval, interval * (n - 1))
+        });
         (
             Self {
                 specs,
                 state,
                 client_prefix,
+                failures,
             },
             table,
         )
@@ -409,6 +424,73 @@ impl Throttle {
             .map(|v| (policy.clone(), v));
         }
         Ok(admitted)
+    }
+
+    /// Before any verification work on a protected route: a client address
+    /// that has sent `auth_failures_per_minute` refused credentials is
+    /// answered 429 at once, so guessing keys, flooding forged tokens or
+    /// unknown opaque tokens (each an introspection call) costs it, not the
+    /// gateway or the authorization server. One event per client and minute.
+    pub fn before_authentication(&self, client: IpAddr) -> Result<(), Rejection> {
+        let Some((_, tolerance)) = self.failures else {
+            return Ok(());
+        };
+        let key = crate::listener::client_key(client, self.client_prefix);
+        let now = self.state.epoch.elapsed().as_nanos() as u64;
+        let mut failures = self
+            .state
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(entry) = failures.get_mut(&key) else {
+            return Ok(());
+        };
+        let allowed_at = entry.tat.saturating_sub(tolerance);
+        if now >= allowed_at {
+            return Ok(());
+        }
+        let event = now >= entry.quiet_until;
+        if event {
+            entry.quiet_until = now + 60_000_000_000;
+        }
+        Err(Rejection::RateLimited {
+            retry_after_s: (allowed_at - now).div_ceil(1_000_000_000).max(1),
+            policy: None,
+            limit: None,
+            reason: "too many refused credentials from this client address",
+            event,
+        })
+    }
+
+    /// Counts one refused credential against `client`'s budget.
+    pub fn authentication_failed(&self, client: IpAddr) {
+        let Some((interval, _)) = self.failures else {
+            return;
+        };
+        let key = crate::listener::client_key(client, self.client_prefix);
+        let now = self.state.epoch.elapsed().as_nanos() as u64;
+        let mut failures = self
+            .state
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if failures.len() >= MAX_FAILING_CLIENTS && !failures.contains_key(&key) {
+            // Forget the clients whose budget has refilled, then the oldest.
+            failures.retain(|_, e| e.tat > now);
+            if failures.len() >= MAX_FAILING_CLIENTS {
+                let mut tats: Vec<u64> = failures.values().map(|e| e.tat).collect();
+                let cut = tats.len() / 8;
+                let threshold = *tats.select_nth_unstable(cut).1;
+                failures.retain(|_, e| e.tat > threshold);
+            }
+        }
+        let entry = failures.entry(key).or_insert(Entry {
+            tat: now,
+            quiet_until: 0,
+            seen: now,
+        });
+        entry.tat = entry.tat.max(now) + interval;
+        entry.seen = now;
     }
 
     /// The shard of `key`, by its top bits (the low bits index its map).
@@ -599,6 +681,7 @@ mod tests {
             specs: vec![spec],
             state: t.state.clone(),
             client_prefix: 64,
+            failures: None,
         };
         let limits = RouteLimits {
             ids: vec![0],

@@ -138,7 +138,10 @@ async fn buffered_bodies_share_one_budget() {
     drop(holder);
     let start = Instant::now();
     while gw.send(Proto::Http1, big()).await.status != 200 {
-        assert!(start.elapsed() < Duration::from_secs(5), "budget never given back");
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "budget never given back"
+        );
         tokio::task::yield_now().await;
     }
     gw.stop().await;
@@ -170,5 +173,65 @@ async fn the_revocation_body_is_read_only_after_its_credentials_pass() {
         .unwrap();
     let answer = String::from_utf8_lossy(&buf[..n]);
     assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    gw.stop().await;
+}
+
+/// Refused credentials are counted per client address before throttling
+/// (stage 8 comes after authentication): past the budget, protected routes
+/// answer 429 before any key lookup or token verification, with one event;
+/// public routes are untouched.
+#[tokio::test]
+async fn refused_credentials_are_limited_before_authentication() {
+    let env = TestEnv::new().await;
+    let issuer = portcullis_testkit::TestIssuer::new("https://issuer.test", "k1");
+    let jwks = env.path().join("jwks.json");
+    let identity = env.identity_yaml(&issuer, &jwks);
+    let key = env.provision_app("demo");
+    let api = portcullis_testkit::ORDERS_API.replace(
+        "{ path: /orders, methods: [GET, POST], auth: public }",
+        "{ path: /orders, methods: [GET, POST], auth: { api_key: true } }",
+    );
+    let mut gw = env
+        .gateway(&api)
+        .with(&identity)
+        .with("limits:\n  auth_failures_per_minute: 5\n")
+        .start()
+        .await;
+    let call = |key: String| {
+        let req = gw
+            .request("GET", "/v1/orders")
+            .header("x-api-key", key)
+            .body(Full::default())
+            .unwrap();
+        let gw = &gw;
+        async move { gw.send(Proto::Http1, req).await }
+    };
+    assert_eq!(call(key.clone()).await.status, 200);
+    for _ in 0..5 {
+        assert_eq!(call(format!("{key}x")).await.status, 401);
+    }
+    let refused = call(format!("{key}x")).await;
+    assert_eq!(refused.status, 429, "{}", refused.text());
+    assert!(refused.header("retry-after").is_some());
+    // The address is throttled before verification: even a valid key waits.
+    assert_eq!(call(key.clone()).await.status, 429);
+    assert_eq!(
+        gw.get("/v1/orders/7").await.status,
+        200,
+        "public routes serve on"
+    );
+    let mut reasons = Vec::new();
+    while let Ok(e) = gw.events.try_recv() {
+        reasons.push((e.status_code.clone(), e.message.clone()));
+    }
+    let throttled: Vec<_> = reasons
+        .iter()
+        .filter(|(code, message)| code == "rate-limited" && message.contains("refused credentials"))
+        .collect();
+    assert_eq!(
+        throttled.len(),
+        1,
+        "one event per client and minute: {reasons:?}"
+    );
     gw.stop().await;
 }
