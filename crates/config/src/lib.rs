@@ -682,9 +682,14 @@ impl Validator {
                 batch: c.batch,
             })
         });
+        if e.file_max_mb == 0 {
+            self.err("events.file_max_mb", "must be at least 1");
+        }
         Events {
             stdout: e.stdout,
             file: e.file.as_deref().map(resolve),
+            file_max_bytes: e.file_max_mb.saturating_mul(1024 * 1024),
+            file_keep: e.file_keep,
             spool,
             syslog,
             http,

@@ -128,6 +128,10 @@ pub struct Limits {
 pub struct Events {
     pub stdout: bool,
     pub file: Option<PathBuf>,
+    /// Size at which the file is rotated (at least 1 MiB).
+    pub file_max_bytes: u64,
+    /// Rotated files kept.
+    pub file_keep: u32,
     pub spool: Option<Spool>,
     pub syslog: Option<Syslog>,
     pub http: Option<Collector>,

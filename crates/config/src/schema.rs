@@ -279,8 +279,15 @@ pub struct RawEvents {
     /// Write security events as JSON lines to standard output.
     #[serde(default)]
     pub stdout: bool,
-    /// Append security events as JSON lines to this file.
+    /// Append security events as JSON lines to this file (created 0600).
     pub file: Option<String>,
+    /// The file is rotated (`file.1`, `file.2`, …) when it reaches this many
+    /// MiB (default 100).
+    #[serde(default = "defaults::event_file_max_mb")]
+    pub file_max_mb: u64,
+    /// Rotated files kept (default 5); older ones are deleted.
+    #[serde(default = "defaults::event_file_keep")]
+    pub file_keep: u32,
     /// Local spool the remote sinks ship from (required with `syslog` or `http`).
     pub spool: Option<RawSpool>,
     /// RFC 5424 syslog over TCP (RFC 6587 octet counting), TLS with `ca`.
@@ -780,6 +787,12 @@ pub mod defaults {
     }
     pub fn anomaly_factor() -> f64 {
         5.0
+    }
+    pub fn event_file_max_mb() -> u64 {
+        100
+    }
+    pub fn event_file_keep() -> u32 {
+        5
     }
     pub fn spool_max_mb() -> u64 {
         64

@@ -9,6 +9,7 @@
 
 use crate::rejection::{Rejection, Severity};
 use serde::Serialize;
+use std::collections::HashMap;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -266,7 +267,7 @@ impl SecurityEvent {
 /// Where events go. Cloning shares the same writer.
 #[derive(Debug, Clone)]
 pub struct EventSink {
-    writer: Option<mpsc::SyncSender<(u8, String)>>,
+    writer: Option<mpsc::SyncSender<Queued>>,
     tap: broadcast::Sender<SecurityEvent>,
     /// Events the writer's queue could not take (a stalled disk): counted,
     /// and reported as an event once the writer catches up.
@@ -286,6 +287,163 @@ impl Drop for StopOnDrop {
 
 /// Events queued for the writer at most; beyond, they are counted as lost.
 const QUEUE: usize = 65_536;
+
+/// One event on its way to the writer: its severity, what makes it the
+/// same as another (reason, client, path), and its JSON line.
+struct Queued {
+    severity: u8,
+    key: String,
+    line: String,
+}
+
+/// Identical events (same reason, client and path) within one window are
+/// written once, then summed up in one `events-collapsed` event, so a flood
+/// of one kind cannot push other events (High ones included) out of the
+/// bounded spool or fill the disk. The live feed still sees every event.
+const FLOOD_WINDOW: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Distinct keys followed per window; beyond, events pass uncollapsed.
+const FLOOD_KEYS: usize = 4096;
+
+#[derive(Default)]
+struct Floods {
+    window_start: Option<std::time::Instant>,
+    /// key → (severity, events withheld this window)
+    seen: HashMap<String, (u8, u64)>,
+}
+
+impl Floods {
+    /// The event to write, unless one like it was written this window.
+    fn admit(&mut self, q: Queued) -> Vec<(u8, String)> {
+        let start = *self
+            .window_start
+            .get_or_insert_with(std::time::Instant::now);
+        let mut out = Vec::new();
+        if start.elapsed() >= FLOOD_WINDOW {
+            out = self.summaries();
+            self.window_start = Some(std::time::Instant::now());
+        }
+        match self.seen.get_mut(&q.key) {
+            Some((_, withheld)) => *withheld += 1,
+            None => {
+                if self.seen.len() < FLOOD_KEYS {
+                    self.seen.insert(q.key, (q.severity, 0));
+                }
+                out.push((q.severity, q.line));
+            }
+        }
+        out
+    }
+
+    /// One counted event per key whose copies were withheld, once the
+    /// window is over; the window then starts afresh.
+    fn summaries(&mut self) -> Vec<(u8, String)> {
+        let Some(start) = self.window_start else {
+            return Vec::new();
+        };
+        if start.elapsed() < FLOOD_WINDOW {
+            return Vec::new();
+        }
+        self.window_start = None;
+        let mut out = Vec::new();
+        for (key, (severity, withheld)) in self.seen.drain() {
+            if withheld == 0 {
+                continue;
+            }
+            let reason = key.split(' ').next().unwrap_or_default();
+            let mut e = SecurityEvent::operational(
+                "events-collapsed",
+                Severity::Low,
+                &format!(
+                    "{withheld} more `{reason}` events like the one before from the same client and path within 1 s"
+                ),
+            );
+            // A summary is as severe as what it stands for.
+            e.severity_id = severity;
+            e.severity = match severity {
+                4 => Severity::High,
+                3 => Severity::Medium,
+                2 => Severity::Low,
+                _ => Severity::Informational,
+            }
+            .name()
+            .to_owned();
+            if let Ok(line) = serde_json::to_string(&e) {
+                out.push((severity, line));
+            }
+        }
+        out
+    }
+}
+
+/// The events file: created 0600, rotated at a size bound (`file.1` is the
+/// newest rotated file), with a bounded number of rotated files kept.
+struct RotatingFile {
+    path: std::path::PathBuf,
+    file: std::io::BufWriter<std::fs::File>,
+    size: u64,
+    max: u64,
+    keep: u32,
+}
+
+impl RotatingFile {
+    fn open(path: &std::path::Path, max: u64, keep: u32) -> std::io::Result<Self> {
+        let file = Self::create(path)?;
+        let size = file.metadata()?.len();
+        Ok(Self {
+            path: path.to_owned(),
+            file: std::io::BufWriter::new(file),
+            size,
+            max,
+            keep,
+        })
+    }
+
+    fn create(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+        let mut options = std::fs::OpenOptions::new();
+        options.create(true).append(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        options.open(path)
+    }
+
+    fn rotated(&self, n: u32) -> std::path::PathBuf {
+        let mut p = self.path.clone().into_os_string();
+        p.push(format!(".{n}"));
+        p.into()
+    }
+
+    fn rotate(&mut self) -> std::io::Result<()> {
+        self.file.flush()?;
+        if self.keep == 0 {
+            std::fs::remove_file(&self.path)?;
+        } else {
+            let _ = std::fs::remove_file(self.rotated(self.keep));
+            for n in (1..self.keep).rev() {
+                let _ = std::fs::rename(self.rotated(n), self.rotated(n + 1));
+            }
+            std::fs::rename(&self.path, self.rotated(1))?;
+        }
+        self.file = std::io::BufWriter::new(Self::create(&self.path)?);
+        self.size = 0;
+        Ok(())
+    }
+}
+
+impl Write for RotatingFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.size > 0 && self.size + buf.len() as u64 > self.max {
+            self.rotate()?;
+        }
+        let n = self.file.write(buf)?;
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
 
 impl EventSink {
     /// Starts the writer thread for the configured destinations: the spool
@@ -326,25 +484,36 @@ impl EventSink {
         }
         let mut out: Vec<Box<dyn Write + Send>> = Vec::new();
         if let Some(path) = &config.file {
-            let f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)?;
-            out.push(Box::new(std::io::BufWriter::new(f)));
+            out.push(Box::new(RotatingFile::open(
+                path,
+                config.file_max_bytes.max(1024 * 1024),
+                config.file_keep,
+            )?));
         }
         if config.stdout {
             out.push(Box::new(std::io::BufWriter::new(std::io::stdout())));
         }
-        let (tx, rx) = mpsc::sync_channel::<(u8, String)>(QUEUE);
+        let (tx, rx) = mpsc::sync_channel::<Queued>(QUEUE);
         let writer_lost = lost.clone();
         std::thread::Builder::new()
             .name("portcullis-events".into())
             .spawn(move || {
                 let mut last_collect = std::time::Instant::now();
                 let mut dropped = 0u64;
-                while let Ok(first) = rx.recv() {
-                    let mut batch = vec![first];
-                    batch.extend(rx.try_iter());
+                let mut floods = Floods::default();
+                loop {
+                    let mut batch = match rx.recv_timeout(FLOOD_WINDOW) {
+                        Ok(first) => floods.admit(first),
+                        Err(mpsc::RecvTimeoutError::Timeout) => Vec::new(),
+                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                    };
+                    for queued in rx.try_iter() {
+                        batch.extend(floods.admit(queued));
+                    }
+                    batch.extend(floods.summaries());
+                    if batch.is_empty() {
+                        continue;
+                    }
                     dropped += writer_lost.swap(0, Ordering::Relaxed);
                     if dropped > 0 {
                         let e = SecurityEvent::operational(
@@ -405,7 +574,15 @@ impl EventSink {
         if let Some(w) = &self.writer
             && let Ok(line) = serde_json::to_string(&event)
         {
-            match w.try_send((event.severity_id, line)) {
+            let key = format!(
+                "{} {} {}",
+                event.status_code, event.src_endpoint.ip, event.http_request.url.path
+            );
+            match w.try_send(Queued {
+                severity: event.severity_id,
+                key,
+                line,
+            }) {
                 Ok(()) => {}
                 Err(mpsc::TrySendError::Full(_)) => {
                     self.lost.fetch_add(1, Ordering::Relaxed);

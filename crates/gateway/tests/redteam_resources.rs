@@ -235,3 +235,95 @@ async fn refused_credentials_are_limited_before_authentication() {
     );
     gw.stop().await;
 }
+
+/// A flood of identical rejections is written once plus one counted summary
+/// (so it cannot push other events out of the bounded spool), other events
+/// in the flood are still written, and the events file is 0600, rotated at
+/// its size bound with a bounded number of old files.
+#[tokio::test]
+async fn event_floods_are_collapsed_and_the_file_is_bounded() {
+    let env = TestEnv::new().await;
+    let file = env.path().join("events.jsonl");
+    let gw = env
+        .gateway(portcullis_testkit::ORDERS_API)
+        .with(&format!(
+            "events: {{ file: {}, file_max_mb: 1, file_keep: 2 }}",
+            file.display()
+        ))
+        .start()
+        .await;
+    let client = gw.client(Proto::Http2);
+    let get = |path: String| {
+        portcullis_testkit::fetch(
+            &client,
+            gw.request("GET", &path).body(Full::default()).unwrap(),
+        )
+    };
+    for i in 0..300 {
+        assert_eq!(get("/v1/nope".into()).await.status, 404);
+        if i == 150 {
+            assert_eq!(get("/v1/a/../b".into()).await.status, 400);
+        }
+    }
+    // The writer's window closes within a second: wait (bounded) for the summary.
+    let start = Instant::now();
+    let lines = loop {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let withheld: u64 = lines
+            .iter()
+            .filter(|e| e["status_code"] == "events-collapsed")
+            .map(|e| {
+                let m = e["message"].as_str().unwrap();
+                m.split(' ').next().unwrap().parse::<u64>().unwrap()
+            })
+            .sum();
+        let written = lines
+            .iter()
+            .filter(|e| e["status_code"] == "unknown-route")
+            .count() as u64;
+        if written + withheld == 300 {
+            break lines;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{written} + {withheld}"
+        );
+        tokio::task::yield_now().await;
+    };
+    assert!(lines.len() < 20, "{} lines for one flood", lines.len());
+    assert!(
+        lines.iter().any(|e| e["status_code"] == "bad-path"),
+        "the other event is written"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    // Distinct events (no collapse) past 1 MiB rotate the file; two kept.
+    for i in 0..4000 {
+        let _ = get(format!("/v1/nope{i}")).await;
+    }
+    let start = Instant::now();
+    while !env.path().join("events.jsonl.2").exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "never rotated twice"
+        );
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        !env.path().join("events.jsonl.3").exists(),
+        "only two rotated files kept"
+    );
+    for f in ["events.jsonl", "events.jsonl.1"] {
+        let len = std::fs::metadata(env.path().join(f)).unwrap().len();
+        assert!(len <= 1024 * 1024, "{f}: {len} bytes");
+    }
+    gw.stop().await;
+}
