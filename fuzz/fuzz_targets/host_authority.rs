@@ -28,7 +28,8 @@ fuzz_target!(|data: &[u8]| {
         request.headers_mut().insert(http::header::HOST, value.clone());
         let (parts, ()) = request.into_parts();
         if let Ok(host) = from_request(&parts) {
-            assert!(split(host).is_ok());
+            // An IPv6 host comes back without its brackets.
+            assert!(split(host).is_ok() || host.parse::<std::net::Ipv6Addr>().is_ok());
             if uri.starts_with("https") {
                 assert!(host.eq_ignore_ascii_case("a.example"));
             }
