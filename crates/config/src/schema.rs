@@ -273,7 +273,7 @@ pub struct RawResponseHardening {
     pub remove_headers: Vec<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawEvents {
     /// Write security events as JSON lines to standard output.
@@ -294,6 +294,20 @@ pub struct RawEvents {
     pub syslog: Option<RawSyslog>,
     /// An HTTP collector: batches of events POSTed as a JSON array.
     pub http: Option<RawCollector>,
+}
+
+impl Default for RawEvents {
+    fn default() -> Self {
+        Self {
+            stdout: false,
+            file: None,
+            file_max_mb: defaults::event_file_max_mb(),
+            file_keep: defaults::event_file_keep(),
+            spool: None,
+            syslog: None,
+            http: None,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

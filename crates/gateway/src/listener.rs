@@ -40,16 +40,28 @@ pub(crate) struct HttpBuilders {
     auto: auto::Builder<TokioExecutor>,
 }
 
+/// hyper's own limits sit above the gateway's, so that a head over the
+/// gateway's limits is refused by the pipeline with a problem body; only a
+/// head over twice the limit still gets hyper's bare 431 (or a dropped
+/// HTTP/2 stream).
+fn hyper_head_bytes(limits: &Limits) -> usize {
+    limits.max_header_bytes.saturating_mul(2).max(8192) + crate::pipeline::MAX_TARGET_BYTES
+}
+
+/// hyper's header count limit, above [`crate::pipeline::MAX_HEADERS`].
+const HYPER_MAX_HEADERS: usize = 2 * crate::pipeline::MAX_HEADERS;
+
 pub(crate) fn http_builders(limits: &Limits) -> HttpBuilders {
     let mut h1 = http1::Builder::new();
     h1.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(limits.max_header_bytes.max(8192))
+        .max_buf_size(hyper_head_bytes(limits))
+        .max_headers(HYPER_MAX_HEADERS)
         .keep_alive(true);
     let mut h2 = http2::Builder::new(TokioExecutor::new());
     h2.timer(TokioTimer::new())
         .max_concurrent_streams(limits.h2_max_concurrent_streams)
-        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        .max_header_list_size(u32::try_from(hyper_head_bytes(limits)).unwrap_or(u32::MAX))
         .max_pending_accept_reset_streams(limits.h2_max_pending_reset_streams)
         .max_local_error_reset_streams(limits.h2_max_local_error_reset_streams)
         .keep_alive_interval(Duration::from_secs(30))
@@ -58,12 +70,13 @@ pub(crate) fn http_builders(limits: &Limits) -> HttpBuilders {
     auto.http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(limits.max_header_bytes.max(8192))
+        .max_buf_size(hyper_head_bytes(limits))
+        .max_headers(HYPER_MAX_HEADERS)
         .keep_alive(true);
     auto.http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(limits.h2_max_concurrent_streams)
-        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        .max_header_list_size(u32::try_from(hyper_head_bytes(limits)).unwrap_or(u32::MAX))
         .max_pending_accept_reset_streams(limits.h2_max_pending_reset_streams)
         .max_local_error_reset_streams(limits.h2_max_local_error_reset_streams)
         .keep_alive_interval(Duration::from_secs(30))

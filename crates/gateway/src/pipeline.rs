@@ -152,6 +152,7 @@ async fn run(
         return Err(Rejection::BadCorrelationId);
     }
     framing?;
+    check_head(parts, &state.limits)?;
     framing::check_headers(&parts.headers)?;
     hygiene::refuse_repeated(&parts.headers)?;
 
@@ -355,6 +356,35 @@ async fn run(
             .insert(http::HeaderName::from_static("ratelimit"), limit);
     }
     Ok(Response::from_parts(head, body))
+}
+
+/// Most header fields a request may carry.
+pub const MAX_HEADERS: usize = 100;
+/// Longest request target (path and query) accepted.
+pub const MAX_TARGET_BYTES: usize = 8192;
+
+/// The request head within the gateway's limits, refused with a problem
+/// body (hyper's own limits are set above these; see `listener`).
+fn check_head(parts: &Parts, limits: &Limits) -> Result<(), Rejection> {
+    let target = parts.uri.path_and_query().map_or(0, |pq| pq.as_str().len());
+    if target > MAX_TARGET_BYTES {
+        return Err(Rejection::UriTooLong {
+            limit: MAX_TARGET_BYTES,
+        });
+    }
+    // Each field as it is sent: `name: value\r\n`.
+    let bytes: usize = parts
+        .headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum();
+    if bytes > limits.max_header_bytes || parts.headers.len() > MAX_HEADERS {
+        return Err(Rejection::HeadersTooLarge {
+            bytes: limits.max_header_bytes,
+            fields: MAX_HEADERS,
+        });
+    }
+    Ok(())
 }
 
 /// Counts a refused credential against the client's pre-authentication

@@ -25,6 +25,12 @@ pub enum Rejection {
     /// or disagrees with the request's authority.
     #[error("host refused: {0}")]
     BadHost(#[from] crate::host::HostError),
+    /// The request's header fields exceed the gateway's limits (RFC 6585 §5).
+    #[error("request header fields too large")]
+    HeadersTooLarge { bytes: usize, fields: usize },
+    /// The request target is longer than the gateway accepts.
+    #[error("request target too long")]
+    UriTooLong { limit: usize },
     /// A shared resource of the gateway is spent (the in-flight buffering
     /// budget); the request was not processed and may be retried.
     #[error("overloaded: {0}")]
@@ -193,6 +199,8 @@ impl Rejection {
             }
             Rejection::AdminUnauthenticated(_) => StatusCode::UNAUTHORIZED,
             Rejection::UnknownRoute => StatusCode::NOT_FOUND,
+            Rejection::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Rejection::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
             Rejection::MisdirectedHost => StatusCode::MISDIRECTED_REQUEST,
             Rejection::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Rejection::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -218,6 +226,8 @@ impl Rejection {
             Rejection::BadHost(_) => "bad-host",
             Rejection::MisdirectedHost => "misdirected-request",
             Rejection::Overloaded(_) => "overloaded",
+            Rejection::HeadersTooLarge { .. } => "header-fields-too-large",
+            Rejection::UriTooLong { .. } => "uri-too-long",
             Rejection::BadCorrelationId => "bad-correlation-id",
             Rejection::UnknownRoute => "unknown-route",
             Rejection::MethodNotAllowed { .. } => "method-not-allowed",
@@ -275,6 +285,8 @@ impl Rejection {
             | Rejection::PayloadTooLarge { .. }
             | Rejection::BadHost(_)
             | Rejection::MisdirectedHost
+            | Rejection::HeadersTooLarge { .. }
+            | Rejection::UriTooLong { .. }
             | Rejection::BadCorrelationId => Severity::Low,
             Rejection::BodyUnreadable(_) => Severity::Informational,
             Rejection::RateLimited { .. } => Severity::Medium,
@@ -291,6 +303,8 @@ impl Rejection {
             Rejection::BadHost(_) => "Invalid host",
             Rejection::MisdirectedHost => "Misdirected request",
             Rejection::Overloaded(_) => "Service unavailable",
+            Rejection::HeadersTooLarge { .. } => "Request header fields too large",
+            Rejection::UriTooLong { .. } => "URI too long",
             Rejection::BadCorrelationId => "Invalid correlation id",
             Rejection::UnknownRoute => "Not found",
             Rejection::MethodNotAllowed { .. } => "Method not allowed",
@@ -328,6 +342,8 @@ impl Rejection {
             Rejection::BadHost(_) => "Send exactly one Host header holding the host name of this API (host or host:port), the same as the authority of the request target if it has one.".into(),
             Rejection::MisdirectedHost => "This server does not serve the requested host. Check the URL's host name.".into(),
             Rejection::Overloaded(_) => "The gateway is busy and did not process the request. Retry later.".into(),
+            Rejection::HeadersTooLarge { bytes, fields } => format!("Send at most {fields} header fields and {bytes} bytes of them."),
+            Rejection::UriTooLong { limit } => format!("The path and query must not exceed {limit} bytes; send large parameters in the body."),
             Rejection::BadCorrelationId => format!("The {correlation_header} header must be 1 to 128 characters of letters, digits, '.', '_' or '-'; omit it to have one generated."),
             Rejection::UnknownRoute => "No API operation is declared at this path. Check the path against the API documentation.".into(),
             Rejection::MethodNotAllowed { .. } => "This path does not accept this method; the Allow header lists the methods it accepts.".into(),

@@ -184,3 +184,61 @@ async fn header_differentials_are_dropped_or_refused() {
     );
     gw.stop().await;
 }
+
+/// Heads over the gateway's limits are refused by the pipeline with a
+/// problem body (hyper's own limits sit above them): too many header bytes
+/// or fields is 431, a request target over 8 KiB is 414. Only a head over
+/// twice the limit still gets hyper's bare 431.
+#[tokio::test]
+async fn oversized_heads_get_problem_bodies() {
+    let env = TestEnv::new().await;
+    let mut gw = env.gateway(ORDERS_API).start().await;
+    let many: String = (0..150).map(|i| format!("X-F{i}: v\r\n")).collect();
+    let cases = [
+        (
+            format!(
+                "GET /v1/orders HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: {}\r\n",
+                "a".repeat(20_000)
+            ),
+            "431",
+            "header-fields-too-large",
+        ),
+        (
+            format!("GET /v1/orders HTTP/1.1\r\nHost: 127.0.0.1\r\n{many}"),
+            "431",
+            "header-fields-too-large",
+        ),
+        (
+            format!(
+                "GET /v1/orders?q={} HTTP/1.1\r\nHost: 127.0.0.1\r\n",
+                "a".repeat(10_000)
+            ),
+            "414",
+            "uri-too-long",
+        ),
+    ];
+    for (head, want, code) in cases {
+        let answer = gw
+            .raw_exchange(format!("{head}Connection: close\r\n\r\n").as_bytes())
+            .await;
+        assert_eq!(
+            status(&answer),
+            want,
+            "{}",
+            &answer[..answer.len().min(300)]
+        );
+        assert!(answer.contains("application/problem+json"), "{answer}");
+        assert!(
+            answer.contains(&format!("urn:portcullis:problem:{code}")),
+            "{answer}"
+        );
+        assert_eq!(gw.next_event().await.status_code, code);
+    }
+    let huge = format!(
+        "GET /v1/orders HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
+        "a".repeat(64 * 1024)
+    );
+    assert_eq!(status(&gw.raw_exchange(huge.as_bytes()).await), "431");
+    assert!(env.received().is_empty());
+    gw.stop().await;
+}
