@@ -975,6 +975,8 @@ impl Validator {
                     token: *token,
                     scopes: scopes.clone(),
                     apps: Vec::new(),
+                    issuers: Vec::new(),
+                    bind_token_to_application: false,
                 }),
             };
             out.push(Route {
@@ -1067,6 +1069,7 @@ impl Validator {
             };
             let mut routes = routes;
             let rate_limits = self.limits_for(&p, api, &mut routes);
+            self.token_binding(&p, api, identity, &mut routes);
             out.push(Api {
                 name: api.name.clone(),
                 hosts,
@@ -1255,6 +1258,8 @@ impl Validator {
                         token: p.token,
                         scopes: p.scopes.clone(),
                         apps: p.apps.clone(),
+                        issuers: Vec::new(),
+                        bind_token_to_application: false,
                     })
                 }
             };
@@ -1270,6 +1275,57 @@ impl Validator {
             });
         }
         out
+    }
+
+    /// AUTHZ-02: which issuers' tokens an API accepts, and whether a token
+    /// must belong to the application calling with it.
+    fn token_binding(
+        &mut self,
+        p: &str,
+        api: &schema::RawApi,
+        identity: Option<&Identity>,
+        routes: &mut [Route],
+    ) {
+        let configured: Vec<&str> = identity
+            .map(|i| {
+                i.issuers
+                    .iter()
+                    .map(|x| x.issuer.as_str())
+                    .chain(i.introspection.as_ref().map(|x| x.issuer.as_str()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (n, iss) in api.token_issuers.iter().enumerate() {
+            if !configured.contains(&iss.as_str()) {
+                self.err(
+                    format!("{p}.token_issuers[{n}]"),
+                    format!("`{iss}` is not a configured issuer (identity.issuers[].issuer or identity.introspection.issuer)"),
+                );
+            }
+        }
+        let takes_tokens = routes
+            .iter()
+            .any(|r| matches!(&r.auth, AuthPolicy::Protected(x) if x.token));
+        if takes_tokens && configured.len() > 1 && api.token_issuers.is_empty() {
+            self.err(
+                format!("{p}.token_issuers"),
+                "required when more than one issuer is configured: name the issuers whose tokens this API accepts",
+            );
+        }
+        for route in routes {
+            if let AuthPolicy::Protected(x) = &mut route.auth
+                && x.token
+            {
+                x.issuers.clone_from(&api.token_issuers);
+                x.bind_token_to_application = api.bind_token_to_application && x.api_key;
+            }
+        }
+        if api.bind_token_to_application && !takes_tokens {
+            self.err(
+                format!("{p}.bind_token_to_application"),
+                "no route of this API takes a token",
+            );
+        }
     }
 
     fn identity(&mut self, i: &schema::RawIdentity, resolve: &dyn Fn(&str) -> PathBuf) -> Identity {

@@ -279,6 +279,11 @@ pub struct Protected {
     pub scopes: Vec<String>,
     /// Only these applications (only with `api_key`); empty = any active one.
     pub apps: Vec<String>,
+    /// Only tokens from these issuers (only with `token`); empty = the one
+    /// configured issuer.
+    pub issuers: Vec<String>,
+    /// The token's `client_id`/`azp` must name the request's application.
+    pub bind_token_to_application: bool,
 }
 
 /// Usage anomaly detection settings (OPS-02).

@@ -543,6 +543,15 @@ pub struct RawApi {
     /// twice its baseline rate (OPS-02).
     #[serde(default)]
     pub tighten_on_anomaly: bool,
+    /// Issuers whose tokens this API accepts (their `issuer` values);
+    /// required when more than one issuer is configured, so a partner's
+    /// identity provider cannot mint scopes for internal APIs.
+    #[serde(default)]
+    pub token_issuers: Vec<String>,
+    /// A token's `client_id`/`azp` must name the application identified by
+    /// the API key or client certificate of the same request.
+    #[serde(default)]
+    pub bind_token_to_application: bool,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]

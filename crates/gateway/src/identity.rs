@@ -704,6 +704,24 @@ fn certificate_application(snap: &Snapshot, peer: &PeerCert) -> Result<Option<St
 /// (AUTHZ-01, AUTHZ-02, AUTHZ-11), computed per request, never cached
 /// (AUTHZ-05).
 pub fn authorize(policy: &Protected, claims: &ClaimSet) -> Result<(), Rejection> {
+    if let Some(token) = &claims.token {
+        // A token is only as good as the issuer's authority over this API:
+        // a partner's identity provider minting `admin` passes nothing here.
+        if !policy.issuers.is_empty() && !policy.issuers.iter().any(|i| *i == token.issuer) {
+            return Err(Rejection::InsufficientScope {
+                scope: policy.scopes.join(" "),
+                reason: "tokens of this issuer are not accepted on this API",
+            });
+        }
+        if policy.bind_token_to_application
+            && (claims.application.is_none() || token.client_id != claims.application)
+        {
+            return Err(Rejection::InsufficientScope {
+                scope: policy.scopes.join(" "),
+                reason: "the token was issued to another application than the calling one",
+            });
+        }
+    }
     if !policy.apps.is_empty() {
         let allowed = claims
             .application
@@ -867,6 +885,8 @@ mod tests {
             token: true,
             scopes: vec!["a".into(), "b".into()],
             apps: vec!["web".into()],
+            issuers: vec![],
+            bind_token_to_application: false,
         };
         let ok = ClaimSet {
             application: Some("web".into()),

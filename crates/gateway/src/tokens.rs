@@ -97,6 +97,8 @@ struct Claims {
     scope: Option<String>,
     scp: Option<Vec<String>>,
     client_id: Option<String>,
+    /// OpenID Connect's authorized party: the client when `client_id` is absent.
+    azp: Option<String>,
     cnf: Option<Confirmation>,
 }
 
@@ -292,7 +294,7 @@ pub fn verify(
         expires_at: c.exp,
         issued_at: c.iat,
         token_id,
-        client_id: c.client_id,
+        client_id: c.client_id.or(c.azp),
         cert_thumbprint: Confirmation::thumbprint(c.cnf)?,
     })
 }

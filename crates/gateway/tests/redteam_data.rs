@@ -169,3 +169,80 @@ async fn a_stale_identity_snapshot_stops_deciding() {
     drop(store);
     gw.stop().await;
 }
+
+/// With two issuers configured, an API names the ones it accepts: a token
+/// from a partner's identity provider carrying `admin` passes nothing on an
+/// internal API (403), and with `bind_token_to_application` a token must
+/// have been issued (`client_id`/`azp`) to the application whose key calls.
+#[tokio::test]
+async fn tokens_are_bound_to_their_issuers_and_applications() {
+    let env = TestEnv::new().await;
+    let internal = TestIssuer::new("https://internal.test", "k1");
+    let partner = TestIssuer::new("https://partner.test", "k2");
+    let jwks = env.path().join("jwks.json");
+    let partner_jwks = env.path().join("partner-jwks.json");
+    TestIssuer::write_jwks(&partner_jwks, &[&partner]);
+    let identity = format!(
+        "{}    - issuer: {}\n      audiences: [orders-api]\n      jwks_file: {}\n      require_typ: at+jwt\n",
+        env.identity_yaml(&internal, &jwks),
+        partner.issuer,
+        partner_jwks.display()
+    );
+    let key = env.provision_app("demo");
+    let api = |bind: bool| {
+        format!(
+            "  - name: orders\n    base_path: /v1\n    upstream: backend\n    token_issuers: [https://internal.test]\n    bind_token_to_application: {bind}\n    routes:\n      - {{ path: /admin, methods: [GET], auth: {{ api_key: true, token: true, scopes: [admin] }} }}\n"
+        )
+    };
+    // Without token_issuers, two issuers are a config error naming the field.
+    let unbound = env
+        .gateway(&api(false).replace("    token_issuers: [https://internal.test]\n", ""))
+        .with(&identity)
+        .try_start()
+        .await
+        .err()
+        .expect("refused");
+    assert!(unbound.contains("apis[0].token_issuers"), "{unbound}");
+
+    let gw = env.gateway(&api(true)).with(&identity).start().await;
+    let call = |token: String| {
+        let req = gw
+            .request("GET", "/v1/admin")
+            .header("x-api-key", &key)
+            .header("authorization", format!("Bearer {token}"))
+            .body(Full::default())
+            .unwrap();
+        let gw = &gw;
+        async move { gw.send(Proto::Http1, req).await }
+    };
+    let with_client = |issuer: &TestIssuer, client: Option<&str>| {
+        let mut claims = issuer.claims("alice", "admin");
+        if let Some(c) = client {
+            claims["client_id"] = c.into();
+        }
+        issuer.mint(&claims)
+    };
+    assert_eq!(call(with_client(&internal, Some("demo"))).await.status, 200);
+    let r = call(with_client(&partner, Some("demo"))).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(
+        r.header("www-authenticate")
+            .unwrap()
+            .contains("insufficient_scope")
+    );
+    // azp stands for client_id when that is absent.
+    let mut azp = internal.claims("alice", "admin");
+    azp["azp"] = "demo".into();
+    assert_eq!(call(internal.mint(&azp)).await.status, 200);
+    assert_eq!(
+        call(with_client(&internal, Some("batch"))).await.status,
+        403
+    );
+    assert_eq!(call(with_client(&internal, None)).await.status, 403);
+    assert!(
+        env.received().iter().all(|r| r.uri.path() == "/admin"),
+        "only the accepted calls reached the backend"
+    );
+    assert_eq!(env.received().len(), 2);
+    gw.stop().await;
+}
