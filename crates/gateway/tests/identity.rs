@@ -743,7 +743,12 @@ async fn opaque_tokens_are_introspected_every_time_and_fail_closed() {
         env.ca_path.display(),
         secret.display()
     );
-    let mut gw = env.gateway(API).with(&identity).start().await;
+    // Two issuers (the JWKS one and the introspection server): the API names both.
+    let api = API.replace(
+        "    upstream: backend\n",
+        "    upstream: backend\n    token_issuers: [https://issuer.test, https://as.test]\n",
+    );
+    let mut gw = env.gateway(&api).with(&identity).start().await;
     assert_eq!(
         call(&gw, "GET", "/v1/orders", Some(&key), Some("opaque-read"))
             .await
