@@ -32,6 +32,14 @@ pub struct PeerCert {
     serial: Vec<u8>,
     not_before: i64,
     not_after: i64,
+    /// The intermediates the client presented: `(issuer DN, serial,
+    /// notAfter)`, re-checked against the CRLs and clock on every request.
+    intermediates: Vec<(Vec<u8>, Vec<u8>, i64)>,
+    /// The chain as presented, to re-verify against a reloaded client CA.
+    chain: Arc<[CertificateDer<'static>]>,
+    /// The generation of the listener state this chain was last verified
+    /// against (0: only the handshake's).
+    verified: Arc<std::sync::atomic::AtomicU64>,
     /// SHA-256 of the DER certificate (RFC 8705 `x5t#S256`).
     pub thumbprint: [u8; 32],
     /// DNS and URI subject alternative names, which can identify a
@@ -40,6 +48,23 @@ pub struct PeerCert {
 }
 
 impl PeerCert {
+    /// The presented chain (leaf first), verified at a handshake made with
+    /// the listener state of `generation`.
+    pub fn from_chain(chain: &[CertificateDer<'_>], generation: u64) -> Option<Self> {
+        let mut cert = Self::from_der(chain.first()?)?;
+        for der in &chain[1..] {
+            let (_, c) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
+            cert.intermediates.push((
+                c.issuer().as_raw().to_vec(),
+                c.raw_serial().to_vec(),
+                c.validity().not_after.timestamp(),
+            ));
+        }
+        cert.chain = chain.iter().map(|c| c.clone().into_owned()).collect();
+        cert.verified = Arc::new(std::sync::atomic::AtomicU64::new(generation));
+        Some(cert)
+    }
+
     pub fn from_der(der: &CertificateDer<'_>) -> Option<Self> {
         let (_, c) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der.as_ref());
@@ -70,6 +95,9 @@ impl PeerCert {
             not_before: c.validity().not_before.timestamp(),
             not_after: c.validity().not_after.timestamp(),
             thumbprint,
+            intermediates: Vec::new(),
+            chain: Arc::new([der.clone().into_owned()]),
+            verified: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         })
     }
 }
@@ -86,6 +114,11 @@ pub(crate) struct Revocations {
 struct Loaded {
     tls: ServerTls,
     config: Arc<rustls::ServerConfig>,
+    /// The client certificate verifier of `config` (CA, CRLs).
+    verifier: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
+    /// Unique per load: a connection verified under another generation is
+    /// verified again under this one (a reloaded client CA or CRL).
+    generation: u64,
     revocations: Revocations,
     /// `(mtime, len)` of each CRL file when it was read.
     stamps: Vec<Option<(SystemTime, u64)>>,
@@ -197,10 +230,13 @@ impl TlsListener {
                 (Some(v), revocations, stamps)
             }
         };
-        let config = tls::server_config(&t.cert, &t.key, t.allow_tls12, mode, verifier)?;
+        let config = tls::server_config(&t.cert, &t.key, t.allow_tls12, mode, verifier.clone())?;
+        static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Ok(Loaded {
             tls: t.clone(),
             config,
+            verifier,
+            generation: GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             revocations,
             stamps,
         })
@@ -209,6 +245,13 @@ impl TlsListener {
     /// The configuration for the next handshake.
     pub fn config(&self) -> Arc<rustls::ServerConfig> {
         self.current.load().config.clone()
+    }
+
+    /// The configuration for the next handshake and its generation (for
+    /// [`PeerCert::from_chain`]).
+    pub fn config_with_generation(&self) -> (Arc<rustls::ServerConfig>, u64) {
+        let current = self.current.load();
+        (current.config.clone(), current.generation)
     }
 
     pub fn has_client_auth(&self) -> bool {
@@ -249,17 +292,53 @@ impl TlsListener {
                 "client certificate outside its validity period",
             ));
         }
+        if cert
+            .intermediates
+            .iter()
+            .any(|(_, _, not_after)| now > *not_after)
+        {
+            return Err(Rejection::ClientCertificate(
+                "an intermediate certificate of the client's chain has expired",
+            ));
+        }
         if !auth.allow_stale_crl && current.revocations.next_update.is_some_and(|n| now > n) {
             return Err(Rejection::ClientCertificate(
                 "certificate revocation list is out of date",
             ));
         }
-        if current
-            .revocations
-            .revoked
-            .contains(&(cert.issuer.clone(), cert.serial.clone()))
-        {
+        let revoked = |issuer: &Vec<u8>, serial: &Vec<u8>| {
+            current
+                .revocations
+                .revoked
+                .contains(&(issuer.clone(), serial.clone()))
+        };
+        if revoked(&cert.issuer, &cert.serial) {
             return Err(Rejection::ClientCertificate("client certificate revoked"));
+        }
+        if cert.intermediates.iter().any(|(i, s, _)| revoked(i, s)) {
+            return Err(Rejection::ClientCertificate(
+                "an intermediate certificate of the client's chain is revoked",
+            ));
+        }
+        // A reloaded client CA (or CRL set) applies to open connections too:
+        // the chain is verified again, once per connection and generation.
+        let generation = current.generation;
+        if cert.verified.load(std::sync::atomic::Ordering::Acquire) != generation
+            && let Some(verifier) = &current.verifier
+        {
+            let (leaf, intermediates) = cert
+                .chain
+                .split_first()
+                .ok_or(Rejection::ClientCertificate("no client certificate"))?;
+            verifier
+                .verify_client_cert(leaf, intermediates, rustls_pki_types::UnixTime::now())
+                .map_err(|_| {
+                    Rejection::ClientCertificate(
+                        "client certificate no longer verifies against the current client CA",
+                    )
+                })?;
+            cert.verified
+                .store(generation, std::sync::atomic::Ordering::Release);
         }
         Ok(())
     }

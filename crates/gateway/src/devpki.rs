@@ -60,6 +60,26 @@ impl DevCa {
         self.issuer.pem()
     }
 
+    /// An intermediate CA under this one (chains of length two, for tests of
+    /// per-request chain revocation); its certificate is [`Self::cert_pem`].
+    pub fn intermediate(&self, name: &str) -> Result<Self, rcgen::Error> {
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, name);
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.serial_number = Some(serial());
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        params.use_authority_key_identifier_extension = true;
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::minutes(5);
+        params.not_after = now + time::Duration::days(60);
+        let key = KeyPair::generate()?;
+        Ok(Self {
+            issuer: CertifiedIssuer::signed_by(params, key, &self.issuer)?,
+        })
+    }
+
     /// Issues a leaf for the given names (DNS names or IP addresses).
     pub fn issue(&self, names: &[&str], client: bool) -> Result<Issued, rcgen::Error> {
         self.issue_until(names, client, None)

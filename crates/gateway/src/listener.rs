@@ -249,7 +249,8 @@ async fn connection(
     };
     match &listener.kind {
         PreparedKind::Tls(tls_listener) => {
-            let acceptor = tokio_rustls::TlsAcceptor::from(tls_listener.config());
+            let (config, generation) = tls_listener.config_with_generation();
+            let acceptor = tokio_rustls::TlsAcceptor::from(config);
             let handshake = tokio::time::timeout(
                 deadlines.limits.tls_handshake_timeout,
                 acceptor.accept(stream),
@@ -268,8 +269,8 @@ async fn connection(
             };
             // A verified certificate the gateway cannot re-check per request
             // would escape revocation and expiry: close instead (fail closed).
-            if let Some(der) = tls.get_ref().1.peer_certificates().and_then(|c| c.first()) {
-                let Some(cert) = crate::clientauth::PeerCert::from_der(der) else {
+            if let Some(chain) = tls.get_ref().1.peer_certificates() {
+                let Some(cert) = crate::clientauth::PeerCert::from_chain(chain, generation) else {
                     tracing::debug!(remote = %conn.remote, "client certificate cannot be parsed");
                     return;
                 };

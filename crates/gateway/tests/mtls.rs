@@ -362,3 +362,90 @@ fn context_claims(env: &TestEnv) -> serde_json::Value {
     )
     .unwrap()
 }
+
+/// Issue 16 item 15: every certificate of the presented chain is re-checked
+/// per request (an intermediate revoked by the root's CRL refuses the open
+/// connection's next request), and open connections meet a reloaded client
+/// CA (verified again once per connection and reload).
+#[tokio::test]
+async fn intermediates_and_reloaded_client_cas_apply_to_open_connections() {
+    let env = TestEnv::new().await;
+    let intermediate = env.ca.intermediate("Portcullis Test Issuing CA").unwrap();
+    let leaf = intermediate.issue(&["app.demo"], true).unwrap();
+    // The client presents its leaf and the intermediate.
+    let chained = Issued {
+        cert_pem: format!("{}{}", leaf.cert_pem, intermediate.cert_pem()),
+        key_pem: leaf.key_pem.clone(),
+    };
+    let crl = write_crl(&env, &[], hours(1));
+    // Each issuer publishes its CRL (revocation status must be known).
+    let issuing_crl = env.path().join("issuing.crl.pem");
+    std::fs::write(&issuing_crl, intermediate.crl(&[], hours(1)).unwrap()).unwrap();
+    let clients_ca = env.path().join("clients-ca.pem");
+    std::fs::write(&clients_ca, env.ca.cert_pem()).unwrap();
+    let listeners = format!(
+        "  - name: public\n    bind: 127.0.0.1:0\n    tls:\n      cert: {}\n      key: {}\n      client_auth: {{ mode: required, ca: {}, crls: [{}, {}] }}\n",
+        env.gateway_cert.cert.display(),
+        env.gateway_cert.key.display(),
+        clients_ca.display(),
+        crl.display(),
+        issuing_crl.display()
+    );
+    let mut gw = env.gateway(ORDERS_API).listeners(&listeners).start().await;
+    let mut open = connect(&env, &gw, Some(&chained)).await.unwrap();
+    assert_eq!(get(&mut open).await.unwrap().0, 200);
+    // The root revokes the intermediate: the open connection's next request is refused.
+    write_crl(&env, &[&intermediate.cert_pem()], hours(1));
+    let start = std::time::Instant::now();
+    let body = loop {
+        let (status, body) = get(&mut open).await.unwrap();
+        if status == 401 {
+            break body;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "still served");
+        tokio::task::yield_now().await;
+    };
+    assert!(body.contains("client-certificate-refused"), "{body}");
+    let e = gw.next_event().await;
+    assert!(e.message.contains("intermediate"), "{}", e.message);
+
+    // Another connection with a direct leaf; then the client CA is replaced.
+    write_crl(&env, &[], hours(1));
+    let direct = env.ca.issue(&["app.other"], true).unwrap();
+    let start = std::time::Instant::now();
+    let mut open = loop {
+        if let Ok(mut s) = connect(&env, &gw, Some(&direct)).await
+            && get(&mut s).await.is_ok_and(|(status, _)| status == 200)
+        {
+            break s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "never served");
+        tokio::task::yield_now().await;
+    };
+    let other_ca = portcullis_gateway::devpki::DevCa::new("Another client CA").unwrap();
+    std::fs::write(&clients_ca, other_ca.cert_pem()).unwrap();
+    // The CRL change makes the listener reload (CA included).
+    let tmp = env.path().join("clients.crl.pem.tmp");
+    std::fs::write(&tmp, other_ca.crl(&[], hours(1)).unwrap()).unwrap();
+    std::fs::rename(&tmp, &crl).unwrap();
+    let start = std::time::Instant::now();
+    loop {
+        let (status, body) = get(&mut open).await.unwrap();
+        if status == 401 {
+            assert!(body.contains("client-certificate-refused"), "{body}");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the old CA still admits it"
+        );
+        tokio::task::yield_now().await;
+    }
+    loop {
+        let e = gw.next_event().await;
+        if e.message.contains("current client CA") {
+            break;
+        }
+    }
+    gw.stop().await;
+}
