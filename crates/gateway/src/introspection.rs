@@ -2,9 +2,13 @@
 //!
 //! The gateway authenticates to the authorization server with HTTP Basic
 //! (client id + a secret read from a 0600 file), over HTTPS verified against
-//! the configured anchors, bounded in time and size. Answers are never
+//! the configured anchors, bounded in time and size. Active answers are never
 //! cached (AUTHZ-05): an inactive, expired, foreign or unanswered token is
-//! refused, and so is one whose answer lacks `exp`.
+//! refused, and so is one whose answer lacks `exp`. Refusals are remembered
+//! for a few seconds (a negative cache cannot grant anything), and at most
+//! [`MAX_IN_FLIGHT`] introspections run at once, so a flood of unknown
+//! tokens cannot trip the authorization server's own limits and lock every
+//! user out.
 
 use crate::tokens::{TokenError, VerifiedToken};
 use base64::Engine;
@@ -20,11 +24,20 @@ use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
+/// Introspection calls in flight at once; others wait up to a second, then fail closed.
+pub const MAX_IN_FLIGHT: usize = 32;
+/// How long an inactive or refused token is answered from memory.
+const NEGATIVE_TTL: Duration = Duration::from_secs(10);
+/// Refused tokens remembered at once (by SHA-256 digest, never the token).
+const NEGATIVE_ENTRIES: usize = 16_384;
 
 pub struct Introspector {
     config: Introspection,
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     authorization: HeaderValue,
+    in_flight: tokio::sync::Semaphore,
+    refused:
+        std::sync::Mutex<std::collections::HashMap<[u8; 32], (std::time::Instant, TokenError)>>,
 }
 
 impl std::fmt::Debug for Introspector {
@@ -84,11 +97,67 @@ impl Introspector {
             config: config.clone(),
             client: crate::tls::https_client(&config.ca, TIMEOUT)?,
             authorization,
+            in_flight: tokio::sync::Semaphore::new(MAX_IN_FLIGHT),
+            refused: std::sync::Mutex::default(),
         })
     }
 
     /// Asks the authorization server about `token`; refuses on any doubt.
+    /// A token refused in the last [`NEGATIVE_TTL`] is refused again without
+    /// asking; an active answer is never reused.
     pub async fn introspect(
+        &self,
+        token: &str,
+        now: i64,
+        skew_s: i64,
+        max_lifetime_s: i64,
+    ) -> Result<VerifiedToken, TokenError> {
+        let digest: [u8; 32] =
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes())
+                .as_ref()
+                .try_into()
+                .unwrap_or([0; 32]);
+        if let Some((at, why)) = self.refused_lock().get(&digest)
+            && at.elapsed() < NEGATIVE_TTL
+        {
+            return Err(why.clone());
+        }
+        let Ok(Ok(_permit)) =
+            tokio::time::timeout(Duration::from_secs(1), self.in_flight.acquire()).await
+        else {
+            return Err(TokenError::Invalid(
+                "introspection unavailable: too many in flight".into(),
+            ));
+        };
+        let answer = self.ask(token, now, skew_s, max_lifetime_s).await;
+        // Only the server's own verdicts are remembered, not its outages.
+        if let Err(why) = &answer
+            && !matches!(why, TokenError::Invalid(_))
+        {
+            let mut refused = self.refused_lock();
+            if refused.len() >= NEGATIVE_ENTRIES {
+                refused.retain(|_, (at, _)| at.elapsed() < NEGATIVE_TTL);
+                if refused.len() >= NEGATIVE_ENTRIES {
+                    refused.clear();
+                }
+            }
+            refused.insert(digest, (std::time::Instant::now(), why.clone()));
+        }
+        answer
+    }
+
+    fn refused_lock(
+        &self,
+    ) -> std::sync::MutexGuard<
+        '_,
+        std::collections::HashMap<[u8; 32], (std::time::Instant, TokenError)>,
+    > {
+        self.refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    async fn ask(
         &self,
         token: &str,
         now: i64,

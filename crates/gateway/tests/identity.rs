@@ -772,6 +772,19 @@ async fn opaque_tokens_are_introspected_every_time_and_fail_closed() {
         assert_eq!(r.header("www-authenticate"), Some(INVALID), "{why}");
         gw.next_event().await;
     }
+    // A refused token is refused again from memory for a few seconds (a
+    // flood of unknown tokens does not reach the authorization server).
+    let before = calls.load(Ordering::Relaxed);
+    for _ in 0..5 {
+        let r = call(&gw, "GET", "/v1/orders", Some(&key), Some("opaque-unknown")).await;
+        assert_eq!(r.status, 401);
+        gw.next_event().await;
+    }
+    assert_eq!(
+        calls.load(Ordering::Relaxed),
+        before,
+        "refusals are remembered"
+    );
     // Scope still applies to introspected tokens.
     let r = call(&gw, "POST", "/v1/orders", Some(&key), Some("opaque-read")).await;
     assert_eq!(r.status, 403);
