@@ -204,6 +204,7 @@ impl TlsListener {
     }
 
     fn load(t: &ServerTls, mode: Mode) -> Result<Loaded, TlsError> {
+        static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let (verifier, revocations, stamps) = match &t.client_auth {
             None => (None, Revocations::default(), Vec::new()),
             Some(auth) => {
@@ -231,7 +232,6 @@ impl TlsListener {
             }
         };
         let config = tls::server_config(&t.cert, &t.key, t.allow_tls12, mode, verifier.clone())?;
-        static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Ok(Loaded {
             tls: t.clone(),
             config,

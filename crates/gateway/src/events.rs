@@ -360,14 +360,14 @@ impl Floods {
             );
             // A summary is as severe as what it stands for.
             e.severity_id = severity;
-            e.severity = match severity {
+            let name = match severity {
                 4 => Severity::High,
                 3 => Severity::Medium,
                 2 => Severity::Low,
                 _ => Severity::Informational,
             }
-            .name()
-            .to_owned();
+            .name();
+            name.clone_into(&mut e.severity);
             if let Ok(line) = serde_json::to_string(&e) {
                 out.push((severity, line));
             }

@@ -707,7 +707,7 @@ pub fn authorize(policy: &Protected, claims: &ClaimSet) -> Result<(), Rejection>
     if let Some(token) = &claims.token {
         // A token is only as good as the issuer's authority over this API:
         // a partner's identity provider minting `admin` passes nothing here.
-        if !policy.issuers.is_empty() && !policy.issuers.iter().any(|i| *i == token.issuer) {
+        if !policy.issuers.is_empty() && !policy.issuers.contains(&token.issuer) {
             return Err(Rejection::InsufficientScope {
                 scope: policy.scopes.join(" "),
                 reason: "tokens of this issuer are not accepted on this API",

@@ -193,7 +193,12 @@ async fn header_differentials_are_dropped_or_refused() {
 async fn oversized_heads_get_problem_bodies() {
     let env = TestEnv::new().await;
     let mut gw = env.gateway(ORDERS_API).start().await;
-    let many: String = (0..150).map(|i| format!("X-F{i}: v\r\n")).collect();
+    let mut many = String::new();
+    for i in 0..150 {
+        many.push_str("X-F");
+        many.push_str(&i.to_string());
+        many.push_str(": v\r\n");
+    }
     let cases = [
         (
             format!(
