@@ -51,36 +51,37 @@ fn hyper_head_bytes(limits: &Limits) -> usize {
 /// hyper's header count limit, above [`crate::pipeline::MAX_HEADERS`].
 const HYPER_MAX_HEADERS: usize = 2 * crate::pipeline::MAX_HEADERS;
 
+/// The same settings on hyper's HTTP/1 and HTTP/2 builders and on the
+/// ones inside `auto` (different types with the same methods).
+macro_rules! http1_settings {
+    ($b:expr, $limits:expr) => {
+        $b.timer(TokioTimer::new())
+            .header_read_timeout($limits.header_read_timeout)
+            .max_buf_size(hyper_head_bytes($limits))
+            .max_headers(HYPER_MAX_HEADERS)
+            .keep_alive(true)
+    };
+}
+macro_rules! http2_settings {
+    ($b:expr, $limits:expr) => {
+        $b.timer(TokioTimer::new())
+            .max_concurrent_streams($limits.h2_max_concurrent_streams)
+            .max_header_list_size(u32::try_from(hyper_head_bytes($limits)).unwrap_or(u32::MAX))
+            .max_pending_accept_reset_streams($limits.h2_max_pending_reset_streams)
+            .max_local_error_reset_streams($limits.h2_max_local_error_reset_streams)
+            .keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_timeout(Duration::from_secs(10))
+    };
+}
+
 pub(crate) fn http_builders(limits: &Limits) -> HttpBuilders {
     let mut h1 = http1::Builder::new();
-    h1.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(hyper_head_bytes(limits))
-        .max_headers(HYPER_MAX_HEADERS)
-        .keep_alive(true);
+    http1_settings!(h1, limits);
     let mut h2 = http2::Builder::new(TokioExecutor::new());
-    h2.timer(TokioTimer::new())
-        .max_concurrent_streams(limits.h2_max_concurrent_streams)
-        .max_header_list_size(u32::try_from(hyper_head_bytes(limits)).unwrap_or(u32::MAX))
-        .max_pending_accept_reset_streams(limits.h2_max_pending_reset_streams)
-        .max_local_error_reset_streams(limits.h2_max_local_error_reset_streams)
-        .keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_timeout(Duration::from_secs(10));
+    http2_settings!(h2, limits);
     let mut auto = auto::Builder::new(TokioExecutor::new());
-    auto.http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(hyper_head_bytes(limits))
-        .max_headers(HYPER_MAX_HEADERS)
-        .keep_alive(true);
-    auto.http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(limits.h2_max_concurrent_streams)
-        .max_header_list_size(u32::try_from(hyper_head_bytes(limits)).unwrap_or(u32::MAX))
-        .max_pending_accept_reset_streams(limits.h2_max_pending_reset_streams)
-        .max_local_error_reset_streams(limits.h2_max_local_error_reset_streams)
-        .keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_timeout(Duration::from_secs(10));
+    http1_settings!(auto.http1(), limits);
+    http2_settings!(auto.http2(), limits);
     HttpBuilders { h1, h2, auto }
 }
 

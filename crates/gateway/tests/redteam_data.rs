@@ -9,6 +9,20 @@ use portcullis_testkit::{Proto, TestEnv, TestIssuer};
 
 const ISS: &str = "https://issuer.test";
 
+async fn get_order(
+    gw: &portcullis_testkit::TestGateway,
+    key: &str,
+    token: &str,
+) -> portcullis_testkit::TestResponse {
+    let request = gw
+        .request("GET", "/v1/orders/7")
+        .header("x-api-key", key)
+        .header("authorization", format!("Bearer {token}"))
+        .body(Full::default())
+        .unwrap();
+    gw.send(Proto::Http1, request).await
+}
+
 /// `getOrder` returns an `Order` whose `customer_email` is `pii` and whose
 /// `cost_price_cents` is `secret`. An answer that matches none of its
 /// declared status and media type pairs cannot be filtered: it is a 502 with
@@ -43,16 +57,7 @@ async fn undeclared_answers_of_classified_operations_never_leave() {
                 .body(Full::new(Bytes::from(body.clone())))
                 .unwrap()
         });
-        let r = gw
-            .send(
-                Proto::Http1,
-                gw.request("GET", "/v1/orders/7")
-                    .header("x-api-key", &key)
-                    .header("authorization", format!("Bearer {token}"))
-                    .body(Full::default())
-                    .unwrap(),
-            )
-            .await;
+        let r = get_order(&gw, &key, &token).await;
         assert_eq!(r.status, 502, "{status} {media}: {}", r.text());
         assert!(!r.text().contains("alice@"), "{}", r.text());
         assert!(!r.text().contains("120"), "{}", r.text());
@@ -77,16 +82,7 @@ async fn undeclared_answers_of_classified_operations_never_leave() {
                 .body(Full::new(Bytes::from(body)))
                 .unwrap()
         });
-        let r = gw
-            .send(
-                Proto::Http1,
-                gw.request("GET", "/v1/orders/7")
-                    .header("x-api-key", &key)
-                    .header("authorization", format!("Bearer {token}"))
-                    .body(Full::default())
-                    .unwrap(),
-            )
-            .await;
+        let r = get_order(&gw, &key, &token).await;
         assert_eq!(r.status, want, "{}", r.text());
         assert!(!r.text().contains("alice@example.com"), "{}", r.text());
         assert!(!r.text().contains("cost_price"), "{}", r.text());
