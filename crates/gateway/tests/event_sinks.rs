@@ -153,11 +153,14 @@ async fn sinks_killed_for_thirty_seconds_under_load_lose_no_event() {
         ))
         .start()
         .await;
-    // Each unknown path is one rejection, so one event.
+    // Each unknown path is one rejection, so one event; the paths differ so
+    // that no two events are identical (identical ones are collapsed, see
+    // redteam_resources.rs).
     let mut sent = 0u64;
     let mut load = async |n: u64| {
-        for _ in 0..n {
-            assert_eq!(gw.get("/nowhere").await.status, 404);
+        for i in 0..n {
+            let path = format!("/nowhere/{}", sent + i);
+            assert_eq!(gw.get(&path).await.status, 404);
         }
         sent += n;
     };
@@ -264,8 +267,8 @@ async fn syslog_over_tls_trusts_only_the_configured_anchors() {
     let gw = start(wrong_port, &env.path().join("spool-wrong"))
         .start()
         .await;
-    for _ in 0..5 {
-        gw.get("/nowhere").await;
+    for i in 0..5 {
+        gw.get(&format!("/nowhere/{i}")).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
@@ -279,8 +282,8 @@ async fn syslog_over_tls_trusts_only_the_configured_anchors() {
     let seen: Seen = Seen::default();
     let (port, right) = tls_receiver(&env.ca, seen.clone()).await;
     let gw = start(port, &spool).start().await;
-    for _ in 0..20 {
-        gw.get("/nowhere").await;
+    for i in 0..20 {
+        gw.get(&format!("/nowhere/{i}")).await;
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     while seen.lock().unwrap().len() < 20 {
