@@ -68,4 +68,16 @@ fn main() {
             RESPONSE
         ));
     });
+    // Issue 16 item 2: the hostile query that made the token scan quadratic,
+    // at 15 KB and 60 KB, beside plain text of the same sizes.
+    for size in [15_000, 60_000] {
+        let hostile = "eyJ".repeat(size / 3);
+        let plain = "a".repeat(size);
+        time(&format!("sensitive::find {size} B of eyJ"), 200, || {
+            let _ = portcullis_contract::sensitive::find(&hostile, &patterns);
+        });
+        time(&format!("sensitive::find {size} B plain"), 200, || {
+            let _ = portcullis_contract::sensitive::find(&plain, &patterns);
+        });
+    }
 }
