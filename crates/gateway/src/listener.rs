@@ -283,7 +283,11 @@ async fn connection(
                 pipeline::handle(live.load_full(), conn.clone(), req)
             });
             if h2 {
-                let c = http.h2.serve_connection(TokioIo::new(tls), svc);
+                let first_request = deadlines.limits.header_read_timeout;
+                let Some(io) = h2_preface(tls, first_request).await else {
+                    return;
+                };
+                let c = http.h2.serve_connection(TokioIo::new(io), svc);
                 deadlines.drive(c).await;
             } else {
                 let io = TokioIo::new(FramingGuard::new(tls, framing));
@@ -527,6 +531,112 @@ impl Deadlines {
                 }
             }
         }
+    }
+}
+
+/// RFC 9113 §3.4: the client connection preface.
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Reads the HTTP/2 client preface before hyper sees the connection, within
+/// the first-request deadline. An invalid one is answered as RFC 9113 §3.4
+/// requires: the server preface (an empty SETTINGS frame), then GOAWAY with
+/// PROTOCOL_ERROR, then close (hyper would only drop the connection). A
+/// valid one is replayed to hyper.
+async fn h2_preface<S>(mut io: S, deadline: Duration) -> Option<Rewind<S>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut got = [0u8; 24];
+    let mut n = 0;
+    let read = tokio::time::timeout(deadline, async {
+        while n < got.len() {
+            match io.read(&mut got[n..]).await {
+                Ok(0) | Err(_) => return false,
+                Ok(k) => n += k,
+            }
+            if got[..n] != H2_PREFACE[..n] {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    match read {
+        Ok(true) => Some(Rewind {
+            inner: io,
+            prefix: H2_PREFACE,
+            at: 0,
+        }),
+        // Bytes that are not the preface: SETTINGS, then GOAWAY(last stream
+        // 0, PROTOCOL_ERROR = 0x1).
+        Ok(false) if n > 0 && got[..n] != H2_PREFACE[..n] => {
+            const SETTINGS_THEN_GOAWAY: [u8; 26] = [
+                0, 0, 0, 0x4, 0, 0, 0, 0, 0, // SETTINGS, empty, stream 0
+                0, 0, 8, 0x7, 0, 0, 0, 0, 0, // GOAWAY, 8 bytes, stream 0
+                0, 0, 0, 0, // last stream id
+                0, 0, 0, 1, // PROTOCOL_ERROR
+            ];
+            let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                let _ = io.write_all(&SETTINGS_THEN_GOAWAY).await;
+                let _ = io.shutdown().await;
+            })
+            .await;
+            None
+        }
+        // Nothing, or a true prefix and then silence or end: just close.
+        _ => None,
+    }
+}
+
+/// A stream whose first bytes (already read and checked) are given back
+/// before the rest.
+pub(crate) struct Rewind<S> {
+    inner: S,
+    prefix: &'static [u8],
+    at: usize,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Rewind<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if self.at < self.prefix.len() {
+            let rest = &self.prefix[self.at..];
+            let k = rest.len().min(buf.remaining());
+            buf.put_slice(&rest[..k]);
+            self.at += k;
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Rewind<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
     }
 }
 

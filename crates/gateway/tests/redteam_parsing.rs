@@ -247,3 +247,47 @@ async fn oversized_heads_get_problem_bodies() {
     assert!(env.received().is_empty());
     gw.stop().await;
 }
+
+/// RFC 9113 §3.4: an invalid HTTP/2 connection preface is a connection
+/// error of type PROTOCOL_ERROR: the server preface (SETTINGS) then GOAWAY
+/// with PROTOCOL_ERROR, then the connection closes (hyper alone only
+/// dropped it). A valid preface is served as before.
+#[tokio::test]
+async fn an_invalid_http2_preface_gets_goaway_protocol_error() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let env = TestEnv::new().await;
+    let gw = env.gateway(ORDERS_API).start().await;
+    let mut s = gw.try_tls(&[b"h2"]).await.unwrap();
+    s.write_all(b"PRI * HTTP/1.1\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut got))
+        .await
+        .expect("closed")
+        .ok();
+    // Walk the frames: 3-byte length, type, flags, 4-byte stream id.
+    let mut at = 0;
+    let mut goaway = None;
+    while at + 9 <= got.len() {
+        let len =
+            usize::from(got[at]) << 16 | usize::from(got[at + 1]) << 8 | usize::from(got[at + 2]);
+        if got[at + 3] == 0x7 && at + 9 + len <= got.len() && len >= 8 {
+            goaway = Some(got[at + 9 + 4..at + 9 + 8].to_vec());
+        }
+        at += 9 + len;
+    }
+    assert_eq!(goaway.as_deref(), Some(&[0u8, 0, 0, 1][..]), "{got:?}");
+    assert_eq!(
+        gw.send(
+            portcullis_testkit::Proto::Http2,
+            gw.request("GET", "/v1/orders")
+                .body(http_body_util::Full::default())
+                .unwrap()
+        )
+        .await
+        .status,
+        200
+    );
+    gw.stop().await;
+}
