@@ -483,6 +483,40 @@ impl IdentityState {
         Ok(verified)
     }
 
+    /// Before any RSA or ECDH work on a JWE: a `kid` naming no configured
+    /// decryption key, or an `iss` replicated in the protected header
+    /// (RFC 7519 §5.3) naming no configured issuer, is refused unread.
+    fn worth_decrypting(&self, token: &str) -> Result<(), Rejection> {
+        let refuse = |why| Err(Rejection::InvalidToken(TokenError::Header(why)));
+        let Some(header) = token
+            .split('.')
+            .next()
+            .and_then(|h| {
+                base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, h).ok()
+            })
+            .and_then(|h| serde_json::from_slice::<serde_json::Value>(&h).ok())
+        else {
+            return refuse("encrypted token header is not base64url JSON");
+        };
+        if let Some(kid) = header.get("kid").and_then(serde_json::Value::as_str) {
+            let keyed = self.decryption_keys.iter().any(|(k, _)| k.is_some());
+            if keyed
+                && !self
+                    .decryption_keys
+                    .iter()
+                    .any(|(k, _)| k.as_deref() == Some(kid))
+            {
+                return refuse("encrypted to a key id this gateway does not hold");
+            }
+        }
+        if let Some(iss) = header.get("iss").and_then(serde_json::Value::as_str)
+            && !self.issuers.iter().any(|i| i.config.issuer == iss)
+        {
+            return refuse("encrypted token names an issuer that is not configured");
+        }
+        Ok(())
+    }
+
     async fn verify_token(&self, token: &str) -> Result<VerifiedToken, Rejection> {
         if token.len() > self.config.max_token_bytes {
             return Err(Rejection::InvalidToken(TokenError::TooLarge(
@@ -497,6 +531,7 @@ impl IdentityState {
                     "encrypted token, but no decryption key is configured",
                 )));
             }
+            self.worth_decrypting(token)?;
             inner = portcullis_jose::jwe::decrypt(token, &self.decryption_keys)
                 .map_err(|e| Rejection::InvalidToken(TokenError::Header(e)))?;
             inner.as_str()

@@ -677,6 +677,32 @@ async fn nested_jwe_tokens_are_decrypted_then_verified() {
             .status,
         401
     );
+    // Issue 16 item 4: refused before any decryption work when the header
+    // names a key id the gateway does not hold, or an issuer it does not
+    // trust (RFC 7519 §5.3 replicated claim); the events say which.
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let jwe = portcullis_testkit::jwe_encrypt(&inner, &pems[0], "rsa-1");
+    let mut parts: Vec<String> = jwe.split('.').map(str::to_owned).collect();
+    let mut header: serde_json::Value =
+        serde_json::from_slice(&base64::Engine::decode(&b64, &parts[0]).unwrap()).unwrap();
+    header["iss"] = "https://partner.test".into();
+    parts[0] = base64::Engine::encode(&b64, header.to_string());
+    for (token, why) in [
+        (
+            portcullis_testkit::jwe_encrypt(&inner, &pems[0], "rsa-9"),
+            "key id this gateway does not hold",
+        ),
+        (parts.join("."), "issuer that is not configured"),
+    ] {
+        let r = call(&gw, "GET", "/v1/orders", Some(&key), Some(&token)).await;
+        assert_eq!(r.status, 401, "{why}");
+        loop {
+            let e = gw.next_event().await;
+            if e.message.contains(why) {
+                break;
+            }
+        }
+    }
     gw.stop().await;
 }
 
