@@ -118,17 +118,18 @@ struct Entry {
     seen: u64,
 }
 
-/// Makes room in a full shard: idle keys first, then the least recently
-/// seen eighth (one O(n) pass per eighth of the shard, so amortised O(1)).
-fn make_room(shard: &mut Shard, now: u64) {
-    shard.retain(|_, e| e.tat > now || e.quiet_until > now);
-    if shard.len() < KEYS_PER_SHARD {
+/// Makes room in a full map (a limiter shard, the refused-credentials
+/// map): idle keys first, then the least recently seen eighth (one O(n)
+/// pass per eighth of `cap`, so amortised O(1)).
+fn make_room<K, S>(map: &mut HashMap<K, Entry, S>, now: u64, cap: usize) {
+    map.retain(|_, e| e.tat > now || e.quiet_until > now);
+    if map.len() < cap {
         return;
     }
-    let mut seen: Vec<u64> = shard.values().map(|e| e.seen).collect();
+    let mut seen: Vec<u64> = map.values().map(|e| e.seen).collect();
     let cut = seen.len() / 8;
     let threshold = *seen.select_nth_unstable(cut).1;
-    shard.retain(|_, e| e.seen > threshold);
+    map.retain(|_, e| e.seen > threshold);
 }
 
 /// The limits that apply to one route.
@@ -435,13 +436,7 @@ impl Throttle {
         let Some((_, tolerance)) = self.failures else {
             return Ok(());
         };
-        let key = crate::listener::client_key(client, self.client_prefix);
-        let now = self.state.epoch.elapsed().as_nanos() as u64;
-        let mut failures = self
-            .state
-            .failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (key, now, mut failures) = self.failures_of(client);
         let Some(entry) = failures.get_mut(&key) else {
             return Ok(());
         };
@@ -462,27 +457,33 @@ impl Throttle {
         })
     }
 
+    /// `client`'s key, the limiter clock, and the refused-credentials map.
+    fn failures_of(
+        &self,
+        client: IpAddr,
+    ) -> (
+        IpAddr,
+        u64,
+        std::sync::MutexGuard<'_, HashMap<IpAddr, Entry>>,
+    ) {
+        let key = crate::listener::client_key(client, self.client_prefix);
+        let now = self.state.epoch.elapsed().as_nanos() as u64;
+        let failures = self
+            .state
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (key, now, failures)
+    }
+
     /// Counts one refused credential against `client`'s budget.
     pub fn authentication_failed(&self, client: IpAddr) {
         let Some((interval, _)) = self.failures else {
             return;
         };
-        let key = crate::listener::client_key(client, self.client_prefix);
-        let now = self.state.epoch.elapsed().as_nanos() as u64;
-        let mut failures = self
-            .state
-            .failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (key, now, mut failures) = self.failures_of(client);
         if failures.len() >= MAX_FAILING_CLIENTS && !failures.contains_key(&key) {
-            // Forget the clients whose budget has refilled, then the oldest.
-            failures.retain(|_, e| e.tat > now);
-            if failures.len() >= MAX_FAILING_CLIENTS {
-                let mut tats: Vec<u64> = failures.values().map(|e| e.tat).collect();
-                let cut = tats.len() / 8;
-                let threshold = *tats.select_nth_unstable(cut).1;
-                failures.retain(|_, e| e.tat > threshold);
-            }
+            make_room(&mut failures, now, MAX_FAILING_CLIENTS);
         }
         let entry = failures.entry(key).or_insert(Entry {
             tat: now,
@@ -519,7 +520,7 @@ impl Throttle {
         let mut shard = self.shard(key);
         let quiet_until = now + spec.period_s * 1_000_000_000;
         if shard.len() >= KEYS_PER_SHARD && !shard.contains_key(&key) {
-            make_room(&mut shard, now);
+            make_room(&mut shard, now, KEYS_PER_SHARD);
         }
         let event = match shard.get_mut(&key) {
             Some(e) if now < e.quiet_until => {
@@ -562,7 +563,7 @@ impl Throttle {
     ) -> Result<(u64, u64), Rejection> {
         let mut shard = self.shard(key);
         if shard.len() >= KEYS_PER_SHARD && !shard.contains_key(&key) {
-            make_room(&mut shard, now);
+            make_room(&mut shard, now, KEYS_PER_SHARD);
         }
         let entry = shard.entry(key).or_insert(Entry {
             tat: now,
