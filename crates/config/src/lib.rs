@@ -1108,15 +1108,7 @@ impl Validator {
         }
         for (name, raw) in &api.route_limits {
             let rp = format!("{p}.route_limits.{name}");
-            let Some(route) = routes.iter_mut().find(|r| {
-                r.operation
-                    .as_ref()
-                    .map_or(r.path == *name, |op| op.id == *name)
-            }) else {
-                self.err(
-                    rp,
-                    "no such route: name an `operationId` of the document, or the `path` of a hand-written route",
-                );
+            let Some(route) = self.named_route(&rp, name, routes) else {
                 continue;
             };
             for (i, l) in raw.rate_limits.iter().enumerate() {
@@ -1131,6 +1123,28 @@ impl Validator {
             route.concurrency = raw.concurrency;
         }
         api_limits
+    }
+
+    /// The route a per-route setting names: an `operationId` of the
+    /// document, or the `path` of a hand-written route.
+    fn named_route<'r>(
+        &mut self,
+        p: &str,
+        name: &str,
+        routes: &'r mut [Route],
+    ) -> Option<&'r mut Route> {
+        let found = routes.iter_mut().find(|r| {
+            r.operation
+                .as_ref()
+                .map_or(r.path == name, |op| op.id == name)
+        });
+        if found.is_none() {
+            self.err(
+                p,
+                "no such route: name an `operationId` of the document, or the `path` of a hand-written route",
+            );
+        }
+        found
     }
 
     fn rate_limit(&mut self, p: &str, l: &schema::RawRateLimit) -> RateLimit {
@@ -1312,12 +1326,42 @@ impl Validator {
                 "required when more than one issuer is configured: name the issuers whose tokens this API accepts",
             );
         }
-        for route in routes {
+        for route in routes.iter_mut() {
             if let AuthPolicy::Protected(x) = &mut route.auth
                 && x.token
             {
                 x.issuers.clone_from(&api.token_issuers);
                 x.bind_token_to_application = api.bind_token_to_application && x.api_key;
+            }
+        }
+        for (name, list) in &api.route_token_issuers {
+            let rp = format!("{p}.route_token_issuers.{name}");
+            let allowed: &[String] = &api.token_issuers;
+            if list.is_empty() {
+                self.err(
+                    &rp,
+                    "name at least one issuer (leave the route out to accept the API's list)",
+                );
+            }
+            for (n, iss) in list.iter().enumerate() {
+                let within = if allowed.is_empty() {
+                    configured.contains(&iss.as_str())
+                } else {
+                    allowed.contains(iss)
+                };
+                if !within {
+                    self.err(
+                        format!("{rp}[{n}]"),
+                        format!("`{iss}` is not among the issuers this API accepts (apis[].token_issuers): a route may only narrow them"),
+                    );
+                }
+            }
+            let Some(route) = self.named_route(&rp, name, routes) else {
+                continue;
+            };
+            match &mut route.auth {
+                AuthPolicy::Protected(x) if x.token => x.issuers.clone_from(list),
+                _ => self.err(&rp, "this route takes no token"),
             }
         }
         if api.bind_token_to_application && !takes_tokens {

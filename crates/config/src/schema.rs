@@ -548,6 +548,11 @@ pub struct RawApi {
     /// identity provider cannot mint scopes for internal APIs.
     #[serde(default)]
     pub token_issuers: Vec<String>,
+    /// Narrower issuer lists for single routes, by `operationId` (document)
+    /// or route `path` (hand-written routes): each a subset of
+    /// `token_issuers`.
+    #[serde(default)]
+    pub route_token_issuers: BTreeMap<String, Vec<String>>,
     /// A token's `client_id`/`azp` must name the application identified by
     /// the API key or client certificate of the same request.
     #[serde(default)]

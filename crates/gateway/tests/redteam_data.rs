@@ -166,44 +166,66 @@ async fn a_stale_identity_snapshot_stops_deciding() {
     gw.stop().await;
 }
 
-/// With two issuers configured, an API names the ones it accepts: a token
-/// from a partner's identity provider carrying `admin` passes nothing on an
-/// internal API (403), and with `bind_token_to_application` a token must
-/// have been issued (`client_id`/`azp`) to the application whose key calls.
+/// With several issuers configured, an API names the ones it accepts and a
+/// route may narrow that list: a token from a partner's identity provider
+/// carrying `admin` passes nothing on an internal route (403), and with
+/// `bind_token_to_application` a token must have been issued
+/// (`client_id`/`azp`) to the application whose key calls.
 #[tokio::test]
 async fn tokens_are_bound_to_their_issuers_and_applications() {
     let env = TestEnv::new().await;
     let internal = TestIssuer::new("https://internal.test", "k1");
     let partner = TestIssuer::new("https://partner.test", "k2");
+    let other = TestIssuer::new("https://other.test", "k3");
     let jwks = env.path().join("jwks.json");
-    let partner_jwks = env.path().join("partner-jwks.json");
-    TestIssuer::write_jwks(&partner_jwks, &[&partner]);
-    let identity = format!(
-        "{}    - issuer: {}\n      audiences: [orders-api]\n      jwks_file: {}\n      require_typ: at+jwt\n",
-        env.identity_yaml(&internal, &jwks),
-        partner.issuer,
-        partner_jwks.display()
-    );
+    let mut identity = env.identity_yaml(&internal, &jwks);
+    for (n, issuer) in [&partner, &other].into_iter().enumerate() {
+        let file = env.path().join(format!("jwks-{n}.json"));
+        TestIssuer::write_jwks(&file, &[issuer]);
+        identity.push_str(&format!(
+            "    - issuer: {}\n      audiences: [orders-api]\n      jwks_file: {}\n      require_typ: at+jwt\n",
+            issuer.issuer,
+            file.display()
+        ));
+    }
     let key = env.provision_app("demo");
-    let api = |bind: bool| {
+    let issuers = "    token_issuers: [https://internal.test, https://partner.test]\n    route_token_issuers: { /admin: [https://internal.test] }\n";
+    let api = |issuers: &str, bind: bool| {
         format!(
-            "  - name: orders\n    base_path: /v1\n    upstream: backend\n    token_issuers: [https://internal.test]\n    bind_token_to_application: {bind}\n    routes:\n      - {{ path: /admin, methods: [GET], auth: {{ api_key: true, token: true, scopes: [admin] }} }}\n"
+            "  - name: orders\n    base_path: /v1\n    upstream: backend\n{issuers}    bind_token_to_application: {bind}\n    routes:\n      - {{ path: /admin, methods: [GET], auth: {{ api_key: true, token: true, scopes: [admin] }} }}\n      - {{ path: /shared, methods: [GET], auth: {{ api_key: true, token: true, scopes: [admin] }} }}\n"
         )
     };
-    // Without token_issuers, two issuers are a config error naming the field.
-    let unbound = env
-        .gateway(&api(false).replace("    token_issuers: [https://internal.test]\n", ""))
-        .with(&identity)
-        .try_start()
-        .await
-        .err()
-        .expect("refused");
-    assert!(unbound.contains("apis[0].token_issuers"), "{unbound}");
+    // Without token_issuers, several issuers are a config error naming the
+    // field; a route may only narrow the API's list.
+    for (issuers, field) in [
+        ("", "apis[0].token_issuers"),
+        (
+            "    token_issuers: [https://internal.test]\n    route_token_issuers: { /admin: [https://partner.test] }\n",
+            "apis[0].route_token_issuers./admin[0]",
+        ),
+        (
+            "    token_issuers: [https://internal.test]\n    route_token_issuers: { /nowhere: [https://internal.test] }\n",
+            "apis[0].route_token_issuers./nowhere",
+        ),
+    ] {
+        let refused = env
+            .gateway(&api(issuers, false))
+            .with(&identity)
+            .try_start()
+            .await
+            .err()
+            .expect("refused");
+        assert!(refused.contains(field), "{field}: {refused}");
+    }
 
-    let gw = env.gateway(&api(true)).with(&identity).start().await;
-    let call = |token: String| {
+    let gw = env
+        .gateway(&api(issuers, true))
+        .with(&identity)
+        .start()
+        .await;
+    let call = |path: &'static str, token: String| {
         let req = gw
-            .request("GET", "/v1/admin")
+            .request("GET", path)
             .header("x-api-key", &key)
             .header("authorization", format!("Bearer {token}"))
             .body(Full::default())
@@ -218,27 +240,55 @@ async fn tokens_are_bound_to_their_issuers_and_applications() {
         }
         issuer.mint(&claims)
     };
-    assert_eq!(call(with_client(&internal, Some("demo"))).await.status, 200);
-    let r = call(with_client(&partner, Some("demo"))).await;
+    assert_eq!(
+        call("/v1/admin", with_client(&internal, Some("demo")))
+            .await
+            .status,
+        200
+    );
+    // The partner's token counts on the shared route, not on the route
+    // narrowed to the internal issuer.
+    assert_eq!(
+        call("/v1/shared", with_client(&partner, Some("demo")))
+            .await
+            .status,
+        200
+    );
+    let r = call("/v1/admin", with_client(&partner, Some("demo"))).await;
     assert_eq!(r.status, 403, "{}", r.text());
     assert!(
         r.header("www-authenticate")
             .unwrap()
             .contains("insufficient_scope")
     );
+    // An issuer the API does not name counts nowhere on it.
+    for path in ["/v1/admin", "/v1/shared"] {
+        let r = call(path, with_client(&other, Some("demo"))).await;
+        assert_eq!(r.status, 403, "{path}: {}", r.text());
+    }
     // azp stands for client_id when that is absent.
     let mut azp = internal.claims("alice", "admin");
     azp["azp"] = "demo".into();
-    assert_eq!(call(internal.mint(&azp)).await.status, 200);
+    assert_eq!(call("/v1/admin", internal.mint(&azp)).await.status, 200);
     assert_eq!(
-        call(with_client(&internal, Some("batch"))).await.status,
+        call("/v1/admin", with_client(&internal, Some("batch")))
+            .await
+            .status,
         403
     );
-    assert_eq!(call(with_client(&internal, None)).await.status, 403);
-    assert!(
-        env.received().iter().all(|r| r.uri.path() == "/admin"),
+    assert_eq!(
+        call("/v1/admin", with_client(&internal, None)).await.status,
+        403
+    );
+    let paths: Vec<String> = env
+        .received()
+        .iter()
+        .map(|r| r.uri.path().to_owned())
+        .collect();
+    assert_eq!(
+        paths,
+        ["/admin", "/shared", "/admin"],
         "only the accepted calls reached the backend"
     );
-    assert_eq!(env.received().len(), 2);
     gw.stop().await;
 }
