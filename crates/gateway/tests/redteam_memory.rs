@@ -109,12 +109,10 @@ fn the_introspection_secret_is_kept_only_encoded() {
     let secret_file = dir.path().join("client-secret");
     let mut secret = [0u8; 24];
     aws_lc_rs::rand::fill(&mut secret).unwrap();
-    let hex = zeroize::Zeroizing::new(
-        secret
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>(),
-    );
+    let mut hex = zeroize::Zeroizing::new(String::with_capacity(48));
+    for b in secret {
+        std::fmt::Write::write_fmt(&mut *hex, format_args!("{b:02x}")).unwrap();
+    }
     zeroize::Zeroize::zeroize(&mut secret);
     portcullis_gateway::devpki::write_private(&secret_file, hex.as_bytes()).unwrap();
     drop(hex);
