@@ -29,11 +29,23 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
+    setup_with_keys(|_| Vec::new()).await
+}
+
+/// As [`setup`], with more JWKs published beside the issuer's own (made
+/// from it by `extra`).
+async fn setup_with_keys(extra: impl Fn(&serde_json::Value) -> Vec<serde_json::Value>) -> Setup {
     let env = TestEnv::new().await;
     let issuer = TestIssuer::new(ISS, "k1");
     let jwks = env.path().join("jwks.json");
     let key = env.provision_app("web");
     let identity = env.identity_yaml(&issuer, &jwks);
+    let extra = extra(&issuer.jwk());
+    if !extra.is_empty() {
+        let mut keys = vec![issuer.jwk()];
+        keys.extend(extra);
+        std::fs::write(&jwks, serde_json::json!({ "keys": keys }).to_string()).unwrap();
+    }
     let gw = env.gateway(API).with(&identity).start().await;
     Setup {
         env,
@@ -64,9 +76,44 @@ async fn call(
 
 const INVALID: &str = r#"Bearer realm="portcullis", error="invalid_token""#;
 
+struct Case {
+    name: &'static str,
+    token: Option<String>,
+    status: u16,
+    challenge: Option<&'static str>,
+    /// What the refusal's event must say.
+    why: &'static str,
+}
+
 #[tokio::test]
 async fn token_attack_matrix_gives_exact_status_and_challenge() {
-    let mut s = setup().await;
+    // The issuer's own P-256 key published again under other kids, for
+    // encryption or as ES384, and an RSA key: each disagrees with an ES256
+    // token signed by that very key, so only the key check can refuse it.
+    let mut s = setup_with_keys(|own| {
+        let variant = |kid: &str, field: &str, value: &str| {
+            let mut k = own.clone();
+            k["kid"] = kid.into();
+            k[field] = value.into();
+            k
+        };
+        vec![
+            variant("k-enc", "use", "enc"),
+            variant("k-384", "alg", "ES384"),
+            {
+                let mut k = own.clone();
+                k["kid"] = "k-noalg".into();
+                k.as_object_mut().unwrap().remove("alg");
+                k
+            },
+            serde_json::json!({
+                "kty": "RSA", "kid": "k-rsa", "use": "sig", "e": "AQAB",
+                "n": "sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1WlUzewbgBHod5pcM9H95GQRV3JDXboIRROSBigeC5yjU1hGzHHyXss8UDprecbAYxknTcQkhslANGRUZmdTOQ5qTRsLAt6BTYuyvVRdhS8exSZEy_c4gs_7svlJJQ4H9_NxsiIoLwAEk7-Q3UXERGYw_75IDrGA84-lA_-Ct4eTlXHBIY2EaV7t7LjJaynVJCpkv4LKjTTAumiGUIuQhrNhZLuF_RJLqHpM2kgWFLU7-VTdL1VbC2tejvcI2BlMkEpk1BzBZI0KQB0GaDWFLN-aEAw3vRw",
+            }),
+        ]
+    })
+    .await;
+    let own = s.issuer.jwk();
     let good = s.issuer.claims("alice", "orders:read orders:write");
     let now = portcullis_gateway::identity::now();
     let other = TestIssuer::new(ISS, "k-unknown");
@@ -90,11 +137,13 @@ async fn token_attack_matrix_gives_exact_status_and_challenge() {
         let forged = TestIssuer::forge(&serde_json::json!({}), &c, b"");
         format!("{head}.{}.{sig}", forged.split('.').nth(1).unwrap())
     };
-    let alg_none = TestIssuer::forge(
-        &serde_json::json!({"alg": "none", "typ": "at+jwt", "kid": "k1"}),
-        &good,
-        b"",
-    );
+    let alg_none = |signature: &[u8]| {
+        TestIssuer::forge(
+            &serde_json::json!({"alg": "none", "typ": "at+jwt", "kid": "k1"}),
+            &good,
+            signature,
+        )
+    };
     let hs256_with_public_key = {
         use aws_lc_rs::hmac;
         let header = serde_json::json!({"alg": "HS256", "typ": "at+jwt", "kid": "k1"});
@@ -114,8 +163,17 @@ async fn token_attack_matrix_gives_exact_status_and_challenge() {
             .extend(extra.as_object().unwrap().clone());
         // Signed with the real key, so only the header field can be the reason.
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
-        header.kid = Some("k1".into());
-        header.typ = Some("at+jwt".into());
+        header.kid = Some(hdr["kid"].as_str().unwrap().into());
+        header.typ = Some(hdr["typ"].as_str().unwrap().into());
+        if let Some(jwk) = hdr.get("jwk") {
+            header.jwk = Some(serde_json::from_value(jwk.clone()).unwrap());
+        }
+        if let Some(chain) = hdr.get("x5c") {
+            header.x5c = Some(serde_json::from_value(chain.clone()).unwrap());
+        }
+        if let Some(enc) = hdr.get("enc") {
+            header.extras.insert("enc", enc.as_str().unwrap());
+        }
         if let Some(u) = hdr.get("jku") {
             header.jku = Some(u.as_str().unwrap().into());
         }
@@ -127,107 +185,190 @@ async fn token_attack_matrix_gives_exact_status_and_challenge() {
         }
         s.issuer.mint_with(&header, &good)
     };
-    let cases: Vec<(&str, Option<String>, u16, Option<&str>)> = vec![
-        ("no token", None, 401, Some(r#"Bearer realm="portcullis""#)),
-        ("malformed", Some("not-a-jwt".into()), 401, Some(INVALID)),
-        ("alg none", Some(alg_none), 401, Some(INVALID)),
-        (
+    let refused = |name: &'static str, token: String, why: &'static str| Case {
+        name,
+        token: Some(token),
+        status: 401,
+        challenge: Some(INVALID),
+        why,
+    };
+    let cases = vec![
+        Case {
+            name: "no token",
+            token: None,
+            status: 401,
+            challenge: Some(r#"Bearer realm="portcullis""#),
+            why: "missing bearer token",
+        },
+        refused("malformed", "not-a-jwt".into(), "not a compact JWS"),
+        refused(
+            "alg none, empty signature",
+            alg_none(b""),
+            "not a compact JWS",
+        ),
+        refused(
+            "alg none with a signature",
+            alg_none(b"sig"),
+            "algorithm `none` not allowed",
+        ),
+        refused(
             "HS256 signed with the issuer's public key",
-            Some(hs256_with_public_key),
-            401,
-            Some(INVALID),
+            hs256_with_public_key,
+            "algorithm `HS256` not allowed",
         ),
-        ("unknown kid", Some(other.mint(&good)), 401, Some(INVALID)),
-        (
+        refused(
+            "unknown kid",
+            other.mint(&good),
+            "no key in the issuer's JWKS",
+        ),
+        refused(
             "wrong iss",
-            Some(with(&|c| c["iss"] = "https://evil.test".into())),
-            401,
-            Some(INVALID),
+            with(&|c| c["iss"] = "https://evil.test".into()),
+            "unknown issuer",
         ),
-        (
+        refused(
             "wrong aud",
-            Some(with(&|c| c["aud"] = "payments-api".into())),
-            401,
-            Some(INVALID),
+            with(&|c| c["aud"] = "payments-api".into()),
+            "InvalidAudience",
         ),
-        (
+        refused(
             "expired",
-            Some(with(&|c| c["exp"] = (now - 3600).into())),
-            401,
-            Some(INVALID),
+            with(&|c| c["exp"] = (now - 3600).into()),
+            "ExpiredSignature",
         ),
-        (
+        refused(
             "nbf in the future",
-            Some(with(&|c| c["nbf"] = (now + 3600).into())),
-            401,
-            Some(INVALID),
+            with(&|c| c["nbf"] = (now + 3600).into()),
+            "ImmatureSignature",
         ),
-        (
+        refused(
+            "iat in the future",
+            with(&|c| c["iat"] = (now + 3600).into()),
+            "`iat` is in the future",
+        ),
+        refused(
             "missing exp",
-            Some(with(&|c| {
+            with(&|c| {
                 c.as_object_mut().unwrap().remove("exp");
-            })),
-            401,
-            Some(INVALID),
+            }),
+            "exp",
         ),
-        (
+        refused(
             "lifetime over a day",
-            Some(with(&|c| c["exp"] = (now + 10 * 86400).into())),
-            401,
-            Some(INVALID),
+            with(&|c| c["exp"] = (now + 10 * 86400).into()),
+            "lifetime longer than this gateway accepts",
         ),
-        (
+        refused(
+            "wrong typ",
+            header_with(serde_json::json!({"typ": "JWT"})),
+            "wrong `typ`",
+        ),
+        refused(
             "unknown crit",
-            Some(header_with(serde_json::json!({"crit": ["exp-ext"]}))),
-            401,
-            Some(INVALID),
+            header_with(serde_json::json!({"crit": ["exp-ext"]})),
+            "`crit` names extensions",
         ),
-        (
+        refused(
             "jku elsewhere",
-            Some(header_with(
-                serde_json::json!({"jku": "https://evil.test/jwks"}),
-            )),
-            401,
-            Some(INVALID),
+            header_with(serde_json::json!({"jku": "https://evil.test/jwks"})),
+            "embedded or remote key references",
         ),
-        (
+        refused(
             "x5u elsewhere",
-            Some(header_with(
-                serde_json::json!({"x5u": "https://evil.test/cert"}),
-            )),
-            401,
-            Some(INVALID),
+            header_with(serde_json::json!({"x5u": "https://evil.test/cert"})),
+            "embedded or remote key references",
         ),
-        (
+        refused(
+            "embedded jwk",
+            header_with(serde_json::json!({"jwk": own})),
+            "embedded or remote key references",
+        ),
+        refused(
+            "embedded x5c",
+            header_with(serde_json::json!({"x5c": ["MIIBszCCAVmgAwIBAgIU"]})),
+            "embedded or remote key references",
+        ),
+        refused(
+            "enc in a JWS header",
+            header_with(serde_json::json!({"enc": "A256GCM"})),
+            "must not carry `enc`",
+        ),
+        refused(
+            "JWK published for encryption",
+            header_with(serde_json::json!({"kid": "k-enc"})),
+            "the JWK is not for signatures",
+        ),
+        refused(
+            "JWK published for another alg",
+            header_with(serde_json::json!({"kid": "k-384"})),
+            "the JWK's `alg` differs from the token's",
+        ),
+        refused(
+            "JWK of another key type",
+            header_with(serde_json::json!({"kid": "k-rsa"})),
+            "key type does not fit the algorithm",
+        ),
+        refused(
+            "ES384 token naming a P-256 key",
+            TestIssuer::forge(
+                &serde_json::json!({"alg": "ES384", "typ": "at+jwt", "kid": "k-noalg"}),
+                &good,
+                b"sig",
+            ),
+            "key type does not fit the algorithm",
+        ),
+        refused(
+            "RS256 token naming an EC key",
+            TestIssuer::forge(
+                &serde_json::json!({"alg": "RS256", "typ": "at+jwt", "kid": "k-noalg"}),
+                &good,
+                b"sig",
+            ),
+            "key type does not fit the algorithm",
+        ),
+        refused(
             "oversized",
-            Some(with(&|c| c["pad"] = "x".repeat(10_000).into())),
-            401,
-            Some(INVALID),
+            with(&|c| c["pad"] = "x".repeat(10_000).into()),
+            "token larger than",
         ),
-        (
-            "tampered payload",
-            Some(tampered_payload),
-            401,
-            Some(INVALID),
-        ),
-        (
+        refused("tampered payload", tampered_payload, "InvalidSignature"),
+        refused(
             "tampered signature",
-            Some(format!(
-                "{head}.{payload}.{}",
-                sig.chars().rev().collect::<String>()
-            )),
-            401,
-            Some(INVALID),
+            {
+                // One bit of the signature flipped, still valid base64url.
+                use base64::Engine;
+                let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+                let mut raw = b64.decode(&sig).unwrap();
+                raw[10] ^= 1;
+                format!("{head}.{payload}.{}", b64.encode(raw))
+            },
+            "InvalidSignature",
         ),
-        (
-            "valid without scope",
-            Some(with(&|c| c["scope"] = "profile".into())),
-            403,
-            Some(r#"Bearer realm="portcullis", error="insufficient_scope", scope="orders:read""#),
-        ),
-        ("valid", Some(valid.clone()), 200, None),
+        Case {
+            name: "valid without scope",
+            token: Some(with(&|c| c["scope"] = "profile".into())),
+            status: 403,
+            challenge: Some(
+                r#"Bearer realm="portcullis", error="insufficient_scope", scope="orders:read""#,
+            ),
+            why: "forbidden",
+        },
+        Case {
+            name: "valid",
+            token: Some(valid.clone()),
+            status: 200,
+            challenge: None,
+            why: "",
+        },
     ];
-    for (name, token, status, challenge) in cases {
+    for Case {
+        name,
+        token,
+        status,
+        challenge,
+        why,
+    } in cases
+    {
         let r = call(&s.gw, "GET", "/v1/orders", Some(&s.key), token.as_deref()).await;
         assert_eq!(r.status.as_u16(), status, "{name}: {}", r.text());
         assert_eq!(r.header("www-authenticate"), challenge, "{name}");
@@ -237,10 +378,17 @@ async fn token_attack_matrix_gives_exact_status_and_challenge() {
                 Some("application/problem+json"),
                 "{name}"
             );
+            // The event names the check that refused, so a refusal by
+            // another check (or by the JWT library) cannot stand in for it.
             let e = s.gw.next_event().await;
             assert_eq!(
                 e.http_response.code, status,
                 "{name}: one event per rejection"
+            );
+            assert!(
+                e.message.contains(why),
+                "{name}: refused for {:?}",
+                e.message
             );
         }
     }
