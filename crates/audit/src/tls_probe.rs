@@ -12,14 +12,15 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A family of suites asked for together.
-struct Family {
-    what: &'static str,
-    suites: &'static [u16],
+pub struct Family {
+    pub what: &'static str,
+    pub suites: &'static [u16],
     /// Accepting one: a failure (true) or a weakening (false).
-    fatal: bool,
+    pub fatal: bool,
 }
 
-const WEAK: [Family; 6] = [
+/// The weak families the assessor asks for (TLS-03, TLS-05).
+pub const WEAK: [Family; 6] = [
     Family {
         what: "export-grade suites",
         suites: &[
@@ -61,7 +62,7 @@ const WEAK: [Family; 6] = [
 ];
 
 /// Forward-secret AEAD suites of TLS 1.2, to ask whether 1.0–1.2 is spoken at all.
-const MODERN_12: &[u16] = &[0xc02b, 0xc02c, 0xc02f, 0xc030, 0xcca8, 0xcca9];
+pub const MODERN_12: &[u16] = &[0xc02b, 0xc02c, 0xc02f, 0xc030, 0xcca8, 0xcca9];
 
 /// A ClientHello offering `suites` at `version` (0x0301 = TLS 1.0, 0x0302,
 /// 0x0303), with SNI, groups, point formats and signature algorithms.
@@ -126,7 +127,12 @@ pub fn server_hello(rec: &[u8]) -> Option<(u16, u16)> {
 }
 
 /// The server's choice, `(version, suite)`, or `None` when it refused.
-async fn ask(addr: (&str, u16), host: &str, version: u16, suites: &[u16]) -> Option<(u16, u16)> {
+pub async fn ask(
+    addr: (&str, u16),
+    host: &str,
+    version: u16,
+    suites: &[u16],
+) -> Option<(u16, u16)> {
     let exchange = async {
         let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
         s.write_all(&client_hello(version, suites, host))

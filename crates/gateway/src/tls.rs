@@ -479,6 +479,32 @@ pub fn certificate_findings(
 mod tests {
     use super::*;
 
+    /// TLS-03: the suites the gateway can negotiate, named one by one: a
+    /// wider provider, a looser filter or a dependency update that adds a
+    /// suite fails here and must be reviewed.
+    #[test]
+    fn the_suites_are_exactly_these() {
+        let names: Vec<String> = provider()
+            .cipher_suites
+            .iter()
+            .map(|s| format!("{:?}", s.suite()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "TLS13_AES_256_GCM_SHA384",
+                "TLS13_AES_128_GCM_SHA256",
+                "TLS13_CHACHA20_POLY1305_SHA256",
+                "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+                "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+                "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+                "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+                "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+                "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+            ]
+        );
+    }
+
     #[test]
     fn only_forward_secret_aead_suites_exist() {
         // TLS-03: no export, CBC, RC4, 3DES or static-RSA suite can be negotiated.

@@ -76,6 +76,41 @@ async fn tls12_opt_in_negotiates_only_ecdhe_aead() {
     gw.stop().await;
 }
 
+/// TLS-03 from outside, as the assessor probes: hand-built TLS 1.2
+/// ClientHellos that offer only export, NULL, RC4, 3DES, static-RSA or CBC
+/// suites are refused by a gateway with TLS 1.2 enabled, while the same
+/// hello offering ECDHE+AEAD suites is answered, so the refusals are about
+/// the suites and not the probe.
+#[tokio::test]
+async fn raw_client_hellos_with_weak_suites_are_refused() {
+    use portcullis_audit::tls_probe::{MODERN_12, WEAK, ask};
+    let env = TestEnv::new().await;
+    let gw = env
+        .gateway(ORDERS_API)
+        .listeners(&format!(
+            "  - name: public\n    bind: 127.0.0.1:0\n    tls: {{ cert: {}, key: {}, min_version: \"1.2\" }}\n",
+            env.gateway_cert.cert.display(),
+            env.gateway_cert.key.display()
+        ))
+        .start()
+        .await;
+    let addr = ("127.0.0.1", gw.addr.port());
+    let chosen = ask(addr, "localhost", 0x0303, MODERN_12).await;
+    assert!(
+        matches!(chosen, Some((0x0303, suite)) if MODERN_12.contains(&suite)),
+        "the probe works: {chosen:?}"
+    );
+    for family in &WEAK {
+        assert_eq!(
+            ask(addr, "localhost", 0x0303, family.suites).await,
+            None,
+            "{} were negotiated",
+            family.what
+        );
+    }
+    gw.stop().await;
+}
+
 #[tokio::test]
 async fn group_readable_private_key_is_refused() {
     let env = TestEnv::new().await;
