@@ -776,7 +776,10 @@ mod tests {
             let code = src.split("#[cfg(test)]").next().unwrap();
             assert!(code.contains("fn ") && code.contains("SELECT "), "{file}");
             let found = interpolated_sql(code);
-            assert!(found.is_empty(), "{file}: SQL built by interpolation: {found:?}");
+            assert!(
+                found.is_empty(),
+                "{file}: SQL built by interpolation: {found:?}"
+            );
         }
     }
 
@@ -785,7 +788,8 @@ mod tests {
     fn the_scan_sees_sql_across_lines() {
         let formatted = "let q = c.execute(\n    &format!(\n        \"DELETE FROM app_certificates WHERE san = '{san}'\",\n    ),\n    [],\n);";
         assert_eq!(interpolated_sql(formatted).len(), 1);
-        let argument = "c.prepare(&format!(\n    \"SELECT * FROM keys WHERE id = '{}'\",\n    id\n))";
+        let argument =
+            "c.prepare(&format!(\n    \"SELECT * FROM keys WHERE id = '{}'\",\n    id\n))";
         assert_eq!(interpolated_sql(argument).len(), 1);
         let constant = "c.prepare(&format!(\n    \"SELECT {KEY_COLUMNS} FROM api_keys\"\n))";
         assert!(interpolated_sql(constant).is_empty());

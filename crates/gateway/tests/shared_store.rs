@@ -6,7 +6,8 @@
 use portcullis_gateway::apikeys::Pepper;
 use portcullis_gateway::pgstore::PgStore;
 use portcullis_gateway::store::{
-    Admin, ChangeFeed, KeyRecord, Revocation, SqliteStore, Store, StoreError, pepper_fingerprint,
+    Admin, ChainMac, ChangeFeed, KeyRecord, Revocation, SqliteStore, Store, StoreError,
+    pepper_fingerprint,
 };
 use portcullis_testkit::PostgresServer;
 use std::time::{Duration, Instant};
@@ -115,7 +116,7 @@ const HOSTILE: [&str; 4] = [
 /// value is stored and read back byte for byte, nothing else changes, and
 /// the tables are still there.
 fn hostile_text_round_trips(s: &dyn Store) {
-    let chain: &(dyn Fn(&[u8], i64, &str) -> Vec<u8> + Sync) =
+    let chain: ChainMac<'_> =
         &|prev: &[u8], seq: i64, entry: &str| [prev, &seq.to_be_bytes(), entry.as_bytes()].concat();
     for (n, text) in HOSTILE.iter().enumerate() {
         let at = n as i64 + 100;
