@@ -974,3 +974,60 @@ async fn opaque_tokens_are_introspected_every_time_and_fail_closed() {
     gw.stop().await;
     server.stop().await;
 }
+
+/// AUTHN-01: every authenticated request yields one claim set, handed to the
+/// backend as the context token. Decoded and verified against the gateway's
+/// published keys, it names the subject, the gateway as issuer, the backend
+/// as audience, a short expiry, a fresh `jti` per request and the methods
+/// that authenticated the caller, with the application, the token's issuer,
+/// scopes and client.
+#[tokio::test]
+async fn the_context_token_carries_the_verified_claim_set() {
+    use jsonwebtoken::jwk::JwkSet;
+    let s = setup().await;
+    let mut claims = s.issuer.claims("alice", "orders:read orders:write");
+    claims["client_id"] = "web".into();
+    let token = s.issuer.mint(&claims);
+    let attestor = s.gw.running.as_ref().unwrap().attestor().unwrap();
+    let published: JwkSet = serde_json::from_slice(&attestor.jwks()).unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let r = call(&s.gw, "GET", "/v1/orders", Some(&s.key), Some(&token)).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let received = s.env.received();
+        let context = received.last().unwrap().headers["portcullis-context"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let header = jsonwebtoken::decode_header(&context).unwrap();
+        let jwk = published.find(header.kid.as_deref().unwrap()).unwrap();
+        let mut v = jsonwebtoken::Validation::new(header.alg);
+        v.set_issuer(&["portcullis"]);
+        v.set_audience(&["backend"]);
+        v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        let c = jsonwebtoken::decode::<serde_json::Value>(
+            &context,
+            &jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap(),
+            &v,
+        )
+        .expect("signed by the gateway's published key")
+        .claims;
+        assert_eq!(c["sub"], "alice");
+        assert_eq!(c["iss"], "portcullis");
+        assert_eq!(c["aud"], "backend");
+        let (iat, exp) = (c["iat"].as_i64().unwrap(), c["exp"].as_i64().unwrap());
+        assert_eq!(exp - iat, 30, "the default lifetime");
+        assert_eq!(c["amr"], serde_json::json!(["api_key", "bearer"]));
+        assert_eq!(c["app"], "web");
+        assert_eq!(c["token_iss"], ISS);
+        assert_eq!(c["client_id"], "web");
+        assert_eq!(
+            c["scopes"],
+            serde_json::json!(["orders:read", "orders:write"])
+        );
+        assert!(c["correlation_id"].is_string());
+        seen.push(c["jti"].as_str().unwrap().to_owned());
+    }
+    assert_ne!(seen[0], seen[1], "a fresh jti per request");
+    s.gw.stop().await;
+}

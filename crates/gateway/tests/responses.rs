@@ -50,6 +50,8 @@ async fn success_responses_are_hardened_and_banners_removed() {
             .header("content-type", "application/json")
             .header("server", "nginx/1.18.0")
             .header("x-powered-by", "Express")
+            .header("x-aspnet-version", "4.0.30319")
+            .header("x-aspnetmvc-version", "5.2")
             .header("x-runtime", "0.02")
             .header("via", "1.1 internal-proxy")
             .header("x-internal-host", "db-7.corp")
@@ -78,6 +80,43 @@ async fn success_responses_are_hardened_and_banners_removed() {
             "the upstream never decides CORS"
         );
     }
+    gw.stop().await;
+}
+
+/// AUTHN-03: the gateway caches nothing. The backend marks its answer
+/// cacheable for a day and changes it on every call: two identical GETs
+/// both reach it and each gets its own answer.
+#[tokio::test]
+async fn the_gateway_caches_no_response() {
+    let env = TestEnv::new().await;
+    let gw = env.gateway(ORDERS_API).start().await;
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counter = calls.clone();
+    env.reply_with(move |_| {
+        let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Response::builder()
+            .header("content-type", "application/json")
+            .header("cache-control", "public, max-age=86400")
+            .header("etag", "\"same\"")
+            .body(Full::new(Bytes::from(format!("{{\"n\":{n}}}"))))
+            .unwrap()
+    });
+    let mut bodies = Vec::new();
+    for proto in [Proto::Http1, Proto::Http1, Proto::Http2] {
+        let r = gw
+            .send(
+                proto,
+                gw.request("GET", "/v1/orders")
+                    .body(Full::default())
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("cache-control"), Some("no-store"));
+        bodies.push(r.json()["n"].clone());
+    }
+    assert_eq!(bodies, [0, 1, 2], "each GET answered by the backend");
+    assert_eq!(env.received().len(), 3);
     gw.stop().await;
 }
 
