@@ -355,4 +355,60 @@ mod tests {
             Verdict::Refuse
         );
     }
+
+    /// Replays intervals of `(requests, errors, distinct clients)`; the
+    /// first `errors` requests of an interval are answered with an error.
+    fn replay_mix(d: &Detector, intervals: &[(u32, u32, u8)], t0: Instant) -> Vec<String> {
+        let mut events = Vec::new();
+        for (i, &(n, errors, clients)) in intervals.iter().enumerate() {
+            for k in 0..n {
+                let at = t0
+                    + Duration::from_secs(10 * i as u64)
+                    + Duration::from_millis(u64::from(k) * 9000 / u64::from(n.max(1)));
+                let client = IpAddr::from([10, 1, (k % u32::from(clients)) as u8, 1]);
+                if let Verdict::Started(e) = d.observe("web", "GET /v1/orders", client, false, at) {
+                    events.push(e);
+                }
+                if k < errors {
+                    d.error("web", "GET /v1/orders");
+                }
+            }
+        }
+        events
+    }
+
+    /// 40 intervals of about 20 requests, one error each, from 4 clients.
+    fn mixed_baseline() -> Vec<(u32, u32, u8)> {
+        baseline().into_iter().map(|n| (n, 1, 4)).collect()
+    }
+
+    #[test]
+    fn an_error_ratio_far_above_its_baseline_raises_one_event() {
+        let t0 = Instant::now();
+        // 20% errors: four times the baseline's 5%, under half: normal.
+        let mut counts = mixed_baseline();
+        counts.extend([(20, 4, 4), (20, 1, 4)]);
+        assert!(replay_mix(&detector(), &counts, t0).is_empty());
+        // 60% errors at the usual rate, then two normal intervals.
+        let mut counts = mixed_baseline();
+        counts.extend([(20, 12, 4), (20, 1, 4), (20, 1, 4)]);
+        let events = replay_mix(&detector(), &counts, t0);
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert!(events[0].contains("error ratio 60%"), "{}", events[0]);
+    }
+
+    #[test]
+    fn many_more_distinct_clients_than_usual_raise_one_event() {
+        let t0 = Instant::now();
+        // Twice the usual clients at the usual rate: normal.
+        let mut counts = mixed_baseline();
+        counts.extend([(24, 1, 8), (20, 1, 4)]);
+        assert!(replay_mix(&detector(), &counts, t0).is_empty());
+        // The same rate spread over 24 clients (credential stuffing shape).
+        let mut counts = mixed_baseline();
+        counts.extend([(24, 1, 24), (20, 1, 4), (20, 1, 4)]);
+        let events = replay_mix(&detector(), &counts, t0);
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert!(events[0].contains("distinct clients"), "{}", events[0]);
+    }
 }
