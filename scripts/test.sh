@@ -6,6 +6,8 @@
 # their own `redis-server` / `postgres` on a free loopback port.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# docs/controls.md is checked, never rewritten, by the test command.
+unset UPDATE_CONTROLS
 source scripts/judge-lib.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

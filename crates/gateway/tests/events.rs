@@ -17,10 +17,10 @@ async fn one_event_per_rejection_in_the_json_lines_file_and_no_secrets() {
     // A success produces no event.
     assert_eq!(gw.get("/v1/orders").await.status, 200);
     // Three rejections, carrying secrets in every place a client can put them.
-    for (method, path) in [
-        ("GET", "/v1/nope?api_key=QUERYSECRET"),
-        ("PUT", "/v1/orders"),
-        ("GET", "/v1/../etc?token=QUERYSECRET"),
+    for (method, path, status) in [
+        ("GET", "/v1/nope?api_key=QUERYSECRET", 400),
+        ("PUT", "/v1/orders", 405),
+        ("GET", "/v1/../etc?token=QUERYSECRET", 400),
     ] {
         let req = gw
             .request(method, path)
@@ -30,7 +30,8 @@ async fn one_event_per_rejection_in_the_json_lines_file_and_no_secrets() {
             .header("x-correlation-id", format!("ev-{method}"))
             .body(Full::default())
             .unwrap();
-        let _ = gw.send(Proto::Http1, req).await;
+        let r = gw.send(Proto::Http1, req).await;
+        assert_eq!(r.status, status, "{method} {path}: {}", r.text());
     }
     let mut seen = Vec::new();
     for _ in 0..3 {
