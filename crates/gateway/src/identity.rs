@@ -90,6 +90,8 @@ pub struct StoreView {
     /// Unix milliseconds when the store last answered (the snapshot read,
     /// or its change feed saying nothing changed): the snapshot was current.
     confirmed_ms: std::sync::atomic::AtomicU64,
+    /// Where operational events of identity go (they outlive reloads too).
+    events: EventSink,
 }
 
 fn unix_ms() -> u64 {
@@ -171,6 +173,7 @@ impl IdentityState {
             store,
             snapshot,
             confirmed_ms: std::sync::atomic::AtomicU64::new(unix_ms()),
+            events: events.clone(),
         });
         let resync = config
             .postgres
@@ -291,7 +294,8 @@ impl IdentityState {
         self.view.refresh()
     }
 
-    /// Re-reads JWKS files that changed; keeps the last good keys on error.
+    /// Re-reads JWKS files that changed; keeps the last good keys on error,
+    /// raising one `jwks-unusable` event per unusable version of the file.
     fn refresh_key_files(&self) {
         for i in &self.issuers {
             let KeySource::File {
@@ -313,7 +317,17 @@ impl IdentityState {
                         tracing::info!(issuer = %i.config.issuer, "JWKS reloaded");
                     }
                     Err(e) => {
+                        // Not read again until it changes once more.
+                        *last = modified;
                         tracing::error!(issuer = %i.config.issuer, error = %e, "JWKS reload failed; keeping the last good keys");
+                        self.view.events.emit(SecurityEvent::operational(
+                            "jwks-unusable",
+                            Severity::High,
+                            &format!(
+                                "the JWKS file of issuer {} cannot be used ({e}); the last good keys stay in force",
+                                i.config.issuer
+                            ),
+                        ));
                     }
                 }
             }

@@ -604,7 +604,7 @@ async fn self_service_revocation_takes_effect_at_once_and_survives_restart() {
 
 #[tokio::test]
 async fn jwks_rotation_is_picked_up_and_a_broken_jwks_keeps_the_last_good_keys() {
-    let s = setup().await;
+    let mut s = setup().await;
     let old = s.issuer.mint(&s.issuer.claims("alice", "orders:read"));
     let next = TestIssuer::new(ISS, "k2");
     let new_token = next.mint(&next.claims("alice", "orders:read"));
@@ -633,8 +633,12 @@ async fn jwks_rotation_is_picked_up_and_a_broken_jwks_keeps_the_last_good_keys()
         "token signed with the rotated-in key accepted without restart"
     );
     // A broken JWKS file: the last good keys stay in force.
+    while s.gw.events.try_recv().is_ok() {}
     std::fs::write(&s.jwks, "{ not json").unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Evidence that the broken file was read and refused, not a pause.
+    let e = s.gw.next_event().await;
+    assert_eq!(e.status_code, "jwks-unusable", "{}", e.message);
+    assert!(e.message.contains(ISS), "{}", e.message);
     assert_eq!(
         call(&s.gw, "GET", "/v1/orders", Some(&s.key), Some(&old))
             .await
@@ -734,7 +738,12 @@ async fn jwks_over_https_rotates_survives_outage_and_is_not_flooded() {
     );
     // Outage: the JWKS server fails; the last good keys stay in force.
     *published.lock().unwrap() = None;
+    // A clock to pass, not synchronisation: unknown kids may trigger a
+    // fetch once per `jwks_refetch_interval_s` (1 s), and the flood above
+    // just used it.
     tokio::time::sleep(Duration::from_millis(1100)).await;
+    let identity = gw.running.as_ref().unwrap().identity().unwrap();
+    let fetched = identity.jwks_fetches(ISS);
     let unknown = TestIssuer::new(ISS, "k3");
     assert_eq!(
         call(
@@ -747,6 +756,10 @@ async fn jwks_over_https_rotates_survives_outage_and_is_not_flooded() {
         .await
         .status,
         401
+    );
+    assert!(
+        identity.jwks_fetches(ISS) > fetched,
+        "the unknown kid met the outage (a fetch was tried)"
     );
     assert_eq!(
         call(&gw, "GET", "/v1/orders", Some(&key), Some(&t1))
