@@ -212,10 +212,12 @@ async fn sinks_killed_for_thirty_seconds_under_load_lose_no_event() {
     collector.kill().await;
 }
 
-/// A TLS syslog receiver (RFC 5425) with a certificate from `ca`: the seqs it read.
+/// A TLS syslog receiver (RFC 5425) with a certificate from `ca`: the seqs
+/// it read, and (in `refused`) how many handshakes the sender abandoned.
 async fn tls_receiver(
     ca: &portcullis_gateway::devpki::DevCa,
     seen: Seen,
+    refused: Arc<std::sync::atomic::AtomicU32>,
 ) -> (u16, tokio::task::JoinHandle<()>) {
     use tokio::io::AsyncReadExt;
     let id = ca.issue(&["127.0.0.1"], false).unwrap();
@@ -228,9 +230,10 @@ async fn tls_receiver(
             let Ok((tcp, _)) = listener.accept().await else {
                 continue;
             };
-            let (acceptor, seen) = (acceptor.clone(), seen.clone());
+            let (acceptor, seen, refused) = (acceptor.clone(), seen.clone(), refused.clone());
             tokio::spawn(async move {
                 let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    refused.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     return;
                 };
                 let mut text = String::new();
@@ -256,7 +259,8 @@ async fn syslog_over_tls_trusts_only_the_configured_anchors() {
     // A receiver whose certificate comes from another CA gets nothing.
     let stranger = portcullis_gateway::devpki::DevCa::new("Someone Else").unwrap();
     let wrong_seen: Seen = Seen::default();
-    let (wrong_port, wrong) = tls_receiver(&stranger, wrong_seen.clone()).await;
+    let refused = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let (wrong_port, wrong) = tls_receiver(&stranger, wrong_seen.clone(), refused.clone()).await;
     let start = |port: u16, dir: &std::path::Path| {
         env.gateway(portcullis_testkit::ORDERS_API).with(&format!(
             "events:\n  spool: {{ dir: {} }}\n  syslog: {{ address: '127.0.0.1:{port}', ca: {} }}",
@@ -270,7 +274,12 @@ async fn syslog_over_tls_trusts_only_the_configured_anchors() {
     for i in 0..5 {
         gw.get(&format!("/nowhere/{i}")).await;
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Evidence that the gateway tried, and walked away from, the receiver.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while refused.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "no connection was attempted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert!(
         wrong_seen.lock().unwrap().is_empty(),
         "sent to an unverified receiver"
@@ -280,7 +289,7 @@ async fn syslog_over_tls_trusts_only_the_configured_anchors() {
 
     // The right one gets every event, over TLS.
     let seen: Seen = Seen::default();
-    let (port, right) = tls_receiver(&env.ca, seen.clone()).await;
+    let (port, right) = tls_receiver(&env.ca, seen.clone(), Arc::default()).await;
     let gw = start(port, &spool).start().await;
     for i in 0..20 {
         gw.get(&format!("/nowhere/{i}")).await;

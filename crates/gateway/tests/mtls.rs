@@ -124,8 +124,30 @@ async fn refused_on_new_connection(env: &TestEnv, gw: &TestGateway, client: Opti
     }
 }
 
-async fn wait_for_reload() {
-    tokio::time::sleep(Duration::from_millis(700)).await;
+/// Polls the open connection until its answer is no longer 200 (the
+/// gateway has reloaded what the test changed); that answer.
+async fn until_refused(open: &mut Sender) -> (u16, String) {
+    for _ in 0..100 {
+        let answer = get(open).await.unwrap();
+        if answer.0 != 200 {
+            return answer;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("still served 5 s after the change");
+}
+
+/// Polls new connections with `client` until one is served.
+async fn until_served(env: &TestEnv, gw: &TestGateway, client: &Issued) {
+    for _ in 0..100 {
+        if let Ok(mut s) = connect(env, gw, Some(client)).await
+            && get(&mut s).await.is_ok_and(|(status, _)| status == 200)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("not served 5 s after the change");
 }
 
 #[tokio::test]
@@ -140,8 +162,7 @@ async fn revoked_certificate_is_refused_on_open_and_new_connections_after_crl_re
     assert_eq!(get(&mut open).await.unwrap().0, 200);
     // Revoke: the CRL file changes, the gateway reloads it.
     write_crl(&env, &[&client.cert_pem], hours(1));
-    wait_for_reload().await;
-    let (status, body) = get(&mut open).await.unwrap();
+    let (status, body) = until_refused(&mut open).await;
     assert_eq!(status, 401, "{body}");
     assert!(body.contains("urn:portcullis:problem:client-certificate-refused"));
     let e = gw.next_event().await;
@@ -164,6 +185,7 @@ async fn certificate_expiring_mid_connection_is_refused_on_its_next_request() {
     let mut gw = start(&env, &crl, "required").await;
     let mut open = connect(&env, &gw, Some(&client)).await.unwrap();
     assert_eq!(get(&mut open).await.unwrap().0, 200);
+    // A clock to pass, not synchronisation: the certificate's notAfter.
     tokio::time::sleep(Duration::from_millis(4200)).await;
     assert_eq!(get(&mut open).await.unwrap().0, 401);
     assert!(gw.next_event().await.message.contains("validity"));
@@ -182,15 +204,14 @@ async fn stale_crl_fails_closed() {
     let mut gw = start(&env, &crl, "required").await;
     let mut open = connect(&env, &gw, Some(&client)).await.unwrap();
     assert_eq!(get(&mut open).await.unwrap().0, 200);
+    // A clock to pass, not synchronisation: the CRL's nextUpdate.
     tokio::time::sleep(Duration::from_millis(4200)).await;
     assert_eq!(get(&mut open).await.unwrap().0, 401);
     assert!(gw.next_event().await.message.contains("out of date"));
     refused_on_new_connection(&env, &gw, Some(&client)).await;
     // A fresh CRL restores service.
     write_crl(&env, &[], hours(1));
-    wait_for_reload().await;
-    let mut s = connect(&env, &gw, Some(&client)).await.unwrap();
-    assert_eq!(get(&mut s).await.unwrap().0, 200);
+    until_served(&env, &gw, &client).await;
     gw.stop().await;
 }
 

@@ -72,8 +72,19 @@ async fn a_reload_swaps_the_config_at_once_and_requests_in_flight_finish_on_thei
             .unwrap();
         tokio::spawn(async move { portcullis_testkit::fetch(&client, req).await })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    // ...and a reload replaces the orders API with invoices, with another
+    // Once the backend holds it...
+    for _ in 0..100 {
+        if !env.received().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        env.received().len(),
+        1,
+        "the slow request reached the backend"
+    );
+    // ...a reload replaces the orders API with invoices, with another
     // correlation header, while it waits on the backend.
     rewrite(
         &gw,

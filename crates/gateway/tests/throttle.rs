@@ -53,9 +53,10 @@ async fn a_client_over_its_budget_gets_429_with_retry_after_and_one_event() {
     for _ in 0..5 {
         assert_eq!(gw.get("/v1/orders").await.status, 429);
     }
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // A rejection's event is emitted before its answer is sent: the five
+    // answers above are the evidence that none of them raised one.
     gw.assert_no_pending_event();
-    // One interval (1 s) later, one more request fits.
+    // One interval (1 s) later, one more request fits: a clock to pass.
     tokio::time::sleep(std::time::Duration::from_millis(1050)).await;
     assert_eq!(gw.get("/v1/orders").await.status, 200);
     assert_eq!(gw.get("/v1/orders").await.status, 429);
@@ -111,8 +112,19 @@ async fn a_route_concurrency_cap_refuses_the_request_over_it() {
         ))
         .start()
         .await;
+    // The second request is sent once the backend holds the first.
     let (a, b) = tokio::join!(gw.get("/v1/slow"), async {
-        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        for _ in 0..100 {
+            if !env.received().is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            env.received().len(),
+            1,
+            "the first request reached the backend"
+        );
         gw.get("/v1/slow").await
     });
     let mut statuses = [a.status.as_u16(), b.status.as_u16()];
@@ -201,9 +213,22 @@ async fn two_instances_share_one_budget_through_redis_and_fail_closed_without_it
 
     // Redis is back (empty): shared budgets again, and one recovery event.
     let _redis = RedisServer::start_on(port);
-    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    // Each instance polled until it reaches Redis again (refusals while it
+    // cannot spend nothing); then the shared budget of 6 holds across both.
     let mut accepted = 0;
-    for i in 0..10 {
+    for gw in [&gw_a, &gw_b] {
+        let mut back = false;
+        for _ in 0..100 {
+            if gw.get("/v1/orders").await.status == 200 {
+                back = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(back, "an instance did not reach Redis again");
+        accepted += 1;
+    }
+    for i in 0..8 {
         let gw = if i % 2 == 0 { &gw_a } else { &gw_b };
         if gw.get("/v1/orders").await.status == 200 {
             accepted += 1;
@@ -247,6 +272,7 @@ async fn a_sudden_burst_from_one_application_raises_one_anomaly_event() {
         for _ in 0..2 {
             assert_eq!(gw.send(Proto::Http1, get(&gw)).await.status, 200);
         }
+        // A clock to pass: one anomaly interval.
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
     gw.assert_no_pending_event();
@@ -261,6 +287,6 @@ async fn a_sudden_burst_from_one_application_raises_one_anomaly_event() {
     assert_eq!(e.status_code, "usage-anomaly");
     assert!(e.message.contains("application `web`"), "{}", e.message);
     assert!(refused > 20, "only {refused} refused while tightened");
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // Events are emitted before the answer: none is still on its way.
     gw.assert_no_pending_event();
 }
