@@ -84,7 +84,7 @@ async fn each_role_may_do_exactly_its_actions_and_every_refusal_is_audited() {
         call(Some(&forged), "GET", "/admin/v1/apps", None).await.0,
         401
     );
-    gw.next_event().await;
+    gw.expect_event("admin-unauthenticated").await;
 
     // (role, method, path, body, expected status)
     let app = |name: &str| json!({ "name": name });

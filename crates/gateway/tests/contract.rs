@@ -285,8 +285,11 @@ async fn media_types_are_declared_scripts_refused_and_accept_honoured() {
         .await;
     assert_eq!(r.status, 406);
     assert_eq!(r.json()["type"], "urn:portcullis:problem:not-acceptable");
-    for _ in 0..6 {
-        let _ = s.gw.next_event().await;
+    for code in ["unsupported-media-type"; 5]
+        .into_iter()
+        .chain(["not-acceptable"])
+    {
+        s.gw.expect_event(code).await;
     }
     s.backend_saw_nothing();
     s.gw.stop().await;
@@ -428,7 +431,7 @@ async fn security_requirements_and_public_operations_come_from_the_document() {
             .body(Full::default())
             .unwrap();
     assert_eq!(s.gw.send(Proto::Http1, req).await.status, 401);
-    let _ = s.gw.next_event().await;
+    s.gw.expect_event("missing-api-key").await;
     // getHealth is public by the config's explicit opt-out.
     s.env.reply_with(reply_json(200, r#"{"status":"up"}"#));
     assert_eq!(s.gw.get("/v1/health").await.status, 200);
@@ -548,7 +551,8 @@ async fn responses_that_cannot_be_inspected_or_break_their_schema_are_refused() 
             .unwrap()
     });
     assert_eq!(gw.send(Proto::Http1, get()).await.status, 502);
-    let _ = gw.next_event().await;
+    let e = gw.expect_event("upstream-contract").await;
+    assert!(e.message.contains("cannot be inspected"), "{}", e.message);
     // With validate_responses, a response breaking its schema becomes 502.
     env.reply_with(reply_json(
         200,

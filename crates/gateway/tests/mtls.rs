@@ -352,7 +352,12 @@ async fn a_client_certificate_bound_to_an_application_identifies_it() {
             .0,
         403
     );
-    let _ = gw.next_event().await;
+    let e = gw.expect_event("insufficient-scope").await;
+    assert!(
+        e.message.contains("application not allowed"),
+        "{}",
+        e.message
+    );
     // Disabled: refused on the next request of the open connection.
     store.set_app_enabled("demo", false).unwrap();
     gw.running

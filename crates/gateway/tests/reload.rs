@@ -191,7 +191,8 @@ async fn an_invalid_config_is_refused_with_checks_messages_and_the_old_one_keeps
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["errors"], json!([expected_build_error]), "{body}");
     assert!(expected_build_error.starts_with("listeners[0].tls"));
-    gw.next_event().await;
+    let e = gw.expect_event("config-reload-refused").await;
+    assert!(e.message.contains("invalid"), "{}", e.message);
     assert_eq!(gw.get("/v1/orders").await.status, 200, "old config serves");
 
     // What only a restart can change is refused, with the fields named.
@@ -212,7 +213,8 @@ async fn an_invalid_config_is_refused_with_checks_messages_and_the_old_one_keeps
         body["errors"],
         json!(["listeners[0].bind: changing this needs a restart"])
     );
-    gw.next_event().await;
+    let e = gw.expect_event("config-reload-refused").await;
+    assert!(e.message.contains("need a restart"), "{}", e.message);
     assert_eq!(gw.get("/v1/orders").await.status, 200, "old config serves");
 
     // Each refusal is audited; a viewer may not reload at all.

@@ -484,6 +484,14 @@ impl TestGateway {
             .expect("event channel closed")
     }
 
+    /// Waits for the next security event and asserts its type (the
+    /// event's `status_code`, e.g. `invalid-token`); returns it for more.
+    pub async fn expect_event(&mut self, code: &str) -> SecurityEvent {
+        let e = self.next_event().await;
+        assert_eq!(e.status_code, code, "unexpected event: {}", e.message);
+        e
+    }
+
     /// Asserts no further event is queued right now.
     pub fn assert_no_pending_event(&mut self) {
         match self.events.try_recv() {
