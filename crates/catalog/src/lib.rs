@@ -49,6 +49,10 @@ pub struct Control {
     /// `path/from/workspace/root.rs::test_fn`.
     #[serde(default)]
     pub tests: Vec<String>,
+    /// Why no test outside a module's own unit tests can prove this
+    /// control (no traffic shows it); absent, one such test is required.
+    #[serde(default)]
+    pub unit_only: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -208,6 +212,33 @@ mod tests {
     /// compare the doc with itself: a developer's tool only. The test
     /// command (`scripts/test.sh`, hence CI) clears the variable, and the
     /// test refuses to run with it where `CI` is set.
+    /// A control is proved from outside the code that implements it: each
+    /// implemented ID names a test under a crate's `tests/` (real traffic,
+    /// a real store, the CLI), not only unit tests of its own module, unless
+    /// it says why no such test can exist.
+    #[test]
+    fn implemented_controls_are_proved_from_outside_their_module() {
+        for ctl in Catalog::load()
+            .control
+            .iter()
+            .filter(|c| c.status == Status::Implemented)
+        {
+            let outside = ctl.tests.iter().any(|t| t.contains("/tests/"));
+            match &ctl.unit_only {
+                None => assert!(
+                    outside,
+                    "{} names only unit tests: add a test under a crate's tests/ (or say why none can exist in `unit_only`)",
+                    ctl.id
+                ),
+                Some(why) => assert!(
+                    !outside && why.len() > 20,
+                    "{}: `unit_only` must give a reason, and only where no outside test is named",
+                    ctl.id
+                ),
+            }
+        }
+    }
+
     #[test]
     fn docs_controls_md_is_generated_from_the_catalogue() {
         let path = root().join("docs/controls.md");

@@ -131,3 +131,58 @@ async fn host_bound_api_only_answers_its_host() {
     assert_eq!(r.status, 200);
     gw.stop().await;
 }
+
+/// AUTHN-06 through a starting gateway: nothing is public by omission. A
+/// hand-written route without an `auth` policy, or a document operation
+/// without a security requirement that `contract.public_operations` does not
+/// name, keeps the gateway from starting, with the field named; written
+/// out, `public` serves without credentials while a protected route of the
+/// same API refuses before the backend.
+#[tokio::test]
+async fn nothing_is_public_by_omission() {
+    let env = TestEnv::new().await;
+    let implicit = ORDERS_API.replace(
+        "{ path: /orders, methods: [GET, POST], auth: public }",
+        "{ path: /orders, methods: [GET, POST] }",
+    );
+    assert_ne!(implicit, ORDERS_API);
+    let refused = env
+        .gateway(&implicit)
+        .try_start()
+        .await
+        .err()
+        .expect("refused");
+    assert!(refused.contains("apis[0].routes[0]"), "{refused}");
+    assert!(refused.contains("auth"), "{refused}");
+
+    let undeclared = env
+        .contract_api("")
+        .replace("      public_operations: [getHealth]\n", "");
+    let refused = env
+        .gateway(&undeclared)
+        .try_start()
+        .await
+        .err()
+        .expect("refused");
+    assert!(refused.contains("getHealth"), "{refused}");
+
+    let issuer = portcullis_testkit::TestIssuer::new("https://issuer.test", "k1");
+    let identity = env.identity_yaml(&issuer, &env.path().join("jwks.json"));
+    let gw = env
+        .gateway(&ORDERS_API.replace(
+            "{ path: \"/orders/{id}\", methods: [GET, DELETE], auth: public }",
+            "{ path: \"/orders/{id}\", methods: [GET, DELETE], auth: { api_key: true } }",
+        ))
+        .with(&identity)
+        .start()
+        .await;
+    assert_eq!(gw.get("/v1/orders").await.status, 200);
+    assert_eq!(gw.get("/v1/orders/7").await.status, 401);
+    let paths: Vec<String> = env
+        .received()
+        .iter()
+        .map(|r| r.uri.path().to_owned())
+        .collect();
+    assert_eq!(paths, ["/orders"], "the protected route reached nothing");
+    gw.stop().await;
+}
