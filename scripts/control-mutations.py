@@ -43,6 +43,9 @@ def run(tree, entry):
         path.write_text(original)
     took = time.monotonic() - started
     text = out.stdout + out.stderr
+    ran = [l for l in text.splitlines() if l.startswith("test result:") and not l.startswith("test result: ok. 0 passed; 0 failed")]
+    if not ran:
+        return "no test matched (fix the entry)", took
     if out.returncode == 0:
         return "SURVIVED", took
     if "error[E" in text or "could not compile" in text:

@@ -477,3 +477,47 @@ fn servers_marked_non_production_make_their_operations_non_production() {
     // The operation's own mark wins.
     assert_eq!(env("/c"), Some(vec!["production".to_owned()]));
 }
+
+/// INPUT-13 where the document itself is lax: an operation declaring any
+/// text (`text/*`) or anything (`*/*`) still never takes a script or a
+/// shell program as its body, while plain text passes.
+#[test]
+fn scripts_are_refused_even_where_the_document_accepts_anything() {
+    let doc = r#"
+openapi: 3.1.0
+info: { title: lax, version: "1" }
+paths:
+  /notes:
+    post:
+      operationId: postNote
+      security: []
+      requestBody:
+        required: true
+        content:
+          text/*: { schema: { type: string } }
+          "*/*": { schema: { type: string } }
+      responses:
+        "204": { description: stored }
+"#;
+    let ops = compile(doc, &Options::default())
+        .expect("compiles")
+        .operations;
+    let post = ops.iter().find(|o| o.id == "postNote").unwrap();
+    let with = |ct: &str| {
+        let mut h = HeaderMap::new();
+        h.insert("content-type", HeaderValue::from_str(ct).unwrap());
+        post.check_body(&h, Bytes::from_static(b"alert(1)"))
+    };
+    assert!(with("text/plain").is_ok());
+    for ct in [
+        "text/javascript",
+        "application/javascript",
+        "application/x-sh",
+        "text/vbscript",
+    ] {
+        assert!(
+            matches!(with(ct), Err(Violation::UnsupportedMediaType { .. })),
+            "{ct}"
+        );
+    }
+}

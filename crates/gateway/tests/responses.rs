@@ -243,6 +243,7 @@ const CORS_API: &str = r#"
       allowed_origins: ["https://app.example.com"]
       allow_credentials: true
       allowed_headers: [Content-Type, X-Correlation-ID]
+      expose_headers: [X-Correlation-ID]
     routes:
       - { path: /orders, methods: [GET, POST], auth: public }
 "#;
@@ -269,6 +270,11 @@ async fn cors_allows_only_listed_origins() {
     );
     assert_eq!(r.header("access-control-allow-credentials"), Some("true"));
     assert_eq!(r.header("access-control-allow-methods"), Some("GET, POST"));
+    assert_eq!(
+        r.header("access-control-allow-headers"),
+        Some("content-type, x-correlation-id")
+    );
+    assert_eq!(r.header("access-control-max-age"), Some("600"));
     // Unlisted origin: refused, no CORS headers, never reflected.
     let r = gw
         .send(Proto::Http1, preflight("https://evil.example"))
@@ -276,6 +282,25 @@ async fn cors_allows_only_listed_origins() {
     assert_eq!(r.status, 403);
     assert!(r.header("access-control-allow-origin").is_none());
     assert_eq!(gw.next_event().await.status_code, "cors-origin-denied");
+    // An OPTIONS without Origin, or without the method it asks about, is
+    // no preflight: routed like any request (OPTIONS is not declared).
+    for (origin, method) in [
+        (None, Some("POST")),
+        (Some("https://app.example.com"), None),
+    ] {
+        let mut req = gw.request("OPTIONS", "/v1/orders");
+        if let Some(o) = origin {
+            req = req.header("origin", o);
+        }
+        if let Some(m) = method {
+            req = req.header("access-control-request-method", m);
+        }
+        let r = gw
+            .send(Proto::Http1, req.body(Full::default()).unwrap())
+            .await;
+        assert_eq!(r.status, 405, "{origin:?} {method:?}");
+        assert_eq!(gw.next_event().await.status_code, "method-not-allowed");
+    }
     // Actual requests.
     let get = |origin: &str| {
         gw.request("GET", "/v1/orders")
@@ -289,6 +314,10 @@ async fn cors_allows_only_listed_origins() {
         Some("https://app.example.com")
     );
     assert!(r.headers.get_all("vary").iter().any(|v| v == "Origin"));
+    assert_eq!(
+        r.header("access-control-expose-headers"),
+        Some("x-correlation-id")
+    );
     let r = gw.send(Proto::Http1, get("https://evil.example")).await;
     assert_eq!(r.status, 200);
     assert!(r.header("access-control-allow-origin").is_none());

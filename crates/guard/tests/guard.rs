@@ -277,6 +277,7 @@ async fn guard_accepts_only_what_the_gateway_forwarded_for_this_backend() {
     let r = s.gw.get("/mine/orders").await;
     assert_eq!(r.status, 200);
     let fresh = s.last_headers();
+    // A clock to pass, not synchronisation: the token's 2 s lifetime.
     tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
     let late = Guard::new(url_guard(s.jwks(), &s.keys_dir)).unwrap();
     assert_eq!(
@@ -335,6 +336,16 @@ async fn guard_refuses_other_signers_and_follows_key_rotation() {
     assert_eq!(
         guard.verify(&with(&forged), None).await,
         Err(Refusal::Invalid("bad signature"))
+    );
+    // Signed by the gateway's key, but this guard trusts another issuer.
+    let mut elsewhere = file_guard(s.jwks(), &s.keys_dir);
+    elsewhere.issuers = vec!["another-gateway".into()];
+    assert_eq!(
+        Guard::new(elsewhere)
+            .unwrap()
+            .verify(&with(&token), None)
+            .await,
+        Err(Refusal::Invalid("issuer not allowed"))
     );
     // `alg: none` and a token of another type are refused before any key is looked at.
     let none = format!(
