@@ -8,7 +8,10 @@ switched off), and the cargo test arguments that run the catalogue's tests
 for that ID. An entry passes when the build succeeds and the tests fail; a
 build error or a green run is reported as such (a survivor).
 
-    python3 scripts/control-mutations.py [--tree DIR] [--only ID,ID] [--markdown FILE]
+    python3 scripts/control-mutations.py [--tree DIR] [--only ID,ID] [--markdown FILE] [--table FILE]
+
+scripts/mutant-rechecks.toml holds, in the same form, the mutants that
+`cargo mutants` reported missed and that a test added since now catches.
 
 Run it in a scratch worktree (`git worktree add /tmp/mut HEAD`): the file
 is restored after each entry, but an interrupted run leaves it mutated.
@@ -59,9 +62,10 @@ def main():
     ap.add_argument("--tree", default=".")
     ap.add_argument("--only", default="")
     ap.add_argument("--markdown")
+    ap.add_argument("--table", default="control-mutations.toml", help="under scripts/")
     args = ap.parse_args()
     tree = pathlib.Path(args.tree).resolve()
-    entries = tomllib.loads((pathlib.Path(__file__).parent / "control-mutations.toml").read_text())["mutation"]
+    entries = tomllib.loads((pathlib.Path(__file__).parent / args.table).read_text())["mutation"]
     only = {x for x in args.only.split(",") if x}
     rows = []
     bad = 0
