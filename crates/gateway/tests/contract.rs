@@ -488,11 +488,25 @@ paths:
         "200":
           description: ok
           content: { application/json: { schema: { type: object } } }
+  /accounts/{accountId}:
+    get:
+      operationId: getAccount
+      security: []
+      parameters:
+        - name: accountId
+          in: path
+          required: true
+          x-classification: pii
+          schema: { type: string, maxLength: 20 }
+      responses:
+        "200":
+          description: ok
+          content: { application/json: { schema: { type: object } } }
 "#,
     )
     .unwrap();
     let api = format!(
-        "  - name: customers\n    base_path: /v1\n    upstream: backend\n    openapi: {}\n    contract: {{ public_operations: [getCustomer] }}\n",
+        "  - name: customers\n    base_path: /v1\n    upstream: backend\n    openapi: {}\n    contract: {{ public_operations: [getCustomer, getAccount] }}\n",
         doc.display()
     );
     let mut gw = env.gateway(&api).start().await;
@@ -505,6 +519,16 @@ paths:
     let e = gw.next_event().await;
     assert_eq!(e.http_request.url.path, "/v1/customers/{customerId}");
     assert!(!serde_json::to_string(&e).unwrap().contains("JANE-DOE"));
+    // The classification may sit on the parameter instead of its schema.
+    let req = gw
+        .request("GET", "/v1/accounts/JOHN-ROE-1980")
+        .header("accept", "text/csv")
+        .body(Full::default())
+        .unwrap();
+    assert_eq!(gw.send(Proto::Http1, req).await.status, 406);
+    let e = gw.expect_event("not-acceptable").await;
+    assert_eq!(e.http_request.url.path, "/v1/accounts/{accountId}");
+    assert!(!serde_json::to_string(&e).unwrap().contains("JOHN-ROE"));
     gw.stop().await;
 }
 

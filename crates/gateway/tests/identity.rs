@@ -361,6 +361,24 @@ async fn token_attack_matrix_gives_exact_status_and_challenge() {
             why: "",
         },
     ];
+    // Credentials in another scheme are no bearer token: the challenge asks
+    // for one instead of judging what was sent.
+    let basic = {
+        let req =
+            s.gw.request("GET", "/v1/orders")
+                .header("x-api-key", &s.key)
+                .header("authorization", format!("Basic {}", valid))
+                .body(Full::default())
+                .unwrap();
+        s.gw.send(Proto::Http1, req).await
+    };
+    assert_eq!(basic.status, 401);
+    assert_eq!(
+        basic.header("www-authenticate"),
+        Some(r#"Bearer realm="portcullis""#)
+    );
+    let e = s.gw.expect_event("missing-token").await;
+    assert!(e.message.contains("missing bearer token"), "{}", e.message);
     for Case {
         name,
         token,
