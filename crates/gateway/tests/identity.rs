@@ -254,6 +254,25 @@ async fn token_attack_matrix_gives_exact_status_and_challenge() {
             "exp",
         ),
         refused(
+            "cnf binding to a DPoP key",
+            with(&|c| {
+                c["cnf"] = serde_json::json!({"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"})
+            }),
+            "cnf binds the token to something other than a client certificate",
+        ),
+        refused(
+            "cnf binding to a certificate and a DPoP key",
+            with(&|c| {
+                c["cnf"] = serde_json::json!({"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2", "jkt": "x"});
+            }),
+            "cnf binds the token to something other than a client certificate",
+        ),
+        refused(
+            "empty cnf",
+            with(&|c| c["cnf"] = serde_json::json!({})),
+            "cnf binds the token to something other than a client certificate",
+        ),
+        refused(
             "lifetime over a day",
             with(&|c| c["exp"] = (now + 10 * 86400).into()),
             "lifetime longer than this gateway accepts",
