@@ -521,3 +521,48 @@ paths:
         );
     }
 }
+
+/// INPUT-07: binary data inside JSON is padded base64 (`format: byte`):
+/// unpadded or non-base64 text is a 400 naming the field.
+#[test]
+fn byte_fields_take_only_padded_base64() {
+    let doc = r#"
+openapi: 3.1.0
+info: { title: files, version: "1" }
+paths:
+  /files:
+    post:
+      operationId: putFile
+      security: []
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              properties:
+                data: { type: string, format: byte, maxLength: 100 }
+      responses:
+        "204": { description: stored }
+"#;
+    let ops = compile(doc, &Options::default())
+        .expect("compiles")
+        .operations;
+    let put = ops.iter().find(|o| o.id == "putFile").unwrap();
+    let send = |data: &str| {
+        put.check_body(
+            &json_headers(),
+            Bytes::from(format!(r#"{{"data":"{data}"}}"#)),
+        )
+    };
+    assert!(send("aGk=").is_ok(), "padded base64 of `hi`");
+    for bad in ["aGk", "not base64!", "aGk=="] {
+        let found = invalid(send(bad));
+        assert_eq!(found.len(), 1, "{bad}: {found:?}");
+        assert_eq!(found[0].0, "body:/data", "{bad}");
+        assert!(
+            !found[0].1.contains(bad),
+            "the reason never echoes the value"
+        );
+    }
+}
