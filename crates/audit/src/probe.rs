@@ -41,6 +41,9 @@ pub struct Target {
     pub burst: usize,
     /// A client certificate that identifies the caller (mutual TLS).
     pub client_cert: Option<ClientCert>,
+    /// Refuse a target whose certificate does not verify instead of
+    /// probing its HTTP plane over the unverified connection.
+    pub strict_tls: bool,
 }
 
 /// A client certificate and its key, presented as a credential.
@@ -109,6 +112,7 @@ enum Presented {
 
 /// TLS client configurations, one for each certificate a request can present.
 struct Tls {
+    verifier: Arc<TargetVerifier>,
     nothing: Arc<rustls::ClientConfig>,
     given: Option<Arc<rustls::ClientConfig>>,
     impostor: Option<Arc<rustls::ClientConfig>>,
@@ -179,24 +183,128 @@ pub struct Prober {
     last: Option<std::time::Instant>,
 }
 
-fn tls_config(
-    ca: Option<&str>,
-    cert: Option<&ClientCert>,
-) -> Result<Arc<rustls::ClientConfig>, String> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    if let Some(pem) = ca {
-        use rustls::pki_types::pem::PemObject;
-        for c in rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()) {
-            roots
-                .add(c.map_err(|e| format!("--ca: {e}"))?)
-                .map_err(|e| format!("--ca: {e}"))?;
+/// Verifies the target's certificate like any client would. Unless
+/// `strict`, a certificate that does not verify (self-signed, CA-flagged,
+/// expired, for another name, no `--ca` given) is accepted so the HTTP plane
+/// can still be judged, and the first reason is kept for the report; the
+/// handshake signature is checked either way. The certificate itself is
+/// judged by the TLS probes (TLS-02, TLS-09, TLS-10).
+#[derive(Debug)]
+struct TargetVerifier {
+    webpki: Result<Arc<rustls::client::WebPkiServerVerifier>, String>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    strict: bool,
+    unverified: std::sync::Mutex<Option<String>>,
+}
+
+impl TargetVerifier {
+    fn new(ca: Option<&str>, strict: bool) -> Result<Self, String> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        if let Some(pem) = ca {
+            use rustls::pki_types::pem::PemObject;
+            for c in rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()) {
+                roots
+                    .add(c.map_err(|e| format!("--ca: {e}"))?)
+                    .map_err(|e| format!("--ca: {e}"))?;
+            }
+        }
+        let webpki = if roots.is_empty() {
+            Err("no trust anchors were given (--ca)".to_owned())
+        } else {
+            rustls::client::WebPkiServerVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider.clone(),
+            )
+            .build()
+            .map_err(|e| format!("--ca: {e}"))
+        };
+        Ok(Self {
+            webpki,
+            provider,
+            strict,
+            unverified: std::sync::Mutex::new(None),
+        })
+    }
+
+    /// Why the target's certificate did not verify, if it did not.
+    fn unverified(&self) -> Option<String> {
+        self.unverified
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl rustls::client::danger::ServerCertVerifier for TargetVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let verdict = match &self.webpki {
+            Ok(v) => v.verify_server_cert(end_entity, intermediates, server_name, ocsp, now),
+            Err(why) => Err(rustls::Error::General(why.clone())),
+        };
+        match verdict {
+            Err(e) if !self.strict => {
+                self.unverified
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .get_or_insert_with(|| e.to_string());
+                Ok(rustls::client::danger::ServerCertVerified::assertion())
+            }
+            other => other,
         }
     }
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+fn tls_config(
+    verifier: &Arc<TargetVerifier>,
+    cert: Option<&ClientCert>,
+) -> Result<Arc<rustls::ClientConfig>, String> {
+    let builder = rustls::ClientConfig::builder_with_provider(verifier.provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
-        .with_root_certificates(roots);
+        .dangerous()
+        .with_custom_certificate_verifier(verifier.clone());
     let mut c = match cert {
         Some(c) => builder
             .with_client_auth_cert(c.chain.clone(), c.key.clone_key())
@@ -342,13 +450,19 @@ impl Prober {
             .map_err(|e| format!("--target: {e}"))?;
         let tls = match base.scheme_str() {
             Some("https") => {
-                let ca = target.ca.as_deref();
+                let verifier = Arc::new(TargetVerifier::new(
+                    target.ca.as_deref(),
+                    target.strict_tls,
+                )?);
                 let cert = target.client_cert.as_ref();
                 let impostor = cert.map(ClientCert::impostor).transpose()?;
                 Some(Tls {
-                    nothing: tls_config(ca, None)?,
-                    given: cert.map(|c| tls_config(ca, Some(c))).transpose()?,
-                    impostor: impostor.map(|c| tls_config(ca, Some(&c))).transpose()?,
+                    nothing: tls_config(&verifier, None)?,
+                    given: cert.map(|c| tls_config(&verifier, Some(c))).transpose()?,
+                    impostor: impostor
+                        .map(|c| tls_config(&verifier, Some(&c)))
+                        .transpose()?,
+                    verifier,
                 })
             }
             Some("http") if target.client_cert.is_some() => {
@@ -571,7 +685,16 @@ impl Prober {
         self.exposure().await;
         self.throttling().await;
         self.hygiene();
-        (self.findings, collapse(self.notes))
+        let mut notes = collapse(self.notes);
+        if let Some(why) = self.tls.as_ref().and_then(|t| t.verifier.unverified()) {
+            notes.insert(
+                0,
+                format!(
+                    "PROBED OVER AN UNVERIFIED CONNECTION: the target's certificate does not verify ({why}). The HTTP probes accepted it so the API behind it could still be judged; the certificate itself is judged under TLS-02, TLS-09 and TLS-10. `--strict-tls` refuses such a connection instead."
+                ),
+            );
+        }
+        (self.findings, notes)
     }
 
     /// TLS-05 for an `http://` target: a plain listener may only redirect

@@ -394,6 +394,12 @@ struct ProbeArgs {
     /// The key of --cert (PEM; refused when group or world readable).
     #[arg(long, requires = "cert")]
     key: Option<PathBuf>,
+    /// Do not probe the HTTP plane over a connection whose certificate does
+    /// not verify (by default the certificate is judged under TLS-02/09/10
+    /// and the probes go on over the unverified connection, said plainly in
+    /// the report).
+    #[arg(long)]
+    strict_tls: bool,
 }
 
 /// A secret from the command line; `@FILE` reads it from a file.
@@ -452,6 +458,7 @@ fn live_findings(
         scoped,
         burst: p.burst.min(probe::MAX_BURST),
         client_cert,
+        strict_tls: p.strict_tls,
     };
     let prober = probe::Prober::new(target)?;
     let rt = tokio::runtime::Builder::new_current_thread()

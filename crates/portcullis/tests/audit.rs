@@ -170,6 +170,134 @@ fn every_planted_flaw_of_the_weak_api_is_reported_under_its_id_and_nothing_else_
     assert!(!text.contains(secret_token.trim()) && text.contains("$TOKEN"));
 }
 
+/// Issue 18 item 1: a bad certificate never costs the HTTP plane. The weak
+/// API behind a CA-flagged self-signed certificate (made by `openssl req
+/// -x509`, as users do), an expired one, and one for another name: the
+/// certificate fails its ID with the reason, the HTTP probes still run over
+/// the unverified connection and find the API's planted flaws, and the
+/// report says so first. `--strict-tls` gives the refusal back.
+#[test]
+fn a_bad_certificate_never_costs_the_http_plane() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = portcullis_gateway::devpki::DevCa::new("Weak API CA").unwrap();
+    let ca_path = dir.path().join("ca.pem");
+    std::fs::write(&ca_path, ca.cert_pem()).unwrap();
+    let (self_cert, self_key) = (dir.path().join("self.pem"), dir.path().join("self.key"));
+    let openssl = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "30", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&self_key)
+        .arg("-out")
+        .arg(&self_cert)
+        .output()
+        .expect("openssl (installed by the test command)");
+    assert!(
+        openssl.status.success(),
+        "{}",
+        String::from_utf8_lossy(&openssl.stderr)
+    );
+    let past = time::OffsetDateTime::now_utc() - time::Duration::minutes(1);
+    let expired = ca
+        .issue_until_to(
+            dir.path(),
+            "expired",
+            &["localhost", "127.0.0.1"],
+            false,
+            Some(past),
+        )
+        .unwrap();
+    let elsewhere = ca
+        .issue_to(dir.path(), "elsewhere", &["api.elsewhere.test"], false)
+        .unwrap();
+    let cases = [
+        (
+            "self-signed CA certificate",
+            (self_cert.clone(), self_key),
+            self_cert,
+            "TLS-02",
+        ),
+        (
+            "expired",
+            (expired.cert, expired.key),
+            ca_path.clone(),
+            "TLS-10",
+        ),
+        (
+            "another name",
+            (elsewhere.cert, elsewhere.key),
+            ca_path.clone(),
+            "TLS-09",
+        ),
+    ];
+    for (n, (what, (cert, key), trust, tls_id)) in cases.into_iter().enumerate() {
+        let (_server, ports) = fixture(
+            "weak_api.py",
+            &[
+                cert.as_os_str(),
+                key.as_os_str(),
+                "weak-fixture-secret".as_ref(),
+            ],
+        );
+        let audit = |strict: bool| {
+            let mut cmd = Command::new(BIN);
+            cmd.args(["audit", "--format", "json", "--burst", "0"])
+                .args(["--target", &format!("https://127.0.0.1:{}", ports[0])])
+                .arg("--ca")
+                .arg(&trust)
+                .args(["--operation", "GET /v1/items"]);
+            if strict {
+                cmd.arg("--strict-tls");
+            }
+            json_report(&mut cmd)
+        };
+        let report = audit(false);
+        let (failed, _) = failures(&report);
+        assert!(
+            failed.contains(tls_id),
+            "{what}: {tls_id} not failed: {failed:?}"
+        );
+        for id in ["OUTPUT-03", "OUTPUT-12", "CONTRACT-03", "AUTHN-06"] {
+            assert!(
+                failed.contains(id),
+                "{what}: the HTTP plane was not judged ({id}): {failed:?}"
+            );
+        }
+        let first_note = report["notes"][0].as_str().unwrap_or_default();
+        assert!(
+            first_note.starts_with("PROBED OVER AN UNVERIFIED CONNECTION")
+                && first_note.contains("--strict-tls"),
+            "{what}: {first_note}"
+        );
+        if n == 0 {
+            let strict = audit(true);
+            let (failed, _) = failures(&strict);
+            assert!(failed.contains(tls_id), "{failed:?}");
+            assert!(
+                !failed.contains("OUTPUT-03"),
+                "strict: nothing probed over it: {failed:?}"
+            );
+            assert!(
+                strict["notes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|n| n.as_str().unwrap().contains("no answer")),
+                "{}",
+                strict["notes"]
+            );
+        }
+    }
+}
+
 /// A deliberately weak server for AUTHN-11: it asks for a client
 /// certificate and takes any one as the caller's identity, without checking
 /// who issued it (the signature over the handshake is still verified, so
