@@ -46,13 +46,13 @@ def run(tree, entry):
         path.write_text(original)
     took = time.monotonic() - started
     text = out.stdout + out.stderr
+    if "error[E" in text or "could not compile" in text:
+        return "build error (not a valid mutation)", took
     ran = [l for l in text.splitlines() if l.startswith("test result:") and not l.startswith("test result: ok. 0 passed; 0 failed")]
     if not ran:
         return "no test matched (fix the entry)", took
     if out.returncode == 0:
         return "SURVIVED", took
-    if "error[E" in text or "could not compile" in text:
-        return "build error (not a valid mutation)", took
     failed = [l.split()[1] for l in text.splitlines() if l.startswith("test ") and l.endswith("FAILED")]
     return "caught by " + ", ".join(failed or ["a failing test"]), took
 

@@ -222,6 +222,15 @@ async fn token_attack_matrix_gives_exact_status_and_challenge() {
             "no key in the issuer's JWKS",
         ),
         refused(
+            "no kid while the JWKS holds several keys",
+            {
+                let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+                header.typ = Some("at+jwt".into());
+                s.issuer.mint_with(&header, &good)
+            },
+            "no key in the issuer's JWKS matches kid None",
+        ),
+        refused(
             "wrong iss",
             with(&|c| c["iss"] = "https://evil.test".into()),
             "unknown issuer",
