@@ -9,6 +9,32 @@ use std::fmt::Write;
 /// The terminal table: one line per ID, then the score.
 pub fn terminal(r: &Report) -> String {
     let mut out = String::new();
+    // What limits the evidence is said before the verdicts it limits.
+    for n in r
+        .notes
+        .iter()
+        .filter(|n| n.starts_with("PROBED OVER AN UNVERIFIED"))
+    {
+        let _ = writeln!(out, "!! {n}");
+    }
+    let unanswered: usize = r
+        .notes
+        .iter()
+        .filter(|n| n.contains(": no answer: "))
+        .map(|n| {
+            n.split(" and ")
+                .nth(1)
+                .and_then(|rest| rest.split(' ').next())
+                .and_then(|k| k.parse::<usize>().ok())
+                .map_or(1, |more| more + 1)
+        })
+        .sum();
+    if unanswered > 0 {
+        let _ = writeln!(
+            out,
+            "!! {unanswered} probe(s) got no answer (notes at the end): what they would have judged stays unverified\n"
+        );
+    }
     let _ = writeln!(
         out,
         "{:<12} {:<10} {:<10} {:>3}  title",

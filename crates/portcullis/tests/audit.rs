@@ -247,9 +247,9 @@ fn a_bad_certificate_never_costs_the_http_plane() {
                 "weak-fixture-secret".as_ref(),
             ],
         );
-        let audit = |strict: bool| {
+        let command = |format: &str, strict: bool| {
             let mut cmd = Command::new(BIN);
-            cmd.args(["audit", "--format", "json", "--burst", "0"])
+            cmd.args(["audit", "--format", format, "--burst", "0"])
                 .args(["--target", &format!("https://127.0.0.1:{}", ports[0])])
                 .arg("--ca")
                 .arg(&trust)
@@ -257,7 +257,12 @@ fn a_bad_certificate_never_costs_the_http_plane() {
             if strict {
                 cmd.arg("--strict-tls");
             }
-            json_report(&mut cmd)
+            cmd
+        };
+        let audit = |strict: bool| json_report(&mut command("json", strict));
+        // The terminal report says what limits the evidence above the table.
+        let terminal = |strict: bool| {
+            String::from_utf8(command("terminal", strict).output().unwrap().stdout).unwrap()
         };
         let report = audit(false);
         let (failed, _) = failures(&report);
@@ -278,6 +283,13 @@ fn a_bad_certificate_never_costs_the_http_plane() {
             "{what}: {first_note}"
         );
         if n == 0 {
+            assert!(terminal(false).starts_with("!! PROBED OVER AN UNVERIFIED CONNECTION"));
+            let banner = terminal(true);
+            assert!(
+                banner.starts_with("!! ")
+                    && banner.lines().next().unwrap().contains("got no answer"),
+                "{banner}"
+            );
             let strict = audit(true);
             let (failed, _) = failures(&strict);
             assert!(failed.contains(tls_id), "{failed:?}");
