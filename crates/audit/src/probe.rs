@@ -685,7 +685,29 @@ impl Prober {
         self.exposure().await;
         self.throttling().await;
         self.hygiene();
+        // Answers prove something only if the API was reached: a wrong base
+        // URL (every answer 404) or a silent server passes nothing.
+        let reached = self
+            .seen
+            .iter()
+            .any(|(_, x)| x.status != StatusCode::NOT_FOUND);
+        if !reached {
+            self.findings
+                .retain(|f| !f.rule.starts_with("probe.") || f.outcome == Outcome::Fail);
+        }
         let mut notes = collapse(self.notes);
+        if !reached {
+            let answers = match self.seen.len() {
+                0 => "no probe got an answer".to_owned(),
+                n => format!("all {n} answers were 404"),
+            };
+            notes.insert(
+                0,
+                format!(
+                    "NOTHING SHOWS THE API WAS REACHED: {answers}, so no probe passes or half-passes anything; check --target and --operation."
+                ),
+            );
+        }
         if let Some(why) = self.tls.as_ref().and_then(|t| t.verifier.unverified()) {
             notes.insert(
                 0,

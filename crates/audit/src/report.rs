@@ -13,7 +13,7 @@ pub fn terminal(r: &Report) -> String {
     for n in r
         .notes
         .iter()
-        .filter(|n| n.starts_with("PROBED OVER AN UNVERIFIED"))
+        .filter(|n| n.starts_with("PROBED OVER AN UNVERIFIED") || n.starts_with("NOTHING SHOWS"))
     {
         let _ = writeln!(out, "!! {n}");
     }

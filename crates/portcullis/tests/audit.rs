@@ -286,8 +286,10 @@ fn a_bad_certificate_never_costs_the_http_plane() {
             assert!(terminal(false).starts_with("!! PROBED OVER AN UNVERIFIED CONNECTION"));
             let banner = terminal(true);
             assert!(
-                banner.starts_with("!! ")
-                    && banner.lines().next().unwrap().contains("got no answer"),
+                banner
+                    .lines()
+                    .take_while(|l| l.starts_with("!! "))
+                    .any(|l| l.contains("got no answer")),
                 "{banner}"
             );
             let strict = audit(true);
@@ -720,4 +722,81 @@ async fn the_config_review_reports_what_check_says_of_the_certificates() {
     );
     assert_eq!(verdict(&report, "TLS-08"), "partial");
     assert_eq!(verdict(&report, "TLS-10"), "partial");
+}
+
+/// Issue 18: a server that answers nothing, or only 404s (a wrong base
+/// URL), yields no HTTP-plane pass at all, and the report says why first.
+#[test]
+fn a_server_that_answers_nothing_or_only_404_passes_nothing() {
+    const ONLY_404: &str = r#"
+import http.server
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def answer(self):
+        n = int(self.headers.get("content-length") or 0)
+        if n:
+            self.rfile.read(n)
+        self.send_response(404)
+        self.send_header("content-length", "9")
+        self.end_headers()
+        self.wfile.write(b"not found")
+    do_GET = do_POST = do_PUT = do_DELETE = do_OPTIONS = do_PATCH = do_HEAD = do_TRACE = answer
+    def log_message(self, *a):
+        pass
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"#;
+    const SILENT: &str = r#"
+import socket, threading
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(64)
+print(s.getsockname()[1], flush=True)
+while True:
+    c, _ = s.accept()
+    c.close()
+"#;
+    for (what, script) in [("only 404", ONLY_404), ("silent", SILENT)] {
+        let mut server = Child(
+            Command::new("python3")
+                .args(["-c", script])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let mut line = String::new();
+        std::io::BufReader::new(server.0.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port: u16 = line.trim().parse().unwrap();
+        let report = json_report(Command::new(BIN).args([
+            "audit",
+            "--format",
+            "json",
+            "--burst",
+            "5",
+            "--target",
+            &format!("http://127.0.0.1:{port}"),
+            "--operation",
+            "GET /v1/items",
+        ]));
+        let passed: Vec<&str> = report["controls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["verdict"] == "pass" || c["verdict"] == "partial")
+            .map(|c| c["id"].as_str().unwrap())
+            .collect();
+        assert!(passed.is_empty(), "{what}: passed from absence: {passed:?}");
+        assert!(
+            report["notes"][0]
+                .as_str()
+                .unwrap()
+                .starts_with("NOTHING SHOWS THE API WAS REACHED"),
+            "{what}: {}",
+            report["notes"]
+        );
+    }
 }
