@@ -857,6 +857,13 @@ impl Prober {
                 if critical {
                     f = f.critical();
                 }
+                // An unsigned or tampered token accepted: the tokens are
+                // not signed JWTs in any sense that matters (AUTHN-08 too).
+                if id == "AUTHN-13" {
+                    let mut also = f.clone();
+                    also.id = "AUTHN-08";
+                    self.findings.push(also);
+                }
                 self.findings.push(f);
             } else if x.status == StatusCode::UNAUTHORIZED {
                 refused_401 += 1;
@@ -1267,10 +1274,16 @@ impl Prober {
                     format!("{what} caused {}: bad input must get a 4xx", x.status),
                     loc.clone(),
                 );
+                // Syntax the parser should have refused broke the server:
+                // INPUT-03 is not enforced, whatever else holds.
                 self.record(
                     id,
                     "probe.bad-input-5xx",
-                    Outcome::Partial,
+                    if id == "INPUT-03" {
+                        Outcome::Fail
+                    } else {
+                        Outcome::Partial
+                    },
                     format!("{what} got {}", x.status),
                     loc,
                 );
@@ -1670,6 +1683,17 @@ impl Prober {
                     ));
                 }
             }
+        }
+        // A stack trace is internal detail as well: OUTPUT-04 at best partial.
+        if let Some(trace) = found.iter().find(|f| f.rule == "probe.stack-trace") {
+            found.push(Finding::new(
+                "OUTPUT-04",
+                "probe.stack-trace-detail",
+                Outcome::Partial,
+                Evidence::Observed,
+                "an answer carried a stack trace, which is internal detail (see OUTPUT-02)",
+                trace.location.clone(),
+            ));
         }
         // One finding per flaw, at the first answer that showed it.
         let mut reported = std::collections::HashSet::new();

@@ -122,11 +122,15 @@ fn every_planted_flaw_of_the_weak_api_is_reported_under_its_id_and_nothing_else_
     let (failed, rules) = failures(&report);
     let expected: BTreeSet<String> = [
         "AUTHN-06",
+        // Issue 18: `alg: none` accepted fails AUTHN-08 as well as AUTHN-13,
+        // and malformed JSON answered 500 fails INPUT-03.
+        "AUTHN-08",
         "AUTHN-13",
         "AUTHN-14",
         "CONTRACT-03",
         "DATA-03",
         "DATA-04",
+        "INPUT-03",
         "OUTPUT-02",
         "OUTPUT-03",
         "OUTPUT-07",
@@ -143,6 +147,8 @@ fn every_planted_flaw_of_the_weak_api_is_reported_under_its_id_and_nothing_else_
     assert_eq!(failed, expected, "rules: {rules:#?}");
     for rule in [
         "AUTHN-13 probe.accepted-bad-credentials",
+        "AUTHN-08 probe.accepted-bad-credentials",
+        "INPUT-03 probe.bad-input-5xx",
         "AUTHN-14 probe.403-for-authentication",
         "AUTHN-06 probe.accepted-bad-credentials",
         "OUTPUT-02 probe.stack-trace",
@@ -161,6 +167,8 @@ fn every_planted_flaw_of_the_weak_api_is_reported_under_its_id_and_nothing_else_
     ] {
         assert_eq!(verdict(&report, id), "pass", "{id}");
     }
+    // A stack trace is internal detail too: OUTPUT-04 cannot pass.
+    assert_eq!(verdict(&report, "OUTPUT-04"), "partial");
     // Critical failures (alg: none, a stack trace) cap the grade.
     assert!(report["score"]["critical_failures"].as_u64().unwrap() >= 2);
     assert!(report["score"]["grade"].as_str().unwrap() >= "D");
