@@ -9,6 +9,48 @@
 
 #![forbid(unsafe_code)]
 
+/// The `ServerCertVerifier` methods that check the handshake's signature
+/// with the crypto provider's algorithms (the provider is `self.$field`):
+/// however lenient a verifier here is about the certificate, the peer must
+/// still prove it holds the certificate's key.
+macro_rules! verify_handshake_signatures {
+    ($field:tt) => {
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &rustls::pki_types::CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &self.$field.signature_verification_algorithms,
+            )
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &rustls::pki_types::CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &self.$field.signature_verification_algorithms,
+            )
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.$field
+                .signature_verification_algorithms
+                .supported_schemes()
+        }
+    };
+}
+
 pub mod answers;
 pub mod config_review;
 mod lines;
