@@ -53,18 +53,22 @@ async fn listener_is_tls13_only_by_default() {
     gw.stop().await;
 }
 
-#[tokio::test]
-async fn tls12_opt_in_negotiates_only_ecdhe_aead() {
-    let env = TestEnv::new().await;
-    let gw = env
-        .gateway(ORDERS_API)
+/// The orders API behind a listener that also speaks TLS 1.2.
+async fn with_tls12(env: &TestEnv) -> portcullis_testkit::TestGateway {
+    env.gateway(ORDERS_API)
         .listeners(&format!(
             "  - name: public\n    bind: 127.0.0.1:0\n    tls: {{ cert: {}, key: {}, min_version: \"1.2\" }}\n",
             env.gateway_cert.cert.display(),
             env.gateway_cert.key.display()
         ))
         .start()
-        .await;
+        .await
+}
+
+#[tokio::test]
+async fn tls12_opt_in_negotiates_only_ecdhe_aead() {
+    let env = TestEnv::new().await;
+    let gw = with_tls12(&env).await;
     let suite = handshake(&gw, &tls12_only_client(&gw))
         .await
         .expect("TLS 1.2 accepted when enabled");
@@ -85,15 +89,7 @@ async fn tls12_opt_in_negotiates_only_ecdhe_aead() {
 async fn raw_client_hellos_with_weak_suites_are_refused() {
     use portcullis_audit::tls_probe::{MODERN_12, WEAK, ask};
     let env = TestEnv::new().await;
-    let gw = env
-        .gateway(ORDERS_API)
-        .listeners(&format!(
-            "  - name: public\n    bind: 127.0.0.1:0\n    tls: {{ cert: {}, key: {}, min_version: \"1.2\" }}\n",
-            env.gateway_cert.cert.display(),
-            env.gateway_cert.key.display()
-        ))
-        .start()
-        .await;
+    let gw = with_tls12(&env).await;
     let addr = ("127.0.0.1", gw.addr.port());
     let chosen = ask(addr, "localhost", 0x0303, MODERN_12).await;
     assert!(
