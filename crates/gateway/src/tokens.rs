@@ -298,3 +298,154 @@ pub fn verify(
         cert_thumbprint: Confirmation::thumbprint(c.cnf)?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portcullis_config::{DEFAULT_ALGORITHMS, JwksSource};
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn issuer() -> Issuer {
+        Issuer {
+            issuer: "https://issuer.test".into(),
+            audiences: vec!["orders-api".into()],
+            jwks: JwksSource::File("unused".into()),
+            algorithms: DEFAULT_ALGORITHMS.iter().map(|a| (*a).to_owned()).collect(),
+            require_typ: None,
+        }
+    }
+
+    fn b64(b: &[u8]) -> String {
+        URL_SAFE_NO_PAD.encode(b)
+    }
+
+    /// A key pair of each default algorithm: its JWK (`kid` = the
+    /// algorithm) and a token it signed.
+    fn signed(alg: Algorithm, kid: Option<&str>) -> (serde_json::Value, String) {
+        let claims = serde_json::json!({
+            "iss": "https://issuer.test", "aud": "orders-api", "sub": "alice",
+            "iat": NOW, "exp": NOW + 600,
+        });
+        let name = format!("{alg:?}");
+        let (jwk, key) = match alg {
+            Algorithm::ES256 | Algorithm::ES384 => {
+                let (curve, params) = if alg == Algorithm::ES256 {
+                    ("P-256", &rcgen::PKCS_ECDSA_P256_SHA256)
+                } else {
+                    ("P-384", &rcgen::PKCS_ECDSA_P384_SHA384)
+                };
+                let pair = rcgen::KeyPair::generate_for(params).unwrap();
+                let raw = pair.public_key_raw();
+                let half = (raw.len() - 1) / 2;
+                (
+                    serde_json::json!({"kty": "EC", "crv": curve,
+                        "x": b64(&raw[1..=half]), "y": b64(&raw[half + 1..])}),
+                    jsonwebtoken::EncodingKey::from_ec_pem(pair.serialize_pem().as_bytes())
+                        .unwrap(),
+                )
+            }
+            Algorithm::EdDSA => {
+                let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+                (
+                    serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": b64(pair.public_key_raw())}),
+                    jsonwebtoken::EncodingKey::from_ed_pem(pair.serialize_pem().as_bytes())
+                        .unwrap(),
+                )
+            }
+            _ => {
+                use aws_lc_rs::signature::KeyPair as _;
+                let pair =
+                    aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+                let public =
+                    aws_lc_rs::rsa::PublicKeyComponents::<Vec<u8>>::from(pair.public_key());
+                let der =
+                    aws_lc_rs::encoding::AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&pair)
+                        .unwrap();
+                (
+                    serde_json::json!({"kty": "RSA", "n": b64(&public.n), "e": b64(&public.e)}),
+                    jsonwebtoken::EncodingKey::from_rsa_pem(
+                        format!(
+                            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+                            base64::engine::general_purpose::STANDARD.encode(der.as_ref())
+                        )
+                        .as_bytes(),
+                    )
+                    .unwrap(),
+                )
+            }
+        };
+        let mut jwk = jwk;
+        jwk["kid"] = name.clone().into();
+        let mut header = jsonwebtoken::Header::new(alg);
+        header.kid = kid.map(str::to_owned);
+        (jwk, jsonwebtoken::encode(&header, &claims, &key).unwrap())
+    }
+
+    /// Every default algorithm verifies with a key of its family, and only
+    /// with one: the key checks refuse the others before any signature work.
+    #[test]
+    fn every_default_algorithm_verifies_with_its_own_key_type_only() {
+        let algs = [
+            Algorithm::ES256,
+            Algorithm::ES384,
+            Algorithm::PS256,
+            Algorithm::RS256,
+            Algorithm::EdDSA,
+        ];
+        let made: Vec<(Algorithm, serde_json::Value, String)> = algs
+            .iter()
+            .map(|a| {
+                let (jwk, token) = signed(*a, Some(&format!("{a:?}")));
+                (*a, jwk, token)
+            })
+            .collect();
+        let all: JwkSet = serde_json::from_value(
+            serde_json::json!({"keys": made.iter().map(|m| m.1.clone()).collect::<Vec<_>>()}),
+        )
+        .unwrap();
+        for (alg, _, token) in &made {
+            let ok = verify(token, &issuer(), &all, 0, 86_400, NOW);
+            assert_eq!(ok.map(|t| t.subject), Ok(Some("alice".into())), "{alg:?}");
+        }
+        // The same token naming another family's key: refused by the key check.
+        for (alg, _, token) in &made {
+            let (h, rest) = token.split_once('.').unwrap();
+            let mut header: serde_json::Value =
+                serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).unwrap()).unwrap();
+            let other = if matches!(alg, Algorithm::EdDSA) {
+                "ES256"
+            } else {
+                "EdDSA"
+            };
+            header["kid"] = other.into();
+            let swapped = format!("{}.{rest}", b64(header.to_string().as_bytes()));
+            assert!(
+                matches!(
+                    verify(&swapped, &issuer(), &all, 0, 86_400, NOW),
+                    Err(TokenError::KeyMismatch(_))
+                ),
+                "{alg:?} with the {other} key"
+            );
+        }
+    }
+
+    /// A token without `kid` verifies when the JWKS holds one key, and is
+    /// refused when it holds several (no guessing).
+    #[test]
+    fn without_kid_only_a_single_key_is_used() {
+        let (jwk, token) = signed(Algorithm::ES256, None);
+        let one: JwkSet =
+            serde_json::from_value(serde_json::json!({"keys": [jwk.clone()]})).unwrap();
+        assert!(verify(&token, &issuer(), &one, 0, 86_400, NOW).is_ok());
+        let (other, _) = signed(Algorithm::ES256, None);
+        let mut other = other;
+        other["kid"] = "second".into();
+        let two: JwkSet =
+            serde_json::from_value(serde_json::json!({"keys": [jwk, other]})).unwrap();
+        assert_eq!(
+            verify(&token, &issuer(), &two, 0, 86_400, NOW).err(),
+            Some(TokenError::UnknownKey(None))
+        );
+    }
+}
