@@ -323,9 +323,18 @@ mod tests {
     /// A key pair of each default algorithm: its JWK (`kid` = the
     /// algorithm) and a token it signed.
     fn signed(alg: Algorithm, kid: Option<&str>) -> (serde_json::Value, String) {
+        signed_with(alg, kid, NOW, NOW + 600)
+    }
+
+    fn signed_with(
+        alg: Algorithm,
+        kid: Option<&str>,
+        iat: i64,
+        exp: i64,
+    ) -> (serde_json::Value, String) {
         let claims = serde_json::json!({
             "iss": "https://issuer.test", "aud": "orders-api", "sub": "alice",
-            "iat": NOW, "exp": NOW + 600,
+            "iat": iat, "exp": exp,
         });
         let name = format!("{alg:?}");
         let (jwk, key) = match alg {
@@ -446,6 +455,52 @@ mod tests {
         assert_eq!(
             verify(&token, &issuer(), &two, 0, 86_400, NOW).err(),
             Some(TokenError::UnknownKey(None))
+        );
+    }
+
+    /// The clock skew and the maximum lifetime are inclusive bounds: at
+    /// them a token verifies, one second past them it does not. (The key
+    /// is made once; each token is signed with it.)
+    #[test]
+    fn skew_and_lifetime_bounds_are_exact() {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let raw = key.public_key_raw();
+        let jwks: JwkSet = serde_json::from_value(serde_json::json!({"keys": [{
+            "kty": "EC", "crv": "P-256", "x": b64(&raw[1..33]), "y": b64(&raw[33..])
+        }]}))
+        .unwrap();
+        let encoding =
+            jsonwebtoken::EncodingKey::from_ec_pem(key.serialize_pem().as_bytes()).unwrap();
+        let token = |iat: i64, exp: i64| {
+            let claims = serde_json::json!({
+                "iss": "https://issuer.test", "aud": "orders-api", "iat": iat, "exp": exp,
+            });
+            jsonwebtoken::encode(
+                &jsonwebtoken::Header::new(Algorithm::ES256),
+                &claims,
+                &encoding,
+            )
+            .unwrap()
+        };
+        let (skew, max) = (30, 3600);
+        let check = |t: String| verify(&t, &issuer(), &jwks, skew as u64, max, NOW);
+        assert!(
+            check(token(NOW + skew, NOW + 600)).is_ok(),
+            "iat at the skew"
+        );
+        assert_eq!(
+            check(token(NOW + skew + 1, NOW + 600)).err(),
+            Some(TokenError::Claim("`iat` is in the future"))
+        );
+        assert!(
+            check(token(NOW, NOW + max + skew)).is_ok(),
+            "exp at the lifetime"
+        );
+        assert_eq!(
+            check(token(NOW, NOW + max + skew + 1)).err(),
+            Some(TokenError::Claim(
+                "lifetime longer than this gateway accepts"
+            ))
         );
     }
 }
