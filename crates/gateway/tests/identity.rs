@@ -265,7 +265,8 @@ async fn token_attack_matrix_gives_exact_status_and_challenge() {
         refused(
             "cnf binding to a DPoP key",
             with(&|c| {
-                c["cnf"] = serde_json::json!({"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"})
+                c["cnf"] =
+                    serde_json::json!({"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"});
             }),
             "cnf binds the token to something other than a client certificate",
         ),
@@ -395,7 +396,7 @@ async fn token_attack_matrix_gives_exact_status_and_challenge() {
         let req =
             s.gw.request("GET", "/v1/orders")
                 .header("x-api-key", &s.key)
-                .header("authorization", format!("Basic {}", valid))
+                .header("authorization", format!("Basic {valid}"))
                 .body(Full::default())
                 .unwrap();
         s.gw.send(Proto::Http1, req).await
