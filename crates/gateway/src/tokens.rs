@@ -503,4 +503,46 @@ mod tests {
             ))
         );
     }
+
+    /// `jti` identifies the token for revocation: an empty or oversized one
+    /// is refused, a missing one is replaced by the token's digest.
+    #[test]
+    fn jti_is_bounded_or_derived() {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let raw = key.public_key_raw();
+        let jwks: JwkSet = serde_json::from_value(serde_json::json!({"keys": [{
+            "kty": "EC", "crv": "P-256", "x": b64(&raw[1..33]), "y": b64(&raw[33..])
+        }]}))
+        .unwrap();
+        let encoding =
+            jsonwebtoken::EncodingKey::from_ec_pem(key.serialize_pem().as_bytes()).unwrap();
+        let token = |jti: Option<String>| {
+            let mut claims = serde_json::json!({
+                "iss": "https://issuer.test", "aud": "orders-api", "iat": NOW, "exp": NOW + 60,
+            });
+            if let Some(j) = jti {
+                claims["jti"] = j.into();
+            }
+            jsonwebtoken::encode(
+                &jsonwebtoken::Header::new(Algorithm::ES256),
+                &claims,
+                &encoding,
+            )
+            .unwrap()
+        };
+        let check = |t: &str| verify(t, &issuer(), &jwks, 0, 3600, NOW);
+        assert_eq!(check(&token(Some("j-1".into()))).unwrap().token_id, "j-1");
+        assert_eq!(
+            check(&token(Some("j".repeat(256)))).unwrap().token_id.len(),
+            256
+        );
+        for bad in [String::new(), "j".repeat(257)] {
+            assert_eq!(
+                check(&token(Some(bad))).err(),
+                Some(TokenError::Claim("`jti` empty or too long"))
+            );
+        }
+        let derived = token(None);
+        assert!(check(&derived).unwrap().token_id.starts_with("sha256:"));
+    }
 }
