@@ -264,6 +264,32 @@ mod tests {
         parse(s.as_bytes(), &JsonLimits::default())
     }
 
+    /// Depth is nesting, not count: many siblings are fine, and the depth
+    /// comes back down after each closed container.
+    #[test]
+    fn wide_but_shallow_bodies_pass() {
+        let wide = format!("[{}]", vec!["[[]]"; 200].join(","));
+        assert!(p(&wide).is_ok());
+        let objects = format!("{{\"a\":[{}]}}", vec!["{}"; 200].join(","));
+        assert!(p(&objects).is_ok());
+    }
+
+    /// A body that ends inside a string is a syntax error, never a panic.
+    #[test]
+    fn an_unterminated_string_is_a_syntax_error() {
+        for body in ["\"abc", "{\"a\":\"b", "[\"\\"] {
+            assert_eq!(p(body), Err(JsonError::Syntax), "{body}");
+        }
+    }
+
+    /// The pointer a duplicate key reports is the one callers get.
+    #[test]
+    fn the_pointer_of_a_duplicate_key_is_reported() {
+        let e = p(r#"{"items":[{"id":1,"id":2}]}"#).unwrap_err();
+        assert_eq!(e.pointer(), "/items/0");
+        assert_eq!(JsonError::Syntax.pointer(), "");
+    }
+
     #[test]
     fn duplicate_keys_are_refused_with_the_pointer_of_their_object() {
         assert_eq!(
