@@ -264,6 +264,39 @@ mod tests {
         parse(s.as_bytes(), &JsonLimits::default())
     }
 
+    /// What passes the limits is parsed exactly as serde_json parses it.
+    #[test]
+    fn every_json_type_comes_back_as_sent() {
+        let body = r#"{"t":true,"f":false,"n":null,"i":-42,"u":7,"x":1.5e3,"s":"h\u00e9","a":[1,"b",{"c":[]}]}"#;
+        assert_eq!(p(body), Ok(serde_json::from_str::<Value>(body).unwrap()));
+        let escaped = format!("\"{}\"", "é".repeat(3));
+        assert_eq!(p(&escaped), Ok(Value::String("ééé".into())));
+    }
+
+    /// Numbers: any finite double, zero however written, at most 100
+    /// characters; overflow to infinity and non-zero values that round to
+    /// zero are refused.
+    #[test]
+    fn numbers_must_fit_a_double_and_100_characters() {
+        for ok in [
+            "0",
+            "-0",
+            "1",
+            "-0.5e3",
+            "0e-400",
+            "0.000",
+            "1e308",
+            "123456789",
+        ] {
+            assert!(p(ok).is_ok(), "{ok}");
+        }
+        let hundred = format!("1{}", "0".repeat(99));
+        assert!(p(&hundred).is_ok(), "100 characters");
+        for bad in ["1e309", "-1e309", "1e-400", &format!("{hundred}0")] {
+            assert_eq!(p(bad), Err(JsonError::NumberTooLarge), "{bad}");
+        }
+    }
+
     /// Depth is nesting, not count: many siblings are fine, and the depth
     /// comes back down after each closed container.
     #[test]
