@@ -236,11 +236,24 @@ async fn bad_json_is_400_with_pointers_and_no_echo() {
     // Path parameters too.
     let r = s.call("GET", "/v1/orders/abc", &[], "").await;
     assert_eq!(error_pointers(&r), [("path".to_owned(), "/id".to_owned())]);
+    let mut messages = Vec::new();
     for _ in 0..6 {
-        let e = s.gw.next_event().await;
-        assert_eq!(e.status_code, "invalid-request");
+        let e = s.gw.expect_event("invalid-request").await;
+        assert_eq!(e.severity, "Low");
         assert!(!e.message.contains("onerror"), "{}", e.message);
+        messages.push(e.message);
     }
+    // The event names each field and what is wrong, for the operator.
+    assert!(
+        messages[0].contains("body an object repeats a key"),
+        "{}",
+        messages[0]
+    );
+    assert!(
+        messages[2].contains("body/item") && messages[2].contains("body/quantity"),
+        "{}",
+        messages[2]
+    );
     s.backend_saw_nothing();
     s.gw.stop().await;
 }
@@ -258,6 +271,14 @@ async fn media_types_are_declared_scripts_refused_and_accept_honoured() {
             .call("POST", "/v1/orders", &[("content-type", ct)], order)
             .await;
         assert_eq!(r.status, 415, "{ct}");
+        assert!(
+            r.json()["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("Send the body as one of: application/json"),
+            "{ct}: {}",
+            r.text()
+        );
         assert_eq!(
             r.json()["type"],
             "urn:portcullis:problem:unsupported-media-type"
@@ -280,6 +301,10 @@ async fn media_types_are_declared_scripts_refused_and_accept_honoured() {
         )
         .await;
     assert_eq!(r.status, 415, "a body where the operation takes none");
+    assert_eq!(
+        r.json()["detail"],
+        "This operation takes no request body; send none."
+    );
     let r = s
         .call("GET", "/v1/orders", &[("accept", "application/xml")], "")
         .await;

@@ -418,6 +418,12 @@ async fn token_attack_matrix_gives_exact_status_and_challenge() {
     {
         let r = call(&s.gw, "GET", "/v1/orders", Some(&s.key), token.as_deref()).await;
         assert_eq!(r.status.as_u16(), status, "{name}: {}", r.text());
+        if status == 403 {
+            assert_eq!(
+                r.json()["detail"],
+                "The caller is not allowed to perform this operation. It needs the scopes: orders:read."
+            );
+        }
         assert_eq!(r.header("www-authenticate"), challenge, "{name}");
         if status != 200 {
             assert_eq!(
@@ -437,6 +443,12 @@ async fn token_attack_matrix_gives_exact_status_and_challenge() {
                 "{name}: refused for {:?}",
                 e.message
             );
+            let severity = match (status, name) {
+                (401, "no token") => "Low",
+                (401, _) => "High",
+                _ => "Medium",
+            };
+            assert_eq!(e.severity, severity, "{name}");
         }
     }
     s.gw.assert_no_pending_event();
@@ -604,6 +616,10 @@ async fn self_service_revocation_takes_effect_at_once_and_survives_restart() {
         )
         .await;
     assert_eq!(r.status, 403);
+    assert_eq!(
+        r.json()["detail"],
+        "The caller is not allowed to perform this operation."
+    );
     let e = s.gw.expect_event("insufficient-scope").await;
     assert!(e.message.contains("own subject"), "{}", e.message);
     assert_eq!(
