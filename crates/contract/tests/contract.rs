@@ -17,6 +17,16 @@ fn demo_with(options: &Options) -> Vec<Arc<Operation>> {
         .operations
 }
 
+/// One operation of a document written in a test.
+fn operation_of(doc: &str, id: &str) -> Arc<Operation> {
+    compile(doc, &Options::default())
+        .expect("compiles")
+        .operations
+        .into_iter()
+        .find(|o| o.id == id)
+        .unwrap()
+}
+
 fn op(id: &str) -> Arc<Operation> {
     demo_with(&Options::default())
         .into_iter()
@@ -499,10 +509,7 @@ paths:
       responses:
         "204": { description: stored }
 "#;
-    let ops = compile(doc, &Options::default())
-        .expect("compiles")
-        .operations;
-    let post = ops.iter().find(|o| o.id == "postNote").unwrap();
+    let post = operation_of(doc, "postNote");
     let with = |ct: &str| {
         let mut h = HeaderMap::new();
         h.insert("content-type", HeaderValue::from_str(ct).unwrap());
@@ -545,10 +552,7 @@ paths:
       responses:
         "204": { description: stored }
 "#;
-    let ops = compile(doc, &Options::default())
-        .expect("compiles")
-        .operations;
-    let put = ops.iter().find(|o| o.id == "putFile").unwrap();
+    let put = operation_of(doc, "putFile");
     let send = |data: &str| {
         put.check_body(
             &json_headers(),

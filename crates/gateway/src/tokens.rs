@@ -320,21 +320,28 @@ mod tests {
         URL_SAFE_NO_PAD.encode(b)
     }
 
+    /// A one-key JWKS (P-256, no `kid`) and a signer of ES256 tokens with it.
+    fn es256_signer() -> (JwkSet, impl Fn(&serde_json::Value) -> String) {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let raw = key.public_key_raw();
+        let jwks = serde_json::from_value(serde_json::json!({"keys": [{
+            "kty": "EC", "crv": "P-256", "x": b64(&raw[1..33]), "y": b64(&raw[33..])
+        }]}))
+        .unwrap();
+        let encoding =
+            jsonwebtoken::EncodingKey::from_ec_pem(key.serialize_pem().as_bytes()).unwrap();
+        let header = jsonwebtoken::Header::new(Algorithm::ES256);
+        (jwks, move |claims: &serde_json::Value| {
+            jsonwebtoken::encode(&header, claims, &encoding).unwrap()
+        })
+    }
+
     /// A key pair of each default algorithm: its JWK (`kid` = the
     /// algorithm) and a token it signed.
     fn signed(alg: Algorithm, kid: Option<&str>) -> (serde_json::Value, String) {
-        signed_with(alg, kid, NOW, NOW + 600)
-    }
-
-    fn signed_with(
-        alg: Algorithm,
-        kid: Option<&str>,
-        iat: i64,
-        exp: i64,
-    ) -> (serde_json::Value, String) {
         let claims = serde_json::json!({
             "iss": "https://issuer.test", "aud": "orders-api", "sub": "alice",
-            "iat": iat, "exp": exp,
+            "iat": NOW, "exp": NOW + 600,
         });
         let name = format!("{alg:?}");
         let (jwk, key) = match alg {
@@ -459,28 +466,14 @@ mod tests {
     }
 
     /// The clock skew and the maximum lifetime are inclusive bounds: at
-    /// them a token verifies, one second past them it does not. (The key
-    /// is made once; each token is signed with it.)
+    /// them a token verifies, one second past them it does not.
     #[test]
     fn skew_and_lifetime_bounds_are_exact() {
-        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-        let raw = key.public_key_raw();
-        let jwks: JwkSet = serde_json::from_value(serde_json::json!({"keys": [{
-            "kty": "EC", "crv": "P-256", "x": b64(&raw[1..33]), "y": b64(&raw[33..])
-        }]}))
-        .unwrap();
-        let encoding =
-            jsonwebtoken::EncodingKey::from_ec_pem(key.serialize_pem().as_bytes()).unwrap();
+        let (jwks, sign) = es256_signer();
         let token = |iat: i64, exp: i64| {
-            let claims = serde_json::json!({
+            sign(&serde_json::json!({
                 "iss": "https://issuer.test", "aud": "orders-api", "iat": iat, "exp": exp,
-            });
-            jsonwebtoken::encode(
-                &jsonwebtoken::Header::new(Algorithm::ES256),
-                &claims,
-                &encoding,
-            )
-            .unwrap()
+            }))
         };
         let (skew, max) = (30, 3600);
         let check = |t: String| verify(&t, &issuer(), &jwks, skew as u64, max, NOW);
@@ -508,14 +501,7 @@ mod tests {
     /// is refused, a missing one is replaced by the token's digest.
     #[test]
     fn jti_is_bounded_or_derived() {
-        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-        let raw = key.public_key_raw();
-        let jwks: JwkSet = serde_json::from_value(serde_json::json!({"keys": [{
-            "kty": "EC", "crv": "P-256", "x": b64(&raw[1..33]), "y": b64(&raw[33..])
-        }]}))
-        .unwrap();
-        let encoding =
-            jsonwebtoken::EncodingKey::from_ec_pem(key.serialize_pem().as_bytes()).unwrap();
+        let (jwks, sign) = es256_signer();
         let token = |jti: Option<String>| {
             let mut claims = serde_json::json!({
                 "iss": "https://issuer.test", "aud": "orders-api", "iat": NOW, "exp": NOW + 60,
@@ -523,12 +509,7 @@ mod tests {
             if let Some(j) = jti {
                 claims["jti"] = j.into();
             }
-            jsonwebtoken::encode(
-                &jsonwebtoken::Header::new(Algorithm::ES256),
-                &claims,
-                &encoding,
-            )
-            .unwrap()
+            sign(&claims)
         };
         let check = |t: &str| verify(t, &issuer(), &jwks, 0, 3600, NOW);
         assert_eq!(check(&token(Some("j-1".into()))).unwrap().token_id, "j-1");
