@@ -97,6 +97,64 @@ pub fn json(r: &Report) -> String {
     serde_json::to_string_pretty(r).expect("a report serialises")
 }
 
+/// A probe's URL as a URI reference: what a URI cannot hold literally
+/// (controls, spaces, quotes, brackets after the host, non-ASCII, a `%`
+/// that starts no escape) percent-encoded; escapes the probe sent on
+/// purpose (`%2e%2e`) kept as they were.
+fn uri(url: &str) -> String {
+    let start = url
+        .split_once("://")
+        .and_then(|(scheme, rest)| rest.find('/').map(|i| scheme.len() + 3 + i))
+        .unwrap_or(0);
+    let (authority, rest) = url.split_at(start);
+    let mut out = String::from(authority);
+    let bytes = rest.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape_start = b == b'%'
+            && bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+            && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit);
+        if b.is_ascii_alphanumeric() || b"-._~:/?#@!$&'()*+,;=".contains(&b) || escape_start {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// A finding's stable identity across runs, for SARIF consumers that
+/// track results over time: the ID, the rule and where it was found,
+/// without what changes from run to run (the status a probe got, the line
+/// a spec pointer sits on, the message's wording).
+fn fingerprint(id: &str, f: &crate::model::Finding) -> String {
+    let place = match &f.location {
+        Location::Spec { file, pointer, .. } => format!("spec {file}#{pointer}"),
+        Location::Config { file, field } => format!("config {file} {field}"),
+        Location::Probe { method, url, .. } => {
+            // The path and query only: the same finding on another host
+            // name of the same API is the same finding.
+            let path = url
+                .split_once("://")
+                .and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..]))
+                .unwrap_or("/");
+            format!("probe {method} {path}")
+        }
+        Location::Answer { file, id } => format!("answer {file} {id}"),
+    };
+    let digest = aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        format!("{id}\n{}\n{place}", f.rule).as_bytes(),
+    );
+    digest
+        .as_ref()
+        .iter()
+        .take(16)
+        .fold(String::new(), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
 /// SARIF 2.1.0: one result per failing or partial finding; contract
 /// findings point into the spec file, probe findings carry the request and
 /// a `curl` reproduction.
@@ -104,7 +162,7 @@ pub fn sarif(r: &Report) -> String {
     let mut rules: Vec<Value> = Vec::new();
     let mut results = Vec::new();
     for c in &r.controls {
-        rules.push(json!({
+        let mut rule = json!({
             "id": c.id,
             "name": c.id.replace('-', ""),
             "shortDescription": { "text": c.title },
@@ -113,7 +171,15 @@ pub fn sarif(r: &Report) -> String {
                 "cwe": c.cwe.map(|n| format!("CWE-{n}")),
                 "verdict": c.verdict.as_str(),
             },
-        }));
+        });
+        if let Some(judged) = crate::catalog().get(&c.id).map(|k| &k.audit) {
+            rule["fullDescription"] = json!({ "text": judged });
+        }
+        // The weakness the ID guards against, at its real home.
+        if let Some(n) = c.cwe {
+            rule["helpUri"] = json!(format!("https://cwe.mitre.org/data/definitions/{n}.html"));
+        }
+        rules.push(rule);
         for f in c.findings.iter().filter(|f| f.outcome != Outcome::Pass) {
             let level = match (f.outcome, &f.waived) {
                 (_, Some(_)) => "note",
@@ -124,6 +190,7 @@ pub fn sarif(r: &Report) -> String {
                 "ruleId": c.id,
                 "level": level,
                 "message": { "text": f.message },
+                "partialFingerprints": { "portcullisFinding/v1": fingerprint(&c.id, f) },
                 "properties": { "rule": f.rule, "evidence": f.evidence.as_str() },
             });
             match &f.location {
@@ -153,8 +220,14 @@ pub fn sarif(r: &Report) -> String {
                     status,
                     curl,
                 } => {
+                    // The request is the location: its URL as the artifact,
+                    // method and URL as the logical name.
                     result["locations"] = json!([{
-                        "logicalLocations": [{ "fullyQualifiedName": format!("{method} {url}") }],
+                        "physicalLocation": { "artifactLocation": { "uri": uri(url) } },
+                        "logicalLocations": [{
+                            "fullyQualifiedName": format!("{method} {url}"),
+                            "kind": "resource",
+                        }],
                     }]);
                     result["properties"]["request"] =
                         json!({ "method": method, "url": url, "status": status, "curl": curl });
@@ -178,7 +251,7 @@ pub fn sarif(r: &Report) -> String {
         "runs": [{
             "tool": { "driver": {
                 "name": "portcullis audit",
-                "informationUri": "https://github.com/portcullis/portcullis",
+                "version": env!("CARGO_PKG_VERSION"),
                 "rules": rules,
             } },
             "results": results,
@@ -188,11 +261,25 @@ pub fn sarif(r: &Report) -> String {
     .expect("serialises")
 }
 
+/// Text made safe for an XML attribute or element: the five markup
+/// characters escaped, and every character XML 1.0 cannot carry at all
+/// (C0 controls but tab, newline and carriage return; U+FFFE, U+FFFF)
+/// replaced by U+FFFD, so a hostile server's answer cannot break the file.
 fn xml(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\t' | '\n' | '\r' => out.push(ch),
+            c if c < ' ' || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// JUnit XML: a test suite per group, a test case per ID; failures fail,
@@ -354,4 +441,19 @@ li.fail{{color:#b00}} li.partial{{color:#a60}} .loc,.map,.evidence{{color:#666;f
             xml(c)
         )),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::uri;
+
+    #[test]
+    fn a_probe_url_becomes_a_uri_keeping_the_escapes_it_sent() {
+        assert_eq!(
+            uri("https://[::1]:8443/a/%2e%2e/b c\"<x>%zz/é?q=[1]"),
+            "https://[::1]:8443/a/%2e%2e/b%20c%22%3Cx%3E%25zz/%C3%A9?q=%5B1%5D"
+        );
+        assert_eq!(uri("https://api.test"), "https://api.test");
+        assert_eq!(uri("/relative path"), "/relative%20path");
+    }
 }

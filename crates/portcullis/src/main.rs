@@ -88,7 +88,8 @@ enum Command {
         action: AdminAction,
     },
     /// Grade an API against the checklist: its OpenAPI document, its
-    /// Portcullis config and (soon) live probes, one verdict per ID.
+    /// Portcullis config, live probes of the running API (--target) and
+    /// questionnaire answers, one verdict per ID with the evidence behind it.
     /// Exit codes: 0 assessed, 1 score under --fail-under, 2 unusable input.
     Audit(Box<AuditArgs>),
     /// Mint a fresh token from the quickstart's demo issuer (development only).

@@ -486,6 +486,17 @@ fn check_reports_the_field_and_the_reason() {
     );
 }
 
+/// The help describes the assessor that exists, not one that is coming.
+#[test]
+fn audit_help_names_the_live_plane_as_present() {
+    let out = Command::new(BIN).args(["help", "audit"]).output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("live probes of the running API"), "{help}");
+    assert!(help.contains("--strict-tls"), "{help}");
+    assert!(!help.contains("(soon)"), "{help}");
+}
+
 #[test]
 fn apps_and_keys_commands_manage_the_store() {
     let dir = tempfile::tempdir().unwrap();
