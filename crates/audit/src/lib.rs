@@ -96,6 +96,10 @@ pub struct Control {
     pub owasp: Option<&'static str>,
     pub cwe: Option<u32>,
     pub findings: Vec<Finding>,
+    /// For a pass, what proved it: the passing findings with evidence
+    /// behind them (answered probes, document or config places, answers).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub proved_by: Vec<Finding>,
 }
 
 /// The whole assessment.
@@ -190,7 +194,16 @@ pub fn assemble(
             let (verdict, evidence) =
                 model::verdict(&mine, not_applicable.contains(&c.id.as_str()));
             let (owasp, cwe) = classify(&c.id);
+            let proved_by = if verdict == Verdict::Pass {
+                mine.iter()
+                    .filter(|f| f.outcome == model::Outcome::Pass && f.has_evidence())
+                    .map(|f| (*f).clone())
+                    .collect()
+            } else {
+                Vec::new()
+            };
             Control {
+                proved_by,
                 id: c.id.clone(),
                 group: c
                     .id

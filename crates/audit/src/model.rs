@@ -164,6 +164,17 @@ impl Finding {
         self.critical = true;
         self
     }
+
+    /// Whether the finding rests on something that could have gone the
+    /// other way: an answered probe (an HTTP status, or the outcome of a TLS
+    /// handshake), a place in the document or the config, a questionnaire
+    /// answer. A request that got no answer proves nothing.
+    pub fn has_evidence(&self) -> bool {
+        match &self.location {
+            Location::Probe { method, status, .. } => status.is_some() || method == "TLS",
+            Location::Spec { .. } | Location::Config { .. } | Location::Answer { .. } => true,
+        }
+    }
 }
 
 /// The verdict on one ID from its findings: any unwaived failure fails it;
@@ -171,6 +182,12 @@ impl Finding {
 /// strongest evidence seen. No finding: unverified (or not applicable when
 /// the inputs say the item cannot apply).
 pub fn verdict(findings: &[&Finding], not_applicable: bool) -> (Verdict, Option<Evidence>) {
+    // A pass counts only with evidence behind it (see `has_evidence`).
+    let findings: Vec<&Finding> = findings
+        .iter()
+        .copied()
+        .filter(|f| f.outcome != Outcome::Pass || f.has_evidence())
+        .collect();
     if findings.is_empty() {
         return if not_applicable {
             (Verdict::NotApplicable, None)
@@ -224,5 +241,33 @@ mod tests {
         );
         assert_eq!(verdict(&[], false).0, Verdict::Unverified);
         assert_eq!(verdict(&[], true).0, Verdict::NotApplicable);
+    }
+
+    #[test]
+    fn a_pass_on_a_probe_without_an_answer_proves_nothing() {
+        let probe = |status| Location::Probe {
+            method: "GET".into(),
+            url: "https://api.test/".into(),
+            status,
+            curl: String::new(),
+        };
+        let mut unanswered = f(Outcome::Pass, Evidence::Observed);
+        unanswered.location = probe(None);
+        assert_eq!(verdict(&[&unanswered], false).0, Verdict::Unverified);
+        let mut answered = unanswered.clone();
+        answered.location = probe(Some(401));
+        assert_eq!(verdict(&[&unanswered, &answered], false).0, Verdict::Pass);
+        // A TLS handshake's outcome is an answer; a failure stands anyway.
+        let mut handshake = unanswered.clone();
+        handshake.location = Location::Probe {
+            method: "TLS".into(),
+            url: "https://api.test".into(),
+            status: None,
+            curl: String::new(),
+        };
+        assert_eq!(verdict(&[&handshake], false).0, Verdict::Pass);
+        let mut failed = unanswered.clone();
+        failed.outcome = Outcome::Fail;
+        assert_eq!(verdict(&[&failed], false).0, Verdict::Fail);
     }
 }

@@ -8,12 +8,14 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::fmt::Write;
 use std::sync::Arc;
 use std::time::Duration;
+
+mod discover;
 
 /// Requests per second, at most.
 pub const MAX_RATE: u64 = 50;
@@ -44,6 +46,12 @@ pub struct Target {
     /// Refuse a target whose certificate does not verify instead of
     /// probing its HTTP plane over the unverified connection.
     pub strict_tls: bool,
+    /// The API's OpenAPI document (`--spec`); without one, the prober
+    /// looks for it at the usual places.
+    pub document: Option<serde_json::Value>,
+    /// Writes of a document may be sent (without credentials) to see
+    /// whether they are refused; off, only safe methods are.
+    pub allow_writes: bool,
 }
 
 /// A client certificate and its key, presented as a credential.
@@ -181,6 +189,8 @@ pub struct Prober {
     /// Every exchange, for the hygiene checks at the end.
     seen: Vec<(Location, Exchange)>,
     last: Option<std::time::Instant>,
+    /// The API's OpenAPI document, given or found, and where it came from.
+    document: Option<(serde_json::Value, String)>,
 }
 
 /// Verifies the target's certificate like any client would. Unless
@@ -395,20 +405,6 @@ pub fn internal_host(text: &str, own: &str) -> bool {
             .any(|ip| ip.is_private() || ip.is_link_local())
 }
 
-/// Well-known non-production and debug paths (CONTRACT-03).
-const EXPOSED: [&str; 10] = [
-    "/.env",
-    "/.git/config",
-    "/actuator",
-    "/actuator/env",
-    "/debug",
-    "/debug/pprof/",
-    "/server-status",
-    "/phpinfo.php",
-    "/console",
-    "/swagger-ui.html",
-];
-
 impl Prober {
     pub fn new(target: Target) -> Result<Self, String> {
         let base: http::Uri = target
@@ -447,6 +443,7 @@ impl Prober {
             notes: Vec::new(),
             seen: Vec::new(),
             last: None,
+            document: None,
         })
     }
 
@@ -569,7 +566,7 @@ impl Prober {
             }
             None => Bytes::new(),
         };
-        let request = b.body(Full::new(body)).map_err(|e| e.to_string())?;
+        let request = b.body(Paced::new(body)).map_err(|e| e.to_string())?;
         let exchange = async {
             let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
                 .await
@@ -646,7 +643,10 @@ impl Prober {
         if self.tls.is_none() {
             self.plaintext().await;
         }
+        self.find_document().await;
         self.identity().await;
+        self.unauthenticated_write().await;
+        self.documented_operations().await;
         self.headers_and_cors().await;
         self.input().await;
         self.correlation().await;
@@ -945,7 +945,7 @@ impl Prober {
                     true,
                     Some((&t, "$TOKEN_WITHOUT_SCOPE")),
                 )
-                .body("application/json", "{}");
+                .body("application/json", self.body_for(&m, &p));
             if let Some(x) = self.probe(&req).await {
                 let loc = self.location(&req, Some(x.status));
                 match x.status {
@@ -985,6 +985,36 @@ impl Prober {
                     ),
                 }
             }
+        }
+    }
+
+    /// AUTHN-06: the write named by `--scoped-operation`, sent with no
+    /// credentials at all (and a body the document would accept), must be
+    /// refused; a success is an unauthenticated write.
+    async fn unauthenticated_write(&mut self) {
+        let Some((m, p)) = self.target.scoped.clone() else {
+            return;
+        };
+        let req = Req::new(m.clone(), &p).body("application/json", self.body_for(&m, &p));
+        let Some(x) = self.probe(&req).await else {
+            return;
+        };
+        let loc = self.location(&req, Some(x.status));
+        if x.status.is_success() {
+            self.findings.push(
+                Finding::new(
+                    "AUTHN-06",
+                    "probe.unauthenticated-write",
+                    Outcome::Fail,
+                    Evidence::Observed,
+                    format!(
+                        "{m} {p} answered {} with no credentials at all: anyone can write",
+                        x.status
+                    ),
+                    loc,
+                )
+                .critical(),
+            );
         }
     }
 
@@ -1032,7 +1062,11 @@ impl Prober {
                     .push(format!("{} {url}: no answer: {e}", req.method));
             }
             Err(e) => {
-                let loc = self.location(req, None);
+                // Refused at the handshake: the TLS outcome is the answer.
+                let mut loc = self.location(req, None);
+                if let Location::Probe { method, .. } = &mut loc {
+                    "TLS".clone_into(method);
+                }
                 self.record(
                     "AUTHN-11",
                     "probe.impostor-certificate-refused",
@@ -1322,13 +1356,22 @@ impl Prober {
         }
     }
 
-    /// An oversized body is refused either with a 4xx or by closing the
-    /// connection before it is all sent; which one is a race, so both are
-    /// reported alike (the report must not depend on it).
+    /// An oversized body must get a 4xx. A server may instead close the
+    /// connection before the body is all sent: that answer is lost, and a
+    /// lost answer is never counted as a refusal (`send` tries three times,
+    /// so the 4xx usually arrives).
     async fn oversized(&mut self, id: &'static str, req: &Req) {
-        let refused = match self.send(req).await {
-            Ok(x) if x.status.is_client_error() => true,
-            Err(e) if e.contains("writing a body") => true,
+        match self.send(req).await {
+            Ok(x) if x.status.is_client_error() => {
+                let loc = self.location(req, Some(x.status));
+                self.record(
+                    id,
+                    "probe.bad-input-refused",
+                    Outcome::Pass,
+                    format!("an oversized body (2 MiB) was refused ({})", x.status),
+                    loc,
+                );
+            }
             Ok(x) => {
                 let loc = self.location(req, Some(x.status));
                 let (rule, id, message) = if x.status.is_success() {
@@ -1345,26 +1388,16 @@ impl Prober {
                     )
                 };
                 self.record(id, rule, Outcome::Fail, message, loc);
-                false
             }
+            // A connection closed under the body without an answer is not
+            // a refusal anyone saw: noted, never counted either way.
             Err(e) => {
                 self.notes.push(format!(
                     "{} {}: no answer: {e}",
                     req.method,
                     self.url(&req.path)
                 ));
-                false
             }
-        };
-        if refused {
-            let loc = self.location(req, None);
-            self.record(
-                id,
-                "probe.bad-input-refused",
-                Outcome::Pass,
-                "an oversized body (2 MiB) was refused before it was processed",
-                loc,
-            );
         }
     }
 
@@ -1441,41 +1474,6 @@ impl Prober {
                     loc,
                 ),
             }
-        }
-    }
-
-    /// CONTRACT-03: well-known debug and non-production paths.
-    async fn exposure(&mut self) {
-        let mut served = false;
-        for path in EXPOSED {
-            let req = Req::new(Method::GET, path);
-            let Some(x) = self.probe(&req).await else {
-                continue;
-            };
-            if x.status.is_success() {
-                served = true;
-                let loc = self.location(&req, Some(x.status));
-                self.record(
-                    "CONTRACT-03",
-                    "probe.debug-path-served",
-                    Outcome::Fail,
-                    format!(
-                        "`{path}` is served ({}): non-production surface is reachable",
-                        x.status
-                    ),
-                    loc,
-                );
-            }
-        }
-        if !served {
-            let loc = self.location(&Req::new(Method::GET, EXPOSED[0]), None);
-            self.record(
-                "CONTRACT-03",
-                "probe.no-debug-paths",
-                Outcome::Pass,
-                format!("none of {} well-known debug paths is served", EXPOSED.len()),
-                loc,
-            );
         }
     }
 
@@ -1652,6 +1650,37 @@ impl Prober {
                 }
             }
         }
+        // One error structure (OUTPUT-01): every error answer with a body
+        // in one media type; HTML here, plain text there and JSON elsewhere
+        // is the mix a client cannot parse.
+        let mut formats: Vec<(String, &Location)> = Vec::new();
+        for (loc, x) in &self.seen {
+            if !(x.status.is_client_error() || x.status.is_server_error()) || x.body.is_empty() {
+                continue;
+            }
+            let essence = x
+                .header("content-type")
+                .and_then(|c| c.split(';').next())
+                .map_or_else(|| "(none)".to_owned(), |c| c.trim().to_ascii_lowercase());
+            if !formats.iter().any(|(f, _)| *f == essence) {
+                formats.push((essence, loc));
+            }
+        }
+        if formats.len() > 1 {
+            let names: Vec<String> = formats.iter().map(|(f, _)| format!("`{f}`")).collect();
+            found.push(Finding::new(
+                "OUTPUT-01",
+                "probe.mixed-error-formats",
+                Outcome::Fail,
+                Evidence::Observed,
+                format!(
+                    "error answers come in {} formats ({}): clients cannot rely on one error structure",
+                    formats.len(),
+                    names.join(", ")
+                ),
+                formats[1].1.clone(),
+            ));
+        }
         // A stack trace is internal detail as well: OUTPUT-04 at best partial.
         if let Some(trace) = found.iter().find(|f| f.rule == "probe.stack-trace") {
             found.push(Finding::new(
@@ -1694,7 +1723,63 @@ impl Prober {
     }
 }
 
-async fn exchange<S>(stream: S, request: http::Request<Full<Bytes>>) -> Result<Exchange, String>
+/// A request body sent in 64 KiB pieces, a few milliseconds apart once
+/// past the first: a server that refuses a large body answers and closes
+/// while it is still being sent, and the pause lets that answer be read
+/// before the closed connection fails the write (a lost answer is never
+/// counted as a refusal, so it must not be lost to a race).
+struct Paced {
+    rest: Bytes,
+    pause: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Paced {
+    const PIECE: usize = 64 * 1024;
+
+    fn new(body: Bytes) -> Self {
+        Self {
+            rest: body,
+            pause: None,
+        }
+    }
+}
+
+impl hyper::body::Body for Paced {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        use std::task::Poll;
+        if let Some(pause) = self.pause.as_mut() {
+            if pause.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            self.pause = None;
+        }
+        if self.rest.is_empty() {
+            return Poll::Ready(None);
+        }
+        let n = self.rest.len().min(Self::PIECE);
+        let piece = self.rest.split_to(n);
+        if !self.rest.is_empty() {
+            self.pause = Some(Box::pin(tokio::time::sleep(Duration::from_millis(5))));
+        }
+        Poll::Ready(Some(Ok(hyper::body::Frame::data(piece))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.rest.is_empty() && self.pause.is_none()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.rest.len() as u64)
+    }
+}
+
+async fn exchange<S>(stream: S, request: http::Request<Paced>) -> Result<Exchange, String>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {

@@ -401,6 +401,11 @@ struct ProbeArgs {
     /// the report).
     #[arg(long)]
     strict_tls: bool,
+    /// Also send the document's writes (POST, PUT, PATCH, DELETE) without
+    /// credentials to see that they are refused. Off by default: an
+    /// assessor must not change or delete the data it assesses.
+    #[arg(long)]
+    allow_writes: bool,
 }
 
 /// A secret from the command line; `@FILE` reads it from a file.
@@ -419,6 +424,7 @@ fn secret(value: Option<&String>) -> Result<Option<String>, String> {
 fn live_findings(
     p: &ProbeArgs,
     config: Option<&Path>,
+    spec: Option<&Path>,
 ) -> Result<(Vec<portcullis_audit::model::Finding>, Vec<String>), String> {
     use portcullis_audit::probe;
     let Some(url) = &p.target else {
@@ -460,6 +466,15 @@ fn live_findings(
         burst: p.burst.min(probe::MAX_BURST),
         client_cert,
         strict_tls: p.strict_tls,
+        document: spec
+            .map(|path| {
+                std::fs::read_to_string(path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|text| portcullis_audit::spec::parse(&text))
+                    .map_err(|e| format!("{}: {e}", path.display()))
+            })
+            .transpose()?,
+        allow_writes: p.allow_writes,
     };
     let prober = probe::Prober::new(target)?;
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -498,7 +513,7 @@ fn audit(
         eprintln!("audit: give at least one of --spec, --config, --target, --answers");
         return ExitCode::from(2);
     }
-    let live = match live_findings(probe, opts.config.as_deref()) {
+    let live = match live_findings(probe, opts.config.as_deref(), opts.spec.as_deref()) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("audit: {e}");

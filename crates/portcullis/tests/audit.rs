@@ -43,7 +43,8 @@ fn failures(report: &serde_json::Value) -> (BTreeSet<String>, BTreeSet<String>) 
     (ids, rules)
 }
 
-/// Runs an `audit --format json` command that must exit 0; its report.
+/// Runs an `audit --format json` command that must exit 0; its report,
+/// in which every pass has evidence behind it.
 fn json_report(command: &mut Command) -> serde_json::Value {
     let out = command.output().unwrap();
     assert_eq!(
@@ -52,7 +53,9 @@ fn json_report(command: &mut Command) -> serde_json::Value {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let report = serde_json::from_slice(&out.stdout).unwrap();
+    every_pass_has_evidence(&report);
+    report
 }
 
 /// Starts a fixture of `tests/fixtures/` with python3; the ports it prints.
@@ -131,6 +134,9 @@ fn every_planted_flaw_of_the_weak_api_is_reported_under_its_id_and_nothing_else_
         "DATA-03",
         "DATA-04",
         "INPUT-03",
+        // Issue 18: its errors are JSON, but its 500 is a plain-text
+        // traceback: two error formats (the old prober saw each alone).
+        "OUTPUT-01",
         "OUTPUT-02",
         "OUTPUT-03",
         "OUTPUT-07",
@@ -807,4 +813,141 @@ while True:
             report["notes"]
         );
     }
+}
+
+/// A certificate and key made the way a hurried operator makes them:
+/// `openssl req -x509` (self-signed, flagged as a CA) for localhost and
+/// 127.0.0.1. `newkey`: `rsa:2048` or `ec` (P-256).
+fn openssl_self_signed(
+    dir: &Path,
+    stem: &str,
+    newkey: &str,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (
+        dir.join(format!("{stem}.pem")),
+        dir.join(format!("{stem}.key")),
+    );
+    let mut cmd = Command::new("openssl");
+    cmd.args(["req", "-x509", "-newkey", newkey]);
+    if newkey == "ec" {
+        cmd.args(["-pkeyopt", "ec_paramgen_curve:P-256"]);
+    }
+    let out = cmd
+        .args(["-nodes", "-days", "30", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl (installed by the test command)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (cert, key)
+}
+
+/// Every pass in a JSON report names what proved it: at least one answered
+/// probe (an HTTP status, or a TLS handshake's outcome) or a document,
+/// config or questionnaire fact; never a request that got no answer.
+fn every_pass_has_evidence(report: &serde_json::Value) {
+    for c in report["controls"].as_array().unwrap() {
+        if c["verdict"] != "pass" {
+            continue;
+        }
+        let id = c["id"].as_str().unwrap();
+        let proofs = c["proved_by"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{id} passes without `proved_by`: {c}"));
+        assert!(
+            !proofs.is_empty(),
+            "{id} passes with nothing behind it: {c}"
+        );
+        for p in proofs {
+            let at = &p["location"];
+            let answered = match at["kind"].as_str().unwrap() {
+                "probe" => at["status"].is_u64() || at["method"] == "TLS",
+                "spec" | "config" | "answer" => true,
+                other => panic!("{id}: unknown location kind {other}"),
+            };
+            assert!(answered, "{id} passes on a probe that got no answer: {p}");
+            assert_eq!(p["outcome"], "pass", "{id}: {p}");
+        }
+    }
+}
+
+/// Issue 18's badly run shop (see the fixture's header for the planted
+/// flaws): graded with the command a new user would type, naming only the
+/// protected read and the scoped write.
+#[test]
+fn the_weak_shop_fails_every_planted_flaw_and_passes_nothing_it_violates() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = openssl_self_signed(dir.path(), "shop", "rsa:2048");
+    let secret = "weak-shop-secret";
+    let (_server, ports) = fixture(
+        "weak_shop.py",
+        &[cert.as_os_str(), key.as_os_str(), secret.as_ref()],
+    );
+    let token = |scope: &str| {
+        hs256(
+            secret.as_bytes(),
+            &serde_json::json!({
+                "sub": "u1", "iss": "https://shop.test", "aud": "shop",
+                "exp": time::OffsetDateTime::now_utc().unix_timestamp() + 3600,
+                "scope": scope,
+            }),
+        )
+    };
+    let report = json_report(
+        Command::new(BIN)
+            .args(["audit", "--format", "json", "--burst", "0"])
+            .args(["--target", &format!("https://127.0.0.1:{}", ports[0])])
+            .arg("--ca")
+            .arg(&cert)
+            .args(["--token", &token("orders:read orders:write")])
+            .args(["--token-without-scope", &token("orders:read")])
+            .args(["--operation", "GET /v1/orders"])
+            .args(["--scoped-operation", "POST /v1/orders"]),
+    );
+    let (failed, rules) = failures(&report);
+    // Fixed before the prober changed: the planted flaws, each under its ID.
+    let planted = ids(&[
+        "TLS-02",      // openssl req -x509: self-signed, CA-flagged
+        "TLS-05",      // TLS 1.2 only, static-RSA suites
+        "AUTHN-06",    // unauthenticated read of customers, unauthenticated write
+        "AUTHN-08",    // alg: none accepted
+        "AUTHN-13",    // alg: none accepted
+        "INPUT-03",    // malformed JSON answered 500
+        "OUTPUT-01",   // errors as HTML, plain text and JSON
+        "OUTPUT-02",   // Python tracebacks
+        "OUTPUT-03",   // gunicorn, Django
+        "OUTPUT-11",   // reflected CORS with credentials
+        "OUTPUT-13",   // card numbers and passwords
+        "OUTPUT-14",   // bad input answered 500
+        "CONTRACT-03", // /debug/vars serves configuration and secrets
+    ]);
+    assert_eq!(failed, planted, "rules: {rules:#?}");
+    // A stack trace is internal detail: OUTPUT-04 cannot pass.
+    assert_eq!(verdict(&report, "OUTPUT-04"), "partial");
+    for rule in [
+        "AUTHN-06 probe.unauthenticated-write",
+        "AUTHN-06 probe.unauthenticated-read",
+        "OUTPUT-13 probe.card-number",
+        "CONTRACT-03 probe.debug-path-secrets",
+        "OUTPUT-01 probe.mixed-error-formats",
+    ] {
+        assert!(rules.contains(rule), "{rule} missing: {rules:#?}");
+    }
+    // The document was found and said so.
+    assert!(
+        report["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("/openapi.json")),
+        "{}",
+        report["notes"]
+    );
 }

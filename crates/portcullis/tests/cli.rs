@@ -828,6 +828,13 @@ async fn the_assessor_grades_the_quickstart_a_with_no_failed_implemented_control
             !(implemented && c["verdict"] == "fail"),
             "{id} fails although the gateway implements it: {c}"
         );
+        // Every pass names what proved it (issue 18).
+        if c["verdict"] == "pass" {
+            assert!(
+                c["proved_by"].as_array().is_some_and(|p| !p.is_empty()),
+                "{id} passes with nothing behind it: {c}"
+            );
+        }
     }
     // Every one of the 83 IDs has a verdict; identity and transport are observed.
     assert_eq!(report["controls"].as_array().unwrap().len(), 83);
