@@ -87,12 +87,16 @@ fn answers_are_attested_until_they_expire_and_waivers_accept_failures_for_a_time
 /// every rule a statement names exists.
 #[test]
 fn the_catalogue_names_every_rule_audit_judges_an_id_by() {
-    let sources: String = ["spec", "probe", "probe/discover", "tls_probe", "config_review"]
-        .iter()
-        .map(|f| {
-            std::fs::read_to_string(format!("{}/src/{f}.rs", env!("CARGO_MANIFEST_DIR"))).unwrap()
-        })
-        .collect();
+    let sources: String = [
+        "spec",
+        "probe",
+        "probe/discover",
+        "tls_probe",
+        "config_review",
+    ]
+    .iter()
+    .map(|f| std::fs::read_to_string(format!("{}/src/{f}.rs", env!("CARGO_MANIFEST_DIR"))).unwrap())
+    .collect();
     let catalog = portcullis_audit::catalog();
     let mut pairs = 0;
     for c in &catalog.control {

@@ -475,3 +475,97 @@ async fn intermediates_and_reloaded_client_cas_apply_to_open_connections() {
     }
     gw.stop().await;
 }
+
+/// The validity window of a DER certificate, in Unix seconds.
+fn window(pem: &str) -> (i64, i64) {
+    let der = CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
+    let (_, c) = x509_parser::parse_x509_certificate(der.as_ref()).unwrap();
+    (
+        c.validity().not_before.timestamp(),
+        c.validity().not_after.timestamp(),
+    )
+}
+
+/// The per-request re-check (TLS-10) is exact to the second at both ends
+/// of the leaf's validity and at the end of every intermediate's; a
+/// forced CRL reload reloads, an unforced one only when a file changed.
+#[tokio::test]
+async fn the_recheck_bounds_are_exact_to_the_second_and_crl_reloads_follow_the_files() {
+    use portcullis_config::model::{ClientAuth, Mode, ServerTls};
+    use portcullis_gateway::clientauth::{PeerCert, TlsListener};
+    let env = TestEnv::new().await;
+    let intermediate = env.ca.intermediate("Boundary Issuing CA").unwrap();
+    // The leaf outlives its issuer, so the two ends are judged apart.
+    let leaf = intermediate
+        .issue_until(&["app.demo"], true, Some(hours(24 * 90)))
+        .unwrap();
+    let clients_ca = env.path().join("clients-ca.pem");
+    std::fs::write(&clients_ca, env.ca.cert_pem()).unwrap();
+    let crl = write_crl(&env, &[], hours(1));
+    let issuing_crl = env.path().join("issuing.crl.pem");
+    std::fs::write(&issuing_crl, intermediate.crl(&[], hours(1)).unwrap()).unwrap();
+    let tls = ServerTls {
+        cert: env.gateway_cert.cert.clone(),
+        key: env.gateway_cert.key.clone(),
+        allow_tls12: false,
+        client_auth: Some(ClientAuth {
+            required: true,
+            ca: clients_ca,
+            crls: vec![crl.clone(), issuing_crl],
+            // The bounds lie past the CRLs' next update: judged alone here
+            // (stale_crl_fails_closed proves that rule).
+            allow_stale_crl: true,
+        }),
+    };
+    let listener = TlsListener::new(&tls, Mode::Production).unwrap();
+    let (_, generation) = listener.config_with_generation();
+    let leaf_der = CertificateDer::from_pem_slice(leaf.cert_pem.as_bytes()).unwrap();
+    let issuing_der = CertificateDer::from_pem_slice(intermediate.cert_pem().as_bytes()).unwrap();
+    let (not_before, not_after) = window(&leaf.cert_pem);
+    let (_, issuing_not_after) = window(&intermediate.cert_pem());
+
+    // The leaf alone: both ends of its window count as inside it.
+    let alone = PeerCert::from_chain(std::slice::from_ref(&leaf_der), generation).unwrap();
+    let at = |cert: &PeerCert, t: i64| listener.recheck(Some(cert), t).map_err(|r| r.to_string());
+    assert!(at(&alone, not_before).is_ok());
+    assert!(at(&alone, not_after).is_ok());
+    for t in [not_before - 1, not_after + 1] {
+        let e = at(&alone, t).unwrap_err();
+        assert!(e.contains("validity period"), "{t}: {e}");
+    }
+    // With its intermediate: the chain ends at the intermediate's notAfter.
+    assert!(issuing_not_after < not_after);
+    let chained = PeerCert::from_chain(&[leaf_der.clone(), issuing_der], generation).unwrap();
+    assert!(at(&chained, issuing_not_after).is_ok());
+    let e = at(&chained, issuing_not_after + 1).unwrap_err();
+    assert!(e.contains("intermediate"), "{e}");
+    // No certificate on a listener that requires one.
+    assert!(listener.recheck(None, not_before).is_err());
+
+    // CRL reloads: nothing changed, nothing reloaded unless forced.
+    assert!(!listener.reload_if_changed(false).unwrap());
+    assert!(listener.reload_if_changed(true).unwrap());
+    assert_ne!(listener.config_with_generation().1, generation);
+    write_crl(&env, &[&leaf.cert_pem], hours(1));
+    assert!(listener.reload_if_changed(false).unwrap());
+}
+
+/// A URI subject alternative name (a SPIFFE ID, say) is one of the names a
+/// certificate-bound application can be bound to (TLS-08), like a DNS name.
+#[test]
+fn uri_and_dns_names_of_a_client_certificate_are_its_names() {
+    use rcgen::{CertificateParams, KeyPair, SanType};
+    let mut params = CertificateParams::new(vec!["App.Demo".to_owned()]).unwrap();
+    params.subject_alt_names.push(SanType::URI(
+        "spiffe://partners.test/acme".try_into().unwrap(),
+    ));
+    let cert = params.self_signed(&KeyPair::generate().unwrap()).unwrap();
+    let peer = portcullis_gateway::clientauth::PeerCert::from_der(cert.der()).unwrap();
+    assert_eq!(
+        peer.names,
+        vec![
+            "app.demo".to_owned(),
+            "spiffe://partners.test/acme".to_owned()
+        ]
+    );
+}
