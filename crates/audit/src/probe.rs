@@ -310,6 +310,58 @@ fn forge(
     Some(format!("{h}.{p}.{}", signature.unwrap_or(s)))
 }
 
+/// Longest lifetime (`exp` − `iat`) an access token may have unremarked.
+const MAX_TOKEN_LIFETIME: i64 = 24 * 3600;
+
+/// What the token the user gave says about how the API issues tokens: its
+/// algorithm (AUTHN-08: `none` and shared-secret HS* fail), its claims
+/// (AUTHN-01: `iss`, `aud`, `exp` present) and its lifetime. An opaque
+/// token (not a JWT) says nothing: no finding.
+fn judge_token(token: &str) -> Vec<(&'static str, &'static str, Outcome, String)> {
+    let mut parts = token.split('.');
+    let decode = |p: Option<&str>| -> Option<serde_json::Value> {
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p?.trim_end_matches('=')).ok()?).ok()
+    };
+    let (Some(header), Some(claims)) = (decode(parts.next()), decode(parts.next())) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    let alg = header["alg"].as_str().unwrap_or("(none given)");
+    found.push(match alg {
+        "none" | "(none given)" => ("AUTHN-08", "probe.token-unsigned", Outcome::Fail, format!("the token given is not signed (`alg: {alg}`)")),
+        a if a.starts_with("HS") => ("AUTHN-08", "probe.token-symmetric", Outcome::Fail, format!("the token given is signed with a shared secret (`{a}`): every party that can verify it can also mint it; use an asymmetric algorithm (ES256, EdDSA, PS256)")),
+        a => ("AUTHN-08", "probe.token-asymmetric", Outcome::Pass, format!("the token given is signed with an asymmetric algorithm (`{a}`)")),
+    });
+    let missing: Vec<&str> = ["iss", "aud", "exp"]
+        .into_iter()
+        .filter(|c| claims.get(*c).is_none_or(serde_json::Value::is_null))
+        .collect();
+    if missing.is_empty() {
+        found.push((
+            "AUTHN-01",
+            "probe.token-claims",
+            Outcome::Pass,
+            "the token given carries `iss`, `aud` and `exp`".to_owned(),
+        ));
+    } else {
+        found.push(("AUTHN-01", "probe.token-claims-missing", Outcome::Fail, format!("the token given lacks {}: the API cannot bind it to an issuer, an audience and an end", missing.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", "))));
+    }
+    if let (Some(exp), Some(iat)) = (claims["exp"].as_i64(), claims["iat"].as_i64())
+        && exp - iat > MAX_TOKEN_LIFETIME
+    {
+        found.push((
+            "AUTHN-01",
+            "probe.token-long-lived",
+            Outcome::Partial,
+            format!(
+                "the token given lives {} hours: access tokens should live minutes to hours",
+                (exp - iat) / 3600
+            ),
+        ));
+    }
+    found
+}
+
 /// Card numbers (13–19 digits passing Luhn) in a text.
 pub fn card_number(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
@@ -740,6 +792,13 @@ impl Prober {
             self.record("AUTHN-14", "probe.valid-credentials-refused", Outcome::Partial, format!("valid credentials got {}: the identity matrix is inconclusive (check --token, --api-key, --operation)", ok.status), loc);
             return;
         }
+        // The token the API accepted is judged itself.
+        if let Some(t) = &token {
+            let loc = self.location(&valid, Some(ok.status));
+            for (id, rule, outcome, message) in judge_token(t) {
+                self.record(id, rule, outcome, message, loc.clone());
+            }
+        }
         let mut cases: Vec<(&'static str, Req, bool)> =
             vec![("no credentials", base.clone(), false)];
         if self.target.client_cert.is_some() {
@@ -1136,12 +1195,54 @@ impl Prober {
                     ),
                 }
             }
-            if x.header("x-content-type-options") != Some("nosniff") {
+            if x.header("x-content-type-options") == Some("nosniff") {
+                self.record(
+                    "INPUT-12",
+                    "probe.nosniff",
+                    Outcome::Pass,
+                    format!("{what} carries `X-Content-Type-Options: nosniff`: browsers run no JSON as script"),
+                    loc.clone(),
+                );
+            } else {
                 self.record(
                     "OUTPUT-03",
                     "probe.no-nosniff",
                     Outcome::Partial,
                     format!("{what} lacks `X-Content-Type-Options: nosniff`"),
+                    loc.clone(),
+                );
+                // Without it a browser may sniff JSON as script (INPUT-12).
+                self.record(
+                    "INPUT-12",
+                    "probe.no-nosniff",
+                    Outcome::Fail,
+                    format!("{what} lacks `X-Content-Type-Options: nosniff`: a browser may run the answer as script"),
+                    loc.clone(),
+                );
+            }
+            // An answer to an authenticated request that may be stored
+            // lets whatever sits in between serve it to others (AUTHN-03).
+            if x.status.is_success()
+                && req
+                    .headers
+                    .iter()
+                    .any(|(_, _, shown)| shown.starts_with('$'))
+            {
+                let stored = !x
+                    .header("cache-control")
+                    .is_some_and(|v| v.contains("no-store"));
+                self.record(
+                    "AUTHN-03",
+                    if stored {
+                        "probe.authenticated-answer-storable"
+                    } else {
+                        "probe.authenticated-answer-no-store"
+                    },
+                    if stored { Outcome::Fail } else { Outcome::Pass },
+                    format!(
+                        "an authenticated answer says `Cache-Control: {}`",
+                        x.header("cache-control").unwrap_or("(none)")
+                    ),
                     loc.clone(),
                 );
             }
@@ -1942,6 +2043,56 @@ mod tests {
         );
         assert_eq!(card_number("order 1234567890123 of 2026"), None);
         assert_eq!(card_number("0000000000000000"), None);
+    }
+
+    #[test]
+    fn the_token_given_is_judged_by_algorithm_claims_and_lifetime() {
+        let token = |header: &str, claims: &str| {
+            format!(
+                "{}.{}.c2ln",
+                URL_SAFE_NO_PAD.encode(header),
+                URL_SAFE_NO_PAD.encode(claims)
+            )
+        };
+        let rules = |t: &str| -> Vec<(&str, &str, Outcome)> {
+            judge_token(t)
+                .into_iter()
+                .map(|(i, r, o, _)| (i, r, o))
+                .collect()
+        };
+        let full = r#"{"iss":"i","aud":"a","exp":3600,"iat":0}"#;
+        assert_eq!(
+            rules(&token(r#"{"alg":"ES256"}"#, full)),
+            [
+                ("AUTHN-08", "probe.token-asymmetric", Outcome::Pass),
+                ("AUTHN-01", "probe.token-claims", Outcome::Pass)
+            ]
+        );
+        assert_eq!(
+            rules(&token(
+                r#"{"alg":"HS256"}"#,
+                r#"{"iss":"i","exp":90000,"iat":0}"#
+            )),
+            [
+                ("AUTHN-08", "probe.token-symmetric", Outcome::Fail),
+                ("AUTHN-01", "probe.token-claims-missing", Outcome::Fail),
+                ("AUTHN-01", "probe.token-long-lived", Outcome::Partial)
+            ]
+        );
+        assert_eq!(
+            rules(&token(r#"{"alg":"none"}"#, full))[0].1,
+            "probe.token-unsigned"
+        );
+        assert!(rules("an-opaque-token").is_empty());
+        // Exactly a day is not long-lived.
+        assert_eq!(
+            rules(&token(
+                r#"{"alg":"ES256"}"#,
+                r#"{"iss":"i","aud":"a","exp":86400,"iat":0}"#
+            ))
+            .len(),
+            2
+        );
     }
 
     #[test]

@@ -542,6 +542,29 @@ async fn the_recheck_bounds_are_exact_to_the_second_and_crl_reloads_follow_the_f
     // No certificate on a listener that requires one.
     assert!(listener.recheck(None, not_before).is_err());
 
+    // The CRL's nextUpdate is a bound too (TLS-01): current at that second,
+    // stale the next.
+    let mut strict = tls.clone();
+    if let Some(auth) = strict.client_auth.as_mut() {
+        auth.allow_stale_crl = false;
+        auth.crls = vec![crl.clone()];
+    }
+    let strict = TlsListener::new(&strict, Mode::Production).unwrap();
+    let crl_der = rustls_pki_types::CertificateRevocationListDer::from_pem_file(&crl).unwrap();
+    let (_, parsed) = x509_parser::parse_x509_crl(crl_der.as_ref()).unwrap();
+    let next_update = parsed.next_update().unwrap().timestamp();
+    let fresh = PeerCert::from_chain(
+        std::slice::from_ref(&leaf_der),
+        strict.config_with_generation().1,
+    )
+    .unwrap();
+    assert!(strict.recheck(Some(&fresh), next_update).is_ok());
+    let e = strict
+        .recheck(Some(&fresh), next_update + 1)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("out of date"), "{e}");
+
     // CRL reloads: nothing changed, nothing reloaded unless forced.
     assert!(!listener.reload_if_changed(false).unwrap());
     assert!(listener.reload_if_changed(true).unwrap());

@@ -124,6 +124,13 @@ fn every_planted_flaw_of_the_weak_api_is_reported_under_its_id_and_nothing_else_
     let report = json_report(&mut out);
     let (failed, rules) = failures(&report);
     let expected: BTreeSet<String> = [
+        // Issue 18 (item 8): the token it issues is judged too; it has no
+        // `iss` or `aud` (AUTHN-01) and is HS256 (AUTHN-08, also below).
+        "AUTHN-01",
+        // Issue 18 (item 8): findings filed under every ID they bear on:
+        // its authenticated answers say `public, max-age=3600` (AUTHN-03
+        // beside OUTPUT-07/08/09) and lack `nosniff` (INPUT-12).
+        "AUTHN-03",
         "AUTHN-06",
         // Issue 18: `alg: none` accepted fails AUTHN-08 as well as AUTHN-13,
         // and malformed JSON answered 500 fails INPUT-03.
@@ -134,6 +141,7 @@ fn every_planted_flaw_of_the_weak_api_is_reported_under_its_id_and_nothing_else_
         "DATA-03",
         "DATA-04",
         "INPUT-03",
+        "INPUT-12",
         // Issue 18: its errors are JSON, but its 500 is a plain-text
         // traceback: two error formats (the old prober saw each alone).
         "OUTPUT-01",
@@ -154,6 +162,10 @@ fn every_planted_flaw_of_the_weak_api_is_reported_under_its_id_and_nothing_else_
     for rule in [
         "AUTHN-13 probe.accepted-bad-credentials",
         "AUTHN-08 probe.accepted-bad-credentials",
+        "AUTHN-08 probe.token-symmetric",
+        "AUTHN-01 probe.token-claims-missing",
+        "AUTHN-03 probe.authenticated-answer-storable",
+        "INPUT-12 probe.no-nosniff",
         "INPUT-03 probe.bad-input-5xx",
         "AUTHN-14 probe.403-for-authentication",
         "AUTHN-06 probe.accepted-bad-credentials",
