@@ -592,3 +592,42 @@ fn uri_and_dns_names_of_a_client_certificate_are_its_names() {
         ]
     );
 }
+
+/// A CRL file that cannot be used keeps the last good CRLs in force and
+/// raises one `crl-reload-failed` event naming the listener, however many
+/// polls read it; a good file afterwards is picked up again (TLS-01).
+#[tokio::test]
+async fn a_broken_crl_keeps_the_last_good_one_and_raises_one_event() {
+    let env = TestEnv::new().await;
+    let client = env.ca.issue(&["app.demo"], true).unwrap();
+    let crl = write_crl(&env, &[], hours(1));
+    let mut gw = start(&env, &crl, "required").await;
+    let mut open = connect(&env, &gw, Some(&client)).await.unwrap();
+    assert_eq!(get(&mut open).await.unwrap().0, 200);
+
+    let tmp = env.path().join("broken.crl.tmp");
+    std::fs::write(&tmp, "-----BEGIN X509 CRL-----\nbm90IGEgQ1JM\n-----END X509 CRL-----\n").unwrap();
+    std::fs::rename(&tmp, &crl).unwrap();
+    let e = gw.expect_event("crl-reload-failed").await;
+    assert!(
+        e.message.contains("listener with client CA") && e.message.contains(".pem"),
+        "{}",
+        e.message
+    );
+    // A clock to pass, not synchronisation: at least two more of the
+    // watcher's 250 ms polls read the broken file.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(get(&mut open).await.unwrap().0, 200, "last good CRLs stay");
+    // One event for the broken file, not one per poll.
+    let mut more = 0;
+    while let Ok(e) = gw.events.try_recv() {
+        assert_eq!(e.status_code, "crl-reload-failed", "{}", e.message);
+        more += 1;
+    }
+    assert_eq!(more, 0, "{more} more crl-reload-failed events");
+
+    // A good file again: it applies (the client is now revoked).
+    write_crl(&env, &[&client.cert_pem], hours(1));
+    assert_eq!(until_refused(&mut open).await.0, 401);
+    gw.stop().await;
+}
