@@ -35,8 +35,10 @@ pub struct Target {
     pub token: Option<String>,
     /// A valid token that lacks the scope `scoped` needs.
     pub token_without_scope: Option<String>,
-    /// A protected read, e.g. `GET /v1/orders`.
-    pub protected: (Method, String),
+    /// A protected read, e.g. `GET /v1/orders`; without one (and without a
+    /// secured read in the document) the identity matrix is not run: `GET /`
+    /// is not assumed to be protected.
+    pub protected: Option<(Method, String)>,
     /// An operation needing a scope (a write), e.g. `POST /v1/orders`.
     pub scoped: Option<(Method, String)>,
     /// Requests in the throttling burst.
@@ -191,6 +193,10 @@ pub struct Prober {
     last: Option<std::time::Instant>,
     /// The API's OpenAPI document, given or found, and where it came from.
     document: Option<(serde_json::Value, String)>,
+    /// The protected read the identity matrix asks (`GET /` for the other
+    /// probes when none is known), and whether it is known to be protected.
+    protected: (Method, String),
+    protected_known: bool,
 }
 
 /// Verifies the target's certificate like any client would. Unless
@@ -488,7 +494,6 @@ impl Prober {
             _ => return Err("--target: an http:// or https:// URL".into()),
         };
         Ok(Self {
-            target,
             base,
             tls,
             findings: Vec::new(),
@@ -496,6 +501,12 @@ impl Prober {
             seen: Vec::new(),
             last: None,
             document: None,
+            protected_known: target.protected.is_some(),
+            protected: target
+                .protected
+                .clone()
+                .unwrap_or((Method::GET, "/".to_owned())),
+            target,
         })
     }
 
@@ -742,7 +753,7 @@ impl Prober {
     /// TLS-05 for an `http://` target: a plain listener may only redirect
     /// to HTTPS. Asked without credentials, before anything else is sent.
     async fn plaintext(&mut self) {
-        let (method, path) = self.target.protected.clone();
+        let (method, path) = self.protected.clone();
         let req = Req::new(method, &path);
         let Some(x) = self.probe(&req).await else {
             return;
@@ -779,7 +790,11 @@ impl Prober {
 
     /// AUTHN-14, AUTHZ-08, AUTHN-13, AUTHN-04, AUTHN-06.
     async fn identity(&mut self) {
-        let (method, path) = self.target.protected.clone();
+        if !self.protected_known {
+            self.notes.push("no protected operation known (give --operation, --config or --spec): the identity matrix (AUTHN-02/06/13/14, AUTHZ-08) was not run; `GET /` is not assumed to be protected".to_owned());
+            return;
+        }
+        let (method, path) = self.protected.clone();
         let token = self.target.token.clone();
         let base = Req::new(method.clone(), &path);
         // Valid credentials first: the matrix means something only if they work.
@@ -1139,7 +1154,7 @@ impl Prober {
 
     /// OUTPUT-03, OUTPUT-07/08/09, OUTPUT-12, OUTPUT-11, content type.
     async fn headers_and_cors(&mut self) {
-        let (method, path) = self.target.protected.clone();
+        let (method, path) = self.protected.clone();
         let token = self.target.token.clone();
         let ok = self.authed(
             Req::new(method.clone(), &path),
@@ -1504,7 +1519,7 @@ impl Prober {
 
     /// DATA-03, DATA-04.
     async fn correlation(&mut self) {
-        let (method, path) = self.target.protected.clone();
+        let (method, path) = self.protected.clone();
         let token = self.target.token.clone();
         let sent = "portcullis-audit-0001";
         let names = ["x-correlation-id", "x-request-id"];
@@ -1581,7 +1596,7 @@ impl Prober {
     /// INPUT-08: a bounded burst finds a 429 with `Retry-After`. No 429
     /// proves nothing (the limit may be higher): no finding then.
     async fn throttling(&mut self) {
-        let (method, path) = self.target.protected.clone();
+        let (method, path) = self.protected.clone();
         let token = self.target.token.clone();
         let req = self.authed(
             Req::new(method, &path),

@@ -606,7 +606,11 @@ async fn a_broken_crl_keeps_the_last_good_one_and_raises_one_event() {
     assert_eq!(get(&mut open).await.unwrap().0, 200);
 
     let tmp = env.path().join("broken.crl.tmp");
-    std::fs::write(&tmp, "-----BEGIN X509 CRL-----\nbm90IGEgQ1JM\n-----END X509 CRL-----\n").unwrap();
+    std::fs::write(
+        &tmp,
+        "-----BEGIN X509 CRL-----\nbm90IGEgQ1JM\n-----END X509 CRL-----\n",
+    )
+    .unwrap();
     std::fs::rename(&tmp, &crl).unwrap();
     let e = gw.expect_event("crl-reload-failed").await;
     assert!(

@@ -378,7 +378,9 @@ struct ProbeArgs {
     /// A valid token lacking the scope of --scoped-operation (`@FILE`).
     #[arg(long)]
     token_without_scope: Option<String>,
-    /// The protected read to probe, `METHOD /path` (default: from --config).
+    /// The protected read to probe, `METHOD /path` (default: from --config,
+    /// else the OpenAPI document's first secured read; with neither, the
+    /// identity matrix is not run: `GET /` is not assumed to be protected).
     #[arg(long)]
     operation: Option<String>,
     /// A write that needs a scope, `METHOD /path` (default: from --config).
@@ -436,8 +438,8 @@ fn live_findings(
         None => (None, None),
     };
     let protected = match &p.operation {
-        Some(op) => probe::parse_operation(op)?,
-        None => from_config.0.unwrap_or((http::Method::GET, "/".to_owned())),
+        Some(op) => Some(probe::parse_operation(op)?),
+        None => from_config.0,
     };
     let scoped = match &p.scoped_operation {
         Some(op) => Some(probe::parse_operation(op)?),

@@ -963,3 +963,104 @@ fn the_weak_shop_fails_every_planted_flaw_and_passes_nothing_it_violates() {
         report["notes"]
     );
 }
+
+/// `GET /` is not assumed to be protected: without `--operation`, a config
+/// or a document, a public home page fails no authentication ID and the
+/// identity matrix says why it did not run; with a document found, the
+/// matrix asks the document's first secured read.
+#[test]
+fn without_a_protected_operation_nothing_is_assumed_protected() {
+    const PUBLIC_HOME: &str = r#"
+import http.server, json
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        if self.path == "/":
+            body, status, ctype = b'{"welcome":true}', 200, "application/json"
+        else:
+            body, status, ctype = b'{"error":"not found"}', 404, "application/json"
+        self.send_response(status)
+        self.send_header("content-type", ctype)
+        self.send_header("content-length", str(len(body)))
+        self.send_header("cache-control", "no-store")
+        self.send_header("x-content-type-options", "nosniff")
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"#;
+    let mut server = Child(
+        Command::new("python3")
+            .args(["-c", PUBLIC_HOME])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    std::io::BufReader::new(server.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port: u16 = line.trim().parse().unwrap();
+    let report = json_report(
+        Command::new(BIN)
+            .args(["audit", "--format", "json", "--burst", "0"])
+            .args(["--target", &format!("http://127.0.0.1:{port}")])
+            .args(["--token", "eyJhbGciOiJIUzI1NiJ9.e30.c2ln"]),
+    );
+    let (failed, _) = failures(&report);
+    assert!(
+        !failed
+            .iter()
+            .any(|id| id.starts_with("AUTHN-") && id != "AUTHN-08" && id != "AUTHN-01"),
+        "{failed:?}"
+    );
+    for id in ["AUTHN-06", "AUTHN-13", "AUTHN-14"] {
+        assert_eq!(verdict(&report, id), "unverified", "{id}");
+    }
+    assert!(
+        report["notes"].as_array().unwrap().iter().any(|n| n
+            .as_str()
+            .unwrap()
+            .contains("`GET /` is not assumed to be protected")),
+        "{}",
+        report["notes"]
+    );
+
+    // The shop serves its document: the matrix asks its secured read.
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = openssl_self_signed(dir.path(), "shop", "rsa:2048");
+    let (_shop, ports) = fixture(
+        "weak_shop.py",
+        &[cert.as_os_str(), key.as_os_str(), "s".as_ref()],
+    );
+    let token = hs256(
+        b"s",
+        &serde_json::json!({ "iss": "i", "aud": "a", "exp": 4_102_444_800_i64, "scope": "orders:read" }),
+    );
+    let report = json_report(
+        Command::new(BIN)
+            .args(["audit", "--format", "json", "--burst", "0"])
+            .args(["--target", &format!("https://127.0.0.1:{}", ports[0])])
+            .arg("--ca")
+            .arg(&cert)
+            .args(["--token", &token]),
+    );
+    assert!(
+        report["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("asks GET /v1/orders")),
+        "{}",
+        report["notes"]
+    );
+    assert_eq!(
+        verdict(&report, "AUTHN-13"),
+        "fail",
+        "alg: none found through it"
+    );
+}

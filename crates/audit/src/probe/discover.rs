@@ -234,6 +234,7 @@ impl Prober {
     pub(super) async fn find_document(&mut self) {
         if let Some(doc) = self.target.document.clone() {
             self.document = Some((doc, "--spec".into()));
+            self.protected_from_document();
             return;
         }
         for path in DOCUMENT_PATHS {
@@ -247,6 +248,7 @@ impl Prober {
             if let Ok(doc) = crate::spec::parse(&x.text()) {
                 let url = self.url(path);
                 self.document = Some((doc, url));
+                self.protected_from_document();
                 return;
             }
         }
@@ -254,6 +256,37 @@ impl Prober {
             "no OpenAPI document at {} (or --spec): only the operations given were probed; give --spec to probe every operation",
             DOCUMENT_PATHS.join(", ")
         ));
+    }
+
+    /// Without `--operation`, the identity matrix asks the document's first
+    /// read that declares a security requirement.
+    fn protected_from_document(&mut self) {
+        if self.protected_known {
+            return;
+        }
+        let Some((document, _)) = &self.document else {
+            return;
+        };
+        let found = document["paths"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .find_map(|(template, item)| {
+                let op = item.get("get")?;
+                (declared_public(document, op) == Some(false)).then(|| {
+                    let mut parameters: Vec<Value> =
+                        item["parameters"].as_array().cloned().unwrap_or_default();
+                    parameters.extend(op["parameters"].as_array().cloned().unwrap_or_default());
+                    fill(template, &parameters)
+                })
+            });
+        if let Some(path) = found {
+            self.notes.push(format!(
+                "the identity matrix asks GET {path}, the document's first secured read (--operation chooses another)"
+            ));
+            self.protected = (Method::GET, path);
+            self.protected_known = true;
+        }
     }
 
     /// Every operation of the document, asked without credentials: safe
