@@ -302,11 +302,15 @@ impl<'a> Spec<'a> {
             "spec.operations-secured",
             "every operation is secured or explicitly public",
         );
-        self.pass_unless_found(
-            "AUTHZ-02",
-            "spec.scopes-per-operation",
-            "every OAuth-protected operation lists its scopes",
-        );
+        // Nothing to judge without an OAuth operation: no pass (the ID is
+        // n/a then, see `uses_oauth`).
+        if uses_oauth(self.root) {
+            self.pass_unless_found(
+                "AUTHZ-02",
+                "spec.scopes-per-operation",
+                "every OAuth-protected operation lists its scopes",
+            );
+        }
         // Scope claims constrain activities: writes need scopes reads do not have.
         let scope_sets = |want_write: bool| -> BTreeSet<String> {
             ops.iter()
@@ -393,11 +397,21 @@ impl<'a> Spec<'a> {
                 ),
             }
         }
+        // Every calling application sends an API key: a document that
+        // declares none fails, it does not pass "where used".
+        if !schemes.values().any(|s| s["type"] == "apiKey") {
+            self.fail(
+                "AUTHN-04",
+                "spec.no-api-key",
+                "/components/securitySchemes",
+                "no security scheme is an API key: nothing identifies the calling application; declare an `apiKey` scheme in a header and require it".to_owned(),
+            );
+        }
         if !schemes.is_empty() {
             self.pass_unless_found(
                 "AUTHN-04",
                 "spec.api-keys-in-headers",
-                "API keys, where used, travel in headers",
+                "API keys are declared and travel in headers",
             );
             self.pass_unless_found(
                 "AUTHN-07",
@@ -1005,4 +1019,16 @@ mod tests {
         assert!(sensitive("apiKey") && sensitive("card_number") && sensitive("X-Auth-Token"));
         assert!(!sensitive("page") && !sensitive("spinner") && !sensitive("category"));
     }
+}
+
+/// Whether the document declares an OAuth 2.0 or OpenID Connect scheme:
+/// without one, the scope rules (AUTHZ-02, AUTHZ-11) have nothing to judge.
+pub fn uses_oauth(root: &Value) -> bool {
+    root.pointer("/components/securitySchemes")
+        .and_then(Value::as_object)
+        .is_some_and(|schemes| {
+            schemes
+                .values()
+                .any(|s| matches!(s["type"].as_str(), Some("oauth2" | "openIdConnect")))
+        })
 }

@@ -245,3 +245,63 @@ fn the_quickstart_contract_passes_the_checks_the_gateway_relies_on() {
         assert!(found.iter().any(|f| f.id == id), "{id} was not judged");
     }
 }
+
+/// A check with nothing to judge says nothing: without an OAuth scheme the
+/// scope rules neither pass nor fail and the IDs are n/a; without an API
+/// key anywhere AUTHN-04 fails instead of passing "where used".
+#[test]
+fn nothing_to_judge_is_not_a_pass() {
+    const KEYLESS: &str = r#"
+openapi: 3.0.3
+info: { title: t, version: "1" }
+components:
+  securitySchemes:
+    mtls: { type: mutualTLS }
+security: [{ mtls: [] }]
+paths:
+  /things:
+    get:
+      responses: { "200": { description: ok } }
+"#;
+    let found = findings(KEYLESS);
+    assert!(
+        found.iter().any(|f| f.id == "AUTHN-04"
+            && f.rule == "spec.no-api-key"
+            && f.outcome == Outcome::Fail),
+        "{found:#?}"
+    );
+    assert!(
+        !found
+            .iter()
+            .any(|f| f.id == "AUTHN-04" && f.outcome == Outcome::Pass)
+    );
+    assert!(
+        !found
+            .iter()
+            .any(|f| f.id == "AUTHZ-02" || f.id == "AUTHZ-11")
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keyless.yaml");
+    std::fs::write(&path, KEYLESS).unwrap();
+    let report = portcullis_audit::run(
+        &portcullis_audit::Options {
+            spec: Some(path),
+            ..Default::default()
+        },
+        None,
+        Vec::new(),
+        Vec::new(),
+    )
+    .unwrap();
+    let verdict = |id: &str| report.controls.iter().find(|c| c.id == id).unwrap().verdict;
+    assert_eq!(
+        verdict("AUTHZ-02"),
+        portcullis_audit::model::Verdict::NotApplicable
+    );
+    assert_eq!(
+        verdict("AUTHZ-11"),
+        portcullis_audit::model::Verdict::NotApplicable
+    );
+    assert_eq!(verdict("AUTHN-04"), portcullis_audit::model::Verdict::Fail);
+}
