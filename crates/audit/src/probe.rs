@@ -1736,6 +1736,22 @@ impl Prober {
         for (loc, x) in &self.seen {
             for (name, value) in &x.headers {
                 let value = String::from_utf8_lossy(value.as_bytes());
+                // Card numbers and secrets in a header (DATA-02).
+                let lower = value.to_ascii_lowercase();
+                if card_number(&value).is_some()
+                    || ["password=", "passwd=", "secret="]
+                        .iter()
+                        .any(|k| lower.contains(k))
+                {
+                    found.push(Finding::new(
+                        "DATA-02",
+                        "probe.sensitive-in-header",
+                        Outcome::Fail,
+                        Evidence::Observed,
+                        format!("`{name}` carries a card number or a secret"),
+                        loc.clone(),
+                    ));
+                }
                 let flaw = if DEBUG_HEADERS.contains(&name.as_str()) {
                     Some((
                         "probe.debug-header",
@@ -1822,6 +1838,7 @@ impl Prober {
                     "no internal host, debugging header or echoed credential in a header",
                 ),
                 ("OUTPUT-13", "no card number, password or secret"),
+                ("DATA-02", "no card number or secret in a response header"),
             ] {
                 if !found.iter().any(|f| f.id == id) {
                     found.push(Finding::new(

@@ -926,11 +926,14 @@ fn the_weak_shop_fails_every_planted_flaw_and_passes_nothing_it_violates() {
     let (failed, rules) = failures(&report);
     // Fixed before the prober changed: the planted flaws, each under its ID.
     let planted = ids(&[
-        "TLS-02",      // openssl req -x509: self-signed, CA-flagged
-        "TLS-05",      // TLS 1.2 only, static-RSA suites
-        "AUTHN-06",    // unauthenticated read of customers, unauthenticated write
-        "AUTHN-08",    // alg: none accepted
-        "AUTHN-13",    // alg: none accepted
+        "TLS-02",   // openssl req -x509: self-signed, CA-flagged
+        "TLS-05",   // TLS 1.2 only, static-RSA suites
+        "AUTHN-06", // unauthenticated read of customers, unauthenticated write
+        "AUTHN-08", // alg: none accepted
+        "AUTHN-13", // alg: none accepted
+        // Not in the set first fixed: issue 18 item 3 files a 2xx without
+        // credentials under AUTHZ-10 as well (all code paths authorized).
+        "AUTHZ-10",    // unauthenticated read of customers
         "INPUT-03",    // malformed JSON answered 500
         "OUTPUT-01",   // errors as HTML, plain text and JSON
         "OUTPUT-02",   // Python tracebacks
@@ -1063,4 +1066,54 @@ s.serve_forever()
         "fail",
         "alg: none found through it"
     );
+}
+
+/// DATA-02: a card number or a secret in a response header fails it,
+/// wherever the probes met it; clean headers on answered probes pass it.
+#[test]
+fn sensitive_data_in_response_headers_fails_data_02() {
+    const LEAKY: &str = r#"
+import http.server, sys
+leak = sys.argv[1] == "leak"
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        body = b'{"ok":true}'
+        self.send_response(200 if self.headers.get("authorization") else 401)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.send_header("cache-control", "no-store")
+        if leak:
+            self.send_header("x-last-payment", "card=4111111111111111")
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"#;
+    for (mode, expected) in [("leak", "fail"), ("clean", "pass")] {
+        let mut server = Child(
+            Command::new("python3")
+                .args(["-c", LEAKY, mode])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let mut line = String::new();
+        std::io::BufReader::new(server.0.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port: u16 = line.trim().parse().unwrap();
+        let report = json_report(
+            Command::new(BIN)
+                .args(["audit", "--format", "json", "--burst", "0"])
+                .args(["--target", &format!("http://127.0.0.1:{port}")])
+                .args(["--token", "opaque-token"])
+                .args(["--operation", "GET /v1/things"]),
+        );
+        assert_eq!(verdict(&report, "DATA-02"), expected, "{mode}");
+    }
 }

@@ -103,6 +103,32 @@ pub(super) fn holds_secrets(text: &str) -> bool {
     SECRET_MARKERS.iter().any(|m| lower.contains(m))
 }
 
+/// Same-origin paths a page links to that look like an OpenAPI document
+/// (`href`, `src` or a JSON/JS `url` value naming openapi, swagger or
+/// api-docs, ending in .json, .yaml or .yml, or `/v3/api-docs`).
+fn document_links(page: &str) -> Vec<String> {
+    let mut links = Vec::new();
+    for quote in ['"', '\''] {
+        for candidate in page.split(quote).skip(1).step_by(2) {
+            let lower = candidate.to_ascii_lowercase();
+            let named = ["openapi", "swagger", "api-docs"]
+                .iter()
+                .any(|n| lower.contains(n));
+            let shaped = [".json", ".yaml", ".yml"]
+                .iter()
+                .any(|e| lower.ends_with(e))
+                || lower.ends_with("/api-docs");
+            if named && shaped && candidate.starts_with('/') && !candidate.starts_with("//") {
+                let link = candidate.to_owned();
+                if !links.contains(&link) && !DOCUMENT_PATHS.contains(&link.as_str()) {
+                    links.push(link);
+                }
+            }
+        }
+    }
+    links
+}
+
 /// A path template with its parameters filled: the parameter's example
 /// when the document gives one, `1` otherwise.
 fn fill(path: &str, parameters: &[Value]) -> String {
@@ -252,8 +278,27 @@ impl Prober {
                 return;
             }
         }
+        // Links from the root page (an API explorer, a landing page).
+        let root = Req::new(Method::GET, "/");
+        if let Some(x) = self.probe(&root).await
+            && x.status.is_success()
+        {
+            for link in document_links(&x.text()).into_iter().take(3) {
+                let req = Req::new(Method::GET, &link);
+                let Some(x) = self.probe(&req).await else {
+                    continue;
+                };
+                if x.status.is_success()
+                    && let Ok(doc) = crate::spec::parse(&x.text())
+                {
+                    self.document = Some((doc, self.url(&link)));
+                    self.protected_from_document();
+                    return;
+                }
+            }
+        }
         self.notes.push(format!(
-            "no OpenAPI document at {} (or --spec): only the operations given were probed; give --spec to probe every operation",
+            "no OpenAPI document at {}, nor linked from `/` (or --spec): only the operations given were probed; give --spec to probe every operation",
             DOCUMENT_PATHS.join(", ")
         ));
     }
@@ -367,6 +412,10 @@ impl Prober {
                 if critical {
                     f = f.critical();
                 }
+                // A code path that needs no authorization at all (AUTHZ-10).
+                let mut also = f.clone();
+                also.id = "AUTHZ-10";
+                self.findings.push(also);
                 self.findings.push(f);
             } else if matches!(x.status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
                 refused.push(loc);
@@ -471,6 +520,17 @@ impl Prober {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn document_links_are_same_origin_paths_that_look_like_documents() {
+        let page = r#"<a href="/static/openapi.json">API</a><script>ui({url: '/docs/swagger.yaml'})</script>
+            <a href="https://elsewhere.test/openapi.json">x</a><a href="//cdn.test/swagger.json">y</a>
+            <a href="/openapi.json">dup of a usual place</a><img src="/logo.png">"#;
+        assert_eq!(
+            document_links(page),
+            ["/static/openapi.json", "/docs/swagger.yaml"]
+        );
+    }
 
     #[test]
     fn templates_are_filled_from_examples_or_with_one() {
