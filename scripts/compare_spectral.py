@@ -31,6 +31,38 @@ SAME = {
     "owasp:api3:2023-constrained-additionalProperties": ("INPUT-06", ["spec.open-object"]),
     "owasp:api8:2023-no-server-http": ("TLS-05", ["spec.plaintext-server"]),
     "owasp:api8:2023-no-scheme-http": ("TLS-05", ["spec.plaintext-server"]),
+    "owasp:api1:2023-no-numeric-ids": ("AUTHZ-03", ["spec.numeric-id"]),
+    "owasp:api2:2023-jwt-best-practices": ("AUTHN-08", ["spec.jwt-bcp-unstated"]),
+    "owasp:api2:2023-short-lived-access-tokens": ("AUTHN-07", ["spec.no-refresh-url"]),
+    "owasp:api4:2023-integer-format": ("CONTRACT-01", ["spec.integer-without-format"]),
+    "owasp:api4:2023-rate-limit": ("INPUT-08", ["spec.no-rate-limit-headers"]),
+    "owasp:api8:2023-define-cors-origin": ("OUTPUT-11", ["spec.cors-origin-undeclared"]),
+    "owasp:api8:2023-define-error-responses-401": ("AUTHN-14", ["spec.no-401-response"]),
+    "owasp:api8:2023-define-error-responses-500": ("OUTPUT-14", ["spec.no-500-response"]),
+    "owasp:api8:2023-define-error-validation": ("INPUT-04", ["spec.no-validation-error-response"]),
+    "owasp:api9:2023-inventory-access": ("CONTRACT-03", ["spec.server-audience-unmarked"]),
+}
+
+# Findings of a compared rule that `audit` leaves out on purpose: the
+# rule's code -> (does this Spectral pointer fall under it, why).
+DEFAULT_WHY = "a `default` answer with a body declares the error answers the operation lists no code for; `audit` says so at that place (`spec.default-error-response`) instead of asking for each code"
+EXCUSED = {
+    "owasp:api8:2023-define-error-responses-401": (
+        lambda pointer, by_default: any(related(p, pointer) for p in by_default),
+        DEFAULT_WHY,
+    ),
+    "owasp:api8:2023-define-error-responses-500": (
+        lambda pointer, by_default: any(related(p, pointer) for p in by_default),
+        DEFAULT_WHY,
+    ),
+    "owasp:api8:2023-define-error-validation": (
+        lambda pointer, by_default: any(related(p, pointer) for p in by_default),
+        DEFAULT_WHY,
+    ),
+    "owasp:api2:2023-short-lived-access-tokens": (
+        lambda pointer, _: pointer.endswith("/flows/clientCredentials"),
+        "the client-credentials flow renews a token by asking again; RFC 6749 §4.4.3 says it should get no refresh token, so a missing `refreshUrl` there is no finding",
+    ),
 }
 
 # Judged differently on purpose (listed in the table, not compared).
@@ -52,6 +84,7 @@ found = defaultdict(int)
 matched = defaultdict(int)
 misses = []
 other = defaultdict(int)
+excused = defaultdict(int)
 for doc in docs:
     base = os.path.basename(doc)
     spectral = json.load(open(os.path.join(spectral_dir, base + ".json")))
@@ -62,6 +95,13 @@ for doc in docs:
         for f in c["findings"]
         if f["outcome"] != "pass" and f["location"]["kind"] == "spec"
     ]
+    # Where `audit` says a `default` answer declares the error bodies.
+    by_default = [
+        f["location"].get("pointer", "")
+        for c in audit["controls"]
+        for f in c["findings"]
+        if f["rule"] == "spec.default-error-response"
+    ]
     for s in spectral:
         code = s["code"]
         if code not in SAME:
@@ -69,6 +109,9 @@ for doc in docs:
             continue
         pointer = "".join("/" + escape(p) for p in s["path"])
         ident, rules = SAME[code]
+        if code in EXCUSED and EXCUSED[code][0](pointer, by_default):
+            excused[code] += 1
+            continue
         found[code] += 1
         if any(i == ident and r in rules and related(p, pointer) for i, r, p in mine):
             matched[code] += 1
@@ -84,9 +127,16 @@ print(f"{len(docs)} documents. Judged differently on purpose (not compared):")
 for code, why in DIFFERENT.items():
     print(f"- `{code}` ({other.pop(code, 0)} findings): {why}")
 print()
-print("Spectral rules with no `audit` counterpart (not compared):")
-for code, n in sorted(other.items()):
-    print(f"- `{code}`: {n}")
+print("Findings of compared rules left out on purpose:")
+for code, (_, why) in EXCUSED.items():
+    print(f"- `{code}` ({excused[code]} findings): {why}")
+print()
+if other:
+    print("Spectral rules with no `audit` counterpart (not compared):")
+    for code, n in sorted(other.items()):
+        print(f"- `{code}`: {n}")
+else:
+    print("Every Spectral OWASP rule that fired on the corpus is compared or judged differently on purpose.")
 if misses:
     print("\nMISSED:")
     for m in misses:

@@ -52,6 +52,8 @@ pub fn parse(text: &str) -> Result<Value, String> {
     }
 }
 
+mod parity;
+
 fn escape(s: &str) -> String {
     s.replace('~', "~0").replace('/', "~1")
 }
@@ -208,6 +210,7 @@ impl<'a> Spec<'a> {
         self.responses(&ops);
         self.schemas();
         self.servers();
+        self.parity(&ops);
         self.findings
     }
 

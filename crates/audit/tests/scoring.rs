@@ -89,6 +89,7 @@ fn answers_are_attested_until_they_expire_and_waivers_accept_failures_for_a_time
 fn the_catalogue_names_every_rule_audit_judges_an_id_by() {
     let sources: String = [
         "spec",
+        "spec/parity",
         "probe",
         "probe/discover",
         "tls_probe",
