@@ -137,3 +137,35 @@ fn the_catalogue_names_every_rule_audit_judges_an_id_by() {
         }
     }
 }
+
+/// Every catalogue statement ends by saying which evidence passes the ID
+/// and which fails it: every rule the statement names appears there.
+#[test]
+fn every_statement_says_what_passes_and_what_fails_it() {
+    for c in &portcullis_audit::catalog().control {
+        let (how, evidence) = c
+            .audit
+            .split_once(" Evidence: it ")
+            .unwrap_or_else(|| panic!("{}: no `Evidence:` sentence: {}", c.id, c.audit));
+        assert!(
+            ["passes", "partial", "fails"]
+                .iter()
+                .any(|w| evidence.contains(w))
+                && evidence.ends_with("unverified."),
+            "{}: {evidence}",
+            c.id
+        );
+        for rule in how.split('`').skip(1).step_by(2) {
+            if ["spec.", "probe.", "tls."]
+                .iter()
+                .any(|p| rule.starts_with(p))
+            {
+                assert!(
+                    evidence.contains(&format!("`{rule}`")),
+                    "{}: `{rule}` is not in the evidence sentence",
+                    c.id
+                );
+            }
+        }
+    }
+}

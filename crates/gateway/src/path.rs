@@ -174,10 +174,7 @@ mod tests {
     fn the_length_bound_is_exact_and_raw_controls_are_refused() {
         let at_bound = format!("/{}", "a".repeat(MAX_PATH_BYTES - 1));
         assert!(normalize(&at_bound).is_ok());
-        assert_eq!(
-            normalize(&format!("{at_bound}a")),
-            Err(PathError::TooLong)
-        );
+        assert_eq!(normalize(&format!("{at_bound}a")), Err(PathError::TooLong));
         // Raw (not percent-encoded) control characters, which an HTTP/2
         // `:path` can carry past the HTTP/1 parser.
         for raw in ["/a\u{1}b", "/a\tb", "/a\u{7f}b"] {
