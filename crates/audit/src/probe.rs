@@ -1798,6 +1798,42 @@ impl Prober {
                 formats.push((essence, loc));
             }
         }
+        // Within JSON errors, one shape: RFC 9457 problems (title and
+        // status), or one fixed set of members.
+        let mut shapes: Vec<(String, &Location)> = Vec::new();
+        for (loc, x) in &self.seen {
+            if !(x.status.is_client_error() || x.status.is_server_error()) {
+                continue;
+            }
+            let Ok(serde_json::Value::Object(body)) = serde_json::from_slice(&x.body) else {
+                continue;
+            };
+            let shape = if body.contains_key("title") && body.contains_key("status") {
+                "an RFC 9457 problem".to_owned()
+            } else {
+                let mut keys: Vec<&str> = body.keys().map(String::as_str).collect();
+                keys.sort_unstable();
+                format!("{{{}}}", keys.join(", "))
+            };
+            if !shapes.iter().any(|(s, _)| *s == shape) {
+                shapes.push((shape, loc));
+            }
+        }
+        if formats.len() <= 1 && shapes.len() > 1 {
+            let names: Vec<&str> = shapes.iter().map(|(s, _)| s.as_str()).collect();
+            found.push(Finding::new(
+                "OUTPUT-01",
+                "probe.mixed-error-shapes",
+                Outcome::Fail,
+                Evidence::Observed,
+                format!(
+                    "JSON error answers come in {} shapes ({}): clients cannot rely on one error structure",
+                    shapes.len(),
+                    names.join("; ")
+                ),
+                shapes[1].1.clone(),
+            ));
+        }
         if formats.len() > 1 {
             let names: Vec<String> = formats.iter().map(|(f, _)| format!("`{f}`")).collect();
             found.push(Finding::new(

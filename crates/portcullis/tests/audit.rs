@@ -1117,3 +1117,59 @@ s.serve_forever()
         assert_eq!(verdict(&report, "DATA-02"), expected, "{mode}");
     }
 }
+
+/// OUTPUT-01: JSON errors in two shapes (a problem here, `{"error": …}`
+/// there) are no consistent structure, though the media type is the same.
+#[test]
+fn json_errors_in_two_shapes_fail_output_01() {
+    const TWO_SHAPES: &str = r#"
+import http.server, json
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        if self.path.startswith("/v1/things"):
+            if self.headers.get("authorization"):
+                status, body = 200, {"things": []}
+            else:
+                status, body = 401, {"error": "unauthorized"}
+        else:
+            status, body = 404, {"type": "about:blank", "title": "Not Found", "status": 404}
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+    def log_message(self, *a):
+        pass
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"#;
+    let mut server = Child(
+        Command::new("python3")
+            .args(["-c", TWO_SHAPES])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    std::io::BufReader::new(server.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port: u16 = line.trim().parse().unwrap();
+    let report = json_report(
+        Command::new(BIN)
+            .args(["audit", "--format", "json", "--burst", "0"])
+            .args(["--target", &format!("http://127.0.0.1:{port}")])
+            .args(["--token", "opaque-token"])
+            .args(["--operation", "GET /v1/things"]),
+    );
+    let (failed, rules) = failures(&report);
+    assert!(failed.contains("OUTPUT-01"), "{rules:#?}");
+    assert!(
+        rules.contains("OUTPUT-01 probe.mixed-error-shapes"),
+        "{rules:#?}"
+    );
+}
