@@ -470,6 +470,9 @@ impl Prober {
             .trim_end_matches('/')
             .parse()
             .map_err(|e| format!("--target: {e}"))?;
+        if base.authority().is_some_and(|a| a.as_str().ends_with(':')) {
+            return Err("--target: the port after `:` is empty".into());
+        }
         let tls = match base.scheme_str() {
             Some("https") => {
                 let verifier = Arc::new(TargetVerifier::new(
@@ -2111,6 +2114,28 @@ mod tests {
         );
         assert_eq!(card_number("order 1234567890123 of 2026"), None);
         assert_eq!(card_number("0000000000000000"), None);
+    }
+
+    #[test]
+    fn a_target_with_an_empty_port_is_refused() {
+        let target = |url: &str| Target {
+            url: url.into(),
+            ca: None,
+            api_key: None,
+            api_key_header: "x-api-key".into(),
+            token: None,
+            token_without_scope: None,
+            protected: None,
+            scoped: None,
+            burst: 0,
+            client_cert: None,
+            strict_tls: false,
+            document: None,
+            allow_writes: false,
+        };
+        let e = Prober::new(target("https://127.0.0.1:")).err().unwrap();
+        assert!(e.contains("port"), "{e}");
+        assert!(Prober::new(target("https://127.0.0.1:8443/v1")).is_ok());
     }
 
     #[test]

@@ -1011,6 +1011,18 @@ impl<'a> Spec<'a> {
     }
 }
 
+/// Whether the document declares an OAuth 2.0 or OpenID Connect scheme:
+/// without one, the scope rules (AUTHZ-02, AUTHZ-11) have nothing to judge.
+pub fn uses_oauth(root: &Value) -> bool {
+    root.pointer("/components/securitySchemes")
+        .and_then(Value::as_object)
+        .is_some_and(|schemes| {
+            schemes
+                .values()
+                .any(|s| matches!(s["type"].as_str(), Some("oauth2" | "openIdConnect")))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1022,16 +1034,4 @@ mod tests {
         assert!(sensitive("apiKey") && sensitive("card_number") && sensitive("X-Auth-Token"));
         assert!(!sensitive("page") && !sensitive("spinner") && !sensitive("category"));
     }
-}
-
-/// Whether the document declares an OAuth 2.0 or OpenID Connect scheme:
-/// without one, the scope rules (AUTHZ-02, AUTHZ-11) have nothing to judge.
-pub fn uses_oauth(root: &Value) -> bool {
-    root.pointer("/components/securitySchemes")
-        .and_then(Value::as_object)
-        .is_some_and(|schemes| {
-            schemes
-                .values()
-                .any(|s| matches!(s["type"].as_str(), Some("oauth2" | "openIdConnect")))
-        })
 }

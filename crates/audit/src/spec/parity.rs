@@ -18,17 +18,17 @@ const RATE_LIMIT_HEADERS: [&[&str]; 4] = [
 ];
 
 /// Every object of the document with its JSON pointer, depth first.
-fn walk<'v>(value: &'v Value, pointer: String, out: &mut Vec<(String, &'v Value)>) {
+fn walk<'v>(value: &'v Value, pointer: &str, out: &mut Vec<(String, &'v Value)>) {
     match value {
         Value::Object(map) => {
-            out.push((pointer.clone(), value));
+            out.push((pointer.to_owned(), value));
             for (k, v) in map {
-                walk(v, format!("{pointer}/{}", escape(k)), out);
+                walk(v, &format!("{pointer}/{}", escape(k)), out);
             }
         }
         Value::Array(items) => {
             for (i, v) in items.iter().enumerate() {
-                walk(v, format!("{pointer}/{i}"), out);
+                walk(v, &format!("{pointer}/{i}"), out);
             }
         }
         _ => {}
@@ -48,24 +48,21 @@ impl Spec<'_> {
 
     pub(super) fn parity(&mut self, ops: &[Op<'_>]) {
         let mut objects = Vec::new();
-        walk(self.root, String::new(), &mut objects);
+        walk(self.root, "", &mut objects);
         for (pointer, value) in &objects {
             // Integers with no `format` are unbounded to a client (CONTRACT-01).
-            if value["type"] == "integer"
+            let integer = value["type"] == "integer"
                 || value["type"]
                     .as_array()
-                    .is_some_and(|t| t.iter().any(|t| t == "integer"))
-            {
-                if value.get("format").is_none() {
-                    self.push(
-                        "CONTRACT-01",
-                        "spec.integer-without-format",
-                        Outcome::Partial,
-                        pointer,
-                        "an integer without `format` (int32 or int64): its range is unstated"
-                            .into(),
-                    );
-                }
+                    .is_some_and(|t| t.iter().any(|t| t == "integer"));
+            if integer && value.get("format").is_none() {
+                self.push(
+                    "CONTRACT-01",
+                    "spec.integer-without-format",
+                    Outcome::Partial,
+                    pointer,
+                    "an integer without `format` (int32 or int64): its range is unstated".into(),
+                );
             }
         }
         // Every declared header set says who may read the answer in a
@@ -182,10 +179,10 @@ impl Spec<'_> {
                     continue;
                 }
                 let headers = self.resolved(response)["headers"].clone();
-                let declared = RATE_LIMIT_HEADERS
+                let limited = RATE_LIMIT_HEADERS
                     .iter()
                     .any(|set| set.iter().all(|h| headers.get(*h).is_some()));
-                if !declared {
+                if !limited {
                     // A shared response is judged (once) where it is defined.
                     let (at, message) = match response["$ref"]
                         .as_str()
