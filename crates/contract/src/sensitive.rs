@@ -413,6 +413,107 @@ mod tests {
     }
 
     #[test]
+    fn names_split_at_case_changes_acronyms_and_punctuation() {
+        assert_eq!(words("apiKey"), ["api", "key"]);
+        assert_eq!(words("APIKey"), ["api", "key"]);
+        assert_eq!(words("userID"), ["user", "id"]);
+        assert_eq!(words("x-api-key"), ["x", "api", "key"]);
+        assert_eq!(words("Client_Secret2"), ["client", "secret2"]);
+        assert_eq!(Finding::Email.as_str(), "e-mail address");
+        assert_eq!(Finding::Card.as_str(), "payment card number");
+        assert_eq!(
+            Finding::NationalId.as_str(),
+            "national identification number"
+        );
+        assert_eq!(Finding::Token.as_str(), "credential");
+    }
+
+    #[test]
+    fn e_mail_addresses_need_an_at_a_host_and_a_letter_tld() {
+        assert!(has_email("write to a.b+c@mail.example.org today"));
+        for text in [
+            "www.example.com",
+            "a@.com",
+            "a@b.c",
+            "a@b.12",
+            "@example.com",
+            " @example.com",
+        ] {
+            assert!(!has_email(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn cards_are_whole_runs_with_an_issuer_prefix_and_a_luhn_digit() {
+        // Every issuer prefix the scanner knows, at both ends of its range.
+        for number in [
+            "4000000000000002",
+            "5100000000000008",
+            "5500000000000004",
+            "2221000000000009",
+            "2720000000000005",
+            "340000000000009",
+            "370000000000002",
+            "3600000000000008",
+            "3800000000000006",
+            "3000000000000004",
+            "3500000000000009",
+            "6011000000000004",
+            "6500000000000002",
+            "6200000000000005",
+        ] {
+            assert!(has_card(number), "{number}");
+        }
+        // Luhn-valid, but no issuer has these prefixes.
+        for number in [
+            "5600000000000003",
+            "2220000000000000",
+            "2721000000000004",
+            "3300000000000001",
+            "6012000000000003",
+            "6400000000000003",
+            "1000000000000008",
+            "7000000000000005",
+        ] {
+            assert!(!has_card(number), "{number}");
+        }
+        // The check digit, with doubled digits over 9 (5 → 1, 6 → 3).
+        assert!(!has_card("5500000000000005"));
+        assert!(!has_card("6011000000000005"));
+        // Whole runs only: not glued to letters on either side, separators
+        // only between digits.
+        assert!(has_card("card: 4111 1111 1111 1111"));
+        assert!(has_card("4111 1111 1111 1111 x"));
+        assert!(has_card("4111-1111-1111-1111."));
+        assert!(!has_card("x4111111111111111"));
+        assert!(!has_card("4111111111111111x"));
+    }
+
+    #[test]
+    fn national_ids_are_whole_words() {
+        assert!(has_ssn(" 123-45-6789"));
+        assert!(has_ssn("123-45-6789"));
+        assert!(!has_ssn("x123-45-6789"));
+        assert!(!has_ssn("123-45-6789x"));
+        assert!(!has_ssn("123-00-6789"));
+        assert!(!has_ssn("123-45-0000"));
+        assert!(!has_ssn("666-45-6789"));
+        assert!(!has_ssn("912-45-6789"));
+    }
+
+    #[test]
+    fn jwts_need_eyj_and_two_long_dot_ended_segments() {
+        // Underscores and dashes are base64url: they stay inside a segment.
+        assert!(has_jwt(b"eyJ_____.________.sig"));
+        assert!(has_jwt(b"eyJ-----.--------.sig"));
+        // A `J` without `ey` opens nothing.
+        assert!(!has_jwt(b"aaJbbbbbbbbb.cccccccccc.d"));
+        // The second segment needs 8 characters: 7 is not enough.
+        assert!(!has_jwt(b"eyJhbGciO.abcdefg.sig"));
+        assert!(has_jwt(b"eyJhbGciO.abcdefgh.sig"));
+    }
+
+    #[test]
     fn stack_traces_are_recognised_and_prose_is_not() {
         assert!(looks_like_stack_trace(
             "Traceback (most recent call last):\n  File \"app.py\", line 3"
