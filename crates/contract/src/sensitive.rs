@@ -514,6 +514,29 @@ mod tests {
     }
 
     #[test]
+    fn frames_alone_are_traces_and_look_alike_prose_is_not() {
+        // Frames without any header line, one language at a time.
+        assert!(looks_like_stack_trace(
+            "  File \"/app/x.py\", line 3, in handler"
+        ));
+        assert!(looks_like_stack_trace(
+            "    at shop.Orders.get(Orders.java:42)"
+        ));
+        assert!(looks_like_stack_trace(
+            "    at handler (/app/server.js:10:5)"
+        ));
+        for prose in [
+            "she said \"hi\", line by line",
+            "see Main.java: the entry point",
+            "see app.js:10 for details",
+            "app.js:10:5 without a frame",
+            "    at x (app.js::5)",
+        ] {
+            assert!(!looks_like_stack_trace(prose), "{prose}");
+        }
+    }
+
+    #[test]
     fn stack_traces_are_recognised_and_prose_is_not() {
         assert!(looks_like_stack_trace(
             "Traceback (most recent call last):\n  File \"app.py\", line 3"
