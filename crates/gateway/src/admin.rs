@@ -17,8 +17,9 @@
 use crate::Live;
 use crate::apikeys::{self, Pepper};
 use crate::audit::{self, AuditEntry};
+use crate::clock::now;
 use crate::events::SecurityEvent;
-use crate::identity::{StoreView, now};
+use crate::identity::StoreView;
 use crate::rejection::Rejection;
 use crate::reload::{ReloadError, Reloader};
 use crate::store::{Admin, Store, StoreError};

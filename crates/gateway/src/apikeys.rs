@@ -48,7 +48,7 @@ impl Pepper {
                 path: shown.clone(),
                 reason: "no randomness".into(),
             })?;
-            let written = crate::devpki::write_private(&path, &bytes);
+            let written = crate::files::write_private(&path, &bytes);
             zeroize::Zeroize::zeroize(&mut bytes);
             written.map_err(io)?;
         }

@@ -202,7 +202,7 @@ impl Attestor {
             recipients: recipients(upstreams)?,
             rotation: Arc::default(),
         };
-        attestor.maintain(crate::identity::now())?;
+        attestor.maintain(crate::clock::now())?;
         Ok(attestor)
     }
 
@@ -309,7 +309,7 @@ impl Attestor {
         if !recipient.send {
             return Ok(None);
         }
-        let now = crate::identity::now();
+        let now = crate::clock::now();
         let mut jti = [0u8; 16];
         aws_lc_rs::rand::fill(&mut jti)
             .map_err(|_| Rejection::StoreUnavailable("no randomness for a context token".into()))?;
@@ -430,7 +430,7 @@ pub async fn rotate_keys(
             _ = tick.tick() => {}
             _ = shutdown.changed() => return,
         }
-        if let Err(e) = attestor.maintain(crate::identity::now()) {
+        if let Err(e) = attestor.maintain(crate::clock::now()) {
             // The current key keeps signing; the fault is reported.
             events.emit(crate::events::SecurityEvent::operational(
                 "context-key-rotation-failed",

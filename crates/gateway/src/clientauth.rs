@@ -12,16 +12,14 @@
 //! so a certificate revoked or expiring mid-connection is refused on its
 //! next request.
 
+use crate::crl::{Revocations, load_crls, stamps};
 use crate::rejection::{Rejection, Severity};
 use crate::tls::{self, TlsError};
 use arc_swap::ArcSwap;
 use portcullis_config::{Mode, ServerTls};
 use rustls::RootCertStore;
 use rustls::server::WebPkiClientVerifier;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, CertificateRevocationListDer};
-use std::collections::HashSet;
-use std::path::PathBuf;
+use rustls_pki_types::CertificateDer;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -102,15 +100,6 @@ impl PeerCert {
     }
 }
 
-/// The CRLs as loaded: what the verifier uses and what stage 1 checks.
-#[derive(Debug, Default)]
-pub(crate) struct Revocations {
-    /// `(issuer DN, serial)` of every revoked certificate.
-    revoked: HashSet<(Vec<u8>, Vec<u8>)>,
-    /// The earliest `nextUpdate` among the CRLs (Unix seconds).
-    next_update: Option<i64>,
-}
-
 struct Loaded {
     tls: ServerTls,
     config: Arc<rustls::ServerConfig>,
@@ -138,54 +127,6 @@ impl std::fmt::Debug for TlsListener {
             .field("mode", &self.mode)
             .finish_non_exhaustive()
     }
-}
-
-/// `(mtime, len)` of each file, to notice a change.
-pub(crate) fn stamps(paths: &[PathBuf]) -> Vec<Option<(SystemTime, u64)>> {
-    paths
-        .iter()
-        .map(|path| {
-            let m = std::fs::metadata(path).ok()?;
-            Some((m.modified().ok()?, m.len()))
-        })
-        .collect()
-}
-
-/// Reads CRL files (PEM, or one DER CRL per file).
-pub(crate) fn load_crls(
-    paths: &[PathBuf],
-) -> Result<(Vec<CertificateRevocationListDer<'static>>, Revocations), TlsError> {
-    let mut ders = Vec::new();
-    let mut rev = Revocations::default();
-    for path in paths {
-        let bytes = std::fs::read(path).map_err(|e| TlsError::Read {
-            path: path.clone(),
-            reason: e.kind().to_string(),
-        })?;
-        let mut found: Vec<CertificateRevocationListDer<'static>> =
-            CertificateRevocationListDer::pem_slice_iter(&bytes)
-                .collect::<Result<_, _>>()
-                .unwrap_or_default();
-        if found.is_empty() {
-            found.push(CertificateRevocationListDer::from(bytes));
-        }
-        for der in found {
-            let (_, crl) = x509_parser::parse_x509_crl(der.as_ref())
-                .map_err(|_| TlsError::BadCertificate { path: path.clone() })?;
-            let issuer = crl.issuer().as_raw().to_vec();
-            for r in crl.iter_revoked_certificates() {
-                rev.revoked
-                    .insert((issuer.clone(), r.raw_serial().to_vec()));
-            }
-            let next = crl.next_update().map(|t| t.timestamp());
-            rev.next_update = match (rev.next_update, next) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            ders.push(der);
-        }
-    }
-    Ok((ders, rev))
 }
 
 impl TlsListener {

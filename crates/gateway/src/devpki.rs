@@ -6,7 +6,6 @@ use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
     ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
 };
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The CRL distribution point named in development certificates.
@@ -159,7 +158,7 @@ impl DevCa {
         let cert = dir.join(format!("{stem}.pem"));
         let key = dir.join(format!("{stem}.key"));
         std::fs::write(&cert, issued.cert_pem)?;
-        write_private(&key, issued.key_pem.as_bytes())?;
+        crate::files::write_private(&key, issued.key_pem.as_bytes())?;
         Ok(IssuedFiles { cert, key })
     }
 }
@@ -221,23 +220,4 @@ pub fn self_signed_leaf(names: &[&str]) -> Result<Issued, rcgen::Error> {
         cert_pem: cert.pem(),
         key_pem: key.serialize_pem(),
     })
-}
-
-/// Writes a file readable only by its owner.
-pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        options.mode(0o600);
-        let mut f = options.open(path)?;
-        // An existing file keeps its mode on open: tighten it explicitly.
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        f.write_all(contents)
-    }
-    #[cfg(not(unix))]
-    {
-        options.open(path)?.write_all(contents)
-    }
 }

@@ -9,6 +9,7 @@
 
 use crate::apikeys::{self, Pepper};
 use crate::clientauth::PeerCert;
+use crate::clock::now;
 use crate::events::{EventSink, SecurityEvent};
 use crate::jwks::JwksFetcher;
 use crate::rejection::Rejection;
@@ -21,7 +22,7 @@ use http::header::AUTHORIZATION;
 use jsonwebtoken::jwk::JwkSet;
 use portcullis_config::{Identity, Issuer, JwksSource, Protected};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 /// Longest token lifetime accepted, and so how long a "revoke all" entry is kept.
 pub const MAX_TOKEN_LIFETIME_S: i64 = 24 * 3600;
@@ -35,12 +36,6 @@ const CREDENTIAL_PARAMS: [&str; 6] = [
     "access_token",
     "key",
 ];
-
-pub fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
 
 /// The verified identity of a request: one typed claim set (AUTHN-01).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -10,6 +10,7 @@
 
 use crate::framing::FramingGuard;
 use crate::pipeline;
+use crate::throttle::client_key;
 use crate::{ConnInfo, GatewayBody, Live, PreparedKind, PreparedListener};
 use bytes::Bytes;
 use http::{Request, Response};
@@ -83,23 +84,6 @@ pub(crate) fn http_builders(limits: &Limits) -> HttpBuilders {
     http1_settings!(auto.http1(), limits);
     http2_settings!(auto.http2(), limits);
     HttpBuilders { h1, h2, auto }
-}
-
-/// The key one client's connections (and rate limits) are counted under:
-/// IPv4 addresses whole, IPv4-mapped IPv6 as IPv4, other IPv6 addresses
-/// cut to their first `prefix` bits (one host usually holds a whole /64).
-pub fn client_key(ip: IpAddr, prefix: u8) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let bits = u32::from(prefix.min(128));
-                let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
-                IpAddr::V6((u128::from(v6) & mask).into())
-            }
-        },
-    }
 }
 
 /// Connections per client on one listener.

@@ -145,7 +145,7 @@ async fn run(
     if let Some(tls) = &conn.tls_listener
         && tls.has_client_auth()
     {
-        tls.recheck(conn.client_cert.get(), crate::identity::now())?;
+        tls.recheck(conn.client_cert.get(), crate::clock::now())?;
     }
     // 2. correlation
     if correlation.refused {

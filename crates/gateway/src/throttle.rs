@@ -37,6 +37,23 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+/// The key one client's connections (and rate limits) are counted under:
+/// IPv4 addresses whole, IPv4-mapped IPv6 as IPv4, other IPv6 addresses
+/// cut to their first `prefix` bits (one host usually holds a whole /64).
+pub fn client_key(ip: IpAddr, prefix: u8) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let bits = u32::from(prefix.min(128));
+                let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+                IpAddr::V6((u128::from(v6) & mask).into())
+            }
+        },
+    }
+}
+
 const SHARDS: usize = 64;
 
 /// Keys are already keyed hashes (SipHash under a per-process random key):
@@ -346,7 +363,7 @@ impl Throttle {
         let Some(policy) = &limits.policy else {
             return Ok(admitted);
         };
-        let ip = match crate::listener::client_key(client, self.client_prefix) {
+        let ip = match client_key(client, self.client_prefix) {
             IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
             IpAddr::V6(a) => a.octets(),
         };
@@ -466,7 +483,7 @@ impl Throttle {
         u64,
         std::sync::MutexGuard<'_, HashMap<IpAddr, Entry>>,
     ) {
-        let key = crate::listener::client_key(client, self.client_prefix);
+        let key = client_key(client, self.client_prefix);
         let now = self.state.epoch.elapsed().as_nanos() as u64;
         let failures = self
             .state

@@ -39,6 +39,16 @@ pub enum TlsError {
     Identity(String),
 }
 
+/// A CRL that cannot be used is reported like any unusable TLS file.
+impl From<crate::crl::CrlError> for TlsError {
+    fn from(e: crate::crl::CrlError) -> Self {
+        match e {
+            crate::crl::CrlError::Read { path, reason } => Self::Read { path, reason },
+            crate::crl::CrlError::Unparsable { path } => Self::BadCertificate { path },
+        }
+    }
+}
+
 /// The crypto provider with only the suites Portcullis allows: every TLS 1.3
 /// suite, and for TLS 1.2 only ECDHE + AEAD.
 pub fn provider() -> CryptoProvider {
@@ -254,8 +264,8 @@ impl UpstreamVerifier {
         provider: &Arc<CryptoProvider>,
         paths: &[PathBuf],
     ) -> Result<Crls, TlsError> {
-        let stamps = crate::clientauth::stamps(paths);
-        let (ders, _) = crate::clientauth::load_crls(paths)?;
+        let stamps = crate::crl::stamps(paths);
+        let (ders, _) = crate::crl::load_crls(paths)?;
         let mut b = rustls::client::WebPkiServerVerifier::builder_with_provider(
             roots.clone(),
             provider.clone(),
@@ -274,7 +284,7 @@ impl UpstreamVerifier {
     /// Reloads the CRLs when their files changed; `Ok(true)` when it did.
     pub fn reload_if_changed(&self, force: bool) -> Result<bool, TlsError> {
         if self.crl_paths.is_empty()
-            || !force && crate::clientauth::stamps(&self.crl_paths) == self.crls.load().stamps
+            || !force && crate::crl::stamps(&self.crl_paths) == self.crls.load().stamps
         {
             return Ok(false);
         }
@@ -416,7 +426,7 @@ pub fn certificate_findings(
     config: &portcullis_config::Config,
 ) -> Vec<portcullis_config::Weakening> {
     let mut out = Vec::new();
-    let now = crate::identity::now();
+    let now = crate::clock::now();
     let cert = |path: &Path, field: String, out: &mut Vec<portcullis_config::Weakening>| {
         let Ok(certs) = load_certs(path) else { return };
         let Ok((_, c)) = x509_parser::parse_x509_certificate(certs[0].as_ref()) else {

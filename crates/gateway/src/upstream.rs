@@ -201,7 +201,7 @@ impl UpstreamClient {
         request: Request<Full<Bytes>>,
     ) -> Result<Response<Incoming>, Rejection> {
         if let Some(v) = &self.verifier
-            && crate::identity::now() >= v.earliest_expiry()
+            && crate::clock::now() >= v.earliest_expiry()
         {
             self.renew_pool();
         }

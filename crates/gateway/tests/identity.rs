@@ -115,7 +115,7 @@ async fn token_attack_matrix_gives_exact_status_and_challenge() {
     .await;
     let own = s.issuer.jwk();
     let good = s.issuer.claims("alice", "orders:read orders:write");
-    let now = portcullis_gateway::identity::now();
+    let now = portcullis_gateway::clock::now();
     let other = TestIssuer::new(ISS, "k-unknown");
     let with = |f: &dyn Fn(&mut serde_json::Value)| {
         let mut c = good.clone();
@@ -563,7 +563,7 @@ async fn api_keys_identify_the_application_and_fail_closed() {
             .unwrap()
             .to_owned();
         store
-            .revoke_key(&id, portcullis_gateway::identity::now())
+            .revoke_key(&id, portcullis_gateway::clock::now())
             .unwrap();
     }
     assert!(
@@ -865,7 +865,7 @@ async fn nested_jwe_tokens_are_decrypted_then_verified() {
     let mut pems = Vec::new();
     for name in ["rsa-private.pem", "ec-private.pem"] {
         let pem = std::fs::read(testdata.join(name)).unwrap();
-        portcullis_gateway::devpki::write_private(&env.path().join(name), &pem).unwrap();
+        portcullis_gateway::files::write_private(&env.path().join(name), &pem).unwrap();
         pems.push(pem);
     }
     let identity = format!(
@@ -962,7 +962,7 @@ async fn opaque_tokens_are_introspected_every_time_and_fail_closed() {
         let up = up.clone();
         Arc::new(move |req: http::Request<Bytes>, _peer| {
             calls.fetch_add(1, Ordering::Relaxed);
-            let now = portcullis_gateway::identity::now();
+            let now = portcullis_gateway::clock::now();
             let authorized = req
                 .headers()
                 .get("authorization")
@@ -999,7 +999,7 @@ async fn opaque_tokens_are_introspected_every_time_and_fail_closed() {
     };
     let server = env.https_server(handler).await;
     let secret = env.path().join("introspection-secret");
-    portcullis_gateway::devpki::write_private(&secret, b"s3cr3t\n").unwrap();
+    portcullis_gateway::files::write_private(&secret, b"s3cr3t\n").unwrap();
     let identity = format!(
         "{}  introspection:\n    url: https://127.0.0.1:{}/introspect\n    ca: {}\n    client_id: gateway\n    client_secret_file: {}\n    issuer: https://as.test\n    audiences: [orders-api]\n",
         env.identity_yaml(&issuer, &jwks),

@@ -306,7 +306,7 @@ async fn a_client_certificate_bound_to_an_application_identifies_it() {
         .bind_certificate(
             "demo",
             "demo-app.clients.test",
-            portcullis_gateway::identity::now(),
+            portcullis_gateway::clock::now(),
         )
         .unwrap();
     let mut gw = start_with(&env, &crl, "optional", api, &identity).await;

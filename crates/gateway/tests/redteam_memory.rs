@@ -114,7 +114,7 @@ fn the_introspection_secret_is_kept_only_encoded() {
         std::fmt::Write::write_fmt(&mut *hex, format_args!("{b:02x}")).unwrap();
     }
     zeroize::Zeroize::zeroize(&mut secret);
-    portcullis_gateway::devpki::write_private(&secret_file, hex.as_bytes()).unwrap();
+    portcullis_gateway::files::write_private(&secret_file, hex.as_bytes()).unwrap();
     drop(hex);
     let config = portcullis_config::Introspection {
         url: "https://127.0.0.1:9/introspect".parse().unwrap(),

@@ -136,7 +136,7 @@ async fn self_signed_leaf_is_refused_outside_dev_mode() {
     let cert = env.path().join("self.pem");
     let key = env.path().join("self.key");
     std::fs::write(&cert, leaf.cert_pem).unwrap();
-    devpki::write_private(&key, leaf.key_pem.as_bytes()).unwrap();
+    portcullis_gateway::files::write_private(&key, leaf.key_pem.as_bytes()).unwrap();
     let listeners = format!(
         "  - name: public\n    bind: 127.0.0.1:0\n    tls: {{ cert: {}, key: {} }}\n",
         cert.display(),

@@ -379,9 +379,7 @@ async fn guard_refuses_other_signers_and_follows_key_rotation() {
     // reloads the file for the unknown kid and accepts.
     let attestor = s.gw.running.as_ref().unwrap().attestor().unwrap().clone();
     let old_kid = attestor.active_kid();
-    attestor
-        .rotate(portcullis_gateway::identity::now())
-        .unwrap();
+    attestor.rotate(portcullis_gateway::clock::now()).unwrap();
     assert_ne!(attestor.active_kid(), old_kid);
     let jwks: serde_json::Value =
         serde_json::from_slice(&std::fs::read(s.keys_dir.join("jwks.json")).unwrap()).unwrap();
@@ -394,7 +392,7 @@ async fn guard_refuses_other_signers_and_follows_key_rotation() {
     assert_eq!(s.accepted(), 2);
     // Past the overlap the old key is retired and its file deleted.
     attestor
-        .maintain(portcullis_gateway::identity::now() + 61)
+        .maintain(portcullis_gateway::clock::now() + 61)
         .unwrap();
     let jwks: serde_json::Value =
         serde_json::from_slice(&std::fs::read(s.keys_dir.join("jwks.json")).unwrap()).unwrap();

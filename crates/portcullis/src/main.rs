@@ -695,7 +695,7 @@ fn keys_remote(api: &remote::AdminApi, action: KeysAction) -> Result<(), String>
                 Some(a) => format!("/admin/v1/keys?app={}", segment(a)),
                 None => "/admin/v1/keys".to_owned(),
             };
-            let now = portcullis_gateway::identity::now();
+            let now = portcullis_gateway::clock::now();
             for k in api.list(&path)? {
                 print_key(
                     k["id"].as_str().unwrap_or("?"),
@@ -763,7 +763,7 @@ fn audited<T>(
     change: impl FnOnce() -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
     let entry = portcullis_gateway::audit::AuditEntry {
-        at: portcullis_gateway::identity::now(),
+        at: portcullis_gateway::clock::now(),
         actor: local_actor(),
         role: "local-store".into(),
         action: action.to_owned(),
@@ -827,7 +827,7 @@ fn admins(path: &Path, action: AdminAction) -> ExitCode {
 }
 
 fn apps(store: &dyn Store, pepper: &Pepper, action: AppsAction) -> Result<(), StoreError> {
-    let now = portcullis_gateway::identity::now();
+    let now = portcullis_gateway::clock::now();
     match action {
         AppsAction::Create { name } => {
             let app = audited(store, pepper, "app.create", &name, || {
@@ -885,7 +885,7 @@ fn apps(store: &dyn Store, pepper: &Pepper, action: AppsAction) -> Result<(), St
 }
 
 fn keys(store: &dyn Store, pepper: &Pepper, action: KeysAction) -> Result<(), StoreError> {
-    let now = portcullis_gateway::identity::now();
+    let now = portcullis_gateway::clock::now();
     match action {
         KeysAction::Issue { app } => {
             let (id, key) = audited(store, pepper, "key.issue", &app, || {

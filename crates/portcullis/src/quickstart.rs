@@ -11,7 +11,8 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use portcullis_gateway::Gateway;
 use portcullis_gateway::backend_server::{BackendServer, Handler};
-use portcullis_gateway::devpki::{DevCa, write_private};
+use portcullis_gateway::devpki::DevCa;
+use portcullis_gateway::files::write_private;
 use serde::Serialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -136,7 +137,7 @@ pub fn mint_demo_token(data_dir: &Path, subject: &str, scope: &str) -> anyhow::R
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
     header.kid = Some("demo-1".into());
     header.typ = Some("at+jwt".into());
-    let now = portcullis_gateway::identity::now();
+    let now = portcullis_gateway::clock::now();
     let claims = serde_json::json!({
         "iss": DEMO_ISSUER, "sub": subject, "aud": DEMO_AUDIENCE, "scope": scope,
         "iat": now, "exp": now + 3600, "jti": uuid_v7(), "client_id": DEMO_APP,
@@ -159,7 +160,7 @@ fn demo_app_key(identity_dir: &Path) -> anyhow::Result<String> {
     std::fs::create_dir_all(identity_dir)?;
     let store = SqliteStore::open(identity_dir)?;
     let pepper = portcullis_gateway::apikeys::Pepper::load_or_create(identity_dir)?;
-    let now = portcullis_gateway::identity::now();
+    let now = portcullis_gateway::clock::now();
     match store.create_app(DEMO_APP, now) {
         Ok(_) | Err(StoreError::AppExists(_)) => {}
         Err(e) => return Err(e.into()),

@@ -579,7 +579,7 @@ impl TestIssuer {
 
     /// Standard claims: this issuer, audience `orders-api`, one hour, a fresh jti.
     pub fn claims(&self, sub: &str, scope: &str) -> serde_json::Value {
-        let now = portcullis_gateway::identity::now();
+        let now = portcullis_gateway::clock::now();
         serde_json::json!({
             "iss": self.issuer, "sub": sub, "aud": "orders-api", "scope": scope,
             "iat": now, "exp": now + 3600, "jti": format!("jti-{}", rand_suffix()),
@@ -717,7 +717,7 @@ impl TestEnv {
     pub fn provision_app(&self, name: &str) -> String {
         use portcullis_gateway::store::Store;
         let (store, pepper) = self.store();
-        let now = portcullis_gateway::identity::now();
+        let now = portcullis_gateway::clock::now();
         store.create_app(name, now).unwrap();
         portcullis_gateway::apikeys::issue(&store, &pepper, name, now)
             .unwrap()
