@@ -459,6 +459,25 @@ mod tests {
     use super::*;
     use http::HeaderValue;
 
+    /// Each refusal keeps its own reason and the index of its message,
+    /// packed in one word: the n-th request gets the reason of the n-th
+    /// header block, whichever of the four it is.
+    #[test]
+    fn a_refusal_carries_its_reason_to_its_own_request() {
+        for (reason, text) in REASONS.iter().enumerate() {
+            let state = FramingState::default();
+            state.refuse(2, reason);
+            assert!(state.check_next().is_ok(), "first request");
+            assert!(state.check_next().is_ok(), "second request");
+            match state.check_next() {
+                Err(Rejection::AmbiguousFraming(why)) => assert_eq!(why, *text),
+                other => panic!("third request: {other:?}"),
+            }
+            assert!(state.check_next().is_ok(), "fourth request");
+            assert!(state.must_close());
+        }
+    }
+
     #[test]
     fn parsed_header_conflicts_are_refused() {
         let mut h = HeaderMap::new();
