@@ -506,6 +506,43 @@ mod tests {
         Found::Refused { message, reason }
     }
 
+    /// Bodies are counted to the byte however the reads cut them: a body
+    /// (fixed-length or one chunk) that holds a header block refused for
+    /// one reason flags nothing, and the message after it is judged as the
+    /// second, for its own reason.
+    #[test]
+    fn bodies_split_across_reads_are_counted_to_the_byte() {
+        let body: &[u8] = b"x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n";
+        let next: &[u8] = b"GET / HTTP/1.1\r\nContent-Length: 1\r\ncontent-length: 2\r\n\r\n";
+        let fixed = [
+            format!("POST / HTTP/1.1\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes(),
+            body.to_vec(),
+            next.to_vec(),
+        ]
+        .concat();
+        let chunked = [
+            format!(
+                "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n",
+                body.len()
+            )
+            .into_bytes(),
+            body.to_vec(),
+            b"\r\n0\r\n\r\n".to_vec(),
+            next.to_vec(),
+        ]
+        .concat();
+        for stream in [fixed, chunked] {
+            let start = stream.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+            // Cut inside the body, at several places, in three reads.
+            for cut in [start + 3, start + 11, start + 40] {
+                let (a, rest) = stream.split_at(cut - 7);
+                let (b, c) = rest.split_at(7 + 5);
+                assert_eq!(scan(&[a, b, c]), Some(refused(1, 1)), "cut at {cut}");
+            }
+            assert_eq!(scan(&[&stream]), Some(refused(1, 1)));
+        }
+    }
+
     #[test]
     fn flags_both_headers_in_one_block_even_split_across_reads() {
         assert_eq!(
