@@ -58,15 +58,11 @@ fn json_report(command: &mut Command) -> serde_json::Value {
     report
 }
 
-/// Starts a fixture of `tests/fixtures/` with python3; the ports it prints.
-fn fixture(script: &str, args: &[&std::ffi::OsStr]) -> (Child, Vec<u16>) {
+/// Starts python3 with `args` (a fixture file or `-c SCRIPT`, then its
+/// arguments); the ports it prints on its first line.
+fn python(args: &[&std::ffi::OsStr]) -> (Child, Vec<u16>) {
     let mut server = Child(
         Command::new("python3")
-            .arg(
-                Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("tests/fixtures")
-                    .join(script),
-            )
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -82,6 +78,24 @@ fn fixture(script: &str, args: &[&std::ffi::OsStr]) -> (Child, Vec<u16>) {
         .map(|p| p.parse().expect("the fixture prints its ports"))
         .collect();
     (server, ports)
+}
+
+/// Starts a fixture of `tests/fixtures/`; the ports it prints.
+fn fixture(script: &str, args: &[&std::ffi::OsStr]) -> (Child, Vec<u16>) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(script);
+    let mut all = vec![path.as_os_str()];
+    all.extend_from_slice(args);
+    python(&all)
+}
+
+/// Starts a server written in the test (`python3 -c`); its port.
+fn inline_server(script: &str, args: &[&str]) -> (Child, u16) {
+    let mut all: Vec<&std::ffi::OsStr> = vec!["-c".as_ref(), script.as_ref()];
+    all.extend(args.iter().map(|a| std::ffi::OsStr::new(*a)));
+    let (child, ports) = python(&all);
+    (child, ports[0])
 }
 
 #[test]
@@ -784,19 +798,7 @@ while True:
     c.close()
 "#;
     for (what, script) in [("only 404", ONLY_404), ("silent", SILENT)] {
-        let mut server = Child(
-            Command::new("python3")
-                .args(["-c", script])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
-        let mut line = String::new();
-        std::io::BufReader::new(server.0.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port: u16 = line.trim().parse().unwrap();
+        let (_server, port) = inline_server(script, &[]);
         let report = json_report(Command::new(BIN).args([
             "audit",
             "--format",
@@ -995,19 +997,7 @@ s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
 print(s.server_address[1], flush=True)
 s.serve_forever()
 "#;
-    let mut server = Child(
-        Command::new("python3")
-            .args(["-c", PUBLIC_HOME])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let mut line = String::new();
-    std::io::BufReader::new(server.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port: u16 = line.trim().parse().unwrap();
+    let (_server, port) = inline_server(PUBLIC_HOME, &[]);
     let report = json_report(
         Command::new(BIN)
             .args(["audit", "--format", "json", "--burst", "0"])
@@ -1094,19 +1084,7 @@ print(s.server_address[1], flush=True)
 s.serve_forever()
 "#;
     for (mode, expected) in [("leak", "fail"), ("clean", "pass")] {
-        let mut server = Child(
-            Command::new("python3")
-                .args(["-c", LEAKY, mode])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
-        let mut line = String::new();
-        std::io::BufReader::new(server.0.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port: u16 = line.trim().parse().unwrap();
+        let (_server, port) = inline_server(LEAKY, &[mode]);
         let report = json_report(
             Command::new(BIN)
                 .args(["audit", "--format", "json", "--burst", "0"])
@@ -1146,19 +1124,7 @@ s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
 print(s.server_address[1], flush=True)
 s.serve_forever()
 "#;
-    let mut server = Child(
-        Command::new("python3")
-            .args(["-c", TWO_SHAPES])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let mut line = String::new();
-    std::io::BufReader::new(server.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port: u16 = line.trim().parse().unwrap();
+    let (_server, port) = inline_server(TWO_SHAPES, &[]);
     let report = json_report(
         Command::new(BIN)
             .args(["audit", "--format", "json", "--burst", "0"])
