@@ -239,12 +239,7 @@ impl<'a> Spec<'a> {
                     }
                     self.findings.push(f);
                 }
-                Some(reqs)
-                    if reqs.is_empty()
-                        || reqs
-                            .iter()
-                            .any(|r| r.as_object().is_some_and(serde_json::Map::is_empty)) =>
-                {
+                Some(reqs) if public_on_purpose(reqs) => {
                     // Public on purpose: not a failure, but not "all
                     // endpoints authenticated" either (as `check` says of
                     // public routes).
@@ -1009,6 +1004,15 @@ impl<'a> Spec<'a> {
             );
         }
     }
+}
+
+/// Whether a security requirement makes an operation public on purpose:
+/// `security: []`, or an empty alternative among others.
+pub fn public_on_purpose(requirement: &[Value]) -> bool {
+    requirement.is_empty()
+        || requirement
+            .iter()
+            .any(|alt| alt.as_object().is_some_and(serde_json::Map::is_empty))
 }
 
 /// Whether the document declares an OAuth 2.0 or OpenID Connect scheme:

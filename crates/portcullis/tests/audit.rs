@@ -90,8 +90,25 @@ fn fixture(script: &str, args: &[&std::ffi::OsStr]) -> (Child, Vec<u16>) {
     python(&all)
 }
 
-/// Starts a server written in the test (`python3 -c`); its port.
+/// Serves the handler class `H` of an inline script on a loopback port,
+/// printing the port first.
+const SERVE_H: &str = r#"
+    def log_message(self, *a):
+        pass
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"#;
+
+/// Starts a server written in the test (`python3 -c`); its port. A script
+/// that defines an `http.server` handler class `H` gets the tail that
+/// serves it ([`SERVE_H`]); any other script serves itself.
 fn inline_server(script: &str, args: &[&str]) -> (Child, u16) {
+    let script = if script.contains("class H(") {
+        format!("{}{SERVE_H}", script.trim_end())
+    } else {
+        script.to_owned()
+    };
     let mut all: Vec<&std::ffi::OsStr> = vec!["-c".as_ref(), script.as_ref()];
     all.extend(args.iter().map(|a| std::ffi::OsStr::new(*a)));
     let (child, ports) = python(&all);
@@ -781,11 +798,6 @@ class H(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(b"not found")
     do_GET = do_POST = do_PUT = do_DELETE = do_OPTIONS = do_PATCH = do_HEAD = do_TRACE = answer
-    def log_message(self, *a):
-        pass
-s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-print(s.server_address[1], flush=True)
-s.serve_forever()
 "#;
     const SILENT: &str = r#"
 import socket, threading
@@ -991,11 +1003,6 @@ class H(http.server.BaseHTTPRequestHandler):
         self.send_header("x-content-type-options", "nosniff")
         self.end_headers()
         self.wfile.write(body)
-    def log_message(self, *a):
-        pass
-s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-print(s.server_address[1], flush=True)
-s.serve_forever()
 "#;
     let (_server, port) = inline_server(PUBLIC_HOME, &[]);
     let report = json_report(
@@ -1077,11 +1084,6 @@ class H(http.server.BaseHTTPRequestHandler):
             self.send_header("x-last-payment", "card=4111111111111111")
         self.end_headers()
         self.wfile.write(body)
-    def log_message(self, *a):
-        pass
-s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-print(s.server_address[1], flush=True)
-s.serve_forever()
 "#;
     for (mode, expected) in [("leak", "fail"), ("clean", "pass")] {
         let (_server, port) = inline_server(LEAKY, &[mode]);
@@ -1118,11 +1120,6 @@ class H(http.server.BaseHTTPRequestHandler):
         self.send_header("content-length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
-    def log_message(self, *a):
-        pass
-s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-print(s.server_address[1], flush=True)
-s.serve_forever()
 "#;
     let (_server, port) = inline_server(TWO_SHAPES, &[]);
     let report = json_report(

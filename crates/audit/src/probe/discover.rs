@@ -155,6 +155,14 @@ fn fill(path: &str, parameters: &[Value]) -> String {
     out
 }
 
+/// An operation's path with its parameters filled, from the path item's
+/// parameters and the operation's own.
+fn concrete(template: &str, item: &Value, op: &Value) -> String {
+    let mut parameters: Vec<Value> = item["parameters"].as_array().cloned().unwrap_or_default();
+    parameters.extend(op["parameters"].as_array().cloned().unwrap_or_default());
+    fill(template, &parameters)
+}
+
 /// A JSON body for an operation: the document's example, else one built
 /// from the schema (required properties with a value of their type), so a
 /// write is judged on authorization and not refused as invalid.
@@ -238,11 +246,11 @@ fn operation_path<'d>(document: &'d Value, path: &str) -> Option<&'d str> {
 /// secured, `None` nothing declared at all.
 fn declared_public(document: &Value, op: &Value) -> Option<bool> {
     let requirement = op.get("security").or_else(|| document.get("security"))?;
-    Some(requirement.as_array().is_some_and(|r| {
-        r.is_empty()
-            || r.iter()
-                .any(|alt| alt.as_object().is_some_and(serde_json::Map::is_empty))
-    }))
+    Some(
+        requirement
+            .as_array()
+            .is_some_and(|r| crate::spec::public_on_purpose(r)),
+    )
 }
 
 impl Prober {
@@ -318,12 +326,7 @@ impl Prober {
             .flatten()
             .find_map(|(template, item)| {
                 let op = item.get("get")?;
-                (declared_public(document, op) == Some(false)).then(|| {
-                    let mut parameters: Vec<Value> =
-                        item["parameters"].as_array().cloned().unwrap_or_default();
-                    parameters.extend(op["parameters"].as_array().cloned().unwrap_or_default());
-                    fill(template, &parameters)
-                })
+                (declared_public(document, op) == Some(false)).then(|| concrete(template, item, op))
             });
         if let Some(path) = found {
             self.notes.push(format!(
@@ -353,10 +356,7 @@ impl Prober {
                 if !["get", "head", "post", "put", "patch", "delete"].contains(&name.as_str()) {
                     continue;
                 }
-                let mut parameters: Vec<Value> =
-                    item["parameters"].as_array().cloned().unwrap_or_default();
-                parameters.extend(op["parameters"].as_array().cloned().unwrap_or_default());
-                operations.push((method, fill(template, &parameters), op.clone()));
+                operations.push((method, concrete(template, item, op), op.clone()));
             }
         }
         let total = operations.len();
