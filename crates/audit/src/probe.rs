@@ -581,16 +581,16 @@ impl Prober {
     }
 
     /// Sends one request on its own connection. A server that answers
-    /// before reading a small body and closes can reset the connection
-    /// under the answer: such a request is tried again (up to 3 times) so
-    /// the report does not depend on that race.
+    /// before reading a body and closes can reset the connection under the
+    /// answer: such a request is tried again (up to 3 times) so the report
+    /// does not depend on that race.
     async fn send(&mut self, req: &Req) -> Result<Exchange, String> {
-        let small = req.body.as_ref().is_none_or(|(_, b)| b.len() <= 64 * 1024);
+        let with_body = req.body.as_ref().is_some_and(|(_, b)| !b.is_empty());
         let mut tries = 0;
         loop {
             tries += 1;
             match self.send_once(req).await {
-                Err(e) if small && tries < 3 && e.contains("writing a body") => {}
+                Err(e) if with_body && tries < 3 && lost_to_a_close(&e) => {}
                 other => return other,
             }
         }
@@ -1895,11 +1895,14 @@ impl Prober {
     }
 }
 
-/// A request body sent in 64 KiB pieces, a few milliseconds apart once
-/// past the first: a server that refuses a large body answers and closes
-/// while it is still being sent, and the pause lets that answer be read
-/// before the closed connection fails the write (a lost answer is never
-/// counted as a refusal, so it must not be lost to a race).
+/// A request body sent in 64 KiB pieces, a few milliseconds apart. A
+/// server that refuses a large body by its declared length answers and
+/// closes while it is still being sent; a close with unread bytes resets
+/// the connection, and the reset can destroy the answer before it is read.
+/// So a body of more than one piece waits [`Paced::HEAD_START`] before its
+/// first byte: such a server answers to the head alone and closes an empty
+/// connection, and the answer is read before the write fails (a lost answer
+/// is never counted as a refusal, so it must not be lost to a race).
 struct Paced {
     rest: Bytes,
     pause: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
@@ -1907,12 +1910,12 @@ struct Paced {
 
 impl Paced {
     const PIECE: usize = 64 * 1024;
+    const HEAD_START: Duration = Duration::from_millis(300);
 
     fn new(body: Bytes) -> Self {
-        Self {
-            rest: body,
-            pause: None,
-        }
+        let pause =
+            (body.len() > Self::PIECE).then(|| Box::pin(tokio::time::sleep(Self::HEAD_START)));
+        Self { rest: body, pause }
     }
 }
 
@@ -1974,6 +1977,20 @@ where
         headers: parts.headers,
         body,
     })
+}
+
+/// Whether a failed exchange died because the server closed (or reset) the
+/// connection while the request was still being written: the answer may
+/// have been sent and lost.
+fn lost_to_a_close(error: &str) -> bool {
+    [
+        "writing a body",
+        "reset",
+        "broken pipe",
+        "connection closed",
+    ]
+    .iter()
+    .any(|m| error.to_ascii_lowercase().contains(m))
 }
 
 /// Notes of requests that got no answer for the same reason, as one line.
