@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use portcullis_gateway::path::{encode_for_upstream, normalize};
+use portcullis_gateway::pipeline::path::{encode_for_upstream, normalize};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(raw) = std::str::from_utf8(data) else { return };
@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
         let forwarded = encode_for_upstream(&decoded);
         // Re-encoding can lengthen a path past the limit (`[` → `%5B`);
         // within it, the forwarded path means exactly what was routed.
-        if forwarded.len() <= portcullis_gateway::path::MAX_PATH_BYTES {
+        if forwarded.len() <= portcullis_gateway::pipeline::path::MAX_PATH_BYTES {
             assert_eq!(normalize(&forwarded).as_deref(), Ok(decoded.as_str()));
         }
     }

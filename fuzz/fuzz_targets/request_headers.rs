@@ -6,9 +6,9 @@
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;
-use portcullis_gateway::framing::{Scanner, check_headers};
-use portcullis_gateway::hygiene::{Forwarding, upstream_headers};
-use portcullis_gateway::correlation;
+use portcullis_gateway::listener::framing::{Scanner, check_headers};
+use portcullis_gateway::pipeline::request_headers::{Forwarding, upstream_headers};
+use portcullis_gateway::pipeline::correlation;
 
 fuzz_target!(|data: &[u8]| {
     // Raw scanner over the bytes as a connection would read them: in one

@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use portcullis_config::Issuer;
-use portcullis_gateway::tokens::{unverified_issuer, verify};
+use portcullis_gateway::identity::tokens::{unverified_issuer, verify};
 
 const JWKS: &str = r#"{"keys":[{"kty":"EC","crv":"P-256","use":"sig","alg":"ES256","kid":"k1",
  "x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#;

@@ -2,7 +2,6 @@
 //! schemas translated to what a JSON Schema validator understands.
 
 use crate::ContractError;
-use crate::shape::escape;
 use serde_json::{Map, Value};
 
 /// Which OpenAPI generation the document is.
@@ -208,6 +207,11 @@ pub fn deref<'d>(
         pointer,
         "reference chain longer than 16",
     ))
+}
+
+/// RFC 6901 escaping of one pointer segment.
+pub fn escape(segment: &str) -> String {
+    segment.replace('~', "~0").replace('/', "~1")
 }
 
 #[cfg(test)]

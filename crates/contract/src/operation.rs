@@ -1,9 +1,10 @@
 //! Operations compiled from the document, and the checks the gateway runs
 //! on each request and response of one.
 
+use crate::document::escape;
 use crate::document::{Document, Version, deref, resolve_ref};
 use crate::media::{self, MediaRange};
-use crate::shape::{ShapeId, Shapes, Undeclared, WalkOutcome, escape};
+use crate::shape::{ShapeId, Shapes, Undeclared, WalkOutcome};
 use crate::{Classification, Contract, ContractError, Options, Security, UnknownProperties, json};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, Method, header};

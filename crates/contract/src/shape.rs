@@ -7,7 +7,7 @@
 //! a property declared in any branch is declared.
 
 use crate::Classification;
-use crate::document::{Document, resolve_ref};
+use crate::document::{Document, escape, resolve_ref};
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -455,9 +455,4 @@ fn classification(
             "must be a string: public, internal, pii or secret",
         )),
     }
-}
-
-/// RFC 6901 escaping of one pointer segment.
-pub fn escape(segment: &str) -> String {
-    segment.replace('~', "~0").replace('/', "~1")
 }

@@ -5,7 +5,7 @@
 //!
 //! `cargo build --release -p portcullis-gateway --example limiter_cost`
 
-use portcullis_gateway::throttle::Throttle;
+use portcullis_gateway::pipeline::throttle::Throttle;
 use std::net::IpAddr;
 
 fn main() {

@@ -7,55 +7,30 @@
 //! stops accepting and lets in-flight requests finish.
 
 pub mod admin;
-pub mod anomaly;
-pub mod apikeys;
-pub mod attest;
-pub mod audit;
-pub mod backend_server;
-pub mod buffer;
-pub mod clientauth;
 pub mod clock;
-pub mod content;
-pub mod correlation;
-pub mod crl;
-pub mod devpki;
+pub mod dev;
 pub mod events;
 pub mod files;
-pub mod framing;
-pub mod hardening;
-pub mod host;
-pub mod hygiene;
 pub mod identity;
-pub mod introspection;
-pub mod jwks;
-mod listener;
-pub mod path;
-pub mod pgstore;
+pub mod listener;
 pub mod pipeline;
 pub mod rejection;
 pub mod reload;
-pub mod routes;
-pub mod shared;
-pub mod spool;
 pub mod store;
-pub mod throttle;
 pub mod tls;
-pub mod tokens;
-pub mod traffic;
-pub mod upstream;
 
 use bytes::Bytes;
 use events::EventSink;
 use http::HeaderName;
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
+use pipeline::routes::RouteTable;
+use pipeline::upstream::UpstreamClient;
 use portcullis_config::{Config, Limits, ListenerKind};
-use routes::RouteTable;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Semaphore, watch};
-use upstream::UpstreamClient;
 
 /// Body of every response the gateway sends: its own (problem bodies,
 /// preflights) or an upstream's, streamed.
@@ -76,17 +51,17 @@ pub struct State {
     /// Sensitive data refused in URLs (DATA-01).
     pub sensitive: portcullis_config::SensitiveData,
     /// Mints the context token for upstreams; `None` when turned off.
-    pub attestor: Option<Arc<attest::Attestor>>,
+    pub attestor: Option<Arc<identity::context_token::Attestor>>,
     /// Rate limits and concurrency caps (stage 8).
-    pub throttle: throttle::Throttle,
+    pub throttle: pipeline::throttle::Throttle,
     /// Usage baselines per application × route (OPS-02).
-    pub anomaly: Option<Arc<anomaly::Detector>>,
+    pub anomaly: Option<Arc<pipeline::anomaly::Detector>>,
     /// Counters for metrics and the inventory's traffic (CONTRACT-03).
-    pub traffic: Arc<traffic::Traffic>,
+    pub traffic: Arc<events::traffic::Traffic>,
     /// This config's routes' counters, by route index.
-    pub route_traffic: Arc<traffic::RouteSet>,
+    pub route_traffic: Arc<events::traffic::RouteSet>,
     /// Every body buffered at once (kept across reloads).
-    pub buffers: Arc<buffer::BufferBudget>,
+    pub buffers: Arc<listener::buffer::BufferBudget>,
 }
 
 /// What is known about the connection a request arrived on.
@@ -94,18 +69,18 @@ pub struct State {
 pub struct ConnInfo {
     pub listener: Arc<str>,
     /// The TLS listener, for the per-request client certificate re-check.
-    pub tls_listener: Option<Arc<clientauth::TlsListener>>,
+    pub tls_listener: Option<Arc<tls::clientauth::TlsListener>>,
     /// The verified client certificate, set after the handshake.
-    pub client_cert: std::sync::OnceLock<clientauth::PeerCert>,
+    pub client_cert: std::sync::OnceLock<tls::clientauth::PeerCert>,
     /// The environment the listener serves (CONTRACT-03).
     pub environment: Arc<str>,
     /// Host names the listener serves; empty: every host.
     pub hosts: Arc<[String]>,
     pub remote: SocketAddr,
     pub tls: bool,
-    /// What [`framing::FramingGuard`] found in this HTTP/1 connection's
+    /// What [`listener::framing::FramingGuard`] found in this HTTP/1 connection's
     /// header blocks (ambiguous framing, per message).
-    pub framing: Arc<framing::FramingState>,
+    pub framing: Arc<listener::framing::FramingState>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -113,11 +88,11 @@ pub enum BuildError {
     #[error("{path}: {source}")]
     Tls { path: String, source: tls::TlsError },
     #[error(transparent)]
-    Routes(#[from] routes::RouteTableError),
+    Routes(#[from] pipeline::routes::RouteTableError),
     #[error(transparent)]
     Identity(#[from] identity::IdentityError),
     #[error(transparent)]
-    Attest(#[from] attest::AttestError),
+    Attest(#[from] identity::context_token::AttestError),
     #[error("{0}")]
     Shared(String),
     #[error("admin: cannot listen on {at}: {source}")]
@@ -141,7 +116,7 @@ pub enum BuildError {
 }
 
 enum PreparedKind {
-    Tls(Arc<clientauth::TlsListener>),
+    Tls(Arc<tls::clientauth::TlsListener>),
     Redirect { https_port: u16 },
     Plain,
 }
@@ -164,15 +139,17 @@ pub struct Gateway {
     config: Config,
     listeners: Vec<PreparedListener>,
     /// The admin listener's mutual TLS, when it has it.
-    admin_tls: Option<Arc<clientauth::TlsListener>>,
+    admin_tls: Option<Arc<tls::clientauth::TlsListener>>,
     /// The config file, when the gateway may reload it (SIGHUP, admin API).
     source: Option<std::path::PathBuf>,
 }
 
-fn prepare_admin_tls(config: &Config) -> Result<Option<Arc<clientauth::TlsListener>>, BuildError> {
+fn prepare_admin_tls(
+    config: &Config,
+) -> Result<Option<Arc<tls::clientauth::TlsListener>>, BuildError> {
     match &config.admin {
         Some(portcullis_config::AdminListen::MutualTls { tls, .. }) => {
-            clientauth::TlsListener::new(tls, config.mode)
+            tls::clientauth::TlsListener::new(tls, config.mode)
                 .map(|t| Some(Arc::new(t)))
                 .map_err(|source| BuildError::Tls {
                     path: "admin.tls".into(),
@@ -188,9 +165,11 @@ fn prepare_listeners(config: &Config) -> Result<Vec<PreparedListener>, BuildErro
     for (i, l) in config.listeners.iter().enumerate() {
         let kind = match &l.kind {
             ListenerKind::Tls(t) => PreparedKind::Tls(Arc::new(
-                clientauth::TlsListener::new(t, config.mode).map_err(|source| BuildError::Tls {
-                    path: format!("listeners[{i}].tls"),
-                    source,
+                tls::clientauth::TlsListener::new(t, config.mode).map_err(|source| {
+                    BuildError::Tls {
+                        path: format!("listeners[{i}].tls"),
+                        source,
+                    }
                 })?,
             )),
             ListenerKind::Redirect { https_port } => PreparedKind::Redirect {
@@ -232,7 +211,10 @@ fn build_state(config: &Config, previous: Option<&State>) -> Result<State, Build
     ) {
         (_, None) => None,
         (Some(kept), Some(_)) => Some(Arc::new(kept.for_upstreams(&config.upstreams)?)),
-        (None, Some(c)) => Some(Arc::new(attest::Attestor::open(c, &config.upstreams)?)),
+        (None, Some(c)) => Some(Arc::new(identity::context_token::Attestor::open(
+            c,
+            &config.upstreams,
+        )?)),
     };
     let events = match previous {
         Some(p) => p.events.clone(),
@@ -256,20 +238,20 @@ fn build_state(config: &Config, previous: Option<&State>) -> Result<State, Build
             let shared = config
                 .redis
                 .as_ref()
-                .map(|r| shared::SharedLimits::new(r, events.clone()))
+                .map(|r| pipeline::throttle::redis::SharedLimits::new(r, events.clone()))
                 .transpose()
                 .map_err(BuildError::Shared)?;
-            throttle::Throttle::build(config, shared)
+            pipeline::throttle::Throttle::build(config, shared)
         }
     };
     let routes = RouteTable::build(config, &limits)?;
     let traffic = match previous {
         Some(p) => p.traffic.clone(),
-        None => Arc::new(traffic::Traffic::new(Vec::new())),
+        None => Arc::new(events::traffic::Traffic::new(Vec::new())),
     };
     let route_traffic = traffic.retarget(routes.operations());
     let anomaly = config.anomalies.as_ref().map(|a| {
-        let settings = anomaly::Settings {
+        let settings = pipeline::anomaly::Settings {
             interval: a.interval,
             warmup: a.warmup_intervals,
             factor: a.factor,
@@ -278,7 +260,7 @@ fn build_state(config: &Config, previous: Option<&State>) -> Result<State, Build
             .and_then(|p| p.anomaly.as_ref())
             .filter(|d| *d.settings() == settings)
             .cloned()
-            .unwrap_or_else(|| Arc::new(anomaly::Detector::new(settings)))
+            .unwrap_or_else(|| Arc::new(pipeline::anomaly::Detector::new(settings)))
     });
     Ok(State {
         routes,
@@ -302,7 +284,7 @@ fn build_state(config: &Config, previous: Option<&State>) -> Result<State, Build
         route_traffic,
         anomaly,
         buffers: previous.map_or_else(
-            || buffer::BufferBudget::new(config.limits.max_buffered_bytes),
+            || listener::buffer::BufferBudget::new(config.limits.max_buffered_bytes),
             |p| p.buffers.clone(),
         ),
     })
@@ -385,7 +367,7 @@ impl Gateway {
             )));
         }
         if let Some(attestor) = &self.state.attestor {
-            tasks.push(tokio::spawn(attest::rotate_keys(
+            tasks.push(tokio::spawn(identity::context_token::rotate_keys(
                 attestor.clone(),
                 self.state.events.clone(),
                 shutdown_rx.clone(),
@@ -399,7 +381,7 @@ impl Gateway {
                     .map_err(|source| BuildError::JwksBind { addr: bind, source })?;
                 tracing::info!(%addr, "serving the context-token JWKS");
                 addrs.push(("jwks".to_owned(), addr));
-                tasks.push(tokio::spawn(attest::serve_jwks(
+                tasks.push(tokio::spawn(identity::context_token::serve_jwks(
                     attestor.clone(),
                     socket,
                     shutdown_rx.clone(),
@@ -460,20 +442,20 @@ impl Gateway {
                 }
             }
         }
-        let listeners_with_crls: Vec<Arc<dyn clientauth::CrlHolder>> = bound
+        let listeners_with_crls: Vec<Arc<dyn tls::clientauth::CrlHolder>> = bound
             .iter()
             .filter_map(|(_, l)| match &l.kind {
-                PreparedKind::Tls(t) => Some(t.clone() as Arc<dyn clientauth::CrlHolder>),
+                PreparedKind::Tls(t) => Some(t.clone() as Arc<dyn tls::clientauth::CrlHolder>),
                 _ => None,
             })
             .chain(
                 self.admin_tls
                     .iter()
-                    .map(|t| t.clone() as Arc<dyn clientauth::CrlHolder>),
+                    .map(|t| t.clone() as Arc<dyn tls::clientauth::CrlHolder>),
             )
             .collect();
         let crl_live = live.clone();
-        tasks.push(tokio::spawn(clientauth::watch_crls(
+        tasks.push(tokio::spawn(tls::clientauth::watch_crls(
             move || {
                 let mut holders = listeners_with_crls.clone();
                 holders.extend(
@@ -482,7 +464,7 @@ impl Gateway {
                         .upstreams
                         .iter()
                         .filter(|u| u.has_crls())
-                        .map(|u| u.clone() as Arc<dyn clientauth::CrlHolder>),
+                        .map(|u| u.clone() as Arc<dyn tls::clientauth::CrlHolder>),
                 );
                 holders
             },
@@ -555,7 +537,7 @@ impl RunningGateway {
         self.live.load().identity.clone()
     }
 
-    pub fn attestor(&self) -> Option<Arc<attest::Attestor>> {
+    pub fn attestor(&self) -> Option<Arc<identity::context_token::Attestor>> {
         self.live.load().attestor.clone()
     }
 

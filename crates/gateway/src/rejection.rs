@@ -6,7 +6,7 @@
 //! the correlation id (OUTPUT-01, OUTPUT-02, OUTPUT-04, OUTPUT-05, OUTPUT-14).
 //! The `Display` text is internal detail: it goes to security events only.
 
-use crate::path::PathError;
+use crate::pipeline::path::PathError;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
@@ -24,7 +24,7 @@ pub enum Rejection {
     /// The `Host` (or `:authority`) is missing, repeated, not a host name,
     /// or disagrees with the request's authority.
     #[error("host refused: {0}")]
-    BadHost(#[from] crate::host::HostError),
+    BadHost(#[from] crate::pipeline::host::HostError),
     /// The request's header fields exceed the gateway's limits (RFC 6585 §5).
     #[error("request header fields too large")]
     HeadersTooLarge { bytes: usize, fields: usize },
@@ -61,7 +61,7 @@ pub enum Rejection {
     MissingToken,
     /// The bearer token failed validation or is revoked.
     #[error("bearer token refused: {0}")]
-    InvalidToken(crate::tokens::TokenError),
+    InvalidToken(crate::identity::tokens::TokenError),
     /// Authenticated, but not allowed here (scope or application).
     #[error("forbidden: {reason}")]
     InsufficientScope { scope: String, reason: &'static str },

@@ -13,9 +13,9 @@
 //! restart (sockets, the store, the event sinks, connection limits) is
 //! refused with the fields named.
 
-use crate::clientauth::TlsListener;
 use crate::events::SecurityEvent;
 use crate::rejection::Severity;
+use crate::tls::clientauth::TlsListener;
 use crate::{Live, PreparedKind, build_state, prepare_admin_tls, prepare_listeners};
 use portcullis_config::{AdminListen, Config, ListenerKind};
 use std::path::PathBuf;

@@ -2,8 +2,8 @@
 //! the audit log, and that the admin API is never on a data-plane listener.
 
 use portcullis_gateway::admin::Role;
-use portcullis_gateway::audit::{self, AuditEntry, Break};
 use portcullis_gateway::store::SqliteStore;
+use portcullis_gateway::store::audit_log::{self, AuditEntry, Break};
 use portcullis_testkit::{ORDERS_API, TestEnv, TestGateway, admin_call};
 use serde_json::json;
 
@@ -289,11 +289,11 @@ async fn each_role_may_do_exactly_its_actions_and_every_refusal_is_audited() {
 fn five_entries() -> (
     tempfile::TempDir,
     SqliteStore,
-    portcullis_gateway::apikeys::Pepper,
+    portcullis_gateway::store::pepper::Pepper,
 ) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path()).unwrap();
-    let pepper = portcullis_gateway::apikeys::Pepper::load_or_create(dir.path()).unwrap();
+    let pepper = portcullis_gateway::store::pepper::Pepper::load_or_create(dir.path()).unwrap();
     for n in 1..=5 {
         let entry = AuditEntry {
             at: n,
@@ -306,9 +306,9 @@ fn five_entries() -> (
             reason: Some("r".into()),
             correlation_id: format!("c{n}"),
         };
-        audit::append(&store, &pepper, &entry).unwrap();
+        audit_log::append(&store, &pepper, &entry).unwrap();
     }
-    assert_eq!(audit::verify(&store, &pepper).unwrap(), Ok(5));
+    assert_eq!(audit_log::verify(&store, &pepper).unwrap(), Ok(5));
     (dir, store, pepper)
 }
 
@@ -341,7 +341,7 @@ fn audit_log_verification_names_edited_removed_and_reordered_entries() {
         let (dir, store, pepper) = five_entries();
         tamper(dir.path(), sql);
         assert_eq!(
-            audit::verify(&store, &pepper).unwrap(),
+            audit_log::verify(&store, &pepper).unwrap(),
             Err(expected.clone()),
             "{sql}"
         );
@@ -350,9 +350,9 @@ fn audit_log_verification_names_edited_removed_and_reordered_entries() {
     // key (someone who re-chained an edited log without it) entry 1 fails.
     let (_dir, store, _) = five_entries();
     let other = tempfile::tempdir().unwrap();
-    let other = portcullis_gateway::apikeys::Pepper::load_or_create(other.path()).unwrap();
+    let other = portcullis_gateway::store::pepper::Pepper::load_or_create(other.path()).unwrap();
     assert_eq!(
-        audit::verify(&store, &other).unwrap(),
+        audit_log::verify(&store, &other).unwrap(),
         Err(Break::Mismatch(1))
     );
 }
@@ -502,7 +502,7 @@ async fn metrics_and_inventory_show_traffic_and_shadow_endpoints() {
 async fn a_remote_admin_listener_is_mutual_tls_and_a_certificate_names_its_administrator() {
     let env = TestEnv::new().await;
     // Administrators' certificates come from their own CA.
-    let admin_ca = portcullis_gateway::devpki::DevCa::new("Admin CA").unwrap();
+    let admin_ca = portcullis_gateway::dev::pki::DevCa::new("Admin CA").unwrap();
     let admin_ca_path = env.path().join("admin-ca.pem");
     std::fs::write(&admin_ca_path, admin_ca.cert_pem()).unwrap();
     let olga = admin_ca.issue(&["olga"], true).unwrap();
@@ -533,7 +533,7 @@ async fn a_remote_admin_listener_is_mutual_tls_and_a_certificate_names_its_admin
     bootstrap(&env, "olga", Role::Operator);
     let root = bootstrap(&env, "root", Role::SecurityAdmin);
     let ca = env.ca.cert_pem();
-    let client = |id: Option<&portcullis_gateway::devpki::Issued>| {
+    let client = |id: Option<&portcullis_gateway::dev::pki::Issued>| {
         portcullis_testkit::https_client_with(
             &ca,
             id.map(|i| (i.cert_pem.as_str(), i.key_pem.as_str())),

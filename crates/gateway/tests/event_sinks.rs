@@ -182,7 +182,7 @@ async fn sinks_killed_for_thirty_seconds_under_load_lose_no_event() {
     // Everything the spool holds reaches both, in full.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let last = portcullis_gateway::spool::read_after(&spool, 0, 1_000_000)
+        let last = portcullis_gateway::events::spool::read_after(&spool, 0, 1_000_000)
             .unwrap()
             .last()
             .map_or(0, |s| s.seq);
@@ -202,7 +202,7 @@ async fn sinks_killed_for_thirty_seconds_under_load_lose_no_event() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // The outage itself was an event, shipped like the others.
-    let spooled = portcullis_gateway::spool::read_after(&spool, 0, 1_000_000).unwrap();
+    let spooled = portcullis_gateway::events::spool::read_after(&spool, 0, 1_000_000).unwrap();
     assert!(
         spooled
             .iter()
@@ -215,13 +215,13 @@ async fn sinks_killed_for_thirty_seconds_under_load_lose_no_event() {
 /// A TLS syslog receiver (RFC 5425) with a certificate from `ca`: the seqs
 /// it read, and (in `refused`) how many handshakes the sender abandoned.
 async fn tls_receiver(
-    ca: &portcullis_gateway::devpki::DevCa,
+    ca: &portcullis_gateway::dev::pki::DevCa,
     seen: Seen,
     refused: Arc<std::sync::atomic::AtomicU32>,
 ) -> (u16, tokio::task::JoinHandle<()>) {
     use tokio::io::AsyncReadExt;
     let id = ca.issue(&["127.0.0.1"], false).unwrap();
-    let tls = portcullis_gateway::backend_server::tls_from_pem(&id.cert_pem, &id.key_pem).unwrap();
+    let tls = portcullis_gateway::dev::backend::tls_from_pem(&id.cert_pem, &id.key_pem).unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -257,7 +257,7 @@ async fn syslog_over_tls_trusts_only_the_configured_anchors() {
     let env = TestEnv::new().await;
     let spool = env.path().join("spool");
     // A receiver whose certificate comes from another CA gets nothing.
-    let stranger = portcullis_gateway::devpki::DevCa::new("Someone Else").unwrap();
+    let stranger = portcullis_gateway::dev::pki::DevCa::new("Someone Else").unwrap();
     let wrong_seen: Seen = Seen::default();
     let refused = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let (wrong_port, wrong) = tls_receiver(&stranger, wrong_seen.clone(), refused.clone()).await;

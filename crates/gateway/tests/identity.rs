@@ -559,7 +559,7 @@ async fn api_keys_identify_the_application_and_fail_closed() {
     {
         use portcullis_gateway::store::Store;
         let (store, _) = s.env.store();
-        let id = portcullis_gateway::apikeys::key_id(&s.key)
+        let id = portcullis_gateway::identity::apikeys::key_id(&s.key)
             .unwrap()
             .to_owned();
         store
@@ -734,7 +734,7 @@ async fn jwks_rotation_is_picked_up_and_a_broken_jwks_keeps_the_last_good_keys()
 #[tokio::test]
 async fn jwks_over_https_rotates_survives_outage_and_is_not_flooded() {
     use bytes::Bytes;
-    use portcullis_gateway::backend_server;
+    use portcullis_gateway::dev::backend;
     use std::sync::{Arc, Mutex};
     let env = TestEnv::new().await;
     let k1 = TestIssuer::new(ISS, "k1");
@@ -745,7 +745,7 @@ async fn jwks_over_https_rotates_survives_outage_and_is_not_flooded() {
     // A real HTTPS JWKS server; `None` makes it answer 503 (an outage).
     let published: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(Some(jwks_of(&[&k1]))));
     let hits = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let handler: backend_server::Handler = {
+    let handler: backend::Handler = {
         let published = published.clone();
         let hits = hits.clone();
         Arc::new(move |_req, _peer| {
@@ -947,7 +947,7 @@ async fn nested_jwe_tokens_are_decrypted_then_verified() {
 #[tokio::test]
 async fn opaque_tokens_are_introspected_every_time_and_fail_closed() {
     use bytes::Bytes;
-    use portcullis_gateway::backend_server;
+    use portcullis_gateway::dev::backend;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     let env = TestEnv::new().await;
@@ -957,7 +957,7 @@ async fn opaque_tokens_are_introspected_every_time_and_fail_closed() {
     // A real RFC 7662 endpoint over HTTPS, checking the gateway's client credentials.
     let calls = Arc::new(AtomicU64::new(0));
     let up = Arc::new(AtomicBool::new(true));
-    let handler: backend_server::Handler = {
+    let handler: backend::Handler = {
         let calls = calls.clone();
         let up = up.clone();
         Arc::new(move |req: http::Request<Bytes>, _peer| {

@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use portcullis_gateway::devpki::Issued;
+use portcullis_gateway::dev::pki::Issued;
 use portcullis_testkit::{ORDERS_API, TestEnv, TestGateway};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
@@ -225,7 +225,7 @@ async fn optional_mode_serves_without_a_certificate_and_checks_one_when_presente
     assert_eq!(get(&mut anonymous).await.unwrap().0, 200);
     refused_on_new_connection(&env, &gw, Some(&client)).await;
     // A certificate from another CA is refused at the handshake.
-    let stranger = portcullis_gateway::devpki::DevCa::new("Stranger CA")
+    let stranger = portcullis_gateway::dev::pki::DevCa::new("Stranger CA")
         .unwrap()
         .issue(&["app.demo"], true)
         .unwrap();
@@ -448,7 +448,7 @@ async fn intermediates_and_reloaded_client_cas_apply_to_open_connections() {
         assert!(start.elapsed() < Duration::from_secs(5), "never served");
         tokio::task::yield_now().await;
     };
-    let other_ca = portcullis_gateway::devpki::DevCa::new("Another client CA").unwrap();
+    let other_ca = portcullis_gateway::dev::pki::DevCa::new("Another client CA").unwrap();
     std::fs::write(&clients_ca, other_ca.cert_pem()).unwrap();
     // The CRL change makes the listener reload (CA included).
     let tmp = env.path().join("clients.crl.pem.tmp");
@@ -492,7 +492,7 @@ fn window(pem: &str) -> (i64, i64) {
 #[tokio::test]
 async fn the_recheck_bounds_are_exact_to_the_second_and_crl_reloads_follow_the_files() {
     use portcullis_config::model::{ClientAuth, Mode, ServerTls};
-    use portcullis_gateway::clientauth::{PeerCert, TlsListener};
+    use portcullis_gateway::tls::clientauth::{PeerCert, TlsListener};
     let env = TestEnv::new().await;
     let intermediate = env.ca.intermediate("Boundary Issuing CA").unwrap();
     // The leaf outlives its issuer, so the two ends are judged apart.
@@ -583,7 +583,7 @@ fn uri_and_dns_names_of_a_client_certificate_are_its_names() {
         "spiffe://partners.test/acme".try_into().unwrap(),
     ));
     let cert = params.self_signed(&KeyPair::generate().unwrap()).unwrap();
-    let peer = portcullis_gateway::clientauth::PeerCert::from_der(cert.der()).unwrap();
+    let peer = portcullis_gateway::tls::clientauth::PeerCert::from_der(cert.der()).unwrap();
     assert_eq!(
         peer.names,
         vec![

@@ -96,9 +96,9 @@ async fn undeclared_answers_of_classified_operations_never_leave() {
 /// keep serving, and all recovers when the store answers again.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stale_identity_snapshot_stops_deciding() {
-    use portcullis_gateway::apikeys::Pepper;
-    use portcullis_gateway::pgstore::PgStore;
     use portcullis_gateway::store::Store;
+    use portcullis_gateway::store::pepper::Pepper;
+    use portcullis_gateway::store::postgres::PgStore;
     use portcullis_testkit::{ORDERS_API, PostgresServer};
     use std::time::{Duration, Instant};
     let mut pg = PostgresServer::start();
@@ -119,7 +119,7 @@ async fn a_stale_identity_snapshot_stops_deciding() {
     let store = PgStore::open(&pg.config()).unwrap();
     let pepper = Pepper::load_or_create(&env.identity_dir()).unwrap();
     store.create_app("web", 1).unwrap();
-    let key = portcullis_gateway::apikeys::issue(&store, &pepper, "web", 1)
+    let key = portcullis_gateway::identity::apikeys::issue(&store, &pepper, "web", 1)
         .unwrap()
         .1;
     let status = |path: &'static str| {

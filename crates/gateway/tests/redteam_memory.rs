@@ -87,9 +87,9 @@ fn the_pepper_leaves_no_copy_behind() {
     // Created (and its creation buffer wiped) first, then masked, then
     // loaded: a buffer freed after its read could be reused, and wiped, by
     // the test's own read.
-    drop(portcullis_gateway::apikeys::Pepper::load_or_create(dir.path()).unwrap());
+    drop(portcullis_gateway::store::pepper::Pepper::load_or_create(dir.path()).unwrap());
     let pepper = masked(&dir.path().join("pepper.key"));
-    drop(portcullis_gateway::apikeys::Pepper::load_or_create(dir.path()).unwrap());
+    drop(portcullis_gateway::store::pepper::Pepper::load_or_create(dir.path()).unwrap());
     assert_eq!(pepper.len(), 32);
     assert!(
         !in_memory(&pepper[16..]),
@@ -103,7 +103,7 @@ fn the_pepper_leaves_no_copy_behind() {
 #[test]
 fn the_introspection_secret_is_kept_only_encoded() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = portcullis_gateway::devpki::DevCa::new("memory test CA").unwrap();
+    let ca = portcullis_gateway::dev::pki::DevCa::new("memory test CA").unwrap();
     let ca_file = dir.path().join("ca.pem");
     std::fs::write(&ca_file, ca.cert_pem()).unwrap();
     let secret_file = dir.path().join("client-secret");
@@ -128,7 +128,8 @@ fn the_introspection_secret_is_kept_only_encoded() {
     // read could be reused, and wiped, by the test's own read.
     let secret = masked(&secret_file);
     assert_eq!(secret.len(), 48);
-    let introspector = portcullis_gateway::introspection::Introspector::new(&config).unwrap();
+    let introspector =
+        portcullis_gateway::identity::introspection::Introspector::new(&config).unwrap();
     assert!(
         !in_memory(&secret[16..]),
         "a plain copy of the client secret outlived its use"

@@ -4,7 +4,7 @@
 //! taken over by new handshakes.
 
 use portcullis_gateway::admin::{Role, create_admin};
-use portcullis_gateway::audit;
+use portcullis_gateway::store::audit_log;
 use portcullis_testkit::{DELAY_HEADER, ORDERS_API, TestEnv, TestGateway, admin_call};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
@@ -122,8 +122,8 @@ async fn a_reload_swaps_the_config_at_once_and_requests_in_flight_finish_on_thei
 
     // The reload is in the audit log, with what changed.
     let (store, pepper) = env.store();
-    audit::verify(&store, &pepper).unwrap().unwrap();
-    let entries = audit::entries(&store).unwrap();
+    audit_log::verify(&store, &pepper).unwrap().unwrap();
+    let entries = audit_log::entries(&store).unwrap();
     let actions: Vec<&str> = entries
         .iter()
         .map(|(_, e)| e["action"].as_str().unwrap())
@@ -219,7 +219,7 @@ async fn an_invalid_config_is_refused_with_checks_messages_and_the_old_one_keeps
 
     // Each refusal is audited; a viewer may not reload at all.
     let (store, pepper) = env.store();
-    let failed = audit::entries(&store)
+    let failed = audit_log::entries(&store)
         .unwrap()
         .iter()
         .filter(|(_, e)| e["action"] == "failed:config.reload")

@@ -3,8 +3,8 @@
 //! parameters, errors, a change feed that hears every commit within 1 s);
 //! a pepper check; recovery after the server goes away. Real PostgreSQL.
 
-use portcullis_gateway::apikeys::Pepper;
-use portcullis_gateway::pgstore::PgStore;
+use portcullis_gateway::store::pepper::Pepper;
+use portcullis_gateway::store::postgres::PgStore;
 use portcullis_gateway::store::{
     Admin, ChainMac, ChangeFeed, KeyRecord, Revocation, SqliteStore, Store, StoreError,
     pepper_fingerprint,
@@ -298,7 +298,7 @@ async fn missed_notices_are_caught_by_the_resync_and_outages_are_events() {
     let store = PgStore::open(&pg.config()).unwrap();
     let pepper = Pepper::load_or_create(&env.identity_dir()).unwrap();
     store.create_app("web", 1).unwrap();
-    let key = portcullis_gateway::apikeys::issue(&store, &pepper, "web", 1)
+    let key = portcullis_gateway::identity::apikeys::issue(&store, &pepper, "web", 1)
         .unwrap()
         .1;
     until(&gw, &key, 200, Duration::from_secs(1)).await;
@@ -390,7 +390,7 @@ fn sql(cfg: &portcullis_config::Postgres, statements: &str) -> Vec<String> {
 
 #[test]
 fn postgres_over_tls_trusts_only_the_configured_anchors_and_never_downgrades() {
-    use portcullis_gateway::devpki::DevCa;
+    use portcullis_gateway::dev::pki::DevCa;
     let dir = tempfile::tempdir().unwrap();
     let write_ca = |name: &str| {
         let ca = DevCa::new(name).unwrap();

@@ -1,7 +1,7 @@
 //! TLS at the edge and toward upstreams: TLS-02, TLS-03, TLS-04, TLS-05,
 //! TLS-07, TLS-09.
 
-use portcullis_gateway::devpki::{self, DevCa};
+use portcullis_gateway::dev::pki::{self, DevCa};
 use portcullis_testkit::{ORDERS_API, TestEnv};
 use rustls_pki_types::pem::PemObject;
 use std::os::unix::fs::PermissionsExt;
@@ -132,7 +132,7 @@ async fn group_readable_private_key_is_refused() {
 #[tokio::test]
 async fn self_signed_leaf_is_refused_outside_dev_mode() {
     let env = TestEnv::new().await;
-    let leaf = devpki::self_signed_leaf(&["localhost"]).unwrap();
+    let leaf = pki::self_signed_leaf(&["localhost"]).unwrap();
     let cert = env.path().join("self.pem");
     let key = env.path().join("self.key");
     std::fs::write(&cert, leaf.cert_pem).unwrap();

@@ -5,8 +5,8 @@
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
-use portcullis_gateway::backend_server::{self, BackendServer, Handler};
-use portcullis_gateway::devpki::Issued;
+use portcullis_gateway::dev::backend::{self, BackendServer, Handler};
+use portcullis_gateway::dev::pki::Issued;
 use portcullis_testkit::TestEnv;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
@@ -45,7 +45,7 @@ async fn spki_pins_and_names_are_enforced_on_upstream_connections() {
     let id = env.ca.issue(&["pinned.test"], false).unwrap();
     let server = BackendServer::start(
         "127.0.0.1:0".parse().unwrap(),
-        backend_server::tls_from_pem(&id.cert_pem, &id.key_pem).unwrap(),
+        backend::tls_from_pem(&id.cert_pem, &id.key_pem).unwrap(),
         ok_handler(),
     )
     .await
@@ -192,7 +192,7 @@ async fn check_reports_wildcards_expiring_certificates_and_anonymous_upstreams()
 async fn backend_with(id: &Issued) -> BackendServer {
     BackendServer::start(
         "127.0.0.1:0".parse().unwrap(),
-        backend_server::tls_from_pem(&id.cert_pem, &id.key_pem).unwrap(),
+        backend::tls_from_pem(&id.cert_pem, &id.key_pem).unwrap(),
         ok_handler(),
     )
     .await

@@ -9,7 +9,7 @@ use base64::Engine;
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response};
 use http_body_util::Full;
-use portcullis_gateway::backend_server::{self, BackendServer, Handler, HandlerService};
+use portcullis_gateway::dev::backend::{self, BackendServer, Handler, HandlerService};
 use portcullis_guard::{GatewayContext, Guard, GuardConfig, GuardLayer, Keys, Refusal};
 use portcullis_testkit::{Proto, TestEnv, fetch, https_client_with};
 use std::sync::{Arc, Mutex};
@@ -91,7 +91,7 @@ async fn setup(
     };
     let guarded = BackendServer::start(
         "127.0.0.1:0".parse().unwrap(),
-        backend_server::mtls_from_pem(
+        backend::mtls_from_pem(
             &env.ca.cert_pem(),
             &backend_id.cert_pem,
             &backend_id.key_pem,
@@ -130,7 +130,7 @@ async fn setup(
     let guard = Arc::new(Guard::new(guard_for(jwks, &keys_dir)).unwrap());
     let service = GuardLayer::new(guard).layer(HandlerService(echo_claims(seen.clone())));
     guard_cell
-        .set(backend_server::from_service(service))
+        .set(backend::from_service(service))
         .unwrap_or_else(|_| unreachable!());
     Setup {
         env,

@@ -12,7 +12,8 @@ mod remote;
 
 use clap::{Parser, Subcommand};
 use portcullis_gateway::Gateway;
-use portcullis_gateway::apikeys::{self, Pepper};
+use portcullis_gateway::identity::apikeys;
+use portcullis_gateway::store::pepper::Pepper;
 use portcullis_gateway::store::{Store, StoreError};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -762,7 +763,7 @@ fn audited<T>(
     target: &str,
     change: impl FnOnce() -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    let entry = portcullis_gateway::audit::AuditEntry {
+    let entry = portcullis_gateway::store::audit_log::AuditEntry {
         at: portcullis_gateway::clock::now(),
         actor: local_actor(),
         role: "local-store".into(),
@@ -809,13 +810,13 @@ fn admins(path: &Path, action: AdminAction) -> ExitCode {
             Ok(())
         }
         AdminAction::AuditLog(AuditLogAction::Show) => {
-            for (seq, e) in portcullis_gateway::audit::entries(store)? {
+            for (seq, e) in portcullis_gateway::store::audit_log::entries(store)? {
                 println!("{}", serde_json::json!({ "seq": seq, "entry": e }));
             }
             Ok(())
         }
         AdminAction::AuditLog(AuditLogAction::Verify) => {
-            match portcullis_gateway::audit::verify(store, pepper)? {
+            match portcullis_gateway::store::audit_log::verify(store, pepper)? {
                 Ok(n) => {
                     println!("audit log intact: {n} entries");
                     Ok(())

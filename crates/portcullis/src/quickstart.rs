@@ -10,8 +10,8 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use portcullis_gateway::Gateway;
-use portcullis_gateway::backend_server::{BackendServer, Handler};
-use portcullis_gateway::devpki::DevCa;
+use portcullis_gateway::dev::backend::{BackendServer, Handler};
+use portcullis_gateway::dev::pki::DevCa;
 use portcullis_gateway::files::write_private;
 use serde::Serialize;
 use std::net::SocketAddr;
@@ -147,7 +147,7 @@ pub fn mint_demo_token(data_dir: &Path, subject: &str, scope: &str) -> anyhow::R
 
 fn uuid_v7() -> String {
     // The correlation module already makes UUIDv7s; reuse its header value.
-    let h = portcullis_gateway::correlation::from_request(
+    let h = portcullis_gateway::pipeline::correlation::from_request(
         &http::HeaderMap::new(),
         &http::HeaderName::from_static("x"),
     );
@@ -159,7 +159,7 @@ fn demo_app_key(identity_dir: &Path) -> anyhow::Result<String> {
     use portcullis_gateway::store::{SqliteStore, Store, StoreError};
     std::fs::create_dir_all(identity_dir)?;
     let store = SqliteStore::open(identity_dir)?;
-    let pepper = portcullis_gateway::apikeys::Pepper::load_or_create(identity_dir)?;
+    let pepper = portcullis_gateway::store::pepper::Pepper::load_or_create(identity_dir)?;
     let now = portcullis_gateway::clock::now();
     match store.create_app(DEMO_APP, now) {
         Ok(_) | Err(StoreError::AppExists(_)) => {}
@@ -177,14 +177,14 @@ fn demo_app_key(identity_dir: &Path) -> anyhow::Result<String> {
         Ok(()) | Err(StoreError::SanBound(_)) => {}
         Err(e) => return Err(e.into()),
     }
-    Ok(portcullis_gateway::apikeys::issue(&store, &pepper, DEMO_APP, now)?.1)
+    Ok(portcullis_gateway::identity::apikeys::issue(&store, &pepper, DEMO_APP, now)?.1)
 }
 
 /// A fresh operator for the demo (a new name each run; the token is shown once).
 fn demo_operator(identity_dir: &Path) -> anyhow::Result<String> {
     use portcullis_gateway::admin::{Role, create_admin};
     let store = portcullis_gateway::store::SqliteStore::open(identity_dir)?;
-    let pepper = portcullis_gateway::apikeys::Pepper::load_or_create(identity_dir)?;
+    let pepper = portcullis_gateway::store::pepper::Pepper::load_or_create(identity_dir)?;
     let name = format!("demo-operator-{}", uuid_v7());
     Ok(create_admin(
         &store,
@@ -289,7 +289,7 @@ async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
     let guarded: Arc<std::sync::OnceLock<Handler>> = Arc::default();
     let backend = BackendServer::start(
         "127.0.0.1:0".parse()?,
-        portcullis_gateway::backend_server::mtls_from_pem(
+        portcullis_gateway::dev::backend::mtls_from_pem(
             &ca.cert_pem(),
             &upstream.cert_pem,
             &upstream.key_pem,
@@ -359,18 +359,18 @@ async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
         let guard = Arc::new(portcullis_guard::Guard::new(config).map_err(anyhow::Error::msg)?);
         guard.reload_keys().await.map_err(anyhow::Error::msg)?;
         portcullis_guard::GuardLayer::new(guard).layer(
-            portcullis_gateway::backend_server::HandlerService(demo_handler()),
+            portcullis_gateway::dev::backend::HandlerService(demo_handler()),
         )
     };
     guarded
-        .set(portcullis_gateway::backend_server::from_service(guard))
+        .set(portcullis_gateway::dev::backend::from_service(guard))
         .map_err(|_| anyhow::anyhow!("guard installed twice"))?;
     let admin_url = format!(
         "http://{}",
         running.addr("admin").context("admin listener")?
     );
     let operator_token = demo_operator(&identity_dir)?;
-    let cert_args = |files: &portcullis_gateway::devpki::IssuedFiles| {
+    let cert_args = |files: &portcullis_gateway::dev::pki::IssuedFiles| {
         format!(
             " --cert {} --key {}",
             files.cert.display(),
@@ -708,7 +708,7 @@ struct GatewayFiles<'a> {
     identity: &'a Path,
     jwks: &'a Path,
     openapi: &'a Path,
-    client: &'a portcullis_gateway::devpki::IssuedFiles,
+    client: &'a portcullis_gateway::dev::pki::IssuedFiles,
 }
 
 /// The gateway certificate's names, which are also the hosts it serves.

@@ -118,7 +118,7 @@ fn inline_server(script: &str, args: &[&str]) -> (Child, u16) {
 #[test]
 fn every_planted_flaw_of_the_weak_api_is_reported_under_its_id_and_nothing_else_fails() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = portcullis_gateway::devpki::DevCa::new("Weak API CA").unwrap();
+    let ca = portcullis_gateway::dev::pki::DevCa::new("Weak API CA").unwrap();
     let ca_path = dir.path().join("ca.pem");
     std::fs::write(&ca_path, ca.cert_pem()).unwrap();
     let leaf = ca
@@ -236,7 +236,7 @@ fn every_planted_flaw_of_the_weak_api_is_reported_under_its_id_and_nothing_else_
 #[test]
 fn a_bad_certificate_never_costs_the_http_plane() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = portcullis_gateway::devpki::DevCa::new("Weak API CA").unwrap();
+    let ca = portcullis_gateway::dev::pki::DevCa::new("Weak API CA").unwrap();
     let ca_path = dir.path().join("ca.pem");
     std::fs::write(&ca_path, ca.cert_pem()).unwrap();
     let (self_cert, self_key) = (dir.path().join("self.pem"), dir.path().join("self.key"));
@@ -468,7 +468,7 @@ async fn serve_any_client_certificate(
 #[tokio::test(flavor = "multi_thread")]
 async fn a_client_certificate_is_a_probe_credential_and_an_impostor_one_accepted_fails_authn_11() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = portcullis_gateway::devpki::DevCa::new("Any-cert API CA").unwrap();
+    let ca = portcullis_gateway::dev::pki::DevCa::new("Any-cert API CA").unwrap();
     let ca_path = dir.path().join("ca.pem");
     std::fs::write(&ca_path, ca.cert_pem()).unwrap();
     let leaf = ca

@@ -728,7 +728,7 @@ async fn with_an_admin_plane_apps_and_keys_go_through_it_and_obey_roles() {
 
     // The audit log names the administrators, not the machine's user.
     let (store, _) = env.store();
-    let entries = portcullis_gateway::audit::entries(&store).unwrap();
+    let entries = portcullis_gateway::store::audit_log::entries(&store).unwrap();
     let by: Vec<(String, String)> = entries
         .iter()
         .map(|(_, e)| {

@@ -333,7 +333,7 @@ async fn two_gateway_processes_share_limits_revocations_and_applications() {
         Duration::from_secs(1),
     )
     .await;
-    let id = portcullis_gateway::apikeys::key_id(&second).unwrap();
+    let id = portcullis_gateway::identity::apikeys::key_id(&second).unwrap();
     assert_eq!(
         cli_as(
             root,

@@ -14,8 +14,8 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use portcullis_gateway::backend_server::{self, BackendServer, Handler};
-use portcullis_gateway::devpki::{DevCa, IssuedFiles};
+use portcullis_gateway::dev::backend::{self, BackendServer, Handler};
+use portcullis_gateway::dev::pki::{DevCa, IssuedFiles};
 use portcullis_gateway::events::SecurityEvent;
 use portcullis_gateway::{Gateway, RunningGateway};
 use std::net::SocketAddr;
@@ -104,7 +104,7 @@ impl TestEnv {
                 })
             })
         };
-        let tls = backend_server::tls_from_pem(&backend_id.cert_pem, &backend_id.key_pem).unwrap();
+        let tls = backend::tls_from_pem(&backend_id.cert_pem, &backend_id.key_pem).unwrap();
         let backend = BackendServer::start("127.0.0.1:0".parse().unwrap(), tls, handler)
             .await
             .expect("backend");
@@ -675,13 +675,13 @@ impl TestEnv {
         &self,
     ) -> (
         portcullis_gateway::store::SqliteStore,
-        portcullis_gateway::apikeys::Pepper,
+        portcullis_gateway::store::pepper::Pepper,
     ) {
         let dir = self.identity_dir();
         std::fs::create_dir_all(&dir).unwrap();
         (
             portcullis_gateway::store::SqliteStore::open(&dir).unwrap(),
-            portcullis_gateway::apikeys::Pepper::load_or_create(&dir).unwrap(),
+            portcullis_gateway::store::pepper::Pepper::load_or_create(&dir).unwrap(),
         )
     }
 
@@ -691,7 +691,7 @@ impl TestEnv {
         let id = self.ca.issue(&["127.0.0.1"], false).expect("certificate");
         BackendServer::start(
             "127.0.0.1:0".parse().expect("address"),
-            backend_server::tls_from_pem(&id.cert_pem, &id.key_pem).expect("TLS config"),
+            backend::tls_from_pem(&id.cert_pem, &id.key_pem).expect("TLS config"),
             handler,
         )
         .await
@@ -719,7 +719,7 @@ impl TestEnv {
         let (store, pepper) = self.store();
         let now = portcullis_gateway::clock::now();
         store.create_app(name, now).unwrap();
-        portcullis_gateway::apikeys::issue(&store, &pepper, name, now)
+        portcullis_gateway::identity::apikeys::issue(&store, &pepper, name, now)
             .unwrap()
             .1
     }
@@ -860,7 +860,7 @@ impl PostgresServer {
         Self::start_with(Some(ca.issue(&["127.0.0.1"], false).expect("certificate")))
     }
 
-    fn start_with(tls: Option<portcullis_gateway::devpki::Issued>) -> Self {
+    fn start_with(tls: Option<portcullis_gateway::dev::pki::Issued>) -> Self {
         let run_as = Self::run_as();
         // Under /tmp when the server runs as another user: $TMPDIR may sit
         // in a directory that user cannot enter.

@@ -245,7 +245,7 @@ impl UpstreamClient {
     }
 }
 
-impl crate::clientauth::CrlHolder for UpstreamClient {
+impl crate::tls::clientauth::CrlHolder for UpstreamClient {
     fn reload_crls(&self, force: bool) -> Result<bool, TlsError> {
         let Some(v) = &self.verifier else {
             return Ok(false);

@@ -13,7 +13,7 @@
 //! runs on a short-lived scoped thread, never on a tokio worker, and the
 //! client is dropped off the runtime too.
 
-use crate::store::{
+use crate::store::model::{
     Admin, Application, AuditLog, AuditRow, ChainMac, ChangeFeed, KeyRecord, Revocation, Snapshot,
     Store, StoreError, decode_head, encode_head, same_check,
 };

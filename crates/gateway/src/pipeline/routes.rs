@@ -3,8 +3,8 @@
 //! route declares is 404, a declared path with another method is 405 with
 //! `Allow`, and nothing is ever passed through unmatched.
 
+use crate::pipeline::throttle::RouteLimits;
 use crate::rejection::Rejection;
-use crate::throttle::RouteLimits;
 use http::{HeaderValue, Method};
 use portcullis_config::{Api, AuthPolicy, Config, Cors};
 use portcullis_contract::Operation;
@@ -132,7 +132,7 @@ pub struct RouteTable {
 
 impl RouteTable {
     /// Compiles every API's routes; `limits[api][route]` are the throttle
-    /// limits of each route (from [`crate::throttle::Throttle::build`]).
+    /// limits of each route (from [`crate::pipeline::throttle::Throttle::build`]).
     pub fn build(
         config: &Config,
         limits: &[Vec<Arc<RouteLimits>>],

@@ -3,8 +3,8 @@
 //! OUTPUT-13). The request checks themselves are compiled into the
 //! contract's [`Operation`](portcullis_contract::Operation).
 
+use crate::pipeline::routes::RouteInfo;
 use crate::rejection::Rejection;
-use crate::routes::RouteInfo;
 use crate::{GatewayBody, State};
 use bytes::Bytes;
 use http::header::{self, HeaderMap};
@@ -89,7 +89,7 @@ pub async fn response(
     status: u16,
     headers: &mut HeaderMap,
     body: Incoming,
-    (state, buffered): (&State, &mut crate::buffer::BufferShare),
+    (state, buffered): (&State, &mut crate::listener::buffer::BufferShare),
     report: &mut ResponseReport,
 ) -> Result<GatewayBody, Rejection> {
     let (max_bytes, read_timeout) = (
@@ -200,7 +200,7 @@ enum Collect {
 /// Collects a body, counting every frame against the buffering budget.
 async fn collect_within(
     mut body: Limited<Incoming>,
-    buffered: &mut crate::buffer::BufferShare,
+    buffered: &mut crate::listener::buffer::BufferShare,
 ) -> Result<Bytes, Collect> {
     let mut chunks: Vec<Bytes> = Vec::new();
     while let Some(frame) = body.frame().await {

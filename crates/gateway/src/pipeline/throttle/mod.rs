@@ -21,13 +21,15 @@
 //! window, not for every refused request.
 //!
 //! With `shared_state.redis`, the same GCRA runs in Redis for every
-//! instance (see [`crate::shared`]); the local maps then only remember when
+//! instance (see [`crate::pipeline::throttle::redis`]); the local maps then only remember when
 //! each key last raised an event, or take over while Redis is unreachable
 //! if the policy says so.
 
+pub mod redis;
+
 use crate::identity::ClaimSet;
+use crate::pipeline::throttle::redis::{Check, SharedLimits, redis_key};
 use crate::rejection::Rejection;
-use crate::shared::{Check, SharedLimits, redis_key};
 use http::HeaderValue;
 use portcullis_config::{Config, LimitKey, RateLimit};
 use std::collections::HashMap;

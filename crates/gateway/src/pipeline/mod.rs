@@ -6,16 +6,23 @@
 //! before the first byte reaches a backend: the upstream stage is the last
 //! one that can see the request.
 
-use crate::buffer::BufferShare;
-use crate::content;
-use crate::correlation::{self, CorrelationId};
+pub mod anomaly;
+pub mod content;
+pub mod correlation;
+pub mod hardening;
+pub mod host;
+pub mod path;
+pub mod request_headers;
+pub mod routes;
+pub mod throttle;
+pub mod upstream;
+
 use crate::events::{EventContext, SecurityEvent};
-use crate::framing;
-use crate::hardening;
-use crate::host;
-use crate::hygiene::{self, Forwarding};
 use crate::identity::IdentityState;
-use crate::path;
+use crate::listener::buffer::BufferShare;
+use crate::listener::framing;
+use crate::pipeline::correlation::CorrelationId;
+use crate::pipeline::request_headers::Forwarding;
 use crate::rejection::{Rejection, Severity};
 use crate::{ConnInfo, GatewayBody, State};
 use bytes::Bytes;
@@ -70,7 +77,7 @@ pub async fn handle(
             // What was buffered stays counted until the answer is sent.
             response
                 .extensions_mut()
-                .insert(crate::buffer::Held(Arc::new(buffered)));
+                .insert(crate::listener::buffer::Held(Arc::new(buffered)));
             response
         }
         Err(rejection) => {
@@ -154,7 +161,7 @@ async fn run(
     framing?;
     check_head(parts, &state.limits)?;
     framing::check_headers(&parts.headers)?;
-    hygiene::refuse_repeated(&parts.headers)?;
+    request_headers::refuse_repeated(&parts.headers)?;
 
     // 3. route: one well-formed host that this listener serves, then the path.
     let host = host::from_request(parts)?;
@@ -236,15 +243,15 @@ async fn run(
             matched.api.tighten_on_anomaly,
             std::time::Instant::now(),
         ) {
-            crate::anomaly::Verdict::Normal => {}
-            crate::anomaly::Verdict::Started(what) => state.events.emit(SecurityEvent::finding(
+            anomaly::Verdict::Normal => {}
+            anomaly::Verdict::Started(what) => state.events.emit(SecurityEvent::finding(
                 "usage-anomaly",
                 Severity::High,
                 &what,
                 0,
                 &event_context(conn, parts, correlation, decided, state),
             )),
-            crate::anomaly::Verdict::Refuse => {
+            anomaly::Verdict::Refuse => {
                 return Err(Rejection::RateLimited {
                     retry_after_s: 1,
                     policy: None,
@@ -289,7 +296,7 @@ async fn run(
     let mut upstream_request = Request::new(Full::new(body));
     *upstream_request.method_mut() = parts.method.clone();
     *upstream_request.uri_mut() = uri;
-    *upstream_request.headers_mut() = hygiene::upstream_headers(
+    *upstream_request.headers_mut() = request_headers::upstream_headers(
         &parts.headers,
         &state.request_remove_headers,
         |name| {
@@ -325,7 +332,7 @@ async fn run(
         return Err(Rejection::UpstreamFault(response.status()));
     }
     let (mut head, body) = response.into_parts();
-    hygiene::strip_hop_by_hop(&mut head.headers);
+    request_headers::strip_hop_by_hop(&mut head.headers);
     hardening::strip_cors(&mut head.headers);
     let mut report = content::ResponseReport::default();
     let body = content::response(

@@ -281,14 +281,15 @@ pub trait Sink: Send {
     }
 }
 
-/// Ships one sink from the spool until `stop` is set.
+/// Ships one sink from the spool until `stop` is set. `report` emits the
+/// operational event (kind, severity, message) when the sink goes down or
+/// comes back.
 pub fn ship(
     dir: &Path,
     mut sink: Box<dyn Sink>,
-    events: &crate::events::EventSink,
+    report: &dyn Fn(&'static str, crate::rejection::Severity, &str),
     stop: &std::sync::atomic::AtomicBool,
 ) {
-    use crate::events::SecurityEvent;
     use crate::rejection::Severity;
     use std::sync::atomic::Ordering;
     let name = sink.name();
@@ -316,14 +317,14 @@ pub fn ship(
         match outcome {
             Ok(confirmed) => {
                 if let Some(since) = down_since.take() {
-                    events.emit(SecurityEvent::operational(
+                    report(
                         "event-sink-recovered",
                         Severity::Informational,
                         &format!(
                             "event sink `{name}` reachable again after {} s; shipping what it missed",
                             since.elapsed().as_secs()
                         ),
-                    ));
+                    );
                 }
                 backoff = Duration::from_millis(100);
                 if let Some(c) = confirmed.filter(|&c| c > cursor) {
@@ -340,11 +341,13 @@ pub fn ship(
                 if down_since.is_none() {
                     down_since = Some(Instant::now());
                     tracing::error!(sink = name, error = %e, "event sink unreachable; events stay in the spool");
-                    events.emit(SecurityEvent::operational(
+                    report(
                         "event-sink-unavailable",
                         Severity::High,
-                        &format!("event sink `{name}` unreachable; events stay in the spool until it answers"),
-                    ));
+                        &format!(
+                            "event sink `{name}` unreachable; events stay in the spool until it answers"
+                        ),
+                    );
                 }
                 // Everything not confirmed is sent again.
                 sent = cursor;

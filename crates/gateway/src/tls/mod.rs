@@ -9,6 +9,9 @@
 //! - Upstreams: TLS 1.3 only, chain and name verified against the trust
 //!   anchors named in config (no system roots).
 
+pub mod clientauth;
+pub mod crl;
+
 use portcullis_config::Mode;
 use rustls::crypto::CryptoProvider;
 use rustls::{ClientConfig, RootCertStore, ServerConfig, SupportedCipherSuite};
@@ -40,11 +43,11 @@ pub enum TlsError {
 }
 
 /// A CRL that cannot be used is reported like any unusable TLS file.
-impl From<crate::crl::CrlError> for TlsError {
-    fn from(e: crate::crl::CrlError) -> Self {
+impl From<crl::CrlError> for TlsError {
+    fn from(e: crl::CrlError) -> Self {
         match e {
-            crate::crl::CrlError::Read { path, reason } => Self::Read { path, reason },
-            crate::crl::CrlError::Unparsable { path } => Self::BadCertificate { path },
+            crl::CrlError::Read { path, reason } => Self::Read { path, reason },
+            crl::CrlError::Unparsable { path } => Self::BadCertificate { path },
         }
     }
 }
@@ -264,8 +267,8 @@ impl UpstreamVerifier {
         provider: &Arc<CryptoProvider>,
         paths: &[PathBuf],
     ) -> Result<Crls, TlsError> {
-        let stamps = crate::crl::stamps(paths);
-        let (ders, _) = crate::crl::load_crls(paths)?;
+        let stamps = crl::stamps(paths);
+        let (ders, _) = crl::load_crls(paths)?;
         let mut b = rustls::client::WebPkiServerVerifier::builder_with_provider(
             roots.clone(),
             provider.clone(),
@@ -284,7 +287,7 @@ impl UpstreamVerifier {
     /// Reloads the CRLs when their files changed; `Ok(true)` when it did.
     pub fn reload_if_changed(&self, force: bool) -> Result<bool, TlsError> {
         if self.crl_paths.is_empty()
-            || !force && crate::crl::stamps(&self.crl_paths) == self.crls.load().stamps
+            || !force && crl::stamps(&self.crl_paths) == self.crls.load().stamps
         {
             return Ok(false);
         }

@@ -10,7 +10,7 @@
 //! tokens cannot trip the authorization server's own limits and lock every
 //! user out.
 
-use crate::tokens::{TokenError, VerifiedToken};
+use crate::identity::tokens::{TokenError, VerifiedToken};
 use base64::Engine;
 use bytes::Bytes;
 use http::HeaderValue;
@@ -60,7 +60,7 @@ struct Answer {
     #[serde(default)]
     aud: Option<serde_json::Value>,
     jti: Option<String>,
-    cnf: Option<crate::tokens::Confirmation>,
+    cnf: Option<crate::identity::tokens::Confirmation>,
 }
 
 impl Introspector {
@@ -248,7 +248,7 @@ impl Introspector {
             issued_at: a.iat,
             token_id,
             client_id: a.client_id,
-            cert_thumbprint: crate::tokens::Confirmation::thumbprint(a.cnf)?,
+            cert_thumbprint: crate::identity::tokens::Confirmation::thumbprint(a.cnf)?,
         })
     }
 }

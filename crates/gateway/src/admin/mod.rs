@@ -15,13 +15,14 @@
 //!   fails is followed by a `failed:` entry.
 
 use crate::Live;
-use crate::apikeys::{self, Pepper};
-use crate::audit::{self, AuditEntry};
 use crate::clock::now;
 use crate::events::SecurityEvent;
 use crate::identity::StoreView;
+use crate::identity::apikeys;
 use crate::rejection::Rejection;
 use crate::reload::{ReloadError, Reloader};
+use crate::store::audit_log::{self, AuditEntry};
+use crate::store::pepper::Pepper;
 use crate::store::{Admin, Store, StoreError};
 use bytes::Bytes;
 use http::{HeaderValue, Method, Response, StatusCode, header};
@@ -142,14 +143,14 @@ pub fn logged<T>(
     entry: AuditEntry,
     change: impl FnOnce() -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    audit::append(store, pepper, &entry)?;
+    audit_log::append(store, pepper, &entry)?;
     change().inspect_err(|e| {
         let failed = AuditEntry {
             action: format!("failed:{}", entry.action),
             reason: Some(e.to_string()),
             ..entry
         };
-        let _ = audit::append(store, pepper, &failed);
+        let _ = audit_log::append(store, pepper, &failed);
     })
 }
 
@@ -445,10 +446,10 @@ impl AdminPlane {
                             "Security events in the spool not yet delivered to every remote sink.",
                             self.spool
                                 .as_ref()
-                                .map_or(0, |(dir, sinks)| crate::spool::depth(dir, sinks))
+                                .map_or(0, |(dir, sinks)| crate::events::spool::depth(dir, sinks))
                                 as f64,
                         ),
-                    ]) + &crate::upstream::prometheus(&state.upstreams)),
+                    ]) + &crate::pipeline::upstream::prometheus(&state.upstreams)),
                 ))
             }
             ("GET", ["inventory"]) => {
@@ -477,8 +478,8 @@ impl AdminPlane {
                     ),
                 )
             }),
-            ("GET", ["audit-log"]) => audit::entries(store.as_ref()).and_then(|entries| {
-                let verified = audit::verify(store.as_ref(), self.identity.pepper())?;
+            ("GET", ["audit-log"]) => audit_log::entries(store.as_ref()).and_then(|entries| {
+                let verified = audit_log::verify(store.as_ref(), self.identity.pepper())?;
                 Ok(Answer(
                     StatusCode::OK,
                     json!({
@@ -555,7 +556,7 @@ impl AdminPlane {
                     // The id goes to the log afterwards; the key never does.
                     let mut done = entry("key.issued", name);
                     done.after = Some(json!({ "id": id }));
-                    audit::append(store.as_ref(), pepper, &done)?;
+                    audit_log::append(store.as_ref(), pepper, &done)?;
                     Ok(Answer(StatusCode::CREATED, json!({ "id": id, "key": key })))
                 })
             }
@@ -608,7 +609,7 @@ impl AdminPlane {
                     let (id, key) = issued.expect("issued above");
                     let mut done = entry("key.issued", name);
                     done.after = Some(json!({ "id": id }));
-                    audit::append(store.as_ref(), pepper, &done)?;
+                    audit_log::append(store.as_ref(), pepper, &done)?;
                     Ok(Answer(StatusCode::CREATED, json!({ "id": id, "key": key, "overlap_s": overlap_s })))
                 })
             }
@@ -684,13 +685,13 @@ impl AdminPlane {
                     Ok(changed) => {
                         let mut done = entry("config.reloaded", &target);
                         done.after = Some(json!({ "changed": changed }));
-                        audit::append(store.as_ref(), self.identity.pepper(), &done)?;
+                        audit_log::append(store.as_ref(), self.identity.pepper(), &done)?;
                         Ok(Answer(StatusCode::OK, json!({ "reloaded": target, "changed": changed })))
                     }
                     Err(e) => {
                         let mut failed = entry("failed:config.reload", &target);
                         failed.reason = Some(e.to_string());
-                        audit::append(store.as_ref(), self.identity.pepper(), &failed)?;
+                        audit_log::append(store.as_ref(), self.identity.pepper(), &failed)?;
                         Ok(problem(
                             StatusCode::UNPROCESSABLE_ENTITY,
                             match e {
@@ -824,7 +825,7 @@ impl AdminPlane {
             reason: Some(rejection.to_string()),
             correlation_id: correlation_id.to_owned(),
         };
-        if let Err(e) = audit::append(
+        if let Err(e) = audit_log::append(
             self.identity.store().as_ref(),
             self.identity.pepper(),
             &entry,
@@ -880,8 +881,8 @@ fn respond(answer: Answer, correlation_id: &str) -> Response<Full<Bytes>> {
 
 /// The verified client certificate of a mutual-TLS admin connection.
 pub struct AdminPeer {
-    cert: crate::clientauth::PeerCert,
-    listener: Arc<crate::clientauth::TlsListener>,
+    cert: crate::tls::clientauth::PeerCert,
+    listener: Arc<crate::tls::clientauth::TlsListener>,
 }
 
 /// Accepts admin connections until shutdown (HTTP/1.1, 5 s header
@@ -891,7 +892,7 @@ pub struct AdminPeer {
 pub async fn serve<L>(
     plane: Arc<AdminPlane>,
     listener: L,
-    tls: Option<Arc<crate::clientauth::TlsListener>>,
+    tls: Option<Arc<crate::tls::clientauth::TlsListener>>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) where
     L: Accept,
@@ -919,7 +920,7 @@ pub async fn serve<L>(
                 .1
                 .peer_certificates()
                 .and_then(|c| c.first())
-                .and_then(crate::clientauth::PeerCert::from_der)
+                .and_then(crate::tls::clientauth::PeerCert::from_der)
             else {
                 return;
             };

@@ -8,9 +8,12 @@
 //! size limits, and HTTP/2 stream and reset-flood limits (rapid reset,
 //! CVE-2023-44487).
 
-use crate::framing::FramingGuard;
+pub mod buffer;
+pub mod framing;
+
+use crate::listener::framing::FramingGuard;
 use crate::pipeline;
-use crate::throttle::client_key;
+use crate::pipeline::throttle::client_key;
 use crate::{ConnInfo, GatewayBody, Live, PreparedKind, PreparedListener};
 use bytes::Bytes;
 use http::{Request, Response};
@@ -255,7 +258,8 @@ async fn connection(
             // A verified certificate the gateway cannot re-check per request
             // would escape revocation and expiry: close instead (fail closed).
             if let Some(chain) = tls.get_ref().1.peer_certificates() {
-                let Some(cert) = crate::clientauth::PeerCert::from_chain(chain, generation) else {
+                let Some(cert) = crate::tls::clientauth::PeerCert::from_chain(chain, generation)
+                else {
                     tracing::debug!(remote = %conn.remote, "client certificate cannot be parsed");
                     return;
                 };
@@ -368,7 +372,7 @@ pub(crate) struct TrackedBody {
     inner: GatewayBody,
     _in_flight: InFlight,
     /// The request's share of the buffering budget, given back when sent.
-    _buffers: Option<crate::buffer::Held>,
+    _buffers: Option<buffer::Held>,
 }
 
 impl Body for TrackedBody {
@@ -411,7 +415,7 @@ where
         let answer = handler(req);
         async move {
             let mut response = answer.await?;
-            let buffers = response.extensions_mut().remove::<crate::buffer::Held>();
+            let buffers = response.extensions_mut().remove::<buffer::Held>();
             Ok(response.map(|inner| TrackedBody {
                 inner,
                 _in_flight: in_flight,
@@ -598,7 +602,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Rewind<S> {
     }
 }
 
-crate::framing::delegate_async_write!(Rewind);
+framing::delegate_async_write!(Rewind);
 
 /// Closes a connection whose writes make no progress for `timeout`: a client
 /// that stops reading cannot hold a connection and its buffers forever.

@@ -7,15 +7,21 @@
 //! refused on the very next request. A store or key-file fault never lets a
 //! request through.
 
-use crate::apikeys::{self, Pepper};
-use crate::clientauth::PeerCert;
+pub mod apikeys;
+pub mod context_token;
+pub mod introspection;
+pub mod jwks;
+pub mod tokens;
+
 use crate::clock::now;
 use crate::events::{EventSink, SecurityEvent};
-use crate::jwks::JwksFetcher;
+use crate::identity::jwks::JwksFetcher;
+use crate::identity::tokens::{TokenError, VerifiedToken};
 use crate::rejection::Rejection;
 use crate::rejection::Severity;
+use crate::store::pepper::Pepper;
 use crate::store::{ChangeFeed, Revocation, Snapshot, Store, StoreError};
-use crate::tokens::{self, TokenError, VerifiedToken};
+use crate::tls::clientauth::PeerCert;
 use arc_swap::ArcSwap;
 use http::HeaderMap;
 use http::header::AUTHORIZATION;
@@ -64,7 +70,7 @@ struct IssuerState {
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
     #[error("identity.data_dir: {0}")]
-    Pepper(#[from] apikeys::PepperError),
+    Pepper(#[from] crate::store::pepper::PepperError),
     #[error("identity.data_dir: {0}")]
     Store(#[from] StoreError),
     #[error("identity.issuers[{index}]: {reason}")]
@@ -134,7 +140,7 @@ impl StoreView {
 pub struct IdentityState {
     pub config: Identity,
     decryption_keys: Vec<(Option<String>, portcullis_jose::jwe::DecryptionKey)>,
-    introspector: Option<crate::introspection::Introspector>,
+    introspector: Option<introspection::Introspector>,
     view: Arc<StoreView>,
     issuers: Vec<IssuerState>,
 }
@@ -236,7 +242,7 @@ impl IdentityState {
         let introspector = config
             .introspection
             .as_ref()
-            .map(crate::introspection::Introspector::new)
+            .map(introspection::Introspector::new)
             .transpose()
             .map_err(IdentityError::Introspection)?;
         Ok(Arc::new(Self {

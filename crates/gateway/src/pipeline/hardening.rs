@@ -9,8 +9,8 @@
 //! - CORS only for allowlisted origins; the upstream never decides CORS and
 //!   `*` never goes with credentials (OUTPUT-11).
 
+use crate::pipeline::routes::RouteGroup;
 use crate::rejection::Rejection;
-use crate::routes::RouteGroup;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Response, StatusCode};
 use portcullis_config::{AllowedOrigins, Cors};

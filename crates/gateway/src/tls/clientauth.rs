@@ -12,8 +12,8 @@
 //! so a certificate revoked or expiring mid-connection is refused on its
 //! next request.
 
-use crate::crl::{Revocations, load_crls, stamps};
 use crate::rejection::{Rejection, Severity};
+use crate::tls::crl::{Revocations, load_crls, stamps};
 use crate::tls::{self, TlsError};
 use arc_swap::ArcSwap;
 use portcullis_config::{Mode, ServerTls};

@@ -8,8 +8,8 @@
 //! entry that was edited, removed or moved, and whether entries were cut
 //! off the end (the store records the head: last `seq` and MAC).
 
-use crate::apikeys::Pepper;
-use crate::store::{Store, StoreError};
+use crate::store::model::{Store, StoreError};
+use crate::store::pepper::Pepper;
 use aws_lc_rs::hmac;
 use serde::{Deserialize, Serialize};
 

@@ -2,10 +2,13 @@
 //! OCSF (API Activity 6003; Authentication 3002 for credential failures;
 //! Account Change 3001 for admin changes to applications, keys and
 //! administrators), written by a writer thread to the spool (then shipped to
-//! syslog and HTTP collectors, see [`crate::spool`]) and as JSON lines to a
+//! syslog and HTTP collectors, see [`crate::events::spool`]) and as JSON lines to a
 //! file and/or standard output, so a slow disk or sink never blocks a
 //! request. Events carry the correlation id (DATA-04) and never a header
 //! value, body or query string, so secrets cannot leak into them.
+
+pub mod spool;
+pub mod traffic;
 
 use crate::rejection::{Rejection, Severity};
 use serde::Serialize;
@@ -452,22 +455,22 @@ impl EventSink {
     pub fn start(config: &portcullis_config::Events) -> std::io::Result<Self> {
         let (tap, _) = broadcast::channel(1024);
         let lost = Arc::new(AtomicU64::new(0));
-        let mut sinks: Vec<Box<dyn crate::spool::Sink>> = Vec::new();
+        let mut sinks: Vec<Box<dyn spool::Sink>> = Vec::new();
         if let Some(s) = &config.syslog {
             sinks.push(Box::new(
-                crate::spool::SyslogSink::new(s).map_err(std::io::Error::other)?,
+                spool::SyslogSink::new(s).map_err(std::io::Error::other)?,
             ));
         }
         if let Some(h) = &config.http {
             sinks.push(Box::new(
-                crate::spool::HttpSink::new(h).map_err(std::io::Error::other)?,
+                spool::HttpSink::new(h).map_err(std::io::Error::other)?,
             ));
         }
         let mut spool = config
             .spool
             .as_ref()
             .map(|s| {
-                crate::spool::SpoolWriter::open(
+                spool::SpoolWriter::open(
                     &s.dir,
                     s.max_bytes,
                     sinks.iter().map(|k| k.name().to_owned()).collect(),
@@ -563,7 +566,13 @@ impl EventSink {
                 let (dir, stop) = (s.dir.clone(), stop.clone());
                 std::thread::Builder::new()
                     .name(format!("portcullis-ship-{}", sink.name()))
-                    .spawn(move || crate::spool::ship(&dir, sink, &shipper_events, &stop))?;
+                    .spawn(move || {
+                        let report = |kind, severity, message: &str| {
+                            shipper_events
+                                .emit(SecurityEvent::operational(kind, severity, message));
+                        };
+                        spool::ship(&dir, sink, &report, &stop);
+                    })?;
             }
         }
         Ok(this)
