@@ -1,5 +1,7 @@
 //! The checklist catalogue: every checklist ID with its enforcement, its
-//! assessment planes, its status and the tests that prove it.
+//! assessment planes, its status, the modules that implement it and the
+//! tests that prove it; it also checks the workspace forbids unsafe code
+//! (PROC-04).
 //!
 //! The data lives in `controls.toml` beside this crate; `docs/controls.md`
 //! is generated from it (`portcullis controls`), and the tests below keep
@@ -46,6 +48,10 @@ pub struct Control {
     /// The issue that builds or completes the control.
     #[serde(default)]
     pub next: Option<String>,
+    /// The source files that implement it (`path/from/workspace/root.rs`):
+    /// exactly those whose opening `//!` block names the ID.
+    #[serde(default)]
+    pub modules: Vec<String>,
     /// `path/from/workspace/root.rs::test_fn`.
     #[serde(default)]
     pub tests: Vec<String>,
@@ -78,7 +84,7 @@ impl Catalog {
     /// `docs/controls.md`.
     pub fn to_markdown(&self) -> String {
         let mut out = String::from(
-            "# Controls: checklist ID → enforcement → tests\n\n\
+            "# Controls: checklist ID → enforcement → modules → tests\n\n\
              Generated from `crates/catalog/controls.toml` by `portcullis controls`; \
              a test fails when this file and the catalogue disagree.\n\n",
         );
@@ -91,25 +97,28 @@ impl Catalog {
             count(Status::Planned),
             self.control.len()
         );
-        out.push_str("| ID | item | status | enforcement at the gateway | assess | how `audit` judges it | tests |\n|---|---|---|---|---|---|---|\n");
+        out.push_str("| ID | item | status | enforcement at the gateway | modules | assess | how `audit` judges it | tests |\n|---|---|---|---|---|---|---|---|\n");
         for c in &self.control {
             let status = match (&c.status, &c.next) {
                 (Status::Implemented, _) | (_, None) => c.status.as_str().to_owned(),
                 (s, Some(n)) => format!("{} ({n})", s.as_str()),
             };
-            let tests = c
-                .tests
-                .iter()
-                .map(|t| format!("`{t}`"))
-                .collect::<Vec<_>>()
-                .join("<br>");
+            let listed = |paths: &[String]| {
+                paths
+                    .iter()
+                    .map(|t| format!("`{t}`"))
+                    .collect::<Vec<_>>()
+                    .join("<br>")
+            };
+            let tests = listed(&c.tests);
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
                 c.id,
                 c.title.replace('|', "\\|"),
                 status,
                 c.enforce.replace('|', "\\|"),
+                listed(&c.modules),
                 c.assess.join(", "),
                 c.audit.replace('|', "\\|"),
                 tests
@@ -204,6 +213,65 @@ mod tests {
                     ctl.id
                 );
             }
+        }
+    }
+
+    /// The module column is the modules' own word: every source file whose
+    /// opening `//!` block names an ID is listed for it, and nothing else;
+    /// every implemented or partial control has at least one.
+    #[test]
+    fn modules_are_exactly_those_whose_headers_name_the_id() {
+        fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
+            for e in std::fs::read_dir(dir).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    sources(&p, out);
+                } else if p.extension().is_some_and(|x| x == "rs") {
+                    out.push(p);
+                }
+            }
+        }
+        let c = Catalog::load();
+        let known: BTreeSet<&str> = c.control.iter().map(|c| c.id.as_str()).collect();
+        let mut named: std::collections::BTreeMap<String, BTreeSet<String>> = Default::default();
+        let mut files = Vec::new();
+        for krate in std::fs::read_dir(root().join("crates")).unwrap().flatten() {
+            let src = krate.path().join("src");
+            if src.is_dir() {
+                sources(&src, &mut files);
+            }
+        }
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap();
+            let header: String = text
+                .lines()
+                .take_while(|l| l.starts_with("//!"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let rel = f.strip_prefix(root()).unwrap().display().to_string();
+            for word in header.split(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '-')) {
+                if known.contains(word) {
+                    named
+                        .entry(word.to_owned())
+                        .or_default()
+                        .insert(rel.clone());
+                }
+            }
+        }
+        for ctl in &c.control {
+            let listed: BTreeSet<String> = ctl.modules.iter().cloned().collect();
+            let headers = named.remove(&ctl.id).unwrap_or_default();
+            assert_eq!(
+                listed, headers,
+                "{}: `modules` in controls.toml must be the files whose `//!` header names it",
+                ctl.id
+            );
+            assert!(
+                ctl.status == Status::Planned || !listed.is_empty(),
+                "{} is {} but no module's header names it",
+                ctl.id,
+                ctl.status.as_str()
+            );
         }
     }
 

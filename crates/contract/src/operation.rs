@@ -1,5 +1,5 @@
 //! Operations compiled from the document, and the checks the gateway runs
-//! on each request and response of one.
+//! on each request and response of one (INPUT-04, INPUT-05, INPUT-07).
 
 use crate::document::escape;
 use crate::document::{Document, Version, deref, resolve_ref};

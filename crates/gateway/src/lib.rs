@@ -1,4 +1,6 @@
 //! Portcullis data plane: listeners, TLS, the request pipeline, upstreams and security events.
+//! Each module opens with the checklist IDs it implements (`docs/controls.md`
+//! lists, per ID, its modules and tests).
 //!
 //! [`Gateway::build`] turns a validated [`Config`] into everything the data
 //! plane needs (TLS configurations, route table, upstream clients, event

@@ -1,4 +1,5 @@
-//! The one rejection type, and the one place that turns it into a response.
+//! The one rejection type, and the one place that turns it into a response
+//! (OUTPUT-01, OUTPUT-04, AUTHN-14, AUTHZ-08).
 //!
 //! Every error the gateway produces, and every upstream 5xx, ends here as an
 //! RFC 9457 `application/problem+json` body with a stable `type`, a `detail`

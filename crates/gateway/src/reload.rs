@@ -1,4 +1,4 @@
-//! Live reload: a new config, asked for with SIGHUP or
+//! Live reload (PROC-06, TLS-01): a new config, asked for with SIGHUP or
 //! `POST /admin/v1/reload`, is validated completely (parsed, every
 //! certificate, key, CRL, JWKS file and OpenAPI document read, every route
 //! compiled) before anything changes; then the request state is swapped in

@@ -1,4 +1,5 @@
-//! A small HTTPS server (HTTP/1.1 and HTTP/2) for the quickstart's demo
+//! No checklist control: development only. A small HTTPS server (HTTP/1.1
+//! and HTTP/2) for the quickstart's demo
 //! backend and the test harness's recording backend. Not part of the data
 //! plane: it buffers whole requests and answers from a handler function.
 

@@ -1,6 +1,7 @@
-//! Identity at the gateway: which application calls (API key), on whose
-//! behalf (bearer token), and whether that is allowed here. Stages 5, 6 and
-//! 7 of the pipeline, plus self-service token revocation (AUTHZ-07).
+//! Identity at the gateway (AUTHN-01, AUTHN-05, AUTHZ-01, AUTHZ-07,
+//! AUTHZ-09): which application calls (API key), on whose behalf (bearer
+//! token), and whether that is allowed here, all before the body is read.
+//! Stages 5, 6 and 7 of the pipeline, plus self-service token revocation.
 //!
 //! Everything is evaluated per request against the current snapshot of the
 //! store (AUTHZ-05): a revoked key, disabled application or revoked token is

@@ -1,4 +1,4 @@
-//! Ambiguous HTTP/1 message framing, refused (request smuggling).
+//! Ambiguous HTTP/1 message framing, refused: request smuggling (INPUT-06).
 //!
 //! Two layers, because hyper resolves one ambiguity silently: when a request
 //! carries both `Transfer-Encoding` and `Content-Length`, hyper (as RFC 9112
@@ -601,6 +601,24 @@ mod tests {
             scan(&[b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n"]),
             Some(Found::Lost)
         );
+    }
+
+    /// A chunk size of up to 16 hex digits (leading zeros included) is
+    /// followed; a 17th digit cannot be a size anyone means, and loses the
+    /// framing rather than wrapping or guessing.
+    #[test]
+    fn a_chunk_size_has_at_most_sixteen_digits() {
+        let next: &[u8] = b"GET / HTTP/1.1\r\nContent-Length: 1\r\ncontent-length: 2\r\n\r\n";
+        let chunked = |size: &str| {
+            [
+                b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec(),
+                format!("{size}\r\nabc\r\n0\r\n\r\n").into_bytes(),
+                next.to_vec(),
+            ]
+            .concat()
+        };
+        assert_eq!(scan(&[&chunked("0000000000000003")]), Some(refused(1, 1)));
+        assert_eq!(scan(&[&chunked("00000000000000003")]), Some(Found::Lost));
     }
 
     #[test]

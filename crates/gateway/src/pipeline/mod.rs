@@ -1,4 +1,5 @@
-//! The request pipeline, top to bottom in the order of DESIGN.md.
+//! The request pipeline (AUTHZ-05: every decision on every request), top to
+//! bottom in the order of DESIGN.md.
 //!
 //! Each stage passes the request on or returns a [`Rejection`]; [`handle`]
 //! turns a rejection into its problem response and its one security event,

@@ -1,4 +1,5 @@
-//! What the store holds and the one trait both backends implement: the
+//! What the store holds (AUTHN-04, AUTHZ-05, OPS-03, PROC-06) and the one
+//! trait both backends implement: the
 //! records (applications, keys, revocations, admins, kill switches, audit
 //! rows), the [`Snapshot`] the request path reads, the [`Store`] trait, and
 //! the helpers both backends share (pepper check, audit-chain head).

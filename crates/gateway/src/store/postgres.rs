@@ -1,4 +1,4 @@
-//! The shared store on PostgreSQL: the same tables, migrations and bound
+//! The shared store on PostgreSQL (INPUT-10, AUTHZ-05): the same tables, migrations and bound
 //! parameters as the embedded SQLite store, for several gateway instances.
 //!
 //! Every table has a statement trigger that calls `pg_notify` on the

@@ -101,6 +101,50 @@ impl SqliteStore {
         })
     }
 
+    /// Every table the request path needs, read on `c` (inside one transaction).
+    fn read_snapshot(c: &Connection) -> Result<Snapshot, StoreError> {
+        let mut s = Snapshot::default();
+        let mut q = c.prepare("SELECT id, name, enabled, created_at FROM applications")?;
+        for a in q.query_map([], app_row)? {
+            let a = a?;
+            s.apps.insert(a.id.clone(), a);
+        }
+        let mut q = c.prepare(&format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE revoked_at IS NULL"
+        ))?;
+        for k in q.query_map([], key_row)? {
+            let k = k?;
+            s.keys.insert(k.id.clone(), k);
+        }
+        let mut q = c.prepare(
+            "SELECT issuer, jti, subject, revoked_before, expires_at FROM token_revocations",
+        )?;
+        let rows = q.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, Option<i64>>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        })?;
+        let mut q = c.prepare("SELECT target, reason FROM kill_switches")?;
+        for row in q.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+            let (target, reason) = row?;
+            s.kill_switches.insert(target, reason);
+        }
+        let mut q = c.prepare("SELECT san, app_id FROM app_certificates")?;
+        for row in q.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+            let (san, app) = row?;
+            s.cert_apps.insert(san, app);
+        }
+        for row in rows {
+            let (issuer, jti, subject, before, expires) = row?;
+            s.add_revocation(issuer, jti, subject, before, expires);
+        }
+        Ok(s)
+    }
+
     fn with<T>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
@@ -148,46 +192,13 @@ const KEY_COLUMNS: &str = "id, app_id, mac, created_at, expires_at, revoked_at";
 
 impl Store for SqliteStore {
     fn snapshot(&self) -> Result<Snapshot, StoreError> {
-        self.with(|c| {
-            let mut s = Snapshot::default();
-            let mut q = c.prepare("SELECT id, name, enabled, created_at FROM applications")?;
-            for a in q.query_map([], app_row)? {
-                let a = a?;
-                s.apps.insert(a.id.clone(), a);
-            }
-            let mut q = c.prepare(&format!(
-                "SELECT {KEY_COLUMNS} FROM api_keys WHERE revoked_at IS NULL"
-            ))?;
-            for k in q.query_map([], key_row)? {
-                let k = k?;
-                s.keys.insert(k.id.clone(), k);
-            }
-            let mut q = c.prepare(
-                "SELECT issuer, jti, subject, revoked_before, expires_at FROM token_revocations",
-            )?;
-            let rows = q.query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, Option<String>>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                    r.get::<_, Option<i64>>(3)?,
-                    r.get::<_, i64>(4)?,
-                ))
-            })?;
-            let mut q = c.prepare("SELECT target, reason FROM kill_switches")?;
-            for row in q.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
-                let (target, reason) = row?;
-                s.kill_switches.insert(target, reason);
-            }
-            let mut q = c.prepare("SELECT san, app_id FROM app_certificates")?;
-            for row in q.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
-                let (san, app) = row?;
-                s.cert_apps.insert(san, app);
-            }
-            for row in rows {
-                let (issuer, jti, subject, before, expires) = row?;
-                s.add_revocation(issuer, jti, subject, before, expires);
-            }
+        self.with(|conn| {
+            // One read transaction: every table is read as of one moment
+            // (as PostgreSQL's REPEATABLE READ snapshot), so a key and the
+            // application it belongs to never come from different writes.
+            let tx = conn.unchecked_transaction()?;
+            let s = Self::read_snapshot(&tx)?;
+            tx.commit()?;
             Ok(s)
         })
     }
