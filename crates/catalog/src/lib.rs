@@ -233,7 +233,7 @@ mod tests {
         }
         let c = Catalog::load();
         let known: BTreeSet<&str> = c.control.iter().map(|c| c.id.as_str()).collect();
-        let mut named: std::collections::BTreeMap<String, BTreeSet<String>> = Default::default();
+        let mut named = std::collections::BTreeMap::<String, BTreeSet<String>>::new();
         let mut files = Vec::new();
         for krate in std::fs::read_dir(root().join("crates")).unwrap().flatten() {
             let src = krate.path().join("src");
