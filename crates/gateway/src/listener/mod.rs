@@ -49,11 +49,11 @@ pub(crate) struct HttpBuilders {
 /// head over twice the limit still gets hyper's bare 431 (or a dropped
 /// HTTP/2 stream).
 fn hyper_head_bytes(limits: &Limits) -> usize {
-    limits.max_header_bytes.saturating_mul(2).max(8192) + crate::pipeline::MAX_TARGET_BYTES
+    limits.max_header_bytes.saturating_mul(2).max(8192) + crate::pipeline::head::MAX_TARGET_BYTES
 }
 
-/// hyper's header count limit, above [`crate::pipeline::MAX_HEADERS`].
-const HYPER_MAX_HEADERS: usize = 2 * crate::pipeline::MAX_HEADERS;
+/// hyper's header count limit, above [`crate::pipeline::head::MAX_HEADERS`].
+const HYPER_MAX_HEADERS: usize = 2 * crate::pipeline::head::MAX_HEADERS;
 
 /// The same settings on hyper's HTTP/1 and HTTP/2 builders and on the
 /// ones inside `auto` (different types with the same methods).

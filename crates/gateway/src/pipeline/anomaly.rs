@@ -133,6 +133,30 @@ impl Detector {
         }
     }
 
+    /// Stage 8's use of the baselines: counts the request, and answers
+    /// what the pipeline does with the verdict: `Ok(Some(what))` when an
+    /// anomaly starts (one event says what), a 429 when the API caps an
+    /// anomalous application.
+    pub fn stage(
+        &self,
+        app: &str,
+        route: &str,
+        client: IpAddr,
+        tighten: bool,
+    ) -> Result<Option<String>, crate::rejection::Rejection> {
+        match self.observe(app, route, client, tighten, Instant::now()) {
+            Verdict::Normal => Ok(None),
+            Verdict::Started(what) => Ok(Some(what)),
+            Verdict::Refuse => Err(crate::rejection::Rejection::RateLimited {
+                retry_after_s: 1,
+                policy: None,
+                limit: None,
+                reason: "usage anomaly: this application is capped at its usual rate",
+                event: false,
+            }),
+        }
+    }
+
     /// Counts one request of `app` on `route` (stage 8), first closing any
     /// finished intervals. `tighten`: the API caps anomalous callers.
     pub fn observe(

@@ -26,6 +26,7 @@
 //! if the policy says so.
 
 pub mod redis;
+pub mod stage;
 
 use crate::identity::ClaimSet;
 use crate::pipeline::throttle::redis::{Check, SharedLimits, redis_key};

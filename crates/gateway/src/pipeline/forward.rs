@@ -1,0 +1,61 @@
+//! Stage 10, upstream (AUTHN-11, DATA-02, DATA-05, AUTHN-09): the request
+//! the backend receives, assembled only after every check has passed: the
+//! header set the contract declares, forwarding headers the gateway
+//! decides, the gateway-signed context token, then sent on the upstream's
+//! pooled, verified connection (`upstream.rs`).
+
+use crate::pipeline::call::Call;
+use crate::pipeline::path;
+use crate::pipeline::request_headers::{self, Forwarding};
+use crate::pipeline::route::Target;
+use crate::pipeline::routes::{PathMatch, RouteInfo};
+use crate::rejection::Rejection;
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::Full;
+use hyper::body::Incoming;
+
+/// Stage 10: the upstream's answer (its head; the body is read in stage 11).
+pub async fn forward(
+    call: &Call<'_>,
+    (target, matched, route): (&Target<'_>, &PathMatch<'_>, &RouteInfo),
+    query: Option<&str>,
+    body: Bytes,
+) -> Result<Response<Incoming>, Rejection> {
+    let (state, conn, parts, correlation) = (call.state, call.conn, call.parts, call.correlation);
+    let upstream = &state.upstreams[matched.api.upstream];
+    let uri = upstream.uri(&path::encode_for_upstream(matched.remainder), query)?;
+    let mut upstream_request = Request::new(Full::new(body));
+    *upstream_request.method_mut() = parts.method.clone();
+    *upstream_request.uri_mut() = uri;
+    *upstream_request.headers_mut() = request_headers::upstream_headers(
+        &parts.headers,
+        &state.request_remove_headers,
+        |name| {
+            route
+                .contract
+                .as_ref()
+                .is_none_or(|op| op.declares_header(name))
+        },
+        (&state.correlation_header, &correlation.value),
+        Forwarding {
+            client: conn.remote,
+            host: target.host,
+            tls: conn.tls,
+        },
+    );
+    if let Some(attestor) = &state.attestor
+        && let Some(token) = attestor.mint(
+            matched.api.upstream,
+            call.decided.claims.as_ref(),
+            conn.client_cert.get().map(|c| &c.thumbprint),
+            correlation.as_str(),
+            call.decided.operation.as_deref(),
+        )?
+    {
+        upstream_request
+            .headers_mut()
+            .insert(attestor.header().clone(), token);
+    }
+    upstream.send(upstream_request).await
+}

@@ -1,0 +1,63 @@
+//! Stage 11, response (OUTPUT-02, OUTPUT-04, OUTPUT-10, OUTPUT-13,
+//! OUTPUT-14, INPUT-08): an upstream 5xx never reaches the client;
+//! hop-by-hop and upstream CORS headers are dropped; the body is checked
+//! and filtered against the contract (`content.rs`); personal data in an
+//! unclassified response raises one event; the throttle's `RateLimit`
+//! headers are added. Hardening headers follow in `super::handle`, on every
+//! response.
+
+use crate::GatewayBody;
+use crate::events::SecurityEvent;
+use crate::pipeline::call::Call;
+use crate::pipeline::routes::RouteInfo;
+use crate::pipeline::throttle::Admitted;
+use crate::pipeline::{content, hardening, request_headers};
+use crate::rejection::{Rejection, Severity};
+use http::Response;
+use hyper::body::Incoming;
+
+/// Stage 11: what the client receives from the upstream's answer. The
+/// concurrency slot in `admitted` is freed when this returns.
+pub async fn finish(
+    call: &mut Call<'_>,
+    route: &RouteInfo,
+    response: Response<Incoming>,
+    admitted: Admitted,
+) -> Result<Response<GatewayBody>, Rejection> {
+    let state = call.state;
+    if response.status().is_server_error() {
+        return Err(Rejection::UpstreamFault(response.status()));
+    }
+    let (mut head, body) = response.into_parts();
+    request_headers::strip_hop_by_hop(&mut head.headers);
+    hardening::strip_cors(&mut head.headers);
+    let mut report = content::ResponseReport::default();
+    let body = content::response(
+        route,
+        head.status.as_u16(),
+        &mut head.headers,
+        body,
+        (state, &mut call.buffered),
+        &mut report,
+    )
+    .await?;
+    if let Some(found) = report.pii {
+        state.events.emit(SecurityEvent::finding(
+            "personal-data-in-response",
+            Severity::Medium,
+            &format!(
+                "response of an operation without classification carried a {}",
+                found.as_str()
+            ),
+            head.status.as_u16(),
+            &call.event_context(),
+        ));
+    }
+    if let Some((policy, limit)) = admitted.headers {
+        head.headers
+            .insert(http::HeaderName::from_static("ratelimit-policy"), policy);
+        head.headers
+            .insert(http::HeaderName::from_static("ratelimit"), limit);
+    }
+    Ok(Response::from_parts(head, body))
+}
