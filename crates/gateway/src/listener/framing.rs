@@ -621,6 +621,42 @@ mod tests {
         assert_eq!(scan(&[&chunked("00000000000000003")]), Some(Found::Lost));
     }
 
+    /// Only an empty line (or a lone CR) ends a header block or the
+    /// trailers; a kept line prefix never stands in for a whole value; and a
+    /// length no integer holds is refused like any other bad length.
+    #[test]
+    fn line_edges_are_judged_exactly() {
+        let next: &[u8] = b"GET / HTTP/1.1\r\nContent-Length: 1\r\ncontent-length: 2\r\n\r\n";
+        // A trailer line that merely starts with CR is a trailer: the
+        // duplicate lengths after it are trailers too, and the message
+        // after the blank line is clean.
+        let trailers = [
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n".to_vec(),
+            b"\rX: 1\r\nContent-Length: 1\r\ncontent-length: 2\r\n\r\n".to_vec(),
+            b"GET / HTTP/1.1\r\n\r\n".to_vec(),
+        ]
+        .concat();
+        assert_eq!(scan(&[&trailers]), None);
+        // A Content-Length line longer than the kept prefix is refused,
+        // even when the prefix alone would parse (as 0 here).
+        let long_length = format!(
+            "POST / HTTP/1.1\r\nContent-Length: {}5\r\n\r\nhello",
+            "0".repeat(60)
+        );
+        assert_eq!(scan(&[long_length.as_bytes(), next]), Some(refused(0, 2)));
+        // A Transfer-Encoding line longer than the kept prefix is not
+        // followed, even when the prefix ends in `chunked`.
+        let long_coding = format!(
+            "POST / HTTP/1.1\r\nTransfer-Encoding: {}, chunked, gzip\r\n\r\n",
+            "a".repeat(36)
+        );
+        assert_eq!(&long_coding.as_bytes()[17..17 + 64][57..], b"chunked");
+        assert_eq!(scan(&[long_coding.as_bytes()]), Some(Found::Lost));
+        // All digits, but more than a u64 holds.
+        let huge = b"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n";
+        assert_eq!(scan(&[huge]), Some(refused(0, 2)));
+    }
+
     #[test]
     fn the_refused_message_is_the_one_answered_400() {
         let state = FramingState::default();
