@@ -129,6 +129,17 @@ pub enum Rejection {
         action: &'static str,
         needs: &'static str,
     },
+    /// Admin API: a request the admin plane cannot carry out (no such
+    /// application, a conflict, a bad body, the store unavailable, a config
+    /// refused on reload): `status` and `code` say which; `errors` lists
+    /// each problem found when there are several.
+    #[error("admin API: {detail}")]
+    AdminRequest {
+        status: StatusCode,
+        code: &'static str,
+        detail: String,
+        errors: Vec<String>,
+    },
     /// A rate limit or concurrency cap was reached (INPUT-08). `event` is
     /// false for repeats within the key's window: one event per window.
     #[error("{reason}")]
@@ -172,6 +183,7 @@ impl Severity {
 impl Rejection {
     pub fn status(&self) -> StatusCode {
         match self {
+            Rejection::AdminRequest { status, .. } => *status,
             Rejection::AmbiguousFraming(_)
             | Rejection::BadPath(_)
             | Rejection::BadHost(_)
@@ -222,6 +234,7 @@ impl Rejection {
     /// Stable machine-readable reason; also the last part of the problem `type`.
     pub fn code(&self) -> &'static str {
         match self {
+            Rejection::AdminRequest { code, .. } => code,
             Rejection::AmbiguousFraming(_) => "ambiguous-framing",
             Rejection::BadPath(_) => "bad-path",
             Rejection::BadHost(_) => "bad-host",
@@ -262,6 +275,7 @@ impl Rejection {
 
     pub fn severity(&self) -> Severity {
         match self {
+            Rejection::AdminRequest { .. } => Severity::Informational,
             Rejection::AmbiguousFraming(_)
             | Rejection::BadPath(_)
             | Rejection::InvalidToken(_)
@@ -299,6 +313,7 @@ impl Rejection {
 
     fn title(&self) -> &'static str {
         match self {
+            Rejection::AdminRequest { status, .. } => status.canonical_reason().unwrap_or("Error"),
             Rejection::AmbiguousFraming(_) => "Ambiguous message framing",
             Rejection::BadPath(_) => "Path not accepted",
             Rejection::BadHost(_) => "Invalid host",
@@ -338,6 +353,7 @@ impl Rejection {
     /// What the caller can do about it; never internal detail.
     fn detail(&self, correlation_header: &str) -> String {
         match self {
+            Rejection::AdminRequest { detail, .. } => detail.clone(),
             Rejection::AmbiguousFraming(_) => "Send either Content-Length or Transfer-Encoding, not both, at most one Content-Length value, and end every header line with CRLF.".into(),
             Rejection::BadPath(e) => format!("The request path {}. Send a plain path without dot segments, encoded separators, encoded dots or double encoding.", e.client_reason()),
             Rejection::BadHost(_) => "Send exactly one Host header holding the host name of this API (host or host:port), the same as the authority of the request target if it has one.".into(),
@@ -386,6 +402,11 @@ impl Rejection {
             "detail": self.detail(correlation_header),
             "correlation_id": correlation_id,
         });
+        if let Rejection::AdminRequest { errors, .. } = self
+            && !errors.is_empty()
+        {
+            body["errors"] = serde_json::json!(errors);
+        }
         // OUTPUT-05: each offending field by pointer and reason, never its value.
         if let Rejection::InvalidRequest(issues) = self {
             body["errors"] = issues

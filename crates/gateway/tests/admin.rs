@@ -595,3 +595,38 @@ async fn a_remote_admin_listener_is_mutual_tls_and_a_certificate_names_its_admin
     assert_eq!(gw.get("/admin/v1/whoami").await.status, 404);
     gw.stop().await;
 }
+
+/// Every plane refuses the same way: an admin error is the gateway's one
+/// problem format (type, title, status, detail, correlation id) with the
+/// data plane's hardening headers, and its correlation id in both places.
+#[tokio::test]
+async fn admin_refusals_are_the_gateways_problem_with_its_hardening_headers() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let env = TestEnv::new().await;
+    let (_gw, admin) = with_admin_plane(&env, ORDERS_API).await;
+    let mut c = tokio::net::TcpStream::connect(admin).await.unwrap();
+    c.write_all(b"POST /admin/v1/nothing HTTP/1.1\r\nHost: admin\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut raw = String::new();
+    c.read_to_string(&mut raw).await.unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    let head = head.to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 404"), "{raw}");
+    for expected in [
+        "content-type: application/problem+json",
+        "cache-control: no-store",
+        "x-content-type-options: nosniff",
+        "x-frame-options: deny",
+        "referrer-policy: no-referrer",
+        "content-security-policy: ",
+    ] {
+        assert!(head.contains(expected), "{expected} missing from {head}");
+    }
+    let problem: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(problem["type"], "urn:portcullis:problem:admin-not-found");
+    assert_eq!(problem["status"], 404);
+    assert_eq!(problem["title"], "Not Found");
+    let id = problem["correlation_id"].as_str().unwrap();
+    assert!(head.contains(&format!("x-correlation-id: {id}")), "{head}");
+}

@@ -311,6 +311,47 @@ fn file_guard(_: std::net::SocketAddr, keys_dir: &std::path::Path) -> GuardConfi
     )
 }
 
+/// The gateway's JWKS listener answers anything but its key set with the
+/// gateway's one unknown-route problem, hardened like every other answer;
+/// the key set itself may be cached for a minute.
+#[tokio::test]
+async fn the_jwks_listener_refuses_other_paths_like_the_gateway() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = setup("", url_guard).await;
+    let raw = |path: &'static str| {
+        let addr = s.jwks();
+        async move {
+            let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+            c.write_all(
+                format!("GET {path} HTTP/1.1\r\nHost: jwks\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await
+            .unwrap();
+            let mut out = String::new();
+            c.read_to_string(&mut out).await.unwrap();
+            out.to_ascii_lowercase()
+        }
+    };
+    let other = raw("/admin/v1/apps").await;
+    assert!(other.starts_with("http/1.1 404"), "{other}");
+    for expected in [
+        "content-type: application/problem+json",
+        "urn:portcullis:problem:unknown-route",
+        "x-content-type-options: nosniff",
+        "cache-control: no-store",
+        "x-correlation-id: ",
+    ] {
+        assert!(other.contains(expected), "{expected} missing from {other}");
+    }
+    let keys = raw("/.well-known/jwks.json").await;
+    assert!(keys.starts_with("http/1.1 200"), "{keys}");
+    assert!(
+        keys.contains("cache-control: max-age=60") && keys.contains("\"keys\""),
+        "{keys}"
+    );
+}
+
 #[tokio::test]
 async fn guard_refuses_other_signers_and_follows_key_rotation() {
     let s = setup("", file_guard).await;

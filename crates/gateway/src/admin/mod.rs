@@ -188,44 +188,56 @@ impl std::fmt::Debug for AdminPlane {
     }
 }
 
-/// An answer of the admin API: JSON, or (a bare string) Prometheus text.
-struct Answer(StatusCode, Value);
+/// An answer of the admin API: done (JSON, or a bare string for
+/// Prometheus text), or refused with the gateway's one [`Rejection`] type,
+/// which makes its problem body like every other plane's.
+enum Answer {
+    Done(StatusCode, Value),
+    Refused(Rejection),
+}
 
 impl Answer {
-    /// The answer with one more member (problem details extensions).
-    fn with(mut self, name: &str, value: Value) -> Self {
-        if let Value::Object(m) = &mut self.1 {
-            m.insert(name.to_owned(), value);
+    /// A refusal with the list of problems found (a config refused on reload).
+    fn with_errors(self, messages: Vec<String>) -> Self {
+        match self {
+            Answer::Refused(Rejection::AdminRequest {
+                status,
+                code,
+                detail,
+                ..
+            }) => Answer::Refused(Rejection::AdminRequest {
+                status,
+                code,
+                detail,
+                errors: messages,
+            }),
+            other => other,
         }
-        self
     }
 }
 
-fn problem(status: StatusCode, code: &str, detail: impl Into<String>) -> Answer {
-    Answer(
+fn problem(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Answer {
+    Answer::Refused(Rejection::AdminRequest {
         status,
-        json!({
-            "type": format!("urn:portcullis:problem:admin-{code}"),
-            "title": status.canonical_reason().unwrap_or("Error"),
-            "status": status.as_u16(),
-            "detail": detail.into(),
-        }),
-    )
+        code,
+        detail: detail.into(),
+        errors: Vec::new(),
+    })
 }
 
 fn store_problem(e: &StoreError) -> Answer {
     match e {
         StoreError::NoSuchApp(_) | StoreError::NoSuchKey(_) | StoreError::NoSuchKillSwitch(_) => {
-            problem(StatusCode::NOT_FOUND, "not-found", e.to_string())
+            problem(StatusCode::NOT_FOUND, "admin-not-found", e.to_string())
         }
         StoreError::AppExists(_) | StoreError::AdminExists(_) => {
-            problem(StatusCode::CONFLICT, "conflict", e.to_string())
+            problem(StatusCode::CONFLICT, "admin-conflict", e.to_string())
         }
         _ => {
             tracing::error!(error = %e, "admin API: store error");
             problem(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "store-unavailable",
+                "admin-store-unavailable",
                 "The store could not be used; nothing was changed. Retry later.",
             )
         }
@@ -261,6 +273,8 @@ impl AdminPlane {
         peer: Option<Arc<AdminPeer>>,
     ) -> Response<Full<Bytes>> {
         let correlation_id = uuid::Uuid::now_v7().to_string();
+        // Mutual TLS is the only TLS the admin listener speaks.
+        let tls = peer.is_some();
         let (parts, body) = req.into_parts();
         let body = match Limited::new(body, MAX_BODY).collect().await {
             Ok(b) => b.to_bytes(),
@@ -268,10 +282,11 @@ impl AdminPlane {
                 return respond(
                     problem(
                         StatusCode::PAYLOAD_TOO_LARGE,
-                        "body",
+                        "admin-body",
                         format!("Admin request bodies are at most {MAX_BODY} bytes."),
                     ),
                     &correlation_id,
+                    tls,
                 );
             }
         };
@@ -282,11 +297,11 @@ impl AdminPlane {
                 .unwrap_or_else(|_| {
                     problem(
                         StatusCode::INTERNAL_SERVER_ERROR,
-                        "internal",
+                        "admin-internal",
                         "The admin request failed; nothing is known to have changed.",
                     )
                 });
-        respond(answer, &correlation_id)
+        respond(answer, &correlation_id, tls)
     }
 
     fn answer(
@@ -299,14 +314,14 @@ impl AdminPlane {
         let path = parts.uri.path();
         let method = &parts.method;
         if *method == Method::GET && path == "/healthz" {
-            return Answer(StatusCode::OK, json!({ "status": "alive" }));
+            return Answer::Done(StatusCode::OK, json!({ "status": "alive" }));
         }
         if *method == Method::GET && path == "/readyz" {
             return match self.identity.store().apps() {
-                Ok(_) => Answer(StatusCode::OK, json!({ "status": "ready" })),
+                Ok(_) => Answer::Done(StatusCode::OK, json!({ "status": "ready" })),
                 Err(_) => problem(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "not-ready",
+                    "admin-not-ready",
                     "The store does not answer.",
                 ),
             };
@@ -319,7 +334,7 @@ impl AdminPlane {
         let Some(rest) = rest else {
             return problem(
                 StatusCode::NOT_FOUND,
-                "not-found",
+                "admin-not-found",
                 "No admin endpoint here; the admin API lives under /admin/v1/.",
             );
         };
@@ -346,7 +361,7 @@ impl AdminPlane {
             _ => {
                 return problem(
                     StatusCode::NOT_FOUND,
-                    "not-found",
+                    "admin-not-found",
                     "No such admin endpoint or method.",
                 );
             }
@@ -355,7 +370,7 @@ impl AdminPlane {
             Ok(c) => c,
             Err(reason) => {
                 return self.deny(
-                    &Rejection::AdminUnauthenticated(reason),
+                    Rejection::AdminUnauthenticated(reason),
                     ("unknown", "none"),
                     action,
                     path,
@@ -365,7 +380,7 @@ impl AdminPlane {
         };
         if !action.allowed(caller.role) {
             return self.deny(
-                &Rejection::AdminForbidden {
+                Rejection::AdminForbidden {
                     role: caller.role.as_str(),
                     action: action.verb(),
                     needs: action.needs(),
@@ -384,7 +399,7 @@ impl AdminPlane {
                 _ => {
                     return problem(
                         StatusCode::BAD_REQUEST,
-                        "body",
+                        "admin-body",
                         "Send a JSON object as the request body.",
                     );
                 }
@@ -405,20 +420,20 @@ impl AdminPlane {
         let needs_reason = || {
             problem(
                 StatusCode::BAD_REQUEST,
-                "reason",
+                "admin-reason",
                 "Say why: send {\"reason\": \"…\"} (it goes to the audit log).",
             )
         };
         let store = self.identity.store();
         let state = self.live.load_full();
         let result = match (method.as_str(), segments.as_slice()) {
-            ("GET", ["whoami"]) => Ok(Answer(
-                StatusCode::OK,
+            ("GET", ["whoami"]) => Ok(Answer::Done(
+StatusCode::OK,
                 json!({ "name": caller.name, "role": caller.role.as_str() }),
             )),
             ("GET", ["apps"]) => store.apps().map(|apps| {
-                Answer(
-                    StatusCode::OK,
+                Answer::Done(
+StatusCode::OK,
                     Value::Array(
                         apps.iter()
                             .map(|a| json!({ "name": a.name, "enabled": a.enabled, "created_at": a.created_at }))
@@ -428,8 +443,8 @@ impl AdminPlane {
             }),
             ("GET", ["metrics"]) => {
                 let snap = self.identity.snapshot();
-                Ok(Answer(
-                    StatusCode::OK,
+                Ok(Answer::Done(
+StatusCode::OK,
                     Value::String(state.traffic.prometheus(&[
                         (
                             "portcullis_kill_switches",
@@ -454,8 +469,8 @@ impl AdminPlane {
             }
             ("GET", ["inventory"]) => {
                 let (shadow, not_kept) = state.traffic.shadow_endpoints();
-                Ok(Answer(
-                    StatusCode::OK,
+                Ok(Answer::Done(
+StatusCode::OK,
                     json!({
                         "routes": state.traffic.routes(),
                         "shadow_endpoints": shadow.into_iter().map(|(path, requests)| json!({ "path": path, "requests": requests })).collect::<Vec<_>>(),
@@ -463,13 +478,13 @@ impl AdminPlane {
                     }),
                 ))
             }
-            ("GET", ["kill-switches"]) => Ok(Answer(
-                StatusCode::OK,
+            ("GET", ["kill-switches"]) => Ok(Answer::Done(
+StatusCode::OK,
                 json!({ "off": self.identity.snapshot().kill_switches, "targets": state.routes.kill_targets() }),
             )),
             ("GET", ["admins"]) => store.admins().map(|admins| {
-                Answer(
-                    StatusCode::OK,
+                Answer::Done(
+StatusCode::OK,
                     Value::Array(
                         admins
                             .iter()
@@ -480,8 +495,8 @@ impl AdminPlane {
             }),
             ("GET", ["audit-log"]) => audit_log::entries(store.as_ref()).and_then(|entries| {
                 let verified = audit_log::verify(store.as_ref(), self.identity.pepper())?;
-                Ok(Answer(
-                    StatusCode::OK,
+                Ok(Answer::Done(
+StatusCode::OK,
                     json!({
                         "intact": verified.is_ok(),
                         "problem": verified.err().map(|b| b.to_string()),
@@ -496,7 +511,7 @@ impl AdminPlane {
                 if !state.routes.kill_targets().contains(&target) {
                     return problem(
                         StatusCode::NOT_FOUND,
-                        "not-found",
+                        "admin-not-found",
                         "No such target: GET /admin/v1/kill-switches lists them (`api:<name>`, `route:<api>:<path>`).",
                     );
                 }
@@ -505,7 +520,7 @@ impl AdminPlane {
                 logged(store.as_ref(), self.identity.pepper(), e, || {
                     store.set_kill_switch(&target, &reason, &caller.name, now())
                 })
-                .map(|()| Answer(StatusCode::OK, json!({ "target": target, "off": true })))
+                .map(|()| Answer::Done(StatusCode::OK, json!({ "target": target, "off": true })))
             }
             ("POST", ["kill-switches-clear"]) => {
                 let (Some(target), Some(_)) = (text("target"), text("reason")) else {
@@ -514,7 +529,7 @@ impl AdminPlane {
                 let mut e = entry("kill-switch.clear", &target);
                 e.after = Some(json!({ "off": false }));
                 logged(store.as_ref(), self.identity.pepper(), e, || store.clear_kill_switch(&target))
-                    .map(|()| Answer(StatusCode::OK, json!({ "target": target, "off": false })))
+                    .map(|()| Answer::Done(StatusCode::OK, json!({ "target": target, "off": false })))
             }
             ("POST", ["apps", name, verb @ ("disable" | "enable")]) => {
                 if text("reason").is_none() {
@@ -526,7 +541,7 @@ impl AdminPlane {
                     e.before = Some(json!({ "enabled": app.enabled }));
                     e.after = Some(json!({ "enabled": enable }));
                     logged(store.as_ref(), self.identity.pepper(), e, || store.set_app_enabled(name, enable)).map(|()| {
-                        Answer(StatusCode::OK, json!({ "name": name, "enabled": enable }))
+                        Answer::Done(StatusCode::OK, json!({ "name": name, "enabled": enable }))
                     })
                 })
             }
@@ -534,14 +549,14 @@ impl AdminPlane {
                 let Some(name) = text("name").filter(|n| !n.is_empty()) else {
                     return problem(
                         StatusCode::BAD_REQUEST,
-                        "body",
+                        "admin-body",
                         "Send {\"name\": \"…\"}.",
                     );
                 };
                 let mut e = entry("app.create", &name);
                 e.after = Some(json!({ "name": name, "enabled": true }));
                 logged(store.as_ref(), self.identity.pepper(), e, || store.create_app(&name, now()))
-                    .map(|_| Answer(StatusCode::CREATED, json!({ "name": name, "enabled": true })))
+                    .map(|_| Answer::Done(StatusCode::CREATED, json!({ "name": name, "enabled": true })))
             }
             ("POST", ["apps", name, "keys"]) => {
                 let pepper = self.identity.pepper();
@@ -557,7 +572,7 @@ impl AdminPlane {
                     let mut done = entry("key.issued", name);
                     done.after = Some(json!({ "id": id }));
                     audit_log::append(store.as_ref(), pepper, &done)?;
-                    Ok(Answer(StatusCode::CREATED, json!({ "id": id, "key": key })))
+                    Ok(Answer::Done(StatusCode::CREATED, json!({ "id": id, "key": key })))
                 })
             }
             ("GET", ["keys"]) => {
@@ -572,8 +587,8 @@ impl AdminPlane {
                         let names: std::collections::HashMap<String, String> =
                             store.apps()?.into_iter().map(|a| (a.id, a.name)).collect();
                         let keys = store.keys(app_id.as_deref())?;
-                        Ok(Answer(
-                            StatusCode::OK,
+                        Ok(Answer::Done(
+StatusCode::OK,
                             Value::Array(
                                 keys.into_iter()
                                     .map(|k| json!({
@@ -593,7 +608,7 @@ impl AdminPlane {
                 if !(0..=30 * 86_400).contains(&overlap_s) {
                     return problem(
                         StatusCode::BAD_REQUEST,
-                        "body",
+                        "admin-body",
                         "overlap_s is the seconds the older keys stay valid: 0 to 2592000.",
                     );
                 }
@@ -610,34 +625,34 @@ impl AdminPlane {
                     let mut done = entry("key.issued", name);
                     done.after = Some(json!({ "id": id }));
                     audit_log::append(store.as_ref(), pepper, &done)?;
-                    Ok(Answer(StatusCode::CREATED, json!({ "id": id, "key": key, "overlap_s": overlap_s })))
+                    Ok(Answer::Done(StatusCode::CREATED, json!({ "id": id, "key": key, "overlap_s": overlap_s })))
                 })
             }
             ("GET", ["certs"]) => store.certificate_bindings().map(|b| {
-                Answer(
-                    StatusCode::OK,
+                Answer::Done(
+StatusCode::OK,
                     Value::Array(b.into_iter().map(|(san, app)| json!({ "san": san, "app": app })).collect()),
                 )
             }),
             ("POST", ["apps", name, "certs"]) => {
                 let Some(san) = text("san").filter(|s| !s.is_empty()) else {
-                    return problem(StatusCode::BAD_REQUEST, "body", "Send {\"san\": \"<DNS name or URI>\"}.");
+                    return problem(StatusCode::BAD_REQUEST, "admin-body", "Send {\"san\": \"<DNS name or URI>\"}.");
                 };
                 // DNS names are compared in lower case, URIs exactly.
                 let san = if san.contains(':') { san } else { san.to_ascii_lowercase() };
                 let mut e = entry("app.bind-cert", &san);
                 e.after = Some(json!({ "app": name }));
                 logged(store.as_ref(), self.identity.pepper(), e, || store.bind_certificate(name, &san, now()))
-                    .map(|()| Answer(StatusCode::OK, json!({ "san": san, "app": name })))
+                    .map(|()| Answer::Done(StatusCode::OK, json!({ "san": san, "app": name })))
             }
             ("POST", ["certs-unbind"]) => {
                 let Some(san) = text("san") else {
-                    return problem(StatusCode::BAD_REQUEST, "body", "Send {\"san\": \"…\"}.");
+                    return problem(StatusCode::BAD_REQUEST, "admin-body", "Send {\"san\": \"…\"}.");
                 };
                 logged(store.as_ref(), self.identity.pepper(), entry("app.unbind-cert", &san), || {
                     store.unbind_certificate(&san)
                 })
-                .map(|()| Answer(StatusCode::OK, json!({ "san": san, "bound": false })))
+                .map(|()| Answer::Done(StatusCode::OK, json!({ "san": san, "bound": false })))
             }
             ("DELETE", ["keys", id]) => {
                 if text("reason").is_none() {
@@ -646,14 +661,14 @@ impl AdminPlane {
                 let mut e = entry("key.revoke", id);
                 e.after = Some(json!({ "revoked": true }));
                 logged(store.as_ref(), self.identity.pepper(), e, || store.revoke_key(id, now()))
-                    .map(|()| Answer(StatusCode::OK, json!({ "id": id, "revoked": true })))
+                    .map(|()| Answer::Done(StatusCode::OK, json!({ "id": id, "revoked": true })))
             }
             ("POST", ["admins"]) => {
                 let (Some(name), Some(role)) = (text("name"), text("role").as_deref().and_then(Role::parse))
                 else {
                     return problem(
                         StatusCode::BAD_REQUEST,
-                        "body",
+                        "admin-body",
                         "Send {\"name\": \"…\", \"role\": \"viewer\" | \"operator\" | \"security-admin\"}.",
                     );
                 };
@@ -665,13 +680,13 @@ impl AdminPlane {
                     (&caller.name, caller.role.as_str()),
                     correlation_id,
                 )
-                .map(|token| Answer(StatusCode::CREATED, json!({ "name": name, "role": role.as_str(), "token": token })))
+                .map(|token| Answer::Done(StatusCode::CREATED, json!({ "name": name, "role": role.as_str(), "token": token })))
             }
             ("POST", ["reload"]) => {
                 let Some(reloader) = &self.reloader else {
                     return problem(
                         StatusCode::CONFLICT,
-                        "reload-unavailable",
+                        "admin-reload-unavailable",
                         "This gateway was not started from a config file; there is nothing to reload.",
                     );
                 };
@@ -686,7 +701,7 @@ impl AdminPlane {
                         let mut done = entry("config.reloaded", &target);
                         done.after = Some(json!({ "changed": changed }));
                         audit_log::append(store.as_ref(), self.identity.pepper(), &done)?;
-                        Ok(Answer(StatusCode::OK, json!({ "reloaded": target, "changed": changed })))
+                        Ok(Answer::Done(StatusCode::OK, json!({ "reloaded": target, "changed": changed })))
                     }
                     Err(e) => {
                         let mut failed = entry("failed:config.reload", &target);
@@ -695,19 +710,19 @@ impl AdminPlane {
                         Ok(problem(
                             StatusCode::UNPROCESSABLE_ENTITY,
                             match e {
-                                ReloadError::Invalid(_) => "invalid-config",
-                                ReloadError::RestartNeeded(_) => "restart-needed",
+                                ReloadError::Invalid(_) => "admin-invalid-config",
+                                ReloadError::RestartNeeded(_) => "admin-restart-needed",
                             },
                             e.to_string(),
                         )
-                        .with("errors", json!(e.messages())))
+                        .with_errors(e.messages()))
                     }
                 })
             }
             _ => {
                 return problem(
                     StatusCode::NOT_FOUND,
-                    "not-found",
+                    "admin-not-found",
                     "No such admin endpoint or method.",
                 );
             }
@@ -808,7 +823,7 @@ impl AdminPlane {
     /// A refused admin request: audited, an event, and the problem answer.
     fn deny(
         &self,
-        rejection: &Rejection,
+        rejection: Rejection,
         actor: (&str, &str),
         action: Action,
         path: &str,
@@ -837,47 +852,46 @@ impl AdminPlane {
             rejection.severity(),
             &rejection.to_string(),
         ));
-        Answer(
-            rejection.status(),
-            rejection.problem(correlation_id, "x-correlation-id"),
-        )
+        Answer::Refused(rejection)
     }
 }
 
-fn respond(answer: Answer, correlation_id: &str) -> Response<Full<Bytes>> {
-    let Answer(status, mut body) = answer;
-    if let (true, Value::String(text)) = (status.is_success(), &mut body) {
-        let mut r = Response::new(Full::new(Bytes::from(std::mem::take(text))));
-        r.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4"),
-        );
-        r.headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        return r;
-    }
-    let content_type = if status.is_success() {
-        "application/json"
-    } else {
-        if let Some(o) = body.as_object_mut() {
-            o.insert("correlation_id".into(), Value::from(correlation_id));
+/// The one way an admin answer becomes a response: a refusal through
+/// [`Rejection::to_response`] like the data plane's, and every answer with
+/// the data plane's hardening headers and correlation id.
+fn respond(answer: Answer, correlation_id: &str, tls: bool) -> Response<Full<Bytes>> {
+    let mut r = match answer {
+        Answer::Refused(rejection) => rejection.to_response(correlation_id, CORRELATION_HEADER),
+        Answer::Done(_, Value::String(text)) => {
+            let mut r = Response::new(Full::new(Bytes::from(text)));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            r
         }
-        "application/problem+json"
+        Answer::Done(status, body) => {
+            let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+            *r.status_mut() = status;
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            r
+        }
     };
-    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
-    *r.status_mut() = status;
-    let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
+    let id = HeaderValue::from_str(correlation_id).unwrap_or(HeaderValue::from_static(""));
+    crate::pipeline::hardening::apply(
+        r.headers_mut(),
+        &[],
+        (&http::HeaderName::from_static(CORRELATION_HEADER), &id),
+        tls,
     );
-    if let Ok(v) = HeaderValue::from_str(correlation_id) {
-        h.insert("x-correlation-id", v);
-    }
     r
 }
+
+/// The admin plane's correlation header (its ids are always its own).
+const CORRELATION_HEADER: &str = "x-correlation-id";
 
 /// The verified client certificate of a mutual-TLS admin connection.
 pub struct AdminPeer {

@@ -382,9 +382,12 @@ pub async fn serve_jwks(
             let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
                 let attestor = attestor.clone();
                 async move {
-                    let mut response = if req.method() == http::Method::GET
-                        && req.uri().path() == "/.well-known/jwks.json"
-                    {
+                    let correlation_id = uuid::Uuid::now_v7().to_string();
+                    let found = req.method() == http::Method::GET
+                        && req.uri().path() == "/.well-known/jwks.json";
+                    // Anything else is the gateway's one unknown-route
+                    // refusal, with its problem body and hardening headers.
+                    let mut response = if found {
                         let mut r = http::Response::new(Full::new(attestor.jwks()));
                         r.headers_mut().insert(
                             http::header::CONTENT_TYPE,
@@ -392,20 +395,23 @@ pub async fn serve_jwks(
                         );
                         r
                     } else {
-                        let mut r = http::Response::new(Full::new(Bytes::from_static(
-                            br#"{"type":"about:blank","title":"Not Found","status":404,"detail":"this listener serves only GET /.well-known/jwks.json"}"#,
-                        )));
-                        *r.status_mut() = http::StatusCode::NOT_FOUND;
-                        r.headers_mut().insert(
-                            http::header::CONTENT_TYPE,
-                            HeaderValue::from_static("application/problem+json"),
-                        );
-                        r
+                        Rejection::UnknownRoute.to_response(&correlation_id, "x-correlation-id")
                     };
-                    response.headers_mut().insert(
-                        http::header::CACHE_CONTROL,
-                        HeaderValue::from_static("max-age=60"),
+                    let id = HeaderValue::from_str(&correlation_id)
+                        .unwrap_or(HeaderValue::from_static(""));
+                    crate::pipeline::hardening::apply(
+                        response.headers_mut(),
+                        &[],
+                        (&http::HeaderName::from_static("x-correlation-id"), &id),
+                        false,
                     );
+                    if found {
+                        response.headers_mut().insert(
+                            http::header::CACHE_CONTROL,
+                            HeaderValue::from_static("max-age=60"),
+                        );
+                        response.headers_mut().remove(http::header::PRAGMA);
+                    }
                     Ok::<_, std::convert::Infallible>(response)
                 }
             });
