@@ -14,17 +14,20 @@
 //!   made (an action that cannot be logged is not made); a change that then
 //!   fails is followed by a `failed:` entry.
 
+mod endpoints;
+
 use crate::Live;
 use crate::clock::now;
 use crate::events::SecurityEvent;
 use crate::identity::StoreView;
 use crate::identity::apikeys;
 use crate::rejection::Rejection;
-use crate::reload::{ReloadError, Reloader};
+use crate::reload::Reloader;
 use crate::store::audit_log::{self, AuditEntry};
 use crate::store::pepper::Pepper;
 use crate::store::{Admin, Store, StoreError};
 use bytes::Bytes;
+use endpoints::{Action, Request, Subject};
 use http::{HeaderValue, Method, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use serde_json::{Value, json};
@@ -57,46 +60,6 @@ impl Role {
             Self::Viewer => "viewer",
             Self::Operator => "operator",
             Self::SecurityAdmin => "security-admin",
-        }
-    }
-}
-
-/// What a request wants to do, for the role check and the audit log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Action {
-    Read,
-    KillSwitch,
-    ManageApps,
-    ManageKeys,
-    ManageAdmins,
-    Reload,
-}
-
-impl Action {
-    fn allowed(self, role: Role) -> bool {
-        match self {
-            Self::Read => true,
-            Self::KillSwitch | Self::Reload => role != Role::Viewer,
-            Self::ManageApps | Self::ManageKeys | Self::ManageAdmins => role == Role::SecurityAdmin,
-        }
-    }
-
-    fn needs(self) -> &'static str {
-        match self {
-            Self::Read => "viewer",
-            Self::KillSwitch | Self::Reload => "operator",
-            _ => "security-admin",
-        }
-    }
-
-    fn verb(self) -> &'static str {
-        match self {
-            Self::Read => "read",
-            Self::KillSwitch => "switch things off or on",
-            Self::ManageApps => "manage applications",
-            Self::ManageKeys => "manage API keys",
-            Self::ManageAdmins => "manage administrators",
-            Self::Reload => "reload the config",
         }
     }
 }
@@ -225,6 +188,14 @@ fn problem(status: StatusCode, code: &'static str, detail: impl Into<String>) ->
     })
 }
 
+fn no_such_endpoint() -> Answer {
+    problem(
+        StatusCode::NOT_FOUND,
+        "admin-not-found",
+        "No such admin endpoint or method.",
+    )
+}
+
 fn store_problem(e: &StoreError) -> Answer {
     match e {
         StoreError::NoSuchApp(_) | StoreError::NoSuchKey(_) | StoreError::NoSuchKillSwitch(_) => {
@@ -348,23 +319,13 @@ impl AdminPlane {
             })
             .collect();
         let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
-        let action = match (method.as_str(), segments.as_slice()) {
-            ("GET", _) => Action::Read,
-            ("POST", ["kill-switches" | "kill-switches-clear"]) => Action::KillSwitch,
-            ("POST", ["apps", _, "disable" | "enable"]) => Action::KillSwitch,
-            ("POST", ["apps" | "certs-unbind"] | ["apps", _, "certs"]) => Action::ManageApps,
-            ("POST", ["apps", _, "keys" | "keys-rotate"]) | ("DELETE", ["keys", _]) => {
-                Action::ManageKeys
-            }
-            ("POST", ["admins"]) => Action::ManageAdmins,
-            ("POST", ["reload"]) => Action::Reload,
-            _ => {
-                return problem(
-                    StatusCode::NOT_FOUND,
-                    "admin-not-found",
-                    "No such admin endpoint or method.",
-                );
-            }
+        let found = endpoints::find(method.as_str(), &segments);
+        // Reads of an unknown path are authenticated first, like every
+        // read; an unknown change is refused at once.
+        let action = match (&found, method.as_str()) {
+            (Some((endpoint, _)), _) => endpoint.action,
+            (None, "GET") => Action::Read,
+            (None, _) => return no_such_endpoint(),
         };
         let caller = match self.authenticate(&parts.headers, peer) {
             Ok(c) => c,
@@ -405,347 +366,29 @@ impl AdminPlane {
                 }
             }
         };
-        let text = |field: &str| input.get(field).and_then(Value::as_str).map(str::to_owned);
-        let entry = |action: &str, target: &str| AuditEntry {
-            at: now(),
-            actor: caller.name.clone(),
-            role: caller.role.as_str().to_owned(),
-            action: action.to_owned(),
-            target: target.to_owned(),
-            before: None,
-            after: None,
-            reason: text("reason"),
-            correlation_id: correlation_id.to_owned(),
+        let Some((endpoint, param)) = found else {
+            return no_such_endpoint();
         };
-        let needs_reason = || {
-            problem(
-                StatusCode::BAD_REQUEST,
-                "admin-reason",
-                "Say why: send {\"reason\": \"…\"} (it goes to the audit log).",
-            )
+        let request = Request {
+            plane: self,
+            caller: &caller,
+            param,
+            input: &input,
+            query: parts.uri.query(),
+            correlation_id,
+            store: self.identity.store().clone(),
+            state: self.live.load_full(),
         };
-        let store = self.identity.store();
-        let state = self.live.load_full();
-        let result = match (method.as_str(), segments.as_slice()) {
-            ("GET", ["whoami"]) => Ok(Answer::Done(
-StatusCode::OK,
-                json!({ "name": caller.name, "role": caller.role.as_str() }),
-            )),
-            ("GET", ["apps"]) => store.apps().map(|apps| {
-                Answer::Done(
-StatusCode::OK,
-                    Value::Array(
-                        apps.iter()
-                            .map(|a| json!({ "name": a.name, "enabled": a.enabled, "created_at": a.created_at }))
-                            .collect(),
-                    ),
-                )
-            }),
-            ("GET", ["metrics"]) => {
-                let snap = self.identity.snapshot();
-                Ok(Answer::Done(
-StatusCode::OK,
-                    Value::String(state.traffic.prometheus(&[
-                        (
-                            "portcullis_kill_switches",
-                            "APIs and routes switched off now.",
-                            snap.kill_switches.len() as f64,
-                        ),
-                        (
-                            "portcullis_applications_disabled",
-                            "Applications whose access is switched off.",
-                            snap.apps.values().filter(|a| !a.enabled).count() as f64,
-                        ),
-                        (
-                            "portcullis_event_spool_depth",
-                            "Security events in the spool not yet delivered to every remote sink.",
-                            self.spool
-                                .as_ref()
-                                .map_or(0, |(dir, sinks)| crate::events::spool::depth(dir, sinks))
-                                as f64,
-                        ),
-                    ]) + &crate::pipeline::upstream::prometheus(&state.upstreams)),
-                ))
-            }
-            ("GET", ["inventory"]) => {
-                let (shadow, not_kept) = state.traffic.shadow_endpoints();
-                Ok(Answer::Done(
-StatusCode::OK,
-                    json!({
-                        "routes": state.traffic.routes(),
-                        "shadow_endpoints": shadow.into_iter().map(|(path, requests)| json!({ "path": path, "requests": requests })).collect::<Vec<_>>(),
-                        "shadow_not_kept": not_kept,
-                    }),
-                ))
-            }
-            ("GET", ["kill-switches"]) => Ok(Answer::Done(
-StatusCode::OK,
-                json!({ "off": self.identity.snapshot().kill_switches, "targets": state.routes.kill_targets() }),
-            )),
-            ("GET", ["admins"]) => store.admins().map(|admins| {
-                Answer::Done(
-StatusCode::OK,
-                    Value::Array(
-                        admins
-                            .iter()
-                            .map(|a| json!({ "name": a.name, "role": a.role, "created_at": a.created_at }))
-                            .collect(),
-                    ),
-                )
-            }),
-            ("GET", ["audit-log"]) => audit_log::entries(store.as_ref()).and_then(|entries| {
-                let verified = audit_log::verify(store.as_ref(), self.identity.pepper())?;
-                Ok(Answer::Done(
-StatusCode::OK,
-                    json!({
-                        "intact": verified.is_ok(),
-                        "problem": verified.err().map(|b| b.to_string()),
-                        "entries": entries.into_iter().map(|(seq, e)| json!({ "seq": seq, "entry": e })).collect::<Vec<_>>(),
-                    }),
-                ))
-            }),
-            ("POST", ["kill-switches"]) => {
-                let (Some(target), Some(reason)) = (text("target"), text("reason")) else {
-                    return needs_reason();
-                };
-                if !state.routes.kill_targets().contains(&target) {
-                    return problem(
-                        StatusCode::NOT_FOUND,
-                        "admin-not-found",
-                        "No such target: GET /admin/v1/kill-switches lists them (`api:<name>`, `route:<api>:<path>`).",
-                    );
-                }
-                let mut e = entry("kill-switch.set", &target);
-                e.after = Some(json!({ "off": true }));
-                logged(store.as_ref(), self.identity.pepper(), e, || {
-                    store.set_kill_switch(&target, &reason, &caller.name, now())
-                })
-                .map(|()| Answer::Done(StatusCode::OK, json!({ "target": target, "off": true })))
-            }
-            ("POST", ["kill-switches-clear"]) => {
-                let (Some(target), Some(_)) = (text("target"), text("reason")) else {
-                    return needs_reason();
-                };
-                let mut e = entry("kill-switch.clear", &target);
-                e.after = Some(json!({ "off": false }));
-                logged(store.as_ref(), self.identity.pepper(), e, || store.clear_kill_switch(&target))
-                    .map(|()| Answer::Done(StatusCode::OK, json!({ "target": target, "off": false })))
-            }
-            ("POST", ["apps", name, verb @ ("disable" | "enable")]) => {
-                if text("reason").is_none() {
-                    return needs_reason();
-                }
-                let enable = *verb == "enable";
-                store.app_by_name(name).and_then(|app| {
-                    let mut e = entry(&format!("app.{verb}"), name);
-                    e.before = Some(json!({ "enabled": app.enabled }));
-                    e.after = Some(json!({ "enabled": enable }));
-                    logged(store.as_ref(), self.identity.pepper(), e, || store.set_app_enabled(name, enable)).map(|()| {
-                        Answer::Done(StatusCode::OK, json!({ "name": name, "enabled": enable }))
-                    })
-                })
-            }
-            ("POST", ["apps"]) => {
-                let Some(name) = text("name").filter(|n| !n.is_empty()) else {
-                    return problem(
-                        StatusCode::BAD_REQUEST,
-                        "admin-body",
-                        "Send {\"name\": \"…\"}.",
-                    );
-                };
-                let mut e = entry("app.create", &name);
-                e.after = Some(json!({ "name": name, "enabled": true }));
-                logged(store.as_ref(), self.identity.pepper(), e, || store.create_app(&name, now()))
-                    .map(|_| Answer::Done(StatusCode::CREATED, json!({ "name": name, "enabled": true })))
-            }
-            ("POST", ["apps", name, "keys"]) => {
-                let pepper = self.identity.pepper();
-                store.app_by_name(name).and_then(|_| {
-                    let mut issued = None;
-                    let e = entry("key.issue", name);
-                    logged(store.as_ref(), self.identity.pepper(), e, || {
-                        issued = Some(apikeys::issue(store.as_ref(), pepper, name, now())?);
-                        Ok(())
-                    })?;
-                    let (id, key) = issued.expect("issued above");
-                    // The id goes to the log afterwards; the key never does.
-                    let mut done = entry("key.issued", name);
-                    done.after = Some(json!({ "id": id }));
-                    audit_log::append(store.as_ref(), pepper, &done)?;
-                    Ok(Answer::Done(StatusCode::CREATED, json!({ "id": id, "key": key })))
-                })
-            }
-            ("GET", ["keys"]) => {
-                let app = parts.uri.query().and_then(|q| {
-                    q.split('&')
-                        .find_map(|kv| kv.strip_prefix("app="))
-                        .map(|v| percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned())
-                });
-                app.map(|a| store.app_by_name(&a).map(|a| a.id))
-                    .transpose()
-                    .and_then(|app_id| {
-                        let names: std::collections::HashMap<String, String> =
-                            store.apps()?.into_iter().map(|a| (a.id, a.name)).collect();
-                        let keys = store.keys(app_id.as_deref())?;
-                        Ok(Answer::Done(
-StatusCode::OK,
-                            Value::Array(
-                                keys.into_iter()
-                                    .map(|k| json!({
-                                        "id": k.id,
-                                        "app": names.get(&k.app_id),
-                                        "created_at": k.created_at,
-                                        "expires_at": k.expires_at,
-                                        "revoked_at": k.revoked_at,
-                                    }))
-                                    .collect(),
-                            ),
-                        ))
-                    })
-            }
-            ("POST", ["apps", name, "keys-rotate"]) => {
-                let overlap_s = input.get("overlap_s").and_then(Value::as_i64).unwrap_or(86_400);
-                if !(0..=30 * 86_400).contains(&overlap_s) {
-                    return problem(
-                        StatusCode::BAD_REQUEST,
-                        "admin-body",
-                        "overlap_s is the seconds the older keys stay valid: 0 to 2592000.",
-                    );
-                }
-                let pepper = self.identity.pepper();
-                let mut e = entry("key.rotate", name);
-                e.after = Some(json!({ "overlap_s": overlap_s }));
-                let mut issued = None;
-                logged(store.as_ref(), pepper, e, || {
-                    issued = Some(apikeys::rotate(store.as_ref(), pepper, name, overlap_s, now())?);
-                    Ok(())
-                })
-                .and_then(|()| {
-                    let (id, key) = issued.expect("issued above");
-                    let mut done = entry("key.issued", name);
-                    done.after = Some(json!({ "id": id }));
-                    audit_log::append(store.as_ref(), pepper, &done)?;
-                    Ok(Answer::Done(StatusCode::CREATED, json!({ "id": id, "key": key, "overlap_s": overlap_s })))
-                })
-            }
-            ("GET", ["certs"]) => store.certificate_bindings().map(|b| {
-                Answer::Done(
-StatusCode::OK,
-                    Value::Array(b.into_iter().map(|(san, app)| json!({ "san": san, "app": app })).collect()),
-                )
-            }),
-            ("POST", ["apps", name, "certs"]) => {
-                let Some(san) = text("san").filter(|s| !s.is_empty()) else {
-                    return problem(StatusCode::BAD_REQUEST, "admin-body", "Send {\"san\": \"<DNS name or URI>\"}.");
-                };
-                // DNS names are compared in lower case, URIs exactly.
-                let san = if san.contains(':') { san } else { san.to_ascii_lowercase() };
-                let mut e = entry("app.bind-cert", &san);
-                e.after = Some(json!({ "app": name }));
-                logged(store.as_ref(), self.identity.pepper(), e, || store.bind_certificate(name, &san, now()))
-                    .map(|()| Answer::Done(StatusCode::OK, json!({ "san": san, "app": name })))
-            }
-            ("POST", ["certs-unbind"]) => {
-                let Some(san) = text("san") else {
-                    return problem(StatusCode::BAD_REQUEST, "admin-body", "Send {\"san\": \"…\"}.");
-                };
-                logged(store.as_ref(), self.identity.pepper(), entry("app.unbind-cert", &san), || {
-                    store.unbind_certificate(&san)
-                })
-                .map(|()| Answer::Done(StatusCode::OK, json!({ "san": san, "bound": false })))
-            }
-            ("DELETE", ["keys", id]) => {
-                if text("reason").is_none() {
-                    return needs_reason();
-                }
-                let mut e = entry("key.revoke", id);
-                e.after = Some(json!({ "revoked": true }));
-                logged(store.as_ref(), self.identity.pepper(), e, || store.revoke_key(id, now()))
-                    .map(|()| Answer::Done(StatusCode::OK, json!({ "id": id, "revoked": true })))
-            }
-            ("POST", ["admins"]) => {
-                let (Some(name), Some(role)) = (text("name"), text("role").as_deref().and_then(Role::parse))
-                else {
-                    return problem(
-                        StatusCode::BAD_REQUEST,
-                        "admin-body",
-                        "Send {\"name\": \"…\", \"role\": \"viewer\" | \"operator\" | \"security-admin\"}.",
-                    );
-                };
-                create_admin(
-                    store.as_ref(),
-                    self.identity.pepper(),
-                    &name,
-                    role,
-                    (&caller.name, caller.role.as_str()),
-                    correlation_id,
-                )
-                .map(|token| Answer::Done(StatusCode::CREATED, json!({ "name": name, "role": role.as_str(), "token": token })))
-            }
-            ("POST", ["reload"]) => {
-                let Some(reloader) = &self.reloader else {
-                    return problem(
-                        StatusCode::CONFLICT,
-                        "admin-reload-unavailable",
-                        "This gateway was not started from a config file; there is nothing to reload.",
-                    );
-                };
-                let target = reloader.source().display().to_string();
-                let mut outcome = None;
-                logged(store.as_ref(), self.identity.pepper(), entry("config.reload", &target), || {
-                    outcome = Some(reloader.reload());
-                    Ok(())
-                })
-                .and_then(|()| match outcome.expect("set above") {
-                    Ok(changed) => {
-                        let mut done = entry("config.reloaded", &target);
-                        done.after = Some(json!({ "changed": changed }));
-                        audit_log::append(store.as_ref(), self.identity.pepper(), &done)?;
-                        Ok(Answer::Done(StatusCode::OK, json!({ "reloaded": target, "changed": changed })))
-                    }
-                    Err(e) => {
-                        let mut failed = entry("failed:config.reload", &target);
-                        failed.reason = Some(e.to_string());
-                        audit_log::append(store.as_ref(), self.identity.pepper(), &failed)?;
-                        Ok(problem(
-                            StatusCode::UNPROCESSABLE_ENTITY,
-                            match e {
-                                ReloadError::Invalid(_) => "admin-invalid-config",
-                                ReloadError::RestartNeeded(_) => "admin-restart-needed",
-                            },
-                            e.to_string(),
-                        )
-                        .with_errors(e.messages()))
-                    }
-                })
-            }
-            _ => {
-                return problem(
-                    StatusCode::NOT_FOUND,
-                    "admin-not-found",
-                    "No such admin endpoint or method.",
-                );
-            }
-        };
-        if action != Action::Read && result.is_ok() {
+        let result = (endpoint.handler)(&request);
+        if action != Action::Read && matches!(result, Ok(Answer::Done(..))) {
             // This instance applies the change on its next request; others
             // hear of it through the store.
             let _ = self.identity.refresh();
-            let what = match (method.as_str(), segments.as_slice()) {
-                ("POST", ["apps"]) => Some(("app.create", text("name").unwrap_or_default())),
-                ("POST", ["apps", name, "disable"]) => Some(("app.disable", (*name).to_owned())),
-                ("POST", ["apps", name, "enable"]) => Some(("app.enable", (*name).to_owned())),
-                ("POST", ["apps", name, "keys"]) => Some(("key.issue", (*name).to_owned())),
-                ("POST", ["apps", name, "keys-rotate"]) => Some(("key.rotate", (*name).to_owned())),
-                ("POST", ["apps", name, "certs"]) => Some(("app.bind-cert", (*name).to_owned())),
-                ("POST", ["certs-unbind"]) => {
-                    Some(("app.unbind-cert", text("san").unwrap_or_default()))
-                }
-                ("DELETE", ["keys", id]) => Some(("key.revoke", (*id).to_owned())),
-                ("POST", ["admins"]) => Some(("admin.create", text("name").unwrap_or_default())),
-                _ => None,
-            };
-            if let Some((change, target)) = what {
+            if let Some((change, subject)) = endpoint.change {
+                let target = match subject {
+                    Subject::Param => param.to_owned(),
+                    Subject::Field(field) => request.text(field).unwrap_or_default(),
+                };
                 self.live.load().events.emit(SecurityEvent::account_change(
                     change,
                     &caller.name,
