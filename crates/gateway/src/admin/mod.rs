@@ -188,6 +188,31 @@ fn problem(status: StatusCode, code: &'static str, detail: impl Into<String>) ->
     })
 }
 
+/// The path below `/admin/v1/` (or `/metrics`), segment by segment,
+/// percent-decoded: names travel percent-encoded in the path.
+fn segments(path: &str) -> Result<Vec<String>, Answer> {
+    let rest = if path == "/metrics" {
+        Some("metrics")
+    } else {
+        path.strip_prefix("/admin/v1/")
+    };
+    let Some(rest) = rest else {
+        return Err(problem(
+            StatusCode::NOT_FOUND,
+            "admin-not-found",
+            "No admin endpoint here; the admin API lives under /admin/v1/.",
+        ));
+    };
+    Ok(rest
+        .split('/')
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect())
+}
+
 fn no_such_endpoint() -> Answer {
     problem(
         StatusCode::NOT_FOUND,
@@ -284,40 +309,13 @@ impl AdminPlane {
     ) -> Answer {
         let path = parts.uri.path();
         let method = &parts.method;
-        if *method == Method::GET && path == "/healthz" {
-            return Answer::Done(StatusCode::OK, json!({ "status": "alive" }));
+        if let Some(answer) = self.probe(method, path) {
+            return answer;
         }
-        if *method == Method::GET && path == "/readyz" {
-            return match self.identity.store().apps() {
-                Ok(_) => Answer::Done(StatusCode::OK, json!({ "status": "ready" })),
-                Err(_) => problem(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "admin-not-ready",
-                    "The store does not answer.",
-                ),
-            };
-        }
-        let rest = if path == "/metrics" {
-            Some("metrics")
-        } else {
-            path.strip_prefix("/admin/v1/")
+        let decoded = match segments(path) {
+            Ok(d) => d,
+            Err(answer) => return answer,
         };
-        let Some(rest) = rest else {
-            return problem(
-                StatusCode::NOT_FOUND,
-                "admin-not-found",
-                "No admin endpoint here; the admin API lives under /admin/v1/.",
-            );
-        };
-        // Names travel percent-encoded in the path.
-        let decoded: Vec<String> = rest
-            .split('/')
-            .map(|s| {
-                percent_encoding::percent_decode_str(s)
-                    .decode_utf8_lossy()
-                    .into_owned()
-            })
-            .collect();
         let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
         let found = endpoints::find(method.as_str(), &segments);
         // Reads of an unknown path are authenticated first, like every
@@ -381,23 +379,48 @@ impl AdminPlane {
         };
         let result = (endpoint.handler)(&request);
         if action != Action::Read && matches!(result, Ok(Answer::Done(..))) {
-            // This instance applies the change on its next request; others
-            // hear of it through the store.
-            let _ = self.identity.refresh();
-            if let Some((change, subject)) = endpoint.change {
-                let target = match subject {
-                    Subject::Param => param.to_owned(),
-                    Subject::Field(field) => request.text(field).unwrap_or_default(),
-                };
-                self.live.load().events.emit(SecurityEvent::account_change(
-                    change,
-                    &caller.name,
-                    &target,
-                    correlation_id,
-                ));
-            }
+            self.changed(&request, endpoint);
         }
         result.unwrap_or_else(|e| store_problem(&e))
+    }
+
+    /// The orchestrator's probes: `/healthz` (the process answers) and
+    /// `/readyz` (the store answers); `None` for any other request.
+    fn probe(&self, method: &Method, path: &str) -> Option<Answer> {
+        if *method != Method::GET {
+            return None;
+        }
+        match path {
+            "/healthz" => Some(Answer::Done(StatusCode::OK, json!({ "status": "alive" }))),
+            "/readyz" => Some(match self.identity.store().apps() {
+                Ok(_) => Answer::Done(StatusCode::OK, json!({ "status": "ready" })),
+                Err(_) => problem(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "admin-not-ready",
+                    "The store does not answer.",
+                ),
+            }),
+            _ => None,
+        }
+    }
+
+    /// After a change: this instance applies it on its next request
+    /// (others hear of it through the store), and the endpoint's
+    /// account-change event, if any, names the caller and the target.
+    fn changed(&self, request: &Request<'_>, endpoint: &endpoints::Endpoint) {
+        let _ = self.identity.refresh();
+        if let Some((change, subject)) = endpoint.change {
+            let target = match subject {
+                Subject::Param => request.param.to_owned(),
+                Subject::Field(field) => request.text(field).unwrap_or_default(),
+            };
+            self.live.load().events.emit(SecurityEvent::account_change(
+                change,
+                &request.caller.name,
+                &target,
+                request.correlation_id,
+            ));
+        }
     }
 
     /// The administrator of a request: by admin token when one is sent,
