@@ -324,28 +324,15 @@ impl Gateway {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let max = self.state.limits.max_connections;
         let http = Arc::new(listener::http_builders(&self.state.limits));
-        let mut addrs = Vec::new();
-        let mut bound = Vec::new();
-        for (index, l) in self.listeners.into_iter().enumerate() {
-            let socket = tokio::net::TcpListener::bind(l.bind)
-                .await
-                .map_err(|source| BuildError::Bind {
-                    index,
-                    addr: l.bind,
-                    source,
-                })?;
-            let addr = socket.local_addr().map_err(|source| BuildError::Bind {
-                index,
-                addr: l.bind,
-                source,
-            })?;
-            addrs.push((l.name.to_string(), addr));
-            bound.push((socket, l));
-        }
+        let (addrs, bound) = bind_listeners(self.listeners).await?;
+        let mut started = Started {
+            addrs,
+            tasks: Vec::new(),
+            shutdown: shutdown_rx,
+        };
         if let Some(identity) = &self.state.identity {
             identity.spawn_jwks_refresh();
         }
-        let mut tasks = Vec::new();
         let live: Live = Arc::new(arc_swap::ArcSwap::new(self.state.clone()));
         let reloader = self.source.map(|source| {
             Arc::new(reload::Reloader::new(
@@ -363,36 +350,12 @@ impl Gateway {
             ))
         });
         if let Some(r) = &reloader {
-            tasks.push(tokio::spawn(reload::on_hangup(
-                r.clone(),
-                shutdown_rx.clone(),
-            )));
+            started.spawn(reload::on_hangup(r.clone(), started.shutdown.clone()));
         }
-        if let Some(attestor) = &self.state.attestor {
-            tasks.push(tokio::spawn(identity::context_token::rotate_keys(
-                attestor.clone(),
-                self.state.events.clone(),
-                shutdown_rx.clone(),
-            )));
-            if let Some(bind) = self.config.context_token.as_ref().and_then(|c| c.jwks_bind) {
-                let socket = tokio::net::TcpListener::bind(bind)
-                    .await
-                    .map_err(|source| BuildError::JwksBind { addr: bind, source })?;
-                let addr = socket
-                    .local_addr()
-                    .map_err(|source| BuildError::JwksBind { addr: bind, source })?;
-                tracing::info!(%addr, "serving the context-token JWKS");
-                addrs.push(("jwks".to_owned(), addr));
-                tasks.push(tokio::spawn(identity::context_token::serve_jwks(
-                    attestor.clone(),
-                    socket,
-                    shutdown_rx.clone(),
-                )));
-            }
-        }
-        let admin = match (&self.config.admin, &self.state.identity) {
+        start_context_token(&mut started, &self.state, &self.config).await?;
+        let plane = match (&self.config.admin, &self.state.identity) {
             (Some(listen), Some(identity)) => Some((
-                listen.clone(),
+                listen,
                 Arc::new(admin::AdminPlane::new(
                     identity.view().clone(),
                     live.clone(),
@@ -402,77 +365,10 @@ impl Gateway {
             )),
             _ => None,
         };
-        if let Some((listen, plane)) = admin {
-            let at = |source| BuildError::AdminBind {
-                at: match &listen {
-                    portcullis_config::AdminListen::Tcp(a)
-                    | portcullis_config::AdminListen::MutualTls { addr: a, .. } => a.to_string(),
-                    portcullis_config::AdminListen::Unix(p) => p.display().to_string(),
-                },
-                source,
-            };
-            match &listen {
-                portcullis_config::AdminListen::Tcp(addr)
-                | portcullis_config::AdminListen::MutualTls { addr, .. } => {
-                    let socket = tokio::net::TcpListener::bind(addr).await.map_err(at)?;
-                    let addr = socket.local_addr().map_err(at)?;
-                    tracing::info!(%addr, mutual_tls = self.admin_tls.is_some(), "admin plane listening");
-                    addrs.push(("admin".to_owned(), addr));
-                    tasks.push(tokio::spawn(admin::serve(
-                        plane,
-                        socket,
-                        self.admin_tls.clone(),
-                        shutdown_rx.clone(),
-                    )));
-                }
-                portcullis_config::AdminListen::Unix(path) => {
-                    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-                    // A socket left by an earlier run; anything else is not ours to remove.
-                    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
-                        let _ = std::fs::remove_file(path);
-                    }
-                    let socket = tokio::net::UnixListener::bind(path).map_err(at)?;
-                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-                        .map_err(at)?;
-                    tracing::info!(path = %path.display(), "admin plane listening");
-                    tasks.push(tokio::spawn(admin::serve(
-                        plane,
-                        socket,
-                        None,
-                        shutdown_rx.clone(),
-                    )));
-                }
-            }
+        if let Some((listen, plane)) = plane {
+            start_admin(&mut started, listen, plane, self.admin_tls.as_ref()).await?;
         }
-        let listeners_with_crls: Vec<Arc<dyn tls::clientauth::CrlHolder>> = bound
-            .iter()
-            .filter_map(|(_, l)| match &l.kind {
-                PreparedKind::Tls(t) => Some(t.clone() as Arc<dyn tls::clientauth::CrlHolder>),
-                _ => None,
-            })
-            .chain(
-                self.admin_tls
-                    .iter()
-                    .map(|t| t.clone() as Arc<dyn tls::clientauth::CrlHolder>),
-            )
-            .collect();
-        let crl_live = live.clone();
-        tasks.push(tokio::spawn(tls::clientauth::watch_crls(
-            move || {
-                let mut holders = listeners_with_crls.clone();
-                holders.extend(
-                    crl_live
-                        .load()
-                        .upstreams
-                        .iter()
-                        .filter(|u| u.has_crls())
-                        .map(|u| u.clone() as Arc<dyn tls::clientauth::CrlHolder>),
-                );
-                holders
-            },
-            self.state.events.clone(),
-            shutdown_rx.clone(),
-        )));
+        watch_crls(&mut started, &bound, self.admin_tls.as_ref(), &live);
         // One connection cap per listener, so that connections held on one
         // (say the plaintext redirect port) cannot starve another.
         let mut connections = Vec::new();
@@ -487,22 +383,171 @@ impl Gateway {
                 connections: cap,
                 clients: listener::ClientCaps::new(&self.state.limits),
             };
-            tasks.push(tokio::spawn(listener::accept_loop(
-                socket,
-                accepting,
-                shutdown_rx.clone(),
-            )));
+            let shutdown = started.shutdown.clone();
+            started.spawn(listener::accept_loop(socket, accepting, shutdown));
         }
         Ok(RunningGateway {
-            addrs,
+            addrs: started.addrs,
             live,
             reloader,
             shutdown_tx,
-            tasks,
+            tasks: started.tasks,
             connections,
             max_connections: max,
         })
     }
+}
+
+/// What starting collects: the bound addresses by name and the spawned
+/// tasks, all stopped by one shutdown signal.
+struct Started {
+    addrs: Vec<(String, SocketAddr)>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Started {
+    fn spawn(&mut self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.tasks.push(tokio::spawn(task));
+    }
+}
+
+type Bound = Vec<(tokio::net::TcpListener, PreparedListener)>;
+
+/// Binds every data-plane listener before anything is served, so that one
+/// failed bind stops the start; the addresses by listener name.
+async fn bind_listeners(
+    listeners: Vec<PreparedListener>,
+) -> Result<(Vec<(String, SocketAddr)>, Bound), BuildError> {
+    let mut addrs = Vec::new();
+    let mut bound = Vec::new();
+    for (index, l) in listeners.into_iter().enumerate() {
+        let failed = |source| BuildError::Bind {
+            index,
+            addr: l.bind,
+            source,
+        };
+        let socket = tokio::net::TcpListener::bind(l.bind)
+            .await
+            .map_err(failed)?;
+        let addr = socket.local_addr().map_err(failed)?;
+        addrs.push((l.name.to_string(), addr));
+        bound.push((socket, l));
+    }
+    Ok((addrs, bound))
+}
+
+/// The context token's key rotation and, when configured, its JWKS listener.
+async fn start_context_token(
+    started: &mut Started,
+    state: &State,
+    config: &Config,
+) -> Result<(), BuildError> {
+    let Some(attestor) = &state.attestor else {
+        return Ok(());
+    };
+    let shutdown = started.shutdown.clone();
+    started.spawn(identity::context_token::rotate_keys(
+        attestor.clone(),
+        state.events.clone(),
+        shutdown,
+    ));
+    if let Some(bind) = config.context_token.as_ref().and_then(|c| c.jwks_bind) {
+        let failed = |source| BuildError::JwksBind { addr: bind, source };
+        let socket = tokio::net::TcpListener::bind(bind).await.map_err(failed)?;
+        let addr = socket.local_addr().map_err(failed)?;
+        tracing::info!(%addr, "serving the context-token JWKS");
+        started.addrs.push(("jwks".to_owned(), addr));
+        let shutdown = started.shutdown.clone();
+        started.spawn(identity::context_token::serve_jwks(
+            attestor.clone(),
+            socket,
+            shutdown,
+        ));
+    }
+    Ok(())
+}
+
+/// The admin plane on its own listener: loopback TCP, mutual TLS, or a
+/// unix socket (mode 0600).
+async fn start_admin(
+    started: &mut Started,
+    listen: &portcullis_config::AdminListen,
+    plane: Arc<admin::AdminPlane>,
+    admin_tls: Option<&Arc<tls::clientauth::TlsListener>>,
+) -> Result<(), BuildError> {
+    let at = |source| BuildError::AdminBind {
+        at: match listen {
+            portcullis_config::AdminListen::Tcp(a)
+            | portcullis_config::AdminListen::MutualTls { addr: a, .. } => a.to_string(),
+            portcullis_config::AdminListen::Unix(p) => p.display().to_string(),
+        },
+        source,
+    };
+    let shutdown = started.shutdown.clone();
+    match listen {
+        portcullis_config::AdminListen::Tcp(addr)
+        | portcullis_config::AdminListen::MutualTls { addr, .. } => {
+            let socket = tokio::net::TcpListener::bind(addr).await.map_err(at)?;
+            let addr = socket.local_addr().map_err(at)?;
+            tracing::info!(%addr, mutual_tls = admin_tls.is_some(), "admin plane listening");
+            started.addrs.push(("admin".to_owned(), addr));
+            started.spawn(admin::serve(plane, socket, admin_tls.cloned(), shutdown));
+        }
+        portcullis_config::AdminListen::Unix(path) => {
+            use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+            // A socket left by an earlier run; anything else is not ours to remove.
+            if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
+                let _ = std::fs::remove_file(path);
+            }
+            let socket = tokio::net::UnixListener::bind(path).map_err(at)?;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(at)?;
+            tracing::info!(path = %path.display(), "admin plane listening");
+            started.spawn(admin::serve(plane, socket, None, shutdown));
+        }
+    }
+    Ok(())
+}
+
+/// Watches the CRL files of every TLS listener (admin included) and of the
+/// upstreams in force, whatever a reload changes (TLS-01).
+fn watch_crls(
+    started: &mut Started,
+    bound: &Bound,
+    admin_tls: Option<&Arc<tls::clientauth::TlsListener>>,
+    live: &Live,
+) {
+    let listeners_with_crls: Vec<Arc<dyn tls::clientauth::CrlHolder>> = bound
+        .iter()
+        .filter_map(|(_, l)| match &l.kind {
+            PreparedKind::Tls(t) => Some(t.clone() as Arc<dyn tls::clientauth::CrlHolder>),
+            _ => None,
+        })
+        .chain(
+            admin_tls
+                .into_iter()
+                .map(|t| t.clone() as Arc<dyn tls::clientauth::CrlHolder>),
+        )
+        .collect();
+    let crl_live = live.clone();
+    let events = live.load().events.clone();
+    let shutdown = started.shutdown.clone();
+    started.spawn(tls::clientauth::watch_crls(
+        move || {
+            let mut holders = listeners_with_crls.clone();
+            holders.extend(
+                crl_live
+                    .load()
+                    .upstreams
+                    .iter()
+                    .filter(|u| u.has_crls())
+                    .map(|u| u.clone() as Arc<dyn tls::clientauth::CrlHolder>),
+            );
+            holders
+        },
+        events,
+        shutdown,
+    ));
 }
 
 /// A gateway that is serving.
