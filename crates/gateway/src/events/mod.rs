@@ -448,6 +448,83 @@ impl Write for RotatingFile {
     }
 }
 
+/// The remote sinks configured (syslog, HTTP), each shipped from the spool.
+fn remote_sinks(config: &portcullis_config::Events) -> std::io::Result<Vec<Box<dyn spool::Sink>>> {
+    let mut sinks: Vec<Box<dyn spool::Sink>> = Vec::new();
+    if let Some(s) = &config.syslog {
+        sinks.push(Box::new(
+            spool::SyslogSink::new(s).map_err(std::io::Error::other)?,
+        ));
+    }
+    if let Some(h) = &config.http {
+        sinks.push(Box::new(
+            spool::HttpSink::new(h).map_err(std::io::Error::other)?,
+        ));
+    }
+    Ok(sinks)
+}
+
+/// The writer thread: batches what is queued, folds floods into summaries,
+/// says how many events were lost, appends to the spool (collecting it
+/// once a second) and writes every line to the file and stdout.
+fn write_events(
+    rx: &mpsc::Receiver<Queued>,
+    writer_lost: &AtomicU64,
+    mut spool: Option<&mut spool::SpoolWriter>,
+    out: &mut [Box<dyn Write + Send>],
+) {
+    let mut last_collect = std::time::Instant::now();
+    let mut dropped = 0u64;
+    let mut floods = Floods::default();
+    loop {
+        let mut batch = match rx.recv_timeout(FLOOD_WINDOW) {
+            Ok(first) => floods.admit(first),
+            Err(mpsc::RecvTimeoutError::Timeout) => Vec::new(),
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        for queued in rx.try_iter() {
+            batch.extend(floods.admit(queued));
+        }
+        batch.extend(floods.summaries());
+        if batch.is_empty() {
+            continue;
+        }
+        dropped += writer_lost.swap(0, Ordering::Relaxed);
+        if dropped > 0 {
+            let e = SecurityEvent::operational(
+                "events-dropped",
+                Severity::High,
+                &format!(
+                    "{dropped} security events were dropped (spool over its size bound, or the writer fell behind)"
+                ),
+            );
+            if let Ok(line) = serde_json::to_string(&e) {
+                batch.push((e.severity_id, line));
+            }
+            dropped = 0;
+        }
+        if let Some(spool) = spool.as_deref_mut() {
+            if let Err(e) = spool.append(&batch) {
+                tracing::error!(error = %e, "cannot append to the event spool");
+            }
+            if last_collect.elapsed() >= std::time::Duration::from_secs(1) {
+                last_collect = std::time::Instant::now();
+                match spool.collect() {
+                    Ok(n) => dropped += n,
+                    Err(e) => tracing::error!(error = %e, "cannot collect the event spool"),
+                }
+            }
+        }
+        for w in out.iter_mut() {
+            for (_, l) in &batch {
+                let _ = w.write_all(l.as_bytes());
+                let _ = w.write_all(b"\n");
+            }
+            let _ = w.flush();
+        }
+    }
+}
+
 impl EventSink {
     /// Starts the writer thread for the configured destinations: the spool
     /// first (when remote sinks are configured), then the file and stdout;
@@ -455,17 +532,7 @@ impl EventSink {
     pub fn start(config: &portcullis_config::Events) -> std::io::Result<Self> {
         let (tap, _) = broadcast::channel(1024);
         let lost = Arc::new(AtomicU64::new(0));
-        let mut sinks: Vec<Box<dyn spool::Sink>> = Vec::new();
-        if let Some(s) = &config.syslog {
-            sinks.push(Box::new(
-                spool::SyslogSink::new(s).map_err(std::io::Error::other)?,
-            ));
-        }
-        if let Some(h) = &config.http {
-            sinks.push(Box::new(
-                spool::HttpSink::new(h).map_err(std::io::Error::other)?,
-            ));
-        }
+        let sinks = remote_sinks(config)?;
         let mut spool = config
             .spool
             .as_ref()
@@ -500,56 +567,7 @@ impl EventSink {
         let writer_lost = lost.clone();
         std::thread::Builder::new()
             .name("portcullis-events".into())
-            .spawn(move || {
-                let mut last_collect = std::time::Instant::now();
-                let mut dropped = 0u64;
-                let mut floods = Floods::default();
-                loop {
-                    let mut batch = match rx.recv_timeout(FLOOD_WINDOW) {
-                        Ok(first) => floods.admit(first),
-                        Err(mpsc::RecvTimeoutError::Timeout) => Vec::new(),
-                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                    };
-                    for queued in rx.try_iter() {
-                        batch.extend(floods.admit(queued));
-                    }
-                    batch.extend(floods.summaries());
-                    if batch.is_empty() {
-                        continue;
-                    }
-                    dropped += writer_lost.swap(0, Ordering::Relaxed);
-                    if dropped > 0 {
-                        let e = SecurityEvent::operational(
-                            "events-dropped",
-                            Severity::High,
-                            &format!("{dropped} security events were dropped (spool over its size bound, or the writer fell behind)"),
-                        );
-                        if let Ok(line) = serde_json::to_string(&e) {
-                            batch.push((e.severity_id, line));
-                        }
-                        dropped = 0;
-                    }
-                    if let Some(spool) = &mut spool {
-                        if let Err(e) = spool.append(&batch) {
-                            tracing::error!(error = %e, "cannot append to the event spool");
-                        }
-                        if last_collect.elapsed() >= std::time::Duration::from_secs(1) {
-                            last_collect = std::time::Instant::now();
-                            match spool.collect() {
-                                Ok(n) => dropped += n,
-                                Err(e) => tracing::error!(error = %e, "cannot collect the event spool"),
-                            }
-                        }
-                    }
-                    for w in &mut out {
-                        for (_, l) in &batch {
-                            let _ = w.write_all(l.as_bytes());
-                            let _ = w.write_all(b"\n");
-                        }
-                        let _ = w.flush();
-                    }
-                }
-            })?;
+            .spawn(move || write_events(&rx, &writer_lost, spool.as_mut(), &mut out))?;
         let stop = Arc::new(AtomicBool::new(false));
         let this = Self {
             writer: Some(tx),
