@@ -102,16 +102,7 @@ pub async fn response(
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    let plan = match &route.contract {
-        Some(op) => op.response_plan(status, content_type),
-        None => match content_type.and_then(MediaRange::parse) {
-            Some(m) if !m.is_textual() => ResponsePlan::Stream,
-            m => ResponsePlan::Inspect {
-                json: m.is_some_and(|m| m.is_json()),
-                spec: None,
-            },
-        },
-    };
+    let plan = plan(route, status, content_type);
     // An undeclared answer of a classified operation is read (bounded) only
     // so that a stack trace in it is reported as such; it never passes.
     let (json, spec, undeclared) = match plan {
@@ -128,22 +119,7 @@ pub async fn response(
             "encoded response body cannot be inspected",
         ));
     }
-    let bytes = match tokio::time::timeout(
-        read_timeout,
-        collect_within(Limited::new(body, max_bytes), buffered),
-    )
-    .await
-    {
-        Err(_) => return Err(Rejection::UpstreamTimeout),
-        Ok(Err(Collect::Refused(r))) => return Err(r),
-        Ok(Err(Collect::Body(e))) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            return Err(Rejection::UpstreamContract(
-                "response larger than limits.max_response_bytes",
-            ));
-        }
-        Ok(Err(Collect::Body(e))) => return Err(Rejection::UpstreamUnavailable(e.to_string())),
-        Ok(Ok(b)) => b,
-    };
+    let bytes = read_bounded(body, (max_bytes, read_timeout), buffered).await?;
     let text = String::from_utf8_lossy(&bytes);
     if sensitive::looks_like_stack_trace(&text) {
         return Err(Rejection::UpstreamStackTrace);
@@ -190,6 +166,43 @@ pub async fn response(
     }
     headers.remove(header::CONTENT_LENGTH);
     Ok(Either::Left(Full::new(out)))
+}
+
+/// What stage 11 does with a body: stream it, or read it to inspect it.
+fn plan<'o>(route: &'o RouteInfo, status: u16, content_type: Option<&str>) -> ResponsePlan<'o> {
+    match &route.contract {
+        Some(op) => op.response_plan(status, content_type),
+        None => match content_type.and_then(MediaRange::parse) {
+            Some(m) if !m.is_textual() => ResponsePlan::Stream,
+            m => ResponsePlan::Inspect {
+                json: m.is_some_and(|m| m.is_json()),
+                spec: None,
+            },
+        },
+    }
+}
+
+/// The whole upstream body, within `limits.max_response_bytes`, the read
+/// timeout and the buffering budget.
+async fn read_bounded(
+    body: Incoming,
+    (max_bytes, read_timeout): (usize, std::time::Duration),
+    buffered: &mut crate::listener::buffer::BufferShare,
+) -> Result<Bytes, Rejection> {
+    match tokio::time::timeout(
+        read_timeout,
+        collect_within(Limited::new(body, max_bytes), buffered),
+    )
+    .await
+    {
+        Err(_) => Err(Rejection::UpstreamTimeout),
+        Ok(Err(Collect::Refused(r))) => Err(r),
+        Ok(Err(Collect::Body(e))) if e.downcast_ref::<LengthLimitError>().is_some() => Err(
+            Rejection::UpstreamContract("response larger than limits.max_response_bytes"),
+        ),
+        Ok(Err(Collect::Body(e))) => Err(Rejection::UpstreamUnavailable(e.to_string())),
+        Ok(Ok(b)) => Ok(b),
+    }
 }
 
 enum Collect {
