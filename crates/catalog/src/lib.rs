@@ -134,6 +134,28 @@ mod tests {
     use std::collections::BTreeSet;
     use std::path::{Path, PathBuf};
 
+    /// Every `.rs` file under a crate's `src/`.
+    fn workspace_sources() -> Vec<PathBuf> {
+        fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
+            for e in std::fs::read_dir(dir).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    sources(&p, out);
+                } else if p.extension().is_some_and(|x| x == "rs") {
+                    out.push(p);
+                }
+            }
+        }
+        let mut files = Vec::new();
+        for krate in std::fs::read_dir(root().join("crates")).unwrap().flatten() {
+            let src = krate.path().join("src");
+            if src.is_dir() {
+                sources(&src, &mut files);
+            }
+        }
+        files
+    }
+
     fn root() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
     }
@@ -221,26 +243,10 @@ mod tests {
     /// every implemented or partial control has at least one.
     #[test]
     fn modules_are_exactly_those_whose_headers_name_the_id() {
-        fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
-            for e in std::fs::read_dir(dir).unwrap().flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    sources(&p, out);
-                } else if p.extension().is_some_and(|x| x == "rs") {
-                    out.push(p);
-                }
-            }
-        }
         let c = Catalog::load();
         let known: BTreeSet<&str> = c.control.iter().map(|c| c.id.as_str()).collect();
         let mut named = std::collections::BTreeMap::<String, BTreeSet<String>>::new();
-        let mut files = Vec::new();
-        for krate in std::fs::read_dir(root().join("crates")).unwrap().flatten() {
-            let src = krate.path().join("src");
-            if src.is_dir() {
-                sources(&src, &mut files);
-            }
-        }
+        let files = workspace_sources();
         for f in files {
             let text = std::fs::read_to_string(&f).unwrap();
             let header: String = text
@@ -271,6 +277,39 @@ mod tests {
                 "{} is {} but no module's header names it",
                 ctl.id,
                 ctl.status.as_str()
+            );
+        }
+    }
+
+    /// No source file is over 800 lines outside its tests, except those
+    /// still listed here to be split (issue 19); a listed file that got
+    /// under the bound must leave the list.
+    #[test]
+    fn source_files_stay_under_800_lines() {
+        const STILL_OVER: &[&str] = &[
+            "crates/audit/src/probe.rs",
+            "crates/audit/src/spec.rs",
+            "crates/config/src/lib.rs",
+            "crates/config/src/schema.rs",
+            "crates/contract/src/operation.rs",
+            "crates/portcullis/src/main.rs",
+            "crates/portcullis/src/quickstart.rs",
+            "crates/testkit/src/lib.rs",
+        ];
+        let files = workspace_sources();
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap();
+            let code = text.split("\n#[cfg(test)]\nmod tests").next().unwrap_or("");
+            let lines = code.lines().count();
+            let rel = f.strip_prefix(root()).unwrap().display().to_string();
+            let listed = STILL_OVER.contains(&rel.as_str());
+            assert!(
+                lines <= 800 || listed,
+                "{rel} has {lines} lines outside its tests: split it (at most 800)"
+            );
+            assert!(
+                lines > 800 || !listed,
+                "{rel} is down to {lines} lines: take it off STILL_OVER"
             );
         }
     }
