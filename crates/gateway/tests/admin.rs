@@ -601,15 +601,13 @@ async fn a_remote_admin_listener_is_mutual_tls_and_a_certificate_names_its_admin
 /// data plane's hardening headers, and its correlation id in both places.
 #[tokio::test]
 async fn admin_refusals_are_the_gateways_problem_with_its_hardening_headers() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let env = TestEnv::new().await;
     let (_gw, admin) = with_admin_plane(&env, ORDERS_API).await;
-    let mut c = tokio::net::TcpStream::connect(admin).await.unwrap();
-    c.write_all(b"POST /admin/v1/nothing HTTP/1.1\r\nHost: admin\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut raw = String::new();
-    c.read_to_string(&mut raw).await.unwrap();
+    let raw = portcullis_testkit::plain_exchange(
+        admin,
+        b"POST /admin/v1/nothing HTTP/1.1\r\nHost: admin\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    )
+    .await;
     let (head, body) = raw.split_once("\r\n\r\n").unwrap();
     let head = head.to_ascii_lowercase();
     assert!(head.starts_with("http/1.1 404"), "{raw}");

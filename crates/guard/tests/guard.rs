@@ -316,21 +316,14 @@ fn file_guard(_: std::net::SocketAddr, keys_dir: &std::path::Path) -> GuardConfi
 /// the key set itself may be cached for a minute.
 #[tokio::test]
 async fn the_jwks_listener_refuses_other_paths_like_the_gateway() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let s = setup("", url_guard).await;
     let raw = |path: &'static str| {
         let addr = s.jwks();
         async move {
-            let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
-            c.write_all(
-                format!("GET {path} HTTP/1.1\r\nHost: jwks\r\nConnection: close\r\n\r\n")
-                    .as_bytes(),
-            )
-            .await
-            .unwrap();
-            let mut out = String::new();
-            c.read_to_string(&mut out).await.unwrap();
-            out.to_ascii_lowercase()
+            let request = format!("GET {path} HTTP/1.1\r\nHost: jwks\r\nConnection: close\r\n\r\n");
+            portcullis_testkit::plain_exchange(addr, request.as_bytes())
+                .await
+                .to_ascii_lowercase()
         }
     };
     let other = raw("/admin/v1/apps").await;

@@ -542,6 +542,17 @@ impl TestGateway {
     }
 }
 
+/// Sends raw bytes on a fresh plaintext TCP connection to `addr` and
+/// returns everything answered until the connection closes (bounded).
+pub async fn plain_exchange(addr: SocketAddr, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// A token issuer for tests: an ES256 key, its JWKS file, and minting.
 pub struct TestIssuer {
     pub issuer: String,
