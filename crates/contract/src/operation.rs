@@ -1,5 +1,6 @@
 //! Operations compiled from the document, and the checks the gateway runs
-//! on each request and response of one (INPUT-04, INPUT-05, INPUT-07).
+//! on each request and response of one (INPUT-04, INPUT-05, INPUT-06:
+//! undeclared query parameters and headers, INPUT-07).
 
 use crate::document::escape;
 use crate::document::{Document, Version, deref, resolve_ref};

@@ -1,4 +1,4 @@
-//! Stage 10, upstream (AUTHN-11, DATA-02, DATA-05, AUTHN-09): the request
+//! Stage 10, upstream (AUTHN-11, DATA-02, DATA-05, AUTHN-09, INPUT-06): the request
 //! the backend receives, assembled only after every check has passed: the
 //! header set the contract declares, forwarding headers the gateway
 //! decides, the gateway-signed context token, then sent on the upstream's
