@@ -520,7 +520,7 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--reps", type=int, default=None)
     ap.add_argument("--scenarios", default="S0,S1,S2,S2c,S2m,S2mc,S5,S6,S7")
-    ap.add_argument("--binary", default=os.path.join(ROOT, "target/release/portcullis"))
+    ap.add_argument("--binary", default=os.path.join(ROOT, "target/dist/portcullis"))
     ap.add_argument("--json", default=None, help="also write raw results here")
     a = ap.parse_args()
     reps = a.reps or (1 if a.quick else 3)
