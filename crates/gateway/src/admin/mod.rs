@@ -546,13 +546,7 @@ fn respond(answer: Answer, correlation_id: &str, tls: bool) -> Response<Full<Byt
             r
         }
     };
-    let id = HeaderValue::from_str(correlation_id).unwrap_or(HeaderValue::from_static(""));
-    crate::pipeline::hardening::apply(
-        r.headers_mut(),
-        &[],
-        (&http::HeaderName::from_static(CORRELATION_HEADER), &id),
-        tls,
-    );
+    crate::pipeline::hardening::apply_own(r.headers_mut(), correlation_id, tls);
     r
 }
 

@@ -397,12 +397,9 @@ pub async fn serve_jwks(
                     } else {
                         Rejection::UnknownRoute.to_response(&correlation_id, "x-correlation-id")
                     };
-                    let id = HeaderValue::from_str(&correlation_id)
-                        .unwrap_or(HeaderValue::from_static(""));
-                    crate::pipeline::hardening::apply(
+                    crate::pipeline::hardening::apply_own(
                         response.headers_mut(),
-                        &[],
-                        (&http::HeaderName::from_static("x-correlation-id"), &id),
+                        &correlation_id,
                         false,
                     );
                     if found {

@@ -28,6 +28,20 @@ const BANNERS: [HeaderName; 6] = [
 const HSTS: HeaderValue = HeaderValue::from_static("max-age=31536000; includeSubDomains");
 const CSP: HeaderValue = HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'");
 
+/// [`apply`] for the gateway's own listeners (admin plane, context-token
+/// JWKS): nothing to remove, and the correlation id under
+/// `x-correlation-id`. An id that is not a valid header value (never one
+/// the gateway generated) is sent empty.
+pub fn apply_own(headers: &mut HeaderMap, correlation_id: &str, tls: bool) {
+    let id = HeaderValue::from_str(correlation_id).unwrap_or(HeaderValue::from_static(""));
+    apply(
+        headers,
+        &[],
+        (&HeaderName::from_static("x-correlation-id"), &id),
+        tls,
+    );
+}
+
 /// Applies the response hardening headers. `tls` says whether the response
 /// goes out over TLS (HSTS is only meaningful there).
 pub fn apply(
