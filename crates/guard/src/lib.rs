@@ -20,7 +20,7 @@
 //! Anything else gets a 401 problem (RFC 9457) and never reaches the
 //! handler. Handlers read the verified claims as [`GatewayContext`]
 //! (request extension, or axum extractor with the `axum` feature).
-
+#![cfg_attr(not(test), deny(clippy::too_many_lines))]
 #![forbid(unsafe_code)]
 
 use arc_swap::ArcSwap;

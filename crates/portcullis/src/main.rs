@@ -1,4 +1,5 @@
 //! `portcullis`: the gateway, its config checker and the quickstart demo.
+#![cfg_attr(not(test), deny(clippy::too_many_lines))]
 
 /// mimalloc: the request path allocates many small, short-lived objects
 /// (headers, JSON values); measured faster than the system allocator in

@@ -7,6 +7,7 @@
 //! let gw = env.gateway(ROUTES).start().await;
 //! let r = gw.get("/v1/orders").await;
 //! ```
+#![cfg_attr(not(test), deny(clippy::too_many_lines))]
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode};

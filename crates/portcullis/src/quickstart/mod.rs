@@ -6,13 +6,15 @@
 //! `portcullis run`; prints ready-to-paste `curl` commands and writes the
 //! same facts to `quickstart.json`. Ctrl-C or SIGTERM stops everything.
 
+use anyhow::Context;
 use bytes::Bytes;
+use examples::{Example, Step, cert_args, kill_switch_demo};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
-use portcullis_gateway::Gateway;
 use portcullis_gateway::dev::backend::{BackendServer, Handler};
-use portcullis_gateway::dev::pki::DevCa;
+use portcullis_gateway::dev::pki::{DevCa, Issued, IssuedFiles};
 use portcullis_gateway::files::write_private;
+use portcullis_gateway::{Gateway, RunningGateway};
 use serde::Serialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -20,32 +22,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-const OPENAPI: &str = include_str!("../demo/orders-openapi.yaml");
+mod examples;
 
-#[derive(Serialize)]
-struct Example {
-    name: &'static str,
-    method: &'static str,
-    path: &'static str,
-    headers: Vec<[String; 2]>,
-    body: Option<&'static str>,
-    /// `Content-Type` of `body`.
-    content_type: &'static str,
-    expected_status: u16,
-    /// Text the response body contains (a pointer, a redaction mark).
-    expect_in_body: Option<&'static str>,
-    /// `[certificate, key]` files presented as the TLS client certificate.
-    client_certificate: Option<[PathBuf; 2]>,
-    curl: String,
-}
-
-/// One printed command and the status it gives.
-#[derive(Serialize)]
-struct Step {
-    what: &'static str,
-    curl: String,
-    expected_status: u16,
-}
+const OPENAPI: &str = include_str!("../../demo/orders-openapi.yaml");
 
 #[derive(Serialize)]
 struct Facts {
@@ -196,116 +175,35 @@ fn demo_operator(identity_dir: &Path) -> anyhow::Result<String> {
     )?)
 }
 
-/// Disable the demo application, see its 403, enable it, see a 200.
-fn kill_switch_demo(
-    admin: &str,
-    operator: &str,
-    ca: &Path,
-    base: &str,
-    api_key: &str,
-    token: &str,
-) -> Vec<Step> {
-    let switch = |verb: &str| {
-        format!(
-            "curl -sS -i -X POST -H 'Authorization: Bearer {operator}' -H 'Content-Type: application/json' -d '{{\"reason\":\"quickstart demo\"}}' '{admin}/admin/v1/apps/{DEMO_APP}/{verb}'"
-        )
-    };
-    let call = format!(
-        "curl -sS -i --cacert {} -H 'X-API-Key: {api_key}' -H 'Authorization: Bearer {token}' '{base}/v1/orders/1001'",
-        ca.display()
-    );
-    vec![
-        Step {
-            what: "an operator switches the demo application off",
-            curl: switch("disable"),
-            expected_status: 200,
-        },
-        Step {
-            what: "its next request is refused",
-            curl: call.clone(),
-            expected_status: 403,
-        },
-        Step {
-            what: "the operator switches it on again",
-            curl: switch("enable"),
-            expected_status: 200,
-        },
-        Step {
-            what: "served again",
-            curl: call,
-            expected_status: 200,
-        },
-    ]
+/// The demo's files: development PKI, OpenAPI document, identity.
+struct DemoFiles {
+    data_dir: PathBuf,
+    ca: DevCa,
+    ca_path: PathBuf,
+    gateway: IssuedFiles,
+    upstream: Issued,
+    openapi: PathBuf,
+    identity_dir: PathBuf,
+    jwks_path: PathBuf,
+    api_key: String,
+    token: String,
+    token_read_only: String,
+    token_to_revoke: String,
+    gateway_client: IssuedFiles,
+    demo_client: IssuedFiles,
 }
 
 async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
-    use anyhow::Context;
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("creating {}", data_dir.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))?;
-    }
-    let data_dir = data_dir.canonicalize()?;
-    let pki = data_dir.join("pki");
-    std::fs::create_dir_all(&pki)?;
-
-    // Development PKI: a fresh CA on every start, clearly labelled.
-    let ca = DevCa::new("Portcullis Quickstart Development CA")?;
-    let ca_path = pki.join("ca.pem");
-    std::fs::write(&ca_path, ca.cert_pem())?;
-    // The CA's (empty) revocation list, named by its certificates' CRL distribution point.
-    std::fs::write(
-        pki.join("ca.crl"),
-        ca.crl(
-            &[],
-            time::OffsetDateTime::now_utc() + time::Duration::days(7),
-        )?,
-    )?;
-    let gw = ca.issue_to(&pki, "gateway", &GATEWAY_NAMES, false)?;
-    let upstream = ca.issue(&["orders.internal"], false)?;
-    std::fs::write(pki.join("orders-backend.pem"), &upstream.cert_pem)?;
-    write_private(&pki.join("orders-backend.key"), upstream.key_pem.as_bytes())?;
-
-    let openapi = data_dir.join("orders-openapi.yaml");
-    std::fs::write(&openapi, OPENAPI)?;
-
-    // Identity: the demo application's key and the demo issuer's tokens.
-    let identity_dir = data_dir.join("identity");
-    let api_key = demo_app_key(&identity_dir)?;
-    let (_, jwks_path) = demo_issuer(&data_dir.join("demo-issuer"))?;
-    let token = mint_demo_token(&data_dir, "demo-user", "orders:read orders:write")?;
-    let token_read_only = mint_demo_token(&data_dir, "demo-user", "orders:read")?;
-    let token_to_revoke = mint_demo_token(&data_dir, "demo-user-2", "orders:read orders:write")?;
-
+    let files = DemoFiles::create(data_dir)?;
     // The demo backend: TLS on loopback, client certificates from the
     // development CA required, and behind the guard: a request without the
     // gateway's certificate and a context token minted for it is refused
     // (AUTHN-10, AUTHN-12). The guard needs the gateway's JWKS address, so
     // it is installed once the gateway runs.
-    let gateway_client = ca.issue_to(&pki, "gateway-client", &[GATEWAY_CLIENT_SAN], true)?;
-    let demo_client = ca.issue_to(&pki, "demo-app-client", &[DEMO_APP_SAN], true)?;
     let guarded: Arc<std::sync::OnceLock<Handler>> = Arc::default();
-    let backend = BackendServer::start(
-        "127.0.0.1:0".parse()?,
-        portcullis_gateway::dev::backend::mtls_from_pem(
-            &ca.cert_pem(),
-            &upstream.cert_pem,
-            &upstream.key_pem,
-        )?,
-        {
-            let guarded = guarded.clone();
-            Arc::new(move |req, peer| match guarded.get() {
-                Some(h) => h(req, peer),
-                None => Box::pin(async { portcullis_guard::refusal_response::<Full<Bytes>>() }),
-            })
-        },
-    )
-    .await?;
-
-    let events = data_dir.join("events.jsonl");
-    let config_path = data_dir.join("gateway.yaml");
+    let backend = start_backend(&files, guarded.clone()).await?;
+    let events = files.data_dir.join("events.jsonl");
+    let config_path = files.data_dir.join("gateway.yaml");
     std::fs::write(
         &config_path,
         gateway_yaml(&GatewayFiles {
@@ -314,316 +212,248 @@ async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
                 .local_addr()?
                 .port(),
             backend: backend.addr,
-            cert: &gw.cert,
-            key: &gw.key,
-            ca: &ca_path,
+            cert: &files.gateway.cert,
+            key: &files.gateway.key,
+            ca: &files.ca_path,
             events: &events,
-            identity: &identity_dir,
-            jwks: &jwks_path,
-            openapi: &openapi,
-            client: &gateway_client,
+            identity: &files.identity_dir,
+            jwks: &files.jwks_path,
+            openapi: &files.openapi,
+            client: &files.gateway_client,
         }),
     )?;
-    // Same path as `portcullis run`: load, validate, build.
-    let config = portcullis_config::load(&config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let running = match Gateway::build(&config)?
-        .reloadable_from(&config_path)
+    let running = start_gateway(&config_path).await?;
+    let jwks_url = format!(
+        "http://{}/.well-known/jwks.json",
+        running.addr("jwks").context("JWKS listener")?
+    );
+    guarded
+        .set(guard_handler(&jwks_url).await?)
+        .map_err(|_| anyhow::anyhow!("guard installed twice"))?;
+    let facts = files.facts(
+        &running,
+        Paths {
+            config: &config_path,
+            events: &events,
+            jwks_url: &jwks_url,
+            backend: backend.addr,
+        },
+    )?;
+    let json_path = files.data_dir.join("quickstart.json");
+    let tmp = files.data_dir.join("quickstart.json.tmp");
+    write_private(&tmp, serde_json::to_string_pretty(&facts)?.as_bytes())?;
+    std::fs::rename(&tmp, &json_path)?;
+    print_banner(&facts, &json_path, &files.demo_client);
+
+    crate::wait_for_stop().await;
+    println!("stopping");
+    running.shutdown(Duration::from_secs(5)).await;
+    backend.stop().await;
+    Ok(())
+}
+
+impl DemoFiles {
+    fn create(data_dir: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("creating {}", data_dir.display()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        let data_dir = data_dir.canonicalize()?;
+        let pki = data_dir.join("pki");
+        std::fs::create_dir_all(&pki)?;
+
+        // Development PKI: a fresh CA on every start, clearly labelled.
+        let ca = DevCa::new("Portcullis Quickstart Development CA")?;
+        let ca_path = pki.join("ca.pem");
+        std::fs::write(&ca_path, ca.cert_pem())?;
+        // The CA's (empty) revocation list, named by its certificates' CRL distribution point.
+        std::fs::write(
+            pki.join("ca.crl"),
+            ca.crl(
+                &[],
+                time::OffsetDateTime::now_utc() + time::Duration::days(7),
+            )?,
+        )?;
+        let gateway = ca.issue_to(&pki, "gateway", &GATEWAY_NAMES, false)?;
+        let upstream = ca.issue(&["orders.internal"], false)?;
+        std::fs::write(pki.join("orders-backend.pem"), &upstream.cert_pem)?;
+        write_private(&pki.join("orders-backend.key"), upstream.key_pem.as_bytes())?;
+
+        let openapi = data_dir.join("orders-openapi.yaml");
+        std::fs::write(&openapi, OPENAPI)?;
+
+        // Identity: the demo application's key and the demo issuer's tokens.
+        let identity_dir = data_dir.join("identity");
+        let api_key = demo_app_key(&identity_dir)?;
+        let (_, jwks_path) = demo_issuer(&data_dir.join("demo-issuer"))?;
+        let token = mint_demo_token(&data_dir, "demo-user", "orders:read orders:write")?;
+        let token_read_only = mint_demo_token(&data_dir, "demo-user", "orders:read")?;
+        let token_to_revoke =
+            mint_demo_token(&data_dir, "demo-user-2", "orders:read orders:write")?;
+        let gateway_client = ca.issue_to(&pki, "gateway-client", &[GATEWAY_CLIENT_SAN], true)?;
+        let demo_client = ca.issue_to(&pki, "demo-app-client", &[DEMO_APP_SAN], true)?;
+        Ok(Self {
+            data_dir,
+            ca,
+            ca_path,
+            gateway,
+            upstream,
+            openapi,
+            identity_dir,
+            jwks_path,
+            api_key,
+            token,
+            token_read_only,
+            token_to_revoke,
+            gateway_client,
+            demo_client,
+        })
+    }
+
+    fn facts(&self, running: &RunningGateway, paths: Paths<'_>) -> anyhow::Result<Facts> {
+        let (ca_path, api_key, token, demo_client) =
+            (&self.ca_path, &self.api_key, &self.token, &self.demo_client);
+        let addr = running.addr("public").context("public listener")?;
+        let base = format!("https://127.0.0.1:{}", addr.port());
+        let admin_url = format!(
+            "http://{}",
+            running.addr("admin").context("admin listener")?
+        );
+        let operator_token = demo_operator(&self.identity_dir)?;
+        let examples = examples::Calls {
+            base: &base,
+            ca_path,
+            demo_client,
+            api_key,
+            token,
+            token_read_only: &self.token_read_only,
+            token_to_revoke: &self.token_to_revoke,
+        }
+        .examples();
+        Ok(Facts {
+            gateway_url: base.clone(),
+            ca_cert: ca_path.clone(),
+            config: paths.config.to_owned(),
+            events_file: paths.events.to_owned(),
+            openapi: self.openapi.clone(),
+            backend_url: format!("https://127.0.0.1:{}", paths.backend.port()),
+            api_key: api_key.clone(),
+            token: token.clone(),
+            token_without_write_scope: self.token_read_only.clone(),
+            revoke_endpoint: format!("{base}/oauth2/revoke"),
+            revoke_all_endpoint: format!("{base}/oauth2/revoke-all"),
+            context_jwks_url: paths.jwks_url.to_owned(),
+            client_cert: demo_client.cert.clone(),
+            client_key: demo_client.key.clone(),
+            rate_limit_burst: format!(
+                "for i in $(seq 400); do curl -s -o /dev/null -w '%{{http_code}}\\n' --cacert {} -H 'X-API-Key: {api_key}' -H 'Authorization: Bearer {token}' '{base}/v1/orders'; done | sort | uniq -c",
+                ca_path.display()
+            ),
+            direct_backend_call: format!(
+                "curl -sS -i --cacert {ca}{cert} --resolve orders.internal:{port}:127.0.0.1 https://orders.internal:{port}/orders",
+                ca = ca_path.display(),
+                cert = cert_args(demo_client),
+                port = paths.backend.port()
+            ),
+            mint_token_command: format!(
+                "portcullis demo-token --data-dir {}",
+                self.data_dir.display()
+            ),
+            kill_switch_demo: kill_switch_demo(
+                &admin_url,
+                &operator_token,
+                ca_path,
+                &base,
+                api_key,
+                token,
+            ),
+            admin_url,
+            operator_token,
+            development_pki: "DEVELOPMENT ONLY: the CA, keys and demo token issuer in this directory are generated for this demo",
+            examples,
+        })
+    }
+}
+
+/// Where the running demo's parts are.
+#[derive(Clone, Copy)]
+struct Paths<'a> {
+    config: &'a Path,
+    events: &'a Path,
+    jwks_url: &'a str,
+    backend: SocketAddr,
+}
+
+async fn start_backend(
+    files: &DemoFiles,
+    guarded: Arc<std::sync::OnceLock<Handler>>,
+) -> anyhow::Result<BackendServer> {
+    Ok(BackendServer::start(
+        "127.0.0.1:0".parse()?,
+        portcullis_gateway::dev::backend::mtls_from_pem(
+            &files.ca.cert_pem(),
+            &files.upstream.cert_pem,
+            &files.upstream.key_pem,
+        )?,
+        Arc::new(move |req, peer| match guarded.get() {
+            Some(h) => h(req, peer),
+            None => Box::pin(async { portcullis_guard::refusal_response::<Full<Bytes>>() }),
+        }),
+    )
+    .await?)
+}
+
+/// Same path as `portcullis run`: load, validate, build, start.
+async fn start_gateway(config_path: &Path) -> anyhow::Result<RunningGateway> {
+    let config = portcullis_config::load(config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    match Gateway::build(&config)?
+        .reloadable_from(config_path)
         .start()
         .await
     {
-        Ok(r) => r,
+        Ok(r) => Ok(r),
         Err(e @ portcullis_gateway::BuildError::Bind { .. }) => {
             anyhow::bail!(
                 "{e}\nanother program uses that port: try `portcullis quickstart --port 0`"
             )
         }
-        Err(e) => return Err(e.into()),
-    };
-    let addr = running.addr("public").context("public listener")?;
-    let base = format!("https://127.0.0.1:{}", addr.port());
-    let jwks_url = format!(
-        "http://{}/.well-known/jwks.json",
-        running.addr("jwks").context("JWKS listener")?
-    );
-    let guard = {
-        use tower_layer::Layer;
-        let mut config = portcullis_guard::GuardConfig::new(
-            "portcullis",
-            "orders",
-            portcullis_guard::Keys::Url {
-                url: jwks_url.parse()?,
-                ca: None,
-            },
-        );
-        config.gateway_peer_names = vec![GATEWAY_CLIENT_SAN.to_owned()];
-        let guard = Arc::new(portcullis_guard::Guard::new(config).map_err(anyhow::Error::msg)?);
-        guard.reload_keys().await.map_err(anyhow::Error::msg)?;
-        portcullis_guard::GuardLayer::new(guard).layer(
-            portcullis_gateway::dev::backend::HandlerService(demo_handler()),
-        )
-    };
-    guarded
-        .set(portcullis_gateway::dev::backend::from_service(guard))
-        .map_err(|_| anyhow::anyhow!("guard installed twice"))?;
-    let admin_url = format!(
-        "http://{}",
-        running.addr("admin").context("admin listener")?
-    );
-    let operator_token = demo_operator(&identity_dir)?;
-    let cert_args = |files: &portcullis_gateway::dev::pki::IssuedFiles| {
-        format!(
-            " --cert {} --key {}",
-            files.cert.display(),
-            files.key.display()
-        )
-    };
-    let example = |name: &'static str,
-                   method: &'static str,
-                   path: &'static str,
-                   headers: Vec<[String; 2]>,
-                   body: Option<(&'static str, &'static str)>,
-                   expected_status: u16,
-                   expect_in_body: Option<&'static str>| {
-        let mut curl = format!("curl -sS -i --cacert {}", ca_path.display());
-        if method != "GET" {
-            curl.push_str(&format!(" -X {method}"));
-        }
-        for [k, v] in &headers {
-            curl.push_str(&format!(" -H '{k}: {v}'"));
-        }
-        if let Some((content_type, b)) = body {
-            curl.push_str(&format!(" -H 'Content-Type: {content_type}' -d '{b}'"));
-        }
-        if path.contains("..") {
-            curl.push_str(" --path-as-is");
-        }
-        curl.push_str(&format!(" '{base}{path}'"));
-        Example {
-            name,
-            method,
-            path,
-            headers,
-            body: body.map(|(_, b)| b),
-            content_type: body.map_or("", |(c, _)| c),
-            expected_status,
-            expect_in_body,
-            client_certificate: None,
-            curl,
-        }
-    };
-    // The same call, presenting the demo app's client certificate.
-    let with_client_certificate = |mut e: Example| {
-        e.curl = e.curl.replacen(
-            "curl -sS -i",
-            &format!("curl -sS -i{}", cert_args(&demo_client)),
-            1,
-        );
-        e.client_certificate = Some([demo_client.cert.clone(), demo_client.key.clone()]);
-        e
-    };
-    let key = |k: &str| ["X-API-Key".to_owned(), k.to_owned()];
-    let bearer = |t: &str| ["Authorization".to_owned(), format!("Bearer {t}")];
-    let both = || vec![key(&api_key), bearer(&token)];
-    let json = "application/json";
-    let examples = vec![
-        example(
-            "good call",
-            "GET",
-            "/v1/orders?limit=10",
-            both(),
-            None,
-            200,
-            Some("orders"),
-        ),
-        example(
-            "create an order (undeclared fields are stripped before the backend)",
-            "POST",
-            "/v1/orders",
-            both(),
-            Some((json, r#"{"item":"book","quantity":1,"is_admin":true}"#)),
-            201,
-            None,
-        ),
-        example(
-            "read one order: the e-mail leaves redacted, the cost price never leaves",
-            "GET",
-            "/v1/orders/1001",
-            both(),
-            None,
-            200,
-            Some("[redacted]"),
-        ),
-        with_client_certificate(example(
-            "mTLS: the demo app's client certificate identifies it, no API key",
-            "GET",
-            "/v1/orders",
-            vec![bearer(&token)],
-            None,
-            200,
-            Some("orders"),
-        )),
-        example(
-            "public by explicit opt-out",
-            "GET",
-            "/v1/health",
-            vec![],
-            None,
-            200,
-            Some("up"),
-        ),
-        example(
-            "no API key: 401",
-            "GET",
-            "/v1/orders",
-            vec![bearer(&token)],
-            None,
-            401,
-            None,
-        ),
-        example(
-            "bad token: 401",
-            "GET",
-            "/v1/orders",
-            vec![key(&api_key), bearer("not.a.token")],
-            None,
-            401,
-            None,
-        ),
-        example(
-            "token without the write scope: 403",
-            "POST",
-            "/v1/orders",
-            vec![key(&api_key), bearer(&token_read_only)],
-            Some((json, r#"{"item":"book","quantity":1}"#)),
-            403,
-            None,
-        ),
-        example(
-            "wrong type in a strict schema: 400 naming the field",
-            "POST",
-            "/v1/orders",
-            both(),
-            Some((json, r#"{"item":"book","quantity":"two"}"#)),
-            400,
-            Some("/quantity"),
-        ),
-        example(
-            "wrong media type: 415",
-            "POST",
-            "/v1/orders",
-            both(),
-            Some(("application/x-www-form-urlencoded", "item=book&quantity=1")),
-            415,
-            None,
-        ),
-        example(
-            "personal data in the URL: 400",
-            "GET",
-            "/v1/orders?contact=alice@example.com",
-            both(),
-            None,
-            400,
-            Some("sensitive-data-in-url"),
-        ),
-        example(
-            "development-only operation on a production listener: 404",
-            "GET",
-            "/v1/debug/state",
-            both(),
-            None,
-            404,
-            None,
-        ),
-        example(
-            "unknown path: 404, nothing reaches the backend",
-            "GET",
-            "/v1/admin",
-            vec![],
-            None,
-            404,
-            None,
-        ),
-        example(
-            "undeclared method: 405 with Allow",
-            "DELETE",
-            "/v1/orders",
-            vec![],
-            None,
-            405,
-            None,
-        ),
-        example(
-            "path traversal: 400",
-            "GET",
-            "/v1/orders/../admin",
-            vec![],
-            None,
-            400,
-            None,
-        ),
-        example(
-            "revoke a token (self-service)",
-            "POST",
-            "/oauth2/revoke",
-            vec![key(&api_key), bearer(&token_to_revoke)],
-            None,
-            200,
-            None,
-        ),
-        example(
-            "...and retry with it: 401",
-            "GET",
-            "/v1/orders",
-            vec![key(&api_key), bearer(&token_to_revoke)],
-            None,
-            401,
-            None,
-        ),
-    ];
-    let facts = Facts {
-        gateway_url: base.clone(),
-        ca_cert: ca_path.clone(),
-        config: config_path.clone(),
-        events_file: events.clone(),
-        openapi,
-        backend_url: format!("https://127.0.0.1:{}", backend.addr.port()),
-        api_key: api_key.clone(),
-        token: token.clone(),
-        token_without_write_scope: token_read_only,
-        revoke_endpoint: format!("{base}/oauth2/revoke"),
-        revoke_all_endpoint: format!("{base}/oauth2/revoke-all"),
-        context_jwks_url: jwks_url.clone(),
-        client_cert: demo_client.cert.clone(),
-        client_key: demo_client.key.clone(),
-        rate_limit_burst: format!(
-            "for i in $(seq 400); do curl -s -o /dev/null -w '%{{http_code}}\\n' --cacert {} -H 'X-API-Key: {api_key}' -H 'Authorization: Bearer {token}' '{base}/v1/orders'; done | sort | uniq -c",
-            ca_path.display()
-        ),
-        direct_backend_call: format!(
-            "curl -sS -i --cacert {ca}{cert} --resolve orders.internal:{port}:127.0.0.1 https://orders.internal:{port}/orders",
-            ca = ca_path.display(),
-            cert = cert_args(&demo_client),
-            port = backend.addr.port()
-        ),
-        mint_token_command: format!("portcullis demo-token --data-dir {}", data_dir.display()),
-        kill_switch_demo: kill_switch_demo(
-            &admin_url,
-            &operator_token,
-            &ca_path,
-            &base,
-            &api_key,
-            &token,
-        ),
-        admin_url,
-        operator_token,
-        development_pki: "DEVELOPMENT ONLY: the CA, keys and demo token issuer in this directory are generated for this demo",
-        examples,
-    };
-    let json_path = data_dir.join("quickstart.json");
-    let tmp = data_dir.join("quickstart.json.tmp");
-    write_private(&tmp, serde_json::to_string_pretty(&facts)?.as_bytes())?;
-    std::fs::rename(&tmp, &json_path)?;
+        Err(e) => Err(e.into()),
+    }
+}
 
+/// The demo backend's handler behind the guard, which takes the
+/// gateway's context-token keys from `jwks_url`.
+async fn guard_handler(jwks_url: &str) -> anyhow::Result<Handler> {
+    use tower_layer::Layer;
+    let mut config = portcullis_guard::GuardConfig::new(
+        "portcullis",
+        "orders",
+        portcullis_guard::Keys::Url {
+            url: jwks_url.parse()?,
+            ca: None,
+        },
+    );
+    config.gateway_peer_names = vec![GATEWAY_CLIENT_SAN.to_owned()];
+    let guard = Arc::new(portcullis_guard::Guard::new(config).map_err(anyhow::Error::msg)?);
+    guard.reload_keys().await.map_err(anyhow::Error::msg)?;
+    let guarded = portcullis_guard::GuardLayer::new(guard).layer(
+        portcullis_gateway::dev::backend::HandlerService(demo_handler()),
+    );
+    Ok(portcullis_gateway::dev::backend::from_service(guarded))
+}
+
+fn print_banner(facts: &Facts, json_path: &Path, demo_client: &IssuedFiles) {
+    let (base, config_path, events, ca_path, api_key, token) = (
+        &facts.gateway_url,
+        &facts.config,
+        &facts.events_file,
+        &facts.ca_cert,
+        &facts.api_key,
+        &facts.token,
+    );
     println!("Portcullis quickstart is running.");
     println!();
     println!("  gateway      {base}  (TLS 1.3, HTTP/1.1 and HTTP/2)");
@@ -646,7 +476,7 @@ async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
         "  [mTLS] the backend requires a client certificate: `{}` is refused at the TLS handshake;",
         facts
             .direct_backend_call
-            .replace(&cert_args(&demo_client), "")
+            .replace(&cert_args(demo_client), "")
     );
     println!(
         "         with one, its guard still wants the gateway's certificate and a context token (401):\n         {}",
@@ -688,12 +518,6 @@ async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
         config_path.display()
     );
     println!("Stop with Ctrl-C.");
-
-    crate::wait_for_stop().await;
-    println!("stopping");
-    running.shutdown(Duration::from_secs(5)).await;
-    backend.stop().await;
-    Ok(())
 }
 
 struct GatewayFiles<'a> {
