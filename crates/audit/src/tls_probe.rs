@@ -286,21 +286,91 @@ fn version_name(v: u16) -> &'static str {
     }
 }
 
+/// Where the TLS probes go, for findings and their `openssl` reproduction.
+#[derive(Clone, Copy)]
+struct Target<'a> {
+    host: &'a str,
+    port: u16,
+    url: &'a str,
+}
+
+impl Target<'_> {
+    fn addr(&self) -> (&str, u16) {
+        (self.host, self.port)
+    }
+
+    fn at(&self, what: &str) -> Location {
+        Location::Probe {
+            method: "TLS".into(),
+            url: self.url.to_owned(),
+            status: None,
+            curl: format!(
+                "openssl s_client -connect {}:{} {what}",
+                self.host, self.port
+            ),
+        }
+    }
+}
+
+fn finding(
+    id: &'static str,
+    rule: &'static str,
+    outcome: Outcome,
+    message: String,
+    loc: Location,
+) -> Finding {
+    Finding::new(id, rule, outcome, Evidence::Observed, message, loc)
+}
+
 /// Runs the TLS probes against `host:port`.
 pub async fn probe(host: &str, port: u16, ca: Option<&str>, url: &str) -> Vec<Finding> {
-    let addr = (host, port);
+    let t = Target { host, port, url };
     let mut out = Vec::new();
-    let at = |what: &str| Location::Probe {
-        method: "TLS".into(),
-        url: url.to_owned(),
-        status: None,
-        curl: format!("openssl s_client -connect {host}:{port} {what}"),
-    };
-    let found =
-        |id: &'static str, rule: &'static str, outcome: Outcome, message: String, loc: Location| {
-            Finding::new(id, rule, outcome, Evidence::Observed, message, loc)
-        };
-    // Protocol versions below 1.3.
+    let (old_accepted, tls12) = versions(t, &mut out).await;
+    suites(t, old_accepted, tls12, &mut out).await;
+    // The certificate.
+    let (seen, _) = inspect(t.addr(), host, rustls::DEFAULT_VERSIONS).await;
+    if seen.chain.is_empty() {
+        return out;
+    }
+    if seen.client_cert_requested {
+        out.push(finding(
+            "AUTHN-11",
+            "tls.client-certificate-requested",
+            Outcome::Pass,
+            "the server asks callers for a client certificate (mutual TLS)".into(),
+            t.at("-cert client.pem -key client.key"),
+        ));
+    }
+    if let Some(leaf) = seen.chain.first()
+        && let Ok((_, cert)) = x509_parser::parse_x509_certificate(leaf)
+    {
+        certificate(t, &cert, &mut out);
+    }
+    if let Some(ca) = ca {
+        match trusted(t.addr(), t.host, ca).await {
+            Ok(()) => out.push(finding(
+                "TLS-02",
+                "tls.trusted",
+                Outcome::Pass,
+                "the chain verifies against the given CA".into(),
+                t.at("-CAfile ca.pem -verify_return_error"),
+            )),
+            Err(e) => out.push(finding(
+                "TLS-02",
+                "tls.untrusted",
+                Outcome::Fail,
+                format!("the chain does not verify against the given CA: {e}"),
+                t.at("-CAfile ca.pem -verify_return_error"),
+            )),
+        }
+    }
+    out
+}
+
+/// Protocol versions below 1.3, and whether 1.2 and 1.3 are spoken (TLS-05).
+/// Returns whether 1.0 or 1.1 was accepted, and the answer to a 1.2 hello.
+async fn versions(t: Target<'_>, out: &mut Vec<Finding>) -> (bool, Option<(u16, u16)>) {
     let mut old_accepted = false;
     for (version, flag) in [(0x0301, "-tls1"), (0x0302, "-tls1_1")] {
         let all: Vec<u16> = WEAK
@@ -308,7 +378,7 @@ pub async fn probe(host: &str, port: u16, ca: Option<&str>, url: &str) -> Vec<Fi
             .flat_map(|f| f.suites.iter().copied())
             .chain(MODERN_12.iter().copied())
             .collect();
-        if let Some((v, _)) = ask(addr, host, version, &all).await
+        if let Some((v, _)) = ask(t.addr(), t.host, version, &all).await
             && v == version
         {
             old_accepted = true;
@@ -318,15 +388,15 @@ pub async fn probe(host: &str, port: u16, ca: Option<&str>, url: &str) -> Vec<Fi
                 Outcome::Fail,
                 Evidence::Observed,
                 format!("{} is accepted", version_name(version)),
-                at(flag),
+                t.at(flag),
             );
             f = f.critical();
             out.push(f);
         }
     }
     let tls12 = ask(
-        addr,
-        host,
+        t.addr(),
+        t.host,
         0x0303,
         &[
             MODERN_12,
@@ -338,38 +408,49 @@ pub async fn probe(host: &str, port: u16, ca: Option<&str>, url: &str) -> Vec<Fi
         .concat(),
     )
     .await;
-    let tls13 = inspect(addr, host, &[&rustls::version::TLS13]).await.1;
+    let tls13 = inspect(t.addr(), t.host, &[&rustls::version::TLS13])
+        .await
+        .1;
     match tls12 {
-        Some((0x0303, suite)) if !tls13 => out.push(found(
+        Some((0x0303, suite)) if !tls13 => out.push(finding(
             "TLS-05",
             "tls.no-tls13",
             Outcome::Partial,
             format!(
                 "TLS 1.2 is the newest version accepted: TLS 1.3 is refused (chose 0x{suite:04x})"
             ),
-            at("-tls1_3"),
+            t.at("-tls1_3"),
         )),
-        Some((0x0303, suite)) => out.push(found(
+        Some((0x0303, suite)) => out.push(finding(
             "TLS-05",
             "tls.tls12-accepted",
             Outcome::Pass,
             format!("TLS 1.2 is accepted besides TLS 1.3 (chose 0x{suite:04x})"),
-            at("-tls1_2"),
+            t.at("-tls1_2"),
         )),
-        _ if !old_accepted => out.push(found(
+        _ if !old_accepted => out.push(finding(
             "TLS-05",
             "tls.tls13-only",
             Outcome::Pass,
             "only TLS 1.3 is accepted (1.0, 1.1 and 1.2 refused)".into(),
-            at("-tls1_3"),
+            t.at("-tls1_3"),
         )),
         _ => {}
     }
+    (old_accepted, tls12)
+}
+
+/// TLS-03: export-class suites; TLS-05: no forward secrecy, CBC.
+async fn suites(
+    t: Target<'_>,
+    old_accepted: bool,
+    tls12: Option<(u16, u16)>,
+    out: &mut Vec<Finding>,
+) {
     if matches!(tls12, Some((0x0303, _))) {
-        // TLS-03: export-class suites; TLS-05: no forward secrecy, CBC.
         let mut export_class = false;
         for fam in &WEAK {
-            if let Some((0x0303, suite)) = ask(addr, host, 0x0303, fam.suites).await {
+            if let Some((0x0303, suite)) = ask(t.addr(), t.host, 0x0303, fam.suites).await {
                 let id = if fam.what.contains("forward") || fam.what.contains("CBC") {
                     "TLS-05"
                 } else {
@@ -386,7 +467,7 @@ pub async fn probe(host: &str, port: u16, ca: Option<&str>, url: &str) -> Vec<Fi
                     },
                     Evidence::Observed,
                     format!("TLS 1.2 {} are accepted (chose 0x{suite:04x})", fam.what),
-                    at(&format!("-tls1_2 -cipher <{}>", fam.what)),
+                    t.at(&format!("-tls1_2 -cipher <{}>", fam.what)),
                 );
                 if fam.fatal && id == "TLS-03" {
                     f = f.critical();
@@ -395,156 +476,131 @@ pub async fn probe(host: &str, port: u16, ca: Option<&str>, url: &str) -> Vec<Fi
             }
         }
         if !export_class {
-            out.push(found(
+            out.push(finding(
                 "TLS-03",
                 "tls.no-weak-suites",
                 Outcome::Pass,
                 "no export, NULL, anonymous, RC4 or 3DES suite is accepted".into(),
-                at("-tls1_2"),
+                t.at("-tls1_2"),
             ));
         }
     } else if !old_accepted {
-        out.push(found(
+        out.push(finding(
             "TLS-03",
             "tls.no-weak-suites",
             Outcome::Pass,
             "TLS 1.3 only: no weak suite can be negotiated".into(),
-            at("-tls1_3"),
+            t.at("-tls1_3"),
         ));
     }
-    // The certificate.
-    let (seen, _) = inspect(addr, host, rustls::DEFAULT_VERSIONS).await;
-    if seen.chain.is_empty() {
-        return out;
+}
+
+/// The leaf certificate: self-signed (TLS-02), validity (TLS-10), names
+/// (TLS-09), key size (TLS-05).
+fn certificate(
+    t: Target<'_>,
+    cert: &x509_parser::certificate::X509Certificate<'_>,
+    out: &mut Vec<Finding>,
+) {
+    let host = t.host;
+    let self_signed = cert.subject() == cert.issuer();
+    if self_signed {
+        out.push(finding(
+            "TLS-02",
+            "tls.self-signed",
+            Outcome::Fail,
+            "the server's certificate is self-signed".into(),
+            t.at("-showcerts"),
+        ));
     }
-    if seen.client_cert_requested {
-        out.push(found(
-            "AUTHN-11",
-            "tls.client-certificate-requested",
+    let now = x509_parser::time::ASN1Time::now();
+    let validity = cert.validity();
+    if now < validity.not_before || now > validity.not_after {
+        out.push(finding(
+            "TLS-10",
+            "tls.certificate-out-of-date",
+            Outcome::Fail,
+            "the server's certificate is outside its validity period".into(),
+            t.at("-showcerts"),
+        ));
+    } else {
+        out.push(finding(
+            "TLS-10",
+            "tls.certificate-valid",
             Outcome::Pass,
-            "the server asks callers for a client certificate (mutual TLS)".into(),
-            at("-cert client.pem -key client.key"),
+            format!("the certificate is valid until {}", validity.not_after),
+            t.at("-showcerts"),
         ));
     }
-    if let Some(leaf) = seen.chain.first()
-        && let Ok((_, cert)) = x509_parser::parse_x509_certificate(leaf)
-    {
-        let self_signed = cert.subject() == cert.issuer();
-        if self_signed {
-            out.push(found(
-                "TLS-02",
-                "tls.self-signed",
-                Outcome::Fail,
-                "the server's certificate is self-signed".into(),
-                at("-showcerts"),
-            ));
-        }
-        let now = x509_parser::time::ASN1Time::now();
-        let validity = cert.validity();
-        if now < validity.not_before || now > validity.not_after {
-            out.push(found(
-                "TLS-10",
-                "tls.certificate-out-of-date",
-                Outcome::Fail,
-                "the server's certificate is outside its validity period".into(),
-                at("-showcerts"),
-            ));
-        } else {
-            out.push(found(
-                "TLS-10",
-                "tls.certificate-valid",
-                Outcome::Pass,
-                format!("the certificate is valid until {}", validity.not_after),
-                at("-showcerts"),
-            ));
-        }
-        let names: Vec<String> = cert
-            .subject_alternative_name()
-            .ok()
-            .flatten()
-            .map(|san| {
-                san.value
-                    .general_names
-                    .iter()
-                    .filter_map(|n| match n {
-                        x509_parser::extensions::GeneralName::DNSName(d) => Some((*d).to_owned()),
-                        x509_parser::extensions::GeneralName::IPAddress(ip) => match ip.len() {
-                            4 => Some(
-                                std::net::Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3]).to_string(),
-                            ),
-                            _ => None,
-                        },
-                        _ => None,
-                    })
-                    .collect()
+    let names = certificate_names(cert);
+    let matches = names.iter().any(|n| {
+        n.eq_ignore_ascii_case(host)
+            || n.strip_prefix("*.").is_some_and(|d| {
+                host.split_once('.')
+                    .is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(d))
             })
-            .unwrap_or_default();
-        let matches = names.iter().any(|n| {
-            n.eq_ignore_ascii_case(host)
-                || n.strip_prefix("*.").is_some_and(|d| {
-                    host.split_once('.')
-                        .is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(d))
+    });
+    if matches {
+        out.push(finding(
+            "TLS-09",
+            "tls.name-matches",
+            Outcome::Pass,
+            format!("the certificate names {host}"),
+            t.at("-verify_hostname"),
+        ));
+    } else {
+        out.push(finding(
+            "TLS-09",
+            "tls.name-mismatch",
+            Outcome::Fail,
+            format!(
+                "the certificate does not name {host} (it names {})",
+                names.join(", ")
+            ),
+            t.at("-verify_hostname"),
+        ));
+    }
+    let key = cert.public_key();
+    let weak_key = match key.parsed() {
+        Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => {
+            (rsa.key_size() < 2048).then(|| format!("RSA {} bits", rsa.key_size()))
+        }
+        Ok(x509_parser::public_key::PublicKey::EC(ec)) => {
+            (ec.key_size() < 256).then(|| format!("EC {} bits", ec.key_size()))
+        }
+        _ => None,
+    };
+    if let Some(k) = weak_key {
+        out.push(finding(
+            "TLS-05",
+            "tls.weak-key",
+            Outcome::Fail,
+            format!("the certificate key is {k}"),
+            t.at("-showcerts"),
+        ));
+    }
+}
+
+/// The DNS and IPv4 names a certificate's SAN holds.
+fn certificate_names(cert: &x509_parser::certificate::X509Certificate<'_>) -> Vec<String> {
+    cert.subject_alternative_name()
+        .ok()
+        .flatten()
+        .map(|san| {
+            san.value
+                .general_names
+                .iter()
+                .filter_map(|n| match n {
+                    x509_parser::extensions::GeneralName::DNSName(d) => Some((*d).to_owned()),
+                    x509_parser::extensions::GeneralName::IPAddress(ip) => match ip.len() {
+                        4 => Some(std::net::Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3]).to_string()),
+                        _ => None,
+                    },
+                    _ => None,
                 })
-        });
-        if matches {
-            out.push(found(
-                "TLS-09",
-                "tls.name-matches",
-                Outcome::Pass,
-                format!("the certificate names {host}"),
-                at("-verify_hostname"),
-            ));
-        } else {
-            out.push(found(
-                "TLS-09",
-                "tls.name-mismatch",
-                Outcome::Fail,
-                format!(
-                    "the certificate does not name {host} (it names {})",
-                    names.join(", ")
-                ),
-                at("-verify_hostname"),
-            ));
-        }
-        let key = cert.public_key();
-        let weak_key = match key.parsed() {
-            Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => {
-                (rsa.key_size() < 2048).then(|| format!("RSA {} bits", rsa.key_size()))
-            }
-            Ok(x509_parser::public_key::PublicKey::EC(ec)) => {
-                (ec.key_size() < 256).then(|| format!("EC {} bits", ec.key_size()))
-            }
-            _ => None,
-        };
-        if let Some(k) = weak_key {
-            out.push(found(
-                "TLS-05",
-                "tls.weak-key",
-                Outcome::Fail,
-                format!("the certificate key is {k}"),
-                at("-showcerts"),
-            ));
-        }
-    }
-    if let Some(ca) = ca {
-        match trusted(addr, host, ca).await {
-            Ok(()) => out.push(found(
-                "TLS-02",
-                "tls.trusted",
-                Outcome::Pass,
-                "the chain verifies against the given CA".into(),
-                at("-CAfile ca.pem -verify_return_error"),
-            )),
-            Err(e) => out.push(found(
-                "TLS-02",
-                "tls.untrusted",
-                Outcome::Fail,
-                format!("the chain does not verify against the given CA: {e}"),
-                at("-CAfile ca.pem -verify_return_error"),
-            )),
-        }
-    }
-    out
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
