@@ -6,7 +6,7 @@
 //! Verdicts: pass, partial, fail, not applicable, unverified; each rests on
 //! the strongest evidence behind it (observed > configured > documented >
 //! attested). Nothing passes without evidence.
-
+#![cfg_attr(not(test), deny(clippy::too_many_lines))]
 #![forbid(unsafe_code)]
 
 /// The `ServerCertVerifier` methods that check the handshake's signature

@@ -4,6 +4,7 @@
 //! `deny_unknown_fields`, secure defaults); [`model`] is what the gateway
 //! runs on. [`parse`] goes from one to the other and reports *every*
 //! problem it finds with the field path and the reason; it never panics.
+#![cfg_attr(not(test), deny(clippy::too_many_lines))]
 
 pub mod model;
 pub mod schema;

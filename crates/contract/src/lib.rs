@@ -7,7 +7,7 @@
 //! which properties exist and how they are classified. Nothing is
 //! interpreted per request: the gateway calls the checks on
 //! [`Operation`] with the request's parts.
-
+#![cfg_attr(not(test), deny(clippy::too_many_lines))]
 #![forbid(unsafe_code)]
 
 mod document;

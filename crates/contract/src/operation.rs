@@ -358,7 +358,48 @@ fn compile_operation(
     .find_map(Value::as_str)
     .map(str::to_owned);
 
-    // Parameters: path-item level, overridden by operation level.
+    let (params, classification, classified_path) =
+        operation_params(doc, options, item, op, ptr, &mut errors);
+    let (bodies, body_required) = request_bodies(doc, shapes, op, ptr, &mut errors);
+    let (responses, response_media) = operation_responses(doc, shapes, op, ptr, &mut errors);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(Operation {
+        id,
+        method: method.clone(),
+        path: template.to_owned(),
+        pointer: ptr.to_owned(),
+        security,
+        environments,
+        owner,
+        classification,
+        classified_path,
+        classified_responses: false,
+        params,
+        bodies,
+        body_required,
+        responses,
+        response_media,
+        shapes: Arc::default(),
+        unknown: options.unknown_properties,
+        json_limits: options.json,
+        strip_responses: options.strip_responses,
+        validate_responses: options.validate_responses,
+    })
+}
+
+/// An operation's parameters (path-item level, overridden by operation
+/// level), compiled; with the highest classification among them and whether
+/// a path parameter is personal or secret.
+fn operation_params(
+    doc: &Document,
+    options: &Options,
+    item: &Value,
+    op: &Value,
+    ptr: &str,
+    errors: &mut Vec<ContractError>,
+) -> (Vec<Param>, Option<Classification>, bool) {
     let mut raw_params: Vec<(Value, String)> = Vec::new();
     for (source, base) in [
         (item, ptr.rsplit_once('/').map_or("", |(b, _)| b)),
@@ -397,7 +438,17 @@ fn compile_operation(
         }
     }
 
-    // Request body.
+    (params, classification, classified_path)
+}
+
+/// An operation's request bodies by media type, and whether one is required.
+fn request_bodies(
+    doc: &Document,
+    shapes: &mut Shapes,
+    op: &Value,
+    ptr: &str,
+    errors: &mut Vec<ContractError>,
+) -> (Vec<(MediaRange, BodySpec)>, bool) {
     let mut bodies = Vec::new();
     let mut body_required = false;
     if let Some(rb) = op.get("requestBody") {
@@ -431,8 +482,20 @@ fn compile_operation(
             Err(e) => errors.push(e),
         }
     }
+    (bodies, body_required)
+}
 
-    // Responses.
+type Responses = Vec<(StatusKey, Vec<(MediaRange, ResponseSpec)>)>;
+
+/// An operation's responses by status and media type, and every media type
+/// they use.
+fn operation_responses(
+    doc: &Document,
+    shapes: &mut Shapes,
+    op: &Value,
+    ptr: &str,
+    errors: &mut Vec<ContractError>,
+) -> (Responses, Vec<MediaRange>) {
     let mut responses = Vec::new();
     let mut response_media: Vec<MediaRange> = Vec::new();
     match op.get("responses") {
@@ -486,31 +549,7 @@ fn compile_operation(
             "an operation must declare its responses",
         )),
     }
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    Ok(Operation {
-        id,
-        method: method.clone(),
-        path: template.to_owned(),
-        pointer: ptr.to_owned(),
-        security,
-        environments,
-        owner,
-        classification,
-        classified_path,
-        classified_responses: false,
-        params,
-        bodies,
-        body_required,
-        responses,
-        response_media,
-        shapes: Arc::default(),
-        unknown: options.unknown_properties,
-        json_limits: options.json,
-        strip_responses: options.strip_responses,
-        validate_responses: options.validate_responses,
-    })
+    (responses, response_media)
 }
 
 /// CONTRACT-03: `x-environment` on the operation, its path item or the
@@ -1025,6 +1064,79 @@ fn issues(
         .collect()
 }
 
+/// The raw values a request gives for parameter `p`, decoded; what cannot
+/// be decoded is an issue.
+fn raw_values(
+    p: &Param,
+    path_params: &[(&str, &str)],
+    decoded: &[(String, &str, &str)],
+    headers: &HeaderMap,
+    issues_found: &mut Vec<Issue>,
+) -> Vec<String> {
+    match p.location {
+        Location::Path => path_params
+            .iter()
+            .filter(|(n, _)| *n == p.name)
+            .map(|(_, v)| (*v).to_owned())
+            .collect(),
+        Location::Query => {
+            let mut vals = Vec::new();
+            for (name, _, v) in decoded {
+                if *name == p.name {
+                    match decode_component(v) {
+                        Some(d) => vals.push(d),
+                        None => issues_found.push(Issue::new(
+                            Location::Query,
+                            format!("/{}", escape(&p.name)),
+                            "is not valid percent-encoded UTF-8",
+                        )),
+                    }
+                }
+            }
+            vals
+        }
+        Location::Header => {
+            let mut vals = Vec::new();
+            for v in p.header.iter().flat_map(|h| headers.get_all(h)) {
+                // A value that is not visible ASCII would be judged
+                // as one thing here and read as another upstream.
+                match v.to_str() {
+                    Ok(text) => vals.push(text.to_owned()),
+                    Err(_) => issues_found.push(Issue::new(
+                        Location::Header,
+                        format!("/{}", escape(&p.name)),
+                        "is not ASCII text",
+                    )),
+                }
+            }
+            vals
+        }
+        Location::Body => Vec::new(),
+    }
+}
+
+/// The raw values of parameter `p` as the JSON value its schema judges
+/// (an array for array parameters); why not, otherwise.
+fn typed_value(p: &Param, raw: &[String]) -> Result<Value, String> {
+    if let Some(item) = p.array_of {
+        let items: Vec<&str> = if p.comma_separated {
+            raw.iter().flat_map(|r| r.split(',')).collect()
+        } else {
+            raw.iter().map(String::as_str).collect()
+        };
+        items
+            .iter()
+            .map(|i| coerce(item, i))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Value::Array)
+            .map_err(|why| format!("items {why}"))
+    } else if raw.len() > 1 {
+        Err("is given more than once".to_owned())
+    } else {
+        coerce(p.kind, &raw[0]).map_err(str::to_owned)
+    }
+}
+
 impl Operation {
     fn reach(&self, shapes: &Shapes) -> Option<Classification> {
         let bodies = self.bodies.iter().filter_map(|(_, b)| b.shape);
@@ -1103,46 +1215,7 @@ impl Operation {
             }
         }
         for p in &self.params {
-            let raw: Vec<String> = match p.location {
-                Location::Path => path_params
-                    .iter()
-                    .filter(|(n, _)| *n == p.name)
-                    .map(|(_, v)| (*v).to_owned())
-                    .collect(),
-                Location::Query => {
-                    let mut vals = Vec::new();
-                    for (name, _, v) in &decoded {
-                        if *name == p.name {
-                            match decode_component(v) {
-                                Some(d) => vals.push(d),
-                                None => issues_found.push(Issue::new(
-                                    Location::Query,
-                                    format!("/{}", escape(&p.name)),
-                                    "is not valid percent-encoded UTF-8",
-                                )),
-                            }
-                        }
-                    }
-                    vals
-                }
-                Location::Header => {
-                    let mut vals = Vec::new();
-                    for v in p.header.iter().flat_map(|h| headers.get_all(h)) {
-                        // A value that is not visible ASCII would be judged
-                        // as one thing here and read as another upstream.
-                        match v.to_str() {
-                            Ok(text) => vals.push(text.to_owned()),
-                            Err(_) => issues_found.push(Issue::new(
-                                Location::Header,
-                                format!("/{}", escape(&p.name)),
-                                "is not ASCII text",
-                            )),
-                        }
-                    }
-                    vals
-                }
-                Location::Body => Vec::new(),
-            };
+            let raw = raw_values(p, path_params, &decoded, headers, &mut issues_found);
             let ptr = format!("/{}", escape(&p.name));
             if raw.is_empty() {
                 if p.required {
@@ -1150,34 +1223,11 @@ impl Operation {
                 }
                 continue;
             }
-            let value = if let Some(item) = p.array_of {
-                let items: Vec<&str> = if p.comma_separated {
-                    raw.iter().flat_map(|r| r.split(',')).collect()
-                } else {
-                    raw.iter().map(String::as_str).collect()
-                };
-                match items
-                    .iter()
-                    .map(|i| coerce(item, i))
-                    .collect::<Result<Vec<_>, _>>()
-                {
-                    Ok(v) => Value::Array(v),
-                    Err(why) => {
-                        issues_found.push(Issue::new(p.location, ptr, format!("items {why}")));
-                        continue;
-                    }
-                }
-            } else {
-                if raw.len() > 1 {
-                    issues_found.push(Issue::new(p.location, ptr, "is given more than once"));
+            let value = match typed_value(p, &raw) {
+                Ok(v) => v,
+                Err(why) => {
+                    issues_found.push(Issue::new(p.location, ptr, why));
                     continue;
-                }
-                match coerce(p.kind, &raw[0]) {
-                    Ok(v) => v,
-                    Err(why) => {
-                        issues_found.push(Issue::new(p.location, ptr, why));
-                        continue;
-                    }
                 }
             };
             if let Some(v) = &p.validator {
