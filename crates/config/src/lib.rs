@@ -385,18 +385,14 @@ impl Validator {
         }
     }
 
-    fn upstream(
+    /// `https`, or `http` with the dangerous opt-in (TLS-04).
+    fn upstream_scheme(
         &mut self,
-        name: &str,
+        p: &str,
         u: &schema::RawUpstream,
-        resolve: &dyn Fn(&str) -> PathBuf,
-    ) -> Option<Upstream> {
-        let p = format!("upstreams.{name}");
-        let Ok(uri) = u.url.parse::<http::Uri>() else {
-            self.err(format!("{p}.url"), format!("`{}` is not a URL", u.url));
-            return None;
-        };
-        let scheme = match uri.scheme_str() {
+        uri: &http::Uri,
+    ) -> Option<UpstreamScheme> {
+        Some(match uri.scheme_str() {
             Some("https") => {
                 if u.dangerous_plaintext_upstream {
                     self.err(
@@ -418,7 +414,42 @@ impl Validator {
                 self.err(format!("{p}.url"), "must start with https://");
                 return None;
             }
+        })
+    }
+
+    /// SPKI pins: the base64 SHA-256 of a SubjectPublicKeyInfo (TLS-06).
+    fn spki_pins(&mut self, p: &str, pins: &[String]) -> Vec<[u8; 32]> {
+        let mut spki_pins = Vec::new();
+        for (i, pin) in pins.iter().enumerate() {
+            use base64::Engine;
+            let text = pin.strip_prefix("sha256/").unwrap_or(pin);
+            match base64::engine::general_purpose::STANDARD.decode(text) {
+                Ok(bytes) if bytes.len() == 32 => {
+                    let mut a = [0u8; 32];
+                    a.copy_from_slice(&bytes);
+                    spki_pins.push(a);
+                }
+                _ => self.err(
+                    format!("{p}.spki_pins[{i}]"),
+                    "a pin is the base64 SHA-256 of the certificate's SubjectPublicKeyInfo (44 characters)",
+                ),
+            }
+        }
+        spki_pins
+    }
+
+    fn upstream(
+        &mut self,
+        name: &str,
+        u: &schema::RawUpstream,
+        resolve: &dyn Fn(&str) -> PathBuf,
+    ) -> Option<Upstream> {
+        let p = format!("upstreams.{name}");
+        let Ok(uri) = u.url.parse::<http::Uri>() else {
+            self.err(format!("{p}.url"), format!("`{}` is not a URL", u.url));
+            return None;
         };
+        let scheme = self.upstream_scheme(&p, u, &uri)?;
         let Some(authority) = uri.authority().cloned() else {
             self.err(format!("{p}.url"), "missing host");
             return None;
@@ -462,22 +493,7 @@ impl Validator {
                 None
             }
         };
-        let mut spki_pins = Vec::new();
-        for (i, pin) in u.spki_pins.iter().enumerate() {
-            use base64::Engine;
-            let text = pin.strip_prefix("sha256/").unwrap_or(pin);
-            match base64::engine::general_purpose::STANDARD.decode(text) {
-                Ok(bytes) if bytes.len() == 32 => {
-                    let mut a = [0u8; 32];
-                    a.copy_from_slice(&bytes);
-                    spki_pins.push(a);
-                }
-                _ => self.err(
-                    format!("{p}.spki_pins[{i}]"),
-                    "a pin is the base64 SHA-256 of the certificate's SubjectPublicKeyInfo (44 characters)",
-                ),
-            }
-        }
+        let spki_pins = self.spki_pins(&p, &u.spki_pins);
         if scheme == UpstreamScheme::DangerousHttp
             && (client_identity.is_some() || !spki_pins.is_empty())
         {
@@ -1383,85 +1399,8 @@ impl Validator {
         }
         let mut issuers = Vec::new();
         for (n, is) in i.issuers.iter().enumerate() {
-            let p = format!("identity.issuers[{n}]");
-            if is.issuer.is_empty() {
-                self.err(format!("{p}.issuer"), "must not be empty");
-            }
-            if is.audiences.is_empty() {
-                self.err(
-                    format!("{p}.audiences"),
-                    "list at least one accepted audience",
-                );
-            }
-            let algorithms: Vec<String> = if is.algorithms.is_empty() {
-                DEFAULT_ALGORITHMS.iter().map(|a| (*a).to_owned()).collect()
-            } else {
-                is.algorithms.clone()
-            };
-            for (k, a) in algorithms.iter().enumerate() {
-                if !ASYMMETRIC_ALGORITHMS.contains(&a.as_str()) {
-                    let why = if a.starts_with("HS") {
-                        "symmetric (HMAC) algorithms are not accepted: a shared secret at the gateway can mint tokens"
-                    } else if a.eq_ignore_ascii_case("none") {
-                        "unsigned tokens are never accepted"
-                    } else {
-                        "unknown algorithm"
-                    };
-                    self.err(
-                        format!("{p}.algorithms[{k}]"),
-                        format!("`{a}`: {why}; use {}", ASYMMETRIC_ALGORITHMS.join(", ")),
-                    );
-                }
-            }
-            if issuers.iter().any(|x: &Issuer| x.issuer == is.issuer) {
-                self.err(format!("{p}.issuer"), "duplicate issuer");
-            }
-            let jwks = match (&is.jwks_file, &is.jwks_url) {
-                (Some(f), None) => JwksSource::File(resolve(f)),
-                (None, Some(u)) => {
-                    let url = u
-                        .parse::<http::Uri>()
-                        .ok()
-                        .filter(|u| u.scheme_str() == Some("https") && u.host().is_some());
-                    if url.is_none() {
-                        self.err(
-                            format!("{p}.jwks_url"),
-                            format!(
-                                "`{u}` is not an https:// URL (keys are never fetched in plaintext)"
-                            ),
-                        );
-                    }
-                    if is.jwks_ca.is_none() {
-                        self.err(format!("{p}.jwks_ca"), "missing: trust anchors for the JWKS server must be explicit (a PEM bundle)");
-                    }
-                    if is.jwks_refresh_s < 10 {
-                        self.err(format!("{p}.jwks_refresh_s"), "must be at least 10");
-                    }
-                    if is.jwks_refetch_interval_s < 1 {
-                        self.err(format!("{p}.jwks_refetch_interval_s"), "must be at least 1");
-                    }
-                    JwksSource::Url {
-                        url: url.unwrap_or_default(),
-                        ca: resolve(is.jwks_ca.as_deref().unwrap_or("")),
-                        refresh: Duration::from_secs(is.jwks_refresh_s),
-                        min_refetch: Duration::from_secs(is.jwks_refetch_interval_s),
-                    }
-                }
-                _ => {
-                    self.err(
-                        format!("{p}.jwks_file"),
-                        "set exactly one of `jwks_file` and `jwks_url`",
-                    );
-                    JwksSource::File(PathBuf::new())
-                }
-            };
-            issuers.push(Issuer {
-                issuer: is.issuer.clone(),
-                audiences: is.audiences.clone(),
-                jwks,
-                algorithms,
-                require_typ: is.require_typ.clone(),
-            });
+            let issuer = self.issuer(&format!("identity.issuers[{n}]"), is, &issuers, resolve);
+            issuers.push(issuer);
         }
         let path = |v: &mut Self, field: &str, value: Option<&String>, default: &str| -> String {
             let p = value.map_or(default, String::as_str).to_owned();
@@ -1473,36 +1412,10 @@ impl Validator {
             }
             p
         };
-        let introspection = i.introspection.as_ref().map(|x| {
-            let url = x
-                .url
-                .parse::<http::Uri>()
-                .ok()
-                .filter(|u| u.scheme_str() == Some("https") && u.host().is_some());
-            if url.is_none() {
-                self.err(
-                    "identity.introspection.url",
-                    format!(
-                        "`{}` is not an https:// URL (tokens are never sent in plaintext)",
-                        x.url
-                    ),
-                );
-            }
-            if x.client_id.is_empty() || x.client_id.contains(':') {
-                self.err(
-                    "identity.introspection.client_id",
-                    "must be non-empty and contain no `:`",
-                );
-            }
-            Introspection {
-                url: url.unwrap_or_default(),
-                ca: resolve(&x.ca),
-                client_id: x.client_id.clone(),
-                client_secret_file: resolve(&x.client_secret_file),
-                issuer: x.issuer.clone(),
-                audiences: x.audiences.clone(),
-            }
-        });
+        let introspection = i
+            .introspection
+            .as_ref()
+            .map(|x| self.introspection(x, resolve));
         if i.max_staleness_s == 0 {
             self.err("identity.max_staleness_s", "must be greater than 0");
         }
@@ -1532,6 +1445,141 @@ impl Validator {
                 i.revoke_all_path.as_ref(),
                 "/oauth2/revoke-all",
             ),
+        }
+    }
+
+    /// One token issuer: name, audiences, asymmetric algorithms only
+    /// (AUTHN-07), where its keys come from.
+    fn issuer(
+        &mut self,
+        p: &str,
+        is: &schema::RawIssuer,
+        earlier: &[Issuer],
+        resolve: &dyn Fn(&str) -> PathBuf,
+    ) -> Issuer {
+        if is.issuer.is_empty() {
+            self.err(format!("{p}.issuer"), "must not be empty");
+        }
+        if is.audiences.is_empty() {
+            self.err(
+                format!("{p}.audiences"),
+                "list at least one accepted audience",
+            );
+        }
+        let algorithms: Vec<String> = if is.algorithms.is_empty() {
+            DEFAULT_ALGORITHMS.iter().map(|a| (*a).to_owned()).collect()
+        } else {
+            is.algorithms.clone()
+        };
+        for (k, a) in algorithms.iter().enumerate() {
+            if !ASYMMETRIC_ALGORITHMS.contains(&a.as_str()) {
+                let why = if a.starts_with("HS") {
+                    "symmetric (HMAC) algorithms are not accepted: a shared secret at the gateway can mint tokens"
+                } else if a.eq_ignore_ascii_case("none") {
+                    "unsigned tokens are never accepted"
+                } else {
+                    "unknown algorithm"
+                };
+                self.err(
+                    format!("{p}.algorithms[{k}]"),
+                    format!("`{a}`: {why}; use {}", ASYMMETRIC_ALGORITHMS.join(", ")),
+                );
+            }
+        }
+        if earlier.iter().any(|x| x.issuer == is.issuer) {
+            self.err(format!("{p}.issuer"), "duplicate issuer");
+        }
+        let jwks = self.jwks_source(p, is, resolve);
+        Issuer {
+            issuer: is.issuer.clone(),
+            audiences: is.audiences.clone(),
+            jwks,
+            algorithms,
+            require_typ: is.require_typ.clone(),
+        }
+    }
+
+    /// An issuer's keys: a file, or an https URL with explicit trust anchors.
+    fn jwks_source(
+        &mut self,
+        p: &str,
+        is: &schema::RawIssuer,
+        resolve: &dyn Fn(&str) -> PathBuf,
+    ) -> JwksSource {
+        match (&is.jwks_file, &is.jwks_url) {
+            (Some(f), None) => JwksSource::File(resolve(f)),
+            (None, Some(u)) => {
+                let url = u
+                    .parse::<http::Uri>()
+                    .ok()
+                    .filter(|u| u.scheme_str() == Some("https") && u.host().is_some());
+                if url.is_none() {
+                    self.err(
+                        format!("{p}.jwks_url"),
+                        format!(
+                            "`{u}` is not an https:// URL (keys are never fetched in plaintext)"
+                        ),
+                    );
+                }
+                if is.jwks_ca.is_none() {
+                    self.err(format!("{p}.jwks_ca"), "missing: trust anchors for the JWKS server must be explicit (a PEM bundle)");
+                }
+                if is.jwks_refresh_s < 10 {
+                    self.err(format!("{p}.jwks_refresh_s"), "must be at least 10");
+                }
+                if is.jwks_refetch_interval_s < 1 {
+                    self.err(format!("{p}.jwks_refetch_interval_s"), "must be at least 1");
+                }
+                JwksSource::Url {
+                    url: url.unwrap_or_default(),
+                    ca: resolve(is.jwks_ca.as_deref().unwrap_or("")),
+                    refresh: Duration::from_secs(is.jwks_refresh_s),
+                    min_refetch: Duration::from_secs(is.jwks_refetch_interval_s),
+                }
+            }
+            _ => {
+                self.err(
+                    format!("{p}.jwks_file"),
+                    "set exactly one of `jwks_file` and `jwks_url`",
+                );
+                JwksSource::File(PathBuf::new())
+            }
+        }
+    }
+
+    /// Token introspection (RFC 7662) over https only.
+    fn introspection(
+        &mut self,
+        x: &schema::RawIntrospection,
+        resolve: &dyn Fn(&str) -> PathBuf,
+    ) -> Introspection {
+        let url = x
+            .url
+            .parse::<http::Uri>()
+            .ok()
+            .filter(|u| u.scheme_str() == Some("https") && u.host().is_some());
+        if url.is_none() {
+            self.err(
+                "identity.introspection.url",
+                format!(
+                    "`{}` is not an https:// URL (tokens are never sent in plaintext)",
+                    x.url
+                ),
+            );
+        }
+        if x.client_id.is_empty() || x.client_id.contains(':') {
+            self.err(
+                "identity.introspection.client_id",
+                "must be non-empty and contain no `:`",
+            );
+        }
+        Introspection {
+            url: url.unwrap_or_default(),
+            ca: resolve(&x.ca),
+            client_id: x.client_id.clone(),
+            client_secret_file: resolve(&x.client_secret_file),
+            issuer: x.issuer.clone(),
+            audiences: x.audiences.clone(),
         }
     }
 

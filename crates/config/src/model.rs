@@ -501,6 +501,28 @@ impl Config {
                 "dev mode: self-signed certificates and plaintext listeners are allowed",
             );
         }
+        self.listener_weakenings(&mut push);
+        for (name, on) in [
+            ("email", self.sensitive.patterns.email),
+            ("card", self.sensitive.patterns.card),
+            ("national_id", self.sensitive.patterns.national_id),
+            ("token", self.sensitive.patterns.token),
+        ] {
+            if !on {
+                push(
+                    format!("sensitive_data.{name}"),
+                    "a sensitive value pattern is no longer refused in URLs",
+                );
+            }
+        }
+        self.shared_state_weakenings(&mut push);
+        self.upstream_weakenings(&mut push);
+        self.api_weakenings(&mut push);
+        out
+    }
+
+    /// Listeners: TLS 1.2, revocation, plaintext, hosts, environments.
+    fn listener_weakenings(&self, push: &mut impl FnMut(String, &str)) {
         for (i, l) in self.listeners.iter().enumerate() {
             match &l.kind {
                 ListenerKind::Tls(t) => {
@@ -549,19 +571,10 @@ impl Config {
                 );
             }
         }
-        for (name, on) in [
-            ("email", self.sensitive.patterns.email),
-            ("card", self.sensitive.patterns.card),
-            ("national_id", self.sensitive.patterns.national_id),
-            ("token", self.sensitive.patterns.token),
-        ] {
-            if !on {
-                push(
-                    format!("sensitive_data.{name}"),
-                    "a sensitive value pattern is no longer refused in URLs",
-                );
-            }
-        }
+    }
+
+    /// Identity staleness, PostgreSQL and Redis, anomalies, the context token.
+    fn shared_state_weakenings(&self, push: &mut impl FnMut(String, &str)) {
         if self
             .identity
             .as_ref()
@@ -606,6 +619,10 @@ impl Config {
                 "backends receive no gateway-signed context token: they cannot verify that a request came through the gateway, nor its identity",
             );
         }
+    }
+
+    /// Upstreams: revocation and plaintext.
+    fn upstream_weakenings(&self, push: &mut impl FnMut(String, &str)) {
         for u in &self.upstreams {
             if u.scheme == UpstreamScheme::Https && u.crls.is_empty() {
                 push(
@@ -620,6 +637,10 @@ impl Config {
                 );
             }
         }
+    }
+
+    /// APIs: CORS, contracts, personal data, public routes.
+    fn api_weakenings(&self, push: &mut impl FnMut(String, &str)) {
         for (a, api) in self.apis.iter().enumerate() {
             if let Some(c) = &api.cors
                 && c.origins == AllowedOrigins::Any
@@ -675,6 +696,5 @@ impl Config {
                 }
             }
         }
-        out
     }
 }
