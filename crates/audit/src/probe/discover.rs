@@ -347,18 +347,7 @@ impl Prober {
         let Some((document, origin)) = self.document.clone() else {
             return;
         };
-        let mut operations = Vec::new();
-        for (template, item) in document["paths"].as_object().into_iter().flatten() {
-            for (name, op) in item.as_object().into_iter().flatten() {
-                let Ok(method) = Method::from_bytes(name.to_ascii_uppercase().as_bytes()) else {
-                    continue;
-                };
-                if !["get", "head", "post", "put", "patch", "delete"].contains(&name.as_str()) {
-                    continue;
-                }
-                operations.push((method, concrete(template, item, op), op.clone()));
-            }
-        }
+        let operations = document_operations(&document);
         let total = operations.len();
         let (safe, writes): (Vec<_>, Vec<_>) = operations
             .into_iter()
@@ -515,6 +504,24 @@ impl Prober {
             );
         }
     }
+}
+
+/// Every GET, HEAD, POST, PUT, PATCH and DELETE operation of a document,
+/// with a concrete path to ask and the operation object.
+fn document_operations(document: &Value) -> Vec<(Method, String, Value)> {
+    let mut operations = Vec::new();
+    for (template, item) in document["paths"].as_object().into_iter().flatten() {
+        for (name, op) in item.as_object().into_iter().flatten() {
+            let Ok(method) = Method::from_bytes(name.to_ascii_uppercase().as_bytes()) else {
+                continue;
+            };
+            if !["get", "head", "post", "put", "patch", "delete"].contains(&name.as_str()) {
+                continue;
+            }
+            operations.push((method, concrete(template, item, op), op.clone()));
+        }
+    }
+    operations
 }
 
 #[cfg(test)]
