@@ -288,7 +288,6 @@ mod tests {
     #[test]
     fn source_files_stay_under_800_lines() {
         const STILL_OVER: &[&str] = &[
-            "crates/config/src/lib.rs",
             "crates/config/src/schema.rs",
             "crates/portcullis/src/main.rs",
             "crates/testkit/src/lib.rs",

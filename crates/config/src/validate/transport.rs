@@ -1,0 +1,418 @@
+//! Validation of listeners, connection limits, upstreams and the admin
+//! plane: TLS everywhere unless a `dangerous_*` opt-in says otherwise.
+//! TLS-04 (no plaintext upstream without the dangerous opt-in), OPS-05
+//! (the admin plane on loopback, a unix socket or mutual TLS).
+
+use crate::{
+    AdminListen, ClientAuth, Limits, Listener, ListenerKind, Mode, RawConfig, RawPlaintext,
+    ServerTls, Upstream, UpstreamScheme, Validator, rustls_name_ok, schema,
+};
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+impl Validator {
+    pub(crate) fn listeners(
+        &mut self,
+        raw: &RawConfig,
+        mode: Mode,
+        resolve: &dyn Fn(&str) -> PathBuf,
+    ) -> Vec<Listener> {
+        if raw.listeners.is_empty() {
+            self.err("listeners", "at least one listener is required");
+        }
+        let mut names = BTreeSet::new();
+        let mut out = Vec::new();
+        for (i, l) in raw.listeners.iter().enumerate() {
+            let p = format!("listeners[{i}]");
+            if !names.insert(l.name.clone()) {
+                self.err(
+                    format!("{p}.name"),
+                    format!("duplicate listener name `{}`", l.name),
+                );
+            }
+            let Ok(bind) = l.bind.parse::<SocketAddr>() else {
+                self.err(
+                    format!("{p}.bind"),
+                    format!("`{}` is not IP:port (e.g. 127.0.0.1:8443)", l.bind),
+                );
+                continue;
+            };
+            let kind = match (&l.tls, l.plaintext) {
+                (Some(_), Some(_)) => {
+                    self.err(&p, "set either `tls` or `plaintext`, not both");
+                    continue;
+                }
+                (None, None) => {
+                    self.err(
+                        format!("{p}.tls"),
+                        "missing: listeners serve TLS; a plain listener needs `plaintext: redirect`",
+                    );
+                    continue;
+                }
+                (Some(t), None) => {
+                    ListenerKind::Tls(self.server_tls(&format!("{p}.tls"), t, &resolve))
+                }
+                (None, Some(RawPlaintext::Redirect)) => ListenerKind::Redirect {
+                    https_port: l.redirect_https_port.unwrap_or(443),
+                },
+                (None, Some(RawPlaintext::DangerousServe)) => {
+                    if mode != Mode::Dev {
+                        self.err(
+                            format!("{p}.plaintext"),
+                            "`dangerous_serve` is only allowed with `mode: dev`; use `redirect` or TLS",
+                        );
+                    }
+                    ListenerKind::DangerousPlaintext
+                }
+            };
+            if l.redirect_https_port.is_some() && !matches!(kind, ListenerKind::Redirect { .. }) {
+                self.err(
+                    format!("{p}.redirect_https_port"),
+                    "only meaningful with `plaintext: redirect`",
+                );
+            }
+            let environment = l
+                .environment
+                .as_deref()
+                .unwrap_or("production")
+                .to_ascii_lowercase();
+            if environment.is_empty()
+                || !environment
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                self.err(
+                    format!("{p}.environment"),
+                    "an environment name is letters, digits, `-` or `_`",
+                );
+            }
+            let mut hosts = Vec::new();
+            for (h, host) in l.hosts.iter().enumerate() {
+                let valid = !host.is_empty()
+                    && host.len() <= 253
+                    && (host.parse::<std::net::Ipv6Addr>().is_ok()
+                        || host.split('.').all(|label| {
+                            !label.is_empty()
+                                && label.len() <= 63
+                                && label
+                                    .bytes()
+                                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                        }));
+                if valid {
+                    hosts.push(host.to_ascii_lowercase());
+                } else {
+                    self.err(
+                        format!("{p}.hosts[{h}]"),
+                        format!("`{host}` is not a host name or IP address (no port, no scheme)"),
+                    );
+                }
+            }
+            out.push(Listener {
+                name: l.name.clone(),
+                bind,
+                kind,
+                hosts,
+                environment,
+            });
+        }
+        out
+    }
+
+    pub(crate) fn limits(&mut self, l: &schema::RawLimits) -> Limits {
+        let positive = |v: &mut Self, name: &str, value: u64| {
+            if value == 0 {
+                v.err(format!("limits.{name}"), "must be greater than 0");
+            }
+        };
+        positive(self, "header_read_timeout_ms", l.header_read_timeout_ms);
+        positive(self, "tls_handshake_timeout_ms", l.tls_handshake_timeout_ms);
+        positive(self, "body_read_timeout_ms", l.body_read_timeout_ms);
+        positive(self, "max_connections", l.max_connections as u64);
+        positive(
+            self,
+            "h2_max_concurrent_streams",
+            u64::from(l.h2_max_concurrent_streams),
+        );
+        if l.max_header_bytes < 8192 {
+            self.err("limits.max_header_bytes", "must be at least 8192");
+        }
+        positive(self, "idle_timeout_ms", l.idle_timeout_ms);
+        if l.max_buffered_bytes < l.max_body_bytes.max(l.max_response_bytes) {
+            self.err(
+                "limits.max_buffered_bytes",
+                "must be at least max_body_bytes and max_response_bytes (one request must fit)",
+            );
+        }
+        positive(self, "max_connection_age_ms", l.max_connection_age_ms);
+        positive(self, "write_timeout_ms", l.write_timeout_ms);
+        positive(
+            self,
+            "max_connections_per_client",
+            l.max_connections_per_client as u64,
+        );
+        if !(1..=128).contains(&l.client_ipv6_prefix) {
+            self.err("limits.client_ipv6_prefix", "must be 1 to 128 bits");
+        }
+        Limits {
+            header_read_timeout: Duration::from_millis(l.header_read_timeout_ms),
+            tls_handshake_timeout: Duration::from_millis(l.tls_handshake_timeout_ms),
+            max_header_bytes: l.max_header_bytes,
+            max_body_bytes: l.max_body_bytes,
+            max_connections: l.max_connections,
+            h2_max_concurrent_streams: l.h2_max_concurrent_streams,
+            h2_max_pending_reset_streams: l.h2_max_pending_reset_streams,
+            h2_max_local_error_reset_streams: l.h2_max_local_error_reset_streams,
+            body_read_timeout: Duration::from_millis(l.body_read_timeout_ms),
+            max_response_bytes: l.max_response_bytes,
+            idle_timeout: Duration::from_millis(l.idle_timeout_ms),
+            max_connection_age: Duration::from_millis(l.max_connection_age_ms),
+            write_timeout: Duration::from_millis(l.write_timeout_ms),
+            max_connections_per_client: l.max_connections_per_client,
+            client_ipv6_prefix: l.client_ipv6_prefix,
+            min_body_bytes_per_s: l.min_body_bytes_per_s,
+            body_rate_grace: Duration::from_millis(l.body_rate_grace_ms),
+            max_buffered_bytes: l.max_buffered_bytes,
+            auth_failures_per_minute: l.auth_failures_per_minute,
+        }
+    }
+
+    /// `https`, or `http` with the dangerous opt-in (TLS-04).
+    pub(crate) fn upstream_scheme(
+        &mut self,
+        p: &str,
+        u: &schema::RawUpstream,
+        uri: &http::Uri,
+    ) -> Option<UpstreamScheme> {
+        Some(match uri.scheme_str() {
+            Some("https") => {
+                if u.dangerous_plaintext_upstream {
+                    self.err(
+                        format!("{p}.dangerous_plaintext_upstream"),
+                        "set only for http:// upstreams",
+                    );
+                }
+                UpstreamScheme::Https
+            }
+            Some("http") if u.dangerous_plaintext_upstream => UpstreamScheme::DangerousHttp,
+            Some("http") => {
+                self.err(
+                    format!("{p}.url"),
+                    "plaintext upstream refused: use https:// (or set dangerous_plaintext_upstream: true)",
+                );
+                return None;
+            }
+            _ => {
+                self.err(format!("{p}.url"), "must start with https://");
+                return None;
+            }
+        })
+    }
+
+    /// SPKI pins: the base64 SHA-256 of a SubjectPublicKeyInfo (TLS-06).
+    pub(crate) fn spki_pins(&mut self, p: &str, pins: &[String]) -> Vec<[u8; 32]> {
+        let mut spki_pins = Vec::new();
+        for (i, pin) in pins.iter().enumerate() {
+            use base64::Engine;
+            let text = pin.strip_prefix("sha256/").unwrap_or(pin);
+            match base64::engine::general_purpose::STANDARD.decode(text) {
+                Ok(bytes) if bytes.len() == 32 => {
+                    let mut a = [0u8; 32];
+                    a.copy_from_slice(&bytes);
+                    spki_pins.push(a);
+                }
+                _ => self.err(
+                    format!("{p}.spki_pins[{i}]"),
+                    "a pin is the base64 SHA-256 of the certificate's SubjectPublicKeyInfo (44 characters)",
+                ),
+            }
+        }
+        spki_pins
+    }
+
+    pub(crate) fn upstream(
+        &mut self,
+        name: &str,
+        u: &schema::RawUpstream,
+        resolve: &dyn Fn(&str) -> PathBuf,
+    ) -> Option<Upstream> {
+        let p = format!("upstreams.{name}");
+        let Ok(uri) = u.url.parse::<http::Uri>() else {
+            self.err(format!("{p}.url"), format!("`{}` is not a URL", u.url));
+            return None;
+        };
+        let scheme = self.upstream_scheme(&p, u, &uri)?;
+        let Some(authority) = uri.authority().cloned() else {
+            self.err(format!("{p}.url"), "missing host");
+            return None;
+        };
+        if uri.query().is_some() {
+            self.err(format!("{p}.url"), "must not contain a query string");
+        }
+        let ca = u.ca.as_deref().map(resolve);
+        if scheme == UpstreamScheme::Https && ca.is_none() {
+            self.err(
+                format!("{p}.ca"),
+                "missing: trust anchors for upstream TLS must be explicit (a PEM bundle)",
+            );
+        }
+        let server_name = u
+            .server_name
+            .clone()
+            .unwrap_or_else(|| authority.host().trim_matches(['[', ']']).to_owned());
+        if rustls_name_ok(&server_name).is_err() {
+            self.err(
+                format!("{p}.server_name"),
+                format!("`{server_name}` is not a DNS name or IP address"),
+            );
+        }
+        for (field, v) in [
+            ("connect_timeout_ms", u.connect_timeout_ms),
+            ("request_timeout_ms", u.request_timeout_ms),
+        ] {
+            if v == 0 {
+                self.err(format!("{p}.{field}"), "must be greater than 0");
+            }
+        }
+        let client_identity = match (&u.client_cert, &u.client_key) {
+            (Some(c), Some(k)) => Some((resolve(c), resolve(k))),
+            (None, None) => None,
+            _ => {
+                self.err(
+                    format!("{p}.client_cert"),
+                    "give both `client_cert` and `client_key`, or neither",
+                );
+                None
+            }
+        };
+        let spki_pins = self.spki_pins(&p, &u.spki_pins);
+        if scheme == UpstreamScheme::DangerousHttp
+            && (client_identity.is_some() || !spki_pins.is_empty())
+        {
+            self.err(
+                p.clone(),
+                "client certificates and pins need an https upstream",
+            );
+        }
+        if scheme == UpstreamScheme::DangerousHttp && !u.crls.is_empty() {
+            self.err(format!("{p}.crls"), "CRLs need an https upstream");
+        }
+        let context_audience = u
+            .context_audience
+            .clone()
+            .unwrap_or_else(|| name.to_owned());
+        if context_audience.is_empty() {
+            self.err(format!("{p}.context_audience"), "must not be empty");
+        }
+        Some(Upstream {
+            name: name.to_owned(),
+            scheme,
+            client_identity,
+            spki_pins,
+            crls: u.crls.iter().map(|c| resolve(c)).collect(),
+            context_audience,
+            context_encrypt_to: u.context_encrypt_to.as_deref().map(resolve),
+            authority,
+            base_path: uri.path().trim_end_matches('/').to_owned(),
+            ca,
+            server_name,
+            connect_timeout: Duration::from_millis(u.connect_timeout_ms),
+            request_timeout: Duration::from_millis(u.request_timeout_ms),
+            pool_idle_timeout: Duration::from_millis(u.pool_idle_timeout_ms),
+            pool_max_idle_per_host: u.pool_max_idle_per_host,
+        })
+    }
+
+    pub(crate) fn server_tls(
+        &mut self,
+        p: &str,
+        t: &schema::RawServerTls,
+        resolve: &dyn Fn(&str) -> PathBuf,
+    ) -> ServerTls {
+        let allow_tls12 = match t.min_version.as_deref() {
+            None | Some("1.3") => false,
+            Some("1.2") => true,
+            Some(v) => {
+                self.err(
+                    format!("{p}.min_version"),
+                    format!("`{v}` is not supported: use \"1.3\" (default) or \"1.2\""),
+                );
+                false
+            }
+        };
+        ServerTls {
+            cert: resolve(&t.cert),
+            key: resolve(&t.key),
+            allow_tls12,
+            client_auth: t.client_auth.as_ref().map(|c| ClientAuth {
+                required: c.mode == schema::RawClientAuthMode::Required,
+                ca: resolve(&c.ca),
+                crls: c.crls.iter().map(|p| resolve(p)).collect(),
+                allow_stale_crl: c.allow_stale_crl,
+            }),
+        }
+    }
+
+    pub(crate) fn admin(
+        &mut self,
+        a: &schema::RawAdmin,
+        raw: &RawConfig,
+        listeners: &[Listener],
+        resolve: &dyn Fn(&str) -> PathBuf,
+    ) -> Option<AdminListen> {
+        if raw.identity.is_none() {
+            self.err(
+                "admin",
+                "the admin plane manages the store: add an `identity` section",
+            );
+        }
+        match (&a.bind, &a.unix) {
+            (Some(bind), None) => {
+                let Ok(addr) = bind.parse::<SocketAddr>() else {
+                    self.err("admin.bind", "not an address like 127.0.0.1:9444");
+                    return None;
+                };
+                let tls = a
+                    .tls
+                    .as_ref()
+                    .map(|t| self.server_tls("admin.tls", t, resolve));
+                let mutual = tls
+                    .as_ref()
+                    .is_some_and(|t| t.client_auth.as_ref().is_some_and(|c| c.required));
+                if tls.is_some() && !mutual {
+                    self.err(
+                        "admin.tls.client_auth",
+                        "the admin listener's TLS is mutual: set `client_auth: { mode: required, ca: <the CA of administrators' certificates> }`",
+                    );
+                    return None;
+                }
+                if !addr.ip().is_loopback() && !mutual {
+                    self.err(
+                        "admin.bind",
+                        "an admin listener off loopback requires mutual TLS: add `tls` with `client_auth: { mode: required, ca: … }`, or bind to loopback",
+                    );
+                    return None;
+                }
+                if addr.port() != 0 && listeners.iter().any(|l| l.bind.port() == addr.port()) {
+                    self.err(
+                        "admin.bind",
+                        "never on a data-plane listener's port: choose another",
+                    );
+                    return None;
+                }
+                Some(match tls {
+                    Some(tls) => AdminListen::MutualTls { addr, tls },
+                    None => AdminListen::Tcp(addr),
+                })
+            }
+            (None, Some(path)) if !path.is_empty() && a.tls.is_none() => {
+                Some(AdminListen::Unix(resolve(path)))
+            }
+            _ => {
+                self.err("admin", "set exactly one of `bind` (loopback) and `unix`");
+                None
+            }
+        }
+    }
+}
