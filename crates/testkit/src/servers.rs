@@ -3,7 +3,6 @@
 //! stopped when dropped.
 
 use crate::rand_suffix;
-use http_body_util::BodyExt;
 use portcullis_gateway::dev::pki::DevCa;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
