@@ -390,6 +390,9 @@ mod tests {
             );
         }
         let clippy = std::fs::read_to_string(root().join("clippy.toml")).unwrap();
-        assert!(clippy.contains("too-many-lines-threshold = 100"), "{clippy}");
+        assert!(
+            clippy.contains("too-many-lines-threshold = 100"),
+            "{clippy}"
+        );
     }
 }
