@@ -137,14 +137,12 @@ pub async fn handle(
 async fn run(call: &mut Call<'_>) -> Result<Response<GatewayBody>, Rejection> {
     // 1. connection re-check, 2. correlation; framing and the request head.
     head::check(call)?;
-    // 3. route: host, path and URL; the gateway's own endpoint; the route.
+    // 3. route: host, path and URL; the gateway's own endpoint or the route.
     let target = route::target(call)?;
-    if let Some(response) = self_service::serve(call, &target).await? {
-        return Ok(response);
-    }
     let (matched, route) = match route::select(call, &target)? {
         Selected::Route(matched, route) => (matched, route),
         Selected::Preflight(response) => return Ok(response),
+        Selected::Own(endpoint) => return self_service::serve(call, endpoint).await,
     };
     // 4. kill switch, 5. application, 6. token, 7. authorization.
     access::check(call, &matched, route).await?;

@@ -5,7 +5,7 @@
 use crate::GatewayBody;
 use crate::identity::IdentityState;
 use crate::pipeline::call::Call;
-use crate::pipeline::routes::{PathMatch, RouteInfo};
+use crate::pipeline::routes::{OwnEndpoint, PathMatch, RouteInfo};
 use crate::pipeline::{content, hardening, host, path};
 use crate::rejection::Rejection;
 use http::Response;
@@ -21,6 +21,8 @@ pub struct Target<'a> {
 pub enum Selected<'t> {
     Route(PathMatch<'t>, &'t RouteInfo),
     Preflight(Response<GatewayBody>),
+    /// One of the gateway's own endpoints (self-service revocation).
+    Own(OwnEndpoint),
 }
 
 /// The host, the path, and what the URL carries.
@@ -39,12 +41,16 @@ pub fn target<'a>(call: &Call<'a>) -> Result<Target<'a>, Rejection> {
     Ok(Target { host, path })
 }
 
-/// The API and route (deny by default), or the CORS preflight's answer.
+/// The gateway's own endpoint, or the API and route (deny by default), or
+/// the CORS preflight's answer.
 pub fn select<'a: 't, 't>(
     call: &mut Call<'a>,
     target: &'t Target<'a>,
 ) -> Result<Selected<'t>, Rejection> {
     let (state, conn, parts) = (call.state, call.conn, call.parts);
+    if let Some(endpoint) = state.routes.own(&target.path) {
+        return Ok(Selected::Own(endpoint));
+    }
     let matched = state.routes.lookup(target.host, &target.path)?;
     call.decided.api = Some(matched.api_index);
     if let Some(cors) = &matched.api.cors

@@ -122,8 +122,20 @@ pub struct RouteTableError {
     pub message: String,
 }
 
+/// The gateway's own endpoints on the data plane, registered in the route
+/// table beside the APIs' routes (when the config has identity).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnEndpoint {
+    /// A caller revokes the token it presents (AUTHZ-07).
+    Revoke,
+    /// A caller revokes every token of its subject.
+    RevokeAll,
+}
+
 #[derive(Debug)]
 pub struct RouteTable {
+    /// The gateway's own endpoints by exact path; they come before any API.
+    own: Vec<(String, OwnEndpoint)>,
     apis: Vec<MountedApi>,
     /// Indices into `apis`, most specific first: host-bound before any-host,
     /// longer base path before shorter.
@@ -154,7 +166,22 @@ impl RouteTable {
             let api: &MountedApi = &apis[i];
             (api.hosts.is_empty(), std::cmp::Reverse(api.base_path.len()))
         });
-        Ok(Self { apis, order })
+        let own = config.identity.iter().flat_map(|i| {
+            [
+                (i.revocation_path.clone(), OwnEndpoint::Revoke),
+                (i.revoke_all_path.clone(), OwnEndpoint::RevokeAll),
+            ]
+        });
+        Ok(Self {
+            own: own.collect(),
+            apis,
+            order,
+        })
+    }
+
+    /// The gateway's own endpoint at this normalised path, if one is.
+    pub fn own(&self, path: &str) -> Option<OwnEndpoint> {
+        self.own.iter().find(|(p, _)| p == path).map(|&(_, e)| e)
     }
 
     /// `(api, operation)` of every route, by [`RouteInfo::index`].

@@ -1,43 +1,40 @@
-//! The gateway's own endpoint on the data plane: self-service token
-//! revocation (AUTHZ-07), answered before route lookup.
+//! The gateway's own endpoints on the data plane: self-service token
+//! revocation (AUTHZ-07). They are registered in the route table
+//! ([`crate::pipeline::routes::OwnEndpoint`]) and selected in stage 3 like
+//! any route.
 
 use crate::GatewayBody;
 use crate::identity::IdentityState;
 use crate::pipeline::call::Call;
 use crate::pipeline::contract::read_body;
-use crate::pipeline::route::Target;
+use crate::pipeline::routes::OwnEndpoint;
 use crate::rejection::Rejection;
 use bytes::Bytes;
 use http::Response;
 use http::header;
 use http_body_util::{Either, Full};
 
-/// The gateway's own endpoints: self-service token revocation (AUTHZ-07),
-/// when the config has identity. A refused credential counts against the
-/// client's pre-authentication budget.
+/// Serves one of the gateway's own endpoints. A refused credential counts
+/// against the client's pre-authentication budget.
 pub async fn serve(
     call: &mut Call<'_>,
-    target: &Target<'_>,
-) -> Result<Option<Response<GatewayBody>>, Rejection> {
-    let state = call.state;
-    let Some(identity) = state.identity.as_deref() else {
-        return Ok(None);
+    endpoint: OwnEndpoint,
+) -> Result<Response<GatewayBody>, Rejection> {
+    // Registered only when the config has identity.
+    let Some(identity) = call.state.identity.as_deref() else {
+        return Err(Rejection::UnknownRoute);
     };
-    let served = revoke(call, identity, &target.path).await;
+    let served = revoke(call, identity, endpoint == OwnEndpoint::RevokeAll).await;
     call.counted(served)
 }
 
 async fn revoke(
     call: &mut Call<'_>,
     identity: &IdentityState,
-    path: &str,
-) -> Result<Option<Response<GatewayBody>>, Rejection> {
+    all: bool,
+) -> Result<Response<GatewayBody>, Rejection> {
     let (state, conn, parts) = (call.state, call.conn, call.parts);
     let limits = &state.limits;
-    let all = path == identity.config.revoke_all_path;
-    if !all && path != identity.config.revocation_path {
-        return Ok(None);
-    }
     if parts.method != http::Method::POST {
         return Err(Rejection::MethodNotAllowed {
             allow: http::HeaderValue::from_static("POST"),
@@ -62,5 +59,5 @@ async fn revoke(
         header::CONTENT_TYPE,
         http::HeaderValue::from_static("application/json"),
     );
-    Ok(Some(r))
+    Ok(r)
 }
