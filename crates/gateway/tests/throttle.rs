@@ -164,6 +164,31 @@ fn limits_keyed_by_an_identity_the_route_does_not_establish_are_refused() {
 /// Two gateway instances sharing one Redis: the fleet accepts no more than
 /// the limit; with Redis gone they refuse (fail closed, one event), or fall
 /// back to their own limits when so configured; Redis back, shared again.
+/// Shared limits report their waits in seconds, like local ones: a budget
+/// of one request a minute answers `t=60` and then `Retry-After: 60`.
+#[tokio::test]
+async fn shared_limits_report_reset_and_retry_after_in_seconds() {
+    use portcullis_testkit::RedisServer;
+    let redis = RedisServer::start();
+    let env = TestEnv::new().await;
+    let limits = "    rate_limits: [{ per: client, requests: 1, per_seconds: 60, burst: 1 }]\n";
+    let gw = env
+        .gateway(&api(limits, "public"))
+        .with(&format!(
+            "shared_state: {{ redis: {{ url: '{}', timeout_ms: 300 }} }}",
+            redis.url()
+        ))
+        .start()
+        .await;
+    let ok = gw.get("/v1/orders").await;
+    assert_eq!(ok.status, 200);
+    assert_eq!(ok.header("ratelimit"), Some("\"client\";r=0;t=60"));
+    let refused = gw.get("/v1/orders").await;
+    assert_eq!(refused.status, 429);
+    let retry: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+    assert!((59..=60).contains(&retry), "Retry-After: {retry}");
+}
+
 #[tokio::test]
 async fn two_instances_share_one_budget_through_redis_and_fail_closed_without_it() {
     use portcullis_testkit::RedisServer;

@@ -3,8 +3,14 @@
 use super::*;
 
 fn throttle(limits: &str) -> (Throttle, Arc<RouteLimits>) {
+    throttle_with("", limits)
+}
+
+/// A throttle for one route `/x`, with `top` added at the config's top
+/// level and `limits` in the API.
+fn throttle_with(top: &str, limits: &str) -> (Throttle, Arc<RouteLimits>) {
     let yaml = format!(
-        "mode: dev\nlisteners: [{{ name: p, bind: '127.0.0.1:0', plaintext: dangerous_serve }}]\nupstreams: {{ u: {{ url: 'http://127.0.0.1:1', dangerous_plaintext_upstream: true }} }}\napis:\n  - name: a\n    upstream: u\n    routes: [{{ path: /x, methods: [GET], auth: public }}]\n    {limits}\n"
+        "mode: dev\n{top}\nlisteners: [{{ name: p, bind: '127.0.0.1:0', plaintext: dangerous_serve }}]\nupstreams: {{ u: {{ url: 'http://127.0.0.1:1', dangerous_plaintext_upstream: true }} }}\napis:\n  - name: a\n    upstream: u\n    routes: [{{ path: /x, methods: [GET], auth: public }}]\n    {limits}\n"
     );
     let config = portcullis_config::parse(&yaml, std::path::Path::new("/")).unwrap();
     let (t, table) = Throttle::build(&config, None);
@@ -229,4 +235,96 @@ async fn ipv6_clients_share_a_budget_per_prefix() {
     t.admit(&route, None, v6("2001:db8:1:3::1"), "GET /x")
         .await
         .unwrap();
+}
+
+/// Refused credentials: a budget of 2 a minute lets the second failure
+/// through to verification and stops the third for 30 s (one interval);
+/// another client has its own budget; 0 turns the limiter off.
+#[test]
+fn the_refused_credentials_budget_is_exact_and_zero_turns_it_off() {
+    let (t, _) = throttle_with("limits: { auth_failures_per_minute: 2 }", "");
+    let c = ip(7);
+    t.authentication_failed(c);
+    t.before_authentication(c)
+        .expect("one refused credential of two: still verified");
+    t.authentication_failed(c);
+    let Err(Rejection::RateLimited {
+        retry_after_s,
+        event,
+        ..
+    }) = t.before_authentication(c)
+    else {
+        panic!("the budget of two is spent")
+    };
+    assert_eq!(retry_after_s, 30, "one interval of a 2-a-minute budget");
+    assert!(event);
+    t.before_authentication(ip(8)).unwrap();
+
+    let (off, _) = throttle_with("limits: { auth_failures_per_minute: 0 }", "");
+    for _ in 0..1000 {
+        off.authentication_failed(c);
+    }
+    off.before_authentication(c).unwrap();
+}
+
+/// The refused-credentials map is bounded: at its cap a new client makes
+/// room (the least recently seen go), and a client already in it does not
+/// make anyone else forgotten.
+#[test]
+fn the_refused_credentials_map_forgets_only_when_a_new_client_meets_the_cap() {
+    let (t, _) = throttle("");
+    let addr = |k: u32| IpAddr::from((0x0a00_0000_u32 + k).to_be_bytes());
+    let now = t.state.epoch.elapsed().as_nanos() as u64;
+    {
+        let mut f = t.state.failures.lock().unwrap();
+        for k in 0..MAX_FAILING_CLIENTS as u32 {
+            f.insert(
+                addr(k),
+                Entry {
+                    tat: now + 600_000_000_000,
+                    quiet_until: 0,
+                    seen: u64::from(k),
+                },
+            );
+        }
+    }
+    t.authentication_failed(addr(5));
+    assert_eq!(
+        t.state.failures.lock().unwrap().len(),
+        MAX_FAILING_CLIENTS,
+        "a known client at the cap makes nobody forgotten"
+    );
+    let newcomer = IpAddr::from([192, 0, 2, 1]);
+    t.authentication_failed(newcomer);
+    let f = t.state.failures.lock().unwrap();
+    assert!(f.len() <= MAX_FAILING_CLIENTS, "{} keys", f.len());
+    assert!(f.contains_key(&newcomer));
+    assert!(!f.contains_key(&addr(0)), "the least recently seen went");
+    assert!(f.contains_key(&addr(5)));
+}
+
+/// With several limits on a route, the one with the fewest requests left
+/// speaks in `RateLimit`; on a tie, the first listed.
+#[tokio::test]
+async fn the_tightest_limit_speaks_and_the_first_listed_on_a_tie() {
+    let (t, route) = throttle(
+        "rate_limits: [{ per: client, requests: 10, per_seconds: 1, burst: 5 }, { per: route, requests: 10, per_seconds: 1, burst: 3 }]",
+    );
+    let (_, limit) = t
+        .admit(&route, None, ip(1), "GET /x")
+        .await
+        .unwrap()
+        .headers
+        .unwrap();
+    assert_eq!(limit, "\"route\";r=2;t=1");
+    let (t, route) = throttle(
+        "rate_limits: [{ per: client, requests: 10, per_seconds: 1, burst: 3 }, { per: route, requests: 10, per_seconds: 1, burst: 3 }]",
+    );
+    let (_, limit) = t
+        .admit(&route, None, ip(1), "GET /x")
+        .await
+        .unwrap()
+        .headers
+        .unwrap();
+    assert_eq!(limit, "\"client\";r=2;t=1");
 }
