@@ -328,3 +328,101 @@ async fn the_tightest_limit_speaks_and_the_first_listed_on_a_tie() {
         .unwrap();
     assert_eq!(limit, "\"client\";r=2;t=1");
 }
+
+/// A refusal raises its event once per window, and again from the very
+/// nanosecond the window ends; a full shard makes room for a refused key it
+/// did not hold (shared limits refuse keys the local map never saw), and a
+/// key it holds makes no one forgotten.
+#[test]
+fn refusals_raise_one_event_per_window_and_keep_shards_bounded() {
+    let (t, _) = throttle("rate_limits: [{ per: client, requests: 1, per_seconds: 60, burst: 1 }]");
+    let spec = &t.specs[0];
+    let policy = HeaderValue::from_static("\"client\";q=1;w=60");
+    let event = |r: Rejection| match r {
+        Rejection::RateLimited { event, .. } => event,
+        other => panic!("{other:?}"),
+    };
+    let key = 0x0123_4567_89ab_cdef;
+    let start = 1_000_000_000_000;
+    let window = 60_000_000_000;
+    assert!(event(t.refused(spec, key, start, 1, &policy)));
+    assert!(!event(t.refused(spec, key, start + window - 1, 1, &policy)));
+    assert!(event(t.refused(spec, key, start + window, 1, &policy)));
+
+    let shard_of = |k: u64| (k >> (64 - SHARDS.trailing_zeros())) as usize;
+    let full_key = 0xfedc_ba98_7654_3210_u64;
+    {
+        let mut s = t.state.shards[shard_of(full_key)].lock().unwrap();
+        s.clear();
+        for k in 0..KEYS_PER_SHARD as u64 {
+            s.insert(
+                (full_key & !0xffff) | k,
+                Entry {
+                    tat: start + 10 * window,
+                    quiet_until: 0,
+                    seen: k,
+                },
+            );
+        }
+    }
+    let known = (full_key & !0xffff) | 5;
+    t.refused(spec, known, start, 1, &policy);
+    assert_eq!(
+        t.state.shards[shard_of(full_key)].lock().unwrap().len(),
+        KEYS_PER_SHARD,
+        "a known key at the cap makes nobody forgotten"
+    );
+    let newcomer = (full_key & !0xffff) | 0xffff;
+    t.refused(spec, newcomer, start, 1, &policy);
+    let s = t.state.shards[shard_of(full_key)].lock().unwrap();
+    assert!(s.len() <= KEYS_PER_SHARD, "{} keys", s.len());
+    assert!(s.contains_key(&newcomer) && s.contains_key(&known));
+    assert!(
+        !s.contains_key(&(full_key & !0xffff)),
+        "the least recently seen went"
+    );
+}
+
+/// A local budget of one request a minute: the answer says `t=60`, the
+/// refusal `Retry-After: 60`; and a key the full shard already holds takes
+/// its step without making anyone forgotten.
+#[tokio::test]
+async fn a_slow_budget_reports_its_wait_in_seconds_and_known_keys_evict_nobody() {
+    let (t, route) =
+        throttle("rate_limits: [{ per: client, requests: 1, per_seconds: 60, burst: 1 }]");
+    let (_, limit) = t
+        .admit(&route, None, ip(3), "GET /x")
+        .await
+        .unwrap()
+        .headers
+        .unwrap();
+    assert_eq!(limit, "\"client\";r=0;t=60");
+    let Err(Rejection::RateLimited { retry_after_s, .. }) =
+        t.admit(&route, None, ip(3), "GET /x").await
+    else {
+        panic!("one request a minute")
+    };
+    assert_eq!(retry_after_s, 60);
+
+    let spec = &t.specs[0];
+    let policy = HeaderValue::from_static("\"client\";q=1;w=60");
+    let key = 0x0f0f_0000_0000_0000_u64;
+    let shard = (key >> (64 - SHARDS.trailing_zeros())) as usize;
+    let now = 1_000_000_000_000;
+    {
+        let mut s = t.state.shards[shard].lock().unwrap();
+        s.clear();
+        for k in 0..KEYS_PER_SHARD as u64 {
+            s.insert(
+                key | k,
+                Entry {
+                    tat: 0,
+                    quiet_until: now + 1,
+                    seen: k,
+                },
+            );
+        }
+    }
+    t.take(spec, key | 7, now, &policy).unwrap();
+    assert_eq!(t.state.shards[shard].lock().unwrap().len(), KEYS_PER_SHARD);
+}
