@@ -12,6 +12,7 @@ pub mod audit_log;
 pub mod model;
 pub mod pepper;
 pub mod postgres;
+pub mod sql;
 pub mod sqlite;
 
 pub use model::*;

@@ -17,6 +17,7 @@ use crate::store::model::{
     Admin, Application, AuditLog, AuditRow, ChainMac, ChangeFeed, KeyRecord, Revocation, Snapshot,
     Store, StoreError, decode_head, encode_head, same_check,
 };
+use crate::store::sql;
 use portcullis_config::Postgres;
 use postgres::error::SqlState;
 use postgres::fallible_iterator::FallibleIterator;
@@ -310,27 +311,21 @@ impl Store for PgStore {
                 .read_only(true)
                 .start()?;
             let mut s = Snapshot::default();
-            for r in tx.query("SELECT id, name, enabled, created_at FROM applications", &[])? {
+            for r in tx.query(sql::APPS, &[])? {
                 let a = app_row(&r);
                 s.apps.insert(a.id.clone(), a);
             }
-            for r in tx.query(
-                "SELECT id, app_id, mac, created_at, expires_at, revoked_at FROM api_keys WHERE revoked_at IS NULL",
-                &[],
-            )? {
+            for r in tx.query(sql::ACTIVE_KEYS, &[])? {
                 let k = key_row(&r);
                 s.keys.insert(k.id.clone(), k);
             }
-            for r in tx.query(
-                "SELECT issuer, jti, subject, revoked_before, expires_at FROM token_revocations",
-                &[],
-            )? {
+            for r in tx.query(sql::REVOCATIONS, &[])? {
                 s.add_revocation(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
             }
-            for r in tx.query("SELECT target, reason FROM kill_switches", &[])? {
+            for r in tx.query(sql::KILL_SWITCHES, &[])? {
                 s.kill_switches.insert(r.get(0), r.get(1));
             }
-            for r in tx.query("SELECT san, app_id FROM app_certificates", &[])? {
+            for r in tx.query(sql::CERT_APPS, &[])? {
                 s.cert_apps.insert(r.get(0), r.get(1));
             }
             tx.commit()?;
@@ -341,8 +336,15 @@ impl Store for PgStore {
     fn create_admin(&self, a: &Admin) -> Result<(), StoreError> {
         self.with(|c| {
             match c.execute(
-                "INSERT INTO admins (id, name, role, mac, created_at, disabled_at) VALUES ($1, $2, $3, $4, $5, $6)",
-                &[&a.id, &a.name, &a.role, &a.mac, &a.created_at, &a.disabled_at],
+                sql::CREATE_ADMIN,
+                &[
+                    &a.id,
+                    &a.name,
+                    &a.role,
+                    &a.mac,
+                    &a.created_at,
+                    &a.disabled_at,
+                ],
             ) {
                 Ok(_) => Ok(()),
                 Err(e) if unique_violation(&e) => Err(StoreError::AdminExists(a.name.clone())),
@@ -352,25 +354,11 @@ impl Store for PgStore {
     }
 
     fn admin(&self, id: &str) -> Result<Option<Admin>, StoreError> {
-        self.with(|c| {
-            Ok(c.query_opt(
-                "SELECT id, name, role, mac, created_at, disabled_at FROM admins WHERE id = $1",
-                &[&id],
-            )?
-            .map(|r| admin_row(&r)))
-        })
+        self.with(|c| Ok(c.query_opt(sql::ADMIN, &[&id])?.map(|r| admin_row(&r))))
     }
 
     fn admins(&self) -> Result<Vec<Admin>, StoreError> {
-        self.with(|c| {
-            Ok(c.query(
-                "SELECT id, name, role, mac, created_at, disabled_at FROM admins ORDER BY name",
-                &[],
-            )?
-            .iter()
-            .map(admin_row)
-            .collect())
-        })
+        self.with(|c| Ok(c.query(sql::ADMINS, &[])?.iter().map(admin_row).collect()))
     }
 
     fn set_kill_switch(
@@ -381,18 +369,14 @@ impl Store for PgStore {
         now: i64,
     ) -> Result<(), StoreError> {
         self.with(|c| {
-            c.execute(
-                "INSERT INTO kill_switches (target, reason, actor, created_at) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (target) DO UPDATE SET reason = excluded.reason, actor = excluded.actor, created_at = excluded.created_at",
-                &[&target, &reason, &actor, &now],
-            )?;
+            c.execute(sql::SET_KILL_SWITCH, &[&target, &reason, &actor, &now])?;
             Ok(())
         })
     }
 
     fn clear_kill_switch(&self, target: &str) -> Result<(), StoreError> {
         self.change_one(
-            "DELETE FROM kill_switches WHERE target = $1",
+            sql::CLEAR_KILL_SWITCH,
             &[&target],
             StoreError::NoSuchKillSwitch(target.to_owned()),
         )
@@ -403,22 +387,12 @@ impl Store for PgStore {
             let mut tx = c.transaction()?;
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&AUDIT_LOCK])?;
             let (prev_seq, prev_mac): (i64, Vec<u8>) = tx
-                .query_opt(
-                    "SELECT seq, mac FROM audit_log ORDER BY seq DESC LIMIT 1",
-                    &[],
-                )?
+                .query_opt(sql::AUDIT_HEAD_ROW, &[])?
                 .map_or((0, Vec::new()), |r| (r.get(0), r.get(1)));
             let seq = prev_seq + 1;
             let mac = chain(&prev_mac, seq, entry);
-            tx.execute(
-                "INSERT INTO audit_log (seq, entry, mac) VALUES ($1, $2, $3)",
-                &[&seq, &entry, &mac],
-            )?;
-            tx.execute(
-                "INSERT INTO store_meta (name, value) VALUES ('audit_head', $1)
-                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-                &[&encode_head(seq, &mac)],
-            )?;
+            tx.execute(sql::APPEND_AUDIT, &[&seq, &entry, &mac])?;
+            tx.execute(sql::SET_AUDIT_HEAD, &[&encode_head(seq, &mac)])?;
             tx.commit()?;
             Ok(seq)
         })
@@ -427,7 +401,7 @@ impl Store for PgStore {
     fn audit_rows(&self) -> Result<AuditLog, StoreError> {
         self.with(|c| {
             let rows = c
-                .query("SELECT seq, entry, mac FROM audit_log ORDER BY seq", &[])?
+                .query(sql::AUDIT_ROWS, &[])?
                 .iter()
                 .map(|r| AuditRow {
                     seq: r.get(0),
@@ -435,12 +409,7 @@ impl Store for PgStore {
                     mac: r.get(2),
                 })
                 .collect();
-            let head: Option<Vec<u8>> = c
-                .query_opt(
-                    "SELECT value FROM store_meta WHERE name = 'audit_head'",
-                    &[],
-                )?
-                .map(|r| r.get(0));
+            let head: Option<Vec<u8>> = c.query_opt(sql::AUDIT_HEAD, &[])?.map(|r| r.get(0));
             Ok((rows, head.as_deref().and_then(decode_head)))
         })
     }
@@ -454,13 +423,8 @@ impl Store for PgStore {
 
     fn pepper_check(&self, check: &[u8]) -> Result<(), StoreError> {
         let stored: Vec<u8> = self.with(|c| {
-            c.execute(
-                "INSERT INTO store_meta (name, value) VALUES ('pepper_check', $1) ON CONFLICT (name) DO NOTHING",
-                &[&check],
-            )?;
-            Ok(c
-                .query_one("SELECT value FROM store_meta WHERE name = 'pepper_check'", &[])?
-                .get(0))
+            c.execute(sql::SET_PEPPER_CHECK, &[&check])?;
+            Ok(c.query_one(sql::PEPPER_CHECK, &[])?.get(0))
         })?;
         same_check(&stored, check)
     }
@@ -487,7 +451,7 @@ impl Store for PgStore {
 
     fn set_app_enabled(&self, name: &str, enabled: bool) -> Result<(), StoreError> {
         self.change_one(
-            "UPDATE applications SET enabled = $1 WHERE name = $2",
+            sql::SET_APP_ENABLED,
             &[&enabled, &name],
             StoreError::NoSuchApp(name.to_owned()),
         )
@@ -495,32 +459,31 @@ impl Store for PgStore {
 
     fn apps(&self) -> Result<Vec<Application>, StoreError> {
         self.with(|c| {
-            Ok(c.query(
-                "SELECT id, name, enabled, created_at FROM applications ORDER BY name",
-                &[],
-            )?
-            .iter()
-            .map(app_row)
-            .collect())
+            Ok(c.query(sql::APPS_BY_NAME, &[])?
+                .iter()
+                .map(app_row)
+                .collect())
         })
     }
 
     fn app_by_name(&self, name: &str) -> Result<Application, StoreError> {
-        self.with(|c| {
-            Ok(c.query_opt(
-                "SELECT id, name, enabled, created_at FROM applications WHERE name = $1",
-                &[&name],
-            )?)
-        })?
-        .map(|r| app_row(&r))
-        .ok_or_else(|| StoreError::NoSuchApp(name.to_owned()))
+        self.with(|c| Ok(c.query_opt(sql::APP_BY_NAME, &[&name])?))?
+            .map(|r| app_row(&r))
+            .ok_or_else(|| StoreError::NoSuchApp(name.to_owned()))
     }
 
     fn insert_key(&self, k: &KeyRecord) -> Result<(), StoreError> {
         self.with(|c| {
             c.execute(
-                "INSERT INTO api_keys (id, app_id, mac, created_at, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6)",
-                &[&k.id, &k.app_id, &k.mac, &k.created_at, &k.expires_at, &k.revoked_at],
+                sql::INSERT_KEY,
+                &[
+                    &k.id,
+                    &k.app_id,
+                    &k.mac,
+                    &k.created_at,
+                    &k.expires_at,
+                    &k.revoked_at,
+                ],
             )?;
             Ok(())
         })
@@ -541,7 +504,7 @@ impl Store for PgStore {
 
     fn revoke_key(&self, id: &str, now: i64) -> Result<(), StoreError> {
         self.change_one(
-            "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+            sql::REVOKE_KEY,
             &[&now, &id],
             StoreError::NoSuchKey(id.to_owned()),
         )
@@ -549,11 +512,7 @@ impl Store for PgStore {
 
     fn expire_keys(&self, app_id: &str, at: i64, except: &str) -> Result<(), StoreError> {
         self.with(|c| {
-            c.execute(
-                "UPDATE api_keys SET expires_at = $1 WHERE app_id = $2 AND id != $3 AND revoked_at IS NULL
-                 AND (expires_at IS NULL OR expires_at > $1)",
-                &[&at, &app_id, &except],
-            )?;
+            c.execute(sql::EXPIRE_KEYS, &[&at, &app_id, &except])?;
             Ok(())
         })
     }
@@ -561,41 +520,38 @@ impl Store for PgStore {
     fn revoke_token(&self, r: &Revocation, now: i64) -> Result<(), StoreError> {
         self.with(|c| {
             c.execute(
-                "INSERT INTO token_revocations (issuer, jti, subject, revoked_before, expires_at, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (issuer, jti) WHERE jti IS NOT NULL DO NOTHING",
-                &[&r.issuer, &r.jti, &r.subject, &r.revoked_before, &r.expires_at, &now],
+                sql::REVOKE_TOKEN,
+                &[
+                    &r.issuer,
+                    &r.jti,
+                    &r.subject,
+                    &r.revoked_before,
+                    &r.expires_at,
+                    &now,
+                ],
             )?;
             Ok(())
         })
     }
 
     fn purge_revocations(&self, now: i64) -> Result<usize, StoreError> {
-        self.with(|c| {
-            Ok(c.execute(
-                "DELETE FROM token_revocations WHERE expires_at < $1",
-                &[&now],
-            )? as usize)
-        })
+        self.with(|c| Ok(c.execute(sql::PURGE_REVOCATIONS, &[&now])? as usize))
     }
 
     fn bind_certificate(&self, app: &str, san: &str, now: i64) -> Result<(), StoreError> {
         let app = self.app_by_name(app)?;
-        self.with(|c| {
-            match c.execute(
-                "INSERT INTO app_certificates (san, app_id, created_at) VALUES ($1, $2, $3)",
-                &[&san, &app.id, &now],
-            ) {
+        self.with(
+            |c| match c.execute(sql::BIND_CERT, &[&san, &app.id, &now]) {
                 Ok(_) => Ok(()),
                 Err(e) if unique_violation(&e) => Err(StoreError::SanBound(san.to_owned())),
                 Err(e) => Err(e.into()),
-            }
-        })
+            },
+        )
     }
 
     fn unbind_certificate(&self, san: &str) -> Result<(), StoreError> {
         self.change_one(
-            "DELETE FROM app_certificates WHERE san = $1",
+            sql::UNBIND_CERT,
             &[&san],
             StoreError::NoSuchBinding(san.to_owned()),
         )
@@ -603,13 +559,10 @@ impl Store for PgStore {
 
     fn certificate_bindings(&self) -> Result<Vec<(String, String)>, StoreError> {
         self.with(|c| {
-            Ok(c.query(
-                "SELECT b.san, a.name FROM app_certificates b JOIN applications a ON a.id = b.app_id ORDER BY b.san",
-                &[],
-            )?
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect())
+            Ok(c.query(sql::CERT_BINDINGS, &[])?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect())
         })
     }
 }

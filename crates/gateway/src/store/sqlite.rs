@@ -5,10 +5,16 @@ use crate::store::model::{
     Admin, Application, AuditLog, AuditRow, ChainMac, ChangeFeed, KeyRecord, Revocation, Snapshot,
     Store, StoreError, decode_head, encode_head, same_check,
 };
+use crate::store::sql::{self, Dialect};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
+
+/// A shared statement in SQLite's dialect.
+fn dialect(stmt: &'static str) -> std::borrow::Cow<'static, str> {
+    Dialect::Sqlite.render(stmt)
+}
 
 /// Migrations, applied in order; the database's `user_version` is the count applied.
 const MIGRATIONS: &[&str] = &[
@@ -104,21 +110,17 @@ impl SqliteStore {
     /// Every table the request path needs, read on `c` (inside one transaction).
     fn read_snapshot(c: &Connection) -> Result<Snapshot, StoreError> {
         let mut s = Snapshot::default();
-        let mut q = c.prepare("SELECT id, name, enabled, created_at FROM applications")?;
+        let mut q = c.prepare(&dialect(sql::APPS))?;
         for a in q.query_map([], app_row)? {
             let a = a?;
             s.apps.insert(a.id.clone(), a);
         }
-        let mut q = c.prepare(&format!(
-            "SELECT {KEY_COLUMNS} FROM api_keys WHERE revoked_at IS NULL"
-        ))?;
+        let mut q = c.prepare(&dialect(sql::ACTIVE_KEYS))?;
         for k in q.query_map([], key_row)? {
             let k = k?;
             s.keys.insert(k.id.clone(), k);
         }
-        let mut q = c.prepare(
-            "SELECT issuer, jti, subject, revoked_before, expires_at FROM token_revocations",
-        )?;
+        let mut q = c.prepare(&dialect(sql::REVOCATIONS))?;
         let rows = q.query_map([], |r| {
             Ok((
                 r.get::<_, String>(0)?,
@@ -128,12 +130,12 @@ impl SqliteStore {
                 r.get::<_, i64>(4)?,
             ))
         })?;
-        let mut q = c.prepare("SELECT target, reason FROM kill_switches")?;
+        let mut q = c.prepare(&dialect(sql::KILL_SWITCHES))?;
         for row in q.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
             let (target, reason) = row?;
             s.kill_switches.insert(target, reason);
         }
-        let mut q = c.prepare("SELECT san, app_id FROM app_certificates")?;
+        let mut q = c.prepare(&dialect(sql::CERT_APPS))?;
         for row in q.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
             let (san, app) = row?;
             s.cert_apps.insert(san, app);
@@ -205,11 +207,8 @@ impl Store for SqliteStore {
 
     fn bind_certificate(&self, app: &str, san: &str, now: i64) -> Result<(), StoreError> {
         let app = self.app_by_name(app)?;
-        self.with(|c| {
-            match c.execute(
-                "INSERT INTO app_certificates (san, app_id, created_at) VALUES (?1, ?2, ?3)",
-                params![san, app.id, now],
-            ) {
+        self.with(
+            |c| match c.execute(&dialect(sql::BIND_CERT), params![san, app.id, now]) {
                 Ok(_) => Ok(()),
                 Err(rusqlite::Error::SqliteFailure(e, _))
                     if e.code == rusqlite::ErrorCode::ConstraintViolation =>
@@ -217,13 +216,13 @@ impl Store for SqliteStore {
                     Err(StoreError::SanBound(san.to_owned()))
                 }
                 Err(e) => Err(e.into()),
-            }
-        })
+            },
+        )
     }
 
     fn unbind_certificate(&self, san: &str) -> Result<(), StoreError> {
         self.with(|c| {
-            if c.execute("DELETE FROM app_certificates WHERE san = ?1", params![san])? == 0 {
+            if c.execute(&dialect(sql::UNBIND_CERT), params![san])? == 0 {
                 Err(StoreError::NoSuchBinding(san.to_owned()))
             } else {
                 Ok(())
@@ -233,9 +232,7 @@ impl Store for SqliteStore {
 
     fn certificate_bindings(&self) -> Result<Vec<(String, String)>, StoreError> {
         self.with(|c| {
-            let mut q = c.prepare(
-                "SELECT b.san, a.name FROM app_certificates b JOIN applications a ON a.id = b.app_id ORDER BY b.san",
-            )?;
+            let mut q = c.prepare(&dialect(sql::CERT_BINDINGS))?;
             Ok(q.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<_, _>>()?)
         })
@@ -244,7 +241,7 @@ impl Store for SqliteStore {
     fn create_admin(&self, a: &Admin) -> Result<(), StoreError> {
         self.with(|c| {
             match c.execute(
-                "INSERT INTO admins (id, name, role, mac, created_at, disabled_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                &dialect(sql::CREATE_ADMIN),
                 params![a.id, a.name, a.role, a.mac, a.created_at, a.disabled_at],
             ) {
                 Ok(_) => Ok(()),
@@ -260,20 +257,14 @@ impl Store for SqliteStore {
 
     fn admin(&self, id: &str) -> Result<Option<Admin>, StoreError> {
         self.with(|c| {
-            Ok(c.query_row(
-                "SELECT id, name, role, mac, created_at, disabled_at FROM admins WHERE id = ?1",
-                params![id],
-                admin_row,
-            )
-            .optional()?)
+            Ok(c.query_row(&dialect(sql::ADMIN), params![id], admin_row)
+                .optional()?)
         })
     }
 
     fn admins(&self) -> Result<Vec<Admin>, StoreError> {
         self.with(|c| {
-            let mut q = c.prepare(
-                "SELECT id, name, role, mac, created_at, disabled_at FROM admins ORDER BY name",
-            )?;
+            let mut q = c.prepare(&dialect(sql::ADMINS))?;
             Ok(q.query_map([], admin_row)?.collect::<Result<_, _>>()?)
         })
     }
@@ -287,8 +278,7 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         self.with(|c| {
             c.execute(
-                "INSERT INTO kill_switches (target, reason, actor, created_at) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (target) DO UPDATE SET reason = excluded.reason, actor = excluded.actor, created_at = excluded.created_at",
+                &dialect(sql::SET_KILL_SWITCH),
                 params![target, reason, actor, now],
             )?;
             Ok(())
@@ -297,11 +287,7 @@ impl Store for SqliteStore {
 
     fn clear_kill_switch(&self, target: &str) -> Result<(), StoreError> {
         self.with(|c| {
-            if c.execute(
-                "DELETE FROM kill_switches WHERE target = ?1",
-                params![target],
-            )? == 0
-            {
+            if c.execute(&dialect(sql::CLEAR_KILL_SWITCH), params![target])? == 0 {
                 Err(StoreError::NoSuchKillSwitch(target.to_owned()))
             } else {
                 Ok(())
@@ -315,22 +301,16 @@ impl Store for SqliteStore {
             c.execute_batch("BEGIN IMMEDIATE")?;
             let appended = (|| {
                 let (prev_seq, prev_mac): (i64, Vec<u8>) = c
-                    .query_row(
-                        "SELECT seq, mac FROM audit_log ORDER BY seq DESC LIMIT 1",
-                        [],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
-                    )
+                    .query_row(&dialect(sql::AUDIT_HEAD_ROW), [], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })
                     .optional()?
                     .unwrap_or((0, Vec::new()));
                 let seq = prev_seq + 1;
                 let mac = chain(&prev_mac, seq, entry);
+                c.execute(&dialect(sql::APPEND_AUDIT), params![seq, entry, mac])?;
                 c.execute(
-                    "INSERT INTO audit_log (seq, entry, mac) VALUES (?1, ?2, ?3)",
-                    params![seq, entry, mac],
-                )?;
-                c.execute(
-                    "INSERT INTO store_meta (name, value) VALUES ('audit_head', ?1)
-                     ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                    &dialect(sql::SET_AUDIT_HEAD),
                     params![encode_head(seq, &mac)],
                 )?;
                 Ok::<_, rusqlite::Error>(seq)
@@ -350,7 +330,7 @@ impl Store for SqliteStore {
 
     fn audit_rows(&self) -> Result<AuditLog, StoreError> {
         self.with(|c| {
-            let mut q = c.prepare("SELECT seq, entry, mac FROM audit_log ORDER BY seq")?;
+            let mut q = c.prepare(&dialect(sql::AUDIT_ROWS))?;
             let rows = q
                 .query_map([], |r| {
                     Ok(AuditRow {
@@ -361,11 +341,7 @@ impl Store for SqliteStore {
                 })?
                 .collect::<Result<_, _>>()?;
             let head: Option<Vec<u8>> = c
-                .query_row(
-                    "SELECT value FROM store_meta WHERE name = 'audit_head'",
-                    [],
-                    |r| r.get(0),
-                )
+                .query_row(&dialect(sql::AUDIT_HEAD), [], |r| r.get(0))
                 .optional()?;
             Ok((rows, head.as_deref().and_then(decode_head)))
         })
@@ -381,15 +357,8 @@ impl Store for SqliteStore {
 
     fn pepper_check(&self, check: &[u8]) -> Result<(), StoreError> {
         self.with(|c| {
-            c.execute(
-                "INSERT INTO store_meta (name, value) VALUES ('pepper_check', ?1) ON CONFLICT (name) DO NOTHING",
-                params![check],
-            )?;
-            let stored: Vec<u8> = c.query_row(
-                "SELECT value FROM store_meta WHERE name = 'pepper_check'",
-                [],
-                |r| r.get(0),
-            )?;
+            c.execute(&dialect(sql::SET_PEPPER_CHECK), params![check])?;
+            let stored: Vec<u8> = c.query_row(&dialect(sql::PEPPER_CHECK), [], |r| r.get(0))?;
             same_check(&stored, check)
         })
     }
@@ -420,7 +389,7 @@ impl Store for SqliteStore {
     fn set_app_enabled(&self, name: &str, enabled: bool) -> Result<(), StoreError> {
         self.with(|c| {
             let n = c.execute(
-                "UPDATE applications SET enabled = ?1 WHERE name = ?2",
+                &dialect(sql::SET_APP_ENABLED),
                 params![i64::from(enabled), name],
             )?;
             if n == 0 {
@@ -433,29 +402,31 @@ impl Store for SqliteStore {
 
     fn apps(&self) -> Result<Vec<Application>, StoreError> {
         self.with(|c| {
-            let mut q =
-                c.prepare("SELECT id, name, enabled, created_at FROM applications ORDER BY name")?;
+            let mut q = c.prepare(&dialect(sql::APPS_BY_NAME))?;
             Ok(q.query_map([], app_row)?.collect::<Result<_, _>>()?)
         })
     }
 
     fn app_by_name(&self, name: &str) -> Result<Application, StoreError> {
         self.with(|c| {
-            c.query_row(
-                "SELECT id, name, enabled, created_at FROM applications WHERE name = ?1",
-                params![name],
-                app_row,
-            )
-            .optional()?
-            .ok_or_else(|| StoreError::NoSuchApp(name.to_owned()))
+            c.query_row(&dialect(sql::APP_BY_NAME), params![name], app_row)
+                .optional()?
+                .ok_or_else(|| StoreError::NoSuchApp(name.to_owned()))
         })
     }
 
     fn insert_key(&self, k: &KeyRecord) -> Result<(), StoreError> {
         self.with(|c| {
             c.execute(
-                "INSERT INTO api_keys (id, app_id, mac, created_at, expires_at, revoked_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![k.id, k.app_id, k.mac, k.created_at, k.expires_at, k.revoked_at],
+                &dialect(sql::INSERT_KEY),
+                params![
+                    k.id,
+                    k.app_id,
+                    k.mac,
+                    k.created_at,
+                    k.expires_at,
+                    k.revoked_at
+                ],
             )?;
             Ok(())
         })
@@ -472,10 +443,7 @@ impl Store for SqliteStore {
 
     fn revoke_key(&self, id: &str, now: i64) -> Result<(), StoreError> {
         self.with(|c| {
-            let n = c.execute(
-                "UPDATE api_keys SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL",
-                params![now, id],
-            )?;
+            let n = c.execute(&dialect(sql::REVOKE_KEY), params![now, id])?;
             if n == 0 {
                 Err(StoreError::NoSuchKey(id.to_owned()))
             } else {
@@ -486,11 +454,7 @@ impl Store for SqliteStore {
 
     fn expire_keys(&self, app_id: &str, at: i64, except: &str) -> Result<(), StoreError> {
         self.with(|c| {
-            c.execute(
-                "UPDATE api_keys SET expires_at = ?1 WHERE app_id = ?2 AND id != ?3 AND revoked_at IS NULL
-                 AND (expires_at IS NULL OR expires_at > ?1)",
-                params![at, app_id, except],
-            )?;
+            c.execute(&dialect(sql::EXPIRE_KEYS), params![at, app_id, except])?;
             Ok(())
         })
     }
@@ -498,22 +462,22 @@ impl Store for SqliteStore {
     fn revoke_token(&self, r: &Revocation, now: i64) -> Result<(), StoreError> {
         self.with(|c| {
             c.execute(
-                "INSERT INTO token_revocations (issuer, jti, subject, revoked_before, expires_at, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (issuer, jti) WHERE jti IS NOT NULL DO NOTHING",
-                params![r.issuer, r.jti, r.subject, r.revoked_before, r.expires_at, now],
+                &dialect(sql::REVOKE_TOKEN),
+                params![
+                    r.issuer,
+                    r.jti,
+                    r.subject,
+                    r.revoked_before,
+                    r.expires_at,
+                    now
+                ],
             )?;
             Ok(())
         })
     }
 
     fn purge_revocations(&self, now: i64) -> Result<usize, StoreError> {
-        self.with(|c| {
-            Ok(c.execute(
-                "DELETE FROM token_revocations WHERE expires_at < ?1",
-                params![now],
-            )?)
-        })
+        self.with(|c| Ok(c.execute(&dialect(sql::PURGE_REVOCATIONS), params![now])?))
     }
 }
 
@@ -559,6 +523,7 @@ mod tests {
         for (file, src) in [
             ("store/sqlite.rs", include_str!("sqlite.rs")),
             ("store/postgres.rs", include_str!("postgres.rs")),
+            ("store/sql.rs", include_str!("sql.rs")),
         ] {
             // The code, not its tests (which hold examples of what is refused).
             let code = src.split("#[cfg(test)]").next().unwrap();
