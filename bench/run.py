@@ -522,6 +522,12 @@ def main():
     ap.add_argument("--scenarios", default="S0,S1,S2,S2c,S2m,S2mc,S5,S6,S7")
     ap.add_argument("--binary", default=os.path.join(ROOT, "target/dist/portcullis"))
     ap.add_argument("--json", default=None, help="also write raw results here")
+    ap.add_argument(
+        "--perf",
+        default=None,
+        metavar="DIR",
+        help="record a CPU profile (perf record -g) of the gateway during each S1/S2/S7 run into DIR",
+    )
     a = ap.parse_args()
     reps = a.reps or (1 if a.quick else 3)
     seconds = 4 if a.quick else 10
@@ -592,7 +598,18 @@ def main():
                         if key_s == "S2m":
                             r = measure_mtls(s, url, owner[key_s], seconds, s == "S2mc", client)
                         else:
+                            profiler = None
+                            if a.perf and sut_name == "portcullis" and s in ("S1", "S2", "S7"):
+                                os.makedirs(a.perf, exist_ok=True)
+                                profiler = subprocess.Popen(
+                                    ["perf", "record", "-F", "999", "-g", "-p", str(owner[key_s].p.pid),
+                                     "-o", os.path.join(a.perf, f"{s}-rep{rep}.data"), "--", "sleep", str(seconds)],
+                                    stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL,
+                                )
                             r = measure(s, url, owner[key_s], seconds, close=(s == "S2c"), lat_seconds=lat_seconds)
+                            if profiler:
+                                profiler.wait()
                         runs.setdefault(f"{s} {sut_name}", []).append(r)
                 finally:
                     for p in procs:
