@@ -340,32 +340,22 @@ fn refusals_raise_one_event_per_window_and_keep_shards_bounded() {
     assert!(!event(t.refused(spec, key, start + window - 1, 1, &policy)));
     assert!(event(t.refused(spec, key, start + window, 1, &policy)));
 
-    let shard_of = |k: u64| (k >> (64 - SHARDS.trailing_zeros())) as usize;
     let full_key = 0xfedc_ba98_7654_3210_u64;
-    {
-        let mut s = t.state.shards[shard_of(full_key)].lock().unwrap();
-        s.clear();
-        for k in 0..KEYS_PER_SHARD as u64 {
-            s.insert(
-                (full_key & !0xffff) | k,
-                Entry {
-                    tat: start + 10 * window,
-                    quiet_until: 0,
-                    seen: k,
-                },
-            );
-        }
-    }
+    fill_shard_of(&t, full_key & !0xffff, |k| Entry {
+        tat: start + 10 * window,
+        quiet_until: 0,
+        seen: k,
+    });
     let known = (full_key & !0xffff) | 5;
     t.refused(spec, known, start, 1, &policy);
     assert_eq!(
-        t.state.shards[shard_of(full_key)].lock().unwrap().len(),
+        t.shard(full_key).len(),
         KEYS_PER_SHARD,
         "a known key at the cap makes nobody forgotten"
     );
     let newcomer = (full_key & !0xffff) | 0xffff;
     t.refused(spec, newcomer, start, 1, &policy);
-    let s = t.state.shards[shard_of(full_key)].lock().unwrap();
+    let s = t.shard(full_key);
     assert!(s.len() <= KEYS_PER_SHARD, "{} keys", s.len());
     assert!(s.contains_key(&newcomer) && s.contains_key(&known));
     assert!(
@@ -398,22 +388,23 @@ async fn a_slow_budget_reports_its_wait_in_seconds_and_known_keys_evict_nobody()
     let spec = &t.specs[0];
     let policy = HeaderValue::from_static("\"client\";q=1;w=60");
     let key = 0x0f0f_0000_0000_0000_u64;
-    let shard = (key >> (64 - SHARDS.trailing_zeros())) as usize;
     let now = 1_000_000_000_000;
-    {
-        let mut s = t.state.shards[shard].lock().unwrap();
-        s.clear();
-        for k in 0..KEYS_PER_SHARD as u64 {
-            s.insert(
-                key | k,
-                Entry {
-                    tat: 0,
-                    quiet_until: now + 1,
-                    seen: k,
-                },
-            );
-        }
-    }
+    fill_shard_of(&t, key, |k| Entry {
+        tat: 0,
+        quiet_until: now + 1,
+        seen: k,
+    });
     t.take(spec, key | 7, now, &policy).unwrap();
-    assert_eq!(t.state.shards[shard].lock().unwrap().len(), KEYS_PER_SHARD);
+    assert_eq!(t.shard(key).len(), KEYS_PER_SHARD);
+}
+
+/// Fills the shard holding `base` with `KEYS_PER_SHARD` keys `base | k`
+/// (all in that shard: the shard is chosen by a key's top bits), each with
+/// `entry(k)`.
+fn fill_shard_of(t: &Throttle, base: u64, entry: impl Fn(u64) -> Entry) {
+    let mut s = t.shard(base);
+    s.clear();
+    for k in 0..KEYS_PER_SHARD as u64 {
+        s.insert(base | k, entry(k));
+    }
 }
