@@ -350,37 +350,48 @@ mod tests {
         );
     }
 
-    #[test]
-    fn workspace_forbids_unsafe_code() {
-        // PROC-04: memory-safe code, enforced for every crate.
+    /// Every member the workspace names, read from its manifest.
+    fn workspace_members() -> Vec<String> {
         let manifest = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
-        assert!(manifest.contains("unsafe_code = \"forbid\""));
-        // Every member the workspace names, read from its manifest.
         let list = manifest
             .split_once("members = [")
             .and_then(|(_, rest)| rest.split_once(']'))
             .expect("[workspace] members")
             .0;
-        let members: Vec<&str> = list
+        let members: Vec<String> = list
             .split(',')
-            .map(|m| m.trim().trim_matches('"'))
+            .map(|m| m.trim().trim_matches('"').to_owned())
             .filter(|m| !m.is_empty())
             .collect();
         assert!(
             members.len() >= 9 && members.iter().all(|m| !m.contains('*')),
             "{members:?}"
         );
-        for member in members {
-            let m = std::fs::read_to_string(root().join(member).join("Cargo.toml")).unwrap();
+        members
+    }
+
+    #[test]
+    fn workspace_forbids_unsafe_code() {
+        // PROC-04: memory-safe code, enforced for every crate.
+        let manifest = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+        assert!(manifest.contains("unsafe_code = \"forbid\""));
+        for member in workspace_members() {
+            let m = std::fs::read_to_string(root().join(&member).join("Cargo.toml")).unwrap();
             assert!(
                 m.contains("[lints]\nworkspace = true"),
                 "{member} does not inherit the workspace lints"
             );
-            // Functions stay short outside tests (issue 19): clippy's
-            // `too_many_lines` (100, clippy.toml) is denied in every crate.
+        }
+    }
+
+    /// Functions stay short outside tests (issue 19): clippy's
+    /// `too_many_lines` (100, clippy.toml) is denied in every crate root.
+    #[test]
+    fn every_crate_denies_long_functions() {
+        for member in workspace_members() {
             let crate_root = ["src/lib.rs", "src/main.rs"]
                 .iter()
-                .map(|f| root().join(member).join(f))
+                .map(|f| root().join(&member).join(f))
                 .find(|p| p.exists())
                 .unwrap_or_else(|| panic!("{member} has no lib.rs or main.rs"));
             let text = std::fs::read_to_string(&crate_root).unwrap();
