@@ -13,7 +13,7 @@ mod validate;
 pub use model::*;
 
 use http::HeaderName;
-use schema::{RawAuthPolicy, RawConfig, RawMode, RawPlaintext};
+use schema::{RawConfig, RawMode};
 use std::fmt;
 use std::path::{Path, PathBuf};
 

@@ -2,9 +2,10 @@
 //! rate-limit keys, CORS. AUTHN-06: an operation is public only when the
 //! document says so (`security: []`) and the config lists it.
 
+use crate::schema::{RawAuthPolicy, RawConfig};
 use crate::{
-    AllowedOrigins, Api, AuthPolicy, Cors, Identity, LimitKey, Protected, RateLimit, RawAuthPolicy,
-    RawConfig, Route, SensitiveData, Upstream, Validator, schema, shape_of, template_problem,
+    AllowedOrigins, Api, AuthPolicy, Cors, Identity, LimitKey, Protected, RateLimit, Route,
+    SensitiveData, Upstream, Validator, schema, shape_of, template_problem,
 };
 use http::HeaderName;
 use http::HeaderValue;

@@ -1,9 +1,10 @@
 //! Validation of the context token, anomaly detection, event sinks,
 //! shared state (PostgreSQL, Redis) and sensitive-data patterns.
 
+use crate::schema::RawConfig;
 use crate::{
-    Anomalies, Collector, ContextToken, Events, Identity, Postgres, RawConfig, Redis,
-    SensitiveData, Spool, Syslog, Validator, is_loopback_host, schema,
+    Anomalies, Collector, ContextToken, Events, Identity, Postgres, Redis, SensitiveData, Spool,
+    Syslog, Validator, is_loopback_host, schema,
 };
 use http::HeaderName;
 use std::net::SocketAddr;

@@ -3,9 +3,10 @@
 //! TLS-04 (no plaintext upstream without the dangerous opt-in), OPS-05
 //! (the admin plane on loopback, a unix socket or mutual TLS).
 
+use crate::schema::{RawConfig, RawPlaintext};
 use crate::{
-    AdminListen, ClientAuth, Limits, Listener, ListenerKind, Mode, RawConfig, RawPlaintext,
-    ServerTls, Upstream, UpstreamScheme, Validator, rustls_name_ok, schema,
+    AdminListen, ClientAuth, Limits, Listener, ListenerKind, Mode, ServerTls, Upstream,
+    UpstreamScheme, Validator, rustls_name_ok, schema,
 };
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
