@@ -7,7 +7,10 @@ worker. Loopback only; every run is bounded in time. Prints one table with
 req/s, CPU microseconds per request of the SUT, p50/p99 at a fixed rate,
 and ratios against peers measured in the same run.
 
-Usage: bench/run.sh [--quick] [--scenarios S0,S1,S2,S2c,S2m,S2mc,S5,S6,S7]
+Usage: bench/run.sh [--quick] [--scenarios S0,S1,S2,S2c,S2m,S2mc,S3,S4,S5,S6,S7,S8,S9]
+
+S3 (tokens), S4 (API keys), S8 (every control) and S9 (rejections) are
+described in bench/auth.py.
 
 S5: a per-client rate limit that is not reached; S5b: the 429 path; "S5
 redis": Portcullis with the limit kept in Redis (redis-server on CPU0).
@@ -37,6 +40,8 @@ import sys
 import tempfile
 import time
 
+import auth
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BODY = '{"id":"1001","item":"book","quantity":1,"status":"shipped","total":{"amount":"12.50","currency":"EUR"},"tags":["a","b"]}'
 PORTS = {
@@ -61,6 +66,12 @@ PORTS = {
     "haproxy-s5b": 18386,
     "nginx-mtls": 18284,
     "haproxy-mtls": 18384,
+    "portcullis-auth": 18189,
+    "portcullis-s8": 18190,
+    "haproxy-s3es": 18387,
+    "haproxy-s3rs": 18388,
+    "haproxy-s4": 18389,
+    "haproxy-s8": 18391,
 }
 
 # S6: a 217-byte order and a 4 KiB one, both valid against OPENAPI below.
@@ -346,8 +357,13 @@ apis:
     )
 
 
-def wrk(url, seconds, close=False, post=None):
+def header_flags(headers):
+    return "".join(f'-H "{k}: {v}" ' for k, v in headers)
+
+
+def wrk(url, seconds, close=False, post=None, headers=()):
     hdr = '-H "Connection: close" ' if close else ""
+    hdr += header_flags(headers)
     if post:
         hdr += f"-s {post} "
     out = sh(f"taskset -c 0 wrk -t1 -c32 -d{seconds}s --latency {hdr}{url}").stdout
@@ -357,10 +373,11 @@ def wrk(url, seconds, close=False, post=None):
     return float(m.group(1)), int(total.group(1)), int(errors.group(1)) if errors else 0
 
 
-def oha(url, rate, seconds, body_file=None):
+def oha(url, rate, seconds, body_file=None, headers=()):
     if not shutil.which("oha"):
         return None, None
     post = f"-m POST -T application/json -D {body_file} " if body_file else ""
+    post += header_flags(headers)
     out = sh(
         f"taskset -c 0 oha -z {seconds}s -q {rate} -c 32 --latency-correction --no-tui --output-format json --insecure {post}{url}"
     ).stdout
@@ -464,17 +481,19 @@ def measure_mtls(name, url, sut, seconds, close, client):
     return {"name": name, "rps": rps, "cpu_us": cpu_us, "p50": None, "p99": None, "errors": errors}
 
 
-def measure(name, url, sut, seconds, close=False, rate=5000, lat_seconds=10, post=None):
+def measure(name, url, sut, seconds, close=False, rate=5000, lat_seconds=10, post=None, headers=()):
+    """wrk at saturation (req/s, the SUT's CPU per request), then oha at a
+    fixed rate for the latency (skipped when lat_seconds is 0)."""
     script, body_file = post or (None, None)
-    wrk(url, 2, close, script)  # warm-up
+    wrk(url, 2, close, script, headers)  # warm-up
     pids = sut.pids() if sut else []
     t0 = cpu_ticks(pids)
-    rps, n, errors = wrk(url, seconds, close, script)
+    rps, n, errors = wrk(url, seconds, close, script, headers)
     t1 = cpu_ticks(pids)
     cpu_us = (t1 - t0) / CLK_TCK * 1e6 / n if sut and n else None
     p50 = p99 = None
-    if not close:
-        p50, p99 = oha(url, rate, lat_seconds, body_file)
+    if not close and lat_seconds:
+        p50, p99 = oha(url, rate, lat_seconds, body_file, headers)
     return {"name": name, "rps": rps, "cpu_us": cpu_us, "p50": p50, "p99": p99, "errors": errors}
 
 
@@ -515,11 +534,55 @@ def measure_s5(a, runs, rep, seconds, lat_seconds, s5, gw_plain, path):
         redis.stop()
 
 
+def auth_setup(a, d, cert, key):
+    """Keys, tokens, 10,000 API keys and the configs of S3/S4/S8/S9."""
+    gw_auth, gw_s8 = auth.gateway_configs(d, write, PORTS, PORTS["upstream"], cert, key, OPENAPI)
+    tokens, api_key = auth.material(d, write, sh, a.binary, gw_auth)
+    hap = auth.haproxy_config(d, write, HAPROXY_HEAD, PORTS, PORTS["upstream"], HARDENING)
+    post = post_files(d, "body217", BODY_217)
+    return gw_auth, gw_s8, hap, tokens, api_key, post
+
+
+def measure_auth(a, runs, rep, seconds, lat_seconds, scen, setup):
+    """S3/S4/S8/S9: Portcullis and HAProxy, alternating by repetition."""
+    gw_auth, gw_s8, hap, tokens, api_key, post = setup
+    wanted = [s for s in auth.SCENARIOS if s[0].split()[0] in scen]
+    systems = [
+        ("portcullis", [
+            ([a.binary, "run", "--config", gw_auth], 1, "portcullis-auth", PORTS["portcullis-auth"]),
+            ([a.binary, "run", "--config", gw_s8], 1, "portcullis-s8", PORTS["portcullis-s8"]),
+        ]),
+        ("haproxy", [(["haproxy", "-f", hap], 1, "haproxy-auth", PORTS["haproxy-s3es"])]),
+    ]
+    if rep % 2:
+        systems.reverse()
+    for name, specs in systems:
+        procs = start_all(*specs)
+        try:
+            for scenario, port_of, path, kinds, is_post in wanted:
+                port_name = port_of[name]
+                owner = procs[1] if port_name == "portcullis-s8" else procs[0]
+                scheme = "https" if scenario == "S8" else "http"
+                r = measure(
+                    scenario,
+                    f"{scheme}://127.0.0.1:{PORTS[port_name]}{path}",
+                    owner,
+                    seconds,
+                    lat_seconds=0 if scenario.startswith("S9") else lat_seconds,
+                    post=post if is_post else None,
+                    headers=auth.headers_for(kinds, tokens, api_key),
+                )
+                runs.setdefault(f"{scenario} {name}", []).append(r)
+        finally:
+            for p in procs:
+                p.stop()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--reps", type=int, default=None)
-    ap.add_argument("--scenarios", default="S0,S1,S2,S2c,S2m,S2mc,S5,S6,S7")
+    ap.add_argument("--scenarios", default="S0,S1,S2,S2c,S2m,S2mc,S3,S4,S5,S6,S7,S8,S9")
     ap.add_argument("--binary", default=os.path.join(ROOT, "target/dist/portcullis"))
     ap.add_argument("--json", default=None, help="also write raw results here")
     ap.add_argument(
@@ -541,6 +604,7 @@ def main():
     s5 = s5_configs(d, gw_plain)
     posts = {"217B": post_files(d, "body217", BODY_217), "4KiB": post_files(d, "body4k", BODY_4K)}
     path = "/orders/1001"
+    setup = auth_setup(a, d, cert, key) if any(s in scen for s in ("S3", "S4", "S8", "S9")) else None
     upstream = Proc(["nginx", "-c", up_conf], 0, "upstream", PORTS["upstream"])
     runs = {}
     try:
@@ -569,6 +633,8 @@ def main():
                 finally:
                     for p in procs:
                         p.stop()
+            if setup:
+                measure_auth(a, runs, rep, seconds, lat_seconds, scen, setup)
             if "S5" in scen:
                 measure_s5(a, runs, rep, seconds, lat_seconds, s5, gw_plain, path)
             for sut_name in order:
@@ -664,6 +730,18 @@ def main():
             rb = med(f"S6base {size} portcullis", "rps")[0]
             ro = med(f"S6 {size} portcullis", "rps")[0]
             print(f"S6 {size}: contract adds {ours - base:.1f} µs CPU per request ({ro / rb:.2f}× own S6base throughput)")
+    own_rps = med("S1 portcullis", "rps")[0]
+    for s, _, _, _, _ in auth.SCENARIOS:
+        ours, theirs = med(f"{s} portcullis", "rps")[0], med(f"{s} haproxy", "rps")[0]
+        if ours and theirs:
+            oc, pc = med(f"{s} portcullis", "cpu_us")[0], med(f"{s} haproxy", "cpu_us")[0]
+            cpu_ratio = f", CPU/req {oc / pc:.2f}× theirs" if oc and pc else ""
+            print(f"{s}: portcullis / haproxy throughput = {ours / theirs:.2f}×{cpu_ratio}")
+        if ours and own_rps and s in ("S3 ES256", "S3 RS256", "S4", "S8"):
+            print(f"{s}: portcullis / own S1 throughput = {ours / own_rps:.2f}×")
+    s8, hes = med("S8 portcullis", "rps")[0], med("S3 ES256 haproxy", "rps")[0]
+    if s8 and hes:
+        print(f"S8: portcullis (every control) / haproxy S3 ES256 (jwt_verify alone) = {s8 / hes:.2f}×")
     d0 = med("S0 direct nginx", "p99")[0]
     for name in runs:
         p99 = med(name, "p99")[0]
