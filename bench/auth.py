@@ -158,7 +158,13 @@ def gateway_configs(d, write, ports, upstream_port, cert, key, openapi):
         f"apis:\n  - name: bench\n    upstream: nginx\n    openapi: {spec}\n"
         "    rate_limits: [{ per: application, requests: 4000000000, per_seconds: 1 }]\n",
     )
-    return auth, s8
+    # S3 uncached: the same gateway with the verified-token cache off.
+    text = open(auth).read().replace(f":{ports['portcullis-auth']}\n", f":{ports['portcullis-auth-nc']}\n")
+    uncached = write(
+        os.path.join(d, "portcullis-auth-nc.yaml"),
+        text.replace(f"  data_dir: {d}/store\n", f"  data_dir: {d}/store\n  verified_token_cache: 0\n"),
+    )
+    return auth, uncached, s8
 
 
 def haproxy_config(d, write, head, ports, upstream_port, hardening):
@@ -193,10 +199,13 @@ def haproxy_config(d, write, head, ports, upstream_port, hardening):
     )
 
 
-# (scenario, system port key, path, header kinds, POST body?, expected status class)
+# (scenario, the port each system answers it on, path, credentials sent, POST?).
+# "cached": the gateway's default verified-token cache on (HAProxy has none).
 SCENARIOS = [
-    ("S3 ES256", {"portcullis": "portcullis-auth", "haproxy": "haproxy-s3es"}, "/orders/1001", ["ES256"], False),
-    ("S3 RS256", {"portcullis": "portcullis-auth", "haproxy": "haproxy-s3rs"}, "/orders/1001", ["RS256"], False),
+    ("S3 ES256 uncached", {"portcullis": "portcullis-auth-nc", "haproxy": "haproxy-s3es"}, "/orders/1001", ["ES256"], False),
+    ("S3 RS256 uncached", {"portcullis": "portcullis-auth-nc", "haproxy": "haproxy-s3rs"}, "/orders/1001", ["RS256"], False),
+    ("S3 ES256 cached", {"portcullis": "portcullis-auth", "haproxy": "haproxy-s3es"}, "/orders/1001", ["ES256"], False),
+    ("S3 RS256 cached", {"portcullis": "portcullis-auth", "haproxy": "haproxy-s3rs"}, "/orders/1001", ["RS256"], False),
     ("S4", {"portcullis": "portcullis-auth", "haproxy": "haproxy-s4"}, "/keyed/1001", ["key"], False),
     ("S8", {"portcullis": "portcullis-s8", "haproxy": "haproxy-s8"}, "/orders", ["key", "ES256"], True),
     ("S9 bad token", {"portcullis": "portcullis-auth", "haproxy": "haproxy-s3es"}, "/orders/1001", ["bad"], False),

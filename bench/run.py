@@ -68,6 +68,7 @@ PORTS = {
     "haproxy-mtls": 18384,
     "portcullis-auth": 18189,
     "portcullis-s8": 18190,
+    "portcullis-auth-nc": 18191,
     "haproxy-s3es": 18387,
     "haproxy-s3rs": 18388,
     "haproxy-s4": 18389,
@@ -536,22 +537,20 @@ def measure_s5(a, runs, rep, seconds, lat_seconds, s5, gw_plain, path):
 
 def auth_setup(a, d, cert, key):
     """Keys, tokens, 10,000 API keys and the configs of S3/S4/S8/S9."""
-    gw_auth, gw_s8 = auth.gateway_configs(d, write, PORTS, PORTS["upstream"], cert, key, OPENAPI)
+    gw_auth, gw_nc, gw_s8 = auth.gateway_configs(d, write, PORTS, PORTS["upstream"], cert, key, OPENAPI)
     tokens, api_key = auth.material(d, write, sh, a.binary, gw_auth)
     hap = auth.haproxy_config(d, write, HAPROXY_HEAD, PORTS, PORTS["upstream"], HARDENING)
     post = post_files(d, "body217", BODY_217)
-    return gw_auth, gw_s8, hap, tokens, api_key, post
+    return (gw_auth, gw_nc, gw_s8), hap, tokens, api_key, post
 
 
 def measure_auth(a, runs, rep, seconds, lat_seconds, scen, setup):
     """S3/S4/S8/S9: Portcullis and HAProxy, alternating by repetition."""
-    gw_auth, gw_s8, hap, tokens, api_key, post = setup
+    gateways, hap, tokens, api_key, post = setup
     wanted = [s for s in auth.SCENARIOS if s[0].split()[0] in scen]
+    names = ["portcullis-auth", "portcullis-auth-nc", "portcullis-s8"]
     systems = [
-        ("portcullis", [
-            ([a.binary, "run", "--config", gw_auth], 1, "portcullis-auth", PORTS["portcullis-auth"]),
-            ([a.binary, "run", "--config", gw_s8], 1, "portcullis-s8", PORTS["portcullis-s8"]),
-        ]),
+        ("portcullis", [([a.binary, "run", "--config", g], 1, n, PORTS[n]) for g, n in zip(gateways, names)]),
         ("haproxy", [(["haproxy", "-f", hap], 1, "haproxy-auth", PORTS["haproxy-s3es"])]),
     ]
     if rep % 2:
@@ -561,7 +560,7 @@ def measure_auth(a, runs, rep, seconds, lat_seconds, scen, setup):
         try:
             for scenario, port_of, path, kinds, is_post in wanted:
                 port_name = port_of[name]
-                owner = procs[1] if port_name == "portcullis-s8" else procs[0]
+                owner = procs[names.index(port_name)] if name == "portcullis" else procs[0]
                 scheme = "https" if scenario == "S8" else "http"
                 r = measure(
                     scenario,
@@ -737,9 +736,9 @@ def main():
             oc, pc = med(f"{s} portcullis", "cpu_us")[0], med(f"{s} haproxy", "cpu_us")[0]
             cpu_ratio = f", CPU/req {oc / pc:.2f}× theirs" if oc and pc else ""
             print(f"{s}: portcullis / haproxy throughput = {ours / theirs:.2f}×{cpu_ratio}")
-        if ours and own_rps and s in ("S3 ES256", "S3 RS256", "S4", "S8"):
+        if ours and own_rps and not s.startswith("S9"):
             print(f"{s}: portcullis / own S1 throughput = {ours / own_rps:.2f}×")
-    s8, hes = med("S8 portcullis", "rps")[0], med("S3 ES256 haproxy", "rps")[0]
+    s8, hes = med("S8 portcullis", "rps")[0], med("S3 ES256 uncached haproxy", "rps")[0]
     if s8 and hes:
         print(f"S8: portcullis (every control) / haproxy S3 ES256 (jwt_verify alone) = {s8 / hes:.2f}×")
     d0 = med("S0 direct nginx", "p99")[0]

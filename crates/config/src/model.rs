@@ -356,6 +356,8 @@ pub struct Identity {
     pub api_key_header: HeaderName,
     pub clock_skew: Duration,
     pub max_token_bytes: usize,
+    /// Verified tokens remembered by digest; 0 = off.
+    pub verified_token_cache: usize,
     pub issuers: Vec<Issuer>,
     /// `(kid, PKCS#8 PEM file)` for nested JWE.
     pub decryption_keys: Vec<(Option<String>, PathBuf)>,

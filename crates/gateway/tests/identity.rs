@@ -728,6 +728,28 @@ async fn jwks_rotation_is_picked_up_and_a_broken_jwks_keeps_the_last_good_keys()
             .status,
         200
     );
+    // Rotation done: the old key leaves the JWKS. Its token, verified (and
+    // remembered) moments ago, is refused as soon as the new set is read.
+    TestIssuer::write_jwks(&s.jwks, &[&next]);
+    let mut refused = false;
+    for _ in 0..60 {
+        if call(&s.gw, "GET", "/v1/orders", Some(&s.key), Some(&old))
+            .await
+            .status
+            == 401
+        {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(refused, "a token of a removed key outlived its key");
+    assert_eq!(
+        call(&s.gw, "GET", "/v1/orders", Some(&s.key), Some(&new_token))
+            .await
+            .status,
+        200
+    );
     s.gw.stop().await;
 }
 

@@ -99,6 +99,9 @@ pub fn jwks_refetch_interval_s() -> u64 {
 pub fn max_token_bytes() -> usize {
     8192
 }
+pub fn verified_token_cache() -> usize {
+    4096
+}
 pub fn yes() -> bool {
     true
 }

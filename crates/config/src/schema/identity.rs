@@ -18,6 +18,12 @@ pub struct RawIdentity {
     /// Longest accepted bearer token, in bytes (default 8192).
     #[serde(default = "defaults::max_token_bytes")]
     pub max_token_bytes: usize,
+    /// Tokens whose verified signature and claims are remembered, keyed by
+    /// their SHA-256, until they expire or the issuer's keys change
+    /// (default 4096; 0 turns the cache off). Revocation, scopes and kill
+    /// switches are decided on every request either way.
+    #[serde(default = "defaults::verified_token_cache")]
+    pub verified_token_cache: usize,
     /// Trusted token issuers.
     #[serde(default)]
     pub issuers: Vec<RawIssuer>,

@@ -103,6 +103,12 @@ impl Validator {
         if i.max_token_bytes < 256 {
             self.err("identity.max_token_bytes", "must be at least 256");
         }
+        if i.verified_token_cache > 1_000_000 {
+            self.err(
+                "identity.verified_token_cache",
+                "must be at most 1000000 tokens (each entry holds a token's claims)",
+            );
+        }
         let mut issuers = Vec::new();
         for (n, is) in i.issuers.iter().enumerate() {
             let issuer = self.issuer(&format!("identity.issuers[{n}]"), is, &issuers, resolve);
@@ -133,6 +139,7 @@ impl Validator {
             clock_skew: Duration::from_secs(i.clock_skew_s),
             max_staleness: Duration::from_secs(i.max_staleness_s),
             max_token_bytes: i.max_token_bytes,
+            verified_token_cache: i.verified_token_cache,
             issuers,
             decryption_keys: i
                 .decryption_keys

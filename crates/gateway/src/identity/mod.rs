@@ -12,6 +12,7 @@ pub mod apikeys;
 pub mod context_token;
 pub mod introspection;
 pub mod jwks;
+pub mod verified_cache;
 pub mod store_view;
 pub mod tokens;
 
@@ -92,6 +93,8 @@ pub struct IdentityState {
     introspector: Option<introspection::Introspector>,
     view: Arc<StoreView>,
     issuers: Vec<IssuerState>,
+    /// Tokens already verified, by digest; `None` when turned off.
+    verified: Option<verified_cache::VerifiedCache>,
 }
 
 impl std::fmt::Debug for IdentityState {
@@ -200,6 +203,7 @@ impl IdentityState {
             introspector,
             view,
             issuers,
+            verified: verified_cache::VerifiedCache::new(config.verified_token_cache),
         }))
     }
 
@@ -513,33 +517,48 @@ impl IdentityState {
                 .map_err(Rejection::InvalidToken)?;
             return self.not_revoked(t);
         }
+        let skew = self.config.clock_skew.as_secs();
+        // Seen and verified before, with the issuer's current keys, and not
+        // expired: only the signature and claim parsing are skipped.
+        let digest = self
+            .verified
+            .as_ref()
+            .map(|_| verified_cache::VerifiedCache::digest(token));
+        if let (Some(cache), Some(d)) = (&self.verified, &digest)
+            && let Some(t) = cache.get(d, now(), skew as i64, |i| self.issuers[i].keys.load_full())
+        {
+            return self.not_revoked(t);
+        }
         let iss = tokens::unverified_issuer(token)
             .ok_or(Rejection::InvalidToken(TokenError::Malformed))?;
-        let issuer = self
+        let (index, issuer) = self
             .issuers
             .iter()
-            .find(|i| i.config.issuer == iss)
+            .enumerate()
+            .find(|(_, i)| i.config.issuer == iss)
             .ok_or(Rejection::InvalidToken(TokenError::UnknownIssuer))?;
-        let skew = self.config.clock_skew.as_secs();
-        let verify = || {
+        let verify = |keys: &JwkSet| {
             tokens::verify(
                 token,
                 &issuer.config,
-                &issuer.keys.load(),
+                keys,
                 skew,
                 MAX_TOKEN_LIFETIME_S,
                 now(),
             )
         };
-        let t = match (verify(), &issuer.source) {
-            // An unknown `kid` may mean the issuer rotated: refetch (single-flight, rate limited) and retry once.
-            (Err(TokenError::UnknownKey(_)), KeySource::Url(f)) => {
-                f.refresh(&issuer.config.issuer, &issuer.keys, false).await;
-                verify()
-            }
-            (result, _) => result,
+        let mut keys = issuer.keys.load_full();
+        let mut result = verify(&keys);
+        // An unknown `kid` may mean the issuer rotated: refetch (single-flight, rate limited) and retry once.
+        if let (Err(TokenError::UnknownKey(_)), KeySource::Url(f)) = (&result, &issuer.source) {
+            f.refresh(&issuer.config.issuer, &issuer.keys, false).await;
+            keys = issuer.keys.load_full();
+            result = verify(&keys);
         }
-        .map_err(Rejection::InvalidToken)?;
+        let t = result.map_err(Rejection::InvalidToken)?;
+        if let (Some(cache), Some(d)) = (&self.verified, digest) {
+            cache.insert(d, (index, keys), t.clone(), now(), skew as i64);
+        }
         self.not_revoked(t)
     }
 
