@@ -539,6 +539,10 @@ def auth_setup(a, d, cert, key):
     """Keys, tokens, 10,000 API keys and the configs of S3/S4/S8/S9."""
     gw_auth, gw_nc, gw_s8 = auth.gateway_configs(d, write, PORTS, PORTS["upstream"], cert, key, OPENAPI)
     tokens, api_key = auth.material(d, write, sh, a.binary, gw_auth)
+    # A binary from before the verified-token cache has no such field: its
+    # "uncached" gateway is the plain one (it never caches).
+    if subprocess.run([a.binary, "check", "--config", gw_nc], capture_output=True).returncode != 0:
+        write(gw_nc, open(gw_nc).read().replace("  verified_token_cache: 0\n", ""))
     hap = auth.haproxy_config(d, write, HAPROXY_HEAD, PORTS, PORTS["upstream"], HARDENING)
     post = post_files(d, "body217", BODY_217)
     return (gw_auth, gw_nc, gw_s8), hap, tokens, api_key, post
@@ -591,6 +595,10 @@ def main():
         help="record a CPU profile (perf record -g) of the gateway during each S1/S2/S7 run into DIR",
     )
     a = ap.parse_args()
+    # Found missing only at S2m, ten minutes in, the run would be lost.
+    missing = [t for t in ("wrk", "oha", "nginx", "haproxy", "taskset", "openssl") if not shutil.which(t)]
+    if missing:
+        sys.exit(f"missing: {', '.join(missing)}; bench/run.sh installs them (oha: cargo install oha --locked)")
     reps = a.reps or (1 if a.quick else 3)
     seconds = 4 if a.quick else 10
     lat_seconds = 3 if a.quick else 10

@@ -45,11 +45,12 @@ impl Drop for StopOnDrop {
 const QUEUE: usize = 65_536;
 
 /// One event on its way to the writer: its severity, what makes it the
-/// same as another (reason, client, path), and its JSON line.
+/// same as another (reason, client, path), and the event, turned into its
+/// JSON line by the writer only if it is written (a flood's copies are not).
 struct Queued {
     severity: u8,
     key: String,
-    line: String,
+    event: Box<SecurityEvent>,
 }
 
 /// Identical events (same reason, client and path) within one window are
@@ -57,6 +58,8 @@ struct Queued {
 /// of one kind cannot push other events (High ones included) out of the
 /// bounded spool or fill the disk. The live feed still sees every event.
 const FLOOD_WINDOW: std::time::Duration = std::time::Duration::from_secs(1);
+/// Pause of the writer thread after each batch it writes.
+const WRITER_PAUSE: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Distinct keys followed per window; beyond, events pass uncollapsed.
 const FLOOD_KEYS: usize = 4096;
@@ -85,7 +88,9 @@ impl Floods {
                 if self.seen.len() < FLOOD_KEYS {
                     self.seen.insert(q.key, (q.severity, 0));
                 }
-                out.push((q.severity, q.line));
+                if let Ok(line) = serde_json::to_string(&q.event) {
+                    out.push((q.severity, line));
+                }
             }
         }
         out
@@ -275,6 +280,11 @@ fn write_events(
             }
             let _ = w.flush();
         }
+        // Let the queue fill for a moment instead of being woken by every
+        // event: under a flood of rejections each wake-up was a context
+        // switch and a contended lock for the request path (issue 20,
+        // S9 profile). The queue holds far more than arrives meanwhile.
+        std::thread::sleep(WRITER_PAUSE);
     }
 }
 
@@ -351,9 +361,10 @@ impl EventSink {
 
     /// Never blocks: a full queue counts the event as lost (and says so later).
     pub fn emit(&self, event: SecurityEvent) {
-        if let Some(w) = &self.writer
-            && let Ok(line) = serde_json::to_string(&event)
-        {
+        if self.tap.receiver_count() > 0 {
+            let _ = self.tap.send(event.clone());
+        }
+        if let Some(w) = &self.writer {
             let key = format!(
                 "{} {} {}",
                 event.status_code, event.src_endpoint.ip, event.http_request.url.path
@@ -361,7 +372,7 @@ impl EventSink {
             match w.try_send(Queued {
                 severity: event.severity_id,
                 key,
-                line,
+                event: Box::new(event),
             }) {
                 Ok(()) => {}
                 Err(mpsc::TrySendError::Full(_)) => {
@@ -372,7 +383,6 @@ impl EventSink {
                 }
             }
         }
-        let _ = self.tap.send(event);
     }
 
     /// A live feed of events (tests, and later the admin plane).
