@@ -268,7 +268,7 @@ async fn connection(
             let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
             let framing = conn.framing.clone();
             let svc = tracked(activity, move |req| {
-                pipeline::handle(live.load_full(), conn.clone(), req)
+                Box::pin(pipeline::handle(live.load_full(), conn.clone(), req))
             });
             if h2 {
                 let first_request = deadlines.limits.header_read_timeout;
@@ -285,7 +285,7 @@ async fn connection(
         PreparedKind::Plain => {
             let framing = conn.framing.clone();
             let svc = tracked(activity, move |req| {
-                pipeline::handle(live.load_full(), conn.clone(), req)
+                Box::pin(pipeline::handle(live.load_full(), conn.clone(), req))
             });
             let io = TokioIo::new(FramingGuard::new(stream, framing));
             deadlines.drive(http.auto.serve_connection(io, svc)).await;
