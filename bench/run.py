@@ -813,6 +813,29 @@ def main():
     s8, hes = med("S8 portcullis", "rps")[0], med("S3 ES256 uncached haproxy", "rps")[0]
     if s8 and hes:
         print(f"S8: portcullis (every control) / haproxy S3 ES256 (jwt_verify alone) = {s8 / hes:.2f}×")
+    # Per-stage cost: what each control adds to a request, as CPU per
+    # request over the run that lacks only it (same run, same layout).
+    stages = [
+        ("TLS 1.3 (keep-alive)", "S2 portcullis", "S1 portcullis"),
+        ("hardening headers", "S7 portcullis", "S2 portcullis"),
+        ("API key among 10,000", "S4 portcullis", "S1 portcullis"),
+        ("ES256 token, verified every time", "S3 ES256 uncached portcullis", "S1 portcullis"),
+        ("RS256 token, verified every time", "S3 RS256 uncached portcullis", "S1 portcullis"),
+        ("ES256 token, verified-token cache", "S3 ES256 cached portcullis", "S1 portcullis"),
+        ("rate limit (local)", "S5 portcullis", "S1 portcullis"),
+        ("rate limit (Redis)", "S5 redis portcullis", "S1 portcullis"),
+        ("contract, 217-byte body", "S6 217B portcullis", "S6base 217B portcullis"),
+        ("contract, 4 KiB body", "S6 4KiB portcullis", "S6base 4KiB portcullis"),
+        ("everything (S8) over S2", "S8 portcullis", "S2 portcullis"),
+    ]
+    rows = [(what, med(a, "cpu_us")[0], med(b, "cpu_us")[0]) for what, a, b in stages]
+    rows = [(what, x, y) for what, x, y in rows if x and y]
+    if rows:
+        print("\n| stage | adds CPU µs per request | over |")
+        print("|---|---|---|")
+        for what, x, y in rows:
+            print(f"| {what} | {x - y:+.1f} | {y:.1f} |")
+        print()
     d0 = med("S0 direct nginx", "p99")[0]
     for name in runs:
         p99 = med(name, "p99")[0]

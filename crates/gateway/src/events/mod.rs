@@ -245,6 +245,9 @@ fn write_events(
         }
         batch.extend(floods.summaries());
         if batch.is_empty() {
+            // Everything received was a flood's withheld copy: pause all
+            // the same, or every copy wakes this thread.
+            std::thread::sleep(WRITER_PAUSE);
             continue;
         }
         dropped += writer_lost.swap(0, Ordering::Relaxed);
