@@ -12,9 +12,9 @@ pub mod apikeys;
 pub mod context_token;
 pub mod introspection;
 pub mod jwks;
-pub mod verified_cache;
 pub mod store_view;
 pub mod tokens;
+pub mod verified_cache;
 
 use crate::clock::now;
 use crate::events::{EventSink, SecurityEvent};

@@ -109,8 +109,9 @@ impl VerifiedCache {
         );
     }
 
-    /// Tokens held, for tests and metrics.
-    pub fn len(&self) -> usize {
+    /// Tokens held.
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.shards
             .iter()
             .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).len())
@@ -172,9 +173,21 @@ mod tests {
         let (old, new) = (keys(), keys());
         let d = VerifiedCache::digest("a.b.c");
         cache.insert(d, (1, old.clone()), token(1_000), 500, 60);
-        assert!(cache.get(&d, 500, 60, |i| if i == 1 { old.clone() } else { new.clone() }).is_some());
+        assert!(
+            cache
+                .get(&d, 500, 60, |i| if i == 1 {
+                    old.clone()
+                } else {
+                    new.clone()
+                })
+                .is_some()
+        );
         assert_eq!(cache.get(&d, 500, 60, |_| new.clone()), None);
-        assert_eq!(cache.get(&d, 500, 60, |_| old.clone()), None, "gone, not hidden");
+        assert_eq!(
+            cache.get(&d, 500, 60, |_| old.clone()),
+            None,
+            "gone, not hidden"
+        );
     }
 
     #[test]
@@ -184,14 +197,22 @@ mod tests {
         // Two digests of one shard: the expired one makes room.
         let mut same_shard = (0..).map(|i| VerifiedCache::digest(&format!("t{i}")));
         let first = same_shard.next().unwrap();
-        let second = same_shard.find(|d| d[0] % SHARDS as u8 == first[0] % SHARDS as u8).unwrap();
+        let second = same_shard
+            .find(|d| d[0] % SHARDS as u8 == first[0] % SHARDS as u8)
+            .unwrap();
         cache.insert(first, (0, k.clone()), token(100), 50, 0);
         cache.insert(second, (0, k.clone()), token(1_000), 500, 0);
         assert_eq!(cache.len(), 1);
         assert!(cache.get(&second, 500, 0, |_| k.clone()).is_some());
         // Full of live entries: one is evicted, the bound holds.
         for i in 0..10 * SHARDS {
-            cache.insert(VerifiedCache::digest(&format!("x{i}")), (0, k.clone()), token(1_000), 500, 0);
+            cache.insert(
+                VerifiedCache::digest(&format!("x{i}")),
+                (0, k.clone()),
+                token(1_000),
+                500,
+                0,
+            );
         }
         assert!(cache.len() <= SHARDS, "{} entries", cache.len());
     }
