@@ -575,8 +575,19 @@ async fn api_keys_identify_the_application_and_fail_closed() {
 
 /// Polls (bounded) until the store change is visible to the gateway.
 async fn wait_for(gw: &TestGateway, path: &str, key: &str, status: u16) -> bool {
-    for _ in 0..50 {
-        if call(gw, "GET", path, Some(key), None).await.status == status {
+    wait_for_token(gw, path, key, None, status).await
+}
+
+/// Polls (bounded) until a request with `key` and `token` gets `status`.
+async fn wait_for_token(
+    gw: &TestGateway,
+    path: &str,
+    key: &str,
+    token: Option<&str>,
+    status: u16,
+) -> bool {
+    for _ in 0..60 {
+        if call(gw, "GET", path, Some(key), token).await.status == status {
             return true;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -693,18 +704,7 @@ async fn jwks_rotation_is_picked_up_and_a_broken_jwks_keeps_the_last_good_keys()
     );
     // Rotation: both keys published; no restart.
     TestIssuer::write_jwks(&s.jwks, &[&s.issuer, &next]);
-    let mut accepted = false;
-    for _ in 0..60 {
-        if call(&s.gw, "GET", "/v1/orders", Some(&s.key), Some(&new_token))
-            .await
-            .status
-            == 200
-        {
-            accepted = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let accepted = wait_for_token(&s.gw, "/v1/orders", &s.key, Some(&new_token), 200).await;
     assert!(
         accepted,
         "token signed with the rotated-in key accepted without restart"
@@ -731,18 +731,7 @@ async fn jwks_rotation_is_picked_up_and_a_broken_jwks_keeps_the_last_good_keys()
     // Rotation done: the old key leaves the JWKS. Its token, verified (and
     // remembered) moments ago, is refused as soon as the new set is read.
     TestIssuer::write_jwks(&s.jwks, &[&next]);
-    let mut refused = false;
-    for _ in 0..60 {
-        if call(&s.gw, "GET", "/v1/orders", Some(&s.key), Some(&old))
-            .await
-            .status
-            == 401
-        {
-            refused = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let refused = wait_for_token(&s.gw, "/v1/orders", &s.key, Some(&old), 401).await;
     assert!(refused, "a token of a removed key outlived its key");
     assert_eq!(
         call(&s.gw, "GET", "/v1/orders", Some(&s.key), Some(&new_token))
