@@ -216,4 +216,50 @@ mod tests {
         }
         assert!(cache.len() <= SHARDS, "{} entries", cache.len());
     }
+
+    /// `n` digests that land in one shard.
+    fn one_shard(n: usize) -> Vec<Digest> {
+        let first = VerifiedCache::digest("s0");
+        let mut out = vec![first];
+        out.extend(
+            (1..)
+                .map(|i| VerifiedCache::digest(&format!("s{i}")))
+                .filter(|d| d[0] % SHARDS as u8 == first[0] % SHARDS as u8)
+                .take(n - 1),
+        );
+        out
+    }
+
+    #[test]
+    fn a_full_shard_drops_expired_entries_and_keeps_live_ones() {
+        let cache = VerifiedCache::new(2 * SHARDS).unwrap(); // two per shard
+        let k = keys();
+        let [live, expired, new] = one_shard(3)[..] else {
+            unreachable!()
+        };
+        cache.insert(live, (0, k.clone()), token(1_000), 50, 0);
+        cache.insert(expired, (0, k.clone()), token(100), 50, 0);
+        cache.insert(new, (0, k.clone()), token(1_000), 500, 0);
+        assert!(cache.get(&live, 500, 0, |_| k.clone()).is_some());
+        assert!(cache.get(&new, 500, 0, |_| k.clone()).is_some());
+        assert_eq!(cache.len(), 2);
+    }
+
+    #[test]
+    fn remembering_a_known_token_again_evicts_nobody() {
+        // The victim of a full shard is any entry: try enough fresh caches
+        // that a wrongful eviction cannot go unseen.
+        for _ in 0..32 {
+            let cache = VerifiedCache::new(2 * SHARDS).unwrap();
+            let k = keys();
+            let [a, b] = one_shard(2)[..] else {
+                unreachable!()
+            };
+            cache.insert(a, (0, k.clone()), token(1_000), 50, 0);
+            cache.insert(b, (0, k.clone()), token(1_000), 50, 0);
+            cache.insert(a, (0, k.clone()), token(1_000), 60, 0);
+            assert!(cache.get(&a, 60, 0, |_| k.clone()).is_some());
+            assert!(cache.get(&b, 60, 0, |_| k.clone()).is_some());
+        }
+    }
 }
