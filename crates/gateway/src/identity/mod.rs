@@ -520,11 +520,9 @@ impl IdentityState {
         let skew = self.config.clock_skew.as_secs();
         // Seen and verified before, with the issuer's current keys, and not
         // expired: only the signature and claim parsing are skipped.
-        let digest = self
-            .verified
-            .as_ref()
-            .map(|_| verified_cache::VerifiedCache::digest(token));
-        if let (Some(cache), Some(d)) = (&self.verified, &digest)
+        let cached = (self.verified.as_ref())
+            .map(|cache| (cache, verified_cache::VerifiedCache::digest(token)));
+        if let Some((cache, d)) = &cached
             && let Some(t) = cache.get(d, now(), skew as i64, |i| self.issuers[i].keys.load_full())
         {
             return self.not_revoked(t);
@@ -556,7 +554,7 @@ impl IdentityState {
             result = verify(&keys);
         }
         let t = result.map_err(Rejection::InvalidToken)?;
-        if let (Some(cache), Some(d)) = (&self.verified, digest) {
+        if let Some((cache, d)) = cached {
             cache.insert(d, (index, keys), t.clone(), now(), skew as i64);
         }
         self.not_revoked(t)

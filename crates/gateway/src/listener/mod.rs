@@ -268,7 +268,7 @@ async fn connection(
             let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
             let framing = conn.framing.clone();
             let svc = tracked(activity, move |req| {
-                Box::pin(pipeline::handle(live.load_full(), conn.clone(), req))
+                pipeline::handle(live.load_full(), conn.clone(), req)
             });
             if h2 {
                 let first_request = deadlines.limits.header_read_timeout;
@@ -285,7 +285,7 @@ async fn connection(
         PreparedKind::Plain => {
             let framing = conn.framing.clone();
             let svc = tracked(activity, move |req| {
-                Box::pin(pipeline::handle(live.load_full(), conn.clone(), req))
+                pipeline::handle(live.load_full(), conn.clone(), req)
             });
             let io = TokioIo::new(FramingGuard::new(stream, framing));
             deadlines.drive(http.auto.serve_connection(io, svc)).await;
@@ -395,7 +395,10 @@ impl Body for TrackedBody {
     }
 }
 
-/// Wraps a request handler so that each request counts as activity.
+/// Wraps a request handler so that each request counts as activity. The
+/// handler's future is boxed: hyper keeps room for the service's future in
+/// every connection, idle or not, and unboxed that room is the whole
+/// pipeline's state (issue 20: 46 -> 38 kB per idle connection).
 fn tracked<F, Fut>(
     activity: Arc<Activity>,
     handler: F,
@@ -412,7 +415,7 @@ where
 {
     service_fn(move |req| {
         let in_flight = activity.begin();
-        let answer = handler(req);
+        let answer = Box::pin(handler(req));
         async move {
             let mut response = answer.await?;
             let buffers = response.extensions_mut().remove::<buffer::Held>();
