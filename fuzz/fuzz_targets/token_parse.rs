@@ -5,6 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use portcullis_config::Issuer;
+use portcullis_gateway::identity::keyset::KeySet;
 use portcullis_gateway::identity::tokens::{unverified_issuer, verify};
 
 const JWKS: &str = r#"{"keys":[{"kty":"EC","crv":"P-256","use":"sig","alg":"ES256","kid":"k1",
@@ -28,5 +29,6 @@ fuzz_target!(|data: &[u8]| {
         require_typ: None,
     };
     let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_str(JWKS).expect("fixed JWKS");
+    let jwks = KeySet::from(jwks);
     assert!(verify(token, &issuer, &jwks, 60, 86_400, 1_800_000_000).is_err());
 });

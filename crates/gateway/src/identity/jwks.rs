@@ -14,6 +14,8 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use jsonwebtoken::jwk::JwkSet;
+
+use super::keyset::KeySet;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -92,7 +94,7 @@ impl JwksFetcher {
     /// Fetches into `keys`. With `force` (the periodic refresh) always;
     /// otherwise (an unknown `kid`) only if no fetch was attempted within
     /// the minimum refetch interval. Concurrent callers wait for one fetch.
-    pub async fn refresh(&self, issuer: &str, keys: &ArcSwap<JwkSet>, force: bool) {
+    pub async fn refresh(&self, issuer: &str, keys: &ArcSwap<KeySet>, force: bool) {
         let mut last = self.last_attempt.lock().await;
         if !force && last.is_some_and(|t| t.elapsed() < self.min_refetch) {
             return;
@@ -100,7 +102,7 @@ impl JwksFetcher {
         *last = Some(Instant::now());
         match self.fetch().await {
             Ok(set) => {
-                keys.store(Arc::new(set));
+                keys.store(Arc::new(KeySet::from(set)));
                 tracing::info!(issuer, "JWKS fetched");
             }
             Err(e) => {

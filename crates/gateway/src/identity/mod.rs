@@ -12,6 +12,7 @@ pub mod apikeys;
 pub mod context_token;
 pub mod introspection;
 pub mod jwks;
+pub mod keyset;
 pub mod store_view;
 pub mod tokens;
 pub mod verified_cache;
@@ -19,6 +20,7 @@ pub mod verified_cache;
 use crate::clock::now;
 use crate::events::{EventSink, SecurityEvent};
 use crate::identity::jwks::JwksFetcher;
+use crate::identity::keyset::KeySet;
 use crate::identity::tokens::{TokenError, VerifiedToken};
 use crate::rejection::Rejection;
 use crate::rejection::Severity;
@@ -68,7 +70,7 @@ enum KeySource {
 
 struct IssuerState {
     config: Issuer,
-    keys: ArcSwap<JwkSet>,
+    keys: ArcSwap<KeySet>,
     source: KeySource,
 }
 
@@ -103,7 +105,7 @@ impl std::fmt::Debug for IdentityState {
     }
 }
 
-fn read_jwks(path: &std::path::Path) -> Result<(JwkSet, Option<SystemTime>), String> {
+fn read_jwks(path: &std::path::Path) -> Result<(KeySet, Option<SystemTime>), String> {
     let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
     let text =
         std::fs::read(path).map_err(|e| format!("cannot read {}: {}", path.display(), e.kind()))?;
@@ -112,7 +114,7 @@ fn read_jwks(path: &std::path::Path) -> Result<(JwkSet, Option<SystemTime>), Str
     }
     let set: JwkSet =
         serde_json::from_slice(&text).map_err(|e| format!("not a JWKS document: {e}"))?;
-    Ok((set, modified))
+    Ok((KeySet::from(set), modified))
 }
 
 impl IdentityState {
@@ -165,7 +167,7 @@ impl IdentityState {
                     refresh,
                     min_refetch,
                 } => (
-                    JwkSet { keys: vec![] },
+                    KeySet::default(),
                     KeySource::Url(Box::new(
                         JwksFetcher::new(url.clone(), ca, *refresh, *min_refetch)
                             .map_err(jwks_error)?,
@@ -535,7 +537,7 @@ impl IdentityState {
             .enumerate()
             .find(|(_, i)| i.config.issuer == iss)
             .ok_or(Rejection::InvalidToken(TokenError::UnknownIssuer))?;
-        let verify = |keys: &JwkSet| {
+        let verify = |keys: &KeySet| {
             tokens::verify(
                 token,
                 &issuer.config,

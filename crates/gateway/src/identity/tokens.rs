@@ -5,20 +5,22 @@
 //! allowlist, never `none` or HS*; `crit` refused; `jku`, `x5u`, `jwk` and
 //! `x5c` never followed but refused; optional `typ`), the key comes only
 //! from the issuer's configured JWKS and must agree with the header
-//! (`kty`/curve family, `alg`, `use`), then signature, `iss`, `aud`, `exp`,
-//! `nbf` and `iat` (bounded skew) and the maximum lifetime are checked.
+//! (`kty`/curve family, `alg`, `use`), then the signature (with aws-lc-rs,
+//! on the key parsed when the JWKS was loaded: see `keyset`), `iss`, `aud`,
+//! `exp`, `nbf` and `iat` (bounded skew) and the maximum lifetime are
+//! checked here, each at an exact bound against the caller's clock.
 //! Revocation is checked by the caller against the current snapshot, on
 //! every request.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::jwk::{
-    AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse,
-};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::Algorithm;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, KeyAlgorithm, PublicKeyUse};
 use portcullis_config::Issuer;
 use serde::Deserialize;
 use std::str::FromStr;
+
+use super::keyset::{KeySet, PreparedKey};
 
 /// Why a token was refused; the text goes to events, never to the client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -92,6 +94,7 @@ struct Claims {
     #[serde(default)]
     aud: Audience,
     exp: i64,
+    nbf: Option<i64>,
     iat: Option<i64>,
     jti: Option<String>,
     scope: Option<String>,
@@ -177,27 +180,26 @@ fn check_header(token: &str, issuer: &Issuer) -> Result<(Algorithm, Option<Strin
     Ok((alg, h.kid))
 }
 
-/// The JWK to verify with: by `kid`, or the only key when there is no `kid`;
-/// it must agree with the algorithm.
+/// The key to verify with: by `kid`, or the only key when there is no
+/// `kid`; it must agree with the algorithm.
 fn select_key<'a>(
-    jwks: &'a JwkSet,
+    keys: &'a KeySet,
     alg: Algorithm,
     kid: Option<&str>,
-) -> Result<&'a Jwk, TokenError> {
-    let jwk = match kid {
-        Some(kid) => jwks.find(kid),
-        None if jwks.keys.len() == 1 => jwks.keys.first(),
+) -> Result<&'a PreparedKey, TokenError> {
+    let key = match kid {
+        Some(kid) => keys.find(kid),
+        None if keys.keys.len() == 1 => keys.keys.first(),
         None => None,
     }
     .ok_or_else(|| TokenError::UnknownKey(kid.map(str::to_owned)))?;
+    let jwk = &key.jwk;
     if let Some(KeyAlgorithm::HS256 | KeyAlgorithm::HS384 | KeyAlgorithm::HS512) =
         jwk.common.key_algorithm
     {
         return Err(TokenError::KeyMismatch("symmetric key"));
     }
-    if let Some(ka) = jwk.common.key_algorithm
-        && format!("{ka:?}") != format!("{alg:?}")
-    {
+    if jwk.common.key_algorithm.is_some() && key.declared != Some(alg) {
         return Err(TokenError::KeyMismatch(
             "the JWK's `alg` differs from the token's",
         ));
@@ -225,7 +227,7 @@ fn select_key<'a>(
         _ => false,
     };
     if fits {
-        Ok(jwk)
+        Ok(key)
     } else {
         Err(TokenError::KeyMismatch(
             "key type does not fit the algorithm",
@@ -233,28 +235,59 @@ fn select_key<'a>(
     }
 }
 
+/// Checks the signature over `header.payload` with the key parsed at JWKS
+/// load, then returns the decoded payload.
+fn check_signature(token: &str, alg: Algorithm, key: &PreparedKey) -> Result<Vec<u8>, TokenError> {
+    let verifier = key.verifier(alg).ok_or(TokenError::KeyMismatch(
+        "the JWK's parameters are not a valid public key",
+    ))?;
+    let (signed, signature) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
+    let (_, payload) = signed.split_once('.').ok_or(TokenError::Malformed)?;
+    let invalid = |what: &str| TokenError::Invalid(what.to_owned());
+    let signature = URL_SAFE_NO_PAD
+        .decode(signature)
+        .map_err(|_| invalid("InvalidSignature"))?;
+    verifier
+        .verify_sig(signed.as_bytes(), &signature)
+        .map_err(|_| invalid("InvalidSignature"))?;
+    URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|_| invalid("payload is not base64url"))
+}
+
 /// Verifies a token against one issuer's configuration and keys.
 pub fn verify(
     token: &str,
     issuer: &Issuer,
-    jwks: &JwkSet,
+    keys: &KeySet,
     skew_s: u64,
     max_lifetime_s: i64,
     now: i64,
 ) -> Result<VerifiedToken, TokenError> {
     let (alg, kid) = check_header(token, issuer)?;
-    let jwk = select_key(jwks, alg, kid.as_deref())?;
-    let key = DecodingKey::from_jwk(jwk).map_err(|e| TokenError::Invalid(e.to_string()))?;
-    let mut v = Validation::new(alg);
-    v.leeway = skew_s;
-    v.validate_nbf = true;
-    v.set_issuer(&[&issuer.issuer]);
-    v.set_audience(&issuer.audiences);
-    v.set_required_spec_claims(&["exp", "iss", "aud"]);
-    let data = jsonwebtoken::decode::<Claims>(token, &key, &v)
-        .map_err(|e| TokenError::Invalid(e.to_string()))?;
-    let c = data.claims;
+    let key = select_key(keys, alg, kid.as_deref())?;
+    let payload = check_signature(token, alg, key)?;
+    let c: Claims = serde_json::from_slice(&payload)
+        .map_err(|e| TokenError::Invalid(format!("claims: {e}")))?;
     let skew = skew_s as i64;
+    let invalid = |what: &str| Err(TokenError::Invalid(what.to_owned()));
+    if c.iss != issuer.issuer {
+        return invalid("InvalidIssuer");
+    }
+    let audience_ok = match &c.aud {
+        Audience::One(a) => issuer.audiences.contains(a),
+        Audience::Many(v) => v.iter().any(|a| issuer.audiences.contains(a)),
+        Audience::None => return invalid("Missing required claim: aud"),
+    };
+    if !audience_ok {
+        return invalid("InvalidAudience");
+    }
+    if c.exp.saturating_add(skew) < now {
+        return invalid("ExpiredSignature");
+    }
+    if c.nbf.is_some_and(|nbf| nbf > now.saturating_add(skew)) {
+        return invalid("ImmatureSignature");
+    }
     if let Some(iat) = c.iat
         && iat > now + skew
     {
@@ -302,6 +335,7 @@ pub fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jsonwebtoken::jwk::JwkSet;
     use portcullis_config::{DEFAULT_ALGORITHMS, JwksSource};
 
     const NOW: i64 = 1_800_000_000;
@@ -321,13 +355,15 @@ mod tests {
     }
 
     /// A one-key JWKS (P-256, no `kid`) and a signer of ES256 tokens with it.
-    fn es256_signer() -> (JwkSet, impl Fn(&serde_json::Value) -> String) {
+    fn es256_signer() -> (KeySet, impl Fn(&serde_json::Value) -> String) {
         let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
         let raw = key.public_key_raw();
-        let jwks = serde_json::from_value(serde_json::json!({"keys": [{
-            "kty": "EC", "crv": "P-256", "x": b64(&raw[1..33]), "y": b64(&raw[33..])
-        }]}))
-        .unwrap();
+        let jwks = KeySet::from(
+            serde_json::from_value::<JwkSet>(serde_json::json!({"keys": [{
+                "kty": "EC", "crv": "P-256", "x": b64(&raw[1..33]), "y": b64(&raw[33..])
+            }]}))
+            .unwrap(),
+        );
         let encoding =
             jsonwebtoken::EncodingKey::from_ec_pem(key.serialize_pem().as_bytes()).unwrap();
         let header = jsonwebtoken::Header::new(Algorithm::ES256);
@@ -420,6 +456,7 @@ mod tests {
             serde_json::json!({"keys": made.iter().map(|m| m.1.clone()).collect::<Vec<_>>()}),
         )
         .unwrap();
+        let all = KeySet::from(all);
         for (alg, _, token) in &made {
             let ok = verify(token, &issuer(), &all, 0, 86_400, NOW);
             assert_eq!(ok.map(|t| t.subject), Ok(Some("alice".into())), "{alg:?}");
@@ -453,14 +490,14 @@ mod tests {
         let (jwk, token) = signed(Algorithm::ES256, None);
         let one: JwkSet =
             serde_json::from_value(serde_json::json!({"keys": [jwk.clone()]})).unwrap();
-        assert!(verify(&token, &issuer(), &one, 0, 86_400, NOW).is_ok());
+        assert!(verify(&token, &issuer(), &KeySet::from(one), 0, 86_400, NOW).is_ok());
         let (other, _) = signed(Algorithm::ES256, None);
         let mut other = other;
         other["kid"] = "second".into();
         let two: JwkSet =
             serde_json::from_value(serde_json::json!({"keys": [jwk, other]})).unwrap();
         assert_eq!(
-            verify(&token, &issuer(), &two, 0, 86_400, NOW).err(),
+            verify(&token, &issuer(), &KeySet::from(two), 0, 86_400, NOW).err(),
             Some(TokenError::UnknownKey(None))
         );
     }
@@ -494,6 +531,81 @@ mod tests {
             Some(TokenError::Claim(
                 "lifetime longer than this gateway accepts"
             ))
+        );
+    }
+
+    /// The claim checks once left to the JOSE library, each at its exact
+    /// bound: issuer, audience (one or several), `exp` and `nbf` with the
+    /// skew, and the signature over exactly `header.payload`.
+    #[test]
+    fn claims_and_signature_are_checked_at_their_bounds() {
+        let (jwks, sign) = es256_signer();
+        let skew = 30;
+        let claims = |f: &dyn Fn(&mut serde_json::Value)| {
+            let mut c = serde_json::json!({
+                "iss": "https://issuer.test", "aud": "orders-api", "iat": NOW, "exp": NOW + 60,
+            });
+            f(&mut c);
+            sign(&c)
+        };
+        let check = |t: &str| verify(t, &issuer(), &jwks, skew as u64, 3600, NOW);
+        let invalid = |why: &str| Some(TokenError::Invalid(why.into()));
+        assert!(check(&claims(&|_| {})).is_ok());
+        let mut other_issuer = issuer();
+        other_issuer.issuer = "https://other.test".into();
+        assert_eq!(
+            verify(&claims(&|_| {}), &other_issuer, &jwks, 0, 3600, NOW).err(),
+            invalid("InvalidIssuer")
+        );
+        let aud = |a: serde_json::Value| claims(&move |c| c["aud"] = a.clone());
+        assert!(check(&aud(serde_json::json!(["x", "orders-api"]))).is_ok());
+        assert_eq!(
+            check(&aud(serde_json::json!(["x", "y"]))).err(),
+            invalid("InvalidAudience")
+        );
+        assert_eq!(
+            check(&aud(serde_json::json!([]))).err(),
+            invalid("InvalidAudience")
+        );
+        assert_eq!(
+            check(&aud("payments-api".into())).err(),
+            invalid("InvalidAudience")
+        );
+        let no_aud = claims(&|c| {
+            c.as_object_mut().unwrap().remove("aud");
+        });
+        assert_eq!(check(&no_aud).err(), invalid("Missing required claim: aud"));
+        let exp = |e: i64| claims(&move |c| c["exp"] = e.into());
+        assert!(check(&exp(NOW - skew)).is_ok(), "exp at the skew");
+        assert_eq!(
+            check(&exp(NOW - skew - 1)).err(),
+            invalid("ExpiredSignature")
+        );
+        let nbf = |n: i64| claims(&move |c| c["nbf"] = n.into());
+        assert!(check(&nbf(NOW + skew)).is_ok(), "nbf at the skew");
+        assert_eq!(
+            check(&nbf(NOW + skew + 1)).err(),
+            invalid("ImmatureSignature")
+        );
+        // Another key's signature, a signature on other bytes, and one that is not base64url.
+        let (_, other_sign) = es256_signer();
+        let foreign = other_sign(&serde_json::json!({
+            "iss": "https://issuer.test", "aud": "orders-api", "iat": NOW, "exp": NOW + 60,
+        }));
+        assert_eq!(check(&foreign).err(), invalid("InvalidSignature"));
+        let good = claims(&|_| {});
+        let (signed, signature) = good.rsplit_once('.').unwrap();
+        let spliced = format!(
+            "{}.{signature}",
+            claims(&|c| c["sub"] = "mallory".into())
+                .rsplit_once('.')
+                .unwrap()
+                .0
+        );
+        assert_eq!(check(&spliced).err(), invalid("InvalidSignature"));
+        assert_eq!(
+            check(&format!("{signed}.!!")).err(),
+            invalid("InvalidSignature")
         );
     }
 

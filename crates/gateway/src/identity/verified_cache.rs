@@ -14,10 +14,10 @@
 //! certificate binding, scopes, applications and kill switches are not
 //! cached: the callers decide them on every request.
 
-use jsonwebtoken::jwk::JwkSet;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use super::keyset::KeySet;
 use super::tokens::VerifiedToken;
 
 /// Shards, so that workers on several cores rarely wait for one lock.
@@ -28,7 +28,7 @@ pub type Digest = [u8; 32];
 
 struct Entry {
     issuer: usize,
-    keys: Arc<JwkSet>,
+    keys: Arc<KeySet>,
     token: VerifiedToken,
 }
 
@@ -67,7 +67,7 @@ impl VerifiedCache {
         digest: &Digest,
         now: i64,
         skew_s: i64,
-        current_keys: impl Fn(usize) -> Arc<JwkSet>,
+        current_keys: impl Fn(usize) -> Arc<KeySet>,
     ) -> Option<VerifiedToken> {
         let mut shard = self.shard(digest);
         let entry = shard.get(digest)?;
@@ -85,7 +85,7 @@ impl VerifiedCache {
     pub fn insert(
         &self,
         digest: Digest,
-        (issuer, keys): (usize, Arc<JwkSet>),
+        (issuer, keys): (usize, Arc<KeySet>),
         token: VerifiedToken,
         now: i64,
         skew_s: i64,
@@ -137,8 +137,8 @@ mod tests {
         }
     }
 
-    fn keys() -> Arc<JwkSet> {
-        Arc::new(JwkSet { keys: vec![] })
+    fn keys() -> Arc<KeySet> {
+        Arc::new(KeySet::default())
     }
 
     #[test]
