@@ -149,7 +149,7 @@ fn prepare(jwk: Jwk) -> PreparedKey {
 mod tests {
     use super::*;
 
-    fn set(keys: serde_json::Value) -> KeySet {
+    fn set(keys: &serde_json::Value) -> KeySet {
         KeySet::from(serde_json::from_value::<JwkSet>(serde_json::json!({ "keys": keys })).unwrap())
     }
 
