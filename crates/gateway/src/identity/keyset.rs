@@ -178,7 +178,7 @@ mod tests {
         let mut other_alg = p256();
         other_alg["alg"] = "ES384".into();
         other_alg["kid"] = "o".into();
-        let keys = set(serde_json::json!([
+        let keys = set(&serde_json::json!([
             declared, off_curve, undeclared, other_alg
         ]));
         let has = |kid: &str, alg| keys.find(kid).unwrap().verifier(alg).is_some();
