@@ -194,6 +194,7 @@ impl Validator {
                 listeners,
                 limits,
                 correlation_header,
+                trace_start: raw.trace_context.start,
                 request_remove_headers,
                 response_remove_headers,
                 events,

@@ -29,6 +29,8 @@ pub struct Config {
     pub listeners: Vec<Listener>,
     pub limits: Limits,
     pub correlation_header: HeaderName,
+    /// Start a W3C trace when a request carries none (or a malformed one).
+    pub trace_start: bool,
     /// Request headers removed before the upstream sees the request (DATA-02).
     pub request_remove_headers: Vec<HeaderName>,
     /// Response headers removed before the client sees the response (OUTPUT-06).

@@ -22,6 +22,9 @@ pub struct RawConfig {
     pub limits: RawLimits,
     #[serde(default)]
     pub correlation: RawCorrelation,
+    /// W3C Trace Context forwarded to upstreams.
+    #[serde(default)]
+    pub trace_context: RawTraceContext,
     #[serde(default)]
     pub request: RawRequestHygiene,
     #[serde(default)]
@@ -255,6 +258,23 @@ impl Default for RawLimits {
 pub struct RawCorrelation {
     /// Header carrying the correlation id (default `X-Correlation-ID`).
     pub header: Option<String>,
+}
+
+/// W3C Trace Context: a well-formed client `traceparent`/`tracestate` is
+/// always forwarded, on every route, declared by its contract or not.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTraceContext {
+    /// Start a new (sampled) trace when the client sent none or a
+    /// malformed one (default true; a malformed one is never forwarded).
+    #[serde(default = "defaults::yes")]
+    pub start: bool,
+}
+
+impl Default for RawTraceContext {
+    fn default() -> Self {
+        Self { start: true }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -49,6 +49,8 @@ pub struct State {
     pub upstreams: Vec<Arc<UpstreamClient>>,
     pub limits: Limits,
     pub correlation_header: HeaderName,
+    /// Start a W3C trace for requests that carry none (`trace_context.start`).
+    pub trace_start: bool,
     pub request_remove_headers: Vec<HeaderName>,
     pub response_remove_headers: Vec<HeaderName>,
     pub events: EventSink,
@@ -273,6 +275,7 @@ fn build_state(config: &Config, previous: Option<&State>) -> Result<State, Build
         upstreams,
         limits: config.limits.clone(),
         correlation_header: config.correlation_header.clone(),
+        trace_start: config.trace_start,
         // The API key authenticates the application to the gateway only.
         request_remove_headers: config
             .request_remove_headers

@@ -153,6 +153,70 @@ async fn undeclared_properties_query_parameters_and_headers_never_reach_the_back
     s.gw.stop().await;
 }
 
+/// W3C Trace Context crosses an API whose document declares neither
+/// header (DATA-03, DATA-04): a well-formed `traceparent` and `tracestate`
+/// unchanged, a malformed one replaced by a new trace without the client's
+/// state, a missing one started; with `trace_context.start` off, nothing
+/// is invented.
+#[tokio::test]
+async fn trace_context_reaches_the_backend_through_a_contract_api() {
+    const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let s = setup("").await;
+    s.env.reply_with(reply_json(200, r#"{"orders":[]}"#));
+    let traced = [("traceparent", PARENT), ("tracestate", "congo=t61rcWkgMzE")];
+    assert_eq!(s.call("GET", "/v1/orders", &traced, "").await.status, 200);
+    let bad = [
+        ("traceparent", "00-not-a-trace-01"),
+        ("tracestate", "congo=x"),
+    ];
+    assert_eq!(s.call("GET", "/v1/orders", &bad, "").await.status, 200);
+    assert_eq!(s.call("GET", "/v1/orders", &[], "").await.status, 200);
+    let seen = s.env.received();
+    assert_eq!(seen[0].headers["traceparent"], PARENT);
+    assert_eq!(seen[0].headers["tracestate"], "congo=t61rcWkgMzE");
+    for (n, r) in seen[1..].iter().enumerate() {
+        let parent = r.headers["traceparent"].to_str().unwrap();
+        assert!(
+            parent.len() == 55 && parent.starts_with("00-") && parent.ends_with("-01"),
+            "request {n}: {parent}"
+        );
+        assert_ne!(&parent[3..35], &PARENT[3..35]);
+        assert!(r.headers.get("tracestate").is_none(), "request {n}");
+    }
+    assert_ne!(
+        seen[1].headers["traceparent"], seen[2].headers["traceparent"],
+        "each started trace is new"
+    );
+    s.gw.stop().await;
+
+    let env = TestEnv::new().await;
+    let issuer = TestIssuer::new(ISS, "k1");
+    let key = env.provision_app("demo");
+    let gw = env
+        .gateway(&env.contract_api(""))
+        .with(&env.identity_yaml(&issuer, &env.path().join("jwks.json")))
+        .with("trace_context: { start: false }")
+        .start()
+        .await;
+    let token = issuer.mint(&issuer.claims("alice", "orders:read"));
+    let send = |headers: &[(&str, &str)]| {
+        let mut req = gw
+            .request("GET", "/v1/orders")
+            .header("x-api-key", &key)
+            .header("authorization", format!("Bearer {token}"));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        gw.send(Proto::Http1, req.body(Full::default()).unwrap())
+    };
+    assert_eq!(send(&[]).await.status, 200);
+    assert_eq!(send(&traced).await.status, 200);
+    let seen = env.received();
+    assert!(seen[0].headers.get("traceparent").is_none(), "not started");
+    assert_eq!(seen[1].headers["traceparent"], PARENT, "still forwarded");
+    gw.stop().await;
+}
+
 #[tokio::test]
 async fn reject_mode_refuses_undeclared_properties_with_their_pointers() {
     let mut s = setup("unknown_properties: reject").await;

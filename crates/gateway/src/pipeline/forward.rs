@@ -1,7 +1,7 @@
-//! Stage 10, upstream (AUTHN-11, DATA-02, DATA-05, AUTHN-09, INPUT-06): the request
+//! Stage 10, upstream (AUTHN-11, DATA-02, DATA-04, DATA-05, AUTHN-09, INPUT-06): the request
 //! the backend receives, assembled only after every check has passed: the
 //! header set the contract declares, forwarding headers the gateway
-//! decides, the gateway-signed context token, then sent on the upstream's
+//! decides, the W3C trace context, the gateway-signed context token, then sent on the upstream's
 //! pooled, verified connection (`upstream.rs`).
 
 use crate::pipeline::call::Call;
@@ -9,6 +9,7 @@ use crate::pipeline::path;
 use crate::pipeline::request_headers::{self, Forwarding};
 use crate::pipeline::route::Target;
 use crate::pipeline::routes::{PathMatch, RouteInfo};
+use crate::pipeline::trace;
 use crate::rejection::Rejection;
 use bytes::Bytes;
 use http::{Request, Response};
@@ -44,6 +45,13 @@ pub async fn forward(
             tls: conn.tls,
         },
     );
+    if let Some(t) = trace::from_request(&parts.headers, state.trace_start) {
+        let headers = upstream_request.headers_mut();
+        headers.insert(trace::TRACEPARENT, t.traceparent);
+        if let Some(tracestate) = t.tracestate {
+            headers.insert(trace::TRACESTATE, tracestate);
+        }
+    }
     if let Some(attestor) = &state.attestor
         && let Some(token) = attestor.mint(
             matched.api.upstream,

@@ -26,6 +26,7 @@ pub mod route;
 pub mod routes;
 pub mod self_service;
 pub mod throttle;
+pub mod trace;
 pub mod upstream;
 
 use crate::events::SecurityEvent;

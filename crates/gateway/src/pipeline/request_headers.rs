@@ -6,8 +6,8 @@
 //! `Forwarded`/`X-Forwarded-*`/`X-Real-IP`, anything in the gateway's own
 //! `x-portcullis-` namespace, names with `_` (read as `-` by WSGI stacks)
 //! and the configured sensitive headers never cross; a repeated
-//! `Content-Type` is refused. The gateway then adds its own forwarding headers and the
-//! correlation id.
+//! `Content-Type` is refused. The gateway then adds its own forwarding headers, the
+//! correlation id and the trace context (`trace`).
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use std::net::SocketAddr;
@@ -68,6 +68,9 @@ fn is_never_forwarded(name: &HeaderName) -> bool {
         || n == "x-http-method-override"
         || n == "x-http-method"
         || n == "x-method-override"
+        // Forwarded only as `trace` read them, whatever the contract declares.
+        || n == super::trace::TRACEPARENT
+        || n == super::trace::TRACESTATE
         || n.starts_with(GATEWAY_NAMESPACE)
         // WSGI and CGI stacks map `_` and `-` onto one name: `X_User` would
         // arrive as the `X-User` the gateway never checked.
