@@ -127,7 +127,7 @@ impl Validator {
             None => HeaderName::from_static("x-correlation-id"),
             Some(h) => self.header_name("correlation.header", h),
         };
-        let request_remove_headers: Vec<HeaderName> = raw
+        let mut request_remove_headers: Vec<HeaderName> = raw
             .request
             .remove_headers
             .iter()
@@ -176,11 +176,12 @@ impl Validator {
             .as_ref()
             .and_then(|a| self.admin(a, raw, &listeners, &resolve));
         // A client must never be able to hand a backend its own context token.
-        let mut request_remove_headers: Vec<HeaderName> = request_remove_headers;
         request_remove_headers.push(context_token.as_ref().map_or(
             HeaderName::from_static(portcullis_jose::context::DEFAULT_HEADER),
             |c| c.header.clone(),
         ));
+        let health = self.health(raw.health.as_ref(), &listeners, admin.as_ref());
+        let (worker_threads, shutdown_grace) = self.runtime(&raw.runtime);
         let sensitive = self.sensitive(&raw.sensitive_data);
         let apis = self.apis(raw, &upstreams, identity.as_ref(), &sensitive, &resolve);
         self.protected_routes_have_identity(&apis, identity.as_ref());
@@ -189,8 +190,9 @@ impl Validator {
             Ok(Config {
                 mode,
                 base_dir: base_dir.to_owned(),
-                worker_threads: (raw.runtime.worker_threads > 0)
-                    .then_some(raw.runtime.worker_threads),
+                worker_threads,
+                shutdown_grace,
+                health,
                 listeners,
                 limits,
                 correlation_header,
@@ -651,6 +653,54 @@ apis:
             tls.client_auth.map(|a| a.ca),
             Some("/srv/admins.pem".into())
         );
+    }
+
+    /// The probes' listener may bind anywhere but never shares a port with
+    /// the data or admin plane; the shutdown grace is bounded; the trace
+    /// context starts traces unless turned off.
+    #[test]
+    fn health_listener_shutdown_grace_and_trace_context_are_validated() {
+        let c = parse(MINIMAL, Path::new("/")).unwrap();
+        assert_eq!(c.health, None);
+        assert_eq!(c.shutdown_grace, std::time::Duration::from_secs(10));
+        assert!(c.trace_start);
+        let data_port = c.listeners[0].bind.port();
+        let c = parse(
+            &format!("{MINIMAL}health: {{ bind: '0.0.0.0:8081' }}\nruntime: {{ shutdown_grace_s: 30 }}\ntrace_context: {{ start: false }}\n"),
+            Path::new("/"),
+        )
+        .unwrap();
+        assert_eq!(c.health, Some("0.0.0.0:8081".parse().unwrap()));
+        assert_eq!(c.shutdown_grace, std::time::Duration::from_secs(30));
+        assert!(!c.trace_start);
+        for (yaml, field, why) in [
+            (
+                "health: { bind: 'localhost' }".to_owned(),
+                "health.bind",
+                "not an address",
+            ),
+            (
+                format!("health: {{ bind: '0.0.0.0:{data_port}' }}"),
+                "health.bind",
+                "data-plane",
+            ),
+            (
+                "runtime: { shutdown_grace_s: 601 }".to_owned(),
+                "runtime.shutdown_grace_s",
+                "at most 600",
+            ),
+            (
+                "health: { bind: '0.0.0.0:8081', path: /x }".to_owned(),
+                "health",
+                "unknown field",
+            ),
+        ] {
+            let errs = errors(&format!("{MINIMAL}{yaml}\n"));
+            assert!(
+                errs.iter().any(|e| e.contains(field) && e.contains(why)),
+                "{yaml}: {errs:?}"
+            );
+        }
     }
 
     #[test]

@@ -26,6 +26,10 @@ pub struct Config {
     pub base_dir: PathBuf,
     /// Data-plane worker threads; `None` = one per core.
     pub worker_threads: Option<usize>,
+    /// How long in-flight requests may take to finish on SIGTERM.
+    pub shutdown_grace: std::time::Duration,
+    /// The probes' own plain-HTTP listener; `None`: no probes outside admin.
+    pub health: Option<SocketAddr>,
     pub listeners: Vec<Listener>,
     pub limits: Limits,
     pub correlation_header: HeaderName,

@@ -40,6 +40,8 @@ pub struct RawConfig {
     pub shared_state: RawSharedState,
     /// The admin plane (OPS-03, OPS-05): its own listener, never a data-plane one.
     pub admin: Option<RawAdmin>,
+    /// Liveness and readiness probes for orchestrators; none when absent.
+    pub health: Option<RawHealth>,
     /// Usage anomaly detection per application × route (OPS-02).
     #[serde(default)]
     pub anomalies: RawAnomalies,
@@ -90,12 +92,34 @@ pub enum RawMode {
     Dev,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRuntime {
     /// Worker threads of the data plane; 0 or absent means one per core.
     #[serde(default)]
     pub worker_threads: usize,
+    /// On SIGTERM: how long in-flight requests may take to finish after
+    /// the listeners stop accepting (default 10 s, at most 600).
+    #[serde(default = "defaults::shutdown_grace_s")]
+    pub shutdown_grace_s: u64,
+}
+
+impl Default for RawRuntime {
+    fn default() -> Self {
+        Self {
+            worker_threads: 0,
+            shutdown_grace_s: defaults::shutdown_grace_s(),
+        }
+    }
+}
+
+/// The orchestrator's probes on a listener of their own: `/healthz` and
+/// `/readyz` over plain HTTP, nothing else.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealth {
+    /// An address, e.g. `0.0.0.0:8081`; never a data-plane or admin port.
+    pub bind: String,
 }
 
 #[derive(Debug, Deserialize)]

@@ -105,6 +105,11 @@ pub enum BuildError {
     Shared(String),
     #[error("admin: cannot listen on {at}: {source}")]
     AdminBind { at: String, source: std::io::Error },
+    #[error("health.bind: cannot listen on {addr}: {source}")]
+    HealthBind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("context_token.jwks_bind: cannot listen on {addr}: {source}")]
     JwksBind {
         addr: SocketAddr,
@@ -376,6 +381,12 @@ impl Gateway {
             start_admin(&mut started, listen, plane, self.admin_tls.as_ref()).await?;
         }
         watch_crls(&mut started, &bound, self.admin_tls.as_ref(), &live);
+        // The probes outlive the data plane on shutdown: readiness fails
+        // while in-flight requests finish.
+        let health = match self.config.health {
+            Some(addr) => Some(start_health(&mut started, addr, &live).await?),
+            None => None,
+        };
         // One connection cap per listener, so that connections held on one
         // (say the plaintext redirect port) cannot starve another.
         let mut connections = Vec::new();
@@ -401,6 +412,7 @@ impl Gateway {
             tasks: started.tasks,
             connections,
             max_connections: max,
+            health,
         })
     }
 }
@@ -568,6 +580,31 @@ pub struct RunningGateway {
     /// Each listener's connection cap.
     connections: Vec<Arc<Semaphore>>,
     max_connections: usize,
+    health: Option<HealthListener>,
+}
+
+/// The probes' listener: stopped last, on its own signal.
+#[derive(Debug)]
+struct HealthListener {
+    health: Arc<listener::health::Health>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn start_health(
+    started: &mut Started,
+    addr: SocketAddr,
+    live: &Live,
+) -> Result<HealthListener, BuildError> {
+    let at = |source| BuildError::HealthBind { addr, source };
+    let socket = tokio::net::TcpListener::bind(addr).await.map_err(at)?;
+    let bound = socket.local_addr().map_err(at)?;
+    tracing::info!(addr = %bound, "health probes listening");
+    started.addrs.push(("health".to_owned(), bound));
+    let health = listener::health::Health::new(live.clone());
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(listener::health::serve(socket, health.clone(), stopped));
+    Ok(HealthListener { health, stop, task })
 }
 
 impl RunningGateway {
@@ -601,9 +638,13 @@ impl RunningGateway {
         self.reloader.as_ref()
     }
 
-    /// Stops accepting, asks every connection to finish its in-flight
-    /// requests, and waits up to `grace` for them.
+    /// Fails readiness, stops accepting, asks every connection to finish
+    /// its in-flight requests, waits up to `grace` for them, then stops
+    /// the probes.
     pub async fn shutdown(self, grace: Duration) {
+        if let Some(h) = &self.health {
+            h.health.drain();
+        }
         let _ = self.shutdown_tx.send(true);
         for t in self.tasks {
             let _ = t.await;
@@ -616,6 +657,10 @@ impl RunningGateway {
         };
         if tokio::time::timeout(grace, drained).await.is_err() {
             tracing::warn!("shutdown grace period over with connections still open");
+        }
+        if let Some(h) = self.health {
+            let _ = h.stop.send(true);
+            let _ = h.task.await;
         }
     }
 }

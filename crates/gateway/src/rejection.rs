@@ -36,6 +36,10 @@ pub enum Rejection {
     /// budget); the request was not processed and may be retried.
     #[error("overloaded: {0}")]
     Overloaded(&'static str),
+    /// The readiness probe's answer while this instance should get no
+    /// traffic (draining, or its store not confirmed current).
+    #[error("not ready: {0}")]
+    NotReady(&'static str),
     /// A well-formed host that this listener does not serve (RFC 9110 §15.5.20).
     #[error("host not served by this listener")]
     MisdirectedHost,
@@ -203,7 +207,7 @@ impl Rejection {
             | Rejection::InvalidToken(_)
             | Rejection::ClientCertificate(_) => StatusCode::UNAUTHORIZED,
             Rejection::InsufficientScope { .. } => StatusCode::FORBIDDEN,
-            Rejection::StoreUnavailable(_) | Rejection::Overloaded(_) => {
+            Rejection::StoreUnavailable(_) | Rejection::Overloaded(_) | Rejection::NotReady(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Rejection::SwitchedOff { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -240,6 +244,7 @@ impl Rejection {
             Rejection::BadHost(_) => "bad-host",
             Rejection::MisdirectedHost => "misdirected-request",
             Rejection::Overloaded(_) => "overloaded",
+            Rejection::NotReady(_) => "not-ready",
             Rejection::HeadersTooLarge { .. } => "header-fields-too-large",
             Rejection::UriTooLong { .. } => "uri-too-long",
             Rejection::BadCorrelationId => "bad-correlation-id",
@@ -303,7 +308,7 @@ impl Rejection {
             | Rejection::HeadersTooLarge { .. }
             | Rejection::UriTooLong { .. }
             | Rejection::BadCorrelationId => Severity::Low,
-            Rejection::BodyUnreadable(_) => Severity::Informational,
+            Rejection::BodyUnreadable(_) | Rejection::NotReady(_) => Severity::Informational,
             Rejection::RateLimited { .. } => Severity::Medium,
             Rejection::SwitchedOff { .. } => Severity::Low,
             Rejection::ApplicationDisabled(_) => Severity::Medium,
@@ -318,7 +323,7 @@ impl Rejection {
             Rejection::BadPath(_) => "Path not accepted",
             Rejection::BadHost(_) => "Invalid host",
             Rejection::MisdirectedHost => "Misdirected request",
-            Rejection::Overloaded(_) => "Service unavailable",
+            Rejection::Overloaded(_) | Rejection::NotReady(_) => "Service unavailable",
             Rejection::HeadersTooLarge { .. } => "Request header fields too large",
             Rejection::UriTooLong { .. } => "URI too long",
             Rejection::BadCorrelationId => "Invalid correlation id",
@@ -359,6 +364,7 @@ impl Rejection {
             Rejection::BadHost(_) => "Send exactly one Host header holding the host name of this API (host or host:port), the same as the authority of the request target if it has one.".into(),
             Rejection::MisdirectedHost => "This server does not serve the requested host. Check the URL's host name.".into(),
             Rejection::Overloaded(_) => "The gateway is busy and did not process the request. Retry later.".into(),
+            Rejection::NotReady(why) => format!("This instance takes no traffic now ({why}); send it to another one."),
             Rejection::HeadersTooLarge { bytes, fields } => format!("Send at most {fields} header fields and {bytes} bytes of them."),
             Rejection::UriTooLong { limit } => format!("The path and query must not exceed {limit} bytes; send large parameters in the body."),
             Rejection::BadCorrelationId => format!("The {correlation_header} header must be 1 to 128 characters of letters, digits, '.', '_' or '-'; omit it to have one generated."),

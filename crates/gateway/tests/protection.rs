@@ -1,7 +1,7 @@
 //! Protection of the gateway itself: slowloris, connection cap, HTTP/2
-//! rapid reset, header size.
+//! rapid reset, header size; its probes and a graceful shutdown.
 
-use portcullis_testkit::{ORDERS_API, TestEnv};
+use portcullis_testkit::{ORDERS_API, TestEnv, plain_exchange};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -109,4 +109,94 @@ async fn http2_rapid_reset_flood_is_cut_off() {
         "the flood was not cut off: {ended:?}"
     );
     gw.stop().await;
+}
+
+/// The probes' own plain-HTTP listener answers `/healthz` and `/readyz`
+/// and nothing else (OPS-05: the admin plane stays where it is). On
+/// shutdown readiness fails first, the data listener stops accepting, and
+/// a request already in flight still completes; then the probes close.
+#[tokio::test]
+async fn probes_fail_readiness_first_and_shutdown_finishes_in_flight_requests() {
+    let env = TestEnv::new().await;
+    let mut gw = env
+        .gateway(ORDERS_API)
+        .with("health: { bind: 127.0.0.1:0 }")
+        .start()
+        .await;
+    let running = gw.running.take().unwrap();
+    let health = running.addr("health").unwrap();
+    let probe = |target: &str, method: &str| {
+        let request = format!("{method} {target} HTTP/1.1\r\nHost: probe\r\n\r\n");
+        async move { plain_exchange(health, request.as_bytes()).await }
+    };
+    let alive = probe("/healthz", "GET").await;
+    assert!(alive.starts_with("HTTP/1.1 200"), "{alive}");
+    assert!(alive.ends_with(r#"{"status":"alive"}"#), "{alive}");
+    let ready = probe("/readyz", "GET").await;
+    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+    assert!(ready.ends_with(r#"{"status":"ready"}"#), "{ready}");
+    // Nothing else: not the API, not another method.
+    let api = probe("/v1/orders", "GET").await;
+    assert!(api.starts_with("HTTP/1.1 404"), "{api}");
+    assert!(
+        api.contains("urn:portcullis:problem:unknown-route"),
+        "{api}"
+    );
+    let post = probe("/readyz", "POST").await;
+    assert!(post.starts_with("HTTP/1.1 405"), "{post}");
+    assert!(
+        post.to_ascii_lowercase().contains("allow: get, head"),
+        "{post}"
+    );
+    assert!(env.received().is_empty(), "a probe reached the backend");
+
+    // A request in flight: its head and half its body sent.
+    let mut in_flight = gw.raw_tls().await;
+    in_flight
+        .write_all(b"POST /v1/orders HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: text/plain\r\ncontent-length: 10\r\n\r\n12345")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stopping = tokio::spawn(running.shutdown(Duration::from_secs(10)));
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let not_ready = loop {
+        let r = probe("/readyz", "GET").await;
+        if r.starts_with("HTTP/1.1 503") || Instant::now() > deadline {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(not_ready.starts_with("HTTP/1.1 503"), "{not_ready}");
+    assert!(
+        not_ready.contains("urn:portcullis:problem:not-ready"),
+        "{not_ready}"
+    );
+    assert!(probe("/healthz", "GET").await.starts_with("HTTP/1.1 200"));
+    let mut refused = false;
+    while !refused && Instant::now() < deadline {
+        refused = tokio::net::TcpStream::connect(gw.addr).await.is_err();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        refused,
+        "the data listener still accepts while shutting down"
+    );
+    in_flight.write_all(b"67890").await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), in_flight.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(
+        env.received().len(),
+        1,
+        "the request in flight reached the backend"
+    );
+    tokio::time::timeout(Duration::from_secs(5), stopping)
+        .await
+        .expect("shutdown ends once nothing is in flight")
+        .unwrap();
+    assert!(
+        tokio::net::TcpStream::connect(health).await.is_err(),
+        "probes closed last"
+    );
 }

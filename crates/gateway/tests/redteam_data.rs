@@ -93,7 +93,8 @@ async fn undeclared_answers_of_classified_operations_never_leave() {
 /// While the store is unreachable the last snapshot answers, but only for
 /// `identity.max_staleness_s`: then protected routes are 503 (revocations
 /// and disabled applications made elsewhere could be missed), public routes
-/// keep serving, and all recovers when the store answers again.
+/// keep serving, the instance reports itself not ready on its probe
+/// listener, and all recovers when the store answers again.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stale_identity_snapshot_stops_deciding() {
     use portcullis_gateway::store::Store;
@@ -110,7 +111,7 @@ async fn a_stale_identity_snapshot_stops_deciding() {
     let mut gw = env
         .gateway(&api)
         .with(&format!(
-            "identity: {{ data_dir: {}, max_staleness_s: 1 }}\nshared_state:\n{}",
+            "identity: {{ data_dir: {}, max_staleness_s: 1 }}\nhealth: {{ bind: 127.0.0.1:0 }}\nshared_state:\n{}",
             env.identity_dir().display(),
             pg.yaml()
         ))
@@ -145,9 +146,20 @@ async fn a_stale_identity_snapshot_stops_deciding() {
             tokio::task::yield_now().await;
         }
     };
+    let probe = gw.running.as_ref().unwrap().addr("health").unwrap();
+    let ready = || async move {
+        portcullis_testkit::plain_exchange(probe, b"GET /readyz HTTP/1.1\r\nHost: p\r\n\r\n").await
+    };
     until(200, Duration::from_secs(3)).await;
+    assert!(ready().await.starts_with("HTTP/1.1 200"));
     pg.stop();
     until(503, Duration::from_secs(10)).await;
+    let not_ready = ready().await;
+    assert!(not_ready.starts_with("HTTP/1.1 503"), "{not_ready}");
+    assert!(
+        not_ready.contains("identity store is not confirmed current"),
+        "{not_ready}"
+    );
     assert_eq!(
         status("/v1/orders/7").await,
         200,
@@ -155,6 +167,7 @@ async fn a_stale_identity_snapshot_stops_deciding() {
     );
     pg.start_again();
     until(200, Duration::from_secs(15)).await;
+    assert!(ready().await.starts_with("HTTP/1.1 200"), "ready again");
     let mut stale = 0;
     while let Ok(e) = gw.events.try_recv() {
         if e.status_code == "store-unavailable" && e.message.contains("max_staleness_s") {

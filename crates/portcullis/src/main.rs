@@ -20,7 +20,6 @@ use clap::{Parser, Subcommand};
 use portcullis_gateway::Gateway;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
@@ -428,6 +427,7 @@ fn run(path: &Path) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let grace = config.shutdown_grace;
     rt.block_on(async move {
         let running = match gateway.reloadable_from(path).start().await {
             Ok(r) => r,
@@ -440,8 +440,11 @@ fn run(path: &Path) -> ExitCode {
             tracing::info!(listener = %name, %addr, "ready");
         }
         wait_for_stop().await;
-        tracing::info!("stopping: finishing in-flight requests");
-        running.shutdown(Duration::from_secs(10)).await;
+        tracing::info!(
+            grace_s = grace.as_secs(),
+            "stopping: readiness failed, finishing in-flight requests"
+        );
+        running.shutdown(grace).await;
         ExitCode::SUCCESS
     })
 }

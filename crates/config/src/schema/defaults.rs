@@ -141,3 +141,6 @@ pub fn max_buffered_bytes() -> usize {
 pub fn auth_failures_per_minute() -> u32 {
     120
 }
+pub fn shutdown_grace_s() -> u64 {
+    10
+}

@@ -417,3 +417,45 @@ impl Validator {
         }
     }
 }
+
+impl Validator {
+    /// Worker threads (`None`: one per core) and the shutdown grace.
+    pub(crate) fn runtime(&mut self, r: &schema::RawRuntime) -> (Option<usize>, Duration) {
+        if r.shutdown_grace_s > 600 {
+            self.err("runtime.shutdown_grace_s", "at most 600 (seconds)");
+        }
+        (
+            (r.worker_threads > 0).then_some(r.worker_threads),
+            Duration::from_secs(r.shutdown_grace_s),
+        )
+    }
+
+    /// The probes' listener: plain HTTP serving `/healthz` and `/readyz`
+    /// only, so any address is allowed, but never a port another listener
+    /// holds (a probe must not be answered by the data or admin plane).
+    pub(crate) fn health(
+        &mut self,
+        h: Option<&schema::RawHealth>,
+        listeners: &[Listener],
+        admin: Option<&AdminListen>,
+    ) -> Option<SocketAddr> {
+        let h = h?;
+        let Ok(addr) = h.bind.parse::<SocketAddr>() else {
+            self.err("health.bind", "not an address like 0.0.0.0:8081");
+            return None;
+        };
+        let admin_port = match admin {
+            Some(AdminListen::Tcp(a) | AdminListen::MutualTls { addr: a, .. }) => Some(a.port()),
+            _ => None,
+        };
+        let taken = listeners.iter().map(|l| l.bind.port()).chain(admin_port);
+        if addr.port() != 0 && taken.into_iter().any(|p| p == addr.port()) {
+            self.err(
+                "health.bind",
+                "never on a data-plane or admin listener's port: choose another",
+            );
+            return None;
+        }
+        Some(addr)
+    }
+}

@@ -10,6 +10,7 @@
 
 pub mod buffer;
 pub mod framing;
+pub mod health;
 
 use crate::listener::framing::FramingGuard;
 use crate::pipeline;
