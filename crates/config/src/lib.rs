@@ -703,6 +703,99 @@ apis:
         }
     }
 
+    /// An upstream's targets share its scheme, path and TLS identity; the
+    /// pool settings are bounded, and every mistake is named by its field.
+    #[test]
+    fn upstream_targets_and_pool_settings_are_validated() {
+        let pool = |fields: &str| {
+            MINIMAL.replace(
+                r#"orders: { url: "https://127.0.0.1:9443/base", ca: ca.pem }"#,
+                &format!("orders: {{ ca: ca.pem, {fields} }}"),
+            )
+        };
+        let c = parse(
+            &pool("targets: [\"https://10.0.0.1:9443/base\", \"https://10.0.0.2:9443/base\"], server_name: orders.internal, balance: least_outstanding, health_check: { path: /healthz }"),
+            Path::new("/"),
+        )
+        .unwrap();
+        let u = &c.upstreams[0];
+        assert_eq!(u.targets.len(), 2);
+        assert_eq!(u.base_path, "/base");
+        assert_eq!(u.balance, Balance::LeastOutstanding);
+        let h = u.health_check.as_ref().unwrap();
+        assert_eq!(
+            (h.path.as_str(), h.healthy_threshold, h.unhealthy_threshold),
+            ("/healthz", 2, 3)
+        );
+        assert_eq!(u.outlier.consecutive_failures, 5);
+        assert_eq!(u.retries.attempts, 1);
+        assert_eq!(u.retries.per_try_timeout, u.request_timeout);
+        for (fields, field, why) in [
+            (
+                "url: \"https://a:1\", targets: [\"https://b:1\"]",
+                "orders.targets",
+                "not both",
+            ),
+            (
+                "targets: [\"https://a:1/x\", \"https://a:2/y\"]",
+                "orders.targets[1]",
+                "scheme and path",
+            ),
+            (
+                "targets: [\"https://a:1\", \"https://a:1\"]",
+                "orders.targets[1]",
+                "listed twice",
+            ),
+            (
+                "targets: [\"https://a:1\", \"https://b:1\"]",
+                "orders.server_name",
+                "one TLS identity",
+            ),
+            (
+                "url: \"https://a:1\", health_check: { path: healthz }",
+                "health_check.path",
+                "absolute path",
+            ),
+            (
+                "url: \"https://a:1\", health_check: { path: /h, interval_ms: 100, timeout_ms: 100 }",
+                "health_check.timeout_ms",
+                "shorter",
+            ),
+            (
+                "url: \"https://a:1\", health_check: { path: /h, expect_status: 500 }",
+                "health_check.expect_status",
+                "2xx",
+            ),
+            (
+                "url: \"https://a:1\", retries: { attempts: 6 }",
+                "retries.attempts",
+                "at most 5",
+            ),
+            (
+                "url: \"https://a:1\", retries: { per_try_timeout_ms: 40000 }",
+                "retries.per_try_timeout_ms",
+                "request_timeout_ms",
+            ),
+            (
+                "url: \"https://a:1\", outlier_detection: { max_ejected_percent: 101 }",
+                "max_ejected_percent",
+                "percentage",
+            ),
+            (
+                "url: \"https://a:1\", balance: random",
+                "balance",
+                "unknown variant",
+            ),
+            ("server_name: x", "orders.url", "missing"),
+        ] {
+            let errs = errors(&pool(fields));
+            assert!(
+                errs.iter().any(|e| e.contains(field) && e.contains(why)),
+                "{fields}: {errs:?}"
+            );
+        }
+    }
+
     #[test]
     fn shared_postgres_needs_identity_and_tls_off_loopback() {
         let pg = |fields: &str| {

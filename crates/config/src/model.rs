@@ -187,8 +187,12 @@ pub struct Upstream {
     pub context_audience: String,
     /// Public key the context tokens are encrypted to (nested JWE).
     pub context_encrypt_to: Option<PathBuf>,
-    /// `host:port` as written in the URL.
-    pub authority: http::uri::Authority,
+    /// Each target's `host:port` as written in its URL; at least one.
+    pub targets: Vec<http::uri::Authority>,
+    pub balance: Balance,
+    pub health_check: Option<HealthCheck>,
+    pub outlier: OutlierDetection,
+    pub retries: Retries,
     /// Path prefix prepended to every forwarded path; empty for `/`.
     pub base_path: String,
     /// Trust anchors; always present for `Https`.
@@ -199,6 +203,43 @@ pub struct Upstream {
     pub request_timeout: Duration,
     pub pool_idle_timeout: Duration,
     pub pool_max_idle_per_host: usize,
+}
+
+/// How a target of an upstream is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Balance {
+    RoundRobin,
+    LeastOutstanding,
+}
+
+/// Active health checks of an upstream's targets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    /// Origin-form path (and query) requested with GET.
+    pub path: http::uri::PathAndQuery,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub healthy_threshold: u32,
+    pub unhealthy_threshold: u32,
+    pub expect_status: http::StatusCode,
+}
+
+/// Passive ejection of failing targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutlierDetection {
+    /// 0: never ejected.
+    pub consecutive_failures: u32,
+    pub ejection: Duration,
+    pub max_ejection: Duration,
+    pub max_ejected_percent: u8,
+}
+
+/// Retries of idempotent requests that got no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retries {
+    pub attempts: u32,
+    pub budget_percent: u8,
+    pub per_try_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]

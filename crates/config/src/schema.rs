@@ -391,44 +391,6 @@ pub struct RawCollector {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawUpstream {
-    /// `https://host:port/base`; `http://` only with `dangerous_plaintext_upstream`.
-    pub url: String,
-    /// PEM bundle of the trust anchors for this upstream (required for https).
-    pub ca: Option<String>,
-    /// Name checked against the upstream certificate's SAN and sent as SNI;
-    /// defaults to the URL's host.
-    pub server_name: Option<String>,
-    #[serde(default = "defaults::connect_timeout_ms")]
-    pub connect_timeout_ms: u64,
-    #[serde(default = "defaults::request_timeout_ms")]
-    pub request_timeout_ms: u64,
-    #[serde(default = "defaults::pool_idle_timeout_ms")]
-    pub pool_idle_timeout_ms: u64,
-    #[serde(default = "defaults::pool_max_idle_per_host")]
-    pub pool_max_idle_per_host: usize,
-    #[serde(default)]
-    pub dangerous_plaintext_upstream: bool,
-    /// The gateway's client certificate for this upstream (mutual TLS).
-    pub client_cert: Option<String>,
-    /// Its private key; must not be readable by group or others.
-    pub client_key: Option<String>,
-    /// SHA-256 of the upstream certificate's SubjectPublicKeyInfo, base64
-    /// (`sha256/...` accepted); any one must match.
-    #[serde(default)]
-    pub spki_pins: Vec<String>,
-    /// CRL files (PEM or DER) for the upstream's certificate chain.
-    #[serde(default)]
-    pub crls: Vec<String>,
-    /// Audience of the context tokens minted for this upstream; default the upstream's name.
-    pub context_audience: Option<String>,
-    /// The upstream's public key (`PUBLIC KEY` PEM: RSA or P-256): context
-    /// tokens are then encrypted to it (nested JWE).
-    pub context_encrypt_to: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawAnomalies {
     #[serde(default = "defaults::yes")]
     pub enabled: bool,
@@ -767,5 +729,7 @@ impl<'de> Deserialize<'de> for RawAuthPolicy {
 
 pub mod defaults;
 mod identity;
+mod upstream;
 
 pub use identity::{RawDecryptionKey, RawIdentity, RawIntrospection, RawIssuer};
+pub use upstream::{RawBalance, RawHealthCheck, RawOutlierDetection, RawRetries, RawUpstream};

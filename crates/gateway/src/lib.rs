@@ -206,11 +206,22 @@ fn prepare_listeners(config: &Config) -> Result<Vec<PreparedListener>, BuildErro
 /// the event sink, the store and its snapshot, the limiters' state, the
 /// context-token keys, the usage baselines and the traffic counters.
 fn build_state(config: &Config, previous: Option<&State>) -> Result<State, BuildError> {
+    let events = match previous {
+        Some(p) => p.events.clone(),
+        None => EventSink::start(&config.events).map_err(|source| BuildError::Events {
+            file: config
+                .events
+                .file
+                .as_ref()
+                .map_or_else(String::new, |f| f.display().to_string()),
+            source,
+        })?,
+    };
     let upstreams = config
         .upstreams
         .iter()
         .map(|u| {
-            UpstreamClient::build(u)
+            UpstreamClient::build(u, events.clone())
                 .map(Arc::new)
                 .map_err(|source| BuildError::Tls {
                     path: format!("upstreams.{}", u.name),
@@ -228,17 +239,6 @@ fn build_state(config: &Config, previous: Option<&State>) -> Result<State, Build
             c,
             &config.upstreams,
         )?)),
-    };
-    let events = match previous {
-        Some(p) => p.events.clone(),
-        None => EventSink::start(&config.events).map_err(|source| BuildError::Events {
-            file: config
-                .events
-                .file
-                .as_ref()
-                .map_or_else(String::new, |f| f.display().to_string()),
-            source,
-        })?,
     };
     let identity = match (previous.and_then(|p| p.identity.as_ref()), &config.identity) {
         (_, None) => None,
@@ -344,6 +344,9 @@ impl Gateway {
         };
         if let Some(identity) = &self.state.identity {
             identity.spawn_jwks_refresh();
+        }
+        for upstream in &self.state.upstreams {
+            upstream.spawn_health_checks();
         }
         let live: Live = Arc::new(arc_swap::ArcSwap::new(self.state.clone()));
         let reloader = self.source.map(|source| {

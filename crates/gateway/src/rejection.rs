@@ -40,6 +40,10 @@ pub enum Rejection {
     /// traffic (draining, or its store not confirmed current).
     #[error("not ready: {0}")]
     NotReady(&'static str),
+    /// Every target of the upstream is ejected or failing its health
+    /// checks; nothing was sent.
+    #[error("upstream {0}: no available target")]
+    NoAvailableTarget(String),
     /// A well-formed host that this listener does not serve (RFC 9110 §15.5.20).
     #[error("host not served by this listener")]
     MisdirectedHost,
@@ -207,9 +211,10 @@ impl Rejection {
             | Rejection::InvalidToken(_)
             | Rejection::ClientCertificate(_) => StatusCode::UNAUTHORIZED,
             Rejection::InsufficientScope { .. } => StatusCode::FORBIDDEN,
-            Rejection::StoreUnavailable(_) | Rejection::Overloaded(_) | Rejection::NotReady(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Rejection::StoreUnavailable(_)
+            | Rejection::Overloaded(_)
+            | Rejection::NotReady(_)
+            | Rejection::NoAvailableTarget(_) => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::SwitchedOff { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::ApplicationDisabled(_) | Rejection::AdminForbidden { .. } => {
                 StatusCode::FORBIDDEN
@@ -245,6 +250,7 @@ impl Rejection {
             Rejection::MisdirectedHost => "misdirected-request",
             Rejection::Overloaded(_) => "overloaded",
             Rejection::NotReady(_) => "not-ready",
+            Rejection::NoAvailableTarget(_) => "no-available-target",
             Rejection::HeadersTooLarge { .. } => "header-fields-too-large",
             Rejection::UriTooLong { .. } => "uri-too-long",
             Rejection::BadCorrelationId => "bad-correlation-id",
@@ -297,6 +303,7 @@ impl Rejection {
             Rejection::InvalidApiKey(_) | Rejection::InsufficientScope { .. } => Severity::Medium,
             Rejection::MissingApiKey | Rejection::MissingToken => Severity::Low,
             Rejection::CorsOriginDenied
+            | Rejection::NoAvailableTarget(_)
             | Rejection::UpstreamUnavailable(_)
             | Rejection::UpstreamTimeout
             | Rejection::UpstreamFault(_) => Severity::Medium,
@@ -323,7 +330,9 @@ impl Rejection {
             Rejection::BadPath(_) => "Path not accepted",
             Rejection::BadHost(_) => "Invalid host",
             Rejection::MisdirectedHost => "Misdirected request",
-            Rejection::Overloaded(_) | Rejection::NotReady(_) => "Service unavailable",
+            Rejection::Overloaded(_) | Rejection::NotReady(_) | Rejection::NoAvailableTarget(_) => {
+                "Service unavailable"
+            }
             Rejection::HeadersTooLarge { .. } => "Request header fields too large",
             Rejection::UriTooLong { .. } => "URI too long",
             Rejection::BadCorrelationId => "Invalid correlation id",
@@ -364,6 +373,7 @@ impl Rejection {
             Rejection::BadHost(_) => "Send exactly one Host header holding the host name of this API (host or host:port), the same as the authority of the request target if it has one.".into(),
             Rejection::MisdirectedHost => "This server does not serve the requested host. Check the URL's host name.".into(),
             Rejection::Overloaded(_) => "The gateway is busy and did not process the request. Retry later.".into(),
+            Rejection::NoAvailableTarget(_) => "No instance of the service behind this API is available right now. Retry later; quote the correlation id if it persists.".into(),
             Rejection::NotReady(why) => format!("This instance takes no traffic now ({why}); send it to another one."),
             Rejection::HeadersTooLarge { bytes, fields } => format!("Send at most {fields} header fields and {bytes} bytes of them."),
             Rejection::UriTooLong { limit } => format!("The path and query must not exceed {limit} bytes; send large parameters in the body."),

@@ -241,9 +241,14 @@ impl Reloader {
         if let (Some(kept), Some(new)) = (&self.admin_tls, &admin_tls) {
             kept.replace_with(new);
         }
-        if let Some(identity) = &state.identity {
+        {
             let _in_runtime = self.runtime.enter();
-            identity.spawn_jwks_refresh();
+            if let Some(identity) = &state.identity {
+                identity.spawn_jwks_refresh();
+            }
+            for upstream in &state.upstreams {
+                upstream.spawn_health_checks();
+            }
         }
         self.live.store(state);
         let changed = changed(current, &config);

@@ -144,3 +144,36 @@ pub fn auth_failures_per_minute() -> u32 {
 pub fn shutdown_grace_s() -> u64 {
     10
 }
+pub fn health_interval_ms() -> u64 {
+    5_000
+}
+pub fn health_timeout_ms() -> u64 {
+    1_000
+}
+pub fn healthy_threshold() -> u32 {
+    2
+}
+pub fn unhealthy_threshold() -> u32 {
+    3
+}
+pub fn expect_status() -> u16 {
+    200
+}
+pub fn outlier_failures() -> u32 {
+    5
+}
+pub fn ejection_ms() -> u64 {
+    30_000
+}
+pub fn max_ejection_ms() -> u64 {
+    300_000
+}
+pub fn max_ejected_percent() -> u8 {
+    50
+}
+pub fn retry_attempts() -> u32 {
+    1
+}
+pub fn retry_budget_percent() -> u8 {
+    20
+}

@@ -5,8 +5,9 @@
 
 use crate::schema::{RawConfig, RawPlaintext};
 use crate::{
-    AdminListen, ClientAuth, Limits, Listener, ListenerKind, Mode, ServerTls, Upstream,
-    UpstreamScheme, Validator, rustls_name_ok, schema,
+    AdminListen, Balance, ClientAuth, HealthCheck, Limits, Listener, ListenerKind, Mode,
+    OutlierDetection, Retries, ServerTls, Upstream, UpstreamScheme, Validator, rustls_name_ok,
+    schema,
 };
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -239,23 +240,20 @@ impl Validator {
         resolve: &dyn Fn(&str) -> PathBuf,
     ) -> Option<Upstream> {
         let p = format!("upstreams.{name}");
-        let Ok(uri) = u.url.parse::<http::Uri>() else {
-            self.err(format!("{p}.url"), format!("`{}` is not a URL", u.url));
-            return None;
-        };
+        let (uri, targets) = self.upstream_targets(&p, u)?;
         let scheme = self.upstream_scheme(&p, u, &uri)?;
-        let Some(authority) = uri.authority().cloned() else {
-            self.err(format!("{p}.url"), "missing host");
-            return None;
-        };
-        if uri.query().is_some() {
-            self.err(format!("{p}.url"), "must not contain a query string");
-        }
+        let authority = targets[0].clone();
         let ca = u.ca.as_deref().map(resolve);
         if scheme == UpstreamScheme::Https && ca.is_none() {
             self.err(
                 format!("{p}.ca"),
                 "missing: trust anchors for upstream TLS must be explicit (a PEM bundle)",
+            );
+        }
+        if u.server_name.is_none() && targets.iter().any(|t| t.host() != authority.host()) {
+            self.err(
+                format!("{p}.server_name"),
+                "targets on several hosts share one TLS identity: name it (the name every target's certificate carries)",
             );
         }
         let server_name = u
@@ -314,7 +312,17 @@ impl Validator {
             crls: u.crls.iter().map(|c| resolve(c)).collect(),
             context_audience,
             context_encrypt_to: u.context_encrypt_to.as_deref().map(resolve),
-            authority,
+            targets,
+            balance: match u.balance {
+                schema::RawBalance::RoundRobin => Balance::RoundRobin,
+                schema::RawBalance::LeastOutstanding => Balance::LeastOutstanding,
+            },
+            health_check: u
+                .health_check
+                .as_ref()
+                .and_then(|h| self.health_check(&p, h)),
+            outlier: self.outlier(&p, &u.outlier_detection),
+            retries: self.retries(&p, &u.retries, u.request_timeout_ms),
             base_path: uri.path().trim_end_matches('/').to_owned(),
             ca,
             server_name,
@@ -457,5 +465,151 @@ impl Validator {
             return None;
         }
         Some(addr)
+    }
+}
+
+/// Target pools: where an upstream's requests may go and what happens
+/// when a target fails.
+impl Validator {
+    /// The first target's URL (scheme and path of all) and every target's
+    /// authority: `url`, or `targets` of one scheme and one path.
+    fn upstream_targets(
+        &mut self,
+        p: &str,
+        u: &schema::RawUpstream,
+    ) -> Option<(http::Uri, Vec<http::uri::Authority>)> {
+        let (field, urls): (&str, Vec<&String>) = match (&u.url, u.targets.is_empty()) {
+            (Some(url), true) => ("url", vec![url]),
+            (None, false) => ("targets", u.targets.iter().collect()),
+            (Some(_), false) => {
+                self.err(format!("{p}.targets"), "give `url` or `targets`, not both");
+                return None;
+            }
+            (None, true) => {
+                self.err(
+                    format!("{p}.url"),
+                    "missing: the upstream's `url` (or its `targets`)",
+                );
+                return None;
+            }
+        };
+        let mut first: Option<http::Uri> = None;
+        let mut targets = Vec::new();
+        for (i, url) in urls.into_iter().enumerate() {
+            let at = if field == "url" {
+                format!("{p}.url")
+            } else {
+                format!("{p}.targets[{i}]")
+            };
+            let Ok(uri) = url.parse::<http::Uri>() else {
+                self.err(at, format!("`{url}` is not a URL"));
+                continue;
+            };
+            let Some(authority) = uri.authority().cloned() else {
+                self.err(at, "missing host");
+                continue;
+            };
+            if uri.query().is_some() {
+                self.err(at.clone(), "must not contain a query string");
+            }
+            if let Some(f) = &first
+                && (f.scheme() != uri.scheme() || f.path() != uri.path())
+            {
+                self.err(at, "every target has the first one's scheme and path");
+                continue;
+            }
+            if targets.contains(&authority) {
+                self.err(at, format!("`{authority}` is listed twice"));
+                continue;
+            }
+            targets.push(authority);
+            first.get_or_insert(uri);
+        }
+        Some((first?, targets))
+    }
+
+    fn health_check(&mut self, p: &str, h: &schema::RawHealthCheck) -> Option<HealthCheck> {
+        let p = format!("{p}.health_check");
+        let path = match h.path.parse::<http::uri::PathAndQuery>() {
+            Ok(path) if h.path.starts_with('/') => Some(path),
+            _ => {
+                self.err(format!("{p}.path"), "an absolute path such as /healthz");
+                None
+            }
+        };
+        let status = http::StatusCode::from_u16(h.expect_status)
+            .ok()
+            .filter(|s| s.is_success() || s.is_redirection());
+        if status.is_none() {
+            self.err(format!("{p}.expect_status"), "a 2xx or 3xx status");
+        }
+        for (field, v) in [
+            ("interval_ms", h.interval_ms),
+            ("timeout_ms", h.timeout_ms),
+            ("healthy_threshold", u64::from(h.healthy_threshold)),
+            ("unhealthy_threshold", u64::from(h.unhealthy_threshold)),
+        ] {
+            if v == 0 {
+                self.err(format!("{p}.{field}"), "must be greater than 0");
+            }
+        }
+        if h.timeout_ms >= h.interval_ms {
+            self.err(
+                format!("{p}.timeout_ms"),
+                "must be shorter than interval_ms",
+            );
+        }
+        Some(HealthCheck {
+            path: path?,
+            interval: Duration::from_millis(h.interval_ms),
+            timeout: Duration::from_millis(h.timeout_ms),
+            healthy_threshold: h.healthy_threshold,
+            unhealthy_threshold: h.unhealthy_threshold,
+            expect_status: status?,
+        })
+    }
+
+    fn outlier(&mut self, p: &str, o: &schema::RawOutlierDetection) -> OutlierDetection {
+        let p = format!("{p}.outlier_detection");
+        if o.consecutive_failures > 0 && o.ejection_ms == 0 {
+            self.err(format!("{p}.ejection_ms"), "must be greater than 0");
+        }
+        if o.max_ejection_ms < o.ejection_ms {
+            self.err(
+                format!("{p}.max_ejection_ms"),
+                "must be at least ejection_ms",
+            );
+        }
+        if o.max_ejected_percent > 100 {
+            self.err(format!("{p}.max_ejected_percent"), "a percentage, 0 to 100");
+        }
+        OutlierDetection {
+            consecutive_failures: o.consecutive_failures,
+            ejection: Duration::from_millis(o.ejection_ms),
+            max_ejection: Duration::from_millis(o.max_ejection_ms),
+            max_ejected_percent: o.max_ejected_percent,
+        }
+    }
+
+    fn retries(&mut self, p: &str, r: &schema::RawRetries, request_timeout_ms: u64) -> Retries {
+        let p = format!("{p}.retries");
+        if r.attempts > 5 {
+            self.err(format!("{p}.attempts"), "at most 5");
+        }
+        if r.budget_percent > 100 {
+            self.err(format!("{p}.budget_percent"), "a percentage, 0 to 100");
+        }
+        let per_try = r.per_try_timeout_ms.unwrap_or(request_timeout_ms);
+        if per_try == 0 || per_try > request_timeout_ms {
+            self.err(
+                format!("{p}.per_try_timeout_ms"),
+                "greater than 0 and at most the request_timeout_ms",
+            );
+        }
+        Retries {
+            attempts: r.attempts,
+            budget_percent: r.budget_percent,
+            per_try_timeout: Duration::from_millis(per_try),
+        }
     }
 }

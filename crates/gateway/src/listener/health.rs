@@ -2,8 +2,9 @@
 //! mutual TLS, so probes get a listener of their own that serves nothing
 //! else): `GET /healthz` answers while the process serves; `GET /readyz`
 //! answers 200 only while this instance should get traffic: not draining
-//! (a SIGTERM fails readiness first) and, with an identity store, its
-//! snapshot confirmed current within `identity.max_staleness_s`. Plain
+//! (a SIGTERM fails readiness first), with an identity store, its
+//! snapshot confirmed current within `identity.max_staleness_s`, and every
+//! upstream with at least one available target. Plain
 //! HTTP, one request per connection, at most [`MAX_CONNECTIONS`] at once,
 //! each given [`HEADER_TIMEOUT`] to send its head: a probe port cannot be
 //! used to hold the process's resources.
@@ -56,6 +57,9 @@ impl Health {
             && identity.view().staleness() > identity.config.max_staleness
         {
             return Some("its identity store is not confirmed current");
+        }
+        if state.upstreams.iter().any(|u| !u.targets.any_available()) {
+            return Some("an upstream has no available target");
         }
         None
     }

@@ -10,10 +10,10 @@ use crate::pipeline::request_headers::{self, Forwarding};
 use crate::pipeline::route::Target;
 use crate::pipeline::routes::{PathMatch, RouteInfo};
 use crate::pipeline::trace;
+use crate::pipeline::upstream::Outgoing;
 use crate::rejection::Rejection;
 use bytes::Bytes;
-use http::{Request, Response};
-use http_body_util::Full;
+use http::Response;
 use hyper::body::Incoming;
 
 /// Stage 10: the upstream's answer (its head; the body is read in stage 11).
@@ -25,11 +25,9 @@ pub async fn forward(
 ) -> Result<Response<Incoming>, Rejection> {
     let (state, conn, parts, correlation) = (call.state, call.conn, call.parts, call.correlation);
     let upstream = &state.upstreams[matched.api.upstream];
-    let uri = upstream.uri(&path::encode_for_upstream(matched.remainder), query)?;
-    let mut upstream_request = Request::new(Full::new(body));
-    *upstream_request.method_mut() = parts.method.clone();
-    *upstream_request.uri_mut() = uri;
-    *upstream_request.headers_mut() = request_headers::upstream_headers(
+    let path_and_query =
+        upstream.path_and_query(&path::encode_for_upstream(matched.remainder), query)?;
+    let mut headers = request_headers::upstream_headers(
         &parts.headers,
         &state.request_remove_headers,
         |name| {
@@ -46,7 +44,6 @@ pub async fn forward(
         },
     );
     if let Some(t) = trace::from_request(&parts.headers, state.trace_start) {
-        let headers = upstream_request.headers_mut();
         headers.insert(trace::TRACEPARENT, t.traceparent);
         if let Some(tracestate) = t.tracestate {
             headers.insert(trace::TRACESTATE, tracestate);
@@ -61,9 +58,14 @@ pub async fn forward(
             call.decided.operation.as_deref(),
         )?
     {
-        upstream_request
-            .headers_mut()
-            .insert(attestor.header().clone(), token);
+        headers.insert(attestor.header().clone(), token);
     }
-    upstream.send(upstream_request).await
+    upstream
+        .send(Outgoing {
+            method: parts.method.clone(),
+            path_and_query,
+            headers,
+            body,
+        })
+        .await
 }

@@ -2,24 +2,33 @@
 //! upstream, TLS 1.3 with chain, server-name, revocation (CRLs) and pin
 //! verification against the configured trust anchors on every new
 //! connection, and connect, request and idle timeouts. Connect failures map
-//! to 502, timeouts to 504; upstream error detail stays in events.
+//! to 502, timeouts to 504, no available target to 503; upstream error
+//! detail stays in events.
+//!
+//! Each request goes to one of the upstream's targets (`targets`). An
+//! idempotent request that got no answer is tried again on another target
+//! (`retries`): nothing of a response has reached the client then, and
+//! retries in flight stay within their budget so that a failing pool is
+//! not flooded by its own retries. Active health checks run per target.
 //!
 //! A pooled connection never outlives what its handshake verified: when the
 //! earliest upstream certificate accepted for the pool expires, or the CRLs
 //! change, the pool is replaced and every later request opens (and
 //! verifies) a new connection.
 
+use crate::pipeline::targets::Targets;
 use crate::rejection::Rejection;
 use crate::tls::{self, TlsError};
 use bytes::Bytes;
-use http::{Request, Response, Uri};
+use http::uri::PathAndQuery;
+use http::{HeaderMap, Method, Request, Response, Uri};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_rustls::{FixedServerNameResolver, HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use portcullis_config::{Upstream, UpstreamScheme};
+use portcullis_config::{HealthCheck, Retries, Upstream, UpstreamScheme};
 use rustls_pki_types::ServerName;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
@@ -36,11 +45,35 @@ pub struct UpstreamClient {
     /// Present for https upstreams.
     verifier: Option<std::sync::Arc<tls::UpstreamVerifier>>,
     scheme: &'static str,
-    authority: http::uri::Authority,
+    pub targets: Targets,
+    retries: Retries,
+    health_check: Option<HealthCheck>,
     base_path: String,
     request_timeout: Duration,
     /// Outcomes of the requests sent, for the admin plane's metrics.
     health: Health,
+}
+
+/// A request for the upstream, kept whole so that a retry can send it again.
+#[derive(Debug)]
+pub struct Outgoing {
+    pub method: Method,
+    pub path_and_query: PathAndQuery,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// Methods a retry cannot turn into a second effect (RFC 9110 §9.2.2).
+fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
+}
+
+/// Whether an answer counts against its target (the target, not the request, failed).
+fn is_target_failure(status: http::StatusCode) -> bool {
+    matches!(status.as_u16(), 502..=504)
 }
 
 /// Transport outcomes of one upstream (a 5xx answer is an answer).
@@ -49,10 +82,33 @@ struct Health {
     failures_in_a_row: std::sync::atomic::AtomicU64,
     failures: std::sync::atomic::AtomicU64,
     requests: std::sync::atomic::AtomicU64,
+    retries: std::sync::atomic::AtomicU64,
+    /// Requests and retries in flight, for the retry budget.
+    in_flight: std::sync::atomic::AtomicUsize,
+    retries_in_flight: std::sync::atomic::AtomicUsize,
+}
+
+/// Counts one in-flight request (or retry) until dropped.
+struct InFlight<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn new(counter: &'a std::sync::atomic::AtomicUsize) -> Self {
+        counter.fetch_add(1, Relaxed);
+        Self(counter)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
 }
 
 /// A counter of [`Health`]: name, help, reading.
 type Counter = (&'static str, &'static str, fn(&Health) -> u64);
+
+/// A reading of one target at a time (unix ms).
+type TargetReading = fn(&crate::pipeline::targets::Target, u64) -> u64;
 
 /// Prometheus lines for the upstreams of the config in force; labels are
 /// upstream names from the config, so the set is bounded.
@@ -93,11 +149,64 @@ pub fn prometheus(upstreams: &[std::sync::Arc<UpstreamClient>]) -> String {
             );
         }
     }
+    let _ = writeln!(
+        out,
+        "# HELP portcullis_upstream_retries_total Tries of idempotent requests sent again after no answer.\n# TYPE portcullis_upstream_retries_total counter"
+    );
+    for u in upstreams {
+        let _ = writeln!(
+            out,
+            "portcullis_upstream_retries_total{{upstream=\"{}\"}} {}",
+            label(u),
+            u.health.retries.load(Relaxed)
+        );
+    }
+    let per_target: [(&str, &str, &str, TargetReading); 4] = [
+        (
+            "portcullis_upstream_target_available",
+            "gauge",
+            "1 while the target gets requests: not ejected and not failing its health checks.",
+            |t, now| u64::from(t.available(now)),
+        ),
+        (
+            "portcullis_upstream_target_requests_total",
+            "counter",
+            "Tries sent to the target.",
+            |t, _| t.requests.load(Relaxed),
+        ),
+        (
+            "portcullis_upstream_target_failures_total",
+            "counter",
+            "Tries of the target that got no answer, or a 502, 503 or 504.",
+            |t, _| t.failures.load(Relaxed),
+        ),
+        (
+            "portcullis_upstream_target_ejections_total",
+            "counter",
+            "Times the target was ejected for failures in a row.",
+            |t, _| t.ejected_total.load(Relaxed),
+        ),
+    ];
+    let now = crate::pipeline::targets::now_ms();
+    for (name, kind, help, value) in per_target {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for u in upstreams {
+            for t in &u.targets.targets {
+                let _ = writeln!(
+                    out,
+                    "{name}{{upstream=\"{}\",target=\"{}\"}} {}",
+                    label(u),
+                    t.authority,
+                    value(t, now)
+                );
+            }
+        }
+    }
     out
 }
 
 impl UpstreamClient {
-    pub fn build(u: &Upstream) -> Result<Self, TlsError> {
+    pub fn build(u: &Upstream, events: crate::events::EventSink) -> Result<Self, TlsError> {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_connect_timeout(Some(u.connect_timeout));
@@ -156,15 +265,22 @@ impl UpstreamClient {
                 UpstreamScheme::Https => "https",
                 UpstreamScheme::DangerousHttp => "http",
             },
-            authority: u.authority.clone(),
+            targets: Targets::new(u, events),
+            retries: u.retries,
+            health_check: u.health_check.clone(),
             base_path: u.base_path.clone(),
             request_timeout: u.request_timeout,
             health: Health::default(),
         })
     }
 
-    /// The absolute URI for a path (already canonically encoded) and query.
-    pub fn uri(&self, path: &str, query: Option<&str>) -> Result<Uri, Rejection> {
+    /// The path and query on the upstream for a path (already canonically
+    /// encoded) and query; the target is chosen when it is sent.
+    pub fn path_and_query(
+        &self,
+        path: &str,
+        query: Option<&str>,
+    ) -> Result<PathAndQuery, Rejection> {
         let mut pq = String::with_capacity(
             self.base_path.len() + path.len() + 1 + query.map_or(0, str::len),
         );
@@ -174,12 +290,25 @@ impl UpstreamClient {
             pq.push('?');
             pq.push_str(q);
         }
+        PathAndQuery::try_from(pq)
+            .map_err(|e| Rejection::UpstreamUnavailable(format!("cannot build upstream URI: {e}")))
+    }
+
+    fn uri_at(&self, target: usize, pq: PathAndQuery) -> Result<Uri, Rejection> {
         Uri::builder()
             .scheme(self.scheme)
-            .authority(self.authority.clone())
+            .authority(self.targets.targets[target].authority.clone())
             .path_and_query(pq)
             .build()
             .map_err(|e| Rejection::UpstreamUnavailable(format!("cannot build upstream URI: {e}")))
+    }
+
+    /// Whether another retry fits the budget: retries in flight under
+    /// `budget_percent` of the requests in flight, and at least 3.
+    fn retry_fits(&self) -> bool {
+        let in_flight = self.health.in_flight.load(Relaxed);
+        let budget = (in_flight * usize::from(self.retries.budget_percent) / 100).max(3);
+        self.health.retries_in_flight.load(Relaxed) < budget
     }
 
     /// Replaces the connection pool: idle connections close, and the next
@@ -195,11 +324,11 @@ impl UpstreamClient {
         )));
     }
 
-    /// Sends the request; the response head must arrive within the request timeout.
-    pub async fn send(
-        &self,
-        request: Request<Full<Bytes>>,
-    ) -> Result<Response<Incoming>, Rejection> {
+    /// Sends the request to an available target; the response head must
+    /// arrive within the request timeout (each try within the per-try
+    /// timeout). An idempotent request without an answer is tried again,
+    /// on another target when there is one.
+    pub async fn send(&self, out: Outgoing) -> Result<Response<Incoming>, Rejection> {
         if let Some(v) = &self.verifier
             && crate::clock::now() >= v.earliest_expiry()
         {
@@ -207,22 +336,118 @@ impl UpstreamClient {
         }
         let pool = self.pool.load_full();
         self.health.requests.fetch_add(1, Relaxed);
-        let result = match tokio::time::timeout(self.request_timeout, pool.request(request)).await {
-            Err(_) => Err(Rejection::UpstreamTimeout),
-            Ok(Err(e)) => Err(Rejection::UpstreamUnavailable(format!(
-                "{}: {}",
-                self.name,
-                error_chain(&e)
-            ))),
-            Ok(Ok(response)) => Ok(response),
-        };
-        if result.is_ok() {
-            self.health.failures_in_a_row.store(0, Relaxed);
+        let _in_flight = InFlight::new(&self.health.in_flight);
+        let deadline = tokio::time::Instant::now() + self.request_timeout;
+        let max_tries = if is_idempotent(&out.method) {
+            1 + self.retries.attempts as usize
         } else {
-            self.health.failures_in_a_row.fetch_add(1, Relaxed);
-            self.health.failures.fetch_add(1, Relaxed);
+            1
+        };
+        let mut tried: Vec<usize> = Vec::with_capacity(max_tries);
+        let mut out = Some(out);
+        loop {
+            let Some((target, _outstanding)) = self.targets.pick(&tried) else {
+                return Err(Rejection::NoAvailableTarget(self.name.clone()));
+            };
+            tried.push(target);
+            let last = tried.len() >= max_tries;
+            let _retry = (tried.len() > 1).then(|| {
+                self.health.retries.fetch_add(1, Relaxed);
+                InFlight::new(&self.health.retries_in_flight)
+            });
+            let request = match (last, &out) {
+                // The last try takes the request itself; the others a copy.
+                (true, _) => out.take(),
+                (false, Some(o)) => Some(Outgoing {
+                    method: o.method.clone(),
+                    path_and_query: o.path_and_query.clone(),
+                    headers: o.headers.clone(),
+                    body: o.body.clone(),
+                }),
+                (false, None) => None,
+            }
+            .ok_or_else(|| Rejection::UpstreamUnavailable("no request left to send".into()))?;
+            let mut r = Request::new(Full::new(request.body));
+            *r.method_mut() = request.method;
+            *r.uri_mut() = self.uri_at(target, request.path_and_query)?;
+            *r.headers_mut() = request.headers;
+            let per_try = self
+                .retries
+                .per_try_timeout
+                .min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+            let failure = match tokio::time::timeout(per_try, pool.request(r)).await {
+                Ok(Ok(response)) => {
+                    self.health.failures_in_a_row.store(0, Relaxed);
+                    if is_target_failure(response.status()) {
+                        self.targets.failed(target);
+                    } else {
+                        self.targets.succeeded(target);
+                    }
+                    return Ok(response);
+                }
+                Err(_) => Rejection::UpstreamTimeout,
+                Ok(Err(e)) => Rejection::UpstreamUnavailable(format!(
+                    "{} ({}): {}",
+                    self.name,
+                    self.targets.targets[target].authority,
+                    error_chain(&e)
+                )),
+            };
+            self.targets.failed(target);
+            if last || tokio::time::Instant::now() >= deadline || !self.retry_fits() {
+                // The upstream's counters count requests; the targets' count tries.
+                self.health.failures_in_a_row.fetch_add(1, Relaxed);
+                self.health.failures.fetch_add(1, Relaxed);
+                return Err(failure);
+            }
         }
-        result
+    }
+
+    /// Runs the active health checks of every target, once per interval,
+    /// until the upstream is dropped (a reload replaces it). Call inside
+    /// the runtime.
+    pub fn spawn_health_checks(self: &std::sync::Arc<Self>) {
+        let Some(check) = self.health_check.clone() else {
+            return;
+        };
+        let weak = std::sync::Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                {
+                    let Some(upstream) = weak.upgrade() else {
+                        return;
+                    };
+                    for target in 0..upstream.targets.targets.len() {
+                        let healthy = upstream.check(target, &check).await;
+                        upstream.targets.checked(
+                            target,
+                            healthy,
+                            (check.healthy_threshold, check.unhealthy_threshold),
+                        );
+                    }
+                }
+                tokio::time::sleep(check.interval).await;
+            }
+        });
+    }
+
+    /// One health check of one target: `GET path`, the expected status
+    /// within the timeout, over the upstream's verified connections.
+    async fn check(&self, target: usize, check: &HealthCheck) -> bool {
+        let Ok(uri) = self.uri_at(target, check.path.clone()) else {
+            return false;
+        };
+        let mut request = Request::new(Full::new(Bytes::new()));
+        *request.uri_mut() = uri;
+        request.headers_mut().insert(
+            http::header::USER_AGENT,
+            http::HeaderValue::from_static("portcullis-health-check"),
+        );
+        let pool = self.pool.load_full();
+        match tokio::time::timeout(check.timeout, pool.request(request)).await {
+            Ok(Ok(response)) => response.status() == check.expect_status,
+            _ => false,
+        }
     }
 }
 
