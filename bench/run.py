@@ -15,6 +15,8 @@ described in bench/auth.py.
 S5: a per-client rate limit that is not reached; S5b: the 429 path; "S5
 redis": Portcullis with the limit kept in Redis (redis-server on CPU0).
 Peers: HAProxy stick table + `sc_http_req_rate`, nginx `limit_req`.
+The S5 block also runs "S1 pool": S1 through an upstream of three targets
+(three ports of the same upstream nginx), against S1 in the same block.
 
 S2m/S2mc: S2 with mutual TLS (client certificate required, checked against
 a CRL), keep-alive and one new connection per request. wrk cannot present
@@ -74,6 +76,7 @@ PORTS = {
     "haproxy-s3rs": 18388,
     "haproxy-s4": 18389,
     "haproxy-s8": 18391,
+    "portcullis-pool": 18192,
 }
 
 # S6: a 217-byte order and a 4 KiB one, both valid against OPENAPI below.
@@ -266,7 +269,7 @@ def configs(d, cert, key):
         f"""worker_processes 1; daemon off; pid {d}/upstream.pid; error_log /dev/null;
 events {{ worker_connections 4096; }}
 http {{ access_log off; keepalive_requests 1000000;
-  server {{ listen 127.0.0.1:{up} backlog=4096;
+  server {{ listen 127.0.0.1:{up} backlog=4096; listen 127.0.0.1:{up + 1} backlog=4096; listen 127.0.0.1:{up + 2} backlog=4096;
     location / {{ default_type application/json; return 200 '{BODY}'; }} }} }}
 """,
     )
@@ -500,8 +503,20 @@ def measure(name, url, sut, seconds, close=False, rate=5000, lat_seconds=10, pos
 
 
 def measure_s5(a, runs, rep, seconds, lat_seconds, s5, gw_plain, path):
-    """S5/S5b for every system, and Portcullis's own S1 in the same block."""
+    """S5/S5b for every system, and Portcullis's own S1 in the same block;
+    also S1 through a pool of three targets (three ports of the same
+    upstream nginx), against that S1."""
     nginx_s5, haproxy_s5, gw_s5, gw_s5b, gw_s5r = s5
+    up = PORTS["upstream"]
+    gw_pool = write(
+        gw_plain.replace(".yaml", "-pool.yaml"),
+        open(gw_plain).read()
+        .replace(f"bind: 127.0.0.1:{PORTS['portcullis']}", f"bind: 127.0.0.1:{PORTS['portcullis-pool']}")
+        .replace(
+            f'url: "http://127.0.0.1:{up}"',
+            f'targets: ["http://127.0.0.1:{up}", "http://127.0.0.1:{up + 1}", "http://127.0.0.1:{up + 2}"]',
+        ),
+    )
     if not shutil.which("redis-server"):
         sh("apt-get install -y -qq redis-server >/dev/null")
     redis = Proc(
@@ -514,7 +529,8 @@ def measure_s5(a, runs, rep, seconds, lat_seconds, s5, gw_plain, path):
             ([a.binary, "run", "--config", gw_s5], 1, "portcullis-s5", PORTS["portcullis-s5"]),
             ([a.binary, "run", "--config", gw_s5b], 1, "portcullis-s5b", PORTS["portcullis-s5b"]),
             ([a.binary, "run", "--config", gw_s5r], 1, "portcullis-s5r", PORTS["portcullis-s5r"]),
-        ], [("S1", 0, PORTS["portcullis"]), ("S5", 1, PORTS["portcullis-s5"]), ("S5b", 2, PORTS["portcullis-s5b"]), ("S5 redis", 3, PORTS["portcullis-s5r"])]),
+            ([a.binary, "run", "--config", gw_pool], 1, "portcullis-pool", PORTS["portcullis-pool"]),
+        ], [("S1", 0, PORTS["portcullis"]), ("S1 pool", 4, PORTS["portcullis-pool"]), ("S5", 1, PORTS["portcullis-s5"]), ("S5b", 2, PORTS["portcullis-s5b"]), ("S5 redis", 3, PORTS["portcullis-s5r"])]),
         ("nginx", [(["nginx", "-c", nginx_s5], 1, "nginx-s5", PORTS["nginx-s5"])],
          [("S5", 0, PORTS["nginx-s5"]), ("S5b", 0, PORTS["nginx-s5b"])]),
         ("haproxy", [(["haproxy", "-f", haproxy_s5], 1, "haproxy-s5", PORTS["haproxy-s5"])],
@@ -771,6 +787,9 @@ def main():
                 cpu_ratio = f", CPU/req {oc / pc:.2f}× theirs" if oc and pc else ""
                 print(f"{s}: portcullis / {peer} throughput = {ours / theirs:.2f}×{cpu_ratio}")
     own = med("S1 portcullis", "cpu_us")[0]
+    pool, single = med("S1 pool portcullis", "rps")[0], med("S1 portcullis", "rps")[0]
+    if pool and single:
+        print(f"S1 pool (three targets): portcullis / own S1 throughput = {pool / single:.2f}× (target ≥ 0.95×)")
     for s5 in ["S5", "S5 redis", "S5b"]:
         ours = med(f"{s5} portcullis", "cpu_us")[0]
         if own and ours:
