@@ -40,7 +40,9 @@ use tokio::sync::{Semaphore, watch};
 
 /// Body of every response the gateway sends: its own (problem bodies,
 /// preflights) or an upstream's, streamed.
-pub type GatewayBody = Either<Full<Bytes>, Incoming>;
+/// What a client receives: a body the gateway built or checked whole, the
+/// upstream's streamed as it comes, or its server-sent events one by one.
+pub type GatewayBody = Either<Full<Bytes>, Either<Incoming, Box<pipeline::sse::SseBody>>>;
 
 /// Everything a request needs, shared by all connections.
 #[derive(Debug)]

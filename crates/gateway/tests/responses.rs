@@ -338,3 +338,188 @@ async fn cors_allows_only_listed_origins() {
     );
     gw.stop().await;
 }
+
+/// A body that sends what the test hands it, when it hands it.
+struct Drip(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl http_body::Body for Drip {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|b| b.map(|b| Ok(http_body::Frame::data(b))))
+    }
+}
+
+/// An HTTPS backend answering every request with `events` as a
+/// `text/event-stream`, one every `gap`.
+async fn event_backend(
+    env: &TestEnv,
+    events: &'static [&'static str],
+    gap: std::time::Duration,
+) -> std::net::SocketAddr {
+    let id = env.ca.issue(&["127.0.0.1"], false).unwrap();
+    let mut tls =
+        portcullis_gateway::dev::backend::tls_from_pem(&id.cert_pem, &id.key_pem).unwrap();
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(tls));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(move |_req| async move {
+                    let (tx, rx) = tokio::sync::mpsc::channel(1);
+                    tokio::spawn(async move {
+                        for e in events {
+                            if tx.send(Bytes::from_static(e.as_bytes())).await.is_err() {
+                                return;
+                            }
+                            tokio::time::sleep(gap).await;
+                        }
+                    });
+                    Ok::<_, std::convert::Infallible>(
+                        Response::builder()
+                            .header("content-type", "text/event-stream")
+                            .header("cache-control", "no-store")
+                            .body(Drip(rx))
+                            .unwrap(),
+                    )
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// Server-sent events reach the client as they are sent, not when the
+/// stream ends; an event that looks like a stack trace is replaced by an
+/// error event and raises one security event (OUTPUT-02).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_sent_events_stream_one_by_one_and_stack_traces_are_replaced() {
+    use http_body_util::BodyExt;
+    use std::time::{Duration, Instant};
+    const EVENTS: &[&str] = &[
+        "id: 1\ndata: {\"n\":1}\n\n",
+        "data: Traceback (most recent call last):\ndata:   File \"app.py\", line 3\n\n",
+        "id: 3\ndata: {\"n\":3}\n\n",
+    ];
+    let env = TestEnv::new().await;
+    let backend = event_backend(&env, EVENTS, Duration::from_millis(600)).await;
+    let mut gw = env
+        .gateway(ORDERS_API)
+        .upstream(&format!("url: https://{backend}\nserver_name: 127.0.0.1\n"))
+        .start()
+        .await;
+    let started = Instant::now();
+    let response = gw
+        .client(Proto::Http1)
+        .request(
+            gw.request("GET", "/v1/orders")
+                .body(Full::default())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut body = response.into_body();
+    let mut seen = Vec::new();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame.unwrap().into_data() {
+            seen.push((
+                started.elapsed(),
+                String::from_utf8_lossy(&data).into_owned(),
+            ));
+        }
+    }
+    let text: String = seen.iter().map(|(_, t)| t.as_str()).collect();
+    assert_eq!(
+        text,
+        "id: 1\ndata: {\"n\":1}\n\nevent: error\ndata: {\"type\":\"urn:portcullis:problem:upstream-stack-trace\"}\n\nid: 3\ndata: {\"n\":3}\n\n"
+    );
+    let (first, last) = (seen[0].0, seen[seen.len() - 1].0);
+    assert!(
+        last >= first + Duration::from_millis(900),
+        "the first event came at {first:?}, long before the last at {last:?}"
+    );
+    let e = gw.expect_event("upstream-stack-trace").await;
+    assert!(e.message.contains("server-sent event"), "{}", e.message);
+    gw.stop().await;
+}
+
+/// The JSON data of each server-sent event of an operation with classified
+/// fields is filtered like a JSON response: secrets dropped, personal data
+/// redacted; an event whose data is not that JSON is replaced (OUTPUT-10).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn classified_fields_are_filtered_event_by_event() {
+    use std::time::Duration;
+    const EVENTS: &[&str] = &[
+        "id: 1\ndata: {\"n\":1,\"email\":\"jane@example.com\",\"password\":\"hunter2\"}\n\n",
+        "data: not json\n\n",
+    ];
+    let env = TestEnv::new().await;
+    let backend = event_backend(&env, EVENTS, Duration::from_millis(50)).await;
+    let doc = env.path().join("feed.yaml");
+    std::fs::write(
+        &doc,
+        r#"openapi: 3.1.0
+info: { title: feed, version: "1" }
+paths:
+  /feed:
+    get:
+      operationId: getFeed
+      security: []
+      responses:
+        "200":
+          description: one JSON object per event
+          content:
+            text/event-stream:
+              schema:
+                type: object
+                properties:
+                  n: { type: integer }
+                  email: { type: string, x-classification: pii }
+                  password: { type: string, x-classification: secret }
+"#,
+    )
+    .unwrap();
+    let api = format!(
+        "  - name: feed\n    base_path: /v1\n    upstream: backend\n    openapi: {}\n    contract: {{ public_operations: [getFeed] }}\n",
+        doc.display()
+    );
+    let gw = env
+        .gateway(&api)
+        .upstream(&format!("url: https://{backend}\nserver_name: 127.0.0.1\n"))
+        .start()
+        .await;
+    let r = gw.get("/v1/feed").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = r.text();
+    assert!(text.starts_with("id: 1\ndata: {"), "{text}");
+    assert!(text.contains("\"n\":1"), "{text}");
+    assert!(!text.contains("hunter2"), "a secret left: {text}");
+    assert!(
+        !text.contains("jane@example.com"),
+        "personal data left: {text}"
+    );
+    assert!(
+        text.ends_with(
+            "event: error\ndata: {\"type\":\"urn:portcullis:problem:upstream-contract\"}\n\n"
+        ),
+        "{text}"
+    );
+    gw.stop().await;
+}

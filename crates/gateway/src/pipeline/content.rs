@@ -91,23 +91,27 @@ pub async fn response(
     body: Incoming,
     (state, buffered): (&State, &mut crate::listener::buffer::BufferShare),
     report: &mut ResponseReport,
+    sse_stack_trace: Option<crate::events::SecurityEvent>,
 ) -> Result<GatewayBody, Rejection> {
     let (max_bytes, read_timeout) = (
         state.limits.max_response_bytes,
         state.limits.body_read_timeout,
     );
     if body.is_end_stream() {
-        return Ok(Either::Right(body));
+        return Ok(Either::Right(Either::Left(body)));
     }
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     let plan = plan(route, status, content_type);
+    if let Some(event) = sse_stack_trace {
+        return event_stream(route, (status, plan), headers, body, (state, event));
+    }
     // An undeclared answer of a classified operation is read (bounded) only
     // so that a stack trace in it is reported as such; it never passes.
     let (json, spec, undeclared) = match plan {
         ResponsePlan::Inspect { json, spec } => (json, spec, false),
-        ResponsePlan::Stream => return Ok(Either::Right(body)),
+        ResponsePlan::Stream => return Ok(Either::Right(Either::Left(body))),
         ResponsePlan::Undeclared => (false, None, true),
     };
     if headers
@@ -166,6 +170,73 @@ pub async fn response(
     }
     headers.remove(header::CONTENT_LENGTH);
     Ok(Either::Left(Full::new(out)))
+}
+
+/// Whether an answer is a stream of server-sent events.
+pub fn is_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(MediaRange::parse)
+        .is_some_and(|m| m.kind == "text" && m.subtype == "event-stream")
+}
+
+/// A `text/event-stream` answer, passed on event by event (`sse.rs`); the
+/// JSON data of each event of an operation with classified fields is
+/// filtered like a JSON response.
+fn event_stream(
+    route: &RouteInfo,
+    (status, plan): (u16, ResponsePlan<'_>),
+    headers: &mut HeaderMap,
+    body: Incoming,
+    (state, stack_trace): (&State, crate::events::SecurityEvent),
+) -> Result<GatewayBody, Rejection> {
+    if headers
+        .get_all(header::CONTENT_ENCODING)
+        .iter()
+        .any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"))
+    {
+        return Err(Rejection::UpstreamContract(
+            "encoded response body cannot be inspected",
+        ));
+    }
+    let filter: Option<super::sse::DataFilter> = match (plan, &route.contract) {
+        (ResponsePlan::Undeclared, _) => {
+            return Err(Rejection::UpstreamContract(
+                "answer matches no declared response of an operation whose responses carry classified fields",
+            ));
+        }
+        (ResponsePlan::Inspect { spec: Some(_), .. }, Some(op)) if op.classification.is_some() => {
+            let (op, allow_pii) = (op.clone(), route.allow_pii);
+            let content_type = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            Some(Box::new(move |data: &[u8]| {
+                let ResponsePlan::Inspect {
+                    spec: Some(spec), ..
+                } = op.response_plan(status, content_type.as_deref())
+                else {
+                    return None;
+                };
+                let outcome = op.filter_response(spec, data, allow_pii).ok()?;
+                Some(outcome.body.unwrap_or_else(|| Bytes::copy_from_slice(data)))
+            }))
+        }
+        _ => None,
+    };
+    headers.remove(header::CONTENT_LENGTH);
+    Ok(Either::Right(Either::Right(Box::new(
+        super::sse::SseBody::new(
+            body,
+            (
+                state.limits.max_response_bytes,
+                state.limits.body_read_timeout,
+            ),
+            filter,
+            (state.events.clone(), stack_trace),
+        ),
+    ))))
 }
 
 /// What stage 11 does with a body: stream it, or read it to inspect it.

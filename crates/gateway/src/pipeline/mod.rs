@@ -25,6 +25,7 @@ pub mod response;
 pub mod route;
 pub mod routes;
 pub mod self_service;
+pub mod sse;
 pub mod targets;
 pub mod throttle;
 pub mod trace;

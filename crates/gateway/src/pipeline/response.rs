@@ -32,6 +32,17 @@ pub async fn finish(
     request_headers::strip_hop_by_hop(&mut head.headers);
     hardening::strip_cors(&mut head.headers);
     let mut report = content::ResponseReport::default();
+    // Server-sent events are judged one by one as they pass; the event a
+    // replaced stack trace raises is made now, while the request is at hand.
+    let sse = content::is_event_stream(&head.headers).then(|| {
+        SecurityEvent::finding(
+            Rejection::UpstreamStackTrace.code(),
+            Rejection::UpstreamStackTrace.severity(),
+            "a server-sent event looked like a stack trace; an error event replaced it",
+            head.status.as_u16(),
+            &call.event_context(),
+        )
+    });
     let body = content::response(
         route,
         head.status.as_u16(),
@@ -39,6 +50,7 @@ pub async fn finish(
         body,
         (state, &mut call.buffered),
         &mut report,
+        sse,
     )
     .await?;
     if let Some(found) = report.pii {
