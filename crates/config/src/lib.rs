@@ -141,7 +141,7 @@ impl Validator {
             .enumerate()
             .map(|(i, h)| self.header_name(&format!("response.remove_headers[{i}]"), h))
             .collect();
-        let events = self.events(&raw.events, &resolve);
+        let events = self.events((&raw.events, raw.access_log.as_ref()), &resolve);
 
         let mut upstreams = Vec::new();
         for (name, u) in &raw.upstreams {

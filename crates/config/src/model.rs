@@ -141,6 +141,17 @@ pub struct Events {
     pub spool: Option<Spool>,
     pub syslog: Option<Syslog>,
     pub http: Option<Collector>,
+    /// One JSON line per request; `None`: no access log.
+    pub access_log: Option<AccessLog>,
+}
+
+/// Where access-log lines go: standard output and/or a rotated file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessLog {
+    pub stdout: bool,
+    pub file: Option<PathBuf>,
+    pub file_max_bytes: u64,
+    pub file_keep: u32,
 }
 
 /// The local spool remote sinks ship from (OPS-01).

@@ -31,6 +31,8 @@ pub struct RawConfig {
     pub response: RawResponseHardening,
     #[serde(default)]
     pub events: RawEvents,
+    /// One JSON line per request; none when absent.
+    pub access_log: Option<RawAccessLog>,
     /// Applications, API keys and bearer tokens; required when a route is protected.
     pub identity: Option<RawIdentity>,
     /// The gateway-signed context token sent to every upstream.
@@ -338,6 +340,21 @@ pub struct RawEvents {
     pub syslog: Option<RawSyslog>,
     /// An HTTP collector: batches of events POSTed as a JSON array.
     pub http: Option<RawCollector>,
+}
+
+/// The access log: where its lines go.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccessLog {
+    /// Write the lines to standard output.
+    #[serde(default)]
+    pub stdout: bool,
+    /// Append the lines to this file (created 0600), rotated like the events file.
+    pub file: Option<String>,
+    #[serde(default = "defaults::event_file_max_mb")]
+    pub file_max_mb: u64,
+    #[serde(default = "defaults::event_file_keep")]
+    pub file_keep: u32,
 }
 
 impl Default for RawEvents {

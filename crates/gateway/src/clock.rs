@@ -5,6 +5,13 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// Now, in milliseconds since the Unix epoch (0 if the clock is before it).
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// Now, in whole seconds since the Unix epoch (0 if the clock is before it).
 pub fn now() -> i64 {
     SystemTime::now()

@@ -56,6 +56,8 @@ pub struct State {
     pub request_remove_headers: Vec<HeaderName>,
     pub response_remove_headers: Vec<HeaderName>,
     pub events: EventSink,
+    /// One line per request; present when the config has `access_log`.
+    pub access_log: Option<Arc<events::access::AccessLog>>,
     /// Applications, keys and tokens; present when the config has `identity`.
     pub identity: Option<Arc<identity::IdentityState>>,
     /// Sensitive data refused in URLs (DATA-01).
@@ -115,6 +117,11 @@ pub enum BuildError {
     #[error("context_token.jwks_bind: cannot listen on {addr}: {source}")]
     JwksBind {
         addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("access_log.file: cannot open {file}: {source}")]
+    AccessLog {
+        file: String,
         source: std::io::Error,
     },
     #[error("events.file: cannot open {file}: {source}")]
@@ -207,7 +214,11 @@ fn prepare_listeners(config: &Config) -> Result<Vec<PreparedListener>, BuildErro
 /// parts that outlive a config are taken over rather than opened again:
 /// the event sink, the store and its snapshot, the limiters' state, the
 /// context-token keys, the usage baselines and the traffic counters.
-fn build_state(config: &Config, previous: Option<&State>) -> Result<State, BuildError> {
+/// The event sink and the access log: opened once, taken over by a reload.
+fn open_outputs(
+    config: &Config,
+    previous: Option<&State>,
+) -> Result<(EventSink, Option<Arc<events::access::AccessLog>>), BuildError> {
     let events = match previous {
         Some(p) => p.events.clone(),
         None => EventSink::start(&config.events).map_err(|source| BuildError::Events {
@@ -219,6 +230,27 @@ fn build_state(config: &Config, previous: Option<&State>) -> Result<State, Build
             source,
         })?,
     };
+    // Like the event sink, the access log outlives a reload.
+    let access_log = match (previous, &config.events.access_log) {
+        (Some(p), _) => p.access_log.clone(),
+        (None, None) => None,
+        (None, Some(a)) => Some(Arc::new(events::access::AccessLog::start(a).map_err(
+            |source| {
+                BuildError::AccessLog {
+                    file: a
+                        .file
+                        .as_ref()
+                        .map_or_else(String::new, |f| f.display().to_string()),
+                    source,
+                }
+            },
+        )?)),
+    };
+    Ok((events, access_log))
+}
+
+fn build_state(config: &Config, previous: Option<&State>) -> Result<State, BuildError> {
+    let (events, access_log) = open_outputs(config, previous)?;
     let upstreams = config
         .upstreams
         .iter()
@@ -292,6 +324,7 @@ fn build_state(config: &Config, previous: Option<&State>) -> Result<State, Build
             .collect(),
         response_remove_headers: config.response_remove_headers.clone(),
         events,
+        access_log,
         identity,
         sensitive: config.sensitive.clone(),
         attestor,

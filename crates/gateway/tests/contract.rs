@@ -598,7 +598,12 @@ paths:
         "  - name: customers\n    base_path: /v1\n    upstream: backend\n    openapi: {}\n    contract: {{ public_operations: [getCustomer, getAccount] }}\n",
         doc.display()
     );
-    let mut gw = env.gateway(&api).start().await;
+    let access_log = env.path().join("access.log");
+    let mut gw = env
+        .gateway(&api)
+        .with(&format!("access_log: {{ file: {} }}", access_log.display()))
+        .start()
+        .await;
     let req = gw
         .request("GET", "/v1/customers/JANE-DOE-1970")
         .header("accept", "text/csv")
@@ -618,6 +623,27 @@ paths:
     let e = gw.expect_event("not-acceptable").await;
     assert_eq!(e.http_request.url.path, "/v1/accounts/{accountId}");
     assert!(!serde_json::to_string(&e).unwrap().contains("JOHN-ROE"));
+    // The access log masks them the same way.
+    let mut logged = String::new();
+    for _ in 0..200 {
+        logged = std::fs::read_to_string(&access_log).unwrap_or_default();
+        if logged.lines().count() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(
+        logged.contains(r#""path":"/v1/customers/{customerId}""#),
+        "{logged}"
+    );
+    assert!(
+        logged.contains(r#""path":"/v1/accounts/{accountId}""#),
+        "{logged}"
+    );
+    assert!(
+        !logged.contains("JANE-DOE") && !logged.contains("JOHN-ROE"),
+        "{logged}"
+    );
     gw.stop().await;
 }
 

@@ -74,3 +74,80 @@ async fn one_event_per_rejection_in_the_json_lines_file_and_no_secrets() {
     assert_eq!(e["http_request"]["url"]["path"], "/v1/orders");
     gw.stop().await;
 }
+
+/// The access log's lines in `file`, once `n` have been written (bounded wait).
+async fn access_lines(file: &std::path::Path, n: usize) -> Vec<serde_json::Value> {
+    for _ in 0..200 {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        if text.lines().count() >= n {
+            return text
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!(
+        "fewer than {n} access-log lines: {:?}",
+        std::fs::read_to_string(file)
+    );
+}
+
+/// One access-log line per request, answered or refused: ids, status,
+/// bytes, timings and the target that served it; never a credential, a
+/// query string or a cookie (OPS-01).
+#[tokio::test]
+async fn the_access_log_has_one_line_per_request_and_no_secret() {
+    const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let env = TestEnv::new().await;
+    let file = env.path().join("access.log");
+    let gw = env
+        .gateway(ORDERS_API)
+        .with(&format!("access_log: {{ file: {} }}", file.display()))
+        .start()
+        .await;
+    let secrets = [
+        ("authorization", "Bearer eyJ-secret-token-value"),
+        ("x-api-key", "pk_live_secret_key_value"),
+        ("cookie", "session=secret-cookie-value"),
+    ];
+    let send = |method: &str, path: &str| {
+        let mut req = gw.request(method, path).header("traceparent", PARENT);
+        for (k, v) in secrets {
+            req = req.header(k, v);
+        }
+        gw.send(Proto::Http1, req.body(Full::default()).unwrap())
+    };
+    let ok = send("GET", "/v1/orders?search=private-query-value").await;
+    assert_eq!(ok.status, 200);
+    let refused = send("GET", "/v1/nowhere").await;
+    assert_eq!(refused.status, 404);
+    let lines = access_lines(&file, 2).await;
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let (a, b) = (&lines[0], &lines[1]);
+    assert_eq!(a["status"], 200);
+    assert_eq!(a["method"], "GET");
+    assert_eq!(a["path"], "/v1/orders");
+    assert_eq!(a["api"], "orders");
+    assert_eq!(a["correlation_id"], ok.header("x-correlation-id").unwrap());
+    assert_eq!(a["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(a["bytes"], ok.body.len());
+    assert_eq!(
+        a["upstream_target"],
+        format!("127.0.0.1:{}", env.backend.addr.port())
+    );
+    assert!(a["upstream_us"].as_u64().unwrap() <= a["duration_us"].as_u64().unwrap());
+    assert!(a["rejection"].is_null());
+    assert_eq!(b["status"], 404);
+    assert_eq!(b["rejection"], "unknown-route");
+    assert!(b["upstream_target"].is_null());
+    assert_eq!(
+        b["correlation_id"],
+        refused.header("x-correlation-id").unwrap()
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    for leak in ["secret", "private-query-value", "search="] {
+        assert!(!text.contains(leak), "{leak} in the access log: {text}");
+    }
+    gw.stop().await;
+}

@@ -3,8 +3,8 @@
 
 use crate::schema::RawConfig;
 use crate::{
-    Anomalies, Collector, ContextToken, Events, Identity, Postgres, Redis, SensitiveData, Spool,
-    Syslog, Validator, is_loopback_host, schema,
+    AccessLog, Anomalies, Collector, ContextToken, Events, Identity, Postgres, Redis,
+    SensitiveData, Spool, Syslog, Validator, is_loopback_host, schema,
 };
 use http::HeaderName;
 use std::net::SocketAddr;
@@ -117,9 +117,20 @@ impl Validator {
 
     pub(crate) fn events(
         &mut self,
-        e: &schema::RawEvents,
+        (e, access): (&schema::RawEvents, Option<&schema::RawAccessLog>),
         resolve: &dyn Fn(&str) -> PathBuf,
     ) -> Events {
+        let access_log = access.map(|a| {
+            if !a.stdout && a.file.is_none() {
+                self.err("access_log", "give `file`, `stdout: true`, or both");
+            }
+            AccessLog {
+                stdout: a.stdout,
+                file: a.file.as_deref().map(resolve),
+                file_max_bytes: a.file_max_mb.max(1).saturating_mul(1024 * 1024),
+                file_keep: a.file_keep,
+            }
+        });
         let spool = e.spool.as_ref().map(|s| {
             if s.max_mb == 0 {
                 self.err("events.spool.max_mb", "must be at least 1");
@@ -195,6 +206,7 @@ impl Validator {
             spool,
             syslog,
             http,
+            access_log,
         }
     }
 

@@ -5,6 +5,7 @@
 //! request. Events carry the correlation id (DATA-04) and never a header
 //! value, body or query string, so secrets cannot leak into them.
 
+pub mod access;
 mod ocsf;
 pub mod spool;
 pub mod traffic;

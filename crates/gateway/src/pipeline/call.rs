@@ -20,6 +20,8 @@ pub struct Call<'a> {
     pub conn: &'a ConnInfo,
     pub parts: &'a Parts,
     pub correlation: &'a CorrelationId,
+    /// The W3C trace context the upstream receives (`trace.rs`).
+    pub trace: Option<crate::pipeline::trace::TraceContext>,
     /// The body, until a stage reads it (or the rejection path drains it).
     pub body: Option<Incoming>,
     /// This request's share of the buffered-bytes budget (INPUT-08).

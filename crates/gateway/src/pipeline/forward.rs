@@ -43,10 +43,10 @@ pub async fn forward(
             tls: conn.tls,
         },
     );
-    if let Some(t) = trace::from_request(&parts.headers, state.trace_start) {
-        headers.insert(trace::TRACEPARENT, t.traceparent);
-        if let Some(tracestate) = t.tracestate {
-            headers.insert(trace::TRACESTATE, tracestate);
+    if let Some(t) = &call.trace {
+        headers.insert(trace::TRACEPARENT, t.traceparent.clone());
+        if let Some(tracestate) = &t.tracestate {
+            headers.insert(trace::TRACESTATE, tracestate.clone());
         }
     }
     if let Some(attestor) = &state.attestor

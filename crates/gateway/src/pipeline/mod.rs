@@ -61,6 +61,7 @@ pub async fn handle(
         conn: &conn,
         parts: &parts,
         correlation: &correlation,
+        trace: trace::from_request(&parts.headers, state.trace_start),
         body: Some(body),
         buffered: state.buffers.share(),
         decided: Decided::default(),
@@ -70,8 +71,10 @@ pub async fn handle(
         body,
         buffered,
         decided,
+        trace,
         ..
     } = call;
+    let mut refused = None;
     let mut response = match result {
         Ok(mut response) => {
             // What was buffered stays counted until the answer is sent.
@@ -79,6 +82,7 @@ pub async fn handle(
             response
         }
         Err(rejection) => {
+            refused = Some(rejection.code());
             if let Some(unread) = body {
                 contract::discard_small_body(unread, &parts.headers).await;
             }
@@ -132,7 +136,46 @@ pub async fn handle(
             parts.headers.get(header::ORIGIN),
         );
     }
+    if let Some(log) = &state.access_log {
+        log.record(access_entry(
+            (&state, &conn, &parts),
+            (&correlation, trace.as_ref(), &decided),
+            (&response, refused),
+            started.elapsed(),
+        ));
+    }
     Ok(response)
+}
+
+/// The access-log line of a request (`events/access.rs`): nothing from its
+/// headers, query or body; the path as security events give it.
+fn access_entry(
+    (state, conn, parts): (&State, &ConnInfo, &Parts),
+    (correlation, trace, decided): (&CorrelationId, Option<&trace::TraceContext>, &Decided),
+    (response, rejection): (&Response<GatewayBody>, Option<&'static str>),
+    took: std::time::Duration,
+) -> crate::events::access::AccessEntry {
+    let ctx = call::event_context(conn, parts, correlation, decided, state);
+    let served = response.extensions().get::<upstream::Served>();
+    let micros = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+    crate::events::access::AccessEntry {
+        time: crate::clock::now_ms(),
+        correlation_id: ctx.correlation_id.to_owned(),
+        trace_id: trace.map(|t| t.trace_id().to_owned()),
+        listener: ctx.listener.to_owned(),
+        client: ctx.client.ip(),
+        method: ctx.method.to_owned(),
+        path: ctx.path.to_owned(),
+        api: ctx.api.map(str::to_owned),
+        operation: ctx.operation.map(str::to_owned),
+        application: decided.claims.as_ref().and_then(|c| c.application.clone()),
+        status: response.status().as_u16(),
+        rejection,
+        bytes: http_body::Body::size_hint(response.body()).exact(),
+        duration_us: micros(took),
+        upstream_us: served.map(|s| micros(s.elapsed)),
+        upstream_target: served.map(|s| s.target.to_string()),
+    }
 }
 
 /// The stages, one call each, in checklist order. Each passes the request

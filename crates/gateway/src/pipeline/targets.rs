@@ -12,6 +12,7 @@
 //! ends it early. Ejections, health changes and recoveries are events. With no target available the
 //! caller answers 503 without trying anything.
 
+use crate::clock::now_ms;
 use crate::events::{EventSink, SecurityEvent};
 use crate::rejection::Severity;
 use portcullis_config::{Balance, OutlierDetection, Upstream};
@@ -88,16 +89,6 @@ pub struct Targets {
     outlier: OutlierDetection,
     next: AtomicUsize,
     events: EventSink,
-}
-
-pub fn now_ms() -> u64 {
-    u64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis(),
-    )
-    .unwrap_or(u64::MAX)
 }
 
 impl Targets {
@@ -278,6 +269,7 @@ mod tests {
                 spool: None,
                 syslog: None,
                 http: None,
+                access_log: None,
             })
             .unwrap(),
         }

@@ -54,6 +54,14 @@ pub struct UpstreamClient {
     health: Health,
 }
 
+/// Which target answered and how long the answer's head took, all tries
+/// included: an extension of the upstream's response, for the access log.
+#[derive(Debug, Clone)]
+pub struct Served {
+    pub target: http::uri::Authority,
+    pub elapsed: Duration,
+}
+
 /// A request for the upstream, kept whole so that a retry can send it again.
 #[derive(Debug)]
 pub struct Outgoing {
@@ -187,7 +195,7 @@ pub fn prometheus(upstreams: &[std::sync::Arc<UpstreamClient>]) -> String {
             |t, _| t.ejected_total.load(Relaxed),
         ),
     ];
-    let now = crate::pipeline::targets::now_ms();
+    let now = crate::clock::now_ms();
     for (name, kind, help, value) in per_target {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
         for u in upstreams {
@@ -337,7 +345,8 @@ impl UpstreamClient {
         let pool = self.pool.load_full();
         self.health.requests.fetch_add(1, Relaxed);
         let _in_flight = InFlight::new(&self.health.in_flight);
-        let deadline = tokio::time::Instant::now() + self.request_timeout;
+        let started = tokio::time::Instant::now();
+        let deadline = started + self.request_timeout;
         let max_tries = if is_idempotent(&out.method) {
             1 + self.retries.attempts as usize
         } else {
@@ -376,7 +385,11 @@ impl UpstreamClient {
                 .per_try_timeout
                 .min(deadline.saturating_duration_since(tokio::time::Instant::now()));
             let failure = match tokio::time::timeout(per_try, pool.request(r)).await {
-                Ok(Ok(response)) => {
+                Ok(Ok(mut response)) => {
+                    response.extensions_mut().insert(Served {
+                        target: self.targets.targets[target].authority.clone(),
+                        elapsed: started.elapsed(),
+                    });
                     self.health.failures_in_a_row.store(0, Relaxed);
                     if is_target_failure(response.status()) {
                         self.targets.failed(target);
