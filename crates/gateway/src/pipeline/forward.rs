@@ -66,6 +66,7 @@ pub async fn forward(
             path_and_query,
             headers,
             body,
+            report_served: state.access_log.is_some(),
         })
         .await
 }

@@ -69,6 +69,9 @@ pub struct Outgoing {
     pub path_and_query: PathAndQuery,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// Attach [`Served`] to the answer (only the access log reads it; the
+    /// extension costs an allocation per request).
+    pub report_served: bool,
 }
 
 /// Methods a retry cannot turn into a second effect (RFC 9110 §9.2.2).
@@ -372,10 +375,12 @@ impl UpstreamClient {
                     path_and_query: o.path_and_query.clone(),
                     headers: o.headers.clone(),
                     body: o.body.clone(),
+                    report_served: o.report_served,
                 }),
                 (false, None) => None,
             }
             .ok_or_else(|| Rejection::UpstreamUnavailable("no request left to send".into()))?;
+            let report_served = request.report_served;
             let mut r = Request::new(Full::new(request.body));
             *r.method_mut() = request.method;
             *r.uri_mut() = self.uri_at(target, request.path_and_query)?;
@@ -386,10 +391,12 @@ impl UpstreamClient {
                 .min(deadline.saturating_duration_since(tokio::time::Instant::now()));
             let failure = match tokio::time::timeout(per_try, pool.request(r)).await {
                 Ok(Ok(mut response)) => {
-                    response.extensions_mut().insert(Served {
-                        target: self.targets.targets[target].authority.clone(),
-                        elapsed: started.elapsed(),
-                    });
+                    if report_served {
+                        response.extensions_mut().insert(Served {
+                            target: self.targets.targets[target].authority.clone(),
+                            elapsed: started.elapsed(),
+                        });
+                    }
                     self.health.failures_in_a_row.store(0, Relaxed);
                     if is_target_failure(response.status()) {
                         self.targets.failed(target);
