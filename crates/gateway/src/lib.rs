@@ -38,10 +38,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Semaphore, watch};
 
-/// Body of every response the gateway sends: its own (problem bodies,
-/// preflights) or an upstream's, streamed.
-/// What a client receives: a body the gateway built or checked whole, the
-/// upstream's streamed as it comes, or its server-sent events one by one.
+/// Body of every response the gateway sends: one it built or checked
+/// whole, an upstream's streamed as it comes, or an upstream's server-sent
+/// events passed on one by one.
 pub type GatewayBody = Either<Full<Bytes>, Either<Incoming, Box<pipeline::sse::SseBody>>>;
 
 /// Everything a request needs, shared by all connections.
@@ -210,10 +209,6 @@ fn prepare_listeners(config: &Config) -> Result<Vec<PreparedListener>, BuildErro
     Ok(listeners)
 }
 
-/// Builds the request state for `config`. With `previous` (a reload), the
-/// parts that outlive a config are taken over rather than opened again:
-/// the event sink, the store and its snapshot, the limiters' state, the
-/// context-token keys, the usage baselines and the traffic counters.
 /// The event sink and the access log: opened once, taken over by a reload.
 fn open_outputs(
     config: &Config,
@@ -249,6 +244,10 @@ fn open_outputs(
     Ok((events, access_log))
 }
 
+/// Builds the request state for `config`. With `previous` (a reload), the
+/// parts that outlive a config are taken over rather than opened again:
+/// the event sink, the store and its snapshot, the limiters' state, the
+/// context-token keys, the usage baselines and the traffic counters.
 fn build_state(config: &Config, previous: Option<&State>) -> Result<State, BuildError> {
     let (events, access_log) = open_outputs(config, previous)?;
     let upstreams = config
