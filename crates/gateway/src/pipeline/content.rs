@@ -114,15 +114,7 @@ pub async fn response(
         ResponsePlan::Stream => return Ok(Either::Right(Either::Left(body))),
         ResponsePlan::Undeclared => (false, None, true),
     };
-    if headers
-        .get_all(header::CONTENT_ENCODING)
-        .iter()
-        .any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"))
-    {
-        return Err(Rejection::UpstreamContract(
-            "encoded response body cannot be inspected",
-        ));
-    }
+    refuse_encoded(headers)?;
     let bytes = read_bounded(body, (max_bytes, read_timeout), buffered).await?;
     let text = String::from_utf8_lossy(&bytes);
     if sensitive::looks_like_stack_trace(&text) {
@@ -172,6 +164,20 @@ pub async fn response(
     Ok(Either::Left(Full::new(out)))
 }
 
+/// A compressed body cannot be inspected: refused rather than passed blind.
+fn refuse_encoded(headers: &HeaderMap) -> Result<(), Rejection> {
+    if headers
+        .get_all(header::CONTENT_ENCODING)
+        .iter()
+        .any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"))
+    {
+        return Err(Rejection::UpstreamContract(
+            "encoded response body cannot be inspected",
+        ));
+    }
+    Ok(())
+}
+
 /// Whether an answer is a stream of server-sent events.
 pub fn is_event_stream(headers: &HeaderMap) -> bool {
     headers
@@ -191,15 +197,7 @@ fn event_stream(
     body: Incoming,
     (state, stack_trace): (&State, crate::events::SecurityEvent),
 ) -> Result<GatewayBody, Rejection> {
-    if headers
-        .get_all(header::CONTENT_ENCODING)
-        .iter()
-        .any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"))
-    {
-        return Err(Rejection::UpstreamContract(
-            "encoded response body cannot be inspected",
-        ));
-    }
+    refuse_encoded(headers)?;
     let filter: Option<super::sse::DataFilter> = match (plan, &route.contract) {
         (ResponsePlan::Undeclared, _) => {
             return Err(Rejection::UpstreamContract(
