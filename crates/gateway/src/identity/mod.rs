@@ -35,7 +35,7 @@ use portcullis_config::{Identity, Issuer, JwksSource, Protected};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 pub use store_view::StoreView;
-use store_view::{spawn_refresher, unix_ms};
+use store_view::spawn_refresher;
 
 /// Longest token lifetime accepted, and so how long a "revoke all" entry is kept.
 pub const MAX_TOKEN_LIFETIME_S: i64 = 24 * 3600;
@@ -127,7 +127,7 @@ impl IdentityState {
             pepper,
             store,
             snapshot,
-            confirmed_ms: std::sync::atomic::AtomicU64::new(unix_ms()),
+            confirmed_ms: std::sync::atomic::AtomicU64::new(crate::clock::now_ms()),
             events: events.clone(),
         });
         let resync = config

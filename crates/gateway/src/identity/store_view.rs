@@ -10,7 +10,7 @@ use crate::store::pepper::Pepper;
 use crate::store::{ChangeFeed, Snapshot, Store, StoreError};
 use arc_swap::ArcSwap;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 /// The store, the pepper and the current snapshot: opened once per
 /// process and kept across config reloads, with the one refresher thread
@@ -26,12 +26,6 @@ pub struct StoreView {
     pub(super) events: EventSink,
 }
 
-pub(super) fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 impl StoreView {
     /// Re-reads the store into the snapshot now.
     pub fn refresh(&self) -> Result<(), StoreError> {
@@ -43,13 +37,13 @@ impl StoreView {
     /// Notes that the store answered and the snapshot is current.
     fn confirm(&self) {
         self.confirmed_ms
-            .store(unix_ms(), std::sync::atomic::Ordering::Release);
+            .store(crate::clock::now_ms(), std::sync::atomic::Ordering::Release);
     }
 
     /// How long since the snapshot was last known to be current.
     pub fn staleness(&self) -> Duration {
         let confirmed = self.confirmed_ms.load(std::sync::atomic::Ordering::Acquire);
-        Duration::from_millis(unix_ms().saturating_sub(confirmed))
+        Duration::from_millis(crate::clock::now_ms().saturating_sub(confirmed))
     }
 
     /// The current snapshot of the store.
