@@ -796,6 +796,66 @@ apis:
         }
     }
 
+    /// A WebSocket route names a GET route; its origins, message size,
+    /// idle timeout and ping interval are bounded and named when wrong.
+    #[test]
+    fn websocket_routes_are_validated() {
+        let ws = |fields: &str| format!("{MINIMAL}    websockets:\n      {fields}\n");
+        let c = parse(
+            &ws("\"/orders/{id}\": { origins: ['HTTPS://App.Example'] }"),
+            Path::new("/"),
+        )
+        .unwrap();
+        let route = &c.apis[0].routes[1];
+        let socket = route.websocket.as_ref().unwrap();
+        assert_eq!(socket.origins, ["https://app.example"]);
+        assert_eq!(socket.max_message_bytes, 64 * 1024);
+        assert_eq!(
+            (socket.idle_timeout, socket.ping_interval),
+            (Duration::from_secs(60), Duration::from_secs(20))
+        );
+        assert!(c.apis[0].routes[0].websocket.is_none());
+        for (fields, field, why) in [
+            ("/nowhere: {}", "websockets./nowhere", "no such route"),
+            (
+                "/orders: { origins: ['https://a.example/path'] }",
+                "websockets./orders.origins[0]",
+                "not an origin",
+            ),
+            (
+                "/orders: { max_message_bytes: 0 }",
+                "max_message_bytes",
+                "16 MiB",
+            ),
+            (
+                "/orders: { idle_timeout_s: 10, ping_interval_s: 10 }",
+                "ping_interval_s",
+                "under `idle_timeout_s`",
+            ),
+            (
+                "/orders: { idle_timeout_s: 0 }",
+                "idle_timeout_s",
+                "1 to 3600",
+            ),
+            ("/orders: { origin: [] }", "websockets", "unknown field"),
+        ] {
+            let errs = errors(&ws(fields));
+            assert!(
+                errs.iter().any(|e| e.contains(field) && e.contains(why)),
+                "{fields}: {errs:?}"
+            );
+        }
+        let post_only = MINIMAL.replace("methods: [GET, POST]", "methods: [POST]");
+        let errs = errors(&format!(
+            "{post_only}    websockets:\n      /orders: {{}}\n"
+        ));
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("websockets./orders") && e.contains("GET")),
+            "{errs:?}"
+        );
+    }
+
     #[test]
     fn shared_postgres_needs_identity_and_tls_off_loopback() {
         let pg = |fields: &str| {

@@ -318,6 +318,18 @@ pub struct Route {
     pub rate_limits: Vec<RateLimit>,
     /// Requests of this route in flight at once.
     pub concurrency: Option<u32>,
+    /// The route accepts WebSocket connections (`websockets`).
+    pub websocket: Option<WebSocket>,
+}
+
+/// A WebSocket route's limits on what follows the handshake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSocket {
+    /// Allowed `Origin` values, lower-case `scheme://host[:port]`.
+    pub origins: Vec<String>,
+    pub max_message_bytes: usize,
+    pub idle_timeout: Duration,
+    pub ping_interval: Duration,
 }
 
 /// How a route authenticates its callers (AUTHN-06: every route has one).

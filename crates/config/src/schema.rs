@@ -562,6 +562,11 @@ pub struct RawApi {
     /// (hand-written routes): its own rate limits and a concurrency cap.
     #[serde(default)]
     pub route_limits: BTreeMap<String, RawRouteLimits>,
+    /// Routes that accept WebSocket connections, by `operationId`
+    /// (document) or route `path` (hand-written routes); every other route
+    /// treats `Upgrade` as hop-by-hop and drops it.
+    #[serde(default)]
+    pub websockets: BTreeMap<String, RawWebSocket>,
     /// While an application's usage of a route is anomalous, cap it at
     /// twice its baseline rate (OPS-02).
     #[serde(default)]
@@ -747,6 +752,8 @@ impl<'de> Deserialize<'de> for RawAuthPolicy {
 pub mod defaults;
 mod identity;
 mod upstream;
+mod websocket;
 
 pub use identity::{RawDecryptionKey, RawIdentity, RawIntrospection, RawIssuer};
 pub use upstream::{RawBalance, RawHealthCheck, RawOutlierDetection, RawRetries, RawUpstream};
+pub use websocket::RawWebSocket;

@@ -92,6 +92,9 @@ pub struct ConnInfo {
     /// What [`listener::framing::FramingGuard`] found in this HTTP/1 connection's
     /// header blocks (ambiguous framing, per message).
     pub framing: Arc<listener::framing::FramingState>,
+    /// A WebSocket accepted on this connection, run by the connection's
+    /// task once hyper hands the connection over.
+    pub relay: std::sync::Mutex<Option<pipeline::websocket::Relay>>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -86,6 +86,13 @@ pub enum Rejection {
     /// A CORS preflight from an origin that is not on the allowlist.
     #[error("CORS preflight from an origin not on the allowlist")]
     CorsOriginDenied,
+    /// A WebSocket route got something other than a valid RFC 6455
+    /// handshake; the text says what to send instead.
+    #[error("WebSocket handshake refused: {0}")]
+    WebSocketHandshake(&'static str),
+    /// A browser page from an origin the WebSocket route does not list.
+    #[error("WebSocket origin not allowed")]
+    WebSocketOrigin,
     /// The upstream could not be reached (connect, TLS, protocol error).
     #[error("upstream unreachable: {0}")]
     UpstreamUnavailable(String),
@@ -199,7 +206,8 @@ impl Rejection {
             | Rejection::CredentialInQuery
             | Rejection::SensitiveInUrl { .. }
             | Rejection::InvalidRequest(_)
-            | Rejection::BodyUnreadable(_) => StatusCode::BAD_REQUEST,
+            | Rejection::BodyUnreadable(_)
+            | Rejection::WebSocketHandshake(_) => StatusCode::BAD_REQUEST,
             Rejection::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Rejection::NotAcceptable { .. } => StatusCode::NOT_ACCEPTABLE,
             Rejection::UpstreamStackTrace | Rejection::UpstreamContract(_) => {
@@ -226,7 +234,7 @@ impl Rejection {
             Rejection::MisdirectedHost => StatusCode::MISDIRECTED_REQUEST,
             Rejection::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Rejection::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Rejection::CorsOriginDenied => StatusCode::FORBIDDEN,
+            Rejection::CorsOriginDenied | Rejection::WebSocketOrigin => StatusCode::FORBIDDEN,
             Rejection::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
             Rejection::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Rejection::UpstreamFault(s) => *s,
@@ -266,6 +274,8 @@ impl Rejection {
             Rejection::PayloadTooLarge { .. } => "payload-too-large",
             Rejection::BodyUnreadable(_) => "body-unreadable",
             Rejection::CorsOriginDenied => "cors-origin-denied",
+            Rejection::WebSocketHandshake(_) => "websocket-handshake",
+            Rejection::WebSocketOrigin => "websocket-origin-denied",
             Rejection::UpstreamUnavailable(_) => "upstream-unavailable",
             Rejection::UpstreamTimeout => "upstream-timeout",
             Rejection::UpstreamFault(_) => "upstream-error",
@@ -303,6 +313,7 @@ impl Rejection {
             Rejection::InvalidApiKey(_) | Rejection::InsufficientScope { .. } => Severity::Medium,
             Rejection::MissingApiKey | Rejection::MissingToken => Severity::Low,
             Rejection::CorsOriginDenied
+            | Rejection::WebSocketOrigin
             | Rejection::NoAvailableTarget(_)
             | Rejection::UpstreamUnavailable(_)
             | Rejection::UpstreamTimeout
@@ -314,7 +325,8 @@ impl Rejection {
             | Rejection::MisdirectedHost
             | Rejection::HeadersTooLarge { .. }
             | Rejection::UriTooLong { .. }
-            | Rejection::BadCorrelationId => Severity::Low,
+            | Rejection::BadCorrelationId
+            | Rejection::WebSocketHandshake(_) => Severity::Low,
             Rejection::BodyUnreadable(_) | Rejection::NotReady(_) => Severity::Informational,
             Rejection::RateLimited { .. } => Severity::Medium,
             Rejection::SwitchedOff { .. } => Severity::Low,
@@ -348,7 +360,8 @@ impl Rejection {
             Rejection::StoreUnavailable(_) => "Service unavailable",
             Rejection::PayloadTooLarge { .. } => "Payload too large",
             Rejection::BodyUnreadable(_) => "Request body incomplete",
-            Rejection::CorsOriginDenied => "Origin not allowed",
+            Rejection::CorsOriginDenied | Rejection::WebSocketOrigin => "Origin not allowed",
+            Rejection::WebSocketHandshake(_) => "Not a WebSocket handshake",
             Rejection::UpstreamUnavailable(_) => "Bad gateway",
             Rejection::UpstreamTimeout => "Gateway timeout",
             Rejection::UpstreamFault(_) => "Upstream error",
@@ -391,6 +404,8 @@ impl Rejection {
             Rejection::PayloadTooLarge { limit } => format!("The request body must not exceed {limit} bytes."),
             Rejection::BodyUnreadable(_) => "The request body ended early or arrived too slowly; send the complete body.".into(),
             Rejection::CorsOriginDenied => "This origin is not allowed to call this API from a browser.".into(),
+            Rejection::WebSocketOrigin => "This origin is not allowed to open a WebSocket on this API from a browser.".into(),
+            Rejection::WebSocketHandshake(fix) => format!("This operation is a WebSocket: {fix}."),
             Rejection::UpstreamUnavailable(_) => "The service behind this API could not be reached. Retry later; quote the correlation id if it persists.".into(),
             Rejection::UpstreamTimeout => "The service behind this API did not answer in time. Retry later; quote the correlation id if it persists.".into(),
             Rejection::UpstreamFault(_) => "The service behind this API failed to handle the request. Quote the correlation id when reporting it.".into(),

@@ -177,3 +177,12 @@ pub fn retry_attempts() -> u32 {
 pub fn retry_budget_percent() -> u8 {
     20
 }
+pub fn ws_max_message_bytes() -> usize {
+    64 * 1024
+}
+pub fn ws_idle_timeout_s() -> u64 {
+    60
+}
+pub fn ws_ping_interval_s() -> u64 {
+    20
+}

@@ -121,6 +121,7 @@ impl Validator {
                 operation: Some(op.clone()),
                 rate_limits: Vec::new(),
                 concurrency: None,
+                websocket: None,
             });
         }
         out
@@ -202,6 +203,7 @@ impl Validator {
             };
             let mut routes = routes;
             let rate_limits = self.limits_for(&p, api, &mut routes);
+            self.websockets(&p, api, &mut routes);
             self.token_binding(&p, api, identity, &mut routes);
             out.push(Api {
                 name: api.name.clone(),
@@ -419,6 +421,7 @@ impl Validator {
                 allow_pii: false,
                 rate_limits: Vec::new(),
                 concurrency: None,
+                websocket: None,
             });
         }
         out
@@ -442,12 +445,7 @@ impl Validator {
         } else {
             let mut list = Vec::new();
             for (i, o) in c.allowed_origins.iter().enumerate() {
-                let ok = (o.starts_with("https://") || o.starts_with("http://"))
-                    && !o
-                        .trim_start_matches("https://")
-                        .trim_start_matches("http://")
-                        .contains('/')
-                    && o.len() > "https://".len() - 1;
+                let ok = is_origin(o);
                 match HeaderValue::from_str(o) {
                     Ok(v) if ok => list.push(v),
                     _ => self.err(
@@ -476,6 +474,66 @@ impl Validator {
             allowed_headers: names(self, "allowed_headers", &c.allowed_headers),
             expose_headers: names(self, "expose_headers", &c.expose_headers),
             max_age_s: c.max_age_s,
+        }
+    }
+}
+
+/// `scheme://host[:port]` with no path: what browsers send as `Origin`.
+fn is_origin(o: &str) -> bool {
+    let rest = o
+        .strip_prefix("https://")
+        .or_else(|| o.strip_prefix("http://"));
+    rest.is_some_and(|r| !r.is_empty() && !r.contains('/'))
+}
+
+impl Validator {
+    /// Validates `websockets` and attaches each to its route: a GET route;
+    /// origins as browsers send them; limits within bounds.
+    pub(crate) fn websockets(&mut self, p: &str, api: &schema::RawApi, routes: &mut [Route]) {
+        for (name, raw) in &api.websockets {
+            let wp = format!("{p}.websockets.{name}");
+            let Some(route) = self.named_route(&wp, name, routes) else {
+                continue;
+            };
+            if !route.methods.contains(&Method::GET) {
+                self.err(
+                    &wp,
+                    "a WebSocket handshake is a GET: the route must allow GET",
+                );
+            }
+            let mut origins = Vec::new();
+            for (i, o) in raw.origins.iter().enumerate() {
+                let lower = o.to_ascii_lowercase();
+                if is_origin(&lower) && HeaderValue::from_str(o).is_ok() {
+                    origins.push(lower);
+                } else {
+                    self.err(
+                        format!("{wp}.origins[{i}]"),
+                        format!("`{o}` is not an origin like https://app.example.com"),
+                    );
+                }
+            }
+            if !(1..=16 << 20).contains(&raw.max_message_bytes) {
+                self.err(
+                    format!("{wp}.max_message_bytes"),
+                    "must be 1 byte to 16 MiB",
+                );
+            }
+            if !(1..=3600).contains(&raw.idle_timeout_s) {
+                self.err(format!("{wp}.idle_timeout_s"), "must be 1 to 3600 seconds");
+            }
+            if raw.ping_interval_s == 0 || raw.ping_interval_s >= raw.idle_timeout_s {
+                self.err(
+                    format!("{wp}.ping_interval_s"),
+                    "must be at least 1 second and under `idle_timeout_s`, so that a live client is not taken for an idle one",
+                );
+            }
+            route.websocket = Some(crate::WebSocket {
+                origins,
+                max_message_bytes: raw.max_message_bytes,
+                idle_timeout: Duration::from_secs(raw.idle_timeout_s),
+                ping_interval: Duration::from_secs(raw.ping_interval_s),
+            });
         }
     }
 }

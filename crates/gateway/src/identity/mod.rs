@@ -581,6 +581,19 @@ impl IdentityState {
         Ok(t)
     }
 
+    /// Revocations, disabled applications and kill switches live in the
+    /// store: a snapshot not known current for too long decides nothing.
+    pub fn current(&self) -> Result<(), Rejection> {
+        let stale = self.view.staleness();
+        if stale > self.config.max_staleness {
+            return Err(Rejection::StoreUnavailable(format!(
+                "identity snapshot not confirmed current for {}s (identity.max_staleness_s)",
+                stale.as_secs()
+            )));
+        }
+        Ok(())
+    }
+
     /// Stages 5–7 for a protected route; returns the request's claim set.
     /// `peer` is the connection's verified client certificate: it can name
     /// the application, and binds certificate-bound tokens (RFC 8705).
@@ -590,15 +603,7 @@ impl IdentityState {
         headers: &HeaderMap,
         peer: Option<&PeerCert>,
     ) -> Result<ClaimSet, Rejection> {
-        // Revocations, disabled applications and kill switches live in the
-        // store: a snapshot not known current for too long decides nothing.
-        let stale = self.view.staleness();
-        if stale > self.config.max_staleness {
-            return Err(Rejection::StoreUnavailable(format!(
-                "identity snapshot not confirmed current for {}s (identity.max_staleness_s)",
-                stale.as_secs()
-            )));
-        }
+        self.current()?;
         let mut claims = ClaimSet::default();
         if policy.api_key {
             let (app, methods) = self.application(headers, peer)?;

@@ -206,6 +206,7 @@ pub(crate) async fn accept_loop(
             remote,
             tls: matches!(listener.kind, PreparedKind::Tls(_)),
             framing: Arc::default(),
+            relay: std::sync::Mutex::default(),
         });
         tokio::spawn(connection(
             stream,
@@ -231,6 +232,8 @@ async fn connection(
     let limits = live.load().limits.clone();
     let stream = WriteDeadline::new(stream, limits.write_timeout);
     let activity = Arc::new(Activity::new());
+    // A WebSocket accepted on this connection outlives hyper's part of it.
+    let after = (conn.clone(), shutdown.clone());
     let deadlines = Deadlines {
         activity: activity.clone(),
         limits,
@@ -280,7 +283,9 @@ async fn connection(
                 deadlines.drive(c).await;
             } else {
                 let io = TokioIo::new(FramingGuard::new(tls, framing));
-                deadlines.drive(http.h1.serve_connection(io, svc)).await;
+                deadlines
+                    .drive(http.h1.serve_connection(io, svc).with_upgrades())
+                    .await;
             }
         }
         PreparedKind::Plain => {
@@ -289,7 +294,9 @@ async fn connection(
                 pipeline::handle(live.load_full(), conn.clone(), req)
             });
             let io = TokioIo::new(FramingGuard::new(stream, framing));
-            deadlines.drive(http.auto.serve_connection(io, svc)).await;
+            deadlines
+                .drive(http.auto.serve_connection_with_upgrades(io, svc))
+                .await;
         }
         PreparedKind::Redirect { https_port } => {
             let port = *https_port;
@@ -299,6 +306,15 @@ async fn connection(
             let io = TokioIo::new(stream);
             deadlines.drive(http.h1.serve_connection(io, svc)).await;
         }
+    }
+    let (conn, shutdown) = after;
+    let relay = conn
+        .relay
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+    if let Some(relay) = relay {
+        relay.run(shutdown).await;
     }
 }
 
@@ -460,7 +476,19 @@ where
     }
 }
 
-impl<I, S> Graceful for auto::Connection<'_, I, S, TokioExecutor>
+impl<I, S> Graceful for http1::UpgradeableConnection<I, S>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<Incoming>,
+    S::ResBody: Body + 'static,
+    <S::ResBody as Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn close_gracefully(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+impl<I, S> Graceful for auto::UpgradeableConnection<'_, I, S, TokioExecutor>
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     S: hyper::service::Service<Request<Incoming>, Response = Response<TrackedBody>>,

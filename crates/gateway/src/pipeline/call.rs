@@ -24,6 +24,8 @@ pub struct Call<'a> {
     pub trace: Option<crate::pipeline::trace::TraceContext>,
     /// The body, until a stage reads it (or the rejection path drains it).
     pub body: Option<Incoming>,
+    /// The client's connection after a WebSocket handshake (HTTP/1.1 only).
+    pub upgrade: Option<hyper::upgrade::OnUpgrade>,
     /// This request's share of the buffered-bytes budget (INPUT-08).
     pub buffered: BufferShare,
     pub decided: Decided,

@@ -23,10 +23,31 @@ pub async fn forward(
     query: Option<&str>,
     body: Bytes,
 ) -> Result<Response<Incoming>, Rejection> {
-    let (state, conn, parts, correlation) = (call.state, call.conn, call.parts, call.correlation);
+    let state = call.state;
     let upstream = &state.upstreams[matched.api.upstream];
     let path_and_query =
         upstream.path_and_query(&path::encode_for_upstream(matched.remainder), query)?;
+    let headers = upstream_headers(call, target, matched, route)?;
+    upstream
+        .send(Outgoing {
+            method: call.parts.method.clone(),
+            path_and_query,
+            headers,
+            body,
+            report_served: state.access_log.is_some(),
+        })
+        .await
+}
+
+/// The header set the backend receives: what the contract declares of the
+/// client's, the forwarding headers, the trace context and the context token.
+pub fn upstream_headers(
+    call: &Call<'_>,
+    target: &Target<'_>,
+    matched: &PathMatch<'_>,
+    route: &RouteInfo,
+) -> Result<http::HeaderMap, Rejection> {
+    let (state, conn, parts, correlation) = (call.state, call.conn, call.parts, call.correlation);
     let mut headers = request_headers::upstream_headers(
         &parts.headers,
         &state.request_remove_headers,
@@ -60,13 +81,5 @@ pub async fn forward(
     {
         headers.insert(attestor.header().clone(), token);
     }
-    upstream
-        .send(Outgoing {
-            method: parts.method.clone(),
-            path_and_query,
-            headers,
-            body,
-            report_served: state.access_log.is_some(),
-        })
-        .await
+    Ok(headers)
 }

@@ -30,6 +30,7 @@ pub mod targets;
 pub mod throttle;
 pub mod trace;
 pub mod upstream;
+pub mod websocket;
 
 use crate::events::SecurityEvent;
 use crate::listener::buffer::Held;
@@ -53,7 +54,9 @@ pub async fn handle(
     request: Request<Incoming>,
 ) -> Result<Response<GatewayBody>, Infallible> {
     let started = std::time::Instant::now();
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    // Kept only for a WebSocket route's handshake; otherwise dropped unused.
+    let upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
     // 2. correlation: decided first so that every answer carries an id.
     let correlation = correlation::from_request(&parts.headers, &state.correlation_header);
     let mut call = Call {
@@ -63,6 +66,7 @@ pub async fn handle(
         correlation: &correlation,
         trace: trace::from_request(&parts.headers, state.trace_start),
         body: Some(body),
+        upgrade,
         buffered: state.buffers.share(),
         decided: Decided::default(),
     };
@@ -197,7 +201,11 @@ async fn run(call: &mut Call<'_>) -> Result<Response<GatewayBody>, Rejection> {
     // 9. contract: parameters, Accept, the body; then the concurrency slot.
     let (query, body) = contract::check(call, &matched, route).await?;
     admitted.occupy()?;
-    // 10. upstream
+    // 10. upstream; a WebSocket route's handshake opens a relayed socket.
+    if let Some(socket) = &route.websocket {
+        let at = (&target, &matched, route);
+        return websocket::open(call, at, socket, query.as_deref(), admitted).await;
+    }
     let response =
         forward::forward(call, (&target, &matched, route), query.as_deref(), body).await?;
     // 11. response

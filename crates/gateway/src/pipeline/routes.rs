@@ -53,6 +53,8 @@ pub struct RouteInfo {
     pub allow_pii: bool,
     /// Stage 8: the route's rate limits and concurrency cap.
     pub limits: Arc<RouteLimits>,
+    /// The route accepts WebSocket connections (only its GET).
+    pub websocket: Option<Arc<portcullis_config::WebSocket>>,
 }
 
 impl RouteInfo {
@@ -277,6 +279,11 @@ fn mount(a: usize, api: &Api, limits: &[Arc<RouteLimits>]) -> Result<MountedApi,
                     environments: route.environments.clone(),
                     allow_pii: route.allow_pii,
                     limits: limits.get(r).cloned().unwrap_or_default(),
+                    websocket: route
+                        .websocket
+                        .clone()
+                        .filter(|_| *m == http::Method::GET)
+                        .map(Arc::new),
                 },
             ));
         }

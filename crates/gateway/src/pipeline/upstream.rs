@@ -40,6 +40,9 @@ pub struct UpstreamClient {
     pub name: String,
     pool: arc_swap::ArcSwap<Pool>,
     connector: HttpsConnector<HttpConnector>,
+    /// HTTP/1.1-only connections for WebSocket handshakes, never pooled:
+    /// an upgraded connection belongs to its socket.
+    upgrades: HttpsConnector<HttpConnector>,
     pool_idle_timeout: Duration,
     pool_max_idle_per_host: usize,
     /// Present for https upstreams.
@@ -222,9 +225,8 @@ impl UpstreamClient {
         http.enforce_http(false);
         http.set_connect_timeout(Some(u.connect_timeout));
         http.set_nodelay(true);
-        let builder = HttpsConnectorBuilder::new();
         let mut verifier = None;
-        let connector = match (u.scheme, &u.ca) {
+        let (connector, upgrades) = match (u.scheme, &u.ca) {
             (UpstreamScheme::Https, Some(ca)) => {
                 let name = ServerName::try_from(u.server_name.clone()).map_err(|_| {
                     TlsError::Identity(format!("`{}` is not a server name", u.server_name))
@@ -236,13 +238,23 @@ impl UpstreamClient {
                     &u.crls,
                 )?;
                 verifier = Some(v);
-                builder
+                let resolver = || FixedServerNameResolver::new(name.clone());
+                // WebSocket handshakes need HTTP/1.1: their connections
+                // offer nothing else in ALPN.
+                let upgrades = HttpsConnectorBuilder::new()
+                    .with_tls_config(config.clone())
+                    .https_only()
+                    .with_server_name_resolver(resolver())
+                    .enable_http1()
+                    .wrap_connector(http.clone());
+                let connector = HttpsConnectorBuilder::new()
                     .with_tls_config(config)
                     .https_only()
-                    .with_server_name_resolver(FixedServerNameResolver::new(name))
+                    .with_server_name_resolver(resolver())
                     .enable_http1()
                     .enable_http2()
-                    .wrap_connector(http)
+                    .wrap_connector(http);
+                (connector, upgrades)
             }
             (UpstreamScheme::Https, None) => {
                 return Err(TlsError::Identity(
@@ -250,25 +262,29 @@ impl UpstreamClient {
                 ));
             }
             // `dangerous_plaintext_upstream`: validated and reported by `check`.
-            (UpstreamScheme::DangerousHttp, _) => builder
-                .with_tls_config(
-                    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-                        tls::provider(),
-                    ))
-                    .with_protocol_versions(&[&rustls::version::TLS13])
-                    .map_err(|e| TlsError::Identity(e.to_string()))?
-                    .with_root_certificates(rustls::RootCertStore::empty())
-                    .with_no_client_auth(),
-                )
-                .https_or_http()
-                .enable_http1()
-                .wrap_connector(http),
+            (UpstreamScheme::DangerousHttp, _) => {
+                let connector = HttpsConnectorBuilder::new()
+                    .with_tls_config(
+                        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+                            tls::provider(),
+                        ))
+                        .with_protocol_versions(&[&rustls::version::TLS13])
+                        .map_err(|e| TlsError::Identity(e.to_string()))?
+                        .with_root_certificates(rustls::RootCertStore::empty())
+                        .with_no_client_auth(),
+                    )
+                    .https_or_http()
+                    .enable_http1()
+                    .wrap_connector(http);
+                (connector.clone(), connector)
+            }
         };
         let pool = new_pool(&connector, u.pool_idle_timeout, u.pool_max_idle_per_host);
         Ok(Self {
             name: u.name.clone(),
             pool: arc_swap::ArcSwap::from_pointee(pool),
             connector,
+            upgrades,
             pool_idle_timeout: u.pool_idle_timeout,
             pool_max_idle_per_host: u.pool_max_idle_per_host,
             verifier,
@@ -389,8 +405,8 @@ impl UpstreamClient {
                 .retries
                 .per_try_timeout
                 .min(deadline.saturating_duration_since(tokio::time::Instant::now()));
-            let failure = match tokio::time::timeout(per_try, pool.request(r)).await {
-                Ok(Ok(mut response)) => {
+            let failure = match self.try_target(&pool, target, r, per_try).await {
+                Ok(mut response) => {
                     if report_served {
                         response.extensions_mut().insert(Served {
                             target: self.targets.targets[target].authority.clone(),
@@ -405,13 +421,7 @@ impl UpstreamClient {
                     }
                     return Ok(response);
                 }
-                Err(_) => Rejection::UpstreamTimeout,
-                Ok(Err(e)) => Rejection::UpstreamUnavailable(format!(
-                    "{} ({}): {}",
-                    self.name,
-                    self.targets.targets[target].authority,
-                    error_chain(&e)
-                )),
+                Err(failure) => failure,
             };
             self.targets.failed(target);
             if last || tokio::time::Instant::now() >= deadline || !self.retry_fits() {
@@ -421,6 +431,61 @@ impl UpstreamClient {
                 return Err(failure);
             }
         }
+    }
+
+    /// One try on one target: the answer's head within `timeout`, or why
+    /// none came (upstream detail goes to events only).
+    async fn try_target<B>(
+        &self,
+        client: &Client<HttpsConnector<HttpConnector>, B>,
+        target: usize,
+        request: Request<B>,
+        timeout: Duration,
+    ) -> Result<Response<Incoming>, Rejection>
+    where
+        B: http_body::Body + Send + Unpin + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        match tokio::time::timeout(timeout, client.request(request)).await {
+            Ok(Ok(response)) => Ok(response),
+            Err(_) => Err(Rejection::UpstreamTimeout),
+            Ok(Err(e)) => Err(Rejection::UpstreamUnavailable(format!(
+                "{} ({}): {}",
+                self.name,
+                self.targets.targets[target].authority,
+                error_chain(&e)
+            ))),
+        }
+    }
+
+    /// Sends a WebSocket handshake to an available target on a connection
+    /// of its own (HTTP/1.1, verified like every other), within the
+    /// per-try timeout; never retried, since the socket may carry effects.
+    pub async fn send_upgrade(&self, out: Outgoing) -> Result<Response<Incoming>, Rejection> {
+        let Some((target, _outstanding)) = self.targets.pick(&[]) else {
+            return Err(Rejection::NoAvailableTarget(self.name.clone()));
+        };
+        self.health.requests.fetch_add(1, Relaxed);
+        let client: Pool = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(0)
+            .timer(TokioTimer::new())
+            .build(self.upgrades.clone());
+        let mut r = Request::new(Full::new(out.body));
+        *r.method_mut() = out.method;
+        *r.uri_mut() = self.uri_at(target, out.path_and_query)?;
+        *r.headers_mut() = out.headers;
+        let timeout = self.retries.per_try_timeout.min(self.request_timeout);
+        let answer = self.try_target(&client, target, r, timeout).await;
+        if answer.is_ok() {
+            self.health.failures_in_a_row.store(0, Relaxed);
+            self.targets.succeeded(target);
+        } else {
+            self.targets.failed(target);
+            self.health.failures_in_a_row.fetch_add(1, Relaxed);
+            self.health.failures.fetch_add(1, Relaxed);
+        }
+        answer
     }
 
     /// Runs the active health checks of every target, once per interval,
