@@ -143,12 +143,9 @@ impl Validator {
             .collect();
         let events = self.events((&raw.events, raw.access_log.as_ref()), &resolve);
 
-        let mut upstreams = Vec::new();
-        for (name, u) in &raw.upstreams {
-            if let Some(up) = self.upstream(name, u, &resolve) {
-                upstreams.push(up);
-            }
-        }
+        let upstreams: Vec<_> = (raw.upstreams.iter())
+            .filter_map(|(name, u)| self.upstream(name, u, &resolve))
+            .collect();
         let postgres = raw
             .shared_state
             .postgres
@@ -185,6 +182,7 @@ impl Validator {
         let sensitive = self.sensitive(&raw.sensitive_data);
         let apis = self.apis(raw, &upstreams, identity.as_ref(), &sensitive, &resolve);
         self.protected_routes_have_identity(&apis, identity.as_ref());
+        let trace = self.trace(&raw.trace_context, &resolve);
 
         if self.errors.is_empty() {
             Ok(Config {
@@ -196,7 +194,7 @@ impl Validator {
                 listeners,
                 limits,
                 correlation_header,
-                trace_start: raw.trace_context.start,
+                trace,
                 request_remove_headers,
                 response_remove_headers,
                 events,
@@ -663,7 +661,7 @@ apis:
         let c = parse(MINIMAL, Path::new("/")).unwrap();
         assert_eq!(c.health, None);
         assert_eq!(c.shutdown_grace, std::time::Duration::from_secs(10));
-        assert!(c.trace_start);
+        assert!(c.trace.start && c.trace.otlp.is_none());
         let data_port = c.listeners[0].bind.port();
         let c = parse(
             &format!("{MINIMAL}health: {{ bind: '0.0.0.0:8081' }}\nruntime: {{ shutdown_grace_s: 30 }}\ntrace_context: {{ start: false }}\n"),
@@ -672,7 +670,7 @@ apis:
         .unwrap();
         assert_eq!(c.health, Some("0.0.0.0:8081".parse().unwrap()));
         assert_eq!(c.shutdown_grace, std::time::Duration::from_secs(30));
-        assert!(!c.trace_start);
+        assert!(!c.trace.start);
         for (yaml, field, why) in [
             (
                 "health: { bind: 'localhost' }".to_owned(),
@@ -688,6 +686,24 @@ apis:
                 "runtime: { shutdown_grace_s: 601 }".to_owned(),
                 "runtime.shutdown_grace_s",
                 "at most 600",
+            ),
+            (
+                "trace_context: { otlp: { endpoint: 'http://10.0.0.9:4318/v1/traces' } }"
+                    .to_owned(),
+                "trace_context.otlp.endpoint",
+                "loopback only",
+            ),
+            (
+                "trace_context: { otlp: { endpoint: 'https://collector:4318/v1/traces' } }"
+                    .to_owned(),
+                "trace_context.otlp.ca",
+                "explicit",
+            ),
+            (
+                "trace_context: { otlp: { endpoint: 'http://127.0.0.1:4318', service_name: '' } }"
+                    .to_owned(),
+                "trace_context.otlp.service_name",
+                "1 to 128",
             ),
             (
                 "health: { bind: '0.0.0.0:8081', path: /x }".to_owned(),
@@ -852,6 +868,25 @@ apis:
         assert!(
             errs.iter()
                 .any(|e| e.contains("websockets./orders") && e.contains("GET")),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn grpc_apis_take_hand_written_routes_only() {
+        let grpc = MINIMAL.replace(
+            "    upstream: orders\n",
+            "    upstream: orders\n    grpc: true\n",
+        );
+        assert!(parse(&grpc, Path::new("/")).unwrap().apis[0].grpc);
+        let with_document = grpc.replace(
+            "    grpc: true\n",
+            "    grpc: true\n    openapi: orders.yaml\n",
+        );
+        let errs = errors(&with_document);
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("apis[0].grpc") && e.contains("hand-written routes")),
             "{errs:?}"
         );
     }

@@ -34,7 +34,8 @@ pub struct Config {
     pub limits: Limits,
     pub correlation_header: HeaderName,
     /// Start a W3C trace when a request carries none (or a malformed one).
-    pub trace_start: bool,
+    /// W3C trace context and span export (`trace_context`).
+    pub trace: Trace,
     /// Request headers removed before the upstream sees the request (DATA-02).
     pub request_remove_headers: Vec<HeaderName>,
     /// Response headers removed before the client sees the response (OUTPUT-06).
@@ -170,6 +171,22 @@ pub struct Syslog {
     pub ca: Option<PathBuf>,
 }
 
+/// `trace_context`: start traces; export spans.
+#[derive(Debug, Clone)]
+pub struct Trace {
+    /// Start a trace when the client sent none (or a malformed one).
+    pub start: bool,
+    pub otlp: Option<Otlp>,
+}
+
+/// Where the gateway's spans go (OTLP/HTTP with JSON encoding).
+#[derive(Debug, Clone)]
+pub struct Otlp {
+    pub endpoint: http::Uri,
+    pub ca: Option<PathBuf>,
+    pub service_name: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Collector {
     pub url: http::Uri,
@@ -271,6 +288,8 @@ pub struct Api {
     pub rate_limits: Vec<RateLimit>,
     /// Cap anomalous applications at twice their baseline (OPS-02).
     pub tighten_on_anomaly: bool,
+    /// gRPC calls stream through over HTTP/2 (`grpc`).
+    pub grpc: bool,
 }
 
 /// What a rate limit counts by.

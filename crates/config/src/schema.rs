@@ -295,12 +295,31 @@ pub struct RawTraceContext {
     /// malformed one (default true; a malformed one is never forwarded).
     #[serde(default = "defaults::yes")]
     pub start: bool,
+    /// Export one span per request over OTLP/HTTP; none by default.
+    pub otlp: Option<RawOtlp>,
 }
 
 impl Default for RawTraceContext {
     fn default() -> Self {
-        Self { start: true }
+        Self {
+            start: true,
+            otlp: None,
+        }
     }
+}
+
+/// An OpenTelemetry collector receiving the gateway's spans (OTLP/HTTP, JSON).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOtlp {
+    /// The traces endpoint, e.g. `https://collector:4318/v1/traces`
+    /// (with `ca`), or `http://` on loopback.
+    pub endpoint: String,
+    pub ca: Option<String>,
+    /// `service.name` of the spans (default `portcullis`).
+    pub service_name: Option<String>,
+    #[serde(default)]
+    pub dangerous_plaintext: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -571,6 +590,11 @@ pub struct RawApi {
     /// twice its baseline rate (OPS-02).
     #[serde(default)]
     pub tighten_on_anomaly: bool,
+    /// The API carries gRPC: calls with `content-type: application/grpc`
+    /// stream to the upstream over HTTP/2 with their trailers, each message
+    /// within `limits.max_body_bytes`. Hand-written routes only.
+    #[serde(default)]
+    pub grpc: bool,
     /// Issuers whose tokens this API accepts (their `issuer` values);
     /// required when more than one issuer is configured, so a partner's
     /// identity provider cannot mint scopes for internal APIs.

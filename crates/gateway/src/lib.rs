@@ -57,6 +57,8 @@ pub struct State {
     pub events: EventSink,
     /// One line per request; present when the config has `access_log`.
     pub access_log: Option<Arc<events::access::AccessLog>>,
+    /// A span per request over OTLP; present with `trace_context.otlp`.
+    pub spans: Option<Arc<events::otlp::Spans>>,
     /// Applications, keys and tokens; present when the config has `identity`.
     pub identity: Option<Arc<identity::IdentityState>>,
     /// Sensitive data refused in URLs (DATA-01).
@@ -121,6 +123,8 @@ pub enum BuildError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("trace_context.otlp: {0}")]
+    Otlp(String),
     #[error("access_log.file: cannot open {file}: {source}")]
     AccessLog {
         file: String,
@@ -212,11 +216,16 @@ fn prepare_listeners(config: &Config) -> Result<Vec<PreparedListener>, BuildErro
     Ok(listeners)
 }
 
-/// The event sink and the access log: opened once, taken over by a reload.
-fn open_outputs(
-    config: &Config,
-    previous: Option<&State>,
-) -> Result<(EventSink, Option<Arc<events::access::AccessLog>>), BuildError> {
+/// Where requests are reported besides their answer.
+struct Outputs {
+    events: EventSink,
+    access_log: Option<Arc<events::access::AccessLog>>,
+    spans: Option<Arc<events::otlp::Spans>>,
+}
+
+/// The event sink and the access log: opened once, taken over by a
+/// reload. The span exporter follows its config.
+fn open_outputs(config: &Config, previous: Option<&State>) -> Result<Outputs, BuildError> {
     let events = match previous {
         Some(p) => p.events.clone(),
         None => EventSink::start(&config.events).map_err(|source| BuildError::Events {
@@ -244,7 +253,17 @@ fn open_outputs(
             },
         )?)),
     };
-    Ok((events, access_log))
+    let spans = match &config.trace.otlp {
+        None => None,
+        Some(o) => Some(Arc::new(
+            events::otlp::Spans::start(o).map_err(BuildError::Otlp)?,
+        )),
+    };
+    Ok(Outputs {
+        events,
+        access_log,
+        spans,
+    })
 }
 
 /// Builds the request state for `config`. With `previous` (a reload), the
@@ -252,7 +271,11 @@ fn open_outputs(
 /// the event sink, the store and its snapshot, the limiters' state, the
 /// context-token keys, the usage baselines and the traffic counters.
 fn build_state(config: &Config, previous: Option<&State>) -> Result<State, BuildError> {
-    let (events, access_log) = open_outputs(config, previous)?;
+    let Outputs {
+        events,
+        access_log,
+        spans,
+    } = open_outputs(config, previous)?;
     let upstreams = config
         .upstreams
         .iter()
@@ -316,7 +339,7 @@ fn build_state(config: &Config, previous: Option<&State>) -> Result<State, Build
         upstreams,
         limits: config.limits.clone(),
         correlation_header: config.correlation_header.clone(),
-        trace_start: config.trace_start,
+        trace_start: config.trace.start,
         // The API key authenticates the application to the gateway only.
         request_remove_headers: config
             .request_remove_headers
@@ -327,6 +350,7 @@ fn build_state(config: &Config, previous: Option<&State>) -> Result<State, Build
         response_remove_headers: config.response_remove_headers.clone(),
         events,
         access_log,
+        spans,
         identity,
         sensitive: config.sensitive.clone(),
         attestor,

@@ -378,7 +378,7 @@ impl Rejection {
     }
 
     /// What the caller can do about it; never internal detail.
-    fn detail(&self, correlation_header: &str) -> String {
+    pub fn detail(&self, correlation_header: &str) -> String {
         match self {
             Rejection::AdminRequest { detail, .. } => detail.clone(),
             Rejection::AmbiguousFraming(_) => "Send either Content-Length or Transfer-Encoding, not both, at most one Content-Length value, and end every header line with CRLF.".into(),

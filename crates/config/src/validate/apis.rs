@@ -203,6 +203,12 @@ impl Validator {
             };
             let mut routes = routes;
             let rate_limits = self.limits_for(&p, api, &mut routes);
+            if api.grpc && api.openapi.is_some() {
+                self.err(
+                    format!("{p}.grpc"),
+                    "an OpenAPI document cannot judge protobuf messages: a gRPC API takes hand-written routes (`routes`), e.g. `{ path: /pkg.Service/Method, methods: [POST], auth: ... }`",
+                );
+            }
             self.websockets(&p, api, &mut routes);
             self.token_binding(&p, api, identity, &mut routes);
             out.push(Api {
@@ -216,6 +222,7 @@ impl Validator {
                 owner: api.owner.clone(),
                 rate_limits,
                 tighten_on_anomaly: api.tighten_on_anomaly,
+                grpc: api.grpc,
             });
         }
         out

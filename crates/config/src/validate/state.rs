@@ -169,23 +169,12 @@ impl Validator {
             })
         });
         let http = e.http.as_ref().and_then(|c| {
-            let Ok(url) = c.url.parse::<http::Uri>() else {
-                self.err("events.http.url", "not a URL");
-                return None;
-            };
-            let loopback = is_loopback_host(url.host().unwrap_or(""));
-            match url.scheme_str() {
-                Some("https") if c.ca.is_none() => self.err(
-                    "events.http.ca",
-                    "missing: trust anchors for the collector must be explicit (a PEM bundle)",
-                ),
-                Some("http") if !loopback && !c.dangerous_plaintext => self.err(
-                    "events.http.url",
-                    "plaintext collectors are accepted on loopback only: use https:// (or set dangerous_plaintext: true)",
-                ),
-                Some("https" | "http") => {}
-                _ => self.err("events.http.url", "must start with https:// or http://"),
-            }
+            let url = self.collector_url(
+                ("events.http.url", "events.http.ca"),
+                &c.url,
+                c.ca.is_some(),
+                c.dangerous_plaintext,
+            )?;
             if c.batch == 0 || c.batch > 10_000 {
                 self.err("events.http.batch", "must be 1 to 10000");
             }
@@ -310,6 +299,72 @@ impl Validator {
                 national_id: raw.national_id,
                 token: raw.token,
             },
+        }
+    }
+}
+
+impl Validator {
+    /// A collector's URL: `https://` with explicit trust anchors, or
+    /// `http://` on loopback (elsewhere only with `dangerous_plaintext`).
+    fn collector_url(
+        &mut self,
+        (url_path, ca_path): (&str, &str),
+        url: &str,
+        has_ca: bool,
+        dangerous_plaintext: bool,
+    ) -> Option<http::Uri> {
+        let Ok(url) = url.parse::<http::Uri>() else {
+            self.err(url_path, "not a URL");
+            return None;
+        };
+        let loopback = is_loopback_host(url.host().unwrap_or(""));
+        match url.scheme_str() {
+            Some("https") if !has_ca => self.err(
+                ca_path,
+                "missing: trust anchors for the collector must be explicit (a PEM bundle)",
+            ),
+            Some("http") if !loopback && !dangerous_plaintext => self.err(
+                url_path,
+                "plaintext collectors are accepted on loopback only: use https:// (or set dangerous_plaintext: true)",
+            ),
+            Some("https" | "http") => {}
+            _ => self.err(url_path, "must start with https:// or http://"),
+        }
+        Some(url)
+    }
+
+    /// `trace_context`: whether to start traces, and where spans go.
+    pub(crate) fn trace(
+        &mut self,
+        t: &schema::RawTraceContext,
+        resolve: &dyn Fn(&str) -> std::path::PathBuf,
+    ) -> crate::Trace {
+        let otlp = t.otlp.as_ref().and_then(|o| {
+            let endpoint = self.collector_url(
+                ("trace_context.otlp.endpoint", "trace_context.otlp.ca"),
+                &o.endpoint,
+                o.ca.is_some(),
+                o.dangerous_plaintext,
+            )?;
+            let service_name = o
+                .service_name
+                .clone()
+                .unwrap_or_else(|| "portcullis".into());
+            if service_name.is_empty() || service_name.len() > 128 {
+                self.err(
+                    "trace_context.otlp.service_name",
+                    "must be 1 to 128 characters",
+                );
+            }
+            Some(crate::Otlp {
+                endpoint,
+                ca: o.ca.as_deref().map(resolve),
+                service_name,
+            })
+        });
+        crate::Trace {
+            start: t.start,
+            otlp,
         }
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod access;
 mod ocsf;
+pub mod otlp;
 pub mod spool;
 pub mod traffic;
 

@@ -529,10 +529,39 @@ pub struct HttpSink {
     url: http::Uri,
     batch: usize,
     rt: tokio::runtime::Runtime,
-    client: hyper_util::client::legacy::Client<
-        hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-        http_body_util::Full<bytes::Bytes>,
-    >,
+    client: CollectorClient,
+}
+
+/// An HTTP client for a collector (events, spans).
+pub type CollectorClient = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    http_body_util::Full<bytes::Bytes>,
+>;
+
+/// A collector's client: HTTPS trusting only `ca`, or plain HTTP where the
+/// config allowed it (loopback, or `dangerous_plaintext`).
+pub fn collector_client(ca: Option<&std::path::Path>) -> Result<CollectorClient, String> {
+    Ok(match ca {
+        Some(ca) => crate::tls::https_client(ca, Duration::from_secs(2))?,
+        None => {
+            let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+            http.set_connect_timeout(Some(Duration::from_secs(2)));
+            let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+                crate::tls::provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+            let connector = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config(tls)
+                .https_or_http()
+                .enable_http1()
+                .wrap_connector(http);
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build(connector)
+        }
+    })
 }
 
 impl HttpSink {
@@ -541,28 +570,7 @@ impl HttpSink {
             .enable_all()
             .build()
             .map_err(|e| e.to_string())?;
-        let client = match &config.ca {
-            Some(ca) => crate::tls::https_client(ca, Duration::from_secs(2))?,
-            None => {
-                // Plain HTTP (loopback, or explicitly allowed): no anchors needed.
-                let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
-                http.set_connect_timeout(Some(Duration::from_secs(2)));
-                let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-                    crate::tls::provider(),
-                ))
-                .with_safe_default_protocol_versions()
-                .map_err(|e| e.to_string())?
-                .with_root_certificates(rustls::RootCertStore::empty())
-                .with_no_client_auth();
-                let connector = hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_tls_config(tls)
-                    .https_or_http()
-                    .enable_http1()
-                    .wrap_connector(http);
-                hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                    .build(connector)
-            }
-        };
+        let client = collector_client(config.ca.as_deref())?;
         Ok(Self {
             url: config.url.clone(),
             batch: config.batch,

@@ -16,11 +16,13 @@ use portcullis_config::Limits;
 use std::borrow::Cow;
 
 /// Stage 9: the query to forward (undeclared parameters dropped) and the
-/// body to forward (undeclared members stripped).
+/// body to forward (undeclared members stripped). A body that streams to
+/// the upstream (`read_body` false: a gRPC call) is left unread.
 pub async fn check<'a>(
     call: &mut Call<'a>,
     matched: &PathMatch<'_>,
     route: &RouteInfo,
+    read_body: bool,
 ) -> Result<(Option<Cow<'a, str>>, Bytes), Rejection> {
     let parts = call.parts;
     let mut query = parts.uri.query().map(Cow::Borrowed);
@@ -35,8 +37,13 @@ pub async fn check<'a>(
         op.check_accept(&parts.headers)
             .map_err(content::violation)?;
     }
+    if !read_body {
+        return Ok((query, Bytes::new()));
+    }
     let mut body = match call.body.take() {
-        Some(b) => read_body(b, &parts.headers, &call.state.limits, &mut call.buffered).await?,
+        Some(b) => {
+            self::read_body(b, &parts.headers, &call.state.limits, &mut call.buffered).await?
+        }
         None => Bytes::new(),
     };
     if let Some(op) = &route.contract {

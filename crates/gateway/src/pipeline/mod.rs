@@ -16,6 +16,7 @@ pub mod content;
 pub mod contract;
 pub mod correlation;
 pub mod forward;
+pub mod grpc;
 pub mod hardening;
 pub mod head;
 pub mod host;
@@ -64,7 +65,7 @@ pub async fn handle(
         conn: &conn,
         parts: &parts,
         correlation: &correlation,
-        trace: trace::from_request(&parts.headers, state.trace_start),
+        trace: trace::from_request(&parts.headers, state.trace_start, state.spans.is_some()),
         body: Some(body),
         upgrade,
         buffered: state.buffers.share(),
@@ -148,7 +149,64 @@ pub async fn handle(
             started.elapsed(),
         ));
     }
+    if let (Some(spans), Some(trace)) = (&state.spans, &trace) {
+        spans.record(request_span(
+            (&state, &conn, &parts),
+            (&correlation, trace, &decided),
+            (&response, refused),
+            started.elapsed(),
+        ));
+    }
     Ok(response)
+}
+
+/// The gateway's span of a request (`events/otlp.rs`): what the access log
+/// says, as span attributes.
+fn request_span<'a>(
+    (state, conn, parts): (&'a State, &'a ConnInfo, &'a Parts),
+    (correlation, trace, decided): (&'a CorrelationId, &'a trace::TraceContext, &'a Decided),
+    (response, rejection): (&Response<GatewayBody>, Option<&'static str>),
+    took: std::time::Duration,
+) -> crate::events::otlp::RequestSpan<'a> {
+    use opentelemetry::KeyValue;
+    let ctx = call::event_context(conn, parts, correlation, decided, state);
+    let status = response.status().as_u16();
+    let mut attributes = vec![
+        KeyValue::new("http.request.method", ctx.method.to_owned()),
+        KeyValue::new("url.path", ctx.path.to_owned()),
+        KeyValue::new("http.response.status_code", i64::from(status)),
+        KeyValue::new("portcullis.correlation_id", ctx.correlation_id.to_owned()),
+        KeyValue::new("portcullis.listener", ctx.listener.to_owned()),
+    ];
+    let optional = [
+        ("portcullis.api", ctx.api.map(str::to_owned)),
+        ("portcullis.operation", ctx.operation.map(str::to_owned)),
+        ("portcullis.rejection", rejection.map(str::to_owned)),
+    ];
+    for (key, value) in optional {
+        if let Some(v) = value {
+            attributes.push(KeyValue::new(key, v));
+        }
+    }
+    if let Some(served) = response.extensions().get::<upstream::Served>() {
+        attributes.push(KeyValue::new(
+            "portcullis.upstream.target",
+            served.target.to_string(),
+        ));
+        attributes.push(KeyValue::new(
+            "portcullis.upstream.duration_us",
+            i64::try_from(served.elapsed.as_micros()).unwrap_or(i64::MAX),
+        ));
+    }
+    let ended = std::time::SystemTime::now();
+    crate::events::otlp::RequestSpan {
+        trace,
+        name: ctx.operation.unwrap_or(ctx.method),
+        started: ended - took,
+        ended,
+        attributes,
+        error: rejection.is_some() || status >= 500,
+    }
 }
 
 /// The access-log line of a request (`events/access.rs`): nothing from its
@@ -199,15 +257,20 @@ async fn run(call: &mut Call<'_>) -> Result<Response<GatewayBody>, Rejection> {
     // 8. throttle: rate limits and usage baselines.
     let mut admitted = throttle::stage::admit(call, &matched, route).await?;
     // 9. contract: parameters, Accept, the body; then the concurrency slot.
-    let (query, body) = contract::check(call, &matched, route).await?;
+    // A gRPC call's body streams to the upstream instead (`grpc.rs`).
+    let streams = matched.api.grpc && grpc::is_grpc(&call.parts.headers);
+    let (query, body) = contract::check(call, &matched, route, !streams).await?;
     admitted.occupy()?;
     // 10. upstream; a WebSocket route's handshake opens a relayed socket.
+    let at = (&target, &matched, route);
     if let Some(socket) = &route.websocket {
-        let at = (&target, &matched, route);
         return websocket::open(call, at, socket, query.as_deref(), admitted).await;
     }
-    let response =
-        forward::forward(call, (&target, &matched, route), query.as_deref(), body).await?;
+    let response = if streams {
+        grpc::forward(call, at, query.as_deref()).await?
+    } else {
+        forward::forward(call, at, query.as_deref(), body).await?
+    };
     // 11. response
     response::finish(call, route, response, admitted).await
 }
@@ -233,6 +296,14 @@ fn reject(
         reason = rejection.code(),
         "request rejected"
     );
+    // A gRPC client reads its answer from `grpc-status`, whatever the route.
+    if grpc::is_grpc(&parts.headers) {
+        return grpc::refusal(
+            rejection,
+            correlation.as_str(),
+            state.correlation_header.as_str(),
+        );
+    }
     rejection
         .to_response(correlation.as_str(), state.correlation_header.as_str())
         .map(Either::Left)

@@ -22,6 +22,8 @@ pub struct MountedApi {
     pub cors: Option<Cors>,
     /// Cap applications whose usage is anomalous (OPS-02).
     pub tighten_on_anomaly: bool,
+    /// gRPC calls stream through (`grpc.rs`).
+    pub grpc: bool,
     router: matchit::Router<usize>,
     groups: Vec<RouteGroup>,
 }
@@ -300,6 +302,7 @@ fn mount(a: usize, api: &Api, limits: &[Arc<RouteLimits>]) -> Result<MountedApi,
         upstream: api.upstream,
         cors: api.cors.clone(),
         tighten_on_anomaly: api.tighten_on_anomaly,
+        grpc: api.grpc,
         router,
         groups,
     })

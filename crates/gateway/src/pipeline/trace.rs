@@ -7,6 +7,10 @@
 //! dropped), as the W3C recommendation says a receiver restarts the trace;
 //! without one, a new trace is started unless `trace_context.start` is off.
 //! The client's raw copies never cross (`request_headers`).
+//!
+//! With span export on (`trace_context.otlp`), the gateway is a hop of the
+//! trace: the upstream's parent is the gateway's own span (a fresh span id
+//! in the client's `traceparent`), whose parent is the client's span.
 
 use http::{HeaderMap, HeaderValue};
 
@@ -23,29 +27,76 @@ const MAX_MEMBERS: usize = 32;
 pub struct TraceContext {
     pub traceparent: HeaderValue,
     pub tracestate: Option<HeaderValue>,
+    /// The client's span id (hex), when the gateway made itself a hop.
+    client_span: Option<[u8; 16]>,
+}
+
+/// The ids of the gateway's span in a trace.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Ids<'a> {
+    pub trace_id: &'a str,
+    pub span_id: &'a str,
+    /// The client's span, when it sent one.
+    pub parent_id: Option<&'a str>,
+    pub sampled: bool,
 }
 
 impl TraceContext {
     /// The 32 lower-case hex digits of the trace id.
     pub fn trace_id(&self) -> &str {
+        self.ids().trace_id
+    }
+
+    /// Trace, span and parent ids, and the sampled flag.
+    pub fn ids(&self) -> Ids<'_> {
         // Only ever built from a validated or generated `traceparent`.
-        self.traceparent.to_str().map_or("", |s| &s[3..35])
+        let s = self.traceparent.to_str().unwrap_or("");
+        Ids {
+            trace_id: s.get(3..35).unwrap_or(""),
+            span_id: s.get(36..52).unwrap_or(""),
+            parent_id: self
+                .client_span
+                .as_ref()
+                .and_then(|p| std::str::from_utf8(p).ok()),
+            sampled: s
+                .get(53..55)
+                .and_then(|f| u8::from_str_radix(f, 16).ok())
+                .is_some_and(|f| f & 1 == 1),
+        }
     }
 }
 
 /// The request's trace context: the client's when well-formed, a new one
-/// when it is malformed, or absent and `start` is on.
-pub fn from_request(headers: &HeaderMap, start: bool) -> Option<TraceContext> {
+/// when it is malformed, or absent and `start` is on. With `hop`, the
+/// client's span becomes the parent of a new span of the gateway's.
+pub fn from_request(headers: &HeaderMap, start: bool, hop: bool) -> Option<TraceContext> {
     let mut parents = headers.get_all(TRACEPARENT).iter();
     match (parents.next(), parents.next()) {
-        (Some(p), None) if is_valid_traceparent(p.as_bytes()) => Some(TraceContext {
-            traceparent: p.clone(),
-            tracestate: tracestate(headers),
-        }),
+        (Some(p), None) if is_valid_traceparent(p.as_bytes()) => {
+            let mut t = TraceContext {
+                traceparent: p.clone(),
+                tracestate: tracestate(headers),
+                client_span: None,
+            };
+            if hop {
+                let mut bytes = p.as_bytes().to_vec();
+                let mut client = [0u8; 16];
+                client.copy_from_slice(&bytes[36..52]);
+                let mut id = [0u8; 8];
+                random_ids(&mut id);
+                write_hex(&id, &mut bytes[36..52]);
+                if let Ok(v) = HeaderValue::from_bytes(&bytes) {
+                    t.traceparent = v;
+                    t.client_span = Some(client);
+                }
+            }
+            Some(t)
+        }
         (None, _) if !start => None,
         _ => Some(TraceContext {
             traceparent: generate(),
             tracestate: None,
+            client_span: None,
         }),
     }
 }
@@ -132,26 +183,39 @@ fn is_valid_member(member: &str) -> bool {
             .all(|c| (0x20..=0x7e).contains(&c) && c != b',' && c != b'=')
 }
 
+/// Random ids, never all zeros (invalid): should aws-lc's generator fail
+/// or give zeros, a UUIDv7's bytes stand in.
+fn random_ids(ids: &mut [u8]) {
+    if aws_lc_rs::rand::fill(ids).is_err() || ids.iter().all(|b| *b == 0) {
+        let u = uuid::Uuid::now_v7();
+        for (i, b) in ids.iter_mut().enumerate() {
+            *b = u.as_bytes()[(i + 8) % 16] | u8::from(i == 0);
+        }
+    }
+}
+
+/// Lower-case hex of `bytes` into `out` (twice as long). Written into one
+/// buffer: formatting with `write!` showed in the S1 profile (issue 20)
+/// once every request started a trace.
+fn write_hex(bytes: &[u8], out: &mut [u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (i, b) in bytes.iter().enumerate() {
+        out[2 * i] = HEX[usize::from(b >> 4)];
+        out[2 * i + 1] = HEX[usize::from(b & 0x0f)];
+    }
+}
+
 /// A new sampled trace: random trace and parent ids.
 fn generate() -> HeaderValue {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut ids = [0u8; 24];
-    // All-zero ids are invalid; aws-lc's generator failing or giving
-    // zeros is not something to build a trace on, so fall back to a UUID.
-    if aws_lc_rs::rand::fill(&mut ids).is_err() || ids[..16] == [0; 16] || ids[16..] == [0; 8] {
-        let u = uuid::Uuid::now_v7();
-        ids[..16].copy_from_slice(u.as_bytes());
-        ids[16..].copy_from_slice(&u.as_bytes()[8..]);
+    random_ids(&mut ids);
+    if ids[..16] == [0; 16] || ids[16..] == [0; 8] {
+        random_ids(&mut ids[..16]);
+        random_ids(&mut ids[16..]);
     }
-    // Written into one buffer: formatting 24 bytes with `write!` showed in
-    // the S1 profile (issue 20) once every request started a trace.
     let mut s = *b"00-00000000000000000000000000000000-0000000000000000-01";
-    for (i, b) in ids.iter().enumerate() {
-        // Trace id at 3..35, parent id at 36..52 (one `-` between).
-        let at = if i < 16 { 3 + 2 * i } else { 36 + 2 * (i - 16) };
-        s[at] = HEX[usize::from(b >> 4)];
-        s[at + 1] = HEX[usize::from(b & 0x0f)];
-    }
+    write_hex(&ids[..16], &mut s[3..35]);
+    write_hex(&ids[16..], &mut s[36..52]);
     HeaderValue::from_bytes(&s).expect("hex is valid header text")
 }
 
@@ -195,6 +259,25 @@ mod tests {
         }
     }
 
+    /// As a hop, the gateway keeps the trace and the flags, puts a span
+    /// of its own in the parent field, and names the client's as parent.
+    #[test]
+    fn a_hop_takes_the_clients_span_as_its_parent() {
+        let t = from_request(&headers(&[(TRACEPARENT, GOOD)]), true, true).unwrap();
+        let ids = t.ids();
+        assert_eq!(ids.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(ids.parent_id, Some("00f067aa0ba902b7"));
+        assert_ne!(ids.span_id, "00f067aa0ba902b7");
+        assert!(ids.sampled);
+        assert!(is_valid_traceparent(t.traceparent.as_bytes()));
+        let passed = from_request(&headers(&[(TRACEPARENT, GOOD)]), true, false).unwrap();
+        assert_eq!(passed.traceparent, GOOD);
+        assert_eq!(passed.ids().parent_id, None);
+        let unsampled = GOOD.replace("-01", "-00");
+        let t = from_request(&headers(&[(TRACEPARENT, &unsampled)]), true, true).unwrap();
+        assert!(!t.ids().sampled);
+    }
+
     #[test]
     fn a_well_formed_context_is_kept_with_its_state() {
         let t = from_request(
@@ -203,6 +286,7 @@ mod tests {
                 (TRACESTATE, "congo=t61rcWkgMzE"),
                 (TRACESTATE, " rojo=00f067aa0ba902b7, tenant@vendor=x "),
             ]),
+            false,
             false,
         )
         .unwrap();
@@ -232,8 +316,12 @@ mod tests {
             many.as_str(),
             &format!("{0},{0}", "k=".to_owned() + &"v".repeat(255)),
         ] {
-            let t =
-                from_request(&headers(&[(TRACEPARENT, GOOD), (TRACESTATE, bad)]), false).unwrap();
+            let t = from_request(
+                &headers(&[(TRACEPARENT, GOOD), (TRACESTATE, bad)]),
+                false,
+                false,
+            )
+            .unwrap();
             assert_eq!(t.traceparent, GOOD);
             assert!(t.tracestate.is_none(), "{bad}");
         }
@@ -249,16 +337,16 @@ mod tests {
             headers(&[(TRACEPARENT, GOOD), (TRACEPARENT, other)]),
         ] {
             for start in [true, false] {
-                let t = from_request(&h, start).unwrap();
+                let t = from_request(&h, start, false).unwrap();
                 assert!(is_valid_traceparent(t.traceparent.as_bytes()));
                 assert_ne!(t.traceparent, GOOD);
                 assert_ne!(t.traceparent, other);
                 assert!(t.tracestate.is_none());
             }
         }
-        assert!(from_request(&HeaderMap::new(), false).is_none());
-        let a = from_request(&HeaderMap::new(), true).unwrap();
-        let b = from_request(&HeaderMap::new(), true).unwrap();
+        assert!(from_request(&HeaderMap::new(), false, false).is_none());
+        let a = from_request(&HeaderMap::new(), true, false).unwrap();
+        let b = from_request(&HeaderMap::new(), true, false).unwrap();
         assert!(is_valid_traceparent(a.traceparent.as_bytes()));
         assert!(a.traceparent.as_bytes().ends_with(b"-01"), "sampled");
         assert_ne!(a.trace_id(), b.trace_id());

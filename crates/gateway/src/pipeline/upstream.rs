@@ -35,6 +35,13 @@ use std::time::Duration;
 
 type Pool = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
+/// A request body passed on as it arrives (gRPC calls).
+pub type StreamBody =
+    http_body_util::combinators::BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
+/// HTTP/2-only connections for streamed bodies.
+type StreamPool = Client<HttpsConnector<HttpConnector>, StreamBody>;
+
 #[derive(Debug)]
 pub struct UpstreamClient {
     pub name: String,
@@ -43,6 +50,10 @@ pub struct UpstreamClient {
     /// HTTP/1.1-only connections for WebSocket handshakes, never pooled:
     /// an upgraded connection belongs to its socket.
     upgrades: HttpsConnector<HttpConnector>,
+    /// HTTP/2 only (ALPN `h2`, or prior knowledge in plaintext): gRPC
+    /// calls, their bodies streamed and their trailers kept.
+    streams: arc_swap::ArcSwap<StreamPool>,
+    streams_connector: HttpsConnector<HttpConnector>,
     pool_idle_timeout: Duration,
     pool_max_idle_per_host: usize,
     /// Present for https upstreams.
@@ -226,7 +237,7 @@ impl UpstreamClient {
         http.set_connect_timeout(Some(u.connect_timeout));
         http.set_nodelay(true);
         let mut verifier = None;
-        let (connector, upgrades) = match (u.scheme, &u.ca) {
+        let (connector, upgrades, streams) = match (u.scheme, &u.ca) {
             (UpstreamScheme::Https, Some(ca)) => {
                 let name = ServerName::try_from(u.server_name.clone()).map_err(|_| {
                     TlsError::Identity(format!("`{}` is not a server name", u.server_name))
@@ -247,6 +258,12 @@ impl UpstreamClient {
                     .with_server_name_resolver(resolver())
                     .enable_http1()
                     .wrap_connector(http.clone());
+                let streams = HttpsConnectorBuilder::new()
+                    .with_tls_config(config.clone())
+                    .https_only()
+                    .with_server_name_resolver(resolver())
+                    .enable_http2()
+                    .wrap_connector(http.clone());
                 let connector = HttpsConnectorBuilder::new()
                     .with_tls_config(config)
                     .https_only()
@@ -254,7 +271,7 @@ impl UpstreamClient {
                     .enable_http1()
                     .enable_http2()
                     .wrap_connector(http);
-                (connector, upgrades)
+                (connector, upgrades, streams)
             }
             (UpstreamScheme::Https, None) => {
                 return Err(TlsError::Identity(
@@ -263,20 +280,21 @@ impl UpstreamClient {
             }
             // `dangerous_plaintext_upstream`: validated and reported by `check`.
             (UpstreamScheme::DangerousHttp, _) => {
-                let connector = HttpsConnectorBuilder::new()
-                    .with_tls_config(
-                        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-                            tls::provider(),
-                        ))
-                        .with_protocol_versions(&[&rustls::version::TLS13])
-                        .map_err(|e| TlsError::Identity(e.to_string()))?
-                        .with_root_certificates(rustls::RootCertStore::empty())
-                        .with_no_client_auth(),
-                    )
-                    .https_or_http()
-                    .enable_http1()
-                    .wrap_connector(http);
-                (connector.clone(), connector)
+                let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+                    tls::provider(),
+                ))
+                .with_protocol_versions(&[&rustls::version::TLS13])
+                .map_err(|e| TlsError::Identity(e.to_string()))?
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth();
+                let plain = || {
+                    HttpsConnectorBuilder::new()
+                        .with_tls_config(tls.clone())
+                        .https_or_http()
+                };
+                let connector = plain().enable_http1().wrap_connector(http.clone());
+                let streams = plain().enable_http2().wrap_connector(http);
+                (connector.clone(), connector, streams)
             }
         };
         let pool = new_pool(&connector, u.pool_idle_timeout, u.pool_max_idle_per_host);
@@ -285,6 +303,11 @@ impl UpstreamClient {
             pool: arc_swap::ArcSwap::from_pointee(pool),
             connector,
             upgrades,
+            streams: arc_swap::ArcSwap::from_pointee(new_stream_pool(
+                &streams,
+                u.pool_idle_timeout,
+            )),
+            streams_connector: streams,
             pool_idle_timeout: u.pool_idle_timeout,
             pool_max_idle_per_host: u.pool_max_idle_per_host,
             verifier,
@@ -348,6 +371,10 @@ impl UpstreamClient {
             &self.connector,
             self.pool_idle_timeout,
             self.pool_max_idle_per_host,
+        )));
+        self.streams.store(std::sync::Arc::new(new_stream_pool(
+            &self.streams_connector,
+            self.pool_idle_timeout,
         )));
     }
 
@@ -477,15 +504,60 @@ impl UpstreamClient {
         *r.headers_mut() = out.headers;
         let timeout = self.retries.per_try_timeout.min(self.request_timeout);
         let answer = self.try_target(&client, target, r, timeout).await;
-        if answer.is_ok() {
-            self.health.failures_in_a_row.store(0, Relaxed);
-            self.targets.succeeded(target);
-        } else {
-            self.targets.failed(target);
-            self.health.failures_in_a_row.fetch_add(1, Relaxed);
-            self.health.failures.fetch_add(1, Relaxed);
-        }
+        self.counted(target, answer.as_ref().map(Response::status));
         answer
+    }
+
+    /// Sends a request whose body streams (a gRPC call) to an available
+    /// target over HTTP/2; the answer's head within the per-try timeout.
+    /// Never retried: the body is consumed as it is sent.
+    pub async fn send_stream(
+        &self,
+        head: http::request::Parts,
+        body: StreamBody,
+    ) -> Result<Response<Incoming>, Rejection> {
+        if let Some(v) = &self.verifier
+            && crate::clock::now() >= v.earliest_expiry()
+        {
+            self.renew_pool();
+        }
+        let Some((target, _outstanding)) = self.targets.pick(&[]) else {
+            return Err(Rejection::NoAvailableTarget(self.name.clone()));
+        };
+        self.health.requests.fetch_add(1, Relaxed);
+        let _in_flight = InFlight::new(&self.health.in_flight);
+        let mut r = Request::from_parts(head, body);
+        let pq = r
+            .uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        *r.uri_mut() = self.uri_at(target, pq)?;
+        *r.version_mut() = http::Version::HTTP_2;
+        let pool = self.streams.load_full();
+        let timeout = self.retries.per_try_timeout.min(self.request_timeout);
+        let answer = self.try_target(&pool, target, r, timeout).await;
+        self.counted(target, answer.as_ref().map(Response::status));
+        answer
+    }
+
+    /// Counts one try's outcome against its target and the upstream.
+    fn counted(&self, target: usize, outcome: Result<http::StatusCode, &Rejection>) {
+        match outcome {
+            Ok(status) => {
+                self.health.failures_in_a_row.store(0, Relaxed);
+                if is_target_failure(status) {
+                    self.targets.failed(target);
+                } else {
+                    self.targets.succeeded(target);
+                }
+            }
+            Err(_) => {
+                self.targets.failed(target);
+                self.health.failures_in_a_row.fetch_add(1, Relaxed);
+                self.health.failures.fetch_add(1, Relaxed);
+            }
+        }
     }
 
     /// Runs the active health checks of every target, once per interval,
@@ -534,6 +606,19 @@ impl UpstreamClient {
             _ => false,
         }
     }
+}
+
+/// One multiplexed HTTP/2 connection per target carries the streamed calls.
+fn new_stream_pool(
+    connector: &HttpsConnector<HttpConnector>,
+    idle_timeout: Duration,
+) -> StreamPool {
+    Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .pool_idle_timeout(idle_timeout)
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .build(connector.clone())
 }
 
 fn new_pool(

@@ -59,7 +59,7 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// What a valid client handshake offered (RFC 6455 §4.2.1).
 #[derive(Debug)]
-struct Offer {
+pub struct Offer {
     key: HeaderValue,
     protocols: Option<HeaderValue>,
 }
@@ -73,7 +73,7 @@ fn has_token(headers: &HeaderMap, name: &header::HeaderName, token: &str) -> boo
 }
 
 /// Checks the client's handshake and its `Origin` against the route's list.
-fn offer(parts: &Parts, socket: &WebSocket) -> Result<Offer, Rejection> {
+pub fn offer(parts: &Parts, socket: &WebSocket) -> Result<Offer, Rejection> {
     use Rejection::WebSocketHandshake as Refused;
     if parts.version != http::Version::HTTP_11 {
         return Err(Refused("open it over HTTP/1.1"));
