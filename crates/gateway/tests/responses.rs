@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use http::Response;
 use http_body_util::Full;
-use portcullis_testkit::{ORDERS_API, Proto, TestEnv, TestResponse};
+use portcullis_testkit::{ORDERS_API, Proto, TestEnv, TestGateway, TestResponse};
 
 fn assert_hardened(r: &TestResponse) {
     for banner in [
@@ -362,6 +362,7 @@ async fn event_backend(
     env: &TestEnv,
     events: &'static [&'static str],
     gap: std::time::Duration,
+    extra: &'static [(&'static str, &'static str)],
 ) -> std::net::SocketAddr {
     let id = env.ca.issue(&["127.0.0.1"], false).unwrap();
     let mut tls =
@@ -387,13 +388,13 @@ async fn event_backend(
                             tokio::time::sleep(gap).await;
                         }
                     });
-                    Ok::<_, std::convert::Infallible>(
-                        Response::builder()
-                            .header("content-type", "text/event-stream")
-                            .header("cache-control", "no-store")
-                            .body(Drip(rx))
-                            .unwrap(),
-                    )
+                    let mut answer = Response::builder()
+                        .header("content-type", "text/event-stream")
+                        .header("cache-control", "no-store");
+                    for (k, v) in extra {
+                        answer = answer.header(*k, *v);
+                    }
+                    Ok::<_, std::convert::Infallible>(answer.body(Drip(rx)).unwrap())
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
@@ -417,7 +418,7 @@ async fn server_sent_events_stream_one_by_one_and_stack_traces_are_replaced() {
         "id: 3\ndata: {\"n\":3}\n\n",
     ];
     let env = TestEnv::new().await;
-    let backend = event_backend(&env, EVENTS, Duration::from_millis(600)).await;
+    let backend = event_backend(&env, EVENTS, Duration::from_millis(600), &[]).await;
     let mut gw = env
         .gateway(ORDERS_API)
         .upstream(&format!("url: https://{backend}\nserver_name: 127.0.0.1\n"))
@@ -471,7 +472,7 @@ async fn classified_fields_are_filtered_event_by_event() {
         "data: not json\n\n",
     ];
     let env = TestEnv::new().await;
-    let backend = event_backend(&env, EVENTS, Duration::from_millis(50)).await;
+    let backend = event_backend(&env, EVENTS, Duration::from_millis(50), &[]).await;
     let doc = env.path().join("feed.yaml");
     std::fs::write(
         &doc,
@@ -521,5 +522,94 @@ paths:
         ),
         "{text}"
     );
+    gw.stop().await;
+}
+
+/// What a client reads of a stream until it ends or breaks: the text, and
+/// whether it broke.
+async fn read_stream(gw: &TestGateway) -> (u16, String, bool, std::time::Duration) {
+    use http_body_util::BodyExt;
+    let started = std::time::Instant::now();
+    let response = gw
+        .client(Proto::Http1)
+        .request(
+            gw.request("GET", "/v1/orders")
+                .body(Full::default())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let mut body = response.into_body();
+    let (mut text, mut broke) = (String::new(), false);
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(f) => {
+                if let Ok(data) = f.into_data() {
+                    text.push_str(&String::from_utf8_lossy(&data));
+                }
+            }
+            Err(_) => {
+                broke = true;
+                break;
+            }
+        }
+    }
+    (status, text, broke, started.elapsed())
+}
+
+/// An event stream's limits apply as bytes flow: an event over
+/// `max_response_bytes`, or a silence over `body_read_timeout`, cuts the
+/// stream after what was already judged and sent; a compressed stream,
+/// which cannot be judged, is refused (INPUT-08, OUTPUT-02).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_streams_are_cut_at_their_limits_and_compressed_ones_refused() {
+    use std::time::Duration;
+    const OVERSIZE: &[&str] = &[
+        "data: {\"n\":1}\n\n",
+        "data: 0123456789012345678901234567890123456789012345678901234567890123456789\n\n",
+        "data: {\"n\":3}\n\n",
+    ];
+    const SLOW: &[&str] = &["data: {\"n\":1}\n\n", "data: {\"n\":2}\n\n"];
+    let env = TestEnv::new().await;
+
+    let backend = event_backend(&env, OVERSIZE, Duration::from_millis(50), &[]).await;
+    let gw = env
+        .gateway(ORDERS_API)
+        .upstream(&format!("url: https://{backend}\nserver_name: 127.0.0.1\n"))
+        .with("limits: { max_response_bytes: 64 }")
+        .start()
+        .await;
+    let (status, text, broke, _) = read_stream(&gw).await;
+    assert_eq!(status, 200);
+    assert_eq!(text, OVERSIZE[0], "nothing after the oversized event");
+    assert!(broke, "the stream is cut, not ended as if complete");
+    gw.stop().await;
+
+    let backend = event_backend(&env, SLOW, Duration::from_secs(3), &[]).await;
+    let gw = env
+        .gateway(ORDERS_API)
+        .upstream(&format!("url: https://{backend}\nserver_name: 127.0.0.1\n"))
+        .with("limits: { body_read_timeout_ms: 400 }")
+        .start()
+        .await;
+    let (_, text, broke, took) = read_stream(&gw).await;
+    assert_eq!(text, SLOW[0]);
+    assert!(
+        broke && took < Duration::from_millis(2500),
+        "cut after {took:?}"
+    );
+    gw.stop().await;
+
+    let gzip = &[("content-encoding", "gzip")];
+    let backend = event_backend(&env, SLOW, Duration::from_millis(50), gzip).await;
+    let gw = env
+        .gateway(ORDERS_API)
+        .upstream(&format!("url: https://{backend}\nserver_name: 127.0.0.1\n"))
+        .start()
+        .await;
+    let r = gw.get("/v1/orders").await;
+    assert_eq!(r.status, 502);
+    assert_eq!(r.json()["type"], "urn:portcullis:problem:upstream-contract");
     gw.stop().await;
 }

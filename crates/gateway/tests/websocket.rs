@@ -259,3 +259,61 @@ async fn a_kill_switch_or_a_disabled_application_closes_open_sockets_within_a_se
     assert!(disabled.elapsed() < Duration::from_secs(1));
     assert_eq!(refused_with(open(&gw, Some(&key), None).await), 403);
 }
+
+/// A revoked token closes the sockets opened with it (AUTHZ-05): the
+/// revocation reaches the store, the snapshot changes, the socket's
+/// handshake decision is made again and refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_token_closes_its_socket_within_a_second() {
+    use portcullis_gateway::store::{Revocation, Store};
+    let env = TestEnv::new().await;
+    let backend = echo_backend(&env).await;
+    let issuer = portcullis_testkit::TestIssuer::new("https://issuer.test", "k1");
+    let identity = env.identity_yaml(&issuer, &env.path().join("jwks.json"));
+    let api = CHAT_API.replace("auth: { api_key: true }", "auth: { token: true }");
+    let mut gw = env
+        .gateway(&api)
+        .extra_upstream(
+            "ws",
+            &format!(
+                "url: https://{backend}\nca: {}\nserver_name: 127.0.0.1",
+                env.ca_path.display()
+            ),
+        )
+        .with(&identity)
+        .start()
+        .await;
+    let claims = issuer.claims("alice", "");
+    let token = issuer.mint(&claims);
+    let mut request = format!("wss://localhost:{}/v1/chat", gw.addr.port())
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::client_async(request, gw.raw_tls().await)
+        .await
+        .expect("handshake with the token");
+    echo(&mut ws, "before").await;
+    let (store, _) = env.store();
+    store
+        .revoke_token(
+            &Revocation {
+                issuer: issuer.issuer.clone(),
+                jti: claims["jti"].as_str().map(str::to_owned),
+                subject: None,
+                revoked_before: None,
+                expires_at: claims["exp"].as_i64().unwrap(),
+            },
+            portcullis_gateway::clock::now(),
+        )
+        .unwrap();
+    let revoked = Instant::now();
+    assert_eq!(
+        closed_with(&mut ws, Duration::from_secs(1)).await,
+        CloseCode::Policy
+    );
+    assert!(revoked.elapsed() < Duration::from_secs(1));
+    let message = expect_event(&mut gw, "websocket-closed-by-policy").await;
+    assert!(message.contains("revoked"), "{message}");
+}

@@ -141,6 +141,12 @@ impl Body for SseBody {
         let this = &mut *self;
         loop {
             if let Some(event) = this.next_event() {
+                // Whole or in parts, an event over the limit is not passed.
+                if event.len() > this.max_event {
+                    return Poll::Ready(Some(Err(
+                        "server-sent event larger than limits.max_response_bytes".into(),
+                    )));
+                }
                 let out = this.judge(event);
                 return Poll::Ready(Some(Ok(Frame::data(out))));
             }
