@@ -798,6 +798,11 @@ apis:
                 "percentage",
             ),
             (
+                "url: \"https://a:1\", max_requests_per_target: 0",
+                "orders.max_requests_per_target",
+                "1 to 1000000",
+            ),
+            (
                 "url: \"https://a:1\", balance: random",
                 "balance",
                 "unknown variant",

@@ -221,6 +221,8 @@ pub struct Upstream {
     pub health_check: Option<HealthCheck>,
     pub outlier: OutlierDetection,
     pub retries: Retries,
+    /// Circuit breaking: requests awaiting one target's answer at once.
+    pub max_requests_per_target: usize,
     /// Path prefix prepended to every forwarded path; empty for `/`.
     pub base_path: String,
     /// Trust anchors; always present for `Https`.

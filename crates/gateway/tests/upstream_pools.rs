@@ -209,3 +209,52 @@ async fn only_idempotent_requests_are_retried() {
     gw.stop().await;
     live.stop().await;
 }
+
+/// Circuit breaking per target: with `max_requests_per_target: 1`, a
+/// second request while the first awaits its answer is refused at once
+/// with 503 `overloaded`, never queued behind it; afterwards it is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_at_its_cap_gets_no_more_requests() {
+    let env = TestEnv::new().await;
+    env.reply_with(|r| {
+        let mut b = Response::builder().header("content-type", "text/plain");
+        if r.uri.path().ends_with("/slow") {
+            b = b.header(portcullis_testkit::DELAY_HEADER, "1500");
+        }
+        b.body(Full::new(Bytes::from_static(b"ok"))).unwrap()
+    });
+    let api = ORDERS_API.replace(
+        "/orders, methods",
+        "/orders/slow, methods: [GET], auth: public }\n      - { path: /orders, methods",
+    );
+    let mut gw = env
+        .gateway(&api)
+        .upstream("max_requests_per_target: 1")
+        .start()
+        .await;
+    let slow = {
+        let gw_client = gw.client(Proto::Http1);
+        let req = gw
+            .request("GET", "/v1/orders/slow")
+            .body(Full::default())
+            .unwrap();
+        tokio::spawn(async move { gw_client.request(req).await.unwrap().status() })
+    };
+    // The slow request has reached the backend: it awaits its answer.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while env.received().is_empty() {
+        assert!(Instant::now() < deadline, "the slow request never arrived");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let refused = gw.get("/v1/orders").await;
+    assert_eq!(refused.status, 503);
+    assert_eq!(refused.json()["type"], "urn:portcullis:problem:overloaded");
+    let e = gw.expect_event("overloaded").await;
+    assert!(
+        e.message.contains("max_requests_per_target"),
+        "{}",
+        e.message
+    );
+    assert_eq!(slow.await.unwrap(), 200, "the first request is served");
+    assert_eq!(get(&gw).await, 200, "a free place again");
+}

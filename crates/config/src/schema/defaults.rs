@@ -186,3 +186,6 @@ pub fn ws_idle_timeout_s() -> u64 {
 pub fn ws_ping_interval_s() -> u64 {
     20
 }
+pub fn max_requests_per_target() -> usize {
+    1024
+}

@@ -26,6 +26,11 @@ pub struct RawUpstream {
     /// Retries of idempotent requests that got no answer.
     #[serde(default)]
     pub retries: RawRetries,
+    /// Circuit breaking: requests awaiting an answer from one target at
+    /// once; a target at its cap gets no more, and with every target at
+    /// its cap the answer is 503 (default 1024).
+    #[serde(default = "defaults::max_requests_per_target")]
+    pub max_requests_per_target: usize,
     /// PEM bundle of the trust anchors for this upstream (required for https).
     pub ca: Option<String>,
     /// Name checked against the upstream certificate's SAN and sent as SNI;

@@ -323,6 +323,11 @@ impl Validator {
                 .and_then(|h| self.health_check(&p, h)),
             outlier: self.outlier(&p, &u.outlier_detection),
             retries: self.retries(&p, &u.retries, u.request_timeout_ms),
+            max_requests_per_target: self.bounded(
+                &format!("{p}.max_requests_per_target"),
+                u.max_requests_per_target,
+                1..=1_000_000,
+            ),
             base_path: uri.path().trim_end_matches('/').to_owned(),
             ca,
             server_name,
@@ -611,5 +616,23 @@ impl Validator {
             budget_percent: r.budget_percent,
             per_try_timeout: Duration::from_millis(per_try),
         }
+    }
+}
+
+impl Validator {
+    /// `value` when it lies in `range`; an error naming `path` otherwise.
+    fn bounded(
+        &mut self,
+        path: &str,
+        value: usize,
+        range: std::ops::RangeInclusive<usize>,
+    ) -> usize {
+        if !range.contains(&value) {
+            self.err(
+                path,
+                format!("must be {} to {}", range.start(), range.end()),
+            );
+        }
+        value
     }
 }

@@ -11,6 +11,10 @@
 //! health checks, passing `healthy_threshold` of them after the ejection
 //! ends it early. Ejections, health changes and recoveries are events. With no target available the
 //! caller answers 503 without trying anything.
+//!
+//! Circuit breaking: a target with `max_requests_per_target` requests
+//! awaiting its answer gets no more; with every available target at its
+//! cap the caller answers 503 (`overloaded`) instead of queueing.
 
 use crate::clock::now_ms;
 use crate::events::{EventSink, SecurityEvent};
@@ -80,6 +84,15 @@ impl Drop for Outstanding<'_> {
     }
 }
 
+/// Why no target was picked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoTarget {
+    /// None is available (ejected, or failing its health checks).
+    Unavailable,
+    /// Every available one is at `max_requests_per_target`.
+    Full,
+}
+
 /// The targets of one upstream.
 #[derive(Debug)]
 pub struct Targets {
@@ -87,6 +100,7 @@ pub struct Targets {
     pub targets: Vec<Target>,
     balance: Balance,
     outlier: OutlierDetection,
+    max_requests: usize,
     next: AtomicUsize,
     events: EventSink,
 }
@@ -98,6 +112,7 @@ impl Targets {
             targets: u.targets.iter().cloned().map(Target::new).collect(),
             balance: u.balance,
             outlier: u.outlier,
+            max_requests: u.max_requests_per_target,
             next: AtomicUsize::new(0),
             events,
         }
@@ -109,10 +124,9 @@ impl Targets {
         self.targets.iter().any(|t| t.available(now))
     }
 
-    /// The target for the next try: an available one not in `tried` when
-    /// there is one, else an available one already tried; `None` when no
-    /// target is available.
-    pub fn pick(&self, tried: &[usize]) -> Option<(usize, Outstanding<'_>)> {
+    /// The target for the next try: an available one under its cap not in
+    /// `tried` when there is one, else one already tried; why none otherwise.
+    pub fn pick(&self, tried: &[usize]) -> Result<(usize, Outstanding<'_>), NoTarget> {
         let now = now_ms();
         let n = self.targets.len();
         let start = if n == 1 {
@@ -121,7 +135,9 @@ impl Targets {
             self.next.fetch_add(1, Relaxed) % n
         };
         let order = (0..n).map(move |k| (start + k) % n);
-        let usable = |i: &usize| self.targets[*i].available(now);
+        let available = |i: &usize| self.targets[*i].available(now);
+        let open = |i: &usize| self.targets[*i].outstanding.load(Relaxed) < self.max_requests;
+        let usable = |i: &usize| available(i) && open(i);
         let fresh = |i: &usize| !tried.contains(i);
         let choose = |candidates: &mut dyn Iterator<Item = usize>| match self.balance {
             Balance::RoundRobin => candidates.next(),
@@ -129,12 +145,23 @@ impl Targets {
                 candidates.min_by_key(|i| self.targets[*i].outstanding.load(Relaxed))
             }
         };
-        let i = choose(&mut order.clone().filter(usable).filter(fresh))
-            .or_else(|| choose(&mut order.filter(usable)))?;
+        let Some(i) = choose(&mut order.clone().filter(usable).filter(fresh))
+            .or_else(|| choose(&mut order.clone().filter(usable)))
+        else {
+            return Err(if order.clone().any(|i| available(&i)) {
+                NoTarget::Full
+            } else {
+                NoTarget::Unavailable
+            });
+        };
         let t = &self.targets[i];
-        t.outstanding.fetch_add(1, Relaxed);
+        // Two requests may both have seen the last free place: one gets it.
+        if t.outstanding.fetch_add(1, Relaxed) >= self.max_requests {
+            t.outstanding.fetch_sub(1, Relaxed);
+            return Err(NoTarget::Full);
+        }
         t.requests.fetch_add(1, Relaxed);
-        Some((i, Outstanding(t)))
+        Ok((i, Outstanding(t)))
     }
 
     /// The target answered (any status but 502, 503, 504).
@@ -260,6 +287,7 @@ mod tests {
                 max_ejection: Duration::from_secs(300),
                 max_ejected_percent: max_percent,
             },
+            max_requests: 1024,
             next: AtomicUsize::new(0),
             events: EventSink::start(&portcullis_config::Events {
                 stdout: false,
@@ -290,7 +318,7 @@ mod tests {
         for _ in 0..3 {
             assert_ne!(t.pick(&[0]).unwrap().0, 0);
         }
-        assert!(t.pick(&[0, 1, 2]).is_some(), "all tried: any available one");
+        assert!(t.pick(&[0, 1, 2]).is_ok(), "all tried: any available one");
         t.targets[1].down.store(true, Relaxed);
         let picks: Vec<usize> = (0..4).map(|_| t.pick(&[]).unwrap().0).collect();
         assert!(!picks.contains(&1), "{picks:?}");
@@ -329,7 +357,7 @@ mod tests {
         t.failed(1);
         t.failed(1);
         assert!(t.targets[1].available(now_ms()));
-        assert_eq!(t.pick(&[]).map(|p| p.0 != 0), Some(true));
+        assert_eq!(t.pick(&[]).map(|p| p.0 != 0), Ok(true));
         // Back from its ejection and failing again: twice as long.
         t.targets[0].ejected_until_ms.store(1, Relaxed);
         t.failed(0);
@@ -381,6 +409,31 @@ mod tests {
         t.checked(1, false, (1, 1));
         t.checked(0, false, (1, 1));
         assert!(!t.any_available());
-        assert!(t.pick(&[]).is_none(), "nothing available: nothing tried");
+        assert_eq!(
+            t.pick(&[]).map(|p| p.0),
+            Err(NoTarget::Unavailable),
+            "nothing available: nothing tried"
+        );
+    }
+
+    /// A target with `max_requests` answers awaited gets no more; with
+    /// every available target full, the pick says so (503 `overloaded`).
+    #[test]
+    fn a_full_target_is_skipped_and_a_full_pool_refused() {
+        let mut t = targets(2, Balance::RoundRobin, 0, 50);
+        t.max_requests = 2;
+        let held: Vec<_> = (0..4).map(|_| t.pick(&[]).unwrap()).collect();
+        assert_eq!(
+            held.iter().filter(|(i, _)| *i == 0).count(),
+            2,
+            "two each, whatever the order"
+        );
+        assert_eq!(t.pick(&[]).map(|p| p.0), Err(NoTarget::Full));
+        drop(held);
+        assert!(t.pick(&[]).is_ok(), "free again once answered");
+        let mut one = targets(2, Balance::RoundRobin, 0, 50);
+        one.max_requests = 1;
+        let first = one.pick(&[]).unwrap();
+        assert_ne!(one.pick(&[]).unwrap().0, first.0, "the full one is skipped");
     }
 }

@@ -16,7 +16,7 @@
 //! change, the pool is replaced and every later request opens (and
 //! verifies) a new connection.
 
-use crate::pipeline::targets::Targets;
+use crate::pipeline::targets::{NoTarget, Targets};
 use crate::rejection::Rejection;
 use crate::tls::{self, TlsError};
 use bytes::Bytes;
@@ -401,9 +401,7 @@ impl UpstreamClient {
         let mut tried: Vec<usize> = Vec::with_capacity(max_tries);
         let mut out = Some(out);
         loop {
-            let Some((target, _outstanding)) = self.targets.pick(&tried) else {
-                return Err(Rejection::NoAvailableTarget(self.name.clone()));
-            };
+            let (target, _outstanding) = self.pick(&tried)?;
             tried.push(target);
             let last = tried.len() >= max_tries;
             let _retry = (tried.len() > 1).then(|| {
@@ -460,6 +458,19 @@ impl UpstreamClient {
         }
     }
 
+    /// The target of the next try, or why there is none: 503 either way.
+    fn pick(
+        &self,
+        tried: &[usize],
+    ) -> Result<(usize, crate::pipeline::targets::Outstanding<'_>), Rejection> {
+        self.targets.pick(tried).map_err(|why| match why {
+            NoTarget::Unavailable => Rejection::NoAvailableTarget(self.name.clone()),
+            NoTarget::Full => Rejection::Overloaded(
+                "every available target is at upstreams.*.max_requests_per_target",
+            ),
+        })
+    }
+
     /// One try on one target: the answer's head within `timeout`, or why
     /// none came (upstream detail goes to events only).
     async fn try_target<B>(
@@ -490,9 +501,7 @@ impl UpstreamClient {
     /// of its own (HTTP/1.1, verified like every other), within the
     /// per-try timeout; never retried, since the socket may carry effects.
     pub async fn send_upgrade(&self, out: Outgoing) -> Result<Response<Incoming>, Rejection> {
-        let Some((target, _outstanding)) = self.targets.pick(&[]) else {
-            return Err(Rejection::NoAvailableTarget(self.name.clone()));
-        };
+        let (target, _outstanding) = self.pick(&[])?;
         self.health.requests.fetch_add(1, Relaxed);
         let client: Pool = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(0)
@@ -521,9 +530,7 @@ impl UpstreamClient {
         {
             self.renew_pool();
         }
-        let Some((target, _outstanding)) = self.targets.pick(&[]) else {
-            return Err(Rejection::NoAvailableTarget(self.name.clone()));
-        };
+        let (target, _outstanding) = self.pick(&[])?;
         self.health.requests.fetch_add(1, Relaxed);
         let _in_flight = InFlight::new(&self.health.in_flight);
         let mut r = Request::from_parts(head, body);
