@@ -884,6 +884,18 @@ apis:
             "    upstream: orders\n    grpc: true\n",
         );
         assert!(parse(&grpc, Path::new("/")).unwrap().apis[0].grpc);
+        let streaming = MINIMAL.replace(
+            "    upstream: orders\n",
+            "    upstream: orders\n    request_streaming: {}\n",
+        );
+        let c = parse(&streaming, Path::new("/")).unwrap();
+        assert_eq!(c.apis[0].stream_bodies_up_to, Some(64 << 20));
+        let errs = errors(&streaming.replace("{}", "{ max_body_bytes: 0 }"));
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("request_streaming.max_body_bytes")),
+            "{errs:?}"
+        );
         let with_document = grpc.replace(
             "    grpc: true\n",
             "    grpc: true\n    openapi: orders.yaml\n",

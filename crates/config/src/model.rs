@@ -292,6 +292,8 @@ pub struct Api {
     pub tighten_on_anomaly: bool,
     /// gRPC calls stream through over HTTP/2 (`grpc`).
     pub grpc: bool,
+    /// Bodies nothing reads stream up to this many bytes (`request_streaming`).
+    pub stream_bodies_up_to: Option<u64>,
 }
 
 /// What a rate limit counts by.

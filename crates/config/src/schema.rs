@@ -595,6 +595,10 @@ pub struct RawApi {
     /// within `limits.max_body_bytes`. Hand-written routes only.
     #[serde(default)]
     pub grpc: bool,
+    /// Request bodies nothing needs to read (hand-written routes, declared
+    /// non-JSON media) stream to the upstream as they arrive instead of
+    /// being read whole first; none by default.
+    pub request_streaming: Option<RawRequestStreaming>,
     /// Issuers whose tokens this API accepts (their `issuer` values);
     /// required when more than one issuer is configured, so a partner's
     /// identity provider cannot mint scopes for internal APIs.
@@ -650,6 +654,15 @@ pub enum RawUnknownProperties {
     #[default]
     Strip,
     Reject,
+}
+
+/// Streamed request bodies: limits applied as bytes flow.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRequestStreaming {
+    /// Largest streamed body (default 64 MiB); the upload is cut beyond.
+    #[serde(default = "defaults::max_streamed_body_bytes")]
+    pub max_body_bytes: u64,
 }
 
 /// Enforcement settings for an API's OpenAPI document.

@@ -189,3 +189,6 @@ pub fn ws_ping_interval_s() -> u64 {
 pub fn max_requests_per_target() -> usize {
     1024
 }
+pub fn max_streamed_body_bytes() -> u64 {
+    64 * 1024 * 1024
+}

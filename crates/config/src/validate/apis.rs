@@ -223,6 +223,15 @@ impl Validator {
                 rate_limits,
                 tighten_on_anomaly: api.tighten_on_anomaly,
                 grpc: api.grpc,
+                stream_bodies_up_to: api.request_streaming.as_ref().map(|r| {
+                    if r.max_body_bytes == 0 {
+                        self.err(
+                            format!("{p}.request_streaming.max_body_bytes"),
+                            "must be at least 1",
+                        );
+                    }
+                    r.max_body_bytes
+                }),
             });
         }
         out

@@ -516,20 +516,16 @@ impl Operation {
         Ok(())
     }
 
-    /// The request body: media type (INPUT-01/02/13), JSON syntax under
-    /// limits (INPUT-03), undeclared properties (INPUT-06) and schema
-    /// (INPUT-04/07). Returns the body to forward.
-    pub fn check_body(&self, headers: &HeaderMap, body: Bytes) -> Result<Bytes, Violation> {
-        if body.is_empty() {
-            if self.body_required {
-                return Err(Violation::Invalid(vec![Issue::new(
-                    Location::Body,
-                    "",
-                    "a request body is required",
-                )]));
-            }
-            return Ok(body);
-        }
+    /// Whether a non-empty body sent with these headers may stream to the
+    /// upstream unread: its media type is declared, uncompressed and not
+    /// JSON (nothing in it is judged). A media type the operation does not
+    /// declare is refused as [`Self::check_body`] would.
+    pub fn body_streams(&self, headers: &HeaderMap) -> Result<bool, Violation> {
+        Ok(!self.body_media(headers)?.json)
+    }
+
+    /// The declared media a body with these headers is judged as.
+    fn body_media(&self, headers: &HeaderMap) -> Result<&BodySpec, Violation> {
         let unsupported = || Violation::UnsupportedMediaType {
             allowed: media_list(self.bodies.iter().map(|(m, _)| m)),
         };
@@ -546,7 +542,24 @@ impl Operation {
             .and_then(MediaRange::parse)
             .filter(|m| m.kind != "*" && m.subtype != "*" && !m.is_executable())
             .ok_or_else(unsupported)?;
-        let spec = media::best_match(&self.bodies, &sent).ok_or_else(unsupported)?;
+        media::best_match(&self.bodies, &sent).ok_or_else(unsupported)
+    }
+
+    /// The request body: media type (INPUT-01/02/13), JSON syntax under
+    /// limits (INPUT-03), undeclared properties (INPUT-06) and schema
+    /// (INPUT-04/07). Returns the body to forward.
+    pub fn check_body(&self, headers: &HeaderMap, body: Bytes) -> Result<Bytes, Violation> {
+        if body.is_empty() {
+            if self.body_required {
+                return Err(Violation::Invalid(vec![Issue::new(
+                    Location::Body,
+                    "",
+                    "a request body is required",
+                )]));
+            }
+            return Ok(body);
+        }
+        let spec = self.body_media(headers)?;
         if !spec.json {
             // Declared non-JSON media (text, binary, forms) pass as sent.
             return Ok(body);

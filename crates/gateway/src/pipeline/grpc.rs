@@ -2,9 +2,9 @@
 //! call (`content-type: application/grpc`) passes every stage up to the
 //! body like any request; its body then streams to the upstream over
 //! HTTP/2 as it arrives, each length-prefixed message within
-//! `limits.max_body_bytes` ([`RequestBody`]), with `te: trailers` and the
+//! `limits.max_body_bytes` ([`Framing`]), with `te: trailers` and the
 //! trailers of both directions kept. Unary, client, server and
-//! bidirectional streaming all work this way.
+//! bidirectional streaming all work this way (`stream.rs`).
 //!
 //! A refused gRPC call is answered the gRPC way (OUTPUT-01): HTTP 200 with
 //! `grpc-status` and `grpc-message` and no body ([`refusal`]), the status
@@ -14,21 +14,9 @@
 //! problem's `detail`; the rejection's security event is raised as for any
 //! request.
 
-use crate::pipeline::call::Call;
-use crate::pipeline::forward;
-use crate::pipeline::route::Target;
-use crate::pipeline::routes::{PathMatch, RouteInfo};
 use crate::rejection::Rejection;
-use bytes::{Buf, Bytes};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Response, StatusCode};
-use http_body::{Body, Frame, SizeHint};
-use http_body_util::BodyExt;
-use hyper::body::Incoming;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
 
 /// Whether a request is a gRPC call (`application/grpc`, `+proto`, …).
 pub fn is_grpc(headers: &HeaderMap) -> bool {
@@ -38,64 +26,6 @@ pub fn is_grpc(headers: &HeaderMap) -> bool {
             && v[..16].eq_ignore_ascii_case(b"application/grpc")
             && matches!(v.get(16), None | Some(b'+' | b';'))
     })
-}
-
-/// Stage 10 for a gRPC call: the body streams to the upstream as it
-/// arrives; the answer's head comes back as for any request.
-pub async fn forward(
-    call: &mut Call<'_>,
-    (target, matched, route): (&Target<'_>, &PathMatch<'_>, &RouteInfo),
-    query: Option<&str>,
-) -> Result<Response<Incoming>, Rejection> {
-    let upstream = &call.state.upstreams[matched.api.upstream];
-    let path_and_query = upstream.path_and_query(
-        &crate::pipeline::path::encode_for_upstream(matched.remainder),
-        query,
-    )?;
-    let mut headers = forward::upstream_headers(call, target, matched, route)?;
-    headers.insert(header::TE, HeaderValue::from_static("trailers"));
-    // A gRPC call names its own media type; the body is not re-encoded.
-    if let Some(ct) = call.parts.headers.get(header::CONTENT_TYPE) {
-        headers.insert(header::CONTENT_TYPE, ct.clone());
-    }
-    let mut head = http::Request::new(());
-    *head.method_mut() = call.parts.method.clone();
-    *head.uri_mut() = http::Uri::from(path_and_query);
-    *head.headers_mut() = headers;
-    let incoming = call
-        .body
-        .take()
-        .ok_or_else(|| Rejection::BodyUnreadable("the call's body was already read".into()))?;
-    let body = RequestBody::new(incoming, call.state.limits.max_body_bytes);
-    let too_large = body.too_large.clone();
-    let answer = upstream
-        .send_stream(head.into_parts().0, body.map_err(Into::into).boxed())
-        .await;
-    match answer {
-        Err(_) if too_large.load(Ordering::Acquire) => Err(Rejection::PayloadTooLarge {
-            limit: call.state.limits.max_body_bytes,
-        }),
-        answer => answer,
-    }
-}
-
-/// A gRPC request body passed on frame by frame, refusing a message whose
-/// length prefix exceeds the limit before any of it is forwarded.
-pub struct RequestBody {
-    inner: Incoming,
-    framing: Framing,
-    /// Set when a message was refused, so the caller can say why.
-    pub too_large: Arc<AtomicBool>,
-}
-
-impl RequestBody {
-    pub fn new(inner: Incoming, max_message: usize) -> Self {
-        Self {
-            inner,
-            framing: Framing::new(max_message),
-            too_large: Arc::default(),
-        }
-    }
 }
 
 /// A message longer than the limit.
@@ -154,40 +84,6 @@ impl Framing {
             }
         }
         Ok(())
-    }
-}
-
-impl Body for RequestBody {
-    type Data = Bytes;
-    type Error = Box<dyn std::error::Error + Send + Sync>;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref()
-                    && let Err(e) = this.framing.feed(data.chunk())
-                {
-                    this.too_large.store(true, Ordering::Release);
-                    return Poll::Ready(Some(Err(e.into())));
-                }
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }
 

@@ -27,6 +27,7 @@ pub mod route;
 pub mod routes;
 pub mod self_service;
 pub mod sse;
+pub mod stream;
 pub mod targets;
 pub mod throttle;
 pub mod trace;
@@ -257,17 +258,17 @@ async fn run(call: &mut Call<'_>) -> Result<Response<GatewayBody>, Rejection> {
     // 8. throttle: rate limits and usage baselines.
     let mut admitted = throttle::stage::admit(call, &matched, route).await?;
     // 9. contract: parameters, Accept, the body; then the concurrency slot.
-    // A gRPC call's body streams to the upstream instead (`grpc.rs`).
-    let streams = matched.api.grpc && grpc::is_grpc(&call.parts.headers);
-    let (query, body) = contract::check(call, &matched, route, !streams).await?;
+    // A body nothing needs to read streams to the upstream instead (`stream.rs`).
+    let streams = stream::mode(call, &matched, route)?;
+    let (query, body) = contract::check(call, &matched, route, streams.is_none()).await?;
     admitted.occupy()?;
     // 10. upstream; a WebSocket route's handshake opens a relayed socket.
     let at = (&target, &matched, route);
     if let Some(socket) = &route.websocket {
         return websocket::open(call, at, socket, query.as_deref(), admitted).await;
     }
-    let response = if streams {
-        grpc::forward(call, at, query.as_deref()).await?
+    let response = if let Some(mode) = streams {
+        stream::forward(call, at, query.as_deref(), mode).await?
     } else {
         forward::forward(call, at, query.as_deref(), body).await?
     };

@@ -24,6 +24,8 @@ pub struct MountedApi {
     pub tighten_on_anomaly: bool,
     /// gRPC calls stream through (`grpc.rs`).
     pub grpc: bool,
+    /// Bodies nothing reads stream, up to this many bytes (`stream.rs`).
+    pub stream_bodies_up_to: Option<u64>,
     router: matchit::Router<usize>,
     groups: Vec<RouteGroup>,
 }
@@ -303,6 +305,7 @@ fn mount(a: usize, api: &Api, limits: &[Arc<RouteLimits>]) -> Result<MountedApi,
         cors: api.cors.clone(),
         tighten_on_anomaly: api.tighten_on_anomaly,
         grpc: api.grpc,
+        stream_bodies_up_to: api.stream_bodies_up_to,
         router,
         groups,
     })

@@ -54,6 +54,8 @@ pub struct UpstreamClient {
     /// calls, their bodies streamed and their trailers kept.
     streams: arc_swap::ArcSwap<StreamPool>,
     streams_connector: HttpsConnector<HttpConnector>,
+    /// Streamed uploads, over the connections requests use (h1 or h2 by ALPN).
+    uploads: arc_swap::ArcSwap<StreamPool>,
     pool_idle_timeout: Duration,
     pool_max_idle_per_host: usize,
     /// Present for https upstreams.
@@ -298,6 +300,7 @@ impl UpstreamClient {
             }
         };
         let pool = new_pool(&connector, u.pool_idle_timeout, u.pool_max_idle_per_host);
+        let uploads = new_upload_pool(&connector, u.pool_idle_timeout);
         Ok(Self {
             name: u.name.clone(),
             pool: arc_swap::ArcSwap::from_pointee(pool),
@@ -308,6 +311,7 @@ impl UpstreamClient {
                 u.pool_idle_timeout,
             )),
             streams_connector: streams,
+            uploads: arc_swap::ArcSwap::from_pointee(uploads),
             pool_idle_timeout: u.pool_idle_timeout,
             pool_max_idle_per_host: u.pool_max_idle_per_host,
             verifier,
@@ -374,6 +378,10 @@ impl UpstreamClient {
         )));
         self.streams.store(std::sync::Arc::new(new_stream_pool(
             &self.streams_connector,
+            self.pool_idle_timeout,
+        )));
+        self.uploads.store(std::sync::Arc::new(new_upload_pool(
+            &self.connector,
             self.pool_idle_timeout,
         )));
     }
@@ -517,13 +525,14 @@ impl UpstreamClient {
         answer
     }
 
-    /// Sends a request whose body streams (a gRPC call) to an available
-    /// target over HTTP/2; the answer's head within the per-try timeout.
-    /// Never retried: the body is consumed as it is sent.
+    /// Sends a request whose body streams to an available target (over
+    /// HTTP/2 only with `h2`: gRPC); the answer's head within the per-try
+    /// timeout. Never retried: the body is consumed as it is sent.
     pub async fn send_stream(
         &self,
         head: http::request::Parts,
         body: StreamBody,
+        h2: bool,
     ) -> Result<Response<Incoming>, Rejection> {
         if let Some(v) = &self.verifier
             && crate::clock::now() >= v.earliest_expiry()
@@ -540,8 +549,12 @@ impl UpstreamClient {
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
         *r.uri_mut() = self.uri_at(target, pq)?;
-        *r.version_mut() = http::Version::HTTP_2;
-        let pool = self.streams.load_full();
+        let pool = if h2 {
+            *r.version_mut() = http::Version::HTTP_2;
+            self.streams.load_full()
+        } else {
+            self.uploads.load_full()
+        };
         let timeout = self.retries.per_try_timeout.min(self.request_timeout);
         let answer = self.try_target(&pool, target, r, timeout).await;
         self.counted(target, answer.as_ref().map(Response::status));
@@ -622,6 +635,18 @@ fn new_stream_pool(
 ) -> StreamPool {
     Client::builder(TokioExecutor::new())
         .http2_only(true)
+        .pool_idle_timeout(idle_timeout)
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .build(connector.clone())
+}
+
+/// Streamed uploads: HTTP/1.1 or HTTP/2 as the upstream's ALPN decides.
+fn new_upload_pool(
+    connector: &HttpsConnector<HttpConnector>,
+    idle_timeout: Duration,
+) -> StreamPool {
+    Client::builder(TokioExecutor::new())
         .pool_idle_timeout(idle_timeout)
         .pool_timer(TokioTimer::new())
         .timer(TokioTimer::new())
