@@ -803,6 +803,16 @@ apis:
                 "1 to 1000000",
             ),
             (
+                "url: \"https://a:1\", balance: consistent_hash",
+                "orders.hash_header",
+                "missing",
+            ),
+            (
+                "url: \"https://a:1\", hash_header: x-tenant",
+                "orders.hash_header",
+                "only with",
+            ),
+            (
                 "url: \"https://a:1\", balance: random",
                 "balance",
                 "unknown variant",

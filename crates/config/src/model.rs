@@ -218,6 +218,8 @@ pub struct Upstream {
     /// Each target's `host:port` as written in its URL; at least one.
     pub targets: Vec<http::uri::Authority>,
     pub balance: Balance,
+    /// With [`Balance::ConsistentHash`]: the header whose value picks the target.
+    pub hash_header: Option<HeaderName>,
     pub health_check: Option<HealthCheck>,
     pub outlier: OutlierDetection,
     pub retries: Retries,
@@ -240,6 +242,8 @@ pub struct Upstream {
 pub enum Balance {
     RoundRobin,
     LeastOutstanding,
+    /// Same `hash_header` value, same target (rendezvous); else round robin.
+    ConsistentHash,
 }
 
 /// Active health checks of an upstream's targets.

@@ -258,3 +258,51 @@ async fn a_target_at_its_cap_gets_no_more_requests() {
     assert_eq!(slow.await.unwrap(), 200, "the first request is served");
     assert_eq!(get(&gw).await, 200, "a free place again");
 }
+
+/// `balance: consistent_hash`: every request of one tenant (the value of
+/// `hash_header`) reaches the same target; tenants spread over the pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_tenant_stays_on_one_target() {
+    let env = TestEnv::new().await;
+    let mut servers = Vec::new();
+    for n in 0..3 {
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        servers.push(backend(&env, any, handler(n, Arc::default())).await);
+    }
+    let targets = servers
+        .iter()
+        .map(|s| format!("https://{}", s.addr))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let gw = env
+        .gateway(&ORDERS_API.replace("upstream: backend", "upstream: pool"))
+        .extra_upstream(
+            "pool",
+            &format!(
+                "targets: [{targets}]\nca: {}\nserver_name: 127.0.0.1\nbalance: consistent_hash\nhash_header: x-tenant",
+                env.ca_path.display()
+            ),
+        )
+        .start()
+        .await;
+    let mut homes = std::collections::BTreeSet::new();
+    for tenant in 0..12 {
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..4 {
+            let r = gw
+                .send(
+                    Proto::Http1,
+                    gw.request("GET", "/v1/orders")
+                        .header("x-tenant", format!("tenant-{tenant}"))
+                        .body(Full::default())
+                        .unwrap(),
+                )
+                .await;
+            assert_eq!(r.status, 200);
+            seen.insert(r.text());
+        }
+        assert_eq!(seen.len(), 1, "tenant-{tenant} went to {seen:?}");
+        homes.extend(seen);
+    }
+    assert!(homes.len() >= 2, "tenants spread: {homes:?}");
+}

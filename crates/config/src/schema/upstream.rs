@@ -15,9 +15,12 @@ pub struct RawUpstream {
     /// certificate, pins, CRLs).
     #[serde(default)]
     pub targets: Vec<String>,
-    /// How a target is chosen: `round_robin` (default) or `least_outstanding`.
+    /// How a target is chosen: `round_robin` (default), `least_outstanding`,
+    /// or `consistent_hash` on the value of `hash_header`.
     #[serde(default)]
     pub balance: RawBalance,
+    /// The request header whose value picks the target with `consistent_hash`.
+    pub hash_header: Option<String>,
     /// Active health checks of every target; none when absent.
     pub health_check: Option<RawHealthCheck>,
     /// Passive ejection of a target after consecutive failures.
@@ -70,6 +73,7 @@ pub enum RawBalance {
     #[default]
     RoundRobin,
     LeastOutstanding,
+    ConsistentHash,
 }
 
 #[derive(Debug, Deserialize)]

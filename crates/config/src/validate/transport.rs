@@ -316,7 +316,9 @@ impl Validator {
             balance: match u.balance {
                 schema::RawBalance::RoundRobin => Balance::RoundRobin,
                 schema::RawBalance::LeastOutstanding => Balance::LeastOutstanding,
+                schema::RawBalance::ConsistentHash => Balance::ConsistentHash,
             },
+            hash_header: self.hash_header(&p, u),
             health_check: u
                 .health_check
                 .as_ref()
@@ -634,5 +636,30 @@ impl Validator {
             );
         }
         value
+    }
+}
+
+impl Validator {
+    /// `hash_header` goes with `balance: consistent_hash`, and only with it.
+    fn hash_header(&mut self, p: &str, u: &schema::RawUpstream) -> Option<http::HeaderName> {
+        let consistent = u.balance == schema::RawBalance::ConsistentHash;
+        match &u.hash_header {
+            Some(h) if consistent => Some(self.header_name(&format!("{p}.hash_header"), h)),
+            Some(_) => {
+                self.err(
+                    format!("{p}.hash_header"),
+                    "only with `balance: consistent_hash`",
+                );
+                None
+            }
+            None if consistent => {
+                self.err(
+                    format!("{p}.hash_header"),
+                    "missing: `consistent_hash` picks the target by this header's value",
+                );
+                None
+            }
+            None => None,
+        }
     }
 }

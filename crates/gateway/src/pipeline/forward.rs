@@ -35,6 +35,7 @@ pub async fn forward(
             headers,
             body,
             report_served: state.access_log.is_some(),
+            affinity: upstream.affinity(&call.parts.headers),
         })
         .await
 }

@@ -123,7 +123,11 @@ pub async fn forward(
     };
     let refused = body.refused.clone();
     let answer = upstream
-        .send_stream(head.into_parts().0, body.boxed(), mode == Mode::Grpc)
+        .send_stream(
+            head.into_parts().0,
+            body.boxed(),
+            (mode == Mode::Grpc, upstream.affinity(&call.parts.headers)),
+        )
         .await;
     match (answer, refused.load(Ordering::Acquire)) {
         (Err(_), TOO_LARGE) => Err(match mode {

@@ -12,6 +12,11 @@
 //! ends it early. Ejections, health changes and recoveries are events. With no target available the
 //! caller answers 503 without trying anything.
 //!
+//! With `balance: consistent_hash`, requests carrying the same value of
+//! `hash_header` go to the same available target (rendezvous hashing: a
+//! target leaving the pool moves only its own values); without the header,
+//! round robin.
+//!
 //! Circuit breaking: a target with `max_requests_per_target` requests
 //! awaiting its answer gets no more; with every available target at its
 //! cap the caller answers 503 (`overloaded`) instead of queueing.
@@ -93,6 +98,24 @@ pub enum NoTarget {
     Full,
 }
 
+/// A target's score for a value (highest wins): stable across requests
+/// and processes of one build, independent of the other targets.
+fn rendezvous(key: u64, target: &http::uri::Authority) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    key.hash(&mut h);
+    target.as_str().hash(&mut h);
+    h.finish()
+}
+
+/// The hash of a `hash_header` value, for [`Targets::pick`].
+pub fn affinity(value: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    value.hash(&mut h);
+    h.finish()
+}
+
 /// The targets of one upstream.
 #[derive(Debug)]
 pub struct Targets {
@@ -126,7 +149,12 @@ impl Targets {
 
     /// The target for the next try: an available one under its cap not in
     /// `tried` when there is one, else one already tried; why none otherwise.
-    pub fn pick(&self, tried: &[usize]) -> Result<(usize, Outstanding<'_>), NoTarget> {
+    /// `affinity` is the hash of the request's `hash_header` value.
+    pub fn pick(
+        &self,
+        tried: &[usize],
+        affinity: Option<u64>,
+    ) -> Result<(usize, Outstanding<'_>), NoTarget> {
         let now = now_ms();
         let n = self.targets.len();
         let start = if n == 1 {
@@ -139,9 +167,12 @@ impl Targets {
         let open = |i: &usize| self.targets[*i].outstanding.load(Relaxed) < self.max_requests;
         let usable = |i: &usize| available(i) && open(i);
         let fresh = |i: &usize| !tried.contains(i);
-        let choose = |candidates: &mut dyn Iterator<Item = usize>| match self.balance {
-            Balance::RoundRobin => candidates.next(),
-            Balance::LeastOutstanding => {
+        let choose = |candidates: &mut dyn Iterator<Item = usize>| match (self.balance, affinity) {
+            (Balance::ConsistentHash, Some(key)) => {
+                candidates.max_by_key(|i| rendezvous(key, &self.targets[*i].authority))
+            }
+            (Balance::RoundRobin | Balance::ConsistentHash, _) => candidates.next(),
+            (Balance::LeastOutstanding, _) => {
                 candidates.min_by_key(|i| self.targets[*i].outstanding.load(Relaxed))
             }
         };
@@ -312,29 +343,36 @@ mod tests {
     #[test]
     fn round_robin_visits_every_available_target_and_skips_the_tried() {
         let t = targets(3, Balance::RoundRobin, 0, 50);
-        let picks: Vec<usize> = (0..6).map(|_| t.pick(&[]).unwrap().0).collect();
+        let picks: Vec<usize> = (0..6).map(|_| t.pick(&[], None).unwrap().0).collect();
         assert_eq!(picks, [0, 1, 2, 0, 1, 2]);
         // A retry goes elsewhere while there is elsewhere to go.
         for _ in 0..3 {
-            assert_ne!(t.pick(&[0]).unwrap().0, 0);
+            assert_ne!(t.pick(&[0], None).unwrap().0, 0);
         }
-        assert!(t.pick(&[0, 1, 2]).is_ok(), "all tried: any available one");
+        assert!(
+            t.pick(&[0, 1, 2], None).is_ok(),
+            "all tried: any available one"
+        );
         t.targets[1].down.store(true, Relaxed);
-        let picks: Vec<usize> = (0..4).map(|_| t.pick(&[]).unwrap().0).collect();
+        let picks: Vec<usize> = (0..4).map(|_| t.pick(&[], None).unwrap().0).collect();
         assert!(!picks.contains(&1), "{picks:?}");
     }
 
     #[test]
     fn least_outstanding_prefers_the_least_busy_target() {
         let t = targets(3, Balance::LeastOutstanding, 0, 50);
-        let (a, hold_a) = t.pick(&[]).unwrap();
-        let (b, hold_b) = t.pick(&[]).unwrap();
-        let (c, _hold_c) = t.pick(&[]).unwrap();
+        let (a, hold_a) = t.pick(&[], None).unwrap();
+        let (b, hold_b) = t.pick(&[], None).unwrap();
+        let (c, _hold_c) = t.pick(&[], None).unwrap();
         let mut all = vec![a, b, c];
         all.sort_unstable();
         assert_eq!(all, [0, 1, 2], "one request each");
         drop(hold_b);
-        assert_eq!(t.pick(&[]).unwrap().0, b, "the one whose request ended");
+        assert_eq!(
+            t.pick(&[], None).unwrap().0,
+            b,
+            "the one whose request ended"
+        );
         drop(hold_a);
     }
 
@@ -357,7 +395,7 @@ mod tests {
         t.failed(1);
         t.failed(1);
         assert!(t.targets[1].available(now_ms()));
-        assert_eq!(t.pick(&[]).map(|p| p.0 != 0), Ok(true));
+        assert_eq!(t.pick(&[], None).map(|p| p.0 != 0), Ok(true));
         // Back from its ejection and failing again: twice as long.
         t.targets[0].ejected_until_ms.store(1, Relaxed);
         t.failed(0);
@@ -410,7 +448,7 @@ mod tests {
         t.checked(0, false, (1, 1));
         assert!(!t.any_available());
         assert_eq!(
-            t.pick(&[]).map(|p| p.0),
+            t.pick(&[], None).map(|p| p.0),
             Err(NoTarget::Unavailable),
             "nothing available: nothing tried"
         );
@@ -422,18 +460,54 @@ mod tests {
     fn a_full_target_is_skipped_and_a_full_pool_refused() {
         let mut t = targets(2, Balance::RoundRobin, 0, 50);
         t.max_requests = 2;
-        let held: Vec<_> = (0..4).map(|_| t.pick(&[]).unwrap()).collect();
+        let held: Vec<_> = (0..4).map(|_| t.pick(&[], None).unwrap()).collect();
         assert_eq!(
             held.iter().filter(|(i, _)| *i == 0).count(),
             2,
             "two each, whatever the order"
         );
-        assert_eq!(t.pick(&[]).map(|p| p.0), Err(NoTarget::Full));
+        assert_eq!(t.pick(&[], None).map(|p| p.0), Err(NoTarget::Full));
         drop(held);
-        assert!(t.pick(&[]).is_ok(), "free again once answered");
+        assert!(t.pick(&[], None).is_ok(), "free again once answered");
         let mut one = targets(2, Balance::RoundRobin, 0, 50);
         one.max_requests = 1;
-        let first = one.pick(&[]).unwrap();
-        assert_ne!(one.pick(&[]).unwrap().0, first.0, "the full one is skipped");
+        let first = one.pick(&[], None).unwrap();
+        assert_ne!(
+            one.pick(&[], None).unwrap().0,
+            first.0,
+            "the full one is skipped"
+        );
+    }
+
+    /// The same value goes to the same target; a target leaving moves only
+    /// its own values; without a value, round robin.
+    #[test]
+    fn consistent_hashing_keeps_a_value_on_its_target() {
+        let t = targets(3, Balance::ConsistentHash, 1, 50);
+        let keys: Vec<u64> = (0..60u32).map(|n| affinity(&n.to_be_bytes())).collect();
+        let first: Vec<usize> = keys
+            .iter()
+            .map(|k| t.pick(&[], Some(*k)).unwrap().0)
+            .collect();
+        let again: Vec<usize> = keys
+            .iter()
+            .map(|k| t.pick(&[], Some(*k)).unwrap().0)
+            .collect();
+        assert_eq!(first, again);
+        for target in 0..3 {
+            assert!(first.contains(&target), "values spread over every target");
+        }
+        t.failed(1);
+        assert!(!t.targets[1].available(now_ms()));
+        for (k, before) in keys.iter().zip(&first) {
+            let now = t.pick(&[], Some(*k)).unwrap().0;
+            if *before == 1 {
+                assert_ne!(now, 1);
+            } else {
+                assert_eq!(now, *before, "values of the other targets stay");
+            }
+        }
+        let without: Vec<usize> = (0..4).map(|_| t.pick(&[], None).unwrap().0).collect();
+        assert!(without.contains(&0) && without.contains(&2), "{without:?}");
     }
 }

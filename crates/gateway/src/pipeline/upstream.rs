@@ -62,6 +62,8 @@ pub struct UpstreamClient {
     verifier: Option<std::sync::Arc<tls::UpstreamVerifier>>,
     scheme: &'static str,
     pub targets: Targets,
+    /// The header whose value picks the target (`consistent_hash`).
+    hash_header: Option<http::HeaderName>,
     retries: Retries,
     health_check: Option<HealthCheck>,
     base_path: String,
@@ -88,6 +90,8 @@ pub struct Outgoing {
     /// Attach [`Served`] to the answer (only the access log reads it; the
     /// extension costs an allocation per request).
     pub report_served: bool,
+    /// The hash of the client's `hash_header` value (`consistent_hash`).
+    pub affinity: Option<u64>,
 }
 
 /// Methods a retry cannot turn into a second effect (RFC 9110 §9.2.2).
@@ -320,6 +324,7 @@ impl UpstreamClient {
                 UpstreamScheme::DangerousHttp => "http",
             },
             targets: Targets::new(u, events),
+            hash_header: u.hash_header.clone(),
             retries: u.retries,
             health_check: u.health_check.clone(),
             base_path: u.base_path.clone(),
@@ -355,6 +360,12 @@ impl UpstreamClient {
             .path_and_query(pq)
             .build()
             .map_err(|e| Rejection::UpstreamUnavailable(format!("cannot build upstream URI: {e}")))
+    }
+
+    /// The hash of the request's `hash_header` value, with `consistent_hash`.
+    pub fn affinity(&self, headers: &HeaderMap) -> Option<u64> {
+        let value = headers.get(self.hash_header.as_ref()?)?;
+        Some(crate::pipeline::targets::affinity(value.as_bytes()))
     }
 
     /// Whether another retry fits the budget: retries in flight under
@@ -407,9 +418,10 @@ impl UpstreamClient {
             1
         };
         let mut tried: Vec<usize> = Vec::with_capacity(max_tries);
+        let request_affinity = out.affinity;
         let mut out = Some(out);
         loop {
-            let (target, _outstanding) = self.pick(&tried)?;
+            let (target, _outstanding) = self.pick(&tried, request_affinity)?;
             tried.push(target);
             let last = tried.len() >= max_tries;
             let _retry = (tried.len() > 1).then(|| {
@@ -425,6 +437,7 @@ impl UpstreamClient {
                     headers: o.headers.clone(),
                     body: o.body.clone(),
                     report_served: o.report_served,
+                    affinity: o.affinity,
                 }),
                 (false, None) => None,
             }
@@ -470,8 +483,9 @@ impl UpstreamClient {
     fn pick(
         &self,
         tried: &[usize],
+        affinity: Option<u64>,
     ) -> Result<(usize, crate::pipeline::targets::Outstanding<'_>), Rejection> {
-        self.targets.pick(tried).map_err(|why| match why {
+        self.targets.pick(tried, affinity).map_err(|why| match why {
             NoTarget::Unavailable => Rejection::NoAvailableTarget(self.name.clone()),
             NoTarget::Full => Rejection::Overloaded(
                 "every available target is at upstreams.*.max_requests_per_target",
@@ -509,7 +523,7 @@ impl UpstreamClient {
     /// of its own (HTTP/1.1, verified like every other), within the
     /// per-try timeout; never retried, since the socket may carry effects.
     pub async fn send_upgrade(&self, out: Outgoing) -> Result<Response<Incoming>, Rejection> {
-        let (target, _outstanding) = self.pick(&[])?;
+        let (target, _outstanding) = self.pick(&[], out.affinity)?;
         self.health.requests.fetch_add(1, Relaxed);
         let client: Pool = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(0)
@@ -532,14 +546,14 @@ impl UpstreamClient {
         &self,
         head: http::request::Parts,
         body: StreamBody,
-        h2: bool,
+        (h2, affinity): (bool, Option<u64>),
     ) -> Result<Response<Incoming>, Rejection> {
         if let Some(v) = &self.verifier
             && crate::clock::now() >= v.earliest_expiry()
         {
             self.renew_pool();
         }
-        let (target, _outstanding) = self.pick(&[])?;
+        let (target, _outstanding) = self.pick(&[], affinity)?;
         self.health.requests.fetch_add(1, Relaxed);
         let _in_flight = InFlight::new(&self.health.in_flight);
         let mut r = Request::from_parts(head, body);

@@ -168,6 +168,7 @@ pub async fn open(
             headers,
             body: Bytes::new(),
             report_served: false,
+            affinity: upstream.affinity(&call.parts.headers),
         })
         .await?;
     let protocol = accepted(&answer, &key, offer.protocols.as_ref())?;
