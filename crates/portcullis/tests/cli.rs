@@ -112,6 +112,14 @@ async fn quickstart_serves_the_promised_answers_and_stops_cleanly() {
             r.text()
         );
     }
+    // The WebSocket echo the quickstart made through the gateway at start,
+    // and its printed handshake (101 where curl exists).
+    let ws = &facts["websocket_echo"];
+    assert_eq!(ws["received"], ws["sent"], "{ws}");
+    if Command::new("curl").arg("--version").output().is_ok() {
+        let (status, text) = curl(ws["curl_handshake"].as_str().unwrap());
+        assert_eq!(status, "101", "{text}");
+    }
     // The printed curl commands give the same answers, where curl exists
     // (the revoke example already ran above; its token stays revoked).
     if Command::new("curl").arg("--version").output().is_ok() {
@@ -233,7 +241,8 @@ async fn quickstart_serves_the_promised_answers_and_stops_cleanly() {
             .unwrap()
             .clone()
     };
-    assert_eq!(rows.len(), 5);
+    // The document's five operations and the live API's two routes.
+    assert_eq!(rows.len(), 7);
     assert_eq!(row("debugState")["environment"], "dev");
     assert_eq!(row("getHealth")["authentication"], "public");
     assert_eq!(row("getOrder")["classification"], "secret");

@@ -86,7 +86,7 @@ impl BackendServer {
                         }
                     });
                     let builder = auto::Builder::new(TokioExecutor::new());
-                    let conn = builder.serve_connection(TokioIo::new(tls), svc);
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc);
                     tokio::pin!(conn);
                     tokio::select! {
                         _ = conn.as_mut() => {}
@@ -109,6 +109,47 @@ impl BackendServer {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
     }
+}
+
+/// Answers a WebSocket handshake with 101 and then echoes every data
+/// message on the upgraded connection; `None` when `req` is no handshake.
+pub fn websocket_echo(req: &mut Request<Bytes>) -> Option<Response<Full<Bytes>>> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+    let upgrade = req.headers().get(http::header::UPGRADE)?;
+    if !upgrade.as_bytes().eq_ignore_ascii_case(b"websocket") {
+        return None;
+    }
+    let accept = derive_accept_key(
+        req.headers()
+            .get(http::header::SEC_WEBSOCKET_KEY)?
+            .as_bytes(),
+    );
+    let on = hyper::upgrade::on(req);
+    tokio::spawn(async move {
+        let Ok(io) = on.await else {
+            return;
+        };
+        let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            TokioIo::new(io),
+            Role::Server,
+            None,
+        )
+        .await;
+        while let Some(Ok(m)) = ws.next().await {
+            if (m.is_text() || m.is_binary()) && ws.send(m).await.is_err() {
+                return;
+            }
+        }
+    });
+    Response::builder()
+        .status(http::StatusCode::SWITCHING_PROTOCOLS)
+        .header(http::header::CONNECTION, "upgrade")
+        .header(http::header::UPGRADE, "websocket")
+        .header(http::header::SEC_WEBSOCKET_ACCEPT, accept)
+        .body(Full::default())
+        .ok()
 }
 
 /// A [`Handler`] as a tower service, so tower layers (such as the backend

@@ -160,6 +160,14 @@ impl Calls<'_> {
                 (200, Some("orders")),
             )),
             self.example(
+                "server-sent events: passed on event by event, each one judged",
+                "GET",
+                "/v1/live/orders/1001/events",
+                self.both(),
+                None,
+                (200, Some("event: status")),
+            ),
+            self.example(
                 "public by explicit opt-out",
                 "GET",
                 "/v1/health",

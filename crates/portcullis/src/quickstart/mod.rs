@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod examples;
+mod live;
 
 const OPENAPI: &str = include_str!("../../demo/orders-openapi.yaml");
 
@@ -57,6 +58,8 @@ struct Facts {
     kill_switch_demo: Vec<Step>,
     development_pki: &'static str,
     examples: Vec<Example>,
+    /// A WebSocket echo through the gateway, made at start.
+    websocket_echo: Option<live::WebSocketEcho>,
 }
 
 /// The demo token issuer: its name, key file and JWKS file.
@@ -239,6 +242,10 @@ async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
             backend: backend.addr,
         },
     )?;
+    let mut facts = facts;
+    let public = running.addr("public").context("public listener")?;
+    facts.websocket_echo =
+        Some(live::websocket_echo(public, &files.ca_path, (&files.api_key, &files.token)).await?);
     let json_path = files.data_dir.join("quickstart.json");
     let tmp = files.data_dir.join("quickstart.json.tmp");
     write_private(&tmp, serde_json::to_string_pretty(&facts)?.as_bytes())?;
@@ -374,6 +381,7 @@ impl DemoFiles {
             operator_token,
             development_pki: "DEVELOPMENT ONLY: the CA, keys and demo token issuer in this directory are generated for this demo",
             examples,
+            websocket_echo: None,
         })
     }
 }
@@ -499,6 +507,16 @@ fn print_banner(facts: &Facts, json_path: &Path, demo_client: &IssuedFiles) {
         "  # a burst of 400 calls meets the demo app's limit on listOrders (expect some 429 with Retry-After)"
     );
     println!("  {}", facts.rate_limit_burst);
+    if let Some(ws) = &facts.websocket_echo {
+        println!(
+            "  # WebSocket {}: at start the quickstart sent {:?} and got back {:?}",
+            ws.url, ws.sent, ws.received
+        );
+        println!(
+            "  # its handshake with curl (expect 101; curl cannot type frames, any WebSocket client can)"
+        );
+        println!("  {}", ws.curl_handshake);
+    }
     println!();
     println!(
         "Operator kill switch (admin plane on {}, operator token in quickstart.json):",
@@ -598,7 +616,19 @@ apis:
     route_limits:
       listOrders:
         rate_limits: [{{ per: application, requests: 600, per_seconds: 60, burst: 200 }}]
+  # Live traffic: a server-sent event stream (passed on event by event, each
+  # judged) and a WebSocket echo (the handshake passes every stage; the
+  # socket closes with 1008 when the app is switched off).
+  - name: live
+    base_path: /v1/live
+    upstream: orders
+    routes:
+      - {{ path: "/orders/{{id}}/events", methods: [GET], auth: {{ api_key: true, token: true, scopes: [orders:read] }} }}
+      - {{ path: /echo, methods: [GET], auth: {{ api_key: true, token: true, scopes: [orders:read] }} }}
+    websockets:
+      /echo: {{ origins: ["{origin}"] }}
 "#,
+        origin = live::APP_ORIGIN,
         port = f.port,
         hosts = GATEWAY_NAMES.join(", "),
         admin_port = f.admin_port,
@@ -632,8 +662,21 @@ fn demo_handler() -> Handler {
                 .body(Full::new(Bytes::from(body)))
                 .expect("static response parts")
         };
+        let mut req = req;
+        if req.uri().path() == "/echo"
+            && let Some(upgrade) = portcullis_gateway::dev::backend::websocket_echo(&mut req)
+        {
+            return Box::pin(async move { upgrade });
+        }
         let path = req.uri().path().to_owned();
         let response = match (req.method(), path.as_str()) {
+            (&Method::GET, p) if p.starts_with("/orders/") && p.ends_with("/events") => {
+                Response::builder()
+                    .header("content-type", "text/event-stream")
+                    .header("cache-control", "no-store")
+                    .body(Full::new(Bytes::from_static(live::ORDER_EVENTS.as_bytes())))
+                    .expect("static response parts")
+            }
             (&Method::GET, "/health") => reply(StatusCode::OK, r#"{"status":"up"}"#.into()),
             (&Method::GET, "/orders") => reply(
                 StatusCode::OK,
