@@ -9,8 +9,10 @@
 pub mod model;
 pub mod schema;
 mod validate;
+mod weakenings;
 
 pub use model::*;
+pub use weakenings::Weakening;
 
 use http::HeaderName;
 use schema::{RawConfig, RawMode};
@@ -900,6 +902,22 @@ apis:
         );
         let c = parse(&streaming, Path::new("/")).unwrap();
         assert_eq!(c.apis[0].stream_bodies_up_to, Some(64 << 20));
+        assert!(
+            c.weakenings()
+                .iter()
+                .any(|w| w.path == "apis[0].request_streaming"),
+            "check reports streamed bodies"
+        );
+        let otlp = format!(
+            "{MINIMAL}trace_context: {{ otlp: {{ endpoint: 'http://10.0.0.9:4318/v1/traces', dangerous_plaintext: true }} }}\n"
+        );
+        let c = parse(&otlp, Path::new("/")).unwrap();
+        assert!(
+            c.weakenings()
+                .iter()
+                .any(|w| w.path == "trace_context.otlp.endpoint"),
+            "check reports plaintext span export"
+        );
         let errs = errors(&streaming.replace("{}", "{ max_body_bytes: 0 }"));
         assert!(
             errs.iter()
