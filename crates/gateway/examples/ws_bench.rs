@@ -54,8 +54,12 @@ async fn load(url: &str, connections: usize, seconds: u64) {
     let message = Message::text("x".repeat(64));
     let mut tasks = Vec::new();
     for _ in 0..connections {
-        let (url, echoed, errors, message) =
-            (url.to_owned(), echoed.clone(), errors.clone(), message.clone());
+        let (url, echoed, errors, message) = (
+            url.to_owned(),
+            echoed.clone(),
+            errors.clone(),
+            message.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let Ok((mut ws, _)) = tokio_tungstenite::connect_async(url.as_str()).await else {
                 errors.fetch_add(1, Ordering::Relaxed);

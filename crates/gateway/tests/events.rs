@@ -138,8 +138,27 @@ async fn the_access_log_has_one_line_per_request_and_no_secret() {
     );
     assert!(a["upstream_us"].as_u64().unwrap() <= a["duration_us"].as_u64().unwrap());
     assert!(a["rejection"].is_null());
+    // Each stage's end, in order, within the whole.
+    let stages: Vec<u64> = [
+        "route", "access", "throttle", "contract", "upstream", "response",
+    ]
+    .iter()
+    .map(|s| {
+        a["stages_us"][s]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no {s}: {a}"))
+    })
+    .collect();
+    assert!(stages.windows(2).all(|w| w[0] <= w[1]), "{stages:?}");
+    assert!(stages[5] <= a["duration_us"].as_u64().unwrap());
     assert_eq!(b["status"], 404);
     assert_eq!(b["rejection"], "unknown-route");
+    assert!(
+        b["stages_us"]
+            .as_object()
+            .is_some_and(serde_json::Map::is_empty),
+        "refused before the route: no stage reached: {b}"
+    );
     assert!(b["upstream_target"].is_null());
     assert_eq!(
         b["correlation_id"],

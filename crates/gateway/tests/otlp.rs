@@ -143,6 +143,14 @@ async fn the_gateway_is_a_hop_of_the_trace_and_its_span_reaches_the_collector() 
         attribute(&span, "portcullis.api").unwrap()["stringValue"],
         "orders"
     );
+    for stage in [
+        "route", "access", "throttle", "contract", "upstream", "response",
+    ] {
+        assert!(
+            attribute(&span, &format!("portcullis.stage.{stage}_us")).is_some(),
+            "no {stage} timing: {span}"
+        );
+    }
     let export = got.lock().unwrap()[0].to_string();
     assert!(export.contains("orders-edge"), "service.name: {export}");
     for secret in [key.as_str(), token.as_str()] {

@@ -1,8 +1,8 @@
 //! The access log (OPS-01): one JSON line per request on a data-plane
 //! listener, answered or refused: when, its correlation and trace ids,
 //! listener, client, method and path, API, operation, application, status,
-//! bytes sent, the time it took in all and at the upstream, and the target
-//! that served it.
+//! bytes sent, the time it took in all, at the upstream and by stage
+//! (when each stage ended), and the target that served it.
 //!
 //! Never a credential: no header, no query string and no body is written,
 //! and the path is the operation's template when one of its path
@@ -42,6 +42,8 @@ pub struct AccessEntry {
     /// Time to the upstream's answer head, all tries included.
     pub upstream_us: Option<u64>,
     pub upstream_target: Option<String>,
+    /// When each stage the request reached ended, µs after it began.
+    pub stages_us: crate::pipeline::call::Stages,
 }
 
 /// Where access-log lines go.

@@ -29,9 +29,74 @@ pub struct Call<'a> {
     /// This request's share of the buffered-bytes budget (INPUT-08).
     pub buffered: BufferShare,
     pub decided: Decided,
+    /// When the request began; `Some` only while stage timings are kept
+    /// (an access log or span export is configured).
+    pub clock: Option<std::time::Instant>,
+}
+
+/// The pipeline's stages, as the access log and spans time them.
+#[derive(Debug, Clone, Copy)]
+pub enum Stage {
+    Route,
+    Access,
+    Throttle,
+    Contract,
+    Upstream,
+    Response,
+}
+
+/// When each stage ended, in microseconds after the request began; `None`
+/// for a stage the request did not reach.
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct Stages {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub throttle: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contract: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response: Option<u32>,
+}
+
+impl Stages {
+    /// Each reached stage with its name, in order.
+    pub fn reached(&self) -> impl Iterator<Item = (&'static str, u32)> {
+        [
+            ("route", self.route),
+            ("access", self.access),
+            ("throttle", self.throttle),
+            ("contract", self.contract),
+            ("upstream", self.upstream),
+            ("response", self.response),
+        ]
+        .into_iter()
+        .filter_map(|(n, v)| v.map(|v| (n, v)))
+    }
 }
 
 impl Call<'_> {
+    /// Notes that `stage` ended now (when stage timings are kept).
+    pub fn mark(&mut self, stage: Stage) {
+        let Some(clock) = self.clock else {
+            return;
+        };
+        let us = Some(u32::try_from(clock.elapsed().as_micros()).unwrap_or(u32::MAX));
+        let s = &mut self.decided.stages;
+        match stage {
+            Stage::Route => s.route = us,
+            Stage::Access => s.access = us,
+            Stage::Throttle => s.throttle = us,
+            Stage::Contract => s.contract = us,
+            Stage::Upstream => s.upstream = us,
+            Stage::Response => s.response = us,
+        }
+    }
+
     /// What events say about this request.
     pub fn event_context(&self) -> EventContext<'_> {
         event_context(
@@ -63,6 +128,8 @@ pub struct Decided {
     /// path parameter is classified `pii` or `secret` (OUTPUT-10).
     pub redact_path: bool,
     pub preflight: bool,
+    /// Stage timings, for the access log and spans.
+    pub stages: Stages,
 }
 
 /// Counts a refused credential against the client's pre-authentication

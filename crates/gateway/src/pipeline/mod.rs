@@ -36,7 +36,7 @@ pub mod websocket;
 
 use crate::events::SecurityEvent;
 use crate::listener::buffer::Held;
-use crate::pipeline::call::{Call, Decided, event_context};
+use crate::pipeline::call::{Call, Decided, Stage, event_context};
 use crate::pipeline::correlation::CorrelationId;
 use crate::pipeline::route::Selected;
 use crate::rejection::Rejection;
@@ -71,6 +71,7 @@ pub async fn handle(
         upgrade,
         buffered: state.buffers.share(),
         decided: Decided::default(),
+        clock: (state.access_log.is_some() || state.spans.is_some()).then_some(started),
     };
     let result = run(&mut call).await;
     let Call {
@@ -189,6 +190,12 @@ fn request_span<'a>(
             attributes.push(KeyValue::new(key, v));
         }
     }
+    for (stage, us) in decided.stages.reached() {
+        attributes.push(KeyValue::new(
+            format!("portcullis.stage.{stage}_us"),
+            i64::from(us),
+        ));
+    }
     if let Some(served) = response.extensions().get::<upstream::Served>() {
         attributes.push(KeyValue::new(
             "portcullis.upstream.target",
@@ -238,6 +245,7 @@ fn access_entry(
         duration_us: micros(took),
         upstream_us: served.map(|s| micros(s.elapsed)),
         upstream_target: served.map(|s| s.target.to_string()),
+        stages_us: decided.stages,
     }
 }
 
@@ -253,15 +261,19 @@ async fn run(call: &mut Call<'_>) -> Result<Response<GatewayBody>, Rejection> {
         Selected::Preflight(response) => return Ok(response),
         Selected::Own(endpoint) => return self_service::serve(call, endpoint).await,
     };
+    call.mark(Stage::Route);
     // 4. kill switch, 5. application, 6. token, 7. authorization.
     access::check(call, &matched, route).await?;
+    call.mark(Stage::Access);
     // 8. throttle: rate limits and usage baselines.
     let mut admitted = throttle::stage::admit(call, &matched, route).await?;
+    call.mark(Stage::Throttle);
     // 9. contract: parameters, Accept, the body; then the concurrency slot.
     // A body nothing needs to read streams to the upstream instead (`stream.rs`).
     let streams = stream::mode(call, &matched, route)?;
     let (query, body) = contract::check(call, &matched, route, streams.is_none()).await?;
     admitted.occupy()?;
+    call.mark(Stage::Contract);
     // 10. upstream; a WebSocket route's handshake opens a relayed socket.
     let at = (&target, &matched, route);
     if let Some(socket) = &route.websocket {
@@ -272,8 +284,11 @@ async fn run(call: &mut Call<'_>) -> Result<Response<GatewayBody>, Rejection> {
     } else {
         forward::forward(call, at, query.as_deref(), body).await?
     };
+    call.mark(Stage::Upstream);
     // 11. response
-    response::finish(call, route, response, admitted).await
+    let response = response::finish(call, route, response, admitted).await?;
+    call.mark(Stage::Response);
+    Ok(response)
 }
 
 /// Stage 12, event: one per rejection (except repeated throttling of one
