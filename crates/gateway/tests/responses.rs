@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use http::Response;
 use http_body_util::Full;
-use portcullis_testkit::{ORDERS_API, Proto, TestEnv, TestGateway, TestResponse};
+use portcullis_testkit::{Drip, ORDERS_API, Proto, TestEnv, TestGateway, TestResponse};
 
 fn assert_hardened(r: &TestResponse) {
     for banner in [
@@ -339,23 +339,6 @@ async fn cors_allows_only_listed_origins() {
     gw.stop().await;
 }
 
-/// A body that sends what the test hands it, when it hands it.
-struct Drip(tokio::sync::mpsc::Receiver<Bytes>);
-
-impl http_body::Body for Drip {
-    type Data = Bytes;
-    type Error = std::convert::Infallible;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
-        self.0
-            .poll_recv(cx)
-            .map(|b| b.map(|b| Ok(http_body::Frame::data(b))))
-    }
-}
-
 /// An HTTPS backend answering every request with `events` as a
 /// `text/event-stream`, one every `gap`.
 async fn event_backend(
@@ -425,15 +408,7 @@ async fn server_sent_events_stream_one_by_one_and_stack_traces_are_replaced() {
         .start()
         .await;
     let started = Instant::now();
-    let response = gw
-        .client(Proto::Http1)
-        .request(
-            gw.request("GET", "/v1/orders")
-                .body(Full::default())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let response = open_stream(&gw).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     let mut body = response.into_body();
@@ -525,20 +500,24 @@ paths:
     gw.stop().await;
 }
 
-/// What a client reads of a stream until it ends or breaks: the text, and
-/// whether it broke.
-async fn read_stream(gw: &TestGateway) -> (u16, String, bool, std::time::Duration) {
-    use http_body_util::BodyExt;
-    let started = std::time::Instant::now();
-    let response = gw
-        .client(Proto::Http1)
+/// `GET /v1/orders`: the answer's head, its body still to read.
+async fn open_stream(gw: &TestGateway) -> http::Response<hyper::body::Incoming> {
+    gw.client(Proto::Http1)
         .request(
             gw.request("GET", "/v1/orders")
                 .body(Full::default())
                 .unwrap(),
         )
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// What a client reads of a stream until it ends or breaks: the text, and
+/// whether it broke.
+async fn read_stream(gw: &TestGateway) -> (u16, String, bool, std::time::Duration) {
+    use http_body_util::BodyExt;
+    let started = std::time::Instant::now();
+    let response = open_stream(gw).await;
     let status = response.status().as_u16();
     let mut body = response.into_body();
     let (mut text, mut broke) = (String::new(), false);

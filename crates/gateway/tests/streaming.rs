@@ -9,27 +9,10 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use portcullis_gateway::dev::backend::tls_from_pem;
-use portcullis_testkit::{ORDERS_API, TestEnv, TestGateway};
+use portcullis_testkit::{Drip, ORDERS_API, TestEnv, TestGateway};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
-
-/// A body that sends what the test hands it, when it hands it.
-struct Drip(mpsc::Receiver<Bytes>);
-
-impl http_body::Body for Drip {
-    type Data = Bytes;
-    type Error = std::convert::Infallible;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
-        self.0
-            .poll_recv(cx)
-            .map(|b| b.map(|b| Ok(http_body::Frame::data(b))))
-    }
-}
 
 /// An HTTPS backend that reports each body chunk as it arrives and
 /// answers with the number of bytes it read (or 400 when the body broke).

@@ -779,3 +779,21 @@ pub fn audit_findings<'a>(report: &'a serde_json::Value, id: &str) -> &'a [serde
         .and_then(|c| c["findings"].as_array())
         .map_or(&[], Vec::as_slice)
 }
+
+/// A body that sends what the test hands it, when it hands it: a backend's
+/// event stream, or a client's upload fed chunk by chunk.
+pub struct Drip(pub tokio::sync::mpsc::Receiver<Bytes>);
+
+impl http_body::Body for Drip {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|b| b.map(|b| Ok(http_body::Frame::data(b))))
+    }
+}
