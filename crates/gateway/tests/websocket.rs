@@ -317,3 +317,66 @@ async fn a_revoked_token_closes_its_socket_within_a_second() {
     let message = expect_event(&mut gw, "websocket-closed-by-policy").await;
     assert!(message.contains("revoked"), "{message}");
 }
+
+/// A client certificate revoked while its socket is open closes the socket
+/// (TLS-10): the socket re-checks it against the reloaded CRL as a request
+/// on the connection would be.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_client_certificate_closes_its_socket() {
+    let env = TestEnv::new().await;
+    let backend = echo_backend(&env).await;
+    let client = env.ca.issue(&["app.demo"], true).unwrap();
+    let crl = env.path().join("clients.crl.pem");
+    let write_crl = |revoked: &[&str]| {
+        let next = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+        let tmp = env.path().join("clients.crl.tmp");
+        std::fs::write(&tmp, env.ca.crl(revoked, next).unwrap()).unwrap();
+        std::fs::rename(&tmp, &crl).unwrap();
+    };
+    write_crl(&[]);
+    let listeners = format!(
+        "  - name: public\n    bind: 127.0.0.1:0\n    tls:\n      cert: {}\n      key: {}\n      client_auth: {{ mode: required, ca: {}, crls: [{}] }}\n",
+        env.gateway_cert.cert.display(),
+        env.gateway_cert.key.display(),
+        env.ca_path.display(),
+        crl.display()
+    );
+    let mut gw = env
+        .gateway(&CHAT_API.replace("auth: { api_key: true }", "auth: public"))
+        .extra_upstream(
+            "ws",
+            &format!(
+                "url: https://{backend}\nca: {}\nserver_name: 127.0.0.1",
+                env.ca_path.display()
+            ),
+        )
+        .listeners(&listeners)
+        .start()
+        .await;
+    let tls = portcullis_testkit::client_config_with(
+        gw.ca_pem(),
+        Some((&client.cert_pem, &client.key_pem)),
+    );
+    let tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let stream = tokio_rustls::TlsConnector::from(Arc::new(tls))
+        .connect(
+            rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    let request = format!("wss://localhost:{}/v1/chat", gw.addr.port())
+        .into_client_request()
+        .unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(request, stream)
+        .await
+        .expect("handshake with the certificate");
+    echo(&mut ws, "before").await;
+    write_crl(&[&client.cert_pem]);
+    assert_eq!(
+        closed_with(&mut ws, Duration::from_secs(3)).await,
+        CloseCode::Policy
+    );
+    let message = expect_event(&mut gw, "websocket-closed-by-policy").await;
+    assert!(message.contains("revoked"), "{message}");
+}

@@ -12,7 +12,9 @@
 //! handshake's decision is made again (kill switches, the application, the
 //! token's revocation); a socket that would now be refused is closed with
 //! 1008 within [`RECHECK_EVERY`] of the store's change reaching the
-//! gateway. Events: `websocket-opened`, `websocket-closed`, and
+//! gateway. The connection's client certificate is re-checked on every
+//! look (TLS-10): revoked by a reloaded CRL, or expired, it closes the
+//! socket too. Events: `websocket-opened`, `websocket-closed`, and
 //! `websocket-closed-by-policy` (Medium); refused handshakes raise the
 //! rejection's event like any request.
 //!
@@ -201,6 +203,7 @@ pub async fn open(
         },
         headers: call.parts.headers.clone(),
         peer: call.conn.client_cert.get().cloned(),
+        tls: call.conn.tls_listener.clone(),
         expires_at: call
             .decided
             .claims
@@ -289,6 +292,9 @@ struct Standing {
     policy: Option<Protected>,
     headers: HeaderMap,
     peer: Option<PeerCert>,
+    /// The TLS listener, whose client-certificate policy and CRLs the
+    /// connection's certificate is re-checked against.
+    tls: Option<Arc<crate::tls::clientauth::TlsListener>>,
     /// The token's `exp`, when a token was presented.
     expires_at: Option<i64>,
     /// The snapshot the last decision was made on.
@@ -299,6 +305,12 @@ impl Standing {
     /// `None` while the socket may stay open; why not otherwise (internal
     /// detail, for the event only).
     async fn withdrawn(&mut self) -> Option<String> {
+        if let Some(tls) = &self.tls
+            && tls.has_client_auth()
+            && let Err(r) = tls.recheck(self.peer.as_ref(), crate::clock::now())
+        {
+            return Some(r.to_string());
+        }
         let identity = self.identity.as_ref()?;
         if self.expires_at.is_some_and(|e| e <= crate::clock::now()) {
             return Some("the token expired".into());
