@@ -39,9 +39,13 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, watch};
 
 /// Body of every response the gateway sends: one it built or checked
-/// whole, an upstream's streamed as it comes, or an upstream's server-sent
-/// events passed on one by one.
-pub type GatewayBody = Either<Full<Bytes>, Either<Incoming, Box<pipeline::sse::SseBody>>>;
+/// whole, an upstream's streamed as it comes, or an upstream's judged as it
+/// passes (server-sent events one by one, gRPC trailers).
+pub type GatewayBody = Either<Full<Bytes>, Either<Incoming, JudgedBody>>;
+
+/// An upstream body judged as it passes (`pipeline/sse.rs`, `pipeline/grpc.rs`).
+pub type JudgedBody =
+    http_body_util::combinators::BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
 /// Everything a request needs, shared by all connections.
 #[derive(Debug)]

@@ -26,6 +26,9 @@ struct Note {
 
 type Codec = ProstCodec<Note, Note>;
 
+/// What a careless backend puts in a status message.
+const TRACE: &str = "Traceback (most recent call last):\n  File \"/srv/echo.py\", line 7, in chat\nKeyError: 'note'";
+
 /// `Say`: one note in, its echo out.
 struct Say;
 
@@ -50,10 +53,13 @@ impl tonic::server::StreamingService<Note> for Chat {
     type Future = std::future::Ready<Result<tonic::Response<Notes>, Status>>;
 
     fn call(&mut self, request: tonic::Request<tonic::Streaming<Note>>) -> Self::Future {
-        let echoes = request.into_inner().map(|note| {
-            note.map(|n| Note {
+        // A note `boom` ends the call with a status whose message is a
+        // stack trace, in the trailers after the echoes so far.
+        let echoes = request.into_inner().map(|note| match note {
+            Ok(n) if n.text == "boom" => Err(Status::internal(TRACE)),
+            note => note.map(|n| Note {
                 text: format!("echo: {}", n.text),
-            })
+            }),
         });
         std::future::ready(Ok(tonic::Response::new(Box::pin(echoes) as Notes)))
     }
@@ -83,6 +89,7 @@ async fn backend(env: &TestEnv) -> (std::net::SocketAddr, Arc<Mutex<Vec<http::He
                         Ok::<_, Infallible>(match req.uri().path() {
                             "/test.Echo/Say" => grpc.unary(Say, req).await,
                             "/test.Echo/Chat" => grpc.streaming(Chat, req).await,
+                            "/test.Echo/Fail" => Status::internal(TRACE).into_http(),
                             _ => Status::unimplemented("no such method").into_http(),
                         })
                     }
@@ -207,6 +214,48 @@ async fn unary_and_bidirectional_calls_pass_and_refusals_are_grpc_statuses() {
         inbound.message().await.unwrap().is_none(),
         "ends with status OK"
     );
+
+    // A stack trace in a status message never reaches the client: not in
+    // a trailers-only answer, not in the trailers after messages (OUTPUT-02).
+    let mut grpc = client(&gw);
+    grpc.ready().await.unwrap();
+    let failed = grpc
+        .unary::<Note, Note, Codec>(
+            with_token(Note { text: "x".into() }, Some(&token)),
+            PathAndQuery::from_static("/test.Echo/Fail"),
+            Codec::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (failed.code(), failed.message()),
+        (Code::Internal, "internal error")
+    );
+    gw.expect_event("upstream-stack-trace").await;
+    let mut grpc = client(&gw);
+    grpc.ready().await.unwrap();
+    let notes = futures_util::stream::iter([
+        Note { text: "one".into() },
+        Note {
+            text: "boom".into(),
+        },
+    ]);
+    let mut inbound = grpc
+        .streaming(
+            with_token(notes, Some(&token)),
+            PathAndQuery::from_static("/test.Echo/Chat"),
+            Codec::default(),
+        )
+        .await
+        .expect("stream opened")
+        .into_inner();
+    assert_eq!(inbound.message().await.unwrap().unwrap().text, "echo: one");
+    let ended = inbound.message().await.unwrap_err();
+    assert_eq!(
+        (ended.code(), ended.message()),
+        (Code::Internal, "internal error")
+    );
+    gw.expect_event("upstream-stack-trace").await;
 
     // No token: UNAUTHENTICATED, and the backend never sees the call.
     let before = seen.lock().unwrap().len();

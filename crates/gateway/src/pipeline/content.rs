@@ -91,7 +91,7 @@ pub async fn response(
     body: Incoming,
     (state, buffered): (&State, &mut crate::listener::buffer::BufferShare),
     report: &mut ResponseReport,
-    sse_stack_trace: Option<crate::events::SecurityEvent>,
+    stack_trace_event: Option<crate::events::SecurityEvent>,
 ) -> Result<GatewayBody, Rejection> {
     let (max_bytes, read_timeout) = (
         state.limits.max_response_bytes,
@@ -104,7 +104,11 @@ pub async fn response(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     let plan = plan(route, status, content_type);
-    if let Some(event) = sse_stack_trace {
+    if let Some(event) = stack_trace_event {
+        if super::grpc::is_grpc(headers) {
+            let judged = super::grpc::TrailersJudged::new(body, (state.events.clone(), event));
+            return Ok(Either::Right(Either::Right(judged.boxed())));
+        }
         return event_stream(route, (status, plan), headers, body, (state, event));
     }
     // An undeclared answer of a classified operation is read (bounded) only
@@ -224,7 +228,7 @@ fn event_stream(
         _ => None,
     };
     headers.remove(header::CONTENT_LENGTH);
-    Ok(Either::Right(Either::Right(Box::new(
+    Ok(Either::Right(Either::Right(
         super::sse::SseBody::new(
             body,
             (
@@ -233,8 +237,9 @@ fn event_stream(
             ),
             filter,
             (state.events.clone(), stack_trace),
-        ),
-    ))))
+        )
+        .boxed(),
+    )))
 }
 
 /// What stage 11 does with a body: stream it, or read it to inspect it.

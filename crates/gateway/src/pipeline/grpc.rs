@@ -13,10 +13,87 @@
 //! UNAVAILABLE for 502/503, DEADLINE_EXCEEDED for 504. The message is the
 //! problem's `detail`; the rejection's security event is raised as for any
 //! request.
+//!
+//! A backend's `grpc-message` that looks like a stack trace, in the
+//! answer's head or its trailers, is replaced by `internal error` and
+//! raises one security event (OUTPUT-02), as a stack trace in any other
+//! answer would ([`scrub`], [`TrailersJudged`]).
 
+use crate::events::{EventSink, SecurityEvent};
 use crate::rejection::Rejection;
+use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Response, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// Replaces a `grpc-message` that looks like a stack trace; whether it did.
+pub fn scrub(headers: &mut HeaderMap) -> bool {
+    let Some(message) = headers.get("grpc-message") else {
+        return false;
+    };
+    let text = percent_encoding::percent_decode(message.as_bytes()).decode_utf8_lossy();
+    if !portcullis_contract::sensitive::looks_like_stack_trace(&text) {
+        return false;
+    }
+    headers.insert("grpc-message", HeaderValue::from_static("internal error"));
+    true
+}
+
+/// A gRPC answer's body passed on as it comes, its trailers judged
+/// ([`scrub`]) before they are sent.
+pub struct TrailersJudged {
+    inner: Incoming,
+    /// The event raised, once, when a `grpc-message` was replaced.
+    on_stack_trace: Option<(EventSink, SecurityEvent)>,
+}
+
+impl TrailersJudged {
+    pub fn new(inner: Incoming, on_stack_trace: (EventSink, SecurityEvent)) -> Self {
+        Self {
+            inner,
+            on_stack_trace: Some(on_stack_trace),
+        }
+    }
+}
+
+impl Body for TrailersJudged {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => match frame.into_trailers() {
+                Ok(mut trailers) => {
+                    if scrub(&mut trailers)
+                        && let Some((sink, e)) = this.on_stack_trace.take()
+                    {
+                        sink.emit(e);
+                    }
+                    Poll::Ready(Some(Ok(Frame::trailers(trailers))))
+                }
+                Err(frame) => Poll::Ready(Some(Ok(frame))),
+            },
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
 
 /// Whether a request is a gRPC call (`application/grpc`, `+proto`, …).
 pub fn is_grpc(headers: &HeaderMap) -> bool {

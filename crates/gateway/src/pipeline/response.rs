@@ -11,7 +11,7 @@ use crate::events::SecurityEvent;
 use crate::pipeline::call::Call;
 use crate::pipeline::routes::RouteInfo;
 use crate::pipeline::throttle::Admitted;
-use crate::pipeline::{content, hardening, request_headers};
+use crate::pipeline::{content, grpc, hardening, request_headers};
 use crate::rejection::{Rejection, Severity};
 use http::Response;
 use hyper::body::Incoming;
@@ -32,17 +32,31 @@ pub async fn finish(
     request_headers::strip_hop_by_hop(&mut head.headers);
     hardening::strip_cors(&mut head.headers);
     let mut report = content::ResponseReport::default();
-    // Server-sent events are judged one by one as they pass; the event a
-    // replaced stack trace raises is made now, while the request is at hand.
-    let sse = content::is_event_stream(&head.headers).then(|| {
+    // Server-sent events and gRPC trailers are judged as they pass; the
+    // event a replaced stack trace raises is made now, while the request
+    // is at hand.
+    let grpc = grpc::is_grpc(&head.headers);
+    let judged = if grpc {
+        Some("a gRPC status message looked like a stack trace; `internal error` replaced it")
+    } else {
+        content::is_event_stream(&head.headers)
+            .then_some("a server-sent event looked like a stack trace; an error event replaced it")
+    };
+    let judged = judged.map(|what| {
         SecurityEvent::finding(
             Rejection::UpstreamStackTrace.code(),
             Rejection::UpstreamStackTrace.severity(),
-            "a server-sent event looked like a stack trace; an error event replaced it",
+            what,
             head.status.as_u16(),
             &call.event_context(),
         )
     });
+    if grpc
+        && grpc::scrub(&mut head.headers)
+        && let Some(e) = &judged
+    {
+        state.events.emit(e.clone());
+    }
     let body = content::response(
         route,
         head.status.as_u16(),
@@ -50,7 +64,7 @@ pub async fn finish(
         body,
         (state, &mut call.buffered),
         &mut report,
-        sse,
+        judged,
     )
     .await?;
     if let Some(found) = report.pii {
