@@ -5,7 +5,6 @@
 //! pooled, verified connection (`upstream.rs`).
 
 use crate::pipeline::call::Call;
-use crate::pipeline::path;
 use crate::pipeline::request_headers::{self, Forwarding};
 use crate::pipeline::route::Target;
 use crate::pipeline::routes::{PathMatch, RouteInfo};
@@ -25,8 +24,7 @@ pub async fn forward(
 ) -> Result<Response<Incoming>, Rejection> {
     let state = call.state;
     let upstream = &state.upstreams[matched.api.upstream];
-    let path_and_query =
-        upstream.path_and_query(&path::encode_for_upstream(matched.remainder), query)?;
+    let path_and_query = upstream.path_and_query(matched.remainder, query)?;
     let headers = upstream_headers(call, target, matched, route)?;
     upstream
         .send(Outgoing {

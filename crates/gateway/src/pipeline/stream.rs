@@ -88,10 +88,7 @@ pub async fn forward(
     mode: Mode,
 ) -> Result<Response<Incoming>, Rejection> {
     let upstream = &call.state.upstreams[matched.api.upstream];
-    let path_and_query = upstream.path_and_query(
-        &crate::pipeline::path::encode_for_upstream(matched.remainder),
-        query,
-    )?;
+    let path_and_query = upstream.path_and_query(matched.remainder, query)?;
     let mut headers = forward::upstream_headers(call, target, matched, route)?;
     // The body passes as sent: its media type with it, whatever the contract.
     if let Some(ct) = call.parts.headers.get(header::CONTENT_TYPE) {

@@ -303,17 +303,16 @@ impl UpstreamClient {
                 (connector.clone(), connector, streams)
             }
         };
-        let pool = new_pool(&connector, u.pool_idle_timeout, u.pool_max_idle_per_host);
-        let uploads = new_upload_pool(&connector, u.pool_idle_timeout);
+        let (idle, max_idle) = (u.pool_idle_timeout, u.pool_max_idle_per_host);
+        let pool: Pool = new_pool(&connector, idle, max_idle, false);
+        let uploads: StreamPool = new_pool(&connector, idle, max_idle, false);
+        let stream_pool: StreamPool = new_pool(&streams, idle, max_idle, true);
         Ok(Self {
             name: u.name.clone(),
             pool: arc_swap::ArcSwap::from_pointee(pool),
             connector,
             upgrades,
-            streams: arc_swap::ArcSwap::from_pointee(new_stream_pool(
-                &streams,
-                u.pool_idle_timeout,
-            )),
+            streams: arc_swap::ArcSwap::from_pointee(stream_pool),
             streams_connector: streams,
             uploads: arc_swap::ArcSwap::from_pointee(uploads),
             pool_idle_timeout: u.pool_idle_timeout,
@@ -333,18 +332,20 @@ impl UpstreamClient {
         })
     }
 
-    /// The path and query on the upstream for a path (already canonically
-    /// encoded) and query; the target is chosen when it is sent.
+    /// The path and query on the upstream for the request's decoded path
+    /// below its API (canonically encoded here) and its query; the target
+    /// is chosen when it is sent.
     pub fn path_and_query(
         &self,
-        path: &str,
+        remainder: &str,
         query: Option<&str>,
     ) -> Result<PathAndQuery, Rejection> {
+        let path = crate::pipeline::path::encode_for_upstream(remainder);
         let mut pq = String::with_capacity(
             self.base_path.len() + path.len() + 1 + query.map_or(0, str::len),
         );
         pq.push_str(&self.base_path);
-        pq.push_str(path);
+        pq.push_str(&path);
         if let Some(q) = query {
             pq.push('?');
             pq.push_str(q);
@@ -382,19 +383,13 @@ impl UpstreamClient {
         if let Some(v) = &self.verifier {
             v.reset_expiry();
         }
-        self.pool.store(std::sync::Arc::new(new_pool(
-            &self.connector,
-            self.pool_idle_timeout,
-            self.pool_max_idle_per_host,
-        )));
-        self.streams.store(std::sync::Arc::new(new_stream_pool(
-            &self.streams_connector,
-            self.pool_idle_timeout,
-        )));
-        self.uploads.store(std::sync::Arc::new(new_upload_pool(
-            &self.connector,
-            self.pool_idle_timeout,
-        )));
+        let (idle, max_idle) = (self.pool_idle_timeout, self.pool_max_idle_per_host);
+        let pool: Pool = new_pool(&self.connector, idle, max_idle, false);
+        let streams: StreamPool = new_pool(&self.streams_connector, idle, max_idle, true);
+        let uploads: StreamPool = new_pool(&self.connector, idle, max_idle, false);
+        self.pool.store(std::sync::Arc::new(pool));
+        self.streams.store(std::sync::Arc::new(streams));
+        self.uploads.store(std::sync::Arc::new(uploads));
     }
 
     /// Sends the request to an available target; the response head must
@@ -525,10 +520,7 @@ impl UpstreamClient {
     pub async fn send_upgrade(&self, out: Outgoing) -> Result<Response<Incoming>, Rejection> {
         let (target, _outstanding) = self.pick(&[], out.affinity)?;
         self.health.requests.fetch_add(1, Relaxed);
-        let client: Pool = Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(0)
-            .timer(TokioTimer::new())
-            .build(self.upgrades.clone());
+        let client: Pool = new_pool(&self.upgrades, self.pool_idle_timeout, 0, false);
         let mut r = Request::new(Full::new(out.body));
         *r.method_mut() = out.method;
         *r.uri_mut() = self.uri_at(target, out.path_and_query)?;
@@ -642,37 +634,20 @@ impl UpstreamClient {
     }
 }
 
-/// One multiplexed HTTP/2 connection per target carries the streamed calls.
-fn new_stream_pool(
-    connector: &HttpsConnector<HttpConnector>,
-    idle_timeout: Duration,
-) -> StreamPool {
-    Client::builder(TokioExecutor::new())
-        .http2_only(true)
-        .pool_idle_timeout(idle_timeout)
-        .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        .build(connector.clone())
-}
-
-/// Streamed uploads: HTTP/1.1 or HTTP/2 as the upstream's ALPN decides.
-fn new_upload_pool(
-    connector: &HttpsConnector<HttpConnector>,
-    idle_timeout: Duration,
-) -> StreamPool {
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(idle_timeout)
-        .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        .build(connector.clone())
-}
-
-fn new_pool(
+/// A client over `connector`: at most `max_idle` idle connections per
+/// target, closed after `idle_timeout`; HTTP/2 only with `h2` (gRPC).
+fn new_pool<B>(
     connector: &HttpsConnector<HttpConnector>,
     idle_timeout: Duration,
     max_idle: usize,
-) -> Pool {
+    h2: bool,
+) -> Client<HttpsConnector<HttpConnector>, B>
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+{
     Client::builder(TokioExecutor::new())
+        .http2_only(h2)
         .pool_idle_timeout(idle_timeout)
         .pool_max_idle_per_host(max_idle)
         .pool_timer(TokioTimer::new())

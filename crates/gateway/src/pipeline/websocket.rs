@@ -26,7 +26,6 @@ use crate::events::{EventSink, SecurityEvent};
 use crate::identity::IdentityState;
 use crate::pipeline::call::Call;
 use crate::pipeline::forward;
-use crate::pipeline::path;
 use crate::pipeline::route::Target;
 use crate::pipeline::routes::{PathMatch, RouteInfo};
 use crate::pipeline::throttle::Admitted;
@@ -147,8 +146,7 @@ pub async fn open(
         .take()
         .ok_or(Rejection::WebSocketHandshake("open it over HTTP/1.1"))?;
     let upstream = &call.state.upstreams[matched.api.upstream];
-    let path_and_query =
-        upstream.path_and_query(&path::encode_for_upstream(matched.remainder), query)?;
+    let path_and_query = upstream.path_and_query(matched.remainder, query)?;
     let mut headers = forward::upstream_headers(call, target, matched, route)?;
     let key = generate_key();
     let put = |h: &mut HeaderMap, name, value: &str| {
@@ -311,7 +309,14 @@ impl Standing {
         {
             return Some(r.to_string());
         }
-        let identity = self.identity.as_ref()?;
+        let Some(identity) = &self.identity else {
+            // A protected route without identity was refused at the
+            // handshake; should one ever be open, it closes (fail closed).
+            return self
+                .policy
+                .as_ref()
+                .map(|_| "protected route without identity".to_owned());
+        };
         if self.expires_at.is_some_and(|e| e <= crate::clock::now()) {
             return Some("the token expired".into());
         }
@@ -642,6 +647,32 @@ mod tests {
         ));
         assert!(matches!(with("null"), Err(Rejection::WebSocketOrigin)));
         assert!(offer(&parts(&GOOD), &listed).is_ok());
+    }
+
+    /// Fail closed: a socket on a protected route with no identity to
+    /// decide on is withdrawn; one on a public route stays.
+    #[tokio::test]
+    async fn without_identity_only_a_public_socket_stays() {
+        let standing = |policy: Option<Protected>| Standing {
+            identity: None,
+            kill: (String::new(), String::new()),
+            policy,
+            headers: HeaderMap::new(),
+            peer: None,
+            tls: None,
+            expires_at: None,
+            seen: None,
+        };
+        assert_eq!(standing(None).withdrawn().await, None);
+        let protected = Protected {
+            api_key: true,
+            token: false,
+            scopes: Vec::new(),
+            apps: Vec::new(),
+            issuers: Vec::new(),
+            bind_token_to_application: false,
+        };
+        assert!(standing(Some(protected)).withdrawn().await.is_some());
     }
 
     #[test]
