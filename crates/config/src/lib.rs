@@ -6,7 +6,9 @@
 //! problem it finds with the field path and the reason; it never panics.
 #![cfg_attr(not(test), deny(clippy::too_many_lines))]
 
+pub mod json_schema;
 pub mod model;
+pub mod reference;
 pub mod schema;
 mod validate;
 mod weakenings;
@@ -39,9 +41,10 @@ pub enum LoadError {
         path: PathBuf,
         source: std::io::Error,
     },
-    /// The file is not valid YAML or does not fit the schema.
-    #[error("{0}")]
-    Schema(FieldError),
+    /// The file is not valid YAML or does not fit the schema: every field
+    /// that does not, at once.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Schema(Vec<FieldError>),
     /// The file fits the schema but describes an invalid gateway.
     #[error("{} problem(s):\n{}", .0.len(), .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<FieldError>),
@@ -55,8 +58,7 @@ impl LoadError {
                 path: path.display().to_string(),
                 message: source.to_string(),
             }],
-            LoadError::Schema(e) => vec![e.clone()],
-            LoadError::Invalid(v) => v.clone(),
+            LoadError::Schema(v) | LoadError::Invalid(v) => v.clone(),
         }
     }
 }
@@ -76,24 +78,51 @@ pub fn load(path: &Path) -> Result<Config, LoadError> {
 
 /// Parses and validates config text; `base_dir` resolves relative paths.
 pub fn parse(text: &str, base_dir: &Path) -> Result<Config, LoadError> {
+    // The schema first, for every misfit at once; YAML that does not parse
+    // at all is reported by `typed` with its line and column.
+    let Ok(mut value) = yaml_serde::from_str::<serde_json::Value>(text) else {
+        return Validator::default().config(&typed(text)?, base_dir);
+    };
+    let mut errors = json_schema::todo_errors(&value);
+    errors.extend(json_schema::schema_errors(&value));
+    if errors.is_empty() {
+        return Validator::default().config(&typed(text)?, base_dir);
+    }
+    // The rest of the file is judged too, without its unknown fields, so
+    // one run of `check` lists every problem.
+    json_schema::drop_unknown_fields(&mut value);
+    let Ok(raw) = serde_json::from_value::<RawConfig>(value) else {
+        return Err(LoadError::Schema(errors));
+    };
+    if let Err(e) = Validator::default().config(&raw, base_dir) {
+        for more in e.field_errors() {
+            // One error per field: a TODO's own message says the most.
+            if !errors.iter().any(|known| known.path == more.path) {
+                errors.push(more);
+            }
+        }
+    }
+    Err(LoadError::Invalid(errors))
+}
+
+fn typed(text: &str) -> Result<RawConfig, LoadError> {
     let de = yaml_serde::Deserializer::from_str(text);
-    let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+    serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let message = e.into_inner().to_string();
         // yaml_serde already prefixes some messages with the path.
         let message = message
             .strip_prefix(&format!("{path}: "))
             .map_or_else(|| message.clone(), str::to_owned);
-        LoadError::Schema(FieldError {
+        LoadError::Schema(vec![FieldError {
             path: if path == "." {
                 "(top level)".into()
             } else {
                 path
             },
             message,
-        })
-    })?;
-    Validator::default().config(&raw, base_dir)
+        }])
+    })
 }
 
 #[derive(Default)]
@@ -430,15 +459,39 @@ apis:
         );
         let errs = errors(&text);
         assert_eq!(errs.len(), 1, "{errs:?}");
-        assert!(errs[0].starts_with("apis[0].routes[0]"), "{errs:?}");
-        assert!(errs[0].contains("missing field `auth`"), "{errs:?}");
+        assert!(
+            errs[0].starts_with("apis[0].routes[0].auth: required"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn every_problem_of_a_file_is_reported_in_one_run() {
+        let text = MINIMAL
+            .replace("https://127.0.0.1:9443/base", "http://10.0.0.9:9080/base")
+            .replace("upstream: orders\n", "upstream: orders\n    colour: blue\n")
+            .replace(
+                ", auth: public }\n      - { path: \"/orders/{id}\"",
+                " }\n      - { path: \"/orders/{id}\"",
+            );
+        let errs = errors(&text);
+        for (path, why) in [
+            ("apis[0].routes[0].auth", "required"),
+            ("apis[0].colour", "unknown field"),
+            ("upstreams.orders", "dangerous_plaintext"),
+        ] {
+            assert!(
+                errs.iter().any(|e| e.starts_with(path) && e.contains(why)),
+                "{path}: {errs:#?}"
+            );
+        }
     }
 
     #[test]
     fn unknown_field_is_an_error_with_path() {
         let text = MINIMAL.replace("upstream: orders\n", "upstream: orders\n    colour: blue\n");
         let errs = errors(&text);
-        assert!(errs[0].starts_with("apis[0]"), "{errs:?}");
+        assert!(errs[0].starts_with("apis[0].colour"), "{errs:?}");
         assert!(errs[0].contains("unknown field `colour`"), "{errs:?}");
     }
 
@@ -817,7 +870,7 @@ apis:
             (
                 "url: \"https://a:1\", balance: random",
                 "balance",
-                "unknown variant",
+                "is not one of",
             ),
             ("server_name: x", "orders.url", "missing"),
         ] {
@@ -1197,7 +1250,8 @@ apis:
         );
         let errs = errors(&word);
         assert!(
-            errs[0].starts_with("apis[0].routes[0].auth") && errs[0].contains("not a policy"),
+            errs[0].starts_with("apis[0].routes[0].auth")
+                && errs[0].contains("expected `public` or a map of settings"),
             "{errs:?}"
         );
     }

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 
 /// Top level of `gateway.yaml`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     /// `production` (default) or `dev`. Dev mode allows self-signed leaf
@@ -55,7 +55,7 @@ pub struct RawConfig {
 }
 
 /// Parameter names and value patterns refused in paths and query strings.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSensitiveData {
     /// Replaces the default list of sensitive parameter names (matched by word).
@@ -86,7 +86,7 @@ impl Default for RawSensitiveData {
     }
 }
 
-#[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RawMode {
     #[default]
@@ -94,7 +94,7 @@ pub enum RawMode {
     Dev,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRuntime {
     /// Worker threads of the data plane; 0 or absent means one per core.
@@ -117,14 +117,14 @@ impl Default for RawRuntime {
 
 /// The orchestrator's probes on a listener of their own: `/healthz` and
 /// `/readyz` over plain HTTP, nothing else.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawHealth {
     /// An address, e.g. `0.0.0.0:8081`; never a data-plane or admin port.
     pub bind: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawListener {
     pub name: String,
@@ -146,14 +146,14 @@ pub struct RawListener {
     pub hosts: Vec<String>,
 }
 
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RawPlaintext {
     Redirect,
     DangerousServe,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawServerTls {
     /// PEM file with the certificate chain, leaf first.
@@ -167,7 +167,7 @@ pub struct RawServerTls {
     pub client_auth: Option<RawClientAuth>,
 }
 
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RawClientAuthMode {
     Required,
@@ -175,7 +175,7 @@ pub enum RawClientAuthMode {
 }
 
 /// Mutual TLS on a listener (TLS-01, TLS-08, TLS-10).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawClientAuth {
     /// `required`: no certificate, no connection; `optional`: a certificate is
@@ -191,7 +191,7 @@ pub struct RawClientAuth {
     pub allow_stale_crl: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawLimits {
     #[serde(default = "defaults::header_read_timeout_ms")]
@@ -279,7 +279,7 @@ impl Default for RawLimits {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawCorrelation {
     /// Header carrying the correlation id (default `X-Correlation-ID`).
@@ -288,7 +288,7 @@ pub struct RawCorrelation {
 
 /// W3C Trace Context: a well-formed client `traceparent`/`tracestate` is
 /// always forwarded, on every route, declared by its contract or not.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawTraceContext {
     /// Start a new (sampled) trace when the client sent none or a
@@ -309,7 +309,7 @@ impl Default for RawTraceContext {
 }
 
 /// An OpenTelemetry collector receiving the gateway's spans (OTLP/HTTP, JSON).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawOtlp {
     /// The traces endpoint, e.g. `https://collector:4318/v1/traces`
@@ -322,7 +322,7 @@ pub struct RawOtlp {
     pub dangerous_plaintext: bool,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRequestHygiene {
     /// Extra request headers never forwarded upstream (DATA-02), e.g. `Cookie`.
@@ -330,7 +330,7 @@ pub struct RawRequestHygiene {
     pub remove_headers: Vec<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawResponseHardening {
     /// Extra response headers never returned to clients (OUTPUT-06).
@@ -338,7 +338,7 @@ pub struct RawResponseHardening {
     pub remove_headers: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawEvents {
     /// Write security events as JSON lines to standard output.
@@ -362,7 +362,7 @@ pub struct RawEvents {
 }
 
 /// The access log: where its lines go.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawAccessLog {
     /// Write the lines to standard output.
@@ -390,7 +390,7 @@ impl Default for RawEvents {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSpool {
     pub dir: String,
@@ -400,7 +400,7 @@ pub struct RawSpool {
     pub max_mb: u64,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSyslog {
     /// `host:port`.
@@ -412,7 +412,7 @@ pub struct RawSyslog {
     pub dangerous_plaintext: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawCollector {
     /// `https://…` (with `ca`), or `http://` on loopback.
@@ -425,7 +425,7 @@ pub struct RawCollector {
     pub dangerous_plaintext: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawAnomalies {
     #[serde(default = "defaults::yes")]
@@ -452,7 +452,7 @@ impl Default for RawAnomalies {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawAdmin {
     /// An address, e.g. `127.0.0.1:9444`; any other than loopback needs
@@ -465,7 +465,7 @@ pub struct RawAdmin {
     pub unix: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSharedState {
     pub redis: Option<RawRedis>,
@@ -473,7 +473,7 @@ pub struct RawSharedState {
     pub postgres: Option<RawPostgres>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawPostgres {
     /// Host name or IP address (TLS required unless loopback).
@@ -497,7 +497,7 @@ pub struct RawPostgres {
     pub dangerous_plaintext: bool,
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RawOnFailure {
     /// Requests under a shared limit are refused while Redis is unreachable.
@@ -507,7 +507,7 @@ pub enum RawOnFailure {
     Local,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRedis {
     /// `rediss://host:port/db` (TLS) or `redis://` on a loopback address.
@@ -524,7 +524,7 @@ pub struct RawRedis {
     pub dangerous_plaintext: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawContextToken {
     /// `false` turns context tokens off (a weakening `check` reports).
@@ -551,7 +551,7 @@ pub struct RawContextToken {
     pub jwks_bind: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawApi {
     pub name: String,
@@ -615,7 +615,7 @@ pub struct RawApi {
     pub bind_token_to_application: bool,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RawLimitKey {
     /// The calling application (API key or bound client certificate).
@@ -628,7 +628,7 @@ pub enum RawLimitKey {
     Client,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRateLimit {
     pub per: RawLimitKey,
@@ -639,7 +639,7 @@ pub struct RawRateLimit {
     pub burst: Option<u32>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRouteLimits {
     #[serde(default)]
@@ -648,7 +648,7 @@ pub struct RawRouteLimits {
     pub concurrency: Option<u32>,
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RawUnknownProperties {
     #[default]
@@ -657,7 +657,7 @@ pub enum RawUnknownProperties {
 }
 
 /// Streamed request bodies: limits applied as bytes flow.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRequestStreaming {
     /// Largest streamed body (default 64 MiB); the upload is cut beyond.
@@ -666,7 +666,7 @@ pub struct RawRequestStreaming {
 }
 
 /// Enforcement settings for an API's OpenAPI document.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawContract {
     /// operationIds without a security requirement that are public on purpose (AUTHN-06).
@@ -704,7 +704,7 @@ impl Default for RawContract {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawCors {
     /// Exact origins, e.g. `https://app.example.com`. `*` is allowed only
@@ -720,14 +720,17 @@ pub struct RawCors {
     pub max_age_s: u32,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRoute {
     /// Path template relative to `base_path`, e.g. `/orders/{id}`.
     pub path: String,
     pub methods: Vec<String>,
-    /// Authentication policy; there is no default (deny by default).
-    pub auth: RawAuthPolicy,
+    /// Authentication policy; there is no default (deny by default). Absent,
+    /// the route is refused; optional here only so that `check` can go on
+    /// to report the file's other problems in the same run.
+    #[schemars(required)]
+    pub auth: Option<RawAuthPolicy>,
 }
 
 /// How a route authenticates callers: the word `public`, or a policy map.
@@ -739,7 +742,7 @@ pub enum RawAuthPolicy {
 }
 
 /// A protected route's requirements.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawProtected {
     /// The calling application must present an API key (AUTHN-04).

@@ -9,6 +9,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod admin_commands;
 mod audit_command;
+mod init;
 mod inventory;
 
 use admin_commands::{admin, admin_api, admins, apps, apps_remote, keys, keys_remote, outcome};
@@ -44,6 +45,21 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Write a commented config for your own API from its OpenAPI document:
+    /// routes and security from the document, TODOs for what it cannot say.
+    Init {
+        /// The API's OpenAPI 3.0/3.1 document.
+        #[arg(long)]
+        openapi: PathBuf,
+        /// The service behind the gateway, e.g. https://orders.internal:8443.
+        #[arg(long)]
+        upstream: Option<String>,
+        /// Where to write the config (never overwritten).
+        #[arg(long, short, default_value = "gateway.yaml")]
+        output: PathBuf,
+    },
+    /// Print the config's JSON Schema (for editors and CI checks).
+    Schema,
     /// Start a secure demo on this machine: dev PKI, demo backend, gateway.
     Quickstart {
         /// Where to keep the demo's PKI, config and events.
@@ -241,6 +257,15 @@ fn main() -> ExitCode {
         Command::Check { config } => check(&config),
         Command::Run { config } => run(&config),
         Command::Quickstart { data_dir, port } => quickstart::main(&data_dir, port),
+        Command::Init {
+            openapi,
+            upstream,
+            output,
+        } => init::main(&openapi, upstream.as_deref(), &output),
+        Command::Schema => {
+            println!("{:#}", portcullis_config::json_schema::json_schema());
+            ExitCode::SUCCESS
+        }
         Command::Controls => {
             print!("{}", portcullis_catalog::Catalog::load().to_markdown());
             ExitCode::SUCCESS

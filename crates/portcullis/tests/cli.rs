@@ -472,8 +472,10 @@ fn check_reports_the_field_and_the_reason() {
         r#"{ url: "http://10.0.0.1" }"#,
         "{ path: /a, methods: [GET] }",
     );
+    assert!(err.contains("apis[0].routes[0].auth: required"), "{err}");
+    // ... and, in the same run, the file's other problems.
     assert!(
-        err.contains("apis[0].routes[0]") && err.contains("missing field `auth`"),
+        err.contains("upstreams.u.url") && err.contains("plaintext upstream refused"),
         "{err}"
     );
     let err = check_fails(

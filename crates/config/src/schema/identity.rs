@@ -4,7 +4,7 @@
 use super::defaults;
 use serde::Deserialize;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawIdentity {
     /// Directory for the store (`portcullis.db`) and the key pepper; relative
@@ -43,7 +43,7 @@ pub struct RawIdentity {
     pub max_staleness_s: u64,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawIntrospection {
     /// `https://` endpoint of the authorization server.
@@ -60,7 +60,7 @@ pub struct RawIntrospection {
     pub audiences: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawDecryptionKey {
     /// Matched against the JWE header's `kid` when both are present.
@@ -68,7 +68,7 @@ pub struct RawDecryptionKey {
     pub key: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawIssuer {
     /// The exact `iss` value.

@@ -4,7 +4,7 @@
 use super::defaults;
 use serde::Deserialize;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawUpstream {
     /// `https://host:port/base`; `http://` only with `dangerous_plaintext_upstream`.
@@ -67,7 +67,7 @@ pub struct RawUpstream {
     pub context_encrypt_to: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RawBalance {
     #[default]
@@ -76,7 +76,7 @@ pub enum RawBalance {
     ConsistentHash,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawHealthCheck {
     /// Path requested with GET on each target, e.g. `/healthz`.
@@ -96,7 +96,7 @@ pub struct RawHealthCheck {
     pub expect_status: u16,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawOutlierDetection {
     /// Failures in a row (no answer, 502, 503, 504) that eject a target; 0 turns ejection off (default 5).
@@ -123,7 +123,7 @@ impl Default for RawOutlierDetection {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRetries {
     /// Further tries of an idempotent request (GET, HEAD, OPTIONS, PUT,

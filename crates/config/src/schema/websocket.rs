@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 /// A WebSocket route: the handshake passes every stage a request does;
 /// the frames that follow are relayed within these limits.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawWebSocket {
     /// Browser origins allowed to open a socket (`https://app.example`).

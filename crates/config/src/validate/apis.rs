@@ -342,6 +342,54 @@ impl Validator {
         }
     }
 
+    /// A hand-written route's `auth`; absent is an error, never a default.
+    fn route_auth(&mut self, rp: &str, auth: Option<&RawAuthPolicy>) -> AuthPolicy {
+        match auth {
+            None => {
+                self.err(format!("{rp}.auth"), crate::json_schema::REQUIRED);
+                AuthPolicy::Public
+            }
+            Some(RawAuthPolicy::Public) => AuthPolicy::Public,
+            Some(RawAuthPolicy::Protected(p)) => {
+                if !p.api_key && !p.token {
+                    self.err(
+                        format!("{rp}.auth"),
+                        "a protected route needs `api_key: true`, `token: true` or both (or write `public`)",
+                    );
+                }
+                if !p.scopes.is_empty() && !p.token {
+                    self.err(
+                        format!("{rp}.auth.scopes"),
+                        "scopes are checked on tokens: set `token: true`",
+                    );
+                }
+                if !p.apps.is_empty() && !p.api_key {
+                    self.err(
+                        format!("{rp}.auth.apps"),
+                        "applications are identified by API key: set `api_key: true`",
+                    );
+                }
+                for (i, sc) in p.scopes.iter().enumerate() {
+                    if sc.is_empty()
+                        || !sc
+                            .bytes()
+                            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+                    {
+                        self.err(format!("{rp}.auth.scopes[{i}]"), "a scope is printable ASCII without spaces, quotes or backslashes (RFC 6749 §3.3)");
+                    }
+                }
+                AuthPolicy::Protected(Protected {
+                    api_key: p.api_key,
+                    token: p.token,
+                    scopes: p.scopes.clone(),
+                    apps: p.apps.clone(),
+                    issuers: Vec::new(),
+                    bind_token_to_application: false,
+                })
+            }
+        }
+    }
+
     pub(crate) fn routes(&mut self, p: &str, raw: &[schema::RawRoute]) -> Vec<Route> {
         if raw.is_empty() {
             self.err(
@@ -388,46 +436,7 @@ impl Validator {
                 }
                 methods.push(method);
             }
-            let auth = match &route.auth {
-                RawAuthPolicy::Public => AuthPolicy::Public,
-                RawAuthPolicy::Protected(p) => {
-                    if !p.api_key && !p.token {
-                        self.err(
-                            format!("{rp}.auth"),
-                            "a protected route needs `api_key: true`, `token: true` or both (or write `public`)",
-                        );
-                    }
-                    if !p.scopes.is_empty() && !p.token {
-                        self.err(
-                            format!("{rp}.auth.scopes"),
-                            "scopes are checked on tokens: set `token: true`",
-                        );
-                    }
-                    if !p.apps.is_empty() && !p.api_key {
-                        self.err(
-                            format!("{rp}.auth.apps"),
-                            "applications are identified by API key: set `api_key: true`",
-                        );
-                    }
-                    for (i, sc) in p.scopes.iter().enumerate() {
-                        if sc.is_empty()
-                            || !sc
-                                .bytes()
-                                .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
-                        {
-                            self.err(format!("{rp}.auth.scopes[{i}]"), "a scope is printable ASCII without spaces, quotes or backslashes (RFC 6749 §3.3)");
-                        }
-                    }
-                    AuthPolicy::Protected(Protected {
-                        api_key: p.api_key,
-                        token: p.token,
-                        scopes: p.scopes.clone(),
-                        apps: p.apps.clone(),
-                        issuers: Vec::new(),
-                        bind_token_to_application: false,
-                    })
-                }
-            };
+            let auth = self.route_auth(&rp, route.auth.as_ref());
             out.push(Route {
                 path: route.path.clone(),
                 methods,

@@ -207,6 +207,7 @@ async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
     let backend = start_backend(&files, guarded.clone()).await?;
     let events = files.data_dir.join("events.jsonl");
     let config_path = files.data_dir.join("gateway.yaml");
+    write_schema(&files.data_dir.join(SCHEMA_FILE))?;
     std::fs::write(
         &config_path,
         gateway_yaml(&GatewayFiles {
@@ -556,9 +557,23 @@ struct GatewayFiles<'a> {
 /// The gateway certificate's names, which are also the hosts it serves.
 const GATEWAY_NAMES: [&str; 2] = ["localhost", "127.0.0.1"];
 
+/// The config's JSON Schema, beside every config the project writes.
+pub(crate) const SCHEMA_FILE: &str = "portcullis.schema.json";
+
+/// The first line of a config the project writes, naming its schema.
+pub(crate) fn modeline() -> String {
+    portcullis_config::json_schema::modeline(SCHEMA_FILE)
+}
+
+pub(crate) fn write_schema(path: &Path) -> std::io::Result<()> {
+    let schema = portcullis_config::json_schema::json_schema();
+    std::fs::write(path, format!("{schema:#}\n"))
+}
+
 fn gateway_yaml(f: &GatewayFiles<'_>) -> String {
     format!(
-        r#"# Written by `portcullis quickstart`. Every default is the secure one;
+        r#"# yaml-language-server: $schema={SCHEMA_FILE}
+# Written by `portcullis quickstart`. Every default is the secure one;
 # `portcullis check --config gateway.yaml` lists what is weakened.
 mode: production
 listeners:
