@@ -186,18 +186,25 @@ mod tests {
         );
     }
 
-    /// docs/config.md is what the schema says today.
+    /// docs/config.md and docs/config.schema.json (which the examples name
+    /// for editors) are what the config types say today.
     #[test]
-    fn docs_config_md_has_no_drift() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/config.md");
-        let want = super::markdown();
-        if std::env::var_os("UPDATE_DOCS").is_some() {
-            std::fs::write(path, &want).unwrap();
+    fn docs_config_md_and_schema_have_no_drift() {
+        let docs = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/");
+        let schema = format!("{:#}\n", crate::json_schema::json_schema());
+        for (file, want) in [
+            ("config.md", super::markdown()),
+            ("config.schema.json", schema),
+        ] {
+            let path = format!("{docs}{file}");
+            if std::env::var_os("UPDATE_DOCS").is_some() {
+                std::fs::write(&path, &want).unwrap();
+            }
+            let have = std::fs::read_to_string(&path).unwrap_or_default();
+            assert!(
+                have == want,
+                "docs/{file} is out of date: run `UPDATE_DOCS=1 cargo test -p portcullis-config`"
+            );
         }
-        let have = std::fs::read_to_string(path).unwrap_or_default();
-        assert!(
-            have == want,
-            "docs/config.md is out of date: run `UPDATE_DOCS=1 cargo test -p portcullis-config`"
-        );
     }
 }

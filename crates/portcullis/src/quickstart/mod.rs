@@ -723,3 +723,38 @@ fn demo_handler() -> Handler {
         Box::pin(async move { response })
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The config the quickstart writes fits the JSON Schema it points to.
+    #[test]
+    fn the_quickstart_config_fits_the_schema() {
+        let p = Path::new("/x/file");
+        let client = portcullis_gateway::dev::pki::IssuedFiles {
+            cert: p.into(),
+            key: p.into(),
+        };
+        let text = gateway_yaml(&GatewayFiles {
+            port: 8443,
+            admin_port: 9444,
+            backend: "127.0.0.1:9443".parse().unwrap(),
+            cert: p,
+            key: p,
+            ca: p,
+            events: p,
+            identity: p,
+            jwks: p,
+            openapi: p,
+            client: &client,
+        });
+        assert!(text.starts_with(&modeline()));
+        let value: serde_json::Value = yaml_serde::from_str(&text).unwrap();
+        let errors = portcullis_config::json_schema::schema_errors(&value);
+        assert!(errors.is_empty(), "{errors:?}");
+        let misspelt = text.replace("base_path:", "basepath:");
+        let value: serde_json::Value = yaml_serde::from_str(&misspelt).unwrap();
+        assert!(!portcullis_config::json_schema::schema_errors(&value).is_empty());
+    }
+}
