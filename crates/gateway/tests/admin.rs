@@ -468,9 +468,20 @@ async fn metrics_and_inventory_show_traffic_and_shadow_endpoints() {
         "portcullis_upstream_failures_total{upstream=\"backend\"} 0",
         "portcullis_upstream_up{upstream=\"dead\"} 0",
         "portcullis_upstream_failures_total{upstream=\"dead\"} 1",
+        // Latency per route and per upstream (issue 22).
+        "portcullis_route_request_duration_seconds_count{api=\"orders\",operation=\"GET /v1/orders\"} 3",
+        "portcullis_route_request_duration_seconds_bucket{api=\"orders\",operation=\"GET /v1/orders\",le=\"+Inf\"} 3",
+        "portcullis_route_request_duration_seconds_count{api=\"orders\",operation=\"DELETE /v1/orders/{id}\"} 0",
+        "portcullis_upstream_request_duration_seconds_count{upstream=\"backend\"} 3",
+        // Tries: the GET to the dead upstream was retried once.
+        "portcullis_upstream_request_duration_seconds_count{upstream=\"dead\"} 2",
+        "portcullis_build_info{version=\"",
+        "process_open_fds ",
+        "process_resident_memory_bytes ",
     ] {
         assert!(text.contains(line), "{line} missing:\n{text}");
     }
+    dashboard_queries_match(&text);
     // The inventory's traffic: volume and last seen per route, and the shadow endpoints.
     let (status, inv) = admin_call(admin, "GET", "/admin/v1/inventory", Some(&viewer), None).await;
     assert_eq!(status, 200, "{inv}");
@@ -627,4 +638,55 @@ async fn admin_refusals_are_the_gateways_problem_with_its_hardening_headers() {
     assert_eq!(problem["title"], "Not Found");
     let id = problem["correlation_id"].as_str().unwrap();
     assert!(head.contains(&format!("x-correlation-id: {id}")), "{head}");
+}
+
+/// Every series the shipped Grafana dashboard queries, and every label it
+/// groups by, is in `text` (a real `/metrics` answer).
+fn dashboard_queries_match(text: &str) {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/grafana/portcullis.json"
+    );
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let exprs: Vec<String> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap().iter())
+        .map(|t| t["expr"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(exprs.len() >= 10, "{exprs:?}");
+    let is_name = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    for expr in &exprs {
+        let names: Vec<&str> = expr
+            .split(|c: char| !is_name(c))
+            .filter(|w| w.starts_with("portcullis_") || w.starts_with("process_"))
+            .collect();
+        assert!(!names.is_empty(), "no series in {expr}");
+        for name in &names {
+            let lines: Vec<&str> = text
+                .lines()
+                .filter(|l| {
+                    l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} "))
+                })
+                .collect();
+            assert!(
+                !lines.is_empty(),
+                "the dashboard queries {name}, which /metrics lacks ({expr})"
+            );
+            if let Some(by) = expr.split("by (").nth(1).and_then(|r| r.split(')').next()) {
+                for label in by
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|l| *l != "le" && *l != "job" && *l != "instance")
+                {
+                    assert!(
+                        lines.iter().any(|l| l.contains(&format!("{label}=\""))),
+                        "{name} has no label {label} ({expr})"
+                    );
+                }
+            }
+        }
+    }
 }

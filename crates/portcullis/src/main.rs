@@ -22,10 +22,18 @@ use portcullis_gateway::Gateway;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+/// `portcullis --version`: the release and the commit it was built from.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("PORTCULLIS_COMMIT"),
+    ")"
+);
+
 #[derive(Parser)]
 #[command(
     name = "portcullis",
-    version,
+    version = VERSION,
     about = "An API gateway whose every default is the secure one"
 )]
 struct Cli {
@@ -246,6 +254,10 @@ enum KeysAction {
 /// Exit codes: 0 success, 1 invalid config or failed start, 2 usage.
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    portcullis_gateway::admin::process::set_build_info(
+        env!("CARGO_PKG_VERSION"),
+        env!("PORTCULLIS_COMMIT"),
+    );
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -292,7 +292,8 @@ fn metrics(r: &Request<'_>) -> Result<Answer, StoreError> {
                 "Security events in the spool not yet delivered to every remote sink.",
                 spool_depth as f64,
             ),
-        ]) + &crate::pipeline::upstream::prometheus(&r.state.upstreams),
+        ]) + &crate::pipeline::upstream::prometheus(&r.state.upstreams)
+            + &super::process::prometheus(),
     ))
 }
 

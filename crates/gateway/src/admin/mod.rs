@@ -15,6 +15,7 @@
 //!   fails is followed by a `failed:` entry.
 
 mod endpoints;
+pub mod process;
 
 use crate::Live;
 use crate::clock::now;

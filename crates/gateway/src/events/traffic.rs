@@ -27,10 +27,53 @@ const BUCKETS_US: [u64; 14] = [
     2_500_000, 5_000_000, 10_000_000,
 ];
 
+/// A latency histogram: a counter per bucket and the sum, lock-free.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; BUCKETS_US.len() + 1],
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, elapsed: std::time::Duration) {
+        let us = elapsed.as_micros() as u64;
+        self.buckets[BUCKETS_US.partition_point(|&b| b < us)].fetch_add(1, Relaxed);
+        self.sum_us.fetch_add(us, Relaxed);
+    }
+
+    /// The `_bucket`, `_sum` and `_count` lines of `name`; `labels` are
+    /// written as given (`api="a",operation="b"`) before `le`.
+    pub fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let mut cumulative = 0;
+        let sep = if labels.is_empty() { "" } else { "," };
+        for (i, b) in self.buckets.iter().enumerate() {
+            cumulative += b.load(Relaxed);
+            let le = BUCKETS_US
+                .get(i)
+                .map_or_else(|| "+Inf".to_owned(), |us| format!("{}", *us as f64 / 1e6));
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {cumulative}"
+            );
+        }
+        let braces = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
+        let _ = writeln!(
+            out,
+            "{name}_sum{braces} {}\n{name}_count{braces} {cumulative}",
+            self.sum_us.load(Relaxed) as f64 / 1e6
+        );
+    }
+}
+
 #[derive(Default)]
 pub struct RouteCounters {
     requests: AtomicU64,
     last_seen: AtomicU64,
+    latency: Histogram,
 }
 
 /// The routes of one config and their counters. A reload builds a new set
@@ -72,8 +115,7 @@ pub struct Traffic {
     routes: ArcSwap<RouteSet>,
     /// By status class 1xx … 5xx (index 1–5; 0 = other).
     by_class: [AtomicU64; 6],
-    buckets: [AtomicU64; BUCKETS_US.len() + 1],
-    latency_sum_us: AtomicU64,
+    latency: Histogram,
     rejections: Mutex<HashMap<&'static str, u64>>,
     shadow: Mutex<HashMap<String, u64>>,
     shadow_overflow: AtomicU64,
@@ -100,8 +142,7 @@ impl Traffic {
                 names: routes,
             }),
             by_class: Default::default(),
-            buckets: Default::default(),
-            latency_sum_us: AtomicU64::new(0),
+            latency: Histogram::default(),
             rejections: Mutex::default(),
             shadow: Mutex::default(),
             shadow_overflow: AtomicU64::new(0),
@@ -139,13 +180,11 @@ impl Traffic {
         if let Some(c) = route {
             c.requests.fetch_add(1, Relaxed);
             c.last_seen.store(unix_now(), Relaxed);
+            c.latency.observe(elapsed);
         }
         let class = usize::from(status / 100).min(5);
         self.by_class[class].fetch_add(1, Relaxed);
-        let us = elapsed.as_micros() as u64;
-        let bucket = BUCKETS_US.partition_point(|&b| b < us);
-        self.buckets[bucket].fetch_add(1, Relaxed);
-        self.latency_sum_us.fetch_add(us, Relaxed);
+        self.latency.observe(elapsed);
     }
 
     pub fn rejected(&self, code: &'static str) {
@@ -236,22 +275,8 @@ impl Traffic {
             );
         }
         out.push_str("# HELP portcullis_request_duration_seconds Time to the response head.\n# TYPE portcullis_request_duration_seconds histogram\n");
-        let mut cumulative = 0;
-        for (i, b) in self.buckets.iter().enumerate() {
-            cumulative += b.load(Relaxed);
-            let le = BUCKETS_US
-                .get(i)
-                .map_or_else(|| "+Inf".to_owned(), |us| format!("{}", *us as f64 / 1e6));
-            let _ = writeln!(
-                out,
-                "portcullis_request_duration_seconds_bucket{{le=\"{le}\"}} {cumulative}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "portcullis_request_duration_seconds_sum {}\nportcullis_request_duration_seconds_count {cumulative}",
-            self.latency_sum_us.load(Relaxed) as f64 / 1e6
-        );
+        self.latency
+            .render(&mut out, "portcullis_request_duration_seconds", "");
         out.push_str("# HELP portcullis_route_requests_total Requests per declared route.\n# TYPE portcullis_route_requests_total counter\n");
         for r in self.routes() {
             let _ = writeln!(
@@ -260,6 +285,16 @@ impl Traffic {
                 label(&r.api),
                 label(&r.operation),
                 r.requests
+            );
+        }
+        out.push_str("# HELP portcullis_route_request_duration_seconds Time to the response head, per declared route.\n# TYPE portcullis_route_request_duration_seconds histogram\n");
+        let set = self.routes.load();
+        for ((api, operation), c) in set.names.iter().zip(set.counters.iter()) {
+            let labels = format!("api=\"{}\",operation=\"{}\"", label(api), label(operation));
+            c.latency.render(
+                &mut out,
+                "portcullis_route_request_duration_seconds",
+                &labels,
             );
         }
         let (shadow, overflow) = self.shadow_endpoints();

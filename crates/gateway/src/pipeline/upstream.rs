@@ -117,6 +117,8 @@ struct Health {
     /// Requests and retries in flight, for the retry budget.
     in_flight: std::sync::atomic::AtomicUsize,
     retries_in_flight: std::sync::atomic::AtomicUsize,
+    /// Time from sending a try to its response head (or its failure).
+    latency: crate::events::traffic::Histogram,
 }
 
 /// Counts one in-flight request (or retry) until dropped.
@@ -157,7 +159,7 @@ pub fn prometheus(upstreams: &[std::sync::Arc<UpstreamClient>]) -> String {
             label(u)
         );
     }
-    let counters: [Counter; 2] = [
+    let counters: [Counter; 3] = [
         (
             "portcullis_upstream_requests_total",
             "Requests sent to the upstream since the config was loaded.",
@@ -167,6 +169,11 @@ pub fn prometheus(upstreams: &[std::sync::Arc<UpstreamClient>]) -> String {
             "portcullis_upstream_failures_total",
             "Requests to the upstream that got no answer (connection failure or timeout) since the config was loaded.",
             |h| h.failures.load(Relaxed),
+        ),
+        (
+            "portcullis_upstream_retries_total",
+            "Tries of idempotent requests sent again after no answer.",
+            |h| h.retries.load(Relaxed),
         ),
     ];
     for (name, help, value) in counters {
@@ -182,14 +189,13 @@ pub fn prometheus(upstreams: &[std::sync::Arc<UpstreamClient>]) -> String {
     }
     let _ = writeln!(
         out,
-        "# HELP portcullis_upstream_retries_total Tries of idempotent requests sent again after no answer.\n# TYPE portcullis_upstream_retries_total counter"
+        "# HELP portcullis_upstream_request_duration_seconds Time from sending a try to the upstream to its response head (or its failure).\n# TYPE portcullis_upstream_request_duration_seconds histogram"
     );
     for u in upstreams {
-        let _ = writeln!(
-            out,
-            "portcullis_upstream_retries_total{{upstream=\"{}\"}} {}",
-            label(u),
-            u.health.retries.load(Relaxed)
+        u.health.latency.render(
+            &mut out,
+            "portcullis_upstream_request_duration_seconds",
+            &format!("upstream=\"{}\"", label(u)),
         );
     }
     let per_target: [(&str, &str, &str, TargetReading); 4] = [
@@ -502,7 +508,10 @@ impl UpstreamClient {
         B::Data: Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        match tokio::time::timeout(timeout, client.request(request)).await {
+        let started = std::time::Instant::now();
+        let answer = tokio::time::timeout(timeout, client.request(request)).await;
+        self.health.latency.observe(started.elapsed());
+        match answer {
             Ok(Ok(response)) => Ok(response),
             Err(_) => Err(Rejection::UpstreamTimeout),
             Ok(Err(e)) => Err(Rejection::UpstreamUnavailable(format!(
