@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command (README, .ci/run). Needs only the Rust
 # toolchain: external judges (schemathesis, testssl.sh, sslyze, Spectral,
-# Chromium) are installed by the scripts that run them; Redis and
+# Chromium, helm, kubernetes-validate, systemd-analyze) are installed by the scripts that run them; Redis and
 # PostgreSQL (Debian packages) are installed here, and the tests that need them start and stop
 # their own `redis-server` / `postgres` on a free loopback port.
 set -euo pipefail
@@ -22,3 +22,7 @@ cargo test --workspace --locked
 # (Node.js, npm), its HTML report in headless Chromium (Debian).
 ./scripts/audit-vs-spectral.sh
 ./scripts/audit-html-chromium.sh
+# Shipping: the Helm chart (helm lint/template, Kubernetes schemas), the
+# systemd unit (systemd-analyze), and the image's binary (docker build where
+# an engine answers, else the release build script the Dockerfile runs).
+./scripts/deploy-check.sh

@@ -68,6 +68,32 @@ enum Command {
     },
     /// Print the config's JSON Schema (for editors and CI checks).
     Schema,
+    /// Development only (deploy/compose.yaml): write a development PKI.
+    #[command(hide = true)]
+    DevPki {
+        #[arg(long)]
+        dir: PathBuf,
+        /// NAME=SAN[,SAN…]: a server certificate.
+        #[arg(long = "server")]
+        servers: Vec<String>,
+        /// NAME: a client certificate.
+        #[arg(long = "client")]
+        clients: Vec<String>,
+    },
+    /// Copy a mounted secret's files, mode 0600, owned by this user (the
+    /// Helm chart's init container: private keys must not be group-readable).
+    #[command(hide = true)]
+    CopySecrets { from: PathBuf, to: PathBuf },
+    /// Development only (deploy/compose.yaml): serve the demo orders API.
+    #[command(hide = true)]
+    DemoBackend {
+        #[arg(long)]
+        bind: std::net::SocketAddr,
+        #[arg(long)]
+        pki: PathBuf,
+        #[arg(long)]
+        name: String,
+    },
     /// Start a secure demo on this machine: dev PKI, demo backend, gateway.
     Quickstart {
         /// Where to keep the demo's PKI, config and events.
@@ -274,6 +300,15 @@ fn main() -> ExitCode {
             upstream,
             output,
         } => init::main(&openapi, upstream.as_deref(), &output),
+        Command::DevPki {
+            dir,
+            servers,
+            clients,
+        } => quickstart::container::pki(&dir, &servers, &clients),
+        Command::CopySecrets { from, to } => quickstart::container::copy_secrets(&from, &to),
+        Command::DemoBackend { bind, pki, name } => {
+            quickstart::container::backend(bind, &pki, &name)
+        }
         Command::Schema => {
             println!("{:#}", portcullis_config::json_schema::json_schema());
             ExitCode::SUCCESS
