@@ -277,6 +277,19 @@ enum KeysAction {
     },
 }
 
+/// Logs go to standard error (standard output is the commands' own),
+/// coloured only for a person at a terminal, never in files or pipes.
+fn init_logs() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
 /// Exit codes: 0 success, 1 invalid config or failed start, 2 usage.
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -284,13 +297,7 @@ fn main() -> ExitCode {
         env!("CARGO_PKG_VERSION"),
         env!("PORTCULLIS_COMMIT"),
     );
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logs();
     match cli.command {
         Command::Check { config } => check(&config),
         Command::Run { config } => run(&config),

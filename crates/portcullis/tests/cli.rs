@@ -136,6 +136,26 @@ async fn quickstart_serves_the_promised_answers_and_stops_cleanly() {
             );
         }
     }
+    // The printed forms name the secrets as variables of the 0600 env file
+    // and give the same answers once it is sourced.
+    let env_file = facts["env_file"].as_str().unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(env_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the env file is private");
+    }
+    let api_key = facts["api_key"].as_str().unwrap();
+    if Command::new("curl").arg("--version").output().is_ok() {
+        for e in examples
+            .iter()
+            .filter(|e| !e["path"].as_str().unwrap().contains("revoke"))
+        {
+            let shell = e["shell"].as_str().unwrap();
+            assert!(!shell.contains(api_key), "{shell}");
+            let (status, text) = curl(&format!(". '{env_file}' && {shell}"));
+            assert_eq!(status, e["expected_status"].to_string(), "{shell}: {text}");
+        }
+    }
     // OPS-04: the operator's kill switch for the demo application, through
     // the admin plane, then the printed curl commands (same answers).
     let admin: std::net::SocketAddr = facts["admin_url"]
@@ -184,6 +204,20 @@ async fn quickstart_serves_the_promised_answers_and_stops_cleanly() {
                 step["expected_status"].to_string(),
                 "{}: {text}",
                 step["curl"]
+            );
+        }
+        // ... and their printed forms, with the env file sourced.
+        for step in steps {
+            let shell = step["shell"].as_str().unwrap();
+            assert!(
+                shell.contains("$OPERATOR_TOKEN") || shell.contains("$API_KEY"),
+                "{shell}"
+            );
+            let (status, text) = curl(&format!(". '{env_file}' && {shell}"));
+            assert_eq!(
+                status,
+                step["expected_status"].to_string(),
+                "{shell}: {text}"
             );
         }
     }

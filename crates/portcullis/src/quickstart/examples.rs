@@ -11,8 +11,8 @@ use super::DEMO_APP;
 pub(super) struct Example {
     pub(super) name: &'static str,
     method: &'static str,
-    path: &'static str,
-    headers: Vec<[String; 2]>,
+    pub(super) path: &'static str,
+    pub(super) headers: Vec<[String; 2]>,
     body: Option<&'static str>,
     /// `Content-Type` of `body`.
     content_type: &'static str,
@@ -22,6 +22,8 @@ pub(super) struct Example {
     /// `[certificate, key]` files presented as the TLS client certificate.
     client_certificate: Option<[PathBuf; 2]>,
     pub(super) curl: String,
+    /// `curl` naming the demo's secrets as variables of `quickstart.env`.
+    pub(super) shell: String,
 }
 
 /// One printed command and the status it gives.
@@ -29,6 +31,8 @@ pub(super) struct Example {
 pub(super) struct Step {
     pub(super) what: &'static str,
     pub(super) curl: String,
+    /// `curl` naming the demo's secrets as variables of `quickstart.env`.
+    pub(super) shell: String,
     pub(super) expected_status: u16,
 }
 
@@ -110,6 +114,7 @@ impl Calls<'_> {
             expect_in_body,
             client_certificate: None,
             curl,
+            shell: String::new(),
         }
     }
 
@@ -315,21 +320,25 @@ pub(super) fn kill_switch_demo(
         Step {
             what: "an operator switches the demo application off",
             curl: switch("disable"),
+            shell: String::new(),
             expected_status: 200,
         },
         Step {
             what: "its next request is refused",
             curl: call.clone(),
+            shell: String::new(),
             expected_status: 403,
         },
         Step {
             what: "the operator switches it on again",
             curl: switch("enable"),
+            shell: String::new(),
             expected_status: 200,
         },
         Step {
             what: "served again",
             curl: call,
+            shell: String::new(),
             expected_status: 200,
         },
     ]

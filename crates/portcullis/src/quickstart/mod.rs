@@ -22,6 +22,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod banner;
 pub(crate) mod container;
 mod examples;
 mod live;
@@ -61,6 +62,8 @@ struct Facts {
     examples: Vec<Example>,
     /// A WebSocket echo through the gateway, made at start.
     websocket_echo: Option<live::WebSocketEcho>,
+    /// The demo's secrets as shell variables (mode 0600), for `source`.
+    env_file: PathBuf,
 }
 
 /// The demo token issuer: its name, key file and JWKS file.
@@ -248,11 +251,19 @@ async fn run(data_dir: &Path, port: u16) -> anyhow::Result<()> {
     let public = running.addr("public").context("public listener")?;
     facts.websocket_echo =
         Some(live::websocket_echo(public, &files.ca_path, (&files.api_key, &files.token)).await?);
+    let vars = banner::vars(&facts);
+    for e in &mut facts.examples {
+        e.shell = banner::shell_form(&e.curl, &vars);
+    }
+    for step in &mut facts.kill_switch_demo {
+        step.shell = banner::shell_form(&step.curl, &vars);
+    }
+    banner::write_env(&facts.env_file, &vars)?;
     let json_path = files.data_dir.join("quickstart.json");
     let tmp = files.data_dir.join("quickstart.json.tmp");
     write_private(&tmp, serde_json::to_string_pretty(&facts)?.as_bytes())?;
     std::fs::rename(&tmp, &json_path)?;
-    print_banner(&facts, &json_path, &files.demo_client);
+    banner::print(&facts, &json_path, &facts.env_file, &vars);
 
     crate::wait_for_stop().await;
     println!("stopping");
@@ -384,6 +395,7 @@ impl DemoFiles {
             development_pki: "DEVELOPMENT ONLY: the CA, keys and demo token issuer in this directory are generated for this demo",
             examples,
             websocket_echo: None,
+            env_file: self.data_dir.join("quickstart.env"),
         })
     }
 }
@@ -453,91 +465,6 @@ async fn guard_handler(jwks_url: &str) -> anyhow::Result<Handler> {
         portcullis_gateway::dev::backend::HandlerService(demo_handler()),
     );
     Ok(portcullis_gateway::dev::backend::from_service(guarded))
-}
-
-fn print_banner(facts: &Facts, json_path: &Path, demo_client: &IssuedFiles) {
-    let (base, config_path, events, ca_path, api_key, token) = (
-        &facts.gateway_url,
-        &facts.config,
-        &facts.events_file,
-        &facts.ca_cert,
-        &facts.api_key,
-        &facts.token,
-    );
-    println!("Portcullis quickstart is running.");
-    println!();
-    println!("  gateway      {base}  (TLS 1.3, HTTP/1.1 and HTTP/2)");
-    println!(
-        "  backend      {}  (demo orders API, TLS, behind the gateway)",
-        facts.backend_url
-    );
-    println!("  config       {}", config_path.display());
-    println!("  events       {}", events.display());
-    println!(
-        "  facts        {}  (API key and tokens for scripts)",
-        json_path.display()
-    );
-    println!(
-        "  [DEVELOPMENT] {} is a throwaway CA; the demo token issuer is for this demo only.",
-        ca_path.display()
-    );
-    println!();
-    println!(
-        "  [mTLS] the backend requires a client certificate: `{}` is refused at the TLS handshake;",
-        facts
-            .direct_backend_call
-            .replace(&cert_args(demo_client), "")
-    );
-    println!(
-        "         with one, its guard still wants the gateway's certificate and a context token (401):\n         {}",
-        facts.direct_backend_call
-    );
-    println!(
-        "  context-token keys (loopback only): {}",
-        facts.context_jwks_url
-    );
-    println!("  API key ({DEMO_APP}): {api_key}");
-    println!("  token (orders:read orders:write, 1 hour): {token}");
-    println!("  fresh tokens: {}", facts.mint_token_command);
-    println!();
-    println!("Try:");
-    for e in &facts.examples {
-        println!("  # {} (expect {})", e.name, e.expected_status);
-        println!("  {}", e.curl);
-    }
-    println!(
-        "  # a burst of 400 calls meets the demo app's limit on listOrders (expect some 429 with Retry-After)"
-    );
-    println!("  {}", facts.rate_limit_burst);
-    if let Some(ws) = &facts.websocket_echo {
-        println!(
-            "  # WebSocket {}: at start the quickstart sent {:?} and got back {:?}",
-            ws.url, ws.sent, ws.received
-        );
-        println!(
-            "  # its handshake with curl (expect 101; curl cannot type frames, any WebSocket client can)"
-        );
-        println!("  {}", ws.curl_handshake);
-    }
-    println!();
-    println!(
-        "Operator kill switch (admin plane on {}, operator token in quickstart.json):",
-        facts.admin_url
-    );
-    for step in &facts.kill_switch_demo {
-        println!("  # {} (expect {})", step.what, step.expected_status);
-        println!("  {}", step.curl);
-    }
-    println!(
-        "  # the audit log recorded who did it and why: portcullis admin --config {} audit-log show",
-        config_path.display()
-    );
-    println!();
-    println!(
-        "Check the config and its weakened defaults:  portcullis check --config {}",
-        config_path.display()
-    );
-    println!("Stop with Ctrl-C.");
 }
 
 struct GatewayFiles<'a> {
