@@ -142,14 +142,15 @@ pub(super) fn print(facts: &Facts, json_path: &Path, env_path: &Path, vars: &Var
         .examples
         .iter()
         .partition(|e| e.expected_status < 300 && !e.path.starts_with("/oauth2/"));
-    for e in works {
+    let example = |e: &super::Example| {
         command(
             e.name,
             &format!("expect {}", e.expected_status),
             &e.curl,
             vars,
         );
-    }
+    };
+    works.into_iter().for_each(example);
     if let Some(ws) = &facts.websocket_echo {
         println!(
             "  # WebSocket {}: at start the quickstart sent {:?} and got back {:?};",
@@ -164,14 +165,7 @@ pub(super) fn print(facts: &Facts, json_path: &Path, env_path: &Path, vars: &Var
     }
     println!();
     println!("Refused, and why:");
-    for e in refused {
-        command(
-            e.name,
-            &format!("expect {}", e.expected_status),
-            &e.curl,
-            vars,
-        );
-    }
+    refused.into_iter().for_each(example);
     command(
         "a burst of 400 calls meets the demo app's limit on listOrders",
         "expect some 429 with Retry-After",
