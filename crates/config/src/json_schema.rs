@@ -31,7 +31,60 @@ pub fn json_schema() -> Value {
         .into_root_schema_for::<RawConfig>();
     schema.insert("$id".into(), SCHEMA_ID.into());
     schema.insert("title".into(), "Portcullis gateway configuration".into());
-    schema.to_value()
+    let mut value = schema.to_value();
+    allow_empty_sections(&mut value);
+    value
+}
+
+/// The loader takes an empty section (`contract:` with nothing under it,
+/// which YAML reads as null) for its default, for maps, lists and settings
+/// blocks that have one; the schema says so too, so that editors do not
+/// flag what `check` accepts.
+fn allow_empty_sections(value: &mut Value) {
+    optional_nullable(value);
+    if let Some(Value::Object(defs)) = value.get_mut("$defs") {
+        defs.values_mut().for_each(optional_nullable);
+    }
+}
+
+/// Each optional settings block, list or map of the object schema `s`
+/// also takes null.
+fn optional_nullable(s: &mut Value) {
+    let required: Vec<String> = s
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| {
+            r.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let Some(Value::Object(props)) = s.get_mut("properties") else {
+        return;
+    };
+    for (name, field) in props.iter_mut() {
+        let Value::Object(f) = field else { continue };
+        let compound = f.contains_key("$ref")
+            || matches!(
+                f.get("type").and_then(Value::as_str),
+                Some("object" | "array")
+            );
+        if !compound || required.contains(name) {
+            continue;
+        }
+        let mut shape = f.clone();
+        let mut outer = serde_json::Map::new();
+        for key in ["default", "description"] {
+            if let Some(v) = shape.remove(key) {
+                outer.insert(key.into(), v);
+            }
+        }
+        outer.insert(
+            "anyOf".into(),
+            serde_json::json!([Value::Object(shape), { "type": "null" }]),
+        );
+        *f = outer;
+    }
 }
 
 fn validator() -> &'static jsonschema::Validator {
@@ -223,6 +276,20 @@ mod tests {
         assert_eq!(field_path(""), "");
         assert_eq!(field_path("/apis/0/routes/12"), "apis[0].routes[12]");
         assert_eq!(field_path("/upstreams/a~1b/url"), "upstreams.a/b.url");
+    }
+
+    /// YAML's empty section (`contract:`) is null; the loader reads it as
+    /// the default for settings blocks, lists and maps, and so does the schema.
+    #[test]
+    fn empty_sections_fit_the_schema_as_they_fit_the_loader() {
+        let value: Value = serde_json::json!({
+            "listeners": [{ "name": "l", "bind": "127.0.0.1:0", "tls": { "cert": "c", "key": "k" } }],
+            "limits": null,
+            "upstreams": {},
+            "apis": [{ "name": "a", "upstream": "u", "contract": null, "rate_limits": null,
+                        "routes": [{ "path": "/x", "methods": ["GET"], "auth": "public" }] }],
+        });
+        assert_eq!(schema_errors(&value), vec![]);
     }
 
     #[test]
