@@ -638,7 +638,9 @@ def main():
         "--perf",
         default=None,
         metavar="DIR",
-        help="record a CPU profile (perf record -g) of the gateway during each S1/S2/S7 run into DIR",
+        help="record a CPU profile (perf record -g) of the gateway during each S1/S2/S7 run into DIR; "
+        "the dist binary is stripped, so build `cargo build --profile profiling -p portcullis` and pass "
+        "--binary target/profiling/portcullis for symbols",
     )
     ap.add_argument(
         "--connections",
