@@ -17,8 +17,9 @@ pub fn markdown() -> String {
          Generated from the config types by `cargo test -p portcullis-config` \
          (`UPDATE_DOCS=1` rewrites it); `portcullis schema` prints the same \
          fields as a JSON Schema for editors. Every default is the secure one. \
-         A field marked **weakens** lowers a default on purpose: `check` lists \
-         each one that is set, and the assessor reads them.\n\n\
+         A field marked **weakens** can lower a default: `check` lists each \
+         weakened setting (`dangerous_*` fields always), and the assessor reads \
+         that list. IDs are the checklist items (docs/controls.md) a field serves.\n\n\
          `a[]` is a list of `a`; `a.<name>` is a map keyed by a name you choose.\n\n\
          | field | type | default | IDs | meaning |\n|---|---|---|---|---|\n",
     );
@@ -94,7 +95,10 @@ fn walk(root: &Value, schema: &Value, prefix: &str, rows: &mut Vec<Row>) {
                 .get("default")
                 .map_or_else(String::new, |d| format!("`{d}`")),
             ids: checklist_ids(&description),
-            weakens: name.starts_with("dangerous_"),
+            weakens: name.starts_with("dangerous_")
+                || ["`check` report", "reported by `check`", "a weakening"]
+                    .iter()
+                    .any(|w| description.contains(w)),
             description,
             path: path.clone(),
         });

@@ -15,20 +15,30 @@ pub struct RawConfig {
     /// certificates and plaintext listeners; `check` reports it.
     #[serde(default)]
     pub mode: RawMode,
+    /// Worker threads and the shutdown grace period.
     #[serde(default)]
     pub runtime: RawRuntime,
+    /// Data-plane listeners: TLS by default (TLS-05), plaintext only to
+    /// redirect (or in dev mode).
     pub listeners: Vec<RawListener>,
+    /// Connection, header and body limits against resource exhaustion;
+    /// `check` reports each one raised above its default.
     #[serde(default)]
     pub limits: RawLimits,
+    /// The correlation ID added to every request and answer (DATA-03, DATA-04).
     #[serde(default)]
     pub correlation: RawCorrelation,
     /// W3C Trace Context forwarded to upstreams.
     #[serde(default)]
     pub trace_context: RawTraceContext,
+    /// Request headers removed before forwarding (INPUT-06).
     #[serde(default)]
     pub request: RawRequestHygiene,
+    /// Response hardening: headers added and removed on every answer
+    /// (OUTPUT-03, OUTPUT-07, OUTPUT-12).
     #[serde(default)]
     pub response: RawResponseHardening,
+    /// Security events (OPS-01): where they are written or sent.
     #[serde(default)]
     pub events: RawEvents,
     /// One JSON line per request; none when absent.
@@ -47,7 +57,11 @@ pub struct RawConfig {
     /// Usage anomaly detection per application × route (OPS-02).
     #[serde(default)]
     pub anomalies: RawAnomalies,
+    /// The services behind the gateway, by name: TLS with explicit trust
+    /// anchors by default (TLS-02, TLS-04).
     pub upstreams: BTreeMap<String, RawUpstream>,
+    /// The APIs the gateway serves: routes from an OpenAPI document or
+    /// written by hand, each with its authentication policy (AUTHN-06).
     pub apis: Vec<RawApi>,
     /// Sensitive data refused in URLs (DATA-01).
     #[serde(default)]
@@ -63,12 +77,16 @@ pub struct RawSensitiveData {
     /// Added to the (default or given) list.
     #[serde(default)]
     pub extra_names: Vec<String>,
+    /// Refuse e-mail addresses in paths and query strings.
     #[serde(default = "defaults::yes")]
     pub email: bool,
+    /// Refuse payment card numbers (Luhn-checked) in paths and query strings.
     #[serde(default = "defaults::yes")]
     pub card: bool,
+    /// Refuse national identity numbers in paths and query strings.
     #[serde(default = "defaults::yes")]
     pub national_id: bool,
+    /// Refuse bearer tokens and API keys in paths and query strings (DATA-01).
     #[serde(default = "defaults::yes")]
     pub token: bool,
 }
@@ -127,6 +145,7 @@ pub struct RawHealth {
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawListener {
+    /// The listener's name, in events, metrics and `check` output.
     pub name: String,
     /// `IP:port`; port 0 picks a free port.
     pub bind: String,
@@ -194,22 +213,35 @@ pub struct RawClientAuth {
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawLimits {
+    /// Time allowed to send a complete request head, from the connection's
+    /// start for the first one (slowloris).
     #[serde(default = "defaults::header_read_timeout_ms")]
     pub header_read_timeout_ms: u64,
+    /// Time allowed for the TLS handshake (half-open handshakes).
     #[serde(default = "defaults::tls_handshake_timeout_ms")]
     pub tls_handshake_timeout_ms: u64,
+    /// Largest request head, at least 8192; over it: 431.
     #[serde(default = "defaults::max_header_bytes")]
     pub max_header_bytes: usize,
+    /// Largest request body, read whole before forwarding; over it: 413.
     #[serde(default = "defaults::max_body_bytes")]
     pub max_body_bytes: usize,
+    /// Connections held at once on one listener; over the cap they are closed
+    /// at once.
     #[serde(default = "defaults::max_connections")]
     pub max_connections: usize,
+    /// HTTP/2 streams one connection may have open at once.
     #[serde(default = "defaults::h2_max_concurrent_streams")]
     pub h2_max_concurrent_streams: u32,
+    /// HTTP/2 streams a client may reset before the connection is closed
+    /// (rapid reset, CVE-2023-44487).
     #[serde(default = "defaults::h2_max_pending_reset_streams")]
     pub h2_max_pending_reset_streams: usize,
+    /// HTTP/2 streams the gateway may reset for a client's errors before
+    /// closing the connection.
     #[serde(default = "defaults::h2_max_local_error_reset_streams")]
     pub h2_max_local_error_reset_streams: usize,
+    /// Time allowed to send a whole request body (slow body senders).
     #[serde(default = "defaults::body_read_timeout_ms")]
     pub body_read_timeout_ms: u64,
     /// Largest upstream response the gateway buffers to inspect (JSON and text).
@@ -240,6 +272,7 @@ pub struct RawLimits {
     /// on average is refused (slow-body attacks); 0 turns the check off.
     #[serde(default = "defaults::min_body_bytes_per_s")]
     pub min_body_bytes_per_s: u64,
+    /// Time a body may take before `min_body_bytes_per_s` applies.
     #[serde(default = "defaults::body_rate_grace_ms")]
     pub body_rate_grace_ms: u64,
     /// Bytes of request and response bodies buffered at once across every
@@ -315,9 +348,12 @@ pub struct RawOtlp {
     /// The traces endpoint, e.g. `https://collector:4318/v1/traces`
     /// (with `ca`), or `http://` on loopback.
     pub endpoint: String,
+    /// PEM trust anchors for the collector (no system roots).
     pub ca: Option<String>,
     /// `service.name` of the spans (default `portcullis`).
     pub service_name: Option<String>,
+    /// Export spans over plain HTTP to a non-loopback collector (`check`
+    /// reports it).
     #[serde(default)]
     pub dangerous_plaintext: bool,
 }
@@ -370,8 +406,10 @@ pub struct RawAccessLog {
     pub stdout: bool,
     /// Append the lines to this file (created 0600), rotated like the events file.
     pub file: Option<String>,
+    /// The file is rotated when it reaches this many MiB.
     #[serde(default = "defaults::event_file_max_mb")]
     pub file_max_mb: u64,
+    /// Rotated files kept; older ones are deleted.
     #[serde(default = "defaults::event_file_keep")]
     pub file_keep: u32,
 }
@@ -393,6 +431,8 @@ impl Default for RawEvents {
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSpool {
+    /// Directory of the spool (created 0700); events wait here until every
+    /// remote sink has them, so nothing is lost while a sink is down.
     pub dir: String,
     /// Largest spool on disk, in MiB (default 64); over it, the oldest
     /// low-severity events are dropped first, and the drop is an event.
@@ -417,10 +457,13 @@ pub struct RawSyslog {
 pub struct RawCollector {
     /// `https://…` (with `ca`), or `http://` on loopback.
     pub url: String,
+    /// PEM trust anchors for the collector (no system roots).
     pub ca: Option<String>,
     /// Events per POST (default 100).
     #[serde(default = "defaults::collector_batch")]
     pub batch: usize,
+    /// Send events over plain HTTP to a non-loopback collector (events in
+    /// clear; `check` reports it).
     #[serde(default)]
     pub dangerous_plaintext: bool,
 }
@@ -428,6 +471,7 @@ pub struct RawCollector {
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawAnomalies {
+    /// Watch usage per application and route (OPS-02); `false` turns it off.
     #[serde(default = "defaults::yes")]
     pub enabled: bool,
     /// Length of one baseline interval (default 10 s).
@@ -468,6 +512,7 @@ pub struct RawAdmin {
 #[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSharedState {
+    /// Redis counting rate limits across instances (INPUT-08).
     pub redis: Option<RawRedis>,
     /// PostgreSQL holding applications, keys and revocations for several instances.
     pub postgres: Option<RawPostgres>,
@@ -478,9 +523,12 @@ pub struct RawSharedState {
 pub struct RawPostgres {
     /// Host name or IP address (TLS required unless loopback).
     pub host: String,
+    /// PostgreSQL's port.
     #[serde(default = "defaults::postgres_port")]
     pub port: u16,
+    /// The database holding the store.
     pub dbname: String,
+    /// The role the gateway connects as.
     pub user: String,
     /// File holding the password (mode 0600); none for peer/trust/cert auth.
     pub password_file: Option<String>,
@@ -517,6 +565,8 @@ pub struct RawRedis {
     /// Longest wait for Redis per request, in milliseconds (default 100).
     #[serde(default = "defaults::redis_timeout_ms")]
     pub timeout_ms: u64,
+    /// While Redis cannot be reached: `closed` (default) refuses requests
+    /// under shared limits (429), `local` falls back to per-instance limits.
     #[serde(default)]
     pub on_failure: RawOnFailure,
     /// `redis://` to a non-loopback host (limits and their keys in clear).
@@ -554,6 +604,7 @@ pub struct RawContextToken {
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawApi {
+    /// The API's name, in events, metrics, the inventory and kill switches.
     pub name: String,
     /// Hosts this API answers for; empty means any host.
     #[serde(default)]
@@ -631,9 +682,11 @@ pub enum RawLimitKey {
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRateLimit {
+    /// Whose budget: `application`, `subject`, `route` or `client`.
     pub per: RawLimitKey,
     /// Requests allowed per `per_seconds` on average.
     pub requests: u32,
+    /// The window, in seconds, `requests` are spread over.
     pub per_seconds: u64,
     /// Requests accepted at once after a quiet period (default `requests`).
     pub burst: Option<u32>,
@@ -642,6 +695,7 @@ pub struct RawRateLimit {
 #[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRouteLimits {
+    /// Rate limits of this route alone, on top of the API's.
     #[serde(default)]
     pub rate_limits: Vec<RawRateLimit>,
     /// Requests of this route in flight at once, across all callers.
@@ -684,8 +738,10 @@ pub struct RawContract {
     /// Validate JSON responses against their schema; a mismatch becomes 502.
     #[serde(default)]
     pub validate_responses: bool,
+    /// Deepest nesting of a JSON body, 1 to 100 (depth bombs).
     #[serde(default = "defaults::max_json_depth")]
     pub max_json_depth: usize,
+    /// Longest JSON string or member name.
     #[serde(default = "defaults::max_json_string_bytes")]
     pub max_json_string_bytes: usize,
 }
@@ -710,12 +766,16 @@ pub struct RawCors {
     /// Exact origins, e.g. `https://app.example.com`. `*` is allowed only
     /// without credentials.
     pub allowed_origins: Vec<String>,
+    /// Let browsers send cookies and credentials; never with `*` (OUTPUT-11).
     #[serde(default)]
     pub allow_credentials: bool,
+    /// Request headers allowed in preflighted requests.
     #[serde(default)]
     pub allowed_headers: Vec<String>,
+    /// Response headers the browser may read.
     #[serde(default)]
     pub expose_headers: Vec<String>,
+    /// How long a browser may cache a preflight answer.
     #[serde(default = "defaults::cors_max_age_s")]
     pub max_age_s: u32,
 }
@@ -725,6 +785,7 @@ pub struct RawCors {
 pub struct RawRoute {
     /// Path template relative to `base_path`, e.g. `/orders/{id}`.
     pub path: String,
+    /// HTTP methods the route answers; any other gets 405 with `Allow`.
     pub methods: Vec<String>,
     /// Authentication policy; there is no default (deny by default). Absent,
     /// the route is refused; optional here only so that `check` can go on

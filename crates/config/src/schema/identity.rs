@@ -50,6 +50,7 @@ pub struct RawIntrospection {
     pub url: String,
     /// PEM trust anchors for the endpoint.
     pub ca: String,
+    /// The gateway's client ID at the authorization server.
     pub client_id: String,
     /// File holding the client secret (mode 0600).
     pub client_secret_file: String,
@@ -65,6 +66,7 @@ pub struct RawIntrospection {
 pub struct RawDecryptionKey {
     /// Matched against the JWE header's `kid` when both are present.
     pub kid: Option<String>,
+    /// PKCS#8 PEM file of the private key (mode 0600).
     pub key: String,
 }
 

@@ -39,14 +39,20 @@ pub struct RawUpstream {
     /// Name checked against the upstream certificate's SAN and sent as SNI;
     /// defaults to the URL's host.
     pub server_name: Option<String>,
+    /// Time allowed to connect (TCP and TLS) to a target.
     #[serde(default = "defaults::connect_timeout_ms")]
     pub connect_timeout_ms: u64,
+    /// Time allowed for a target's response head; over it: 504.
     #[serde(default = "defaults::request_timeout_ms")]
     pub request_timeout_ms: u64,
+    /// Idle pooled connections are closed after this long.
     #[serde(default = "defaults::pool_idle_timeout_ms")]
     pub pool_idle_timeout_ms: u64,
+    /// Idle connections kept per target.
     #[serde(default = "defaults::pool_max_idle_per_host")]
     pub pool_max_idle_per_host: usize,
+    /// Allow `http://` to this upstream (requests and context tokens in
+    /// clear; TLS-04; `check` reports it).
     #[serde(default)]
     pub dangerous_plaintext_upstream: bool,
     /// The gateway's client certificate for this upstream (mutual TLS).
@@ -81,8 +87,10 @@ pub enum RawBalance {
 pub struct RawHealthCheck {
     /// Path requested with GET on each target, e.g. `/healthz`.
     pub path: String,
+    /// Time between two checks of one target.
     #[serde(default = "defaults::health_interval_ms")]
     pub interval_ms: u64,
+    /// Time a check may take; longer counts as a failure.
     #[serde(default = "defaults::health_timeout_ms")]
     pub timeout_ms: u64,
     /// Consecutive successes that make an unhealthy target healthy (default 2).
@@ -105,6 +113,7 @@ pub struct RawOutlierDetection {
     /// First ejection; doubled at each ejection in a row, up to `max_ejection_ms` (default 30 s).
     #[serde(default = "defaults::ejection_ms")]
     pub ejection_ms: u64,
+    /// Longest ejection, however often a target is ejected again.
     #[serde(default = "defaults::max_ejection_ms")]
     pub max_ejection_ms: u64,
     /// At most this share of the targets ejected at once (default 50).
