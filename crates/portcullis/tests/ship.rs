@@ -316,3 +316,124 @@ fn every_example_fits_the_schema_and_passes_check() {
     }
     assert!(seen >= 5, "five examples at least, found {seen}");
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// What deploy/compose.yaml runs, without a container engine: `dev-pki`
+/// writes the PKI and the shared pepper, `demo-backend` serves over mutual
+/// TLS, and two gateways run deploy/compose/gateway.yaml (names and ports
+/// made local) on one PostgreSQL and one Redis. A key issued through one
+/// instance works on both; no key is 401 on both; the health listener
+/// answers `/readyz`.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_compose_topology_runs_without_a_container_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    let (code, out, err) = cli(&[
+        "dev-pki",
+        "--dir",
+        pki.to_str().unwrap(),
+        "--server=gateway=localhost,gateway-1,gateway-2",
+        "--server=backend=backend",
+        "--client=gateway-client",
+    ]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let backend_port = free_port();
+    let _backend = ChildGuard(
+        Command::new(BIN)
+            .args([
+                "demo-backend",
+                "--bind",
+                &format!("127.0.0.1:{backend_port}"),
+            ])
+            .args(["--pki", pki.to_str().unwrap(), "--name", "backend"])
+            .spawn()
+            .unwrap(),
+    );
+    let postgres = portcullis_testkit::PostgresServer::start();
+    let redis = portcullis_testkit::RedisServer::start();
+    let compose = include_str!("../../../deploy/compose/gateway.yaml");
+    let mut gateways = Vec::new();
+    let mut configs = Vec::new();
+    for n in 1..=2 {
+        let (port, health) = (free_port(), free_port());
+        let data = dir.path().join(format!("gateway-{n}"));
+        std::fs::create_dir_all(&data).unwrap();
+        let text = compose
+            .replace(
+                "/pki/postgres-password",
+                &postgres.password_file.display().to_string(),
+            )
+            .replace("/pki/", &format!("{}/", pki.display()))
+            .replace("/var/lib/portcullis", data.to_str().unwrap())
+            .replace("0.0.0.0:8443", &format!("127.0.0.1:{port}"))
+            .replace("0.0.0.0:8081", &format!("127.0.0.1:{health}"))
+            .replace(
+                "host: postgres",
+                &format!("host: 127.0.0.1\n    port: {}", postgres.port),
+            )
+            .replace("dbname: portcullis", "dbname: postgres")
+            .replace("redis://redis:6379/0", &redis.url())
+            .replace(
+                "url: https://backend:9443",
+                &format!("url: https://127.0.0.1:{backend_port}\n    server_name: backend"),
+            );
+        let cfg = dir.path().join(format!("gateway-{n}.yaml"));
+        std::fs::write(&cfg, &text).unwrap();
+        let (code, out, err) = cli(&["check", "--config", cfg.to_str().unwrap()]);
+        assert_eq!(code, Some(0), "{out}{err}\n{text}");
+        assert!(out.contains(": valid"), "{out}");
+        gateways.push(ChildGuard(
+            Command::new(BIN)
+                .args(["run", "--config", cfg.to_str().unwrap()])
+                .spawn()
+                .unwrap(),
+        ));
+        configs.push((cfg, port, health));
+    }
+    let run = |args: &[&str]| run_cli(BIN, &configs[0].0, None, args);
+    assert_eq!(run(&["apps", "create", "shop"]).0, Some(0));
+    let (code, out, _) = run(&["keys", "issue", "--app", "shop"]);
+    assert_eq!(code, Some(0));
+    let key = out.lines().last().unwrap().to_owned();
+    let ca = std::fs::read_to_string(pki.join("ca.pem")).unwrap();
+    let client = https_client(&ca, Proto::Http1);
+    for (_, port, health) in &configs {
+        wait_for_port(*port);
+        wait_for_port(*health);
+        let get = |key: Option<&str>| {
+            let mut req = Request::get(format!("https://localhost:{port}/v1/orders"));
+            if let Some(k) = key {
+                req = req.header("x-api-key", k);
+            }
+            req.body(Full::default()).unwrap()
+        };
+        let ok = fetch(&client, get(Some(&key))).await;
+        assert_eq!(ok.status, StatusCode::OK, "{}", ok.text());
+        assert!(ok.text().contains("orders"), "{}", ok.text());
+        assert_eq!(
+            fetch(&client, get(None)).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+        let ready = portcullis_testkit::plain_exchange(
+            format!("127.0.0.1:{health}").parse().unwrap(),
+            b"GET /readyz HTTP/1.1\r\nHost: probe\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+    }
+}
