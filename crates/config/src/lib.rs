@@ -6,6 +6,7 @@
 //! problem it finds with the field path and the reason; it never panics.
 #![cfg_attr(not(test), deny(clippy::too_many_lines))]
 
+mod files;
 pub mod json_schema;
 pub mod model;
 pub mod reference;
@@ -73,7 +74,20 @@ pub fn load(path: &Path) -> Result<Config, LoadError> {
     let base = path
         .parent()
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-    parse(&text, &base)
+    parse(&text, &base).map_err(|e| match e {
+        // With other problems, the missing files too, in the same run.
+        LoadError::Schema(mut errors) | LoadError::Invalid(mut errors) => {
+            if let Ok(value) = yaml_serde::from_str::<serde_json::Value>(&text) {
+                for m in files::missing(&value, &base) {
+                    if !errors.iter().any(|known| known.path == m.path) {
+                        errors.push(m);
+                    }
+                }
+            }
+            LoadError::Invalid(errors)
+        }
+        io => io,
+    })
 }
 
 /// Parses and validates config text; `base_dir` resolves relative paths.

@@ -507,11 +507,18 @@ fn check_reports_the_field_and_the_reason() {
         "{ path: /a, methods: [GET] }",
     );
     assert!(err.contains("apis[0].routes[0].auth: required"), "{err}");
-    // ... and, in the same run, the file's other problems.
+    // ... and, in the same run, the file's other problems: the plaintext
+    // upstream and the certificate files that do not exist.
     assert!(
         err.contains("upstreams.u.url") && err.contains("plaintext upstream refused"),
         "{err}"
     );
+    for field in [
+        "listeners[0].tls.cert: no such file",
+        "listeners[0].tls.key: no such file",
+    ] {
+        assert!(err.contains(field), "{field}: {err}");
+    }
     let err = check_fails(
         r#"{ url: "http://10.0.0.1" }"#,
         "{ path: /a, methods: [GET], auth: public }",
