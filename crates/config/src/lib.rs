@@ -86,7 +86,7 @@ pub fn load(path: &Path) -> Result<Config, LoadError> {
             }
             LoadError::Invalid(errors)
         }
-        io => io,
+        io @ LoadError::Io { .. } => io,
     })
 }
 
