@@ -129,19 +129,14 @@ impl Collector {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn sinks_killed_for_thirty_seconds_under_load_lose_no_event() {
     let env = TestEnv::new().await;
     let spool = env.path().join("spool");
-    let (syslog_port, http_port) = (free_port(), free_port());
+    let (syslog_port, http_port) = (
+        portcullis_testkit::free_port(),
+        portcullis_testkit::free_port(),
+    );
     let (syslog_seen, http_seen): (Seen, Seen) = Default::default();
     let syslog = SyslogReceiver::start(syslog_port, syslog_seen.clone());
     let collector = Collector::start(http_port, http_seen.clone()).await;

@@ -55,13 +55,6 @@ impl Instance {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port()
-}
-
 /// The CLI against an instance's config: `(exit code, stdout, stderr)`.
 fn cli(config: &Path, args: &[&str]) -> (Option<i32>, String, String) {
     cli_as(None, config, args)
@@ -90,8 +83,8 @@ impl Fleet {
             // The documented way: every instance gets the first one's pepper.
             std::fs::copy(pepper, data.join("pepper.key")).unwrap();
         }
-        let port = free_port();
-        let admin_port = free_port();
+        let port = portcullis_testkit::free_port();
+        let admin_port = portcullis_testkit::free_port();
         let events = dir.join("events.jsonl");
         let apis = "  - name: orders\n    base_path: /v1\n    upstream: backend\n    routes:\n      - { path: /orders, methods: [GET], auth: { api_key: true, token: true } }\n      - { path: /limited, methods: [GET], auth: { api_key: true } }\n    route_limits: { /limited: { rate_limits: [{ per: application, requests: 60, per_seconds: 60, burst: 6 }] } }\n";
         let gw = &self.env.gateway_cert;

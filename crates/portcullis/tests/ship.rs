@@ -122,11 +122,7 @@ async fn init_check_run_enforces_the_documents_security() {
             })
         }))
         .await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = portcullis_testkit::free_port();
     let ca = env.ca_path.display().to_string();
     let mut text = written.replace("127.0.0.1:8443", &format!("127.0.0.1:{port}"));
     for (field, value) in [
@@ -317,14 +313,6 @@ fn every_example_fits_the_schema_and_passes_check() {
     assert!(seen >= 5, "five examples at least, found {seen}");
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn wait_for_port(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -352,7 +340,7 @@ async fn the_compose_topology_runs_without_a_container_engine() {
         "--client=gateway-client",
     ]);
     assert_eq!(code, Some(0), "{out}{err}");
-    let backend_port = free_port();
+    let backend_port = portcullis_testkit::free_port();
     let _backend = ChildGuard(
         Command::new(BIN)
             .args([
@@ -370,7 +358,10 @@ async fn the_compose_topology_runs_without_a_container_engine() {
     let mut gateways = Vec::new();
     let mut configs = Vec::new();
     for n in 1..=2 {
-        let (port, health) = (free_port(), free_port());
+        let (port, health) = (
+            portcullis_testkit::free_port(),
+            portcullis_testkit::free_port(),
+        );
         let data = dir.path().join(format!("gateway-{n}"));
         std::fs::create_dir_all(&data).unwrap();
         let text = compose

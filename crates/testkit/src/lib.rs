@@ -745,6 +745,15 @@ impl Drop for ChildGuard {
     }
 }
 
+/// A loopback port free at the time of asking, for a server a test starts
+/// in another process.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
 /// Runs the `portcullis` binary `bin` with `args[0] --config CONFIG
 /// args[1..]`, with `token` as `PORTCULLIS_ADMIN_TOKEN` (or none):
 /// `(exit code, stdout, stderr)`.
