@@ -13,7 +13,7 @@ mod issuer;
 mod servers;
 
 pub use issuer::{TestIssuer, jwe_encrypt};
-pub use servers::{PostgresServer, RedisServer};
+pub use servers::{PostgresServer, RedisServer, free_port};
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
@@ -743,15 +743,6 @@ impl Drop for ChildGuard {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// A loopback port free at the time of asking, for a server a test starts
-/// in another process.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
 }
 
 /// Runs the `portcullis` binary `bin` with `args[0] --config CONFIG

@@ -7,6 +7,15 @@ use portcullis_gateway::dev::pki::DevCa;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// A loopback port free at the time of asking, for a server a test starts
+/// in another process.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
 /// A real `redis-server` on a free loopback port, stopped on drop. The
 /// test command installs Redis (Debian package) before the tests run.
 pub struct RedisServer {
