@@ -161,20 +161,19 @@ fn plain(v: &Value) -> String {
     v.as_str().map_or_else(|| v.to_string(), str::to_owned)
 }
 
-/// The checklist IDs (`TLS-01`, `AUTHZ-05`) a description names.
+/// The checklist IDs (`TLS-01`, `AUTHZ-05`) a description names: words
+/// that are IDs of the catalogue (`crates/catalog/controls.toml`).
 fn checklist_ids(description: &str) -> String {
+    static KNOWN: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+        portcullis_catalog::Catalog::load()
+            .control
+            .into_iter()
+            .map(|c| c.id)
+            .collect()
+    });
     let mut ids: Vec<&str> = description
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
-        .filter(|w| {
-            let mut parts = w.splitn(2, '-');
-            let (Some(area), Some(num)) = (parts.next(), parts.next()) else {
-                return false;
-            };
-            area.len() >= 2
-                && area.chars().all(|c| c.is_ascii_uppercase())
-                && num.len() == 2
-                && num.chars().all(|c| c.is_ascii_digit())
-        })
+        .filter(|w| KNOWN.iter().any(|id| id == w))
         .collect();
     ids.dedup();
     ids.join(", ")

@@ -12,28 +12,18 @@ use std::path::Path;
 pub(super) type Vars = Vec<(&'static str, String)>;
 
 pub(super) fn vars(f: &Facts) -> Vars {
-    let mut v = vec![
+    vec![
         ("GATEWAY", f.gateway_url.clone()),
         ("CA", f.ca_cert.display().to_string()),
         ("API_KEY", f.api_key.clone()),
         ("TOKEN", f.token.clone()),
         ("TOKEN_READ_ONLY", f.token_without_write_scope.clone()),
+        ("TOKEN_TO_REVOKE", f.token_to_revoke.clone()),
         ("CLIENT_CERT", f.client_cert.display().to_string()),
         ("CLIENT_KEY", f.client_key.display().to_string()),
         ("ADMIN", f.admin_url.clone()),
         ("OPERATOR_TOKEN", f.operator_token.clone()),
-    ];
-    // The token the revocation example spends: from its command.
-    if let Some(t) = f
-        .examples
-        .iter()
-        .find(|e| e.path == "/oauth2/revoke")
-        .and_then(|e| e.headers.iter().find(|[k, _]| k == "Authorization"))
-        .and_then(|[_, v]| v.strip_prefix("Bearer "))
-    {
-        v.push(("TOKEN_TO_REVOKE", t.to_owned()));
-    }
-    v
+    ]
 }
 
 /// `export NAME='value'` lines; written mode 0600.

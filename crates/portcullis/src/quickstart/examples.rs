@@ -12,7 +12,7 @@ pub(super) struct Example {
     pub(super) name: &'static str,
     method: &'static str,
     pub(super) path: &'static str,
-    pub(super) headers: Vec<[String; 2]>,
+    headers: Vec<[String; 2]>,
     body: Option<&'static str>,
     /// `Content-Type` of `body`.
     content_type: &'static str,

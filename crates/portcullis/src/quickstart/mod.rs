@@ -40,6 +40,8 @@ struct Facts {
     api_key: String,
     token: String,
     token_without_write_scope: String,
+    /// The token the self-service revocation example spends.
+    token_to_revoke: String,
     revoke_endpoint: String,
     revoke_all_endpoint: String,
     /// The gateway's context-token keys (loopback listener).
@@ -363,6 +365,7 @@ impl DemoFiles {
             api_key: api_key.clone(),
             token: token.clone(),
             token_without_write_scope: self.token_read_only.clone(),
+            token_to_revoke: self.token_to_revoke.clone(),
             revoke_endpoint: format!("{base}/oauth2/revoke"),
             revoke_all_endpoint: format!("{base}/oauth2/revoke-all"),
             context_jwks_url: paths.jwks_url.to_owned(),
